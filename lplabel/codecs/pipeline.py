@@ -1,0 +1,108 @@
+"""A validated codec chain for one column: what the writer runs on each chunk and the reader undoes."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CodecChainError, CodecError
+from .abc import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec, Spec, spec_to_json
+from .registry import get_codec
+
+
+class Pipeline:
+    """An ordered chain: array->array codecs, exactly one array->bytes codec, bytes->bytes codecs.
+
+    ``input_spec`` is the block the writer hands in; each array->array codec's ``resolve``
+    derives the next spec, and the chain is rejected at construction (before anything is
+    written) if any codec cannot take what the previous one produces.
+    """
+
+    def __init__(self, codecs, input_spec: Spec):
+        self.codecs = [c if not isinstance(c, (dict, str)) else get_codec(c) for c in codecs]
+        self.input_spec = tuple(input_spec)
+        self.array_array: list = []
+        self.array_bytes = None
+        self.bytes_bytes: list = []
+        for c in self.codecs:
+            if isinstance(c, ArrayArrayCodec):
+                if self.array_bytes is not None:
+                    raise CodecChainError(
+                        f"invalid codec order: array->array codec {c.name!r} after the array->bytes codec "
+                        f"{self.array_bytes.name!r}",
+                        hint="order is: array->array codecs, one array->bytes codec, bytes->bytes codecs",
+                    )
+                self.array_array.append(c)
+            elif isinstance(c, ArrayBytesCodec):
+                if self.array_bytes is not None:
+                    raise CodecChainError(
+                        f"two array->bytes codecs ({self.array_bytes.name!r} and {c.name!r}); only one is allowed"
+                    )
+                self.array_bytes = c
+            elif isinstance(c, BytesBytesCodec):
+                if self.array_bytes is None:
+                    raise CodecChainError(
+                        f"bytes->bytes codec {c.name!r} before any array->bytes codec",
+                        hint="put an array->bytes codec such as 'bytes' first",
+                    )
+                self.bytes_bytes.append(c)
+            else:
+                raise CodecChainError(f"{c!r} is not a codec")
+        if self.array_bytes is None:
+            raise CodecChainError("the codec chain has no array->bytes codec", hint="add {'name': 'bytes'}")
+        specs = [self.input_spec]
+        for c in self.array_array:
+            specs.append(tuple(c.resolve(specs[-1])))
+        self._specs = specs  # specs[i] is the input of array_array[i]; specs[-1] is what gets serialised
+
+    @property
+    def stored_spec(self) -> Spec:
+        """The fields as serialised by the array->bytes codec."""
+        return self._specs[-1]
+
+    @property
+    def decoded_spec(self) -> Spec:
+        """The fields :meth:`decode` returns."""
+        spec = self._specs[-1]
+        for i in range(len(self.array_array) - 1, -1, -1):
+            spec = self.array_array[i].decoded_spec(self._specs[i], spec)
+        return spec
+
+    @property
+    def lossy(self) -> bool:
+        return any(c.lossy for c in self.codecs)
+
+    def to_json(self) -> list:
+        return [c.to_json() for c in self.codecs]
+
+    def describe(self) -> str:
+        return " | ".join(
+            c.name + ("(" + ", ".join(f"{k}={v}" for k, v in c.get_config().items()) + ")" if c.get_config() else "")
+            for c in self.codecs
+        )
+
+    def header_entry(self) -> dict:
+        return {"input": spec_to_json(self.input_spec), "codecs": self.to_json()}
+
+    def encode(self, block: dict) -> bytes:
+        for c, spec in zip(self.array_array, self._specs):
+            block = c.encode(block, spec)
+        data = self.array_bytes.encode(block, self._specs[-1])
+        for c in self.bytes_bytes:
+            data = c.encode(data)
+        return data
+
+    def decode(self, data, n: int) -> dict:
+        for c in reversed(self.bytes_bytes):
+            data = c.decode(data)
+        block = self.array_bytes.decode(data, self._specs[-1], n)
+        for i in range(len(self.array_array) - 1, -1, -1):
+            block = self.array_array[i].decode(block, self._specs[i])
+        return block
+
+    def check_block(self, block: dict, n: int, where: str = "") -> None:
+        """Validate a block handed to the writer against the input spec (names, row count, shape)."""
+        for f in self.input_spec:
+            if f.name not in block:
+                raise CodecError(f"{where}missing field {f.name!r}; expected {[g.name for g in self.input_spec]}")
+            a = np.asarray(block[f.name])
+            if a.shape != (n, *f.shape):
+                raise CodecError(f"{where}field {f.name!r} has shape {a.shape}, expected {(n, *f.shape)}")

@@ -1,0 +1,112 @@
+"""``topk``: keep the k largest logits of each record and their class indices.
+
+Input: ``logits`` [C] (dense teacher output), or ``indices`` [k] + ``values`` [k] (labels that
+are top-k already, e.g. imported from LPQLD — then k must match and values are cast exactly).
+Output fields, in order: ``indices`` [k] (``index_type``), ``values`` [k] (``type``), and
+with ``tail != "none"`` a per-record ``tail`` scalar (``type``):
+
+* ``logsumexp``: log(sum(exp(z_c))) over the dropped classes c at T=1, so reconstruction can
+  give the dropped classes their probability mass back (exactly at T=1);
+* ``min``: the smallest logit, so the dropped classes can be filled with a floor value.
+
+Entries are ordered by decreasing value (ties: smaller class index first). Decoding returns
+the stored fields; :mod:`lplabel.reconstruct` turns them into probabilities.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..dtypes import FLOAT_TYPES, check_type, to_storage
+from ..errors import CodecChainError, CodecConfigError
+from .abc import ArrayArrayCodec, Field, spec_field
+from .registry import register_codec
+
+TAIL_MODES = ("none", "logsumexp", "min")
+INDEX_TYPES = ("uint8", "int16", "uint16", "int32")
+_INDEX_LIMIT = {"uint8": 256, "int16": 32768, "uint16": 65536, "int32": 2**31}
+
+
+def topk_of(logits: np.ndarray, k: int):
+    """Indices and values of the k largest entries per row, by decreasing value (vectorised)."""
+    logits = np.asarray(logits)
+    n, c = logits.shape
+    if k >= c:
+        part = np.broadcast_to(np.arange(c), (n, c))
+    else:
+        part = np.argpartition(-logits, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(logits, part, axis=1)
+    # sort by (-value, index): lexsort's last key is primary
+    order = np.lexsort((part, -vals.astype(np.float64)), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx, np.take_along_axis(vals, order, axis=1)
+
+
+def tail_summary(logits: np.ndarray, idx: np.ndarray, mode: str) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    if mode == "min":
+        return z.min(axis=1)
+    mask = np.ones(z.shape, dtype=bool)
+    np.put_along_axis(mask, idx, False, axis=1)
+    zm = np.where(mask, z, -np.inf)
+    m = zm.max(axis=1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return (np.log(np.exp(zm - m).sum(axis=1)) + m[:, 0])
+
+
+@register_codec
+class TopK(ArrayArrayCodec):
+    name = "topk"
+    lossy = True
+
+    def __init__(self, k: int, type: str = "float16", index_type: str = "uint16", tail: str = "none"):
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise CodecConfigError(f"topk: k must be a positive integer, got {k!r}")
+        self.k = k
+        self.type = check_type(type, allowed=FLOAT_TYPES, what="top-k value type")
+        self.index_type = check_type(index_type, allowed=INDEX_TYPES, what="top-k index type")
+        if tail not in TAIL_MODES:
+            raise CodecConfigError(f"topk: unknown tail mode {tail!r}", hint=f"choose one of {', '.join(TAIL_MODES)}")
+        self.tail = tail
+
+    def get_config(self):
+        return {"k": self.k, "type": self.type, "index_type": self.index_type, "tail": self.tail}
+
+    def resolve(self, spec):
+        names = [f.name for f in spec]
+        logits = spec_field(spec, "logits")
+        if logits is not None and len(spec) == 1:
+            c = logits.items_per_record
+            if self.k >= c:
+                raise CodecConfigError(f"topk: k={self.k} must be smaller than the number of classes ({c})",
+                                       hint="use the 'dense' codec to keep every class")
+            if c > _INDEX_LIMIT[self.index_type]:
+                raise CodecConfigError(f"topk: {c} classes do not fit index type {self.index_type}",
+                                       hint="use index_type 'uint16' (up to 65,536 classes) or 'int32'")
+        elif set(names) == {"indices", "values"}:
+            kin = spec_field(spec, "values").items_per_record
+            if kin != self.k:
+                raise CodecConfigError(f"topk: input holds top-{kin} labels, cannot store them as top-{self.k}",
+                                       hint="re-quantising can only keep k or fewer entries of the source")
+            if self.tail != "none":
+                raise CodecConfigError("topk: a tail summary needs the dense logits; the input is top-k already")
+        else:
+            raise CodecChainError(f"'topk' takes 'logits' or 'indices'+'values', got {names}")
+        out = [Field("indices", self.index_type, (self.k,)), Field("values", self.type, (self.k,))]
+        if self.tail != "none":
+            out.append(Field("tail", self.type, ()))
+        return tuple(out)
+
+    def encode(self, block, spec):
+        if "logits" in block:
+            z = np.asarray(block["logits"])
+            idx, vals = topk_of(z, self.k)
+        else:
+            idx, vals = np.asarray(block["indices"]), np.asarray(block["values"])
+        limit = _INDEX_LIMIT[self.index_type]
+        if idx.size and (idx.min() < 0 or idx.max() >= limit):
+            raise CodecConfigError(f"topk: class index out of range for index type {self.index_type}")
+        out = {"indices": to_storage(idx, self.index_type), "values": to_storage(vals, self.type)}
+        if self.tail != "none":
+            out["tail"] = to_storage(tail_summary(z, idx, self.tail).astype(np.float32), self.type)
+        return out

@@ -1,0 +1,397 @@
+"""Read a label store: header without payload, steps by (epoch, step) or position, decoded labels.
+
+Opening reads the header and the small tables (steps, chunk index) through h5py, checks their
+checksums, records where every payload segment starts in the file, and closes the HDF5
+handle again. Payload chunks are then read with ``os.pread`` on a plain file descriptor that
+is opened lazily in each process, so no HDF5 handle ever crosses a fork (DataLoader workers)
+and chunk reads run outside h5py's global lock. Every chunk's CRC-32 is checked on read.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..checksum import crc32, crc32_array
+from ..codecs import Pipeline, spec_from_json
+from ..errors import (ChecksumError, CodecError, CorruptStoreError, FormatVersionError, HeaderError, LplabelError,
+                      NotAStoreError, NotHDF5Error, StepNotFoundError, StoreOpenError, TruncatedFileError)
+from . import layout as L
+from .header import parse_header
+
+
+@dataclass
+class StepRecords:
+    """One stored step: its B views and their labels (the stored representation)."""
+
+    index: int
+    epoch: int
+    step: int
+    image: np.ndarray        # int32 [B]
+    crop: np.ndarray         # float32/float16 [B, 4]  (top, left, height, width) / source size
+    flip: np.ndarray         # bool [B]
+    mix_partner: np.ndarray  # int16 [B], -1 = not mixed
+    mix_lambda: float        # NaN = no mixing in this step
+    mix_box: np.ndarray      # int16 [4] (row0, col0, row1, col1) in output pixels
+    label: dict              # decoded label block, e.g. {"logits"} or {"indices", "values"[, "tail"]}
+
+    def __len__(self):
+        return len(self.image)
+
+
+def _sniff(path: Path, head: bytes) -> str:
+    if head.startswith(b"version https://git-lfs"):
+        return "it is a Git LFS pointer, not the file's content (run `git lfs pull`)"
+    if head.startswith(b"PK\x03\x04"):
+        return "it is a zip file, probably a torch.save() label batch of SRe2L/LPLD/LPQLD (import it with `lplabel encode`)"
+    if head.startswith(b"\x80"):
+        return "it looks like a Python pickle (a legacy label file? import it with `lplabel encode`)"
+    if not head:
+        return "the file is empty"
+    return "its first bytes are not the HDF5 signature"
+
+
+def _classify_h5_error(e: Exception, path: Path) -> LplabelError:
+    msg = str(e)
+    if "truncated" in msg.lower():
+        return TruncatedFileError(f"file is truncated ({msg})", path=path,
+                                  hint="the file was cut short by an interrupted copy or write; copy or regenerate it")
+    return CorruptStoreError(f"HDF5 structure is damaged ({msg})", path=path,
+                             hint="run `lplabel verify` for details; restore the file from a good copy")
+
+
+def _read_table(f: h5py.File, name: str, path: Path) -> np.ndarray:
+    try:
+        d = f[name]
+        a = d[()]
+        stored = d.attrs.get(L.ATTR_CRC)
+    except KeyError:
+        raise CorruptStoreError(f"missing dataset {name!r}", path=path, part=name,
+                                hint="the file is not a complete lplabel store") from None
+    except (OSError, RuntimeError, ValueError, TypeError) as e:
+        raise CorruptStoreError(f"cannot read dataset {name!r} ({e})", path=path, part=name) from None
+    a = np.asarray(a)
+    if stored is None or int(stored) != crc32_array(a):
+        raise ChecksumError(f"checksum mismatch in {name!r}", path=path, part=name,
+                            hint="the file was modified or damaged; restore it from a good copy")
+    return a
+
+
+class LabelStore:
+    """A label store opened for reading. Cheap to pickle: workers re-open the file themselves."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self._load()
+        self._fd = None
+        self._fd_pid = None
+        self._cache: dict = {}
+
+    # -- opening ------------------------------------------------------------------------------
+    def _load(self) -> None:
+        path = self.path
+        if not path.exists():
+            raise StoreOpenError("no such file", path=path)
+        if path.is_dir():
+            raise NotAStoreError("is a directory, not a label store", path=path,
+                                 hint="legacy label directories are imported with `lplabel encode DIR -o OUT.lpl`")
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+        if not head.startswith(L.HDF5_MAGIC):
+            raise NotHDF5Error(f"not an HDF5 file: {_sniff(path, head)}", path=path)
+        try:
+            f = h5py.File(path, "r", locking=False)
+        except (OSError, RuntimeError) as e:
+            raise _classify_h5_error(e, path) from None
+        try:
+            self._load_from(f)
+        except LplabelError:
+            raise
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError) as e:
+            raise _classify_h5_error(e, path) from None
+        finally:
+            f.close()
+
+    def _load_from(self, f: h5py.File) -> None:
+        path = self.path
+        fmt = f.attrs.get(L.ATTR_FORMAT)
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode("utf-8", "replace")
+        if fmt == L.FORMAT_NAME + "-incomplete":
+            raise NotAStoreError("the store was never finished (its writer stopped before close)", path=path,
+                                 hint="re-run the job that writes it")
+        if fmt != L.FORMAT_NAME:
+            raise NotAStoreError("HDF5 file, but not an lplabel label store (no 'lplabel_format' attribute)", path=path)
+        ver = f.attrs.get(L.ATTR_VERSION)
+        try:
+            major, minor = (int(v) for v in np.asarray(ver).reshape(-1)[:2])
+        except (TypeError, ValueError):
+            raise CorruptStoreError("unreadable 'lplabel_version' attribute", path=path, part="root attributes") from None
+        if major != L.FORMAT_VERSION[0]:
+            raise FormatVersionError(
+                f"store format version {major}.{minor}, this lplabel reads {L.FORMAT_VERSION[0]}.x", path=path,
+                hint="upgrade lplabel" if major > L.FORMAT_VERSION[0] else "re-encode it with the lplabel that wrote it",
+            )
+        self.format_version = (major, minor)
+        if L.HEADER not in f:
+            raise CorruptStoreError("missing header dataset", path=path, part="header")
+        raw = np.asarray(f[L.HEADER][()], dtype=np.uint8).tobytes()
+        stored = f.attrs.get(L.ATTR_HEADER_CRC)
+        if stored is None or int(stored) != crc32(raw):
+            raise ChecksumError("header checksum mismatch", path=path, part="header",
+                                hint="the file was modified or damaged; restore it from a good copy")
+        self.header = parse_header(raw, path)
+        self.tables = {name: _read_table(f, name, path) for name in L.TABLES}
+        self._keys_raw = _read_table(f, L.IMAGE_KEYS, path)
+        self.pipelines = {}
+        self.chunks = {}
+        self.chunk_crc = {}
+        self.segment_offsets = {}
+        for name in L.COLUMNS:
+            col = self.header["columns"][name]
+            try:
+                self.pipelines[name] = Pipeline(col["codecs"], spec_from_json(col["input"]))
+            except LplabelError as e:
+                raise type(e)(e.message, path=path, part=f"column {name!r} codecs", hint=e.hint) from None
+            except (KeyError, TypeError, ValueError) as e:
+                raise HeaderError(f"bad field spec for column {name!r} ({e})", path=path, part="header") from None
+            self.chunks[name] = _read_table(f, L.column_chunks(name), path).reshape(-1, 3)
+            self.chunk_crc[name] = _read_table(f, L.column_crc(name), path)
+            nseg = int(self.chunks[name][:, 0].max()) + 1 if len(self.chunks[name]) else 0
+            offs = []
+            for s in range(nseg):
+                seg = L.segment_name(name, s)
+                if seg not in f:
+                    raise CorruptStoreError(f"missing payload segment {seg!r}", path=path, part=seg)
+                ds = f[seg]
+                off = ds.id.get_offset()
+                offs.append((-1 if off is None else int(off), int(ds.shape[0])))
+            self.segment_offsets[name] = offs
+        self._check_structure()
+
+    def _check_structure(self) -> None:
+        """Cross-check the tables so later reads can trust them (cheap, O(steps))."""
+        h, t, path = self.header, self.tables, self.path
+        S = len(t[L.STEP_EPOCH])
+        rs = t[L.STEP_RECORD_START]
+        cs = t[L.CHUNK_STEP_START]
+        problems = []
+        if S != h["steps"] or len(t[L.STEP_STEP]) != S or len(t[L.STEP_MIX_LAMBDA]) != S or \
+                t[L.STEP_MIX_BOX].shape != (S, 4):
+            problems.append(f"step tables disagree with the header's {h['steps']} steps")
+        if rs.shape != (S + 1,) or rs[0] != 0 or rs[-1] != h["records"] or np.any(np.diff(rs) < 1):
+            problems.append("steps/record_start is not an increasing table ending at the record count")
+        if len(cs) < 1 or cs[0] != 0 or cs[-1] != S or np.any(np.diff(cs) < 1):
+            problems.append("chunks/step_start does not tile the steps")
+        for name in L.COLUMNS:
+            if len(self.chunks[name]) != len(cs) - 1 or len(self.chunk_crc[name]) != len(cs) - 1:
+                problems.append(f"column {name!r} has {len(self.chunks[name])} chunks, the grid has {len(cs) - 1}")
+        if len(t[L.IMAGE_CLASS]) != h["num_images"]:
+            problems.append("images/class length differs from num_images")
+        if problems:
+            raise CorruptStoreError("; ".join(problems), path=path, part="tables",
+                                    hint="the file is damaged or was not written by lplabel")
+        key = t[L.STEP_EPOCH].astype(np.int64) * max(h["steps_per_epoch"], 1) + t[L.STEP_STEP]
+        if np.any(np.diff(key) <= 0):
+            raise CorruptStoreError("steps are not in increasing (epoch, step) order", path=path, part="steps")
+        self._step_keys = key
+
+    # -- pickling: metadata only --------------------------------------------------------------
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d["_fd"] = None
+        d["_fd_pid"] = None
+        d["_cache"] = {}
+        d.pop("image_keys", None)
+        return d
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        if self._fd is not None and self._fd_pid == os.getpid():
+            os.close(self._fd)
+        self._fd = None
+        self._cache = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- header facts --------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return self.header["num_classes"]
+
+    @property
+    def num_images(self) -> int:
+        return self.header["num_images"]
+
+    @property
+    def num_records(self) -> int:
+        return self.header["records"]
+
+    @property
+    def num_steps(self) -> int:
+        return self.header["steps"]
+
+    @property
+    def epochs(self) -> int:
+        return self.header["epochs"]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.header["steps_per_epoch"]
+
+    @property
+    def batch_size(self) -> int:
+        return self.header["batch_size"]
+
+    @property
+    def store_id(self) -> str:
+        """Identifies this store's content (header checksum); resume state is tied to it."""
+        return f"{self.header['images']['keys_sha256'][:16]}-{crc32(repr(self.header).encode()):08x}-{self.num_records}"
+
+    @cached_property
+    def image_keys(self) -> list:
+        import json
+        return json.loads(self._keys_raw.tobytes().decode("utf-8"))
+
+    @property
+    def image_classes(self) -> np.ndarray:
+        return self.tables[L.IMAGE_CLASS]
+
+    @property
+    def step_epoch(self) -> np.ndarray:
+        return self.tables[L.STEP_EPOCH]
+
+    @property
+    def step_index(self) -> np.ndarray:
+        return self.tables[L.STEP_STEP]
+
+    @property
+    def record_start(self) -> np.ndarray:
+        return self.tables[L.STEP_RECORD_START]
+
+    @property
+    def stored_epochs(self) -> np.ndarray:
+        return np.unique(self.step_epoch)
+
+    # -- locating steps ------------------------------------------------------------------------
+    def find(self, epoch: int, step: int) -> int:
+        """Position of (epoch, step) among the stored steps; StepNotFoundError if not stored."""
+        key = int(epoch) * max(self.steps_per_epoch, 1) + int(step)
+        i = int(np.searchsorted(self._step_keys, key))
+        if i >= len(self._step_keys) or self._step_keys[i] != key or not (0 <= step < self.steps_per_epoch):
+            raise StepNotFoundError(f"(epoch {epoch}, step {step}) is not in this store", path=self.path,
+                                    hint=f"it holds {self.num_steps} steps of epochs "
+                                         f"{self.step_epoch.min() if self.num_steps else '-'}..{self.step_epoch.max() if self.num_steps else '-'}")
+        return i
+
+    def _part(self, name: str, chunk: int) -> str:
+        cs = self.tables[L.CHUNK_STEP_START]
+        s0, s1 = int(cs[chunk]), int(cs[chunk + 1]) - 1
+        e0, e1 = int(self.step_epoch[s0]), int(self.step_epoch[s1])
+        return (f"column {name!r}, chunk {chunk} (epoch {e0} step {int(self.step_index[s0])} .. "
+                f"epoch {e1} step {int(self.step_index[s1])})")
+
+    # -- reading payload -----------------------------------------------------------------------
+    def _file(self) -> int:
+        pid = os.getpid()
+        if self._fd is None or self._fd_pid != pid:
+            self._fd = os.open(self.path, os.O_RDONLY)
+            self._fd_pid = pid
+            self._cache = {}
+        return self._fd
+
+    def read_chunk_bytes(self, name: str, chunk: int, *, check: bool = True) -> bytes:
+        """The encoded bytes of one chunk of a column, CRC-checked."""
+        seg, off, n = (int(v) for v in self.chunks[name][chunk])
+        try:
+            base, seglen = self.segment_offsets[name][seg]
+        except IndexError:
+            raise CorruptStoreError("chunk index points at a missing segment", path=self.path,
+                                    part=self._part(name, chunk)) from None
+        if base < 0 or off < 0 or n < 0 or off + n > seglen:
+            raise CorruptStoreError("chunk index points outside its segment", path=self.path, part=self._part(name, chunk))
+        data = os.pread(self._file(), n, base + off)
+        if len(data) != n:
+            raise TruncatedFileError(f"chunk ends beyond the end of the file ({len(data)} of {n} bytes)",
+                                     path=self.path, part=self._part(name, chunk),
+                                     hint="the file was cut short; copy or regenerate it")
+        if check and crc32(data) != int(self.chunk_crc[name][chunk]):
+            raise ChecksumError("checksum mismatch", path=self.path, part=self._part(name, chunk),
+                                hint="the file is damaged; restore it from a good copy or regenerate these steps")
+        return data
+
+    def decode_chunk(self, name: str, chunk: int) -> dict:
+        key = (name, chunk)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        data = self.read_chunk_bytes(name, chunk)
+        cs = self.tables[L.CHUNK_STEP_START]
+        rs = self.record_start
+        n = int(rs[cs[chunk + 1]] - rs[cs[chunk]])
+        try:
+            block = self.pipelines[name].decode(data, n)
+        except LplabelError as e:
+            raise CodecError(e.message, path=self.path, part=self._part(name, chunk), hint=e.hint) from None
+        # keep the most recent chunk of each column (sequential readers hit it)
+        self._cache = {k: v for k, v in self._cache.items() if k[0] != name}
+        self._cache[key] = block
+        return block
+
+    def _rows(self, name: str, i: int) -> dict:
+        cs = self.tables[L.CHUNK_STEP_START]
+        chunk = int(np.searchsorted(cs, i, side="right")) - 1
+        block = self.decode_chunk(name, chunk)
+        rs = self.record_start
+        base = rs[cs[chunk]]
+        a, b = int(rs[i] - base), int(rs[i + 1] - base)
+        return {k: v[a:b] for k, v in block.items()}
+
+    def step_at(self, i: int, *, columns=L.COLUMNS) -> StepRecords:
+        """The i-th stored step (0 <= i < num_steps)."""
+        if not 0 <= i < self.num_steps:
+            raise IndexError(f"step position {i} outside 0..{self.num_steps - 1}")
+        got = {name: self._rows(name, i) for name in columns}
+        return StepRecords(
+            index=i, epoch=int(self.step_epoch[i]), step=int(self.step_index[i]),
+            image=got["image"]["image"] if "image" in got else None,
+            crop=got["crop"]["crop"] if "crop" in got else None,
+            flip=got["flip"]["flip"] if "flip" in got else None,
+            mix_partner=got["mix_partner"]["mix_partner"] if "mix_partner" in got else None,
+            mix_lambda=float(self.tables[L.STEP_MIX_LAMBDA][i]),
+            mix_box=self.tables[L.STEP_MIX_BOX][i],
+            label=got.get("label"),
+        )
+
+    def read_step(self, epoch: int, step: int, **kw) -> StepRecords:
+        """The step stored for (epoch, step)."""
+        return self.step_at(self.find(epoch, step), **kw)
+
+    def steps_in_epoch(self, epoch: int) -> np.ndarray:
+        """Positions of the stored steps of one epoch."""
+        return np.flatnonzero(self.step_epoch == epoch)
+
+    def iter_steps(self, positions=None, **kw):
+        for i in (range(self.num_steps) if positions is None else positions):
+            yield self.step_at(int(i), **kw)
+
+    def column_bytes(self, name: str) -> int:
+        return int(self.chunks[name][:, 2].sum()) if len(self.chunks[name]) else 0
+
+
+def open_store(path) -> LabelStore:
+    """Open a label store for reading (see :class:`LabelStore`)."""
+    return LabelStore(path)

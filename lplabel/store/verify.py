@@ -1,0 +1,81 @@
+"""Full integrity check of a store: structure, every checksum, every chunk decodes, values in range."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import LplabelError
+from . import layout as L
+from .reader import LabelStore
+
+
+@dataclass
+class VerifyReport:
+    path: str
+    problems: list = field(default_factory=list)
+    chunks_checked: int = 0
+    bytes_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _segment_tiling(store: LabelStore, name: str) -> list:
+    """Chunks must tile each segment exactly: no gaps, no overlaps, nothing past the end."""
+    out = []
+    ch = store.chunks[name]
+    for s, (_, seglen) in enumerate(store.segment_offsets[name]):
+        rows = ch[ch[:, 0] == s]
+        ends = np.concatenate([[0], rows[:, 1] + rows[:, 2]])
+        if len(rows) == 0 or np.any(rows[:, 1] != ends[:-1]) or ends[-1] != seglen:
+            out.append(f"column {name!r}: chunks do not tile segment {s} exactly")
+    return out
+
+
+def verify_store(path, *, progress=None) -> VerifyReport:
+    """Check everything; never raises for a damaged file, returns the problems instead."""
+    report = VerifyReport(str(path))
+    try:
+        store = LabelStore(path)
+    except LplabelError as e:
+        report.problems.append(str(e))
+        return report
+    with store:
+        cs = store.tables[L.CHUNK_STEP_START]
+        nchunks = len(cs) - 1
+        for name in L.COLUMNS:
+            report.problems += _segment_tiling(store, name)
+        C, N = store.num_classes, store.num_images
+        rs = store.record_start
+        for c in range(nchunks):
+            for name in L.COLUMNS:
+                try:
+                    block = store.decode_chunk(name, c)
+                except LplabelError as e:
+                    report.problems.append(str(e))
+                    continue
+                report.chunks_checked += 1
+                report.bytes_checked += int(store.chunks[name][c, 2])
+                part = store._part(name, c)
+                if name == "image":
+                    a = block["image"]
+                    if a.size and (a.min() < 0 or a.max() >= N):
+                        report.problems.append(f"{path}: image id outside [0, {N}) [at {part}]")
+                elif name == "mix_partner":
+                    a = block["mix_partner"].astype(np.int64)
+                    sizes = np.diff(rs[cs[c]:cs[c + 1] + 1])
+                    limit = np.repeat(sizes, sizes)
+                    if a.size and (np.any(a < -1) or np.any(a >= limit)):
+                        report.problems.append(f"{path}: mix partner outside its step [at {part}]")
+                elif name == "label" and "indices" in block:
+                    a = block["indices"]
+                    if a.size and (a.astype(np.int64).min() < 0 or a.astype(np.int64).max() >= C):
+                        report.problems.append(f"{path}: top-k class index outside [0, {C}) [at {part}]")
+                elif name == "crop":
+                    if not np.isfinite(block["crop"].astype(np.float32)).all():
+                        report.problems.append(f"{path}: non-finite crop box [at {part}]")
+            if progress is not None:
+                progress(1)
+    return report

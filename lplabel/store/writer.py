@@ -1,0 +1,347 @@
+"""Write a label store step by step, in bounded memory, atomically.
+
+The writer keeps at most one chunk of steps plus one segment of encoded bytes per column in
+memory, so a 100 GB store streams through a few MB. It writes to a temporary file beside the
+target and renames it into place only in :meth:`StoreWriter.close`: a crash or kill never
+leaves a half-written file under the final name, and an existing file there stays untouched
+until the new one is complete.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..checksum import crc32, crc32_array
+from ..codecs import Field, Pipeline, default_column_codecs, default_label_codecs
+from ..errors import CodecError, LplabelError, OutputExistsError, WriterError
+from ..images import image_index
+from . import layout as L
+from .header import build_header, encode_header
+
+_CONFIG_FIELDS = {
+    "image": Field("image", "int32", ()),
+    "flip": Field("flip", "bool", ()),
+    "mix_partner": Field("mix_partner", "int16", ()),
+}
+
+
+def _json_safe(obj):
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def temp_path_for(path: Path) -> Path:
+    """Temporary name beside ``path`` (same filesystem, so the final rename is atomic)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """fsync ``tmp`` and atomically rename it to ``path``."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass
+
+
+class _Column:
+    """One per-record column: encodes chunks, buffers them into segments, keeps the chunk index."""
+
+    def __init__(self, name: str, pipeline: Pipeline, segment_bytes: int):
+        self.name = name
+        self.pipeline = pipeline
+        self.segment_bytes = segment_bytes
+        self.buffer = bytearray()
+        self.segment = 0
+        self.chunks: list = []  # (segment, offset, nbytes)
+        self.crcs: list = []
+        self.nbytes = 0
+
+    def add_chunk(self, block: dict) -> None:
+        data = self.pipeline.encode(block)
+        self.chunks.append((self.segment, len(self.buffer), len(data)))
+        self.crcs.append(crc32(data))
+        self.buffer += data
+        self.nbytes += len(data)
+
+    def flush(self, f: h5py.File, force: bool = False) -> None:
+        if self.buffer and (force or len(self.buffer) >= self.segment_bytes):
+            f.create_dataset(L.segment_name(self.name, self.segment), data=np.frombuffer(bytes(self.buffer), np.uint8))
+            self.buffer = bytearray()
+            self.segment += 1
+
+
+class StoreWriter:
+    """Stream steps into a new label store.
+
+    Parameters
+    ----------
+    path: the ``.lpl`` file to create.
+    num_classes: C, the width of every soft label.
+    images: the distilled set (:class:`~lplabel.images.ImageSet` or ``ImageIndex``, or a count).
+    batch_size: B, records per full step.
+    epochs, steps_per_epoch: the nominal schedule the records belong to (a pruned store holds
+        only some of these steps; ``steps_per_epoch`` defaults to ceil(N / B), or floor with
+        ``drop_last``).
+    label_codecs: the label column's codec chain (default: dense fp16 + bytes/shuffle/zstd).
+    label_input: ``"logits"`` (write_step takes dense ``logits`` [B, C]) or ``("topk", k)``
+        (write_step takes ``topk_indices`` and ``topk_values`` [B, k]).
+    crop_type: float32 (default) or float16 for the crop boxes.
+    augmentation, teacher: dicts recorded in the header (see spec/FORMAT.md).
+    steps_per_chunk: steps per independently decodable chunk (1 = finest random access).
+    overwrite: replace an existing file at ``path`` (only once the new one is complete).
+    """
+
+    def __init__(self, path, *, num_classes: int, images, batch_size: int, epochs: int,
+                 steps_per_epoch: int | None = None, drop_last: bool = False, label_codecs=None,
+                 label_input="logits", crop_type: str = "float32", augmentation: dict | None = None,
+                 teacher: dict | None = None, seed=None, selection: dict | None = None,
+                 extensions: dict | None = None, steps_per_chunk: int = 1,
+                 segment_bytes: int = 16 << 20, zstd_level: int = 3, overwrite: bool = False):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise OutputExistsError("output is a directory", path=self.path, hint="give a file name ending in .lpl")
+        if self.path.exists() and not overwrite:
+            raise OutputExistsError("output exists", path=self.path, hint="choose another name or pass overwrite/--force")
+        if not self.path.parent.exists():
+            raise WriterError("output directory does not exist", path=self.path.parent)
+        self.images = image_index(images)
+        n_img = len(self.images)
+        if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+            raise WriterError(f"num_classes must be a positive integer, got {num_classes!r}", path=self.path)
+        if batch_size < 1 or epochs < 1 or n_img < 1:
+            raise WriterError(f"batch_size ({batch_size}), epochs ({epochs}) and image count ({n_img}) must be >= 1",
+                              path=self.path)
+        if batch_size > 32767:
+            raise WriterError(f"batch_size {batch_size} exceeds 32767 (mix partners are int16)", path=self.path)
+        if steps_per_epoch is None:
+            steps_per_epoch = n_img // batch_size if drop_last else -(-n_img // batch_size)
+        if steps_per_chunk < 1:
+            raise WriterError("steps_per_chunk must be >= 1", path=self.path)
+        self.num_classes = int(num_classes)
+        self.batch_size = int(batch_size)
+        self.epochs = int(epochs)
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.steps_per_chunk = int(steps_per_chunk)
+
+        if label_input == "logits":
+            label_spec = (Field("logits", "float32", (self.num_classes,)),)
+            self._label_kind, self._k = "logits", None
+        elif isinstance(label_input, (tuple, list)) and len(label_input) == 2 and label_input[0] == "topk":
+            self._label_kind, self._k = "topk", int(label_input[1])
+            label_spec = (Field("indices", "int64", (self._k,)), Field("values", "float32", (self._k,)))
+        else:
+            raise WriterError(f"label_input must be 'logits' or ('topk', k), got {label_input!r}", path=self.path)
+        if label_codecs is None:
+            label_codecs = default_label_codecs("dense", level=zstd_level) if self._label_kind == "logits" else \
+                default_label_codecs("topk", k=self._k, level=zstd_level)
+        try:
+            label_pipe = Pipeline(label_codecs, label_spec)
+        except LplabelError as e:
+            raise type(e)(e.message, path=self.path, part="label codecs", hint=e.hint) from None
+        if crop_type not in ("float32", "float16"):
+            raise WriterError(f"crop_type must be float32 or float16, got {crop_type!r}", path=self.path)
+        crop_field = Field("crop", crop_type, (4,))
+        fields = dict(_CONFIG_FIELDS, crop=crop_field)
+        self._columns = {}
+        for name in L.CONFIG_COLUMNS:
+            f = fields[name]
+            es = 2 if f.type == "float16" else (1 if f.type == "bool" else np.dtype(f.type).itemsize)
+            self._columns[name] = _Column(name, Pipeline(default_column_codecs(es, zstd_level), (f,)), segment_bytes)
+        self._columns["label"] = _Column("label", label_pipe, segment_bytes)
+
+        self._header_args = dict(
+            num_classes=self.num_classes, images=self.images.header_entry(), epochs=self.epochs,
+            steps_per_epoch=self.steps_per_epoch, batch_size=self.batch_size, drop_last=bool(drop_last),
+            augmentation=_json_safe(augmentation or {}),
+            teacher=_json_safe({"description": "", "checksum": None, "temperature": 1.0, **(teacher or {})}),
+            columns={n: c.pipeline.header_entry() for n, c in self._columns.items()},
+            steps_per_chunk=self.steps_per_chunk, segment_bytes=int(segment_bytes),
+            seed=_json_safe(seed), selection=_json_safe(selection), extensions=_json_safe(extensions),
+        )
+        build_header(**self._header_args)  # validate JSON-ability early
+        encode_header(build_header(**self._header_args))
+
+        self._tmp = temp_path_for(self.path)
+        self._f = h5py.File(self._tmp, "w", libver=("v110", "v110"))
+        self._f.attrs[L.ATTR_FORMAT] = L.FORMAT_NAME + "-incomplete"
+        self._steps = {k: [] for k in ("epoch", "step", "count", "lam", "box")}
+        self._pending: list = []
+        self._chunk_step_start = [0]
+        self._records = 0
+        self._last_key = (-1, -1)
+        self._closed = False
+
+    # -- writing -------------------------------------------------------------------------------
+    def write_step(self, epoch: int, step: int, *, image, crop, flip, logits=None, topk_indices=None,
+                   topk_values=None, mix_partner=None, mix_lambda: float = math.nan, mix_box=None) -> None:
+        """Append one step: B views (image id, crop box, flip, mix partner) and their labels."""
+        if self._closed:
+            raise WriterError("write_step on a closed writer", path=self.path)
+        where = f"epoch {epoch}, step {step}"
+        epoch, step = int(epoch), int(step)
+        if not (0 <= epoch < self.epochs and 0 <= step < self.steps_per_epoch):
+            raise WriterError(f"(epoch, step) = ({epoch}, {step}) outside the schedule of {self.epochs} epochs x "
+                              f"{self.steps_per_epoch} steps", path=self.path, part=where)
+        if (epoch, step) <= self._last_key:
+            raise WriterError(f"steps must be written in increasing (epoch, step) order; ({epoch}, {step}) comes "
+                              f"after {self._last_key}", path=self.path, part=where)
+        image = np.asarray(image)
+        b = image.shape[0] if image.ndim == 1 else -1
+        if not 1 <= b <= self.batch_size:
+            raise WriterError(f"image ids must be a 1-D array of 1..{self.batch_size} entries, got shape {image.shape}",
+                              path=self.path, part=where)
+        if image.min() < 0 or image.max() >= len(self.images):
+            raise WriterError(f"image ids must lie in [0, {len(self.images)})", path=self.path, part=where)
+        crop = np.asarray(crop)
+        if crop.shape != (b, 4) or not np.isfinite(crop).all():
+            raise WriterError(f"crop must be finite with shape ({b}, 4), got {crop.shape}", path=self.path, part=where)
+        flip = np.asarray(flip)
+        if flip.shape != (b,):
+            raise WriterError(f"flip must have shape ({b},), got {flip.shape}", path=self.path, part=where)
+        if mix_partner is None:
+            mix_partner = np.full(b, -1, dtype=np.int16)
+        mix_partner = np.asarray(mix_partner)
+        if mix_partner.shape != (b,) or (b and (mix_partner.min() < -1 or mix_partner.max() >= b)):
+            raise WriterError(f"mix_partner must have shape ({b},) with values in [-1, {b})", path=self.path, part=where)
+        box = np.zeros(4, np.int16) if mix_box is None else np.asarray(mix_box)
+        if box.shape != (4,) or np.any(box < np.iinfo(np.int16).min) or np.any(box > np.iinfo(np.int16).max):
+            raise WriterError("mix_box must be 4 integers (row0, col0, row1, col1)", path=self.path, part=where)
+        label = self._label_block(b, logits, topk_indices, topk_values, where)
+        self._steps["epoch"].append(epoch)
+        self._steps["step"].append(step)
+        self._steps["count"].append(b)
+        self._steps["lam"].append(float(mix_lambda))
+        self._steps["box"].append(box.astype(np.int16))
+        self._pending.append({"image": image, "crop": crop, "flip": flip, "mix_partner": mix_partner, "label": label})
+        self._last_key = (epoch, step)
+        self._records += b
+        if len(self._pending) >= self.steps_per_chunk:
+            self._flush_chunk()
+
+    def _label_block(self, b, logits, topk_indices, topk_values, where):
+        if self._label_kind == "logits":
+            if logits is None or topk_indices is not None:
+                raise WriterError("this store takes dense logits (label_input='logits')", path=self.path, part=where)
+            logits = np.asarray(logits)
+            if logits.shape != (b, self.num_classes):
+                raise WriterError(f"logits must have shape ({b}, {self.num_classes}), got {logits.shape}",
+                                  path=self.path, part=where,
+                                  hint="the teacher's output width must equal num_classes")
+            return {"logits": logits}
+        if topk_indices is None or topk_values is None or logits is not None:
+            raise WriterError("this store takes topk_indices and topk_values (label_input=('topk', k))",
+                              path=self.path, part=where)
+        idx, val = np.asarray(topk_indices), np.asarray(topk_values)
+        if idx.shape != (b, self._k) or val.shape != (b, self._k):
+            raise WriterError(f"top-k arrays must have shape ({b}, {self._k}), got {idx.shape} and {val.shape}",
+                              path=self.path, part=where)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_classes):
+            raise WriterError(f"top-k class indices must lie in [0, {self.num_classes})", path=self.path, part=where)
+        return {"indices": idx, "values": val}
+
+    def _flush_chunk(self) -> None:
+        if not self._pending:
+            return
+        for name, col in self._columns.items():
+            parts = [p[name] for p in self._pending]
+            if name == "label":
+                block = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            else:
+                block = {name: np.concatenate(parts)}
+            try:
+                col.add_chunk(block)
+            except LplabelError as e:
+                raise CodecError(f"cannot encode column {name!r}: {e.message}", path=self.path,
+                                 part=f"steps {len(self._steps['epoch']) - len(self._pending)}..", hint=e.hint) from None
+            col.flush(self._f)
+        self._chunk_step_start.append(len(self._steps["epoch"]))
+        self._pending = []
+
+    # -- finishing -------------------------------------------------------------------------------
+    def _table(self, name: str, data: np.ndarray) -> None:
+        d = self._f.create_dataset(name, data=data)
+        d.attrs[L.ATTR_CRC] = np.uint32(crc32_array(data))
+
+    def close(self) -> Path:
+        """Finish the store and atomically move it to its final name. Returns the path."""
+        if self._closed:
+            return self.path
+        try:
+            self._flush_chunk()
+            for col in self._columns.values():
+                col.flush(self._f, force=True)
+                self._table(L.column_chunks(col.name), np.asarray(col.chunks, dtype="<i8").reshape(-1, 3))
+                self._table(L.column_crc(col.name), np.asarray(col.crcs, dtype="<u4"))
+            s = self._steps
+            counts = np.asarray(s["count"], dtype="<i8")
+            self._table(L.STEP_EPOCH, np.asarray(s["epoch"], dtype="<i4"))
+            self._table(L.STEP_STEP, np.asarray(s["step"], dtype="<i4"))
+            self._table(L.STEP_RECORD_START, np.concatenate([[0], np.cumsum(counts)]).astype("<i8"))
+            self._table(L.STEP_MIX_LAMBDA, np.asarray(s["lam"], dtype="<f8"))
+            self._table(L.STEP_MIX_BOX, np.asarray(s["box"], dtype="<i2").reshape(-1, 4))
+            self._table(L.CHUNK_STEP_START, np.asarray(self._chunk_step_start, dtype="<i8"))
+            keys = np.frombuffer(encode_header(self.images.keys), dtype=np.uint8)
+            self._table(L.IMAGE_KEYS, keys)
+            self._table(L.IMAGE_CLASS, self.images.classes.astype("<i4"))
+            header = build_header(**self._header_args, records=self._records, steps=len(s["epoch"]))
+            raw = np.frombuffer(encode_header(header), dtype=np.uint8)
+            self._f.create_dataset(L.HEADER, data=raw)
+            self._f.attrs[L.ATTR_VERSION] = np.asarray(L.FORMAT_VERSION, dtype="<i4")
+            self._f.attrs[L.ATTR_HEADER_CRC] = np.uint32(crc32(raw.tobytes()))
+            self._f.attrs[L.ATTR_FORMAT] = L.FORMAT_NAME
+            self._f.close()
+            publish(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the partial store: remove the temporary file, leave any existing target as it was."""
+        self._closed = True
+        try:
+            self._f.close()
+        except Exception:
+            pass
+        try:
+            self._tmp.unlink()
+        except FileNotFoundError:
+            pass
+
+    @property
+    def records_written(self) -> int:
+        return self._records
+
+    @property
+    def steps_written(self) -> int:
+        return len(self._steps["epoch"])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
