@@ -64,6 +64,18 @@ def _classify_h5_error(e: Exception, path: Path) -> LplabelError:
                              hint="run `lplabel verify` for details; restore the file from a good copy")
 
 
+def _open_h5(path: Path) -> h5py.File:
+    """Open read-only without file locking (locks fail on NFS/Lustre and read-only media). If
+    this process already has the file open with locking (HDF5 shares one handle per file),
+    the flags must match, so fall back to the default."""
+    try:
+        return h5py.File(path, "r", locking=False)
+    except OSError as e:
+        if "locking flag" not in str(e):
+            raise
+        return h5py.File(path, "r")
+
+
 def _read_table(f: h5py.File, name: str, path: Path) -> np.ndarray:
     try:
         d = f[name]
@@ -104,7 +116,7 @@ class LabelStore:
         if not head.startswith(L.HDF5_MAGIC):
             raise NotHDF5Error(f"not an HDF5 file: {_sniff(path, head)}", path=path)
         try:
-            f = h5py.File(path, "r", locking=False)
+            f = _open_h5(path)
         except (OSError, RuntimeError) as e:
             raise _classify_h5_error(e, path) from None
         try:

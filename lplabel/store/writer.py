@@ -21,7 +21,7 @@ from ..codecs import Field, Pipeline, default_column_codecs, default_label_codec
 from ..errors import CodecError, LplabelError, OutputExistsError, WriterError
 from ..images import image_index
 from . import layout as L
-from .header import build_header, encode_header
+from .header import build_header, encode_header, validate_header
 
 _CONFIG_FIELDS = {
     "image": Field("image", "int32", ()),
@@ -44,6 +44,9 @@ def temp_path_for(path: Path) -> Path:
     """Temporary name beside ``path`` (same filesystem, so the final rename is atomic)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a finished store gets ordinary permissions
     return Path(tmp)
 
 
@@ -177,8 +180,13 @@ class StoreWriter:
             steps_per_chunk=self.steps_per_chunk, segment_bytes=int(segment_bytes),
             seed=_json_safe(seed), selection=_json_safe(selection), extensions=_json_safe(extensions),
         )
-        build_header(**self._header_args)  # validate JSON-ability early
-        encode_header(build_header(**self._header_args))
+        try:  # refuse an unusable header now, not after hours of relabelling
+            validate_header(build_header(**self._header_args))
+            encode_header(build_header(**self._header_args))
+        except LplabelError as e:
+            raise type(e)(e.message, path=self.path, part="header", hint=e.hint) from None
+        except (TypeError, ValueError) as e:
+            raise WriterError(f"header metadata is not JSON-serialisable ({e})", path=self.path) from None
 
         self._tmp = temp_path_for(self.path)
         self._f = h5py.File(self._tmp, "w", libver=("v110", "v110"))
