@@ -9,17 +9,10 @@ import pytest
 
 from lplabel import StoreWriter
 from lplabel.codecs import default_label_codecs
+from lplabel.testing import realistic_logits  # noqa: F401  (re-exported for tests)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
-
-
-def realistic_logits(rng: np.random.Generator, n: int, c: int, classes=None) -> np.ndarray:
-    """Logits shaped like a trained teacher's: one or a few dominant classes over a noisy floor."""
-    z = rng.normal(0.0, 1.5, size=(n, c)).astype(np.float32)
-    target = rng.integers(0, c, size=n) if classes is None else np.asarray(classes) % c
-    z[np.arange(n), target] += rng.uniform(4.0, 10.0, size=n).astype(np.float32)
-    return z
 
 
 def write_store(path, *, n_images=40, num_classes=20, batch_size=8, epochs=3, label="dense", k=5,
