@@ -10,7 +10,13 @@ Modes for top-k blocks (dense blocks always give softmax(z / T)):
   ``logsumexp`` tail, each dropped class gets the fill logit ``tail - log(C - k)``, so at T=1
   the dropped mass is exact (FKD's "marginal smoothing": top-k exact, the rest uniform); at
   other T it is the uniform-tail approximation. With a ``min`` tail the fill logit is the min.
+* ``uniform``: the same as ``tail`` (the dropped classes share one fill logit, i.e. the
+  dropped mass is spread uniformly over them).
 * ``auto``: ``tail`` when the block has a tail, else ``renorm``.
+
+Quantized stores decode to float32 values (see :mod:`lplabel.codecs.quantize`); they go
+through the same modes. A mode a block cannot serve raises :class:`ReconstructError` (a
+``ValueError`` and an ``LplabelError``).
 
 Works on numpy arrays, and on torch tensors (any device) via :func:`probs_torch`.
 """
@@ -19,8 +25,13 @@ from __future__ import annotations
 import numpy as np
 
 from .dtypes import bfloat16_to_float32
+from .errors import LplabelError
 
 MODES = ("auto", "renorm", "tail", "uniform")
+
+
+class ReconstructError(LplabelError, ValueError):
+    """A reconstruction mode that does not exist or that the store's labels cannot serve."""
 
 
 def _f32(a: np.ndarray) -> np.ndarray:
@@ -29,12 +40,12 @@ def _f32(a: np.ndarray) -> np.ndarray:
 
 def _resolve_mode(block: dict, mode: str) -> str:
     if mode not in MODES:
-        raise ValueError(f"unknown reconstruction mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise ReconstructError(f"unknown reconstruction mode {mode!r}", hint=f"choose one of {', '.join(MODES)}")
     if mode == "auto":
         return "tail" if "tail" in block else "renorm"
     if mode in ("tail", "uniform") and "tail" not in block:
-        raise ValueError(f"reconstruction mode {mode!r} needs a stored tail summary; this store has none "
-                         "(re-quantize with --tail logsumexp, or use mode 'renorm')")
+        raise ReconstructError(f"reconstruction mode {mode!r} needs a stored tail summary; this store has none",
+                               hint="re-quantize with --tail logsumexp, or use mode 'renorm'")
     return "tail" if mode == "uniform" else mode
 
 

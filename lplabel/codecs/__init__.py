@@ -2,17 +2,39 @@
 
 Importing this package registers the built-in codecs. See :mod:`lplabel.codecs.abc` for the
 interface and spec/FORMAT.md ("Codecs") for each one's byte layout.
+
+Built-in codecs, in chain order:
+
+* array->array: ``dense`` (dense logits, fp32/fp16/bf16), ``topk`` (k largest + indices,
+  optional tail summary), ``quantize`` (int8/int4 per-record affine), ``classmap`` (class
+  renumbering by a stored order), ``sort`` (canonical entry order), ``delta`` (difference
+  coding of a sorted field), ``bitpack`` (sub-byte codes);
+* array->bytes: ``bytes`` (plain layout), ``zplanes`` (byte planes, one zstd frame each);
+* bytes->bytes: ``shuffle``, ``zstd`` (optionally with a stored dictionary).
 """
+from __future__ import annotations
+
 from .abc import ArrayArrayCodec, ArrayBytesCodec, Block, BytesBytesCodec, Codec, Field, spec_from_json, spec_to_json
 from .registry import available_codecs, codec_class, get_codec, register_codec
 from .pipeline import Pipeline
 from . import bytes as _bytes, dense as _dense, shuffle as _shuffle, topk as _topk, zstd as _zstd  # noqa: F401  (register)
+from . import bitpack as _bitpack, delta as _delta, quantize as _quantize, sort as _sort  # noqa: F401  (register)
+from . import classmap as _classmap, zplanes as _zplanes  # noqa: F401  (register)
+from ..errors import CodecConfigError
 
 __all__ = [
     "ArrayArrayCodec", "ArrayBytesCodec", "BytesBytesCodec", "Codec", "Block", "Field", "Pipeline",
     "available_codecs", "codec_class", "get_codec", "register_codec", "spec_from_json", "spec_to_json",
-    "default_label_codecs", "default_column_codecs",
+    "default_label_codecs", "default_column_codecs", "label_chain", "VALUE_FORMATS", "INDEX_CODINGS", "LAYOUTS",
 ]
+
+#: ``values`` choices of :func:`label_chain` (and ``lplabel quantize --values``).
+VALUE_FORMATS = ("fp32", "fp16", "bf16", "int8", "int4")
+#: ``index_coding`` choices of :func:`label_chain` (and ``--index-coding``).
+INDEX_CODINGS = ("none", "value-delta", "index-delta")
+#: ``layout`` choices of :func:`label_chain`: byte planes each zstd'd alone, or bytes+shuffle+zstd
+LAYOUTS = ("planes", "shuffle")
+_FLOAT_OF = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "float16", "int4": "float16"}
 
 
 def default_label_codecs(representation: str = "dense", *, type: str = "float16", k: int | None = None,
@@ -29,6 +51,60 @@ def default_label_codecs(representation: str = "dense", *, type: str = "float16"
     else:
         raise ValueError(f"unknown representation {representation!r}")
     return [rep, _bytes.Bytes(), _shuffle.Shuffle(es), _zstd.Zstd(level)]
+
+
+def label_chain(*, k: int | None = None, values: str = "fp16", tail: str = "none", index_coding: str = "value-delta",
+                index_type: str = "uint16", level: int = 15, scale_type: str = "float16", shuffle: bool = True,
+                dictionary: bytes | None = None, class_order=None, layout: str = "shuffle") -> list:
+    """A label chain from friendly options (what ``lplabel quantize`` builds).
+
+    ``k=None`` keeps dense logits. ``values``: one of :data:`VALUE_FORMATS` (int8/int4 add a
+    ``quantize`` step over float16 top-k values; int4 adds ``bitpack``). ``index_coding`` (top-k
+    only): ``none`` (entries by decreasing value, raw indices), ``value-delta`` (entries by
+    decreasing value, values difference-coded: small steps between neighbouring logits),
+    ``index-delta`` (entries by increasing class index, index gaps coded). All three keep the
+    (index, value) pairs exactly. ``dictionary``: zstd dictionary bytes (see :mod:`.zstd`;
+    layout ``shuffle`` only). ``class_order``: a class permutation (see :mod:`.classmap`) to
+    renumber indices by, or None. ``layout``: ``shuffle`` (bytes, shuffle, zstd) or ``planes``
+    (zplanes: each byte plane its own zstd frame; smaller, no dictionary).
+    """
+    if values not in VALUE_FORMATS:
+        raise CodecConfigError(f"unknown value format {values!r}", hint=f"choose one of {', '.join(VALUE_FORMATS)}")
+    if index_coding not in INDEX_CODINGS:
+        raise CodecConfigError(f"unknown index coding {index_coding!r}", hint=f"choose one of {', '.join(INDEX_CODINGS)}")
+    chain: list = []
+    ftype = _FLOAT_OF[values]
+    quant = values in ("int8", "int4")
+    if k is None:
+        chain.append(_dense.Dense(ftype))
+    else:
+        chain.append(_topk.TopK(k, type=ftype, index_type=index_type, tail=tail))
+    if quant:
+        chain.append(_quantize.Quantize(8 if values == "int8" else 4, scale_type=scale_type))
+    if layout not in LAYOUTS:
+        raise CodecConfigError(f"unknown layout {layout!r}", hint=f"choose one of {', '.join(LAYOUTS)}")
+    if layout == "planes" and dictionary is not None:
+        raise CodecConfigError("a zstd dictionary needs layout 'shuffle' (zplanes frames take no dictionary)")
+    if k is not None and class_order is not None:
+        chain.append(_classmap.ClassMap.from_order(class_order))
+    if k is not None and index_coding != "none":
+        by = "value" if index_coding == "value-delta" else "index"
+        chain.append(_sort.Sort(by))
+        if index_coding == "index-delta":
+            chain.append(_delta.Delta("indices", "ascending"))
+        elif values != "int4":  # 4-bit codes are left as they are (their steps do not fit 4 bits)
+            chain.append(_delta.Delta("values", "descending"))
+    if values == "int4":
+        chain.append(_bitpack.BitPack("values" if k is not None else "logits", 4))
+    if layout == "planes":
+        chain.append(_zplanes.ZPlanes(level))
+        return chain
+    chain.append(_bytes.Bytes())
+    if shuffle:
+        es = 4 if values == "fp32" else 2
+        chain.append(_shuffle.Shuffle(es))
+    chain.append(_zstd.Zstd.with_dictionary(dictionary, level) if dictionary is not None else _zstd.Zstd(level))
+    return chain
 
 
 def default_column_codecs(elementsize: int, level: int = 3) -> list:

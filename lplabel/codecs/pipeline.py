@@ -52,6 +52,10 @@ class Pipeline:
         for c in self.array_array:
             specs.append(tuple(c.resolve(specs[-1])))
         self._specs = specs  # specs[i] is the input of array_array[i]; specs[-1] is what gets serialised
+        for c in self.codecs:  # rules that involve several codecs of the chain (e.g. int4 + logsumexp tail)
+            check = getattr(c, "check_chain", None)
+            if check is not None:
+                check(self.codecs)
 
     @property
     def stored_spec(self) -> Spec:
@@ -74,35 +78,63 @@ class Pipeline:
         return [c.to_json() for c in self.codecs]
 
     def describe(self) -> str:
+        def short(v):
+            t = str(v)
+            return t if len(t) <= 40 else f"<{len(t)} chars>"  # e.g. a classmap's order
+
         return " | ".join(
-            c.name + ("(" + ", ".join(f"{k}={v}" for k, v in c.get_config().items()) + ")" if c.get_config() else "")
+            c.name + ("(" + ", ".join(f"{k}={short(v)}" for k, v in c.get_config().items()) + ")" if c.get_config()
+                      else "")
             for c in self.codecs
         )
 
     def header_entry(self) -> dict:
         return {"input": spec_to_json(self.input_spec), "codecs": self.to_json()}
 
-    def encode(self, block: dict) -> bytes:
-        for c, spec in zip(self.array_array, self._specs):
+    @property
+    def stored_stage(self) -> int:
+        """First array->array stage from which decode + encode reproduces the stored bytes exactly.
+
+        Stage i is the block between ``array_array[i-1]`` and ``array_array[i]`` (0 = the input).
+        Codecs whose decode is not a re-encodable inverse (``reencode_exact = False``: quantize,
+        whose decode dequantizes) must stay encoded when a store is copied (pruned, re-chunked):
+        decode with ``stop=stored_stage`` and encode with ``start=stored_stage``.
+        """
+        stage = 0
+        for i, c in enumerate(self.array_array):
+            if not getattr(c, "reencode_exact", True):
+                stage = i + 1
+        return stage
+
+    def stage_spec(self, stage: int) -> Spec:
+        """The block spec at array->array stage ``stage`` (0 = input, len(array_array) = stored)."""
+        return self._specs[stage]
+
+    def encode(self, block: dict, start: int = 0) -> bytes:
+        """Encode a block given at array->array stage ``start`` (0: the chain's input)."""
+        for c, spec in zip(self.array_array[start:], self._specs[start:]):
             block = c.encode(block, spec)
         data = self.array_bytes.encode(block, self._specs[-1])
         for c in self.bytes_bytes:
             data = c.encode(data)
         return data
 
-    def decode(self, data, n: int) -> dict:
+    def decode(self, data, n: int, stop: int = 0) -> dict:
+        """Decode a chunk of ``n`` records; ``stop > 0`` leaves the first ``stop`` array->array
+        codecs un-decoded (the block is then at stage ``stop``, see :attr:`stored_stage`)."""
         for c in reversed(self.bytes_bytes):
             data = c.decode(data)
         block = self.array_bytes.decode(data, self._specs[-1], n)
-        for i in range(len(self.array_array) - 1, -1, -1):
+        for i in range(len(self.array_array) - 1, stop - 1, -1):
             block = self.array_array[i].decode(block, self._specs[i])
         return block
 
-    def check_block(self, block: dict, n: int, where: str = "") -> None:
+    def check_block(self, block: dict, n: int, where: str = "", spec: Spec | None = None) -> None:
         """Validate a block handed to the writer against the input spec (names, row count, shape)."""
-        for f in self.input_spec:
+        spec = self.input_spec if spec is None else spec
+        for f in spec:
             if f.name not in block:
-                raise CodecError(f"{where}missing field {f.name!r}; expected {[g.name for g in self.input_spec]}")
+                raise CodecError(f"{where}missing field {f.name!r}; expected {[g.name for g in spec]}")
             a = np.asarray(block[f.name])
             if a.shape != (n, *f.shape):
                 raise CodecError(f"{where}field {f.name!r} has shape {a.shape}, expected {(n, *f.shape)}")

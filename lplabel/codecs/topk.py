@@ -1,7 +1,13 @@
 """``topk``: keep the k largest logits of each record and their class indices.
 
-Input: ``logits`` [C] (dense teacher output), or ``indices`` [k] + ``values`` [k] (labels that
-are top-k already, e.g. imported from LPQLD — then k must match and values are cast exactly).
+Input: ``logits`` [C] (dense teacher output), or ``indices`` [k'] + ``values`` [k'] (+ optional
+``tail`` scalar) holding labels that are top-k' already (e.g. imported from LPQLD, or a top-k
+store being re-quantized), with k' >= k. Then the k largest values are kept (ties: smaller
+class index first; with k' == k the entries keep their order) and cast to ``type``. A tail
+summary of such input can only be derived from the input's own tail, which must be of the
+same kind: ``logsumexp`` merges the dropped entries into it (log(exp(tail) + sum exp(v))),
+``min`` keeps it (the minimum over all classes does not change); without an input tail only
+``tail = "none"`` is possible.
 Output fields, in order: ``indices`` [k] (``index_type``), ``values`` [k] (``type``), and
 with ``tail != "none"`` a per-record ``tail`` scalar (``type``):
 
@@ -16,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import FLOAT_TYPES, check_type, to_storage
+from ..dtypes import FLOAT_TYPES, check_type, to_float32, to_storage
 from ..errors import CodecChainError, CodecConfigError
 from .abc import ArrayArrayCodec, Field, spec_field
 from .registry import register_codec
@@ -83,13 +89,15 @@ class TopK(ArrayArrayCodec):
             if c > _INDEX_LIMIT[self.index_type]:
                 raise CodecConfigError(f"topk: {c} classes do not fit index type {self.index_type}",
                                        hint="use index_type 'uint16' (up to 65,536 classes) or 'int32'")
-        elif set(names) == {"indices", "values"}:
+        elif {"indices", "values"} <= set(names) <= {"indices", "values", "tail"}:
             kin = spec_field(spec, "values").items_per_record
-            if kin != self.k:
+            if kin < self.k:
                 raise CodecConfigError(f"topk: input holds top-{kin} labels, cannot store them as top-{self.k}",
                                        hint="re-quantising can only keep k or fewer entries of the source")
-            if self.tail != "none":
-                raise CodecConfigError("topk: a tail summary needs the dense logits; the input is top-k already")
+            if self.tail != "none" and "tail" not in names:
+                raise CodecConfigError(f"topk: a {self.tail!r} tail summary needs the dense logits or a source "
+                                       "tail of that kind; the input is top-k without a tail",
+                                       hint="use tail 'none', or re-quantize from the dense store")
         else:
             raise CodecChainError(f"'topk' takes 'logits' or 'indices'+'values', got {names}")
         out = [Field("indices", self.index_type, (self.k,)), Field("values", self.type, (self.k,))]
@@ -101,12 +109,28 @@ class TopK(ArrayArrayCodec):
         if "logits" in block:
             z = np.asarray(block["logits"])
             idx, vals = topk_of(z, self.k)
+            tail = tail_summary(z, idx, self.tail) if self.tail != "none" else None
         else:
             idx, vals = np.asarray(block["indices"]), np.asarray(block["values"])
+            tail = np.asarray(block["tail"], dtype=np.float64) if "tail" in block else None
+            if vals.shape[1] > self.k:
+                vf = to_float32(vals, spec_field(spec, "values").type)
+                pos, _ = topk_of(vf, self.k)
+                if tail is not None and self.tail == "logsumexp":
+                    keep = np.zeros(vf.shape, dtype=bool)
+                    np.put_along_axis(keep, pos, True, axis=1)
+                    dropped = np.where(keep, -np.inf, vf.astype(np.float64))
+                    allz = np.concatenate([dropped, tail[:, None]], axis=1)
+                    m = allz.max(axis=1)
+                    m = np.where(np.isfinite(m), m, 0.0)
+                    with np.errstate(divide="ignore"):
+                        tail = np.log(np.exp(allz - m[:, None]).sum(axis=1)) + m
+                idx = np.take_along_axis(idx, pos, axis=1)
+                vals = np.take_along_axis(vals, pos, axis=1)
         limit = _INDEX_LIMIT[self.index_type]
         if idx.size and (idx.min() < 0 or idx.max() >= limit):
             raise CodecConfigError(f"topk: class index out of range for index type {self.index_type}")
         out = {"indices": to_storage(idx, self.index_type), "values": to_storage(vals, self.type)}
         if self.tail != "none":
-            out["tail"] = to_storage(tail_summary(z, idx, self.tail).astype(np.float32), self.type)
+            out["tail"] = to_storage(np.asarray(tail).astype(np.float32), self.type)
         return out

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..checksum import crc32, crc32_array
 from ..codecs import Pipeline, spec_from_json
+from ..codecs.zstd import dictionary_dataset
 from ..errors import (ChecksumError, CodecError, CorruptStoreError, FormatVersionError, HeaderError, LplabelError,
                       NotAStoreError, NotHDF5Error, StepNotFoundError, StoreOpenError, TruncatedFileError)
 from . import layout as L
@@ -171,6 +172,7 @@ class LabelStore:
                 raise type(e)(e.message, path=path, part=f"column {name!r} codecs", hint=e.hint) from None
             except (KeyError, TypeError, ValueError) as e:
                 raise HeaderError(f"bad field spec for column {name!r} ({e})", path=path, part="header") from None
+            self._attach_dictionaries(f, name)
             self.chunks[name] = _read_table(f, L.column_chunks(name), path).reshape(-1, 3)
             self.chunk_crc[name] = _read_table(f, L.column_crc(name), path)
             nseg = int(self.chunks[name][:, 0].max()) + 1 if len(self.chunks[name]) else 0
@@ -184,6 +186,17 @@ class LabelStore:
                 offs.append((-1 if off is None else int(off), int(ds.shape[0])))
             self.segment_offsets[name] = offs
         self._check_structure()
+
+    def _attach_dictionaries(self, f: h5py.File, name: str) -> None:
+        """Load ``columns/<name>/zstd_dict`` into the column's zstd codec when its config names one."""
+        for c in self.pipelines[name].codecs:
+            if getattr(c, "dictionary", None) is None:
+                continue
+            data = _read_table(f, dictionary_dataset(name), self.path)
+            try:
+                c.attach_dictionary(np.asarray(data, dtype=np.uint8).tobytes())
+            except LplabelError as e:
+                raise CorruptStoreError(e.message, path=self.path, part=dictionary_dataset(name), hint=e.hint) from None
 
     def _check_structure(self) -> None:
         """Cross-check the tables so later reads can trust them (cheap, O(steps))."""

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..checksum import crc32, crc32_array
 from ..codecs import Field, Pipeline, default_column_codecs, default_label_codecs
+from ..codecs.zstd import dictionary_dataset
 from ..errors import CodecError, LplabelError, OutputExistsError, WriterError
 from ..images import image_index
 from . import layout as L
@@ -78,8 +79,8 @@ class _Column:
         self.crcs: list = []
         self.nbytes = 0
 
-    def add_chunk(self, block: dict) -> None:
-        data = self.pipeline.encode(block)
+    def add_chunk(self, block: dict, start: int = 0) -> None:
+        data = self.pipeline.encode(block, start)
         self.chunks.append((self.segment, len(self.buffer), len(data)))
         self.crcs.append(crc32(data))
         self.buffer += data
@@ -106,11 +107,17 @@ class StoreWriter:
         ``drop_last``).
     label_codecs: the label column's codec chain (default: dense fp16 + bytes/shuffle/zstd).
     label_input: ``"logits"`` (write_step takes dense ``logits`` [B, C]) or ``("topk", k)``
-        (write_step takes ``topk_indices`` and ``topk_values`` [B, k]).
+        (write_step takes ``topk_indices`` and ``topk_values`` [B, k]) or ``("topk", k, "tail")``
+        (also ``topk_tail`` [B], a tail summary of the kind the label chain's ``topk`` names).
     crop_type: float32 (default) or float16 for the crop boxes.
     augmentation, teacher: dicts recorded in the header (see spec/FORMAT.md).
     steps_per_chunk: steps per independently decodable chunk (1 = finest random access).
     overwrite: replace an existing file at ``path`` (only once the new one is complete).
+    label_stage: 0 (default), or a stage of the label chain (see ``Pipeline.stored_stage``) at
+        which write_step receives ``label_block`` already encoded by the chain's first
+        ``label_stage`` array->array codecs (used to copy quantized labels without re-quantizing).
+    view_codecs: optional ``{column: chain}`` replacing the default chain (bytes, shuffle, zstd)
+        of the view columns ``image``, ``crop``, ``flip``, ``mix_partner``.
     """
 
     def __init__(self, path, *, num_classes: int, images, batch_size: int, epochs: int,
@@ -118,7 +125,8 @@ class StoreWriter:
                  label_input="logits", crop_type: str = "float32", augmentation: dict | None = None,
                  teacher: dict | None = None, seed=None, selection: dict | None = None,
                  extensions: dict | None = None, steps_per_chunk: int = 1,
-                 segment_bytes: int = 16 << 20, zstd_level: int = 3, overwrite: bool = False):
+                 segment_bytes: int = 16 << 20, zstd_level: int = 3, overwrite: bool = False,
+                 label_stage: int = 0, view_codecs: dict | None = None):
         self.path = Path(path)
         if self.path.is_dir():
             raise OutputExistsError("output is a directory", path=self.path, hint="give a file name ending in .lpl")
@@ -148,11 +156,16 @@ class StoreWriter:
         if label_input == "logits":
             label_spec = (Field("logits", "float32", (self.num_classes,)),)
             self._label_kind, self._k = "logits", None
-        elif isinstance(label_input, (tuple, list)) and len(label_input) == 2 and label_input[0] == "topk":
+        elif isinstance(label_input, (tuple, list)) and len(label_input) in (2, 3) and label_input[0] == "topk" \
+                and (len(label_input) == 2 or label_input[2] == "tail"):
             self._label_kind, self._k = "topk", int(label_input[1])
             label_spec = (Field("indices", "int64", (self._k,)), Field("values", "float32", (self._k,)))
+            self._with_tail = len(label_input) == 3
+            if self._with_tail:
+                label_spec += (Field("tail", "float32", ()),)
         else:
-            raise WriterError(f"label_input must be 'logits' or ('topk', k), got {label_input!r}", path=self.path)
+            raise WriterError(f"label_input must be 'logits', ('topk', k) or ('topk', k, 'tail'), got {label_input!r}",
+                              path=self.path)
         if label_codecs is None:
             label_codecs = default_label_codecs("dense", level=zstd_level) if self._label_kind == "logits" else \
                 default_label_codecs("topk", k=self._k, level=zstd_level)
@@ -160,6 +173,9 @@ class StoreWriter:
             label_pipe = Pipeline(label_codecs, label_spec)
         except LplabelError as e:
             raise type(e)(e.message, path=self.path, part="label codecs", hint=e.hint) from None
+        if not 0 <= label_stage <= len(label_pipe.array_array):
+            raise WriterError(f"label_stage {label_stage} outside 0..{len(label_pipe.array_array)}", path=self.path)
+        self._label_stage = int(label_stage)
         if crop_type not in ("float32", "float16"):
             raise WriterError(f"crop_type must be float32 or float16, got {crop_type!r}", path=self.path)
         crop_field = Field("crop", crop_type, (4,))
@@ -168,7 +184,12 @@ class StoreWriter:
         for name in L.CONFIG_COLUMNS:
             f = fields[name]
             es = 2 if f.type == "float16" else (1 if f.type == "bool" else np.dtype(f.type).itemsize)
-            self._columns[name] = _Column(name, Pipeline(default_column_codecs(es, zstd_level), (f,)), segment_bytes)
+            chain = (view_codecs or {}).get(name) or default_column_codecs(es, zstd_level)
+            try:
+                pipe = Pipeline(chain, (f,))
+            except LplabelError as e:
+                raise type(e)(e.message, path=self.path, part=f"{name} codecs", hint=e.hint) from None
+            self._columns[name] = _Column(name, pipe, segment_bytes)
         self._columns["label"] = _Column("label", label_pipe, segment_bytes)
 
         self._header_args = dict(
@@ -191,6 +212,11 @@ class StoreWriter:
         self._tmp = temp_path_for(self.path)
         self._f = h5py.File(self._tmp, "w", libver=("v110", "v110"))
         self._f.attrs[L.ATTR_FORMAT] = L.FORMAT_NAME + "-incomplete"
+        try:
+            self._write_dictionaries()
+        except BaseException:
+            self.abort()
+            raise
         self._steps = {k: [] for k in ("epoch", "step", "count", "lam", "box")}
         self._pending: list = []
         self._chunk_step_start = [0]
@@ -198,9 +224,25 @@ class StoreWriter:
         self._last_key = (-1, -1)
         self._closed = False
 
+    def _write_dictionaries(self) -> None:
+        """Store the zstd dictionary of any column whose chain uses one (``columns/<name>/zstd_dict``)."""
+        for name, col in self._columns.items():
+            dicts = [c for c in col.pipeline.codecs if getattr(c, "dictionary", None) is not None]
+            if len(dicts) > 1:
+                raise WriterError(f"column {name!r}: at most one zstd codec with a dictionary per column",
+                                  path=self.path)
+            if dicts:
+                data = getattr(dicts[0], "dictionary_bytes", None)
+                if data is None:
+                    raise WriterError(f"column {name!r}: the zstd codec names a dictionary but holds no bytes",
+                                      path=self.path, hint="build it with Zstd.with_dictionary(bytes, level)")
+                d = self._f.create_dataset(dictionary_dataset(name), data=np.frombuffer(data, np.uint8))
+                d.attrs[L.ATTR_CRC] = np.uint32(crc32(data))
+
     # -- writing -------------------------------------------------------------------------------
     def write_step(self, epoch: int, step: int, *, image, crop, flip, logits=None, topk_indices=None,
-                   topk_values=None, mix_partner=None, mix_lambda: float = math.nan, mix_box=None) -> None:
+                   topk_values=None, topk_tail=None, mix_partner=None, mix_lambda: float = math.nan,
+                   mix_box=None, label_block=None) -> None:
         """Append one step: B views (image id, crop box, flip, mix partner) and their labels."""
         if self._closed:
             raise WriterError("write_step on a closed writer", path=self.path)
@@ -233,7 +275,17 @@ class StoreWriter:
         box = np.zeros(4, np.int16) if mix_box is None else np.asarray(mix_box)
         if box.shape != (4,) or np.any(box < np.iinfo(np.int16).min) or np.any(box > np.iinfo(np.int16).max):
             raise WriterError("mix_box must be 4 integers (row0, col0, row1, col1)", path=self.path, part=where)
-        label = self._label_block(b, logits, topk_indices, topk_values, where)
+        if self._label_stage:
+            if label_block is None:
+                raise WriterError("this writer takes label_block (label_stage > 0)", path=self.path, part=where)
+            label = {k: np.asarray(v) for k, v in label_block.items()}
+            try:
+                self._columns["label"].pipeline.check_block(label, b, spec=self._columns["label"].pipeline.stage_spec(
+                    self._label_stage))
+            except LplabelError as e:
+                raise WriterError(e.message, path=self.path, part=where) from None
+        else:
+            label = self._label_block(b, logits, topk_indices, topk_values, where, topk_tail)
         self._steps["epoch"].append(epoch)
         self._steps["step"].append(step)
         self._steps["count"].append(b)
@@ -245,7 +297,7 @@ class StoreWriter:
         if len(self._pending) >= self.steps_per_chunk:
             self._flush_chunk()
 
-    def _label_block(self, b, logits, topk_indices, topk_values, where):
+    def _label_block(self, b, logits, topk_indices, topk_values, where, topk_tail=None):
         if self._label_kind == "logits":
             if logits is None or topk_indices is not None:
                 raise WriterError("this store takes dense logits (label_input='logits')", path=self.path, part=where)
@@ -264,6 +316,14 @@ class StoreWriter:
                               path=self.path, part=where)
         if idx.size and (idx.min() < 0 or idx.max() >= self.num_classes):
             raise WriterError(f"top-k class indices must lie in [0, {self.num_classes})", path=self.path, part=where)
+        if getattr(self, "_with_tail", False) != (topk_tail is not None):
+            raise WriterError("topk_tail must be given exactly when label_input is ('topk', k, 'tail')",
+                              path=self.path, part=where)
+        if topk_tail is not None:
+            tail = np.asarray(topk_tail)
+            if tail.shape != (b,):
+                raise WriterError(f"topk_tail must have shape ({b},), got {tail.shape}", path=self.path, part=where)
+            return {"indices": idx, "values": val, "tail": tail}
         return {"indices": idx, "values": val}
 
     def _flush_chunk(self) -> None:
@@ -276,7 +336,7 @@ class StoreWriter:
             else:
                 block = {name: np.concatenate(parts)}
             try:
-                col.add_chunk(block)
+                col.add_chunk(block, self._label_stage if name == "label" else 0)
             except LplabelError as e:
                 raise CodecError(f"cannot encode column {name!r}: {e.message}", path=self.path,
                                  part=f"steps {len(self._steps['epoch']) - len(self._pending)}..", hint=e.hint) from None

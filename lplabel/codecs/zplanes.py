@@ -1,0 +1,92 @@
+"""``zplanes``: byte planes, each its own zstd frame (array->bytes; replaces bytes + shuffle + zstd).
+
+Configuration: ``{"level": -7..22}``.
+
+Why: zstd entropy-codes a block's literals with one Huffman table. After ``bytes`` +
+``shuffle`` a chunk holds byte planes with very different statistics side by side (the
+near-uniform low bytes of logits, the few-valued high bytes, small index gaps), and one shared
+table costs up to a bit per byte more than separate tables. Compressing each plane alone
+reaches the planes' order-0 entropy (measured: −6 to −9 % on top-k labels).
+
+Layout of one chunk of n records, with P planes::
+
+    P x uint32 little-endian   compressed size of each plane's frame
+    P zstd frames              frame p decompresses to plane p (content size in its header)
+
+Planes, in order: for each field of the stored spec in spec order, for each byte b of its
+storage element (``0 .. itemsize-1``, b = 0 the least significant, little-endian), the b-th
+byte of each of the field's ``n * prod(shape)`` elements in C order (``bool`` as one byte,
+``bfloat16`` as uint16 bits). P = sum of the fields' element sizes, so the reader knows it from
+the spec. Each frame is a complete zstd frame (any zstd decodes it); no dictionary.
+"""
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import zstandard
+
+from ..dtypes import storage_dtype, to_storage
+from ..errors import CodecConfigError, CodecError
+from .abc import ArrayBytesCodec
+from .registry import register_codec
+from .zstd import _decompressor
+
+
+@register_codec
+class ZPlanes(ArrayBytesCodec):
+    name = "zplanes"
+
+    def __init__(self, level: int = 19):
+        if not isinstance(level, int) or isinstance(level, bool) or not -7 <= level <= 22:
+            raise CodecConfigError(f"zplanes: level must be an integer in -7..22, got {level!r}")
+        self.level = level
+        self._c = None
+
+    def get_config(self):
+        return {"level": self.level}
+
+    def __getstate__(self):
+        return {"level": self.level, "_c": None}
+
+    def encode(self, block, spec) -> bytes:
+        if self._c is None:
+            self._c = zstandard.ZstdCompressor(level=self.level, write_content_size=True, write_checksum=False)
+        frames = []
+        for f in spec:
+            a = to_storage(np.asarray(block[f.name]), f.type)
+            es = a.dtype.itemsize
+            u = np.ascontiguousarray(a).reshape(-1).view(np.uint8).reshape(-1, es)
+            for b in range(es):
+                frames.append(self._c.compress(np.ascontiguousarray(u[:, b]).tobytes()))
+        head = struct.pack(f"<{len(frames)}I", *(len(x) for x in frames))
+        return head + b"".join(frames)
+
+    def decode(self, data, spec, n: int) -> dict:
+        buf = bytes(data) if not isinstance(data, bytes) else data
+        P = sum(storage_dtype(f.type).itemsize for f in spec)
+        if len(buf) < 4 * P:
+            raise CodecError(f"zplanes: chunk of {len(buf)} bytes is shorter than its plane table ({4 * P} bytes)")
+        sizes = struct.unpack_from(f"<{P}I", buf, 0)
+        if 4 * P + sum(sizes) != len(buf):
+            raise CodecError(f"zplanes: plane sizes add up to {4 * P + sum(sizes)} bytes, the chunk holds {len(buf)}")
+        dec = _decompressor()
+        out, pos, p = {}, 4 * P, 0
+        for f in spec:
+            dt = storage_dtype(f.type)
+            es = dt.itemsize
+            m = n * f.items_per_record
+            u = np.empty((m, es), dtype=np.uint8)
+            for b in range(es):
+                try:
+                    plane = dec.decompress(buf[pos:pos + sizes[p]])
+                except zstandard.ZstdError as e:
+                    raise CodecError(f"zplanes: cannot decompress plane {p} ({e})") from None
+                if len(plane) != m:
+                    raise CodecError(f"zplanes: plane {p} holds {len(plane)} bytes, the layout needs {m} for {n} records")
+                u[:, b] = np.frombuffer(plane, dtype=np.uint8)
+                pos += sizes[p]
+                p += 1
+            a = u.reshape(-1).view(dt).reshape((n, *f.shape))
+            out[f.name] = a.view(bool) if f.type == "bool" else a
+        return out

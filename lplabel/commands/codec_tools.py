@@ -1,0 +1,369 @@
+"""``lplabel encode | quantize | prune | compare``: re-encode, shrink, prune and judge label stores.
+
+All four stream step by step (bounded memory), show a progress bar on stderr when it is a
+terminal, write atomically (nothing under the output name until the new store is complete),
+and check their arguments before writing anything: a bad request exits with status 2 and a
+one-line message naming an ``LplabelError`` subclass's problem.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..cli import human_bytes, register
+from ..codecs import INDEX_CODINGS, LAYOUTS, VALUE_FORMATS, Pipeline, get_codec, label_chain
+from ..codecs.classmap import ORDER_METHODS, learn_class_order
+from ..errors import CodecConfigError
+from ..recode import (LossyChainError, RecodeError, SourceMeta, chain_loses, check_paths, input_spec,
+                      open_source, progress_bar, sample_positions, sample_topk_indices, train_chain_dictionary,
+                      write_steps)
+from ..selection import LABEL_METRICS, METRICS, REUSE, UNITS, check_selection_args, select_steps, step_scores
+
+SAMPLE_STEPS = 256
+#: zstd level of the view columns (image, crop, flip, mix partner): small, so a high level is cheap
+VIEW_LEVEL = 19
+CLASS_ORDERS = ("auto", "none") + ORDER_METHODS
+
+
+class TailMismatchError(RecodeError):
+    """A tail summary that cannot be derived from the source's labels."""
+
+
+# -- shared pieces -----------------------------------------------------------------------------------
+
+def _out_opts(f):
+    f = click.option("--force", is_flag=True, help="Replace OUT if it exists (only once the new store is complete).")(f)
+    f = click.option("--steps-per-chunk", type=click.IntRange(1, 1 << 16), default=None,
+                     help="Steps per independently decodable chunk (default: the source's). Larger chunks "
+                          "compress a little better; 1 gives the finest random access.")(f)
+    f = click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+                     help="The store to write (*.lpl).")(f)
+    return f
+
+
+def _chain_opts(f):
+    f = click.option("--dict-size", type=click.IntRange(256, 1 << 20), default=16384, show_default=True,
+                     help="Size in bytes of a trained zstd dictionary (with --dictionary).")(f)
+    f = click.option("--dictionary/--no-dictionary", default=False, show_default=True,
+                     help="Train a zstd dictionary on a sample of the chunks and store it in the file "
+                          "(columns/label/zstd_dict); needs --layout shuffle. Helps small chunks most.")(f)
+    f = click.option("--level", type=click.IntRange(-7, 22), default=None,
+                     help="zstd level of the label column (default: 15 for top-k labels, where higher levels gain "
+                          "nothing measurable, 3 for dense ones, which barely compress). View columns use 19.")(f)
+    f = click.option("--layout", type=click.Choice(LAYOUTS), default="planes", show_default=True,
+                     help="planes: each byte plane of each field its own zstd frame (smallest); "
+                          "shuffle: bytes + byte shuffle + one zstd frame (allows --dictionary).")(f)
+    f = click.option("--class-order", type=click.Choice(CLASS_ORDERS), default="auto", show_default=True,
+                     help="Renumber classes before coding (stored in the header, undone on read): "
+                          "cooccurrence (classes that share top-k sets become neighbours; best with "
+                          "index-delta), frequency (frequent classes get small numbers; best with value-delta), "
+                          "auto (that pairing), none.")(f)
+    f = click.option("--index-coding", type=click.Choice(INDEX_CODINGS), default="index-delta", show_default=True,
+                     help="Top-k entry order and difference coding, lossless for the (index, value) pairs: "
+                          "index-delta (entries by class index, index gaps coded), value-delta (entries by "
+                          "decreasing value, value steps coded), none (by value, raw).")(f)
+    return f
+
+
+def _summary(path) -> str:
+    from ..store import store_info
+
+    f = store_info(path)
+    return (f"wrote {path}: {f['records']:,} records in {f['steps']:,} steps, {human_bytes(f['file_bytes'])}, "
+            f"{f['bytes_per_record']:.2f} B/record, {f['ratio_vs_dense_fp16']:.1f}x smaller than dense fp16"
+            if f["records"] else f"wrote {path}: no records")
+
+
+def _resolve_class_order(class_order: str, index_coding: str) -> str:
+    if class_order == "auto":
+        return "cooccurrence" if index_coding == "index-delta" else ("frequency" if index_coding == "value-delta"
+                                                                      else "none")
+    return class_order
+
+
+def default_level(k) -> int:
+    return 3 if k is None else 15
+
+
+def _build_chain(source, *, k, values, tail, index_coding, class_order, layout, level, dictionary, dict_size,
+                 scale_type="float16", steps_per_chunk=1) -> list:
+    """A label chain for ``source`` from friendly options, learning a class order / dictionary."""
+    meta: SourceMeta = source.meta
+    level = default_level(k) if level is None else level
+    if dictionary and layout != "shuffle":
+        raise CodecConfigError("--dictionary needs --layout shuffle (zplanes frames take no dictionary)")
+    order = None
+    method = _resolve_class_order(class_order, index_coding) if k is not None else "none"
+    index_type = "uint16" if meta.num_classes <= 65536 else "int32"
+    opts = dict(k=k, values=values, tail=tail, index_coding=index_coding, level=level, layout=layout,
+                scale_type=scale_type, index_type=index_type)
+    # validate cheaply before sampling anything
+    chain = label_chain(**opts)
+    spec = input_spec(meta)
+    Pipeline(chain, spec)
+    positions = sample_positions(meta.num_steps or 0, SAMPLE_STEPS)
+    if method != "none":
+        order = learn_class_order(sample_topk_indices(source, k, positions), meta.num_classes, method)
+    chain = label_chain(**opts, class_order=order)
+    if dictionary:
+        data = train_chain_dictionary(source, chain, spec, positions, steps_per_chunk, dict_size)
+        chain = label_chain(**opts, class_order=order, dictionary=data)
+    Pipeline(chain, spec)
+    return chain
+
+
+def _values_of(meta: SourceMeta) -> str:
+    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(meta.value_type, "fp16")
+
+
+def _parse_codecs(text: str) -> list:
+    try:
+        items = json.loads(text)
+    except ValueError as e:
+        raise CodecConfigError(f"--codecs is not valid JSON ({e})",
+                               hint='e.g. --codecs \'[{"name": "dense", "configuration": {"type": "float16"}}, '
+                                    '{"name": "zplanes"}]\'') from None
+    if not isinstance(items, list) or not items:
+        raise CodecConfigError("--codecs must be a non-empty JSON list of codecs")
+    return [get_codec(c) for c in items]
+
+
+# -- encode --------------------------------------------------------------------------------------------
+
+def encode_source(source, out, *, codecs=None, index_coding="index-delta", class_order="auto", layout="planes",
+                  level=None, dictionary=False, dict_size=16384, steps_per_chunk=None, allow_lossy=False,
+                  force=False) -> Path:
+    """Re-encode every step of ``source`` (see :func:`lplabel.recode.open_source`) into ``out``.
+
+    Without ``codecs`` the chain keeps the source's representation exactly (lossless) and codes
+    it as compactly as the options say; with ``codecs`` (a list of codecs) the chain is checked
+    not to lose information unless ``allow_lossy``.
+    """
+    meta: SourceMeta = source.meta
+    spc = steps_per_chunk or meta.steps_per_chunk
+    stage = 0
+    if meta.value_type == "quantized":
+        # quantized labels are copied encoded (no re-quantization): keep the chain's prefix
+        pipe = source.label_pipeline
+        stage = pipe.stored_stage
+        prefix = pipe.codecs[:stage]
+        if codecs is None:
+            tail_codecs = [c for c in pipe.codecs[stage:]]
+            codecs = prefix + tail_codecs
+        elif [c.to_json() for c in codecs[:stage]] != [c.to_json() for c in prefix]:
+            raise LossyChainError("the new chain does not start with the source's quantization "
+                                  f"({' | '.join(c.name for c in prefix)}); re-encoding would re-quantize",
+                                  hint="use `lplabel quantize` to change the quantization")
+    elif codecs is None:
+        k = None if meta.label_input == "logits" else meta.label_input[1]
+        codecs = _build_chain(source, k=k, values=_values_of(meta), tail=meta.tail, index_coding=index_coding,
+                              class_order=class_order, layout=layout, level=level, dictionary=dictionary,
+                              dict_size=dict_size, steps_per_chunk=spc)
+    else:
+        Pipeline(codecs, input_spec(meta))
+        why = chain_loses(codecs, meta)
+        if why and not allow_lossy:
+            raise LossyChainError(f"the chain {why}; encode is lossless by default",
+                                  hint="pass --allow-lossy, or use `lplabel quantize` / `lplabel prune`")
+    return write_steps(meta, source.steps(stage=stage), out, codecs, steps_per_chunk=spc, force=force, stage=stage,
+                       zstd_level=VIEW_LEVEL, total=meta.num_steps, desc="encode")
+
+
+@click.command()
+@click.argument("src", type=click.Path(exists=False))
+@_out_opts
+@_chain_opts
+@click.option("--codecs", "codecs_json", default=None,
+              help="The label chain as JSON, e.g. '[{\"name\": \"dense\", \"configuration\": {\"type\": "
+                   "\"float16\"}}, {\"name\": \"zplanes\", \"configuration\": {\"level\": 19}}]'. Overrides the "
+                   "friendly options.")
+@click.option("--allow-lossy", is_flag=True, help="Accept a --codecs chain that loses information.")
+def encode(src, out, force, steps_per_chunk, index_coding, class_order, layout, level, dictionary, dict_size,
+           codecs_json, allow_lossy):
+    """Re-encode the label store SRC into OUT with another codec chain, losslessly by default.
+
+    The records, views and selection are copied unchanged; only the label coding changes. By
+    default the labels keep their representation (dense logits or top-k, same value type, same
+    tail) and are coded as compactly as possible: classes renumbered by a learnt order, top-k
+    entries sorted and difference-coded, byte planes zstd-compressed separately. Quantized
+    stores are copied without re-quantizing.
+    """
+    check_paths(src, out, force)
+    codecs = _parse_codecs(codecs_json) if codecs_json else None
+    source = open_source(src)
+    try:
+        path = encode_source(source, out, codecs=codecs, index_coding=index_coding, class_order=class_order,
+                             layout=layout, level=level, dictionary=dictionary, dict_size=dict_size,
+                             steps_per_chunk=steps_per_chunk, allow_lossy=allow_lossy, force=force)
+    finally:
+        source.close()
+    click.echo(_summary(path))
+
+
+# -- quantize -----------------------------------------------------------------------------------------
+
+@click.command()
+@click.argument("src", type=click.Path(exists=False))
+@_out_opts
+@click.option("--topk", "k", type=int, default=None,
+              help="Keep the K largest logits of each record and their class indices (LPQLD's MR-K). "
+                   "K must be below the number of classes and at most the K a top-k source holds. "
+                   "Omit to keep every class (dense).")
+@click.option("--values", type=click.Choice(VALUE_FORMATS), default="fp16", show_default=True,
+              help="Value format: fp32/fp16/bf16 floats, or int8/int4 codes with a per-record scale and offset "
+                   "(decoded back to float32; error <= scale/2, see spec/FORMAT.md).")
+@click.option("--tail", type=click.Choice(["none", "logsumexp", "min"]), default="none", show_default=True,
+              help="Per-record summary of the dropped classes: logsumexp (their total mass at T=1, restored "
+                   "exactly on load) or min (the smallest logit, a floor). int4 refuses logsumexp.")
+@click.option("--scale-type", type=click.Choice(["float16", "float32"]), default="float16", show_default=True,
+              help="Type of the int8/int4 per-record scale and offset.")
+@_chain_opts
+def quantize(src, out, force, steps_per_chunk, k, values, tail, scale_type, index_coding, class_order, layout, level,
+             dictionary, dict_size):
+    """Write a smaller, lossy copy of the store SRC: top-k sparsification and value quantization.
+
+    Every stored step is kept; each record's label becomes its top-K logits (and class indices)
+    in the chosen value format, optionally with a tail summary. The loss is named in OUT's
+    header. Judge it with `lplabel compare SRC OUT`.
+    """
+    check_paths(src, out, force)
+    source = open_source(src)
+    try:
+        meta = source.meta
+        if k is not None:
+            if k < 1:
+                raise CodecConfigError(f"--topk must be a positive integer, got {k}")
+            if k >= meta.num_classes:
+                raise CodecConfigError(f"--topk {k} must be smaller than the number of classes ({meta.num_classes})",
+                                       path=src, hint="omit --topk to keep every class")
+            if meta.label_input != "logits" and k > meta.label_input[1]:
+                raise CodecConfigError(f"the store holds top-{meta.label_input[1]} labels; cannot re-quantize them "
+                                       f"to top-{k}", path=src, hint=f"choose --topk {meta.label_input[1]} or less, "
+                                       "or quantize the dense source")
+            if tail != "none" and meta.label_input != "logits" and meta.tail != tail:
+                raise TailMismatchError(
+                    f"a {tail!r} tail needs the dense logits or a source tail of that kind; the source has "
+                    f"{'none' if meta.tail == 'none' else repr(meta.tail)}", path=src,
+                    hint="use --tail none" + (f" or --tail {meta.tail}" if meta.tail != "none" else ""))
+        else:
+            if tail != "none":
+                raise CodecConfigError("--tail needs --topk (dense labels drop no classes)")
+            if meta.label_input != "logits":
+                raise CodecConfigError("the store holds top-k labels; give --topk", path=src,
+                                       hint=f"e.g. --topk {meta.label_input[1]}")
+        spc = steps_per_chunk or meta.steps_per_chunk
+        chain = _build_chain(source, k=k, values=values, tail=tail, index_coding=index_coding,
+                             class_order=class_order, layout=layout, level=level, dictionary=dictionary,
+                             dict_size=dict_size, scale_type=scale_type, steps_per_chunk=spc)
+        path = write_steps(meta, source.steps(), out, chain, steps_per_chunk=spc, force=force, zstd_level=VIEW_LEVEL,
+                           total=meta.num_steps, desc="quantize")
+    finally:
+        source.close()
+    click.echo(_summary(path))
+
+
+# -- prune ----------------------------------------------------------------------------------------------
+
+@click.command()
+@click.argument("src", type=click.Path(exists=False))
+@_out_opts
+@click.option("--keep", required=True, help="Fraction of the stored steps (or epochs, with --by epoch) to keep, "
+                                            "in (0, 1]; e.g. 0.1 = LPLD's 10x pruning.")
+@click.option("--by", "unit", type=click.Choice(UNITS), default="step", show_default=True,
+              help="Keep or drop single steps, or whole epochs.")
+@click.option("--metric", type=click.Choice(METRICS), default="random", show_default=True,
+              help="random (LPLD; seeded), order (the first ones, LPLD's pool), entropy (highest mean label "
+                   "entropy) or margin (lowest mean top-1/top-2 margin).")
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+              help="Seed of the random selection and of the loader's reuse draws.")
+@click.option("--reuse", type=click.Choice(REUSE), default="lpld", show_default=True,
+              help="How training reuses the kept steps: lpld (each epoch draws its steps with replacement) or "
+                   "lpqld (a fresh draw without replacement each epoch). Recorded in the header.")
+def prune(src, out, force, steps_per_chunk, keep, unit, metric, seed, reuse):
+    """Keep a fraction of the steps of the store SRC (record selection, as LPLD) and write OUT.
+
+    The kept steps are copied bit-exactly with the same codec chain; OUT's header records the
+    selection (unit, metric, keep, seed, source_steps, reuse) so loaders follow the reuse schedule.
+    """
+    check_selection_args(keep, unit, metric, reuse, seed)
+    check_paths(src, out, force)
+    source = open_source(src)
+    try:
+        meta = source.meta
+        st = source.store
+        steps = list(zip(st.step_epoch.tolist(), st.step_index.tolist()))
+        scores = None
+        if metric in LABEL_METRICS:
+            from ..reconstruct import tail_kind_of
+
+            tk = tail_kind_of(source.label_pipeline)
+            bar = progress_bar(meta.num_steps, f"scoring ({metric})")
+            scores = []
+            for s in source.steps():
+                scores.append(step_scores(s.label, meta.num_classes, metric, tail_kind=tk))
+                bar.update(1)
+            bar.close()
+        kept, selection = select_steps(steps, keep=float(keep), unit=unit, metric=metric, seed=seed, reuse=reuse,
+                                       scores=scores)
+        keyset = set(kept)
+        positions = [i for i, key in enumerate(steps) if key in keyset]
+        pipe = source.label_pipeline
+        stage = pipe.stored_stage
+        path = write_steps(meta, source.steps(positions, stage=stage), out, list(pipe.codecs), selection=selection,
+                           steps_per_chunk=steps_per_chunk or meta.steps_per_chunk, force=force, stage=stage,
+                           zstd_level=VIEW_LEVEL, total=len(positions), desc="prune")
+    finally:
+        source.close()
+    click.echo(_summary(path))
+
+
+# -- compare -------------------------------------------------------------------------------------------
+
+@click.command()
+@click.argument("reference", type=click.Path(exists=False))
+@click.argument("candidate", type=click.Path(exists=False))
+@click.option("--mode", type=click.Choice(["auto", "renorm", "tail", "uniform"]), default="auto", show_default=True,
+              help="How the candidate's top-k labels become probabilities: renorm (LPQLD MR: softmax over the "
+                   "k kept logits), tail/uniform (dropped classes share the stored tail's mass), auto (tail when "
+                   "stored, else renorm).")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
+def compare(reference, candidate, mode, as_json):
+    """Fidelity of the lossy store CANDIDATE against REFERENCE (the store it was made from).
+
+    Over the (epoch, step) both hold: top-1 agreement, top-5 overlap, KL(candidate || reference)
+    and total variation of softmax(z/T) at T=1 and T=20, bytes per record and the ratio to dense
+    fp16 labels. No training needed.
+    """
+    from ..fidelity import compare_stores
+    from ..store import LabelStore
+
+    ref, cand = LabelStore(reference), LabelStore(candidate)
+    if mode in ("tail", "uniform") and "tail" not in [f.name for f in cand.pipelines["label"].decoded_spec]:
+        from ..reconstruct import ReconstructError
+
+        raise ReconstructError(f"--mode {mode} needs a stored tail summary; the candidate has none", path=candidate,
+                               hint="use --mode renorm or auto")
+    bar = progress_bar(None, "compare")
+    try:
+        res = compare_stores(ref, cand, mode=mode, progress=bar.update)
+    finally:
+        bar.close()
+        ref.close()
+        cand.close()
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+        return
+    c, r = res["candidate"], res["reference"]
+    click.echo(f"{res['records']:,} records in {res['steps']:,} common steps (candidate mode {mode})")
+    click.echo(f"  top-1 agreement      {100 * res['top1_agreement']:.2f} %")
+    click.echo(f"  top-5 overlap        {100 * res['top5_overlap']:.2f} %")
+    for t in ("1", "20"):
+        click.echo(f"  KL(cand||ref) T={t:<3}  {res[f'kl_t{t}']:.5f} nats   TV {res[f'tv_t{t}']:.5f}")
+    click.echo(f"  bytes/record         {c['bytes_per_record']:.2f} (reference {r['bytes_per_record']:.2f})")
+    click.echo(f"  vs dense fp16        {c['ratio_vs_dense_fp16']:.1f}x (reference {r['ratio_vs_dense_fp16']:.1f}x)")
+
+
+for _cmd in (encode, quantize, prune, compare):
+    register(_cmd)

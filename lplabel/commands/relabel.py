@@ -1,0 +1,144 @@
+"""``lplabel relabel`` and ``lplabel merge``: make a label store from images and a teacher."""
+from __future__ import annotations
+
+import click
+
+from ..cli import register
+
+
+def _echo(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+@click.command("relabel")
+@click.argument("images")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+              help="The label store to write (*.lpl).")
+@click.option("--teacher", "teachers", multiple=True, required=True, metavar="SPEC",
+              help="TorchScript file, 'package.module:factory[{json}]', torchvision:NAME, timm:NAME or "
+                   "efficientnet-lite0. Repeat for an ensemble (logits are averaged).")
+@click.option("--checkpoint", "checkpoints", multiple=True, metavar="PATH",
+              help="State-dict file for a factory teacher; once per --teacher, in order ('-' for none).")
+@click.option("--normalize", type=click.Choice(["auto", "imagenet", "none"]), default="auto", show_default=True,
+              help="Wrap the teacher in input normalisation (auto: as lplabel.teachers.load_teacher decides).")
+@click.option("--split", default=None, help="Split of a built-in dataset (default train; or NAME:SPLIT).")
+@click.option("--ipc", type=click.IntRange(1), default=None, help="Keep N random real images per class.")
+@click.option("--ipc-seed", type=int, default=0, show_default=True, help="Seed of the --ipc choice.")
+@click.option("--epochs", type=click.IntRange(1), default=300, show_default=True)
+@click.option("--batch-size", "-b", type=click.IntRange(1, 32767), default=128, show_default=True)
+@click.option("--size", type=click.IntRange(1, 32767), default=None,
+              help="Output side S of the views (default: the images' side when all are square and equal).")
+@click.option("--crop-scale", nargs=2, type=float, default=(0.08, 1.0), show_default=True, metavar="MIN MAX")
+@click.option("--crop-ratio", nargs=2, type=float, default=(3 / 4, 4 / 3), metavar="MIN MAX",
+              help="Aspect ratio range of RandomResizedCrop  [default: 0.75 1.333]")
+@click.option("--flip-p", type=click.FloatRange(0, 1), default=None,
+              help="Horizontal flip probability [default: 0.5; 0 for data sets marked not flippable, e.g. digits]")
+@click.option("--mix", type=click.Choice(["cutmix", "mixup", "none"]), default="cutmix", show_default=True)
+@click.option("--mix-alpha", type=float, default=None, help="Beta(a, a) of lambda [default: 1.0 cutmix, 0.8 mixup]")
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
+@click.option("--drop-last", is_flag=True, help="Drop each epoch's short last step.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--amp/--no-amp", default=False, show_default=True, help="Autocast the teacher (bf16/fp16).")
+@click.option("--amp-dtype", type=click.Choice(["auto", "bfloat16", "float16"]), default="auto", show_default=True)
+@click.option("--channels-last/--no-channels-last", default=None, help="[default: on with CUDA]")
+@click.option("--keep", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Compute and store only this fraction of the steps (seeded random; LPLD pruning).")
+@click.option("--keep-seed", type=int, default=None, help="Seed of the --keep choice [default: --seed].")
+@click.option("--keep-unit", type=click.Choice(["step", "epoch"]), default="step", show_default=True,
+              help="What --keep keeps or drops as a whole.")
+@click.option("--keep-metric", type=click.Choice(["random", "order"]), default="random", show_default=True,
+              help="random: a seeded random subset (LPLD); order: the first steps in (epoch, step) order.")
+@click.option("--reuse", type=click.Choice(["lpld", "lpqld"]), default="lpld", show_default=True,
+              help="Reuse schedule recorded for training on a pruned store.")
+@click.option("--topk", type=click.IntRange(0), default=None, help="Store the top-k logits (default: dense).")
+@click.option("--values", default="fp16", show_default=True,
+              help="Label value type: fp32, fp16, bf16 (int8, int4 where lplabel.codecs.label_chain exists).")
+@click.option("--index-type", type=click.Choice(["uint8", "int16", "uint16", "int32"]), default="uint16",
+              show_default=True)
+@click.option("--index-coding", type=click.Choice(["none", "value-delta", "index-delta"]), default=None,
+              help="Top-k index coding (see lplabel quantize).")
+@click.option("--tail", type=click.Choice(["none", "logsumexp", "min"]), default="none", show_default=True,
+              help="Top-k tail summary.")
+@click.option("--zstd-level", type=click.IntRange(1, 22), default=3, show_default=True)
+@click.option("--steps-per-chunk", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--class-map", default=None, metavar="in1k|FILE",
+              help="Map teacher outputs to the image set's classes: 'in1k' (Tiny-ImageNet's in1k_index) or a "
+                   ".npy / text file with one teacher output index per class; the store keeps logits[:, map].")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists (only once the new store is complete).")
+@click.option("--fresh", is_flag=True, help="Discard an unfinished run's work directory instead of resuming it.")
+@click.option("--work-dir", type=click.Path(file_okay=False), default=None,
+              help="Where parts are kept until the merge [default: OUTPUT.partial].")
+@click.option("--part-steps", type=click.IntRange(1), default=None,
+              help="Steps per checkpointed part [default: about 32k views; a resumed run keeps its value].")
+@click.option("--merge/--no-merge", default=True, show_default=True, help="Merge the parts into OUTPUT at the end.")
+@click.option("--rank", type=click.IntRange(0), default=None, help="This shard's rank (shards started by hand).")
+@click.option("--world-size", type=click.IntRange(1), default=None, help="Number of shards (with --rank).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: on a terminal].")
+def relabel_cmd(images, out, teachers, checkpoints, normalize, split, ipc, ipc_seed, epochs, batch_size, size,
+                crop_scale, crop_ratio, flip_p, mix, mix_alpha, seed, drop_last, device, amp, amp_dtype,
+                channels_last, keep, keep_seed, keep_unit, keep_metric, reuse, topk, values, index_type, index_coding, tail, zstd_level,
+                steps_per_chunk, class_map, force, fresh, work_dir, part_steps, merge, rank, world_size, progress):
+    """Label seeded augmented views of IMAGES with a teacher and write a label store.
+
+    IMAGES is an ImageFolder tree (DIR/<class>/<image>), an .npz image pack, or a built-in data set
+    (digits, cifar10, tiny-imagenet; NAME:SPLIT). Views (RandomResizedCrop, flip, CutMix/MixUp)
+    are a pure function of (seed, epoch, step). The teacher must output one logit per class of
+    IMAGES (or use --class-map).
+
+    A killed run resumes when started again with the same command (finished parts are kept in
+    OUTPUT.partial/). Under torchrun every rank labels its share and rank 0 merges; shards
+    started by hand take --rank/--world-size and are joined by `lplabel merge`.
+    """
+    from pathlib import Path
+
+    from ..relabel import load_images, load_teachers, run_relabel
+
+    iset = load_images(images, ipc=ipc, ipc_seed=ipc_seed, split=split)
+    model, desc = load_teachers(teachers, checkpoints, normalize=None if normalize == "auto" else normalize)
+    run_relabel(iset, model, Path(out), epochs=epochs, batch_size=batch_size, size=size, crop_scale=crop_scale,
+                crop_ratio=crop_ratio, flip_p=flip_p, mix=mix, mix_alpha=mix_alpha, seed=seed, drop_last=drop_last,
+                device=device, amp=amp, amp_dtype=amp_dtype, channels_last=channels_last, keep=keep,
+                keep_seed=keep_seed, keep_unit=keep_unit, keep_metric=keep_metric, reuse=reuse,
+                topk=topk or None, values=values, index_type=index_type,
+                tail=tail, index_coding=index_coding, zstd_level=zstd_level, steps_per_chunk=steps_per_chunk,
+                class_map=class_map, teacher_description=desc, force=force, fresh=fresh, work_dir=work_dir,
+                steps_per_part=part_steps, rank=rank, world_size=world_size, merge=merge, progress=progress,
+                log=_echo)
+
+
+@click.command("merge")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--allow-incomplete", is_flag=True, help="Merge even when planned steps are missing.")
+@click.option("--remove-sources", is_flag=True, help="Delete the merged work directories afterwards.")
+@click.option("--progress/--no-progress", default=None)
+def merge_cmd(sources, out, force, allow_incomplete, remove_sources, progress):
+    """Join relabel shards into one label store.
+
+    SOURCES are relabel work directories (OUTPUT.partial, one per machine or rank) and/or .lpl
+    shard stores of one run. Steps must be disjoint; with work directories every planned step
+    must be present (else the missing parts are listed). The result equals a single-process run.
+    """
+    import shutil
+    from pathlib import Path
+
+    from ..relabel import merge
+    from ..relabel.workdir import WorkDir
+
+    path = merge(list(sources), Path(out), force=force, allow_incomplete=allow_incomplete, progress=progress,
+                 log=_echo)
+    if remove_sources:
+        for s in sources:
+            if Path(s).is_dir() and WorkDir(s).exists():
+                shutil.rmtree(s, ignore_errors=True)
+    from ..cli import human_bytes
+    from ..store import store_info
+
+    info = store_info(path)
+    _echo(f"{path}: {info['records']:,} records, {human_bytes(info['file_bytes'])}, "
+          f"{info['ratio_vs_dense_fp16']:.1f}x smaller than dense fp16")
+
+
+register(relabel_cmd)
+register(merge_cmd)

@@ -1,0 +1,353 @@
+"""Shared pieces of the legacy importers and exporters: directory scans, image keys, codec
+choice, the ``legacy`` header extension, progress bars and atomic output directories."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LplabelError, OutputExistsError
+from ..images import ImageIndex
+from .errors import LegacyExportError, LegacyFormatError
+
+#: Version of the ``legacy`` extension written into store headers (see docs/interop.md).
+LEGACY_EXTENSION_VERSION = 1
+
+EPOCH_RE = re.compile(r"^epoch_(\d+)$")
+BATCH_RE = re.compile(r"^batch_(\d+)\.tar$")
+
+
+def visible(name: str) -> bool:
+    return not name.startswith(".")
+
+
+# ------------------------------------------------------------------------- directory scans
+def scan_epoch_dirs(root: Path, *, allow_partial_last: bool) -> dict:
+    """``{epoch: [batch file paths in batch order]}`` of an ``epoch_e/batch_b.tar`` tree.
+
+    Epochs must be 0..E-1 and each epoch's batches 0..n-1 with no gaps; every epoch has as
+    many batches as epoch 0, except (``allow_partial_last``) a shorter last epoch.
+    """
+    epochs = {}
+    flat = []
+    for entry in os.scandir(root):
+        if BATCH_RE.match(entry.name):
+            flat.append(entry.name)
+        m = EPOCH_RE.match(entry.name)
+        if m and entry.is_dir():
+            e = int(m.group(1))
+            if m.group(1) != str(e):
+                raise LegacyFormatError(f"epoch directory {entry.name!r} has a non-canonical number", path=root)
+            epochs[e] = Path(entry.path)
+    if flat and epochs:
+        raise LegacyFormatError(f"flat batch file {sorted(flat)[0]!r} beside epoch_<e> folders", path=root,
+                                hint="mixed layouts (LPQLD's flat files and SRe2L/LPLD epoch folders) in one "
+                                     "directory; separate them")
+    if flat:
+        raise LegacyFormatError("no epoch_<e> directories, but flat batch_<g>.tar files", path=root,
+                                hint="flat batch files are the LPQLD layout (--from lpqld)")
+    if not epochs:
+        raise LegacyFormatError("no epoch_<e> directories", path=root)
+    missing = sorted(set(range(max(epochs) + 1)) - set(epochs))
+    if missing:
+        raise LegacyFormatError(f"epoch directories are missing: {', '.join(f'epoch_{e}' for e in missing[:10])}"
+                                + (" ..." if len(missing) > 10 else ""), path=root,
+                                hint="the directory is partial (an interrupted copy or generation?)")
+    out = {}
+    for e in sorted(epochs):
+        out[e] = scan_batches(epochs[e])
+    n0 = len(out[0])
+    last = max(out)
+    for e, files in out.items():
+        n = len(files)
+        if n == 0:
+            raise LegacyFormatError("epoch directory holds no batch files", path=epochs[e])
+        if n != n0 and not (allow_partial_last and e == last and n < n0):
+            raise LegacyFormatError(f"epoch_{e} has {n} batch files, epoch_0 has {n0}", path=epochs[e],
+                                    hint="epochs of different sizes: the directory is partial or mixes runs")
+    return out
+
+
+def scan_batches(folder: Path, *, strict: bool = True) -> list:
+    """The ``batch_<b>.tar`` files of ``folder`` in batch order; gaps and strays raise."""
+    found = {}
+    for entry in os.scandir(folder):
+        if not visible(entry.name):
+            continue
+        m = BATCH_RE.match(entry.name)
+        if m and m.group(1) == str(int(m.group(1))) and entry.is_file():
+            found[int(m.group(1))] = Path(entry.path)
+        elif strict and not entry.name.endswith(".json"):
+            raise LegacyFormatError(f"unexpected entry {entry.name!r} among the batch files", path=folder,
+                                    hint="a label directory holds only batch_<b>.tar files (and the sampler JSON); "
+                                         "move other files away")
+    if not found:
+        return []
+    missing = sorted(set(range(max(found) + 1)) - set(found))
+    if missing:
+        raise LegacyFormatError(f"batch files are missing: {', '.join(f'batch_{b}.tar' for b in missing[:10])}"
+                                + (" ..." if len(missing) > 10 else ""), path=folder,
+                                hint="the directory is partial (an interrupted copy or generation?)")
+    return [found[b] for b in range(len(found))]
+
+
+def du_bytes(path) -> int:
+    """Bytes a file or tree occupies on disk, counted as ``du`` does (allocated 512-byte blocks)."""
+    p = Path(path)
+    if p.is_file():
+        return os.stat(p).st_blocks * 512
+    total = 0
+    for dirpath, _, files in os.walk(p):
+        total += os.stat(dirpath).st_blocks * 512
+        for f in files:
+            total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+    return total
+
+
+def logical_bytes(path) -> int:
+    p = Path(path)
+    if p.is_file():
+        return p.stat().st_size
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _, fs in os.walk(p) for f in fs)
+
+
+# ----------------------------------------------------------------------------- image keys
+def image_folder_index(root) -> ImageIndex:
+    """Keys and classes of an ImageFolder tree, without reading pixels, in torchvision order
+    (classes = sorted sub-folders; within each, image files sorted by relative path)."""
+    from ..datasets import IMAGE_EXTENSIONS
+
+    root = Path(root)
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and visible(p.name))
+    if not classes:
+        raise LegacyFormatError("no class sub-folders; expected an ImageFolder tree <root>/<class>/<image>", path=root)
+    keys, cls = [], []
+    for c, name in enumerate(classes):
+        files = []
+        for dirpath, dirnames, filenames in os.walk(root / name, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if visible(d))
+            files += [Path(dirpath, f) for f in filenames if visible(f) and f.lower().endswith(IMAGE_EXTENSIONS)]
+        for f in sorted(files, key=lambda p: p.relative_to(root / name).as_posix()):
+            keys.append(f.relative_to(root).as_posix())
+            cls.append(c)
+    return ImageIndex(keys, np.asarray(cls, dtype=np.int64), None, classes)
+
+
+def resolve_images(images, num_images: int | None, used_max: int, where) -> ImageIndex:
+    """The ImageIndex of an import: given (ImageSet/ImageIndex/folder/key list file) or "0".."N-1"."""
+    from ..images import ImageSet, image_index
+
+    if images is None:
+        n = used_max + 1 if num_images is None else int(num_images)
+        if n <= used_max:
+            raise LegacyFormatError(f"num_images={n} but the labels use image index {used_max}", path=where)
+        return ImageIndex([str(i) for i in range(n)], np.full(n, -1, dtype=np.int64), None)
+    if isinstance(images, (ImageSet, ImageIndex)):
+        idx = image_index(images)
+    else:
+        p = Path(images)
+        if p.is_dir():
+            idx = image_folder_index(p)
+        elif p.suffix == ".json":
+            keys = json.loads(p.read_text())
+            if not isinstance(keys, list):
+                raise LegacyFormatError("an image key file in JSON must hold a list of keys", path=p)
+            idx = ImageIndex([str(k) for k in keys], np.full(len(keys), -1), None)
+        else:
+            keys = [ln.rstrip("\n") for ln in p.read_text().splitlines() if ln.strip()]
+            idx = ImageIndex(keys, np.full(len(keys), -1), None)
+    if num_images is not None and len(idx) != num_images:
+        raise LegacyFormatError(f"{len(idx)} images given, but num_images={num_images}", path=where)
+    if len(idx) <= used_max:
+        raise LegacyFormatError(f"{len(idx)} images given, but the labels use image index {used_max}", path=where,
+                                hint="give the distilled image folder the labels were generated for")
+    return idx
+
+
+# ---------------------------------------------------------------------------------- codecs
+@dataclass
+class LabelPlan:
+    """How the label column is written: writer input, codec chain and whether it is lossless."""
+
+    label_input: object
+    codecs: list
+    lossless: bool
+    description: str = ""
+
+
+def parse_codecs(codecs):
+    """A codec chain from a list of codecs/dicts, a JSON string, or a path to a JSON file."""
+    if codecs is None or isinstance(codecs, list):
+        return codecs
+    if isinstance(codecs, (str, os.PathLike)):
+        text = str(codecs)
+        if not text.lstrip().startswith("[") and Path(text).is_file():
+            text = Path(text).read_text()
+        try:
+            chain = json.loads(text)
+        except ValueError as e:
+            raise LplabelError(f"--codecs is not valid JSON ({e})",
+                               hint='give a JSON list, e.g. [{"name": "topk", "configuration": {"k": 100}}, '
+                                    '{"name": "bytes"}, {"name": "zstd"}]') from None
+        if not isinstance(chain, list):
+            raise LplabelError("--codecs must be a JSON list of codecs")
+        return chain
+    raise LplabelError(f"codecs must be a list or JSON text, got {type(codecs).__name__}")
+
+
+def _holds(src: str, dst: str) -> bool:
+    """Can type ``dst`` hold every value of ``src`` exactly?"""
+    order = {"float16": 0, "float32": 1, "float64": 2}
+    return src == dst or (src in order and dst in order and order[dst] >= order[src])
+
+
+def plan_labels(kind: str, *, value_dtype: str, k: int | None = None, num_classes: int,
+                codecs=None, level: int = 3) -> LabelPlan:
+    """Label chain for legacy labels: ``kind`` is ``"dense"`` (logits [B, C]) or ``"topk"``
+    (values + indices [B, k]). Without ``codecs`` the chain stores them bit-exactly."""
+    from ..codecs import Pipeline, default_label_codecs, get_codec
+    from ..codecs.abc import ArrayArrayCodec
+
+    label_input = "logits" if kind == "dense" else ("topk", int(k))
+    if codecs is None:
+        if kind == "dense":
+            chain = default_label_codecs("dense", type=value_dtype, level=level)
+        else:
+            index_type = "int16" if num_classes <= 32768 else "int32"
+            chain = default_label_codecs("topk", k=int(k), type=value_dtype, index_type=index_type, level=level)
+        return LabelPlan(label_input, chain, True, f"lossless ({kind} {value_dtype})")
+    chain = [c if not isinstance(c, (dict, str)) else get_codec(c) for c in parse_codecs(codecs)]
+    transforms = [c for c in chain if isinstance(c, ArrayArrayCodec)]
+    lossless = False
+    if len(transforms) == 1:
+        c = transforms[0]
+        cfg = c.get_config()
+        if kind == "dense" and c.name == "dense":
+            lossless = _holds(value_dtype, cfg.get("type"))
+        elif kind == "topk" and c.name == "topk":
+            lossless = cfg.get("k") == k and _holds(value_dtype, cfg.get("type")) and cfg.get("tail", "none") == "none"
+    # validate the chain against the input now, before anything is read
+    from ..codecs import Field
+
+    spec = (Field("logits", "float32", (num_classes,)),) if kind == "dense" else \
+        (Field("indices", "int64", (int(k),)), Field("values", "float32", (int(k),)))
+    Pipeline(chain, spec)
+    return LabelPlan(label_input, chain, lossless, "lossless" if lossless else "lossy (as the codecs say)")
+
+
+def legacy_extension(layout: str, **facts) -> dict:
+    """The ``legacy`` header extension: what export needs to rebuild the legacy files exactly."""
+    import torch
+
+    from .. import __version__
+
+    ext = {"must_understand": False, "version": LEGACY_EXTENSION_VERSION, "layout": layout,
+           "imported_with": {"lplabel": __version__, "torch": torch.__version__, "numpy": np.__version__}}
+    ext.update(facts)
+    return ext
+
+
+def legacy_info(store) -> dict | None:
+    ext = (store.header.get("extensions") or {}).get("legacy")
+    return ext if isinstance(ext, dict) else None
+
+
+# ------------------------------------------------------------------------------ progress
+def progress_bar(total: int, desc: str, enabled: bool, unit: str = "file"):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled, dynamic_ncols=True,
+                leave=False)
+
+
+# ------------------------------------------------------------------------ report objects
+@dataclass
+class ImportReport:
+    """What :func:`lplabel.interop.import_legacy` did."""
+
+    layout: str
+    source: str
+    output: str
+    files: int
+    steps: int
+    records: int
+    epochs: int
+    steps_per_epoch: int
+    batch_size: int
+    num_classes: int
+    num_images: int
+    lossless: bool
+    source_bytes: int = 0
+    output_bytes: int = 0
+    notes: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class ExportReport:
+    layout: str
+    store: str
+    output: str
+    files: int
+    steps: int
+    records: int
+    notes: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+# ------------------------------------------------------------------ atomic output folders
+class OutputDir:
+    """A directory written under a temporary name beside ``path`` and renamed into place.
+
+    ``commit()`` makes it appear at ``path`` (replacing an existing one only with ``force``);
+    ``abort()`` (or an exception inside ``with``) removes the temporary directory.
+    """
+
+    def __init__(self, path, force: bool = False):
+        self.path = Path(path)
+        self.force = force
+        if self.path.exists() and not force:
+            raise OutputExistsError("output exists", path=self.path, hint="choose another name or pass --force")
+        if self.path.exists() and not self.path.is_dir():
+            raise OutputExistsError("output exists and is not a directory", path=self.path)
+        parent = self.path.parent
+        if not parent.is_dir():
+            raise LegacyExportError("the output's parent directory does not exist", path=parent)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=parent))
+        self.done = False
+
+    def commit(self) -> Path:
+        old = None
+        if self.path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent))
+            os.rmdir(old)
+            os.replace(self.path, old)
+        os.replace(self.tmp, self.path)
+        self.done = True
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.path
+
+    def abort(self) -> None:
+        if not self.done:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.done = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+        return False

@@ -1,0 +1,17 @@
+"""The relabeler: generate seeded views, run the teacher, write the label store.
+
+``relabel(images, teacher, out, ...)`` is the Python entry point (``lplabel relabel`` on the
+command line); ``merge(sources, out)`` joins shards (``lplabel merge``). See
+:mod:`lplabel.relabel.core` for the loop, :mod:`~lplabel.relabel.plan` for pruning, parts and
+ranks, :mod:`~lplabel.relabel.workdir` for resuming and :mod:`~lplabel.relabel.merge`.
+"""
+from .core import RelabelReport, relabel, run_relabel
+from .errors import (DistributedError, ImageInputError, MergeError, RelabelError, RelabelWriteError,
+                     TeacherOutputError, WorkDirError)
+from .inputs import load_images
+from .merge import merge
+from .teacher_io import load_teachers
+
+__all__ = ["relabel", "run_relabel", "RelabelReport", "merge", "load_images", "load_teachers", "RelabelError",
+           "ImageInputError", "TeacherOutputError", "WorkDirError", "RelabelWriteError", "MergeError",
+           "DistributedError"]

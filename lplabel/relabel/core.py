@@ -1,0 +1,599 @@
+"""The relabel loop: plan views, render them on the device, run the teacher, write parts, merge.
+
+Per step (all of it a pure function of ``(seed, epoch, step)``, see :mod:`lplabel.views`):
+
+1. the host plans the step's views (image ids, crop boxes, flips, mix partner/λ/box);
+2. the device renders them from the uint8 :class:`~lplabel.replay.ImageBank` (kept on the GPU
+   when it fits, else streamed per step) and applies CutMix/MixUp (:func:`render_step`);
+3. the teacher runs under ``torch.inference_mode()``, with autocast when ``amp`` and
+   channels_last on CUDA; top-k (when the chain is plain top-k) runs on the device too;
+4. the labels are copied to pinned host memory without blocking, and the writer thread (the only
+   one touching store writers) waits for the copy, encodes and writes the step into the current
+   part store.
+
+Parts are finished stores in the work directory (``OUT.lpl.partial/``); at the end they are merged
+into ``OUT.lpl`` (atomically) and the work directory is removed. See :mod:`lplabel.relabel.plan`
+for how parts are cut and shared between ranks, and :mod:`lplabel.relabel.workdir` for resuming.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..codecs import Pipeline
+from ..errors import LplabelError
+from ..images import ImageSet, image_index
+from ..replay import ImageBank, render_step, render_views
+from ..store import LabelStore, StoreWriter, store_info
+from ..views import AugmentPolicy, StepViews, plan_steps, steps_per_epoch as _steps_per_epoch
+from .distributed import DistContext
+from .errors import (DistributedError, ImageInputError, OutputExistsError, RelabelError, TeacherOutputError,
+                     WorkDirError)
+from .inputs import check_images
+from .labels import build_label_chain, label_spec, part_chain
+from .plan import (default_steps_per_part, make_plan, num_parts, owned_parts, part_ids, rle_encode,
+                   split_ids)
+from .teacher_io import amp_settings, describe_teacher, load_class_map, prepare_teacher, resolve_device
+from .workdir import MANIFEST_KIND, MANIFEST_VERSION, WorkDir, default_work_dir
+from .writer_thread import WriterThread
+
+#: Keep the image bank on the GPU when it needs less than this fraction of the free memory.
+BANK_GPU_FRACTION = 0.3
+#: Steps queued on the GPU ahead of the host (bounds the memory of rendered batches in flight).
+MAX_IN_FLIGHT = 3
+
+
+@dataclass
+class RelabelReport:
+    """What a relabel call did. ``path`` is the merged store, or the work directory when this
+    process finished its share but the merge is left to another process (``merged`` False)."""
+
+    path: Path
+    merged: bool
+    work_dir: Path
+    rank: int = 0
+    world_size: int = 1
+    steps_planned: int = 0
+    steps_computed: int = 0
+    views_computed: int = 0
+    parts_total: int = 0
+    parts_resumed: int = 0
+    compute_seconds: float = 0.0
+    merge_seconds: float = 0.0
+    device: str = "cpu"
+    precision: str = "float32"
+    info: dict | None = field(default=None, repr=False)
+
+    @property
+    def views_per_second(self) -> float:
+        return self.views_computed / self.compute_seconds if self.compute_seconds > 0 else float("nan")
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"
+
+
+def _num_classes_of(images: ImageSet) -> int | None:
+    if images.class_names:
+        return len(images.class_names)
+    labelled = images.classes[images.classes >= 0]
+    return int(labelled.max()) + 1 if len(labelled) else None
+
+
+def _views_in_steps(ids: np.ndarray, spe: int, n_images: int, batch: int) -> int:
+    s = np.asarray(ids, dtype=np.int64) % spe
+    return int(np.minimum(batch, n_images - s * batch).sum())
+
+
+def _bank(images, device) -> ImageBank:
+    """An ImageBank; read-only source arrays (e.g. decoded by Pillow) are fine: the bank copies them."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return ImageBank(images, device=device)
+
+
+class _Renderer:
+    """Renders a step on the device: from a resident bank, or by uploading the step's images."""
+
+    def __init__(self, images: ImageSet, device: torch.device, policy: AugmentPolicy, bank_device=None):
+        self.policy = policy
+        self.device = device
+        nbytes = int(np.prod(images.sizes(), axis=1).sum()) * self._channels(images)
+        if bank_device is None:
+            resident = True
+            if device.type == "cuda":
+                free, _ = torch.cuda.mem_get_info(device)
+                resident = nbytes < BANK_GPU_FRACTION * free
+        elif bank_device == "stream":
+            resident = False
+        else:
+            resident = torch.device(bank_device).type == device.type
+        self.resident = resident
+        try:
+            self.bank = _bank(images.images, device) if resident else None
+        except (TypeError, ValueError) as e:
+            raise ImageInputError(f"cannot use these images: {e}") from None
+        self.source = images.images
+
+    @staticmethod
+    def _channels(images) -> int:
+        a = images.images
+        first = a[0] if len(a) else np.zeros((1, 1, 1))
+        first = np.asarray(first)
+        return 1 if first.ndim == 2 else int(first.shape[-1])
+
+    def __call__(self, views: StepViews, mix: bool = True) -> torch.Tensor:
+        if self.resident:
+            bank, v = self.bank, views
+        else:
+            uniq, inv = np.unique(views.image, return_inverse=True)
+            sub = self.source[uniq] if isinstance(self.source, np.ndarray) else [self.source[i] for i in uniq]
+            bank = _bank(sub, self.device)
+            v = StepViews(image=inv.reshape(-1), crop=views.crop, flip=views.flip, mix_partner=views.mix_partner,
+                          mix_lambda=views.mix_lambda, mix_box=views.mix_box)
+        if mix:
+            return render_step(bank, v, self.policy)
+        return render_views(bank, v, self.policy)
+
+
+class _Teacher:
+    """The teacher forward of the loop: layout, autocast, class map, output checks."""
+
+    def __init__(self, module: nn.Module, device: torch.device, amp: bool, amp_dtype: str, channels_last: bool):
+        self.channels_last = channels_last
+        self.autocast, self.precision = amp_settings(device, amp, amp_dtype)
+        self.module = prepare_teacher(module, device, channels_last)
+        self.class_index = None
+        self.device = device
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            z = self.module(x)
+        return z
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.raw(x)
+        if not isinstance(z, torch.Tensor):
+            raise TeacherOutputError(f"the teacher returned {type(z).__name__}, not a tensor of logits")
+        z = z.float()
+        if self.class_index is not None:
+            z = z.index_select(1, self.class_index)
+        return z
+
+    def probe(self, x: torch.Tensor) -> int:
+        """Run a tiny batch; return the output width (raising a clear error on any failure)."""
+        try:
+            z = self.raw(x)
+        except Exception as e:  # noqa: BLE001 - any failure of foreign code becomes one clear error
+            raise TeacherOutputError(f"the teacher failed on a batch of shape {tuple(x.shape)} "
+                                     f"(float32 NCHW pixels 0..255): {_first_line(e)}",
+                                     hint="check the teacher's input channels and size (--size)") from None
+        if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[0] != x.shape[0]:
+            shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise TeacherOutputError(f"the teacher must return logits [batch, classes]; got {shape} for a batch "
+                                     f"of {x.shape[0]}")
+        return int(z.shape[1])
+
+
+def relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out, **kwargs) -> Path:
+    """Label seeded augmented views of ``images`` with ``teacher`` and write the store ``out``.
+
+    Returns the path of the store (or, for a shard process whose merge is left to another
+    process, the work directory). Keyword arguments: see :func:`run_relabel`.
+    """
+    return run_relabel(images, teacher, out, **kwargs).path
+
+
+def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out, *,
+                epochs: int = 300, batch_size: int = 128, size: int | None = None,
+                crop_scale=(0.08, 1.0), crop_ratio=(3.0 / 4.0, 4.0 / 3.0), flip_p: float | None = None,
+                mix: str = "cutmix", mix_alpha: float | None = None, seed: int = 0, drop_last: bool = False,
+                device="auto", amp: bool = False, amp_dtype: str = "auto", channels_last: bool | None = None,
+                keep: float | None = None, keep_seed: int | None = None, reuse: str = "lpld",
+                keep_unit: str = "step", keep_metric: str = "random",
+                topk: int | None = None, values: str = "fp16", index_type: str = "uint16", tail: str = "none",
+                index_coding: str | None = None,
+                zstd_level: int = 3, label_codecs=None, steps_per_chunk: int = 1, class_map=None,
+                teacher_description: str | None = None, teacher_checksum: str | None = None,
+                force: bool = False, fresh: bool = False, work_dir=None, steps_per_part: int | None = None,
+                rank: int | None = None, world_size: int | None = None, merge: bool = True,
+                bank_device=None, queue_size: int = 8, progress: bool | None = None,
+                log: Callable[[str], None] | None = None) -> RelabelReport:
+    """Relabel: see the module doc. Arguments:
+
+    Views: ``epochs``, ``batch_size`` (B), ``size`` (output side S; default the images' side when
+    they are all square and equal), ``crop_scale``, ``crop_ratio``, ``flip_p`` (default 0.5, or 0
+    when ``images.meta["hflip"]`` is false), ``mix`` (``cutmix``/``mixup``/``none``),
+    ``mix_alpha``, ``seed``, ``drop_last``.
+    Teacher: ``teacher`` (a module taking float32 NCHW 0..255, or a list = ensemble of mean
+    logits), ``device`` (``cpu``/``cuda``/``auto``), ``amp`` + ``amp_dtype`` (autocast),
+    ``channels_last`` (default: on CUDA), ``class_map`` (None: the teacher's width must equal the
+    number of classes; ``"in1k"``, a file, or a list of ints: store ``logits[:, class_map]``),
+    ``teacher_description`` / ``teacher_checksum`` (header; default: class name / weight hash).
+    Pruning (:func:`lplabel.selection.select_steps`): ``keep`` (fraction of steps, or of epochs
+    with ``keep_unit="epoch"``, computed and stored), ``keep_metric`` (``random`` or ``order``),
+    ``keep_seed`` (default ``seed``), ``reuse`` (recorded for training: ``lpld`` or ``lpqld``).
+    Labels: ``topk`` (None = dense), ``values`` (fp32/fp16/bf16/int8/int4), ``index_type``, ``tail``,
+    ``index_coding``, ``zstd_level`` (see :func:`lplabel.relabel.labels.build_label_chain`), or a full
+    ``label_codecs`` chain; ``steps_per_chunk``.
+    Output and resuming: ``force`` (replace ``out``), ``fresh`` (discard an unfinished run's work
+    directory), ``work_dir`` (default ``OUT.partial``), ``steps_per_part`` (checkpoint interval;
+    default about 32k views; a resumed run keeps the original value), ``merge`` (merge at the end).
+    Distribution: ``rank``/``world_size`` for hand-started shards (default: torchrun's environment).
+    Performance: ``bank_device`` (None: on the device when it fits, else ``"stream"``: each step's
+    images are uploaded; ``"cpu"`` with a CUDA device also streams), ``queue_size`` (steps in
+    flight to the writer). ``progress``: tqdm bar on stderr (default: when stderr is a terminal); ``log``: called
+    with summary lines.
+    """
+    t_begin = time.perf_counter()
+    say = log or (lambda s: None)
+    images = check_images(images)
+    out = Path(out)
+    if not isinstance(teacher, nn.Module):
+        from ..teachers import Ensemble
+
+        teacher = Ensemble(list(teacher))
+    dev = resolve_device(device)
+    dist = DistContext.detect(rank, world_size, dev.type)
+    try:
+        if dist.group and dev.type == "cuda" and dev.index is None:
+            dev = torch.device("cuda", dist.local_rank)
+        return _run(images, teacher, out, dist, dev, say, t_begin, locals_=dict(
+            epochs=epochs, batch_size=batch_size, size=size, crop_scale=crop_scale, crop_ratio=crop_ratio,
+            flip_p=flip_p, mix=mix, mix_alpha=mix_alpha, seed=seed, drop_last=drop_last, amp=amp,
+            amp_dtype=amp_dtype, channels_last=channels_last, keep=keep, keep_seed=keep_seed, reuse=reuse,
+            keep_unit=keep_unit, keep_metric=keep_metric,
+            topk=topk, values=values, index_type=index_type, tail=tail, index_coding=index_coding, zstd_level=zstd_level,
+            label_codecs=label_codecs, steps_per_chunk=steps_per_chunk, class_map=class_map,
+            teacher_description=teacher_description, teacher_checksum=teacher_checksum, force=force, fresh=fresh,
+            work_dir=work_dir, steps_per_part=steps_per_part, merge=merge, bank_device=bank_device,
+            queue_size=queue_size, progress=progress))
+    finally:
+        dist.close()
+
+
+def _check_output(out: Path, force: bool) -> None:
+    if out.is_dir():
+        raise OutputExistsError("output is a directory", path=out, hint="give a file name ending in .lpl")
+    if out.exists() and not force:
+        raise OutputExistsError("output exists", path=out, hint="choose another name or pass --force")
+    if not out.parent.is_dir():
+        raise RelabelError("output directory does not exist", path=out.parent)
+
+
+def _collective(dist: DistContext, fn, *args):
+    """Run ``fn`` on rank 0 (all processes without a group) and share its result or error."""
+    if not dist.group:
+        return fn(*args)
+    res = None
+    if dist.is_main:
+        try:
+            res = ("ok", fn(*args))
+        except LplabelError as e:
+            res = ("err", e)
+    res = dist.broadcast(res)
+    if res[0] == "err":
+        raise res[1]
+    return res[1]
+
+
+def _run(images, teacher, out, dist, dev, say, t_begin, locals_):
+    a = locals_
+    B = int(a["batch_size"])
+    E = int(a["epochs"])
+    if E < 1 or not 1 <= B <= 32767:
+        raise RelabelError(f"epochs must be >= 1 and batch size in [1, 32767]; got {E} and {B}")
+    N = len(images)
+    sizes = images.sizes()
+    size = a["size"]
+    if size is None:
+        uniq = np.unique(sizes, axis=0)
+        if len(uniq) != 1 or uniq[0, 0] != uniq[0, 1]:
+            raise RelabelError("images are not all square and of one size: give the output side (--size)")
+        size = int(uniq[0, 0])
+    flip_p = a["flip_p"]
+    if flip_p is None:
+        flip_p = 0.5 if (getattr(images, "meta", {}) or {}).get("hflip", True) else 0.0
+    try:
+        policy = AugmentPolicy(output_size=int(size), crop_scale=tuple(a["crop_scale"]),
+                               crop_ratio=tuple(a["crop_ratio"]), flip_p=flip_p, mix=a["mix"],
+                               mix_alpha=a["mix_alpha"])
+    except ValueError as e:
+        raise RelabelError(f"invalid augmentation: {e}") from None
+    seed = int(a["seed"])
+    if not 0 <= seed < 2**32:
+        raise RelabelError(f"seed must be in [0, 2**32), got {seed}")
+    drop_last = bool(a["drop_last"])
+    spe = _steps_per_epoch(N, B, drop_last)
+    if spe < 1:
+        raise RelabelError(f"{N} images make no full step of {B} with drop_last", hint="lower --batch-size")
+    _check_output(out, a["force"])
+
+    channels_last = dev.type == "cuda" if a["channels_last"] is None else bool(a["channels_last"])
+    runner = _Teacher(teacher, dev, a["amp"], a["amp_dtype"], channels_last)
+    renderer = None
+
+    # -- probe the teacher on two views of step 0: output shape, width, classes -------------
+    first = next(plan_steps(seed, [(0, 0)], sizes, B, policy, drop_last))[2]
+    m = min(2, len(first))
+    probe_views = StepViews(image=first.image[:m], crop=first.crop[:m], flip=first.flip[:m],
+                            mix_partner=np.full(m, -1), mix_lambda=math.nan, mix_box=np.zeros(4))
+    try:
+        probe_bank = ImageBank([np.array(images.images[int(i)]) for i in probe_views.image], device=dev)
+    except (TypeError, ValueError) as e:
+        raise ImageInputError(f"cannot use these images: {e}") from None
+    probe_views.image = np.arange(m, dtype=np.int32)
+    with torch.inference_mode():
+        width = runner.probe(render_views(probe_bank, probe_views, policy))
+    del probe_bank
+    n_img_classes = _num_classes_of(images)
+    cmap, cmap_desc = load_class_map(a["class_map"], images, width)
+    if cmap is not None:
+        if n_img_classes is not None and len(cmap) != n_img_classes:
+            raise TeacherOutputError(f"the class map has {len(cmap)} entries, the image set {n_img_classes} classes")
+        num_classes = len(cmap)
+        runner.class_index = torch.as_tensor(cmap, dtype=torch.int64, device=dev)
+    elif n_img_classes is None:
+        num_classes = width
+    else:
+        num_classes = n_img_classes
+        if width != num_classes:
+            raise TeacherOutputError(
+                f"the teacher outputs {width} classes but the image set has {num_classes}",
+                hint="use a teacher trained on these classes, or map its outputs with --class-map "
+                     "(in1k for Tiny-ImageNet under an ImageNet-1K teacher, or a file of output indices)")
+    if len(images.classes) and images.classes.max() >= num_classes:
+        raise ImageInputError(f"image classes go up to {int(images.classes.max())} but labels have {num_classes} "
+                              "classes")
+
+    # -- labels, header facts, plan ---------------------------------------------------------
+    codecs, label_input, device_topk = build_label_chain(
+        num_classes, topk=a["topk"], values=a["values"], index_type=a["index_type"], tail=a["tail"],
+        index_coding=a["index_coding"], zstd_level=a["zstd_level"], label_codecs=a["label_codecs"])
+    pcodecs, pinput, pmode = part_chain(codecs, label_input)
+    spc = int(a["steps_per_chunk"])
+    if spc < 1:
+        raise RelabelError("steps_per_chunk must be >= 1")
+    teacher_hdr = describe_teacher(teacher, a["teacher_description"], a["teacher_checksum"], runner.precision,
+                                   cmap_desc)
+    keep_seed = seed if a["keep_seed"] is None else int(a["keep_seed"])
+    ids, selection = make_plan(E, spe, a["keep"], keep_seed, a["reuse"], a["keep_unit"], a["keep_metric"])
+    index = image_index(images)
+    wd = WorkDir(a["work_dir"] if a["work_dir"] is not None else default_work_dir(out))
+    K = a["steps_per_part"]
+    if K is None:
+        K = default_steps_per_part(B)
+        if wd.exists() and not a["fresh"]:
+            try:
+                K = int(wd.read_manifest()["plan"]["steps_per_part"])
+            except (WorkDirError, KeyError, TypeError, ValueError):
+                pass
+    K = int(K)
+    if K < 1:
+        raise RelabelError("steps_per_part must be >= 1")
+    P = num_parts(len(ids), K)
+    manifest = {
+        "kind": MANIFEST_KIND, "version": MANIFEST_VERSION, "output": out.name,
+        "config": {"images": index.header_entry(), "num_classes": num_classes, "batch_size": B, "epochs": E,
+                   "steps_per_epoch": spe, "drop_last": drop_last, "augmentation": policy.to_json(),
+                   "teacher": teacher_hdr, "seed": seed},
+        "plan": {"steps": rle_encode(ids), "num_steps": int(len(ids)), "steps_per_part": K, "num_parts": P,
+                 "selection": selection},
+        "final": {"label_codecs": Pipeline(codecs, label_spec(label_input, num_classes)).to_json(),
+                  "label_input": label_input if label_input == "logits" else list(label_input),
+                  "part_mode": pmode, "steps_per_chunk": spc},
+    }
+    _collective(dist, lambda: wd.prepare(manifest, fresh=a["fresh"]))
+
+    # -- which parts this process computes ----------------------------------------------------
+    mine = owned_parts(P, dist.rank, dist.world_size)
+    finished = wd.finished_parts()
+    todo, resumed = [], 0
+    for j in mine:
+        if j in finished and _part_ok(wd.part_path(j), part_ids(ids, K, j), spe):
+            resumed += 1
+        else:
+            wd.part_path(j).unlink(missing_ok=True)
+            todo.append(j)
+    wd.clean_temps(mine)
+    if resumed:
+        say(f"resuming: {resumed} of {len(mine)} parts already done in {wd.path}")
+
+    report = RelabelReport(path=out, merged=False, work_dir=wd.path, rank=dist.rank, world_size=dist.world_size,
+                           steps_planned=int(len(ids)), parts_total=P, parts_resumed=resumed, device=str(dev),
+                           precision=runner.precision)
+    err = None
+    try:
+        if todo:
+            renderer = _Renderer(images, dev, policy, a["bank_device"])
+            _compute(report, todo, ids, K, spe, N, B, seed, sizes, policy, drop_last, renderer, runner,
+                     device_topk, num_classes, label_input, pcodecs, pinput, wd, index, teacher_hdr, selection,
+                     a, dist)
+    except LplabelError as e:
+        err = e
+    except Exception as e:
+        if not dist.group:
+            raise
+        err = DistributedError(f"rank {dist.rank} failed: {_first_line(e)}")
+    if dist.group:
+        errs = [e for e in dist.gather(err) if e is not None]
+        if errs:
+            if err is not None:
+                raise err
+            raise DistributedError(f"another rank failed: {errs[0]}") from None
+    elif err is not None:
+        raise err
+
+    # -- merge ----------------------------------------------------------------------------------
+    if not a["merge"]:
+        report.path = wd.path
+        say(f"parts written to {wd.path}; merge them with: lplabel merge {wd.path} -o {out}")
+        return report
+    t_merge = time.perf_counter()
+    if dist.group:
+        _collective(dist, lambda: _merge_workdir(wd, out, a["force"], a["progress"], say))
+        report.merged = True
+    else:
+        with wd.lock():
+            if not wd.exists():  # another shard process merged already
+                report.merged = out.exists()
+            elif wd.finished_parts() >= set(range(P)):
+                _merge_workdir(wd, out, a["force"], a["progress"], say)
+                report.merged = True
+            else:
+                missing = P - len(wd.finished_parts() & set(range(P)))
+                say(f"rank {dist.rank}/{dist.world_size}: done; {missing} part(s) of other shards are missing. "
+                    f"The last shard to finish merges; or run: lplabel merge {wd.path} -o {out}")
+    report.merge_seconds = time.perf_counter() - t_merge
+    if not report.merged:
+        report.path = wd.path
+        return report
+    if dist.is_main and out.exists():
+        report.info = store_info(out)
+        _summary(report, say, time.perf_counter() - t_begin)
+    return report
+
+
+def _part_ok(path: Path, expected_ids: np.ndarray, spe: int) -> bool:
+    """A finished part holds exactly its planned steps (else it is redone)."""
+    try:
+        st = LabelStore(path)
+    except LplabelError:
+        return False
+    try:
+        got = st.step_epoch.astype(np.int64) * spe + st.step_index
+        return bool(np.array_equal(got, expected_ids))
+    finally:
+        st.close()
+
+
+def _merge_workdir(wd: WorkDir, out: Path, force: bool, progress, say) -> None:
+    from .merge import merge
+
+    merge([wd.path], out, force=force, progress=progress)
+    wd.remove()
+
+
+def _compute(report, todo, ids, K, spe, N, B, seed, sizes, policy, drop_last, renderer, runner, device_topk,
+             num_classes, label_input, pcodecs, pinput, wd, index, teacher_hdr, selection, a, dist):
+    from tqdm import tqdm
+
+    part_steps = {j: part_ids(ids, K, j) for j in todo}
+    total_views = sum(_views_in_steps(v, spe, N, B) for v in part_steps.values())
+    show = sys.stderr.isatty() if a["progress"] is None else bool(a["progress"])
+    bar = tqdm(total=total_views, unit="view", unit_scale=True, desc="relabel", file=sys.stderr,
+               disable=not (show and dist.is_main), dynamic_ncols=True, smoothing=0.05)
+    E = int(a["epochs"])
+
+    def open_part(j):
+        return StoreWriter(wd.part_path(j), num_classes=num_classes, images=index, batch_size=B, epochs=E,
+                           steps_per_epoch=spe, drop_last=drop_last, label_codecs=pcodecs, label_input=pinput,
+                           augmentation=policy.to_json(), teacher=teacher_hdr, seed=seed, selection=selection,
+                           steps_per_chunk=1, overwrite=True)
+
+    writer = WriterThread(open_part, {j: len(v) for j, v in part_steps.items()}, label_input=pinput,
+                          maxsize=a["queue_size"], on_step=bar.update)
+    cuda = runner.device.type == "cuda"
+    if cuda:
+        # Render on a side stream: replay's small host->device copies synchronise *their* stream,
+        # so on the teacher's stream they would wait for the previous forward; on their own
+        # stream they run while it computes. At most MAX_IN_FLIGHT steps are queued on the device.
+        compute_stream = torch.cuda.current_stream(runner.device)
+        render_stream = torch.cuda.Stream(runner.device)
+    in_flight: deque = deque()
+    t0 = time.perf_counter()
+    steps = views = 0
+    try:
+        with torch.inference_mode():
+            for j in todo:
+                pairs = split_ids(part_steps[j], spe)
+                for epoch, step, sv in plan_steps(seed, pairs, sizes, B, policy, drop_last):
+                    if cuda:
+                        while len(in_flight) >= MAX_IN_FLIGHT:
+                            in_flight.popleft().synchronize()
+                        with torch.cuda.stream(render_stream):
+                            x = renderer(sv)
+                        compute_stream.wait_stream(render_stream)
+                        x.record_stream(compute_stream)  # x is freed for reuse only after the forward
+                    else:
+                        x = renderer(sv)
+                    z = runner(x)
+                    if z.shape != (len(sv), num_classes):
+                        raise TeacherOutputError(f"the teacher returned logits of shape {tuple(z.shape)}, expected "
+                                                 f"{(len(sv), num_classes)}", part=f"epoch {epoch}, step {step}")
+                    if device_topk:
+                        labels = _topk_canonical(z, device_topk)
+                    else:
+                        labels = {"logits": z}
+                    event = None
+                    if cuda:
+                        labels = {k: v.to("cpu", non_blocking=True) for k, v in labels.items()}
+                        event = torch.cuda.Event()
+                        event.record(compute_stream)
+                        in_flight.append(event)
+                    writer.submit(j, epoch, step, sv, labels, event)
+                    steps += 1
+                    views += len(sv)
+        writer.finish()
+    except BaseException:
+        try:
+            writer.drain()  # keep what was computed: queued steps may finish a part
+        except BaseException:  # a second interrupt: stop now
+            writer.abort()
+        raise
+    finally:
+        bar.close()
+    report.compute_seconds = time.perf_counter() - t0
+    report.steps_computed = steps
+    report.views_computed = views
+
+
+def _topk_canonical(z: torch.Tensor, k: int) -> dict:
+    """Top-k of each row on the device, ordered as the topk codec orders them: by decreasing
+    value, ties by smaller class index (two stable sorts; ``torch.topk`` leaves ties unordered)."""
+    vals, idx = torch.topk(z, k, dim=1)
+    idx, perm = idx.sort(dim=1)
+    vals = vals.gather(1, perm)
+    vals, perm = vals.sort(dim=1, descending=True, stable=True)
+    return {"indices": idx.gather(1, perm), "values": vals}
+
+
+def _summary(report: RelabelReport, say, total_seconds: float) -> None:
+    from ..cli import human_bytes
+
+    info = report.info
+    if report.views_computed:
+        say(f"relabelled {report.views_computed:,} views in {report.steps_computed:,} steps on {report.device} "
+            f"({report.precision}) in {report.compute_seconds:.1f} s: {report.views_per_second:,.0f} views/s")
+    if report.parts_resumed:
+        say(f"  ({report.parts_resumed} of {report.parts_total} parts were resumed from an earlier run)")
+    ratio = info.get("ratio_vs_dense_fp16")
+    bpr = info.get("bytes_per_record")
+    say(f"wrote {info['path']}: {info['records']:,} records in {info['steps']:,} steps, "
+        f"{human_bytes(info['file_bytes'])}"
+        + (f", {bpr:.1f} B/record" if bpr else "")
+        + (f", {ratio:.1f}x smaller than dense fp16 ({human_bytes(info['dense_fp16_bytes'])})" if ratio else "")
+        + f"; total {total_seconds:.1f} s (merge {report.merge_seconds:.1f} s)")
+
+
+def _copy_signature():
+    import inspect
+
+    relabel.__signature__ = inspect.signature(run_relabel).replace(return_annotation="Path")
+
+
+_copy_signature()

@@ -1,0 +1,200 @@
+"""The sampler: which stored step each training step reads, per epoch, per rank, resumable.
+
+:class:`StepSampler` runs in the main process. For the current epoch it asks the store's
+:class:`~lplabel.schedule.ReuseSchedule` for the epoch's stored-step positions, takes this
+rank's share, and yields one :class:`~lplabel.torch.batch.StepKey` per step carrying the
+position, the epoch, the step's slot and the epoch's label temperature. Workers therefore need
+no epoch state, and ``persistent_workers=True`` works: the DataLoader re-iterates the sampler in
+the main process every epoch.
+
+DDP: rank ``r`` of ``w`` takes positions ``r, r+w, r+2w, ...`` of the epoch's list. Because
+CutMix/MixUp partners live inside a step, a whole step always goes to one rank and every rank's
+batch is a complete stored step. With ``uneven="pad"`` (default) ranks whose share is short
+repeat the epoch's first steps so every rank runs the same number of steps (as
+``DistributedSampler`` does; otherwise collective ops would hang); ``"drop"`` drops the epoch's
+last ``len % w`` steps; ``"allow"`` leaves the shares uneven (disjoint and complete, for code
+that does not synchronise ranks per step).
+
+Resume: :meth:`StepSampler.state_dict` records the epoch, how many of this rank's steps of it
+were consumed, the schedule's parameters and the store's id; :meth:`load_state_dict` refuses a
+state from another store or schedule, and the next iteration of that epoch starts at the first
+step not consumed. With worker processes the DataLoader fetches ahead of the training loop, so
+tell ``state_dict`` how far the *loop* got (``consumed=`` or ``after=batch``);
+:class:`~lplabel.torch.ReplayLoader` does that for you.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import LplabelError, ScheduleError
+from ..schedule import ReuseSchedule, as_temperature
+from ..store import LabelStore
+from .batch import StepBatch, StepKey
+
+STATE_FORMAT = "lplabel-sampler-v1"
+UNEVEN_MODES = ("pad", "drop", "allow")
+
+
+class ResumeStateError(LplabelError):
+    """A resume state that does not belong to this store or schedule."""
+
+
+def default_rank_world():
+    """(rank, world_size) from torch.distributed when it is initialised, else (0, 1)."""
+    try:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+    except Exception:  # pragma: no cover - depends on the build
+        pass
+    return 0, 1
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """Yield :class:`StepKey` s for the current epoch (see the module doc).
+
+    Parameters
+    ----------
+    store: path or :class:`~lplabel.store.LabelStore`.
+    temperature: the label temperature, a number or a schedule ``epoch -> T`` (see
+        :mod:`lplabel.schedule`: ``lpqld_step()``, ``Cosine``...).
+    reuse, seed, steps_per_epoch, wrap, shuffle, full_steps_only: passed to
+        :class:`~lplabel.schedule.ReuseSchedule` (``reuse="auto"`` follows the store).
+    rank, world_size: this process's share; default from ``torch.distributed`` if initialised.
+    uneven: ``"pad"`` | ``"drop"`` | ``"allow"`` (see the module doc); irrelevant for one rank.
+    epoch: the starting epoch (``set_epoch`` changes it).
+    """
+
+    def __init__(self, store, *, temperature=1.0, reuse: str = "auto", seed=None, steps_per_epoch=None,
+                 wrap: bool = True, shuffle: bool = False, full_steps_only: bool = False, rank=None,
+                 world_size=None, uneven: str = "pad", epoch: int = 0):
+        st = store if isinstance(store, LabelStore) else LabelStore(store)
+        self.store_id = st.store_id
+        self.path = str(st.path)
+        self.schedule = ReuseSchedule.for_store(st, reuse=reuse, seed=seed, steps_per_epoch=steps_per_epoch,
+                                                wrap=wrap, shuffle=shuffle, full_steps_only=full_steps_only)
+        self.temperature = as_temperature(temperature)
+        r, w = default_rank_world()
+        self.rank = r if rank is None else int(rank)
+        self.world_size = w if world_size is None else int(world_size)
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got rank={self.rank}, world_size={self.world_size}")
+        if uneven not in UNEVEN_MODES:
+            raise ValueError(f"uneven must be one of {UNEVEN_MODES}, got {uneven!r}")
+        self.uneven = uneven
+        self.epoch = int(epoch)
+        self._start = 0          # first slot of the next iteration of self.epoch (resume)
+        self._yielded = 0        # keys yielded in the current iteration (incl. the resume offset)
+        self._cache = None       # (epoch, share)
+
+    # -- the epoch's share -----------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Select the training epoch the next iteration serves (call before each epoch)."""
+        epoch = int(epoch)
+        if epoch != self.epoch:
+            self._start = 0
+            self._yielded = 0
+        self.epoch = epoch
+
+    def epoch_steps(self, epoch: int | None = None) -> np.ndarray:
+        """All ranks' stored-step positions of ``epoch`` (default: the current one), in order."""
+        return self.schedule.steps(self.epoch if epoch is None else int(epoch))
+
+    def share(self, epoch: int | None = None) -> np.ndarray:
+        """This rank's stored-step positions of ``epoch``, in the order they are served."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        if self._cache is not None and self._cache[0] == epoch:
+            return self._cache[1]
+        steps = self.schedule.steps(epoch)
+        w = self.world_size
+        if w > 1:
+            n = len(steps)
+            if self.uneven == "pad" and n % w:
+                if n == 0:
+                    raise ScheduleError(f"epoch {epoch} has no steps to share among {w} ranks", path=self.path)
+                pad = w - n % w
+                steps = np.concatenate([steps, np.resize(steps, pad)])
+            elif self.uneven == "drop":
+                steps = steps[: n - n % w]
+                if len(steps) == 0:
+                    raise ScheduleError(f"epoch {epoch} has {n} steps, fewer than the {w} ranks (uneven='drop')",
+                                        path=self.path, hint="use uneven='pad'")
+            steps = steps[self.rank::w]
+        self._cache = (epoch, steps)
+        return steps
+
+    def __len__(self) -> int:
+        return max(len(self.share()) - self._start, 0)
+
+    def __iter__(self):
+        epoch = self.epoch
+        share = self.share(epoch)
+        start = self._start
+        self._start = 0  # the resume offset applies to one iteration only
+        temp = float(self.temperature(epoch))
+        self._yielded = start
+        for slot in range(start, len(share)):
+            self._yielded = slot + 1
+            yield StepKey(int(share[slot]), epoch, slot, temp)
+
+    # -- resume ------------------------------------------------------------------------------------
+    def state_dict(self, consumed: int | None = None, after: StepBatch | int | None = None) -> dict:
+        """The resume state after this rank consumed ``consumed`` steps of the current epoch.
+
+        ``after``: the last batch (or its ``slot``) the training loop finished; equivalent to
+        ``consumed = after.slot + 1``. With neither, the number of keys this sampler yielded in
+        the current iteration is used -- exact only with ``num_workers=0``, where the DataLoader
+        does not fetch ahead.
+        """
+        if after is not None:
+            slot = after.slot if isinstance(after, StepBatch) else int(after)
+            if isinstance(after, StepBatch) and after.epoch != self.epoch:
+                raise ValueError(f"batch is from epoch {after.epoch}, the sampler is at epoch {self.epoch}")
+            consumed = slot + 1
+        if consumed is None:
+            consumed = self._yielded
+        consumed = int(consumed)
+        n = len(self.share())
+        if not 0 <= consumed <= n:
+            raise ValueError(f"consumed={consumed} outside 0..{n} (this rank's steps in epoch {self.epoch})")
+        return {"format": STATE_FORMAT, "store_id": self.store_id, "epoch": self.epoch, "consumed": consumed,
+                "epoch_steps": n, "rank": self.rank, "world_size": self.world_size, "uneven": self.uneven,
+                "schedule": self.schedule.describe()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a :meth:`state_dict`; the next iteration starts at the first unconsumed step."""
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ResumeStateError("not an lplabel sampler state", path=self.path,
+                                   hint=f"expected a dict with format {STATE_FORMAT!r} from StepSampler.state_dict()")
+        if state.get("store_id") != self.store_id:
+            raise ResumeStateError(
+                f"the resume state belongs to store {state.get('store_id')!r}, this is store {self.store_id!r}",
+                path=self.path, hint="resume with the label store the run started with")
+        mine = self.schedule.describe()
+        theirs = state.get("schedule", {})
+        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        if diff:
+            raise ResumeStateError(
+                "the resume state was made with a different reuse schedule ("
+                + ", ".join(f"{k}: saved {theirs.get(k)!r}, now {mine.get(k)!r}" for k in diff) + ")",
+                path=self.path, hint="build the sampler with the same reuse/seed/steps_per_epoch options")
+        for k in ("world_size", "uneven"):
+            if state.get(k) != getattr(self, k):
+                raise ResumeStateError(
+                    f"the resume state was made with {k}={state.get(k)!r}, this sampler has {getattr(self, k)!r}",
+                    path=self.path, hint="mid-epoch resume needs the same world size; or resume at an epoch boundary "
+                                         "by calling set_epoch() without load_state_dict()")
+        if state.get("rank") != self.rank:
+            raise ResumeStateError(f"the resume state is rank {state.get('rank')}'s, this is rank {self.rank}",
+                                   path=self.path, hint="save and load one state per rank")
+        self.epoch = int(state["epoch"])
+        self._cache = None
+        n = len(self.share())
+        consumed = int(state["consumed"])
+        if not 0 <= consumed <= n or n != state.get("epoch_steps", n):
+            raise ResumeStateError(f"the resume state's position {consumed}/{state.get('epoch_steps')} does not fit "
+                                   f"epoch {self.epoch} ({n} steps on this rank)", path=self.path)
+        self._start = consumed
+        self._yielded = consumed

@@ -1,0 +1,394 @@
+"""The loader: exact replay, stock DataLoader at 0/2 workers (persistent too), DDP shares, resume, errors."""
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from lplabel import open_store
+from lplabel.errors import ChecksumError, ImageSetMismatchError, ScheduleError
+from lplabel.reconstruct import probs_numpy
+from lplabel.replay import render_step
+from lplabel.torch import (LoaderWorkerError, ReplayLoader, ResumeStateError, StepDataset, StepKey, StepSampler,
+                           dense_logits, legacy_batch, lpqld_batch, lpqld_step)
+from lplabel.views import StepViews
+
+from loader_helpers import batches_equal, make_images, make_store
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    return make_store(tmp_path_factory.mktemp("full") / "full.lpl", epochs=3)
+
+
+@pytest.fixture(scope="module")
+def topk(tmp_path_factory):
+    return make_store(tmp_path_factory.mktemp("topk") / "topk.lpl", epochs=2, topk=4, tail="logsumexp",
+                      steps_per_chunk=2)
+
+
+@pytest.fixture(scope="module")
+def pruned(tmp_path_factory):
+    return make_store(tmp_path_factory.mktemp("pruned") / "pruned.lpl", epochs=10, keep=0.3, reuse="lpld", batch_size=4,
+                      mix="mixup")
+
+
+def _stored_views(st, pos):
+    r = st.step_at(pos)
+    return StepViews(r.image, r.crop, r.flip, r.mix_partner, r.mix_lambda, r.mix_box)
+
+
+# ------------------------------------------------------------------------------- exact replay
+@pytest.mark.parametrize("which", ["full", "pruned"])
+def test_item_is_exact_replay(which, request):
+    path, iset, policy, logits = request.getfixturevalue(which)
+    st = open_store(path)
+    ds = StepDataset(path, iset, temperature=3.0)
+    for pos in (0, st.num_steps - 1):
+        b = ds[pos]
+        ref = render_step(iset.images, _stored_views(st, pos), policy)
+        assert torch.equal(b.images, ref)  # same pixels the teacher saw, mixing included
+        z = logits[(b.stored_epoch, b.stored_step)]
+        want = probs_numpy({"logits": z.astype(np.float16)}, 10, temperature=3.0)
+        np.testing.assert_allclose(b.probs.numpy(), want, rtol=1e-5, atol=1e-7)
+        assert b.target.tolist() == (iset.classes[b.image_ids.numpy()]).tolist()
+        assert b.mix_kind == policy.mix and b.mixed
+
+
+def test_topk_sparse_and_dense_agree(topk):
+    path, iset, policy, logits = topk
+    ds = StepDataset(path, iset, labels="sparse", temperature=2.0, mode="tail")
+    b = ds[StepKey(3, 0, 0, 5.0)]
+    assert b.temperature == 5.0  # the key's temperature wins over the dataset default
+    assert b.sparse.indices.shape == (8, 4)
+    torch.testing.assert_close(b.sparse.dense(), b.dense())
+    torch.testing.assert_close(b.sparse.dense().sum(1), torch.ones(8))
+    renorm = b.dense(mode="renorm")
+    assert ((renorm > 0).sum(1) == 4).all()
+
+
+def test_labels_only_mode(pruned):
+    path, iset, policy, logits = pruned
+    st = open_store(path)
+    ds = StepDataset(path, None, labels="raw")
+    b = ds[2]
+    r = st.step_at(2)
+    assert b.images is None and b.probs is None
+    assert b.image_ids.tolist() == r.image.tolist() and torch.equal(b.crop, torch.from_numpy(r.crop))
+    assert b.mix_partner.tolist() == r.mix_partner.tolist() and b.mix_lambda == r.mix_lambda
+    np.testing.assert_array_equal(b.label["logits"].numpy(), r.label["logits"])
+    assert b.dense(temperature=1.0).shape == (len(b), 10)
+
+
+def test_uncached_configs_match_cached(topk):
+    path, iset, *_ = topk
+    a = StepDataset(path, iset, cache_configs=True)
+    b = StepDataset(path, iset, cache_configs=False)
+    for pos in range(open_store(path).num_steps):
+        assert batches_equal(a[pos], b[pos])
+
+
+def test_dataset_pickles_without_handles(full):
+    path, iset, *_ = full
+    ds = StepDataset(path, iset)
+    ds[0]
+    ds2 = pickle.loads(pickle.dumps(ds))
+    assert ds2.store._fd is None
+    assert batches_equal(ds[1], ds2[1])
+
+
+# ------------------------------------------------------------------------------- DataLoader
+def _run(loader, epochs):
+    out = []
+    for e in epochs:
+        loader.set_epoch(e)
+        out.append(list(loader))
+    return out
+
+
+def test_workers_0_and_2_and_persistent_identical(pruned):
+    path, iset, *_ = pruned
+    kw = dict(temperature=lpqld_step(), labels="dense")
+    ref = _run(ReplayLoader(path, iset, num_workers=0, **kw), [0, 1])
+    for extra in (dict(num_workers=2), dict(num_workers=2, persistent_workers=True, prefetch_factor=3)):
+        got = _run(ReplayLoader(path, iset, **kw, **extra), [0, 1])
+        assert [len(x) for x in got] == [len(x) for x in ref]
+        assert all(batches_equal(a, b) for ea, eb in zip(ref, got) for a, b in zip(ea, eb))
+    # epochs differ (fresh draws), slots count up, temperatures follow the schedule
+    assert [b.position for b in ref[0]] != [b.position for b in ref[1]]
+    assert [b.slot for b in ref[1]] == list(range(len(ref[1])))
+    assert {b.temperature for b in ref[0]} == {20.0}
+
+
+def test_stock_dataloader_with_sampler(full):
+    path, iset, *_ = full
+    ds = StepDataset(path, iset)
+    sampler = StepSampler(path, temperature=4.0)
+    dl = torch.utils.data.DataLoader(ds, batch_size=None, sampler=sampler, num_workers=0, pin_memory=False)
+    sampler.set_epoch(4)  # beyond the 3 stored epochs: wraps to stored epoch 1
+    got = list(dl)
+    assert {b.stored_epoch for b in got} == {1} and [b.stored_step for b in got] == [0, 1, 2]
+    assert all(b.temperature == 4.0 and b.epoch == 4 for b in got)
+
+
+# ------------------------------------------------------------------------------- DDP
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_ddp_shares_disjoint_and_complete(pruned, world):
+    path = pruned[0]
+    whole = StepSampler(path).epoch_steps(3)
+    shares = [StepSampler(path, rank=r, world_size=world, uneven="allow") for r in range(world)]
+    for s in shares:
+        s.set_epoch(3)
+    slots = [[k.slot for k in s] for s in shares]
+    pos = [[k.position for k in s] for s in shares]
+    assert sorted(sum(pos, [])) == sorted(whole.tolist())  # complete (a multiset: LPLD repeats steps)
+    # disjoint as slots of the epoch's list: rank r serves entries r, r+w, ...
+    flat = sorted(r + world * j for r in range(world) for j in range(len(slots[r])))
+    assert flat == list(range(len(whole)))
+    padded = [len(StepSampler(path, rank=r, world_size=world).share(3)) for r in range(world)]
+    assert len(set(padded)) == 1 and padded[0] == -(-len(whole) // world)
+    dropped = [len(StepSampler(path, rank=r, world_size=world, uneven="drop").share(3)) for r in range(world)]
+    assert len(set(dropped)) == 1 and dropped[0] == len(whole) // world
+
+
+def test_ddp_full_store_whole_steps_go_to_one_rank(full):
+    path, iset, *_ = full
+    got = {}
+    for r in range(2):
+        lo = ReplayLoader(path, iset, rank=r, world_size=2, uneven="allow")
+        lo.set_epoch(0)
+        got[r] = [b.position for b in lo]
+    assert sorted(got[0] + got[1]) == [0, 1, 2] and not set(got[0]) & set(got[1])
+
+
+# ------------------------------------------------------------------------------- resume
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_mid_epoch_equals_uninterrupted(pruned, workers):
+    path, iset, *_ = pruned
+    kw = dict(temperature=lpqld_step(), num_workers=workers)
+    ref = _run(ReplayLoader(path, iset, **kw), [5, 6])
+    lo = ReplayLoader(path, iset, **kw)
+    lo.set_epoch(5)
+    first = []
+    for b in lo:
+        first.append(b)
+        if len(first) == 3:
+            state = lo.state_dict()
+            break
+    assert state["consumed"] == 3 and state["epoch"] == 5
+    state = pickle.loads(pickle.dumps(state))
+    lo2 = ReplayLoader(path, iset, **kw)
+    lo2.load_state_dict(state)
+    assert len(lo2) == len(ref[0]) - 3
+    rest = _run(lo2, [5, 6])
+    assert all(batches_equal(a, b) for a, b in zip(first + rest[0], ref[0])) and len(first + rest[0]) == len(ref[0])
+    assert all(batches_equal(a, b) for a, b in zip(rest[1], ref[1])) and len(rest[1]) == len(ref[1])
+
+
+def test_sampler_state_after_batch(pruned):
+    path, iset, *_ = pruned
+    s = StepSampler(path)
+    s.set_epoch(2)
+    keys = list(s)
+    st = s.state_dict(after=4)
+    s2 = StepSampler(path)
+    s2.load_state_dict(st)
+    assert list(s2) == keys[5:]
+    s2.set_epoch(2)
+    assert list(s2) == keys  # the offset applies to one iteration only
+
+
+def test_resume_refuses_other_store_or_schedule(pruned, full):
+    state = StepSampler(pruned[0]).state_dict()
+    with pytest.raises(ResumeStateError, match="belongs to store"):
+        StepSampler(full[0]).load_state_dict(state)
+    with pytest.raises(ResumeStateError, match="seed"):
+        StepSampler(pruned[0], seed=99).load_state_dict(state)
+    with pytest.raises(ResumeStateError, match="world_size"):
+        StepSampler(pruned[0], rank=0, world_size=2).load_state_dict(state)
+    with pytest.raises(ResumeStateError):
+        StepSampler(pruned[0]).load_state_dict({"epoch": 1})
+
+
+# ------------------------------------------------------------------------------- errors
+def test_image_set_mismatch_refused(full):
+    path, iset, *_ = full
+    other = make_images(seed=1)
+    with pytest.raises(ImageSetMismatchError) as ei:
+        StepDataset(path, other)
+    msg = str(ei.value)
+    assert other.fingerprint[:16] in msg and iset.fingerprint[:16] in msg and "relabel" in msg
+    with pytest.raises(ImageSetMismatchError, match="23 images"):
+        StepDataset(path, iset.images[:23])
+    reordered = iset.images[::-1].copy()
+    with pytest.raises(ImageSetMismatchError):
+        StepDataset(path, reordered)
+    StepDataset(path, iset.images)  # the same pixels as a plain array pass
+    StepDataset(path, other, check_images=False)
+
+
+def test_unservable_epoch_is_a_schedule_error(full):
+    s = StepSampler(full[0], wrap=False)
+    s.set_epoch(3)
+    with pytest.raises(ScheduleError, match="beyond"):
+        list(s)
+
+
+def _corrupt_label_chunk(src, dst, chunk):
+    shutil.copy(src, dst)
+    st = open_store(dst)
+    seg, off, n = (int(v) for v in st.chunks["label"][chunk])
+    base = st.segment_offsets["label"][seg][0]
+    with open(dst, "r+b") as f:
+        f.seek(base + off + n // 2)
+        byte = f.read(1)
+        f.seek(base + off + n // 2)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_corrupted_chunk_raises_checksum_error_from_worker(full, tmp_path):
+    path, iset, *_ = full
+    bad = tmp_path / "bad.lpl"
+    _corrupt_label_chunk(path, bad, chunk=4)  # epoch 1, step 1
+    lo = ReplayLoader(bad, iset, num_workers=2)
+    lo.set_epoch(0)
+    assert len(list(lo)) == 3  # epoch 0 is intact
+    lo.set_epoch(1)
+    with pytest.raises(ChecksumError) as ei:
+        list(lo)
+    msg = str(ei.value)
+    assert "chunk 4" in msg and "epoch 1 step 1" in msg and "bad.lpl" in msg
+    with pytest.raises(ChecksumError) as ei:  # in-process: the original error, attributes intact
+        StepDataset(bad, iset)[4]
+    assert ei.value.part.startswith("column 'label', chunk 4") and ei.value.path == str(bad)
+
+
+def _die(worker_id):
+    os._exit(3)
+
+
+def test_dead_worker_is_a_named_error(full):
+    path, iset, *_ = full
+    lo = ReplayLoader(path, iset, num_workers=1, worker_init_fn=_die)
+    with pytest.raises(LoaderWorkerError, match="worker"):
+        list(lo)
+
+
+# ------------------------------------------------------------------------------- adapters
+def test_legacy_and_lpqld_adapters(topk, full):
+    path, iset, policy, logits = topk
+    ds = StepDataset(path, iset, labels="raw", temperature=2.0)
+    b = ds[1]
+    images, target, mix_index, lam, bbox, soft = legacy_batch(b, fill="-inf")
+    assert images.shape == (8, 3, 16, 16) and mix_index.dtype == torch.int64 and len(bbox) == 4
+    torch.testing.assert_close(torch.softmax(soft / 2.0, 1), b.dense(mode="renorm"))
+    torch.testing.assert_close(torch.softmax(dense_logits(b, "tail") / 2.0, 1), b.dense(mode="tail"))
+    *_, values, indices = lpqld_batch(b)
+    p = torch.zeros(8, 10).scatter_(1, indices, torch.softmax(values / 2.0, 1))
+    torch.testing.assert_close(p, b.dense(mode="renorm"))
+    # unmixed views + the legacy CutMix reproduce the mixed pixels
+    raw = StepDataset(path, iset, apply_mix=False)[1]
+    x = raw.images.clone()
+    r0, c0, r1, c1 = bbox
+    x[:, :, r0:r1, c0:c1] = x[mix_index, :, r0:r1, c0:c1]
+    assert torch.equal(x, images)
+    fb = StepDataset(full[0], full[1])[0]
+    np.testing.assert_array_equal(legacy_batch(fb)[5].numpy(), fb.label["logits"].float().numpy())
+
+
+# ------------------------------------------------------------------------------- device paths & inputs
+def test_render_and_labels_on_device_match_worker_path(topk):
+    path, iset, *_ = topk
+    ref = _run(ReplayLoader(path, iset, labels="sparse", temperature=3.0), [1])[0]
+    dev = _run(ReplayLoader(path, iset, labels="sparse", temperature=3.0, render_on="device", labels_on="device"),
+               [1])[0]
+    assert len(ref) == len(dev)
+    for a, b in zip(ref, dev):
+        assert torch.equal(a.images, b.images)
+        torch.testing.assert_close(a.sparse.values, b.sparse.values)
+        assert torch.equal(a.sparse.indices, b.sparse.indices)
+
+
+def test_pin_memory_request_is_harmless_without_accelerator(full):
+    import warnings
+
+    path, iset, *_ = full
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = _run(ReplayLoader(path, iset, pin_memory=True, num_workers=0), [0])[0]
+    ref = _run(ReplayLoader(path, iset), [0])[0]
+    assert all(batches_equal(a, b) for a, b in zip(got, ref))
+    if torch.cuda.is_available():  # pragma: no cover - GPU machines only
+        pinned = got[0].pin_memory()
+        assert pinned.images.is_pinned() and pinned.label["logits"].is_pinned()
+        on = pinned.to("cuda", non_blocking=True)
+        torch.testing.assert_close(on.dense().cpu(), got[0].dense())
+
+
+def test_image_folder_and_mixed_sizes(tmp_path):
+    from PIL import Image
+
+    from lplabel.datasets import load_image_folder
+
+    rng = np.random.default_rng(3)
+    root = tmp_path / "imgs"
+    for c in range(2):
+        (root / f"c{c}").mkdir(parents=True)
+        for i in range(5):
+            hw = (18 + i, 22 - i)
+            Image.fromarray(rng.integers(0, 256, (*hw, 3), dtype=np.uint8)).save(root / f"c{c}" / f"{i}.png")
+    iset = load_image_folder(root)
+    path, iset, policy, _ = make_store(tmp_path / "f.lpl", iset, num_classes=2, batch_size=4, epochs=1, mix="mixup")
+    a = StepDataset(path, root)[1]  # the folder path itself
+    b = StepDataset(path, iset)[1]
+    assert torch.equal(a.images, b.images)
+    assert torch.equal(b.images, render_step(iset.images, _stored_views(open_store(path), 1), policy))
+
+
+def test_end_to_end_with_relabeler_teacher_sees_the_same_pixels(tmp_path):
+    """The strongest exactness check: the teacher applied to the loader's images gives the stored logits."""
+    from lplabel.relabel import relabel
+
+    torch.manual_seed(0)
+    teacher = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(),
+                                  torch.nn.Linear(16, 10)).eval()
+    iset = make_images()
+    out = relabel(iset, teacher, tmp_path / "r.lpl", epochs=4, batch_size=8, size=16, mix="cutmix", keep=0.5,
+                  reuse="lpqld", values="fp32", device="cpu", progress=False)
+    lo = ReplayLoader(out, iset, labels="raw", num_workers=0)
+    assert lo.sampler.schedule.reuse == "lpqld"
+    lo.set_epoch(7)
+    n = 0
+    with torch.no_grad():
+        for b in lo:
+            torch.testing.assert_close(teacher(b.images), b.label["logits"], rtol=1e-5, atol=1e-5)
+            n += 1
+    assert n == len(lo.sampler.share(7)) > 0
+
+
+def test_rank_and_world_default_from_torch_distributed(pruned, tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        s = StepSampler(pruned[0])
+        assert (s.rank, s.world_size) == (0, 1)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_unmixed_store(tmp_path):
+    path, iset, policy, logits = make_store(tmp_path / "n.lpl", mix="none", epochs=1)
+    b = StepDataset(path, iset)[0]
+    assert not b.mixed and b.mix_kind == "none" and (b.mix_partner == -1).all()
+    assert legacy_batch(b)[2:5] == (None, None, None)
+    assert torch.equal(b.images, render_step(iset.images, _stored_views(open_store(path), 0), policy))
+
+
+def test_spawned_workers(pruned):
+    path, iset, *_ = pruned
+    ref = _run(ReplayLoader(path, iset, labels="raw"), [3])[0]
+    got = _run(ReplayLoader(path, iset, labels="raw", num_workers=1, multiprocessing_context="spawn"), [3])[0]
+    assert len(got) == len(ref) and all(batches_equal(a, b) for a, b in zip(got, ref))
