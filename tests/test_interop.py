@@ -475,3 +475,19 @@ def test_export_force_replaces_directory(legacy, tmp_path):
     export_legacy(tmp_path / "s.lpl", out, layout="sre2l", progress=False, force=True)
     assert not (out / "old.txt").exists() and compare_dirs(legacy["sre2l"], out) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "s.lpl"]
+
+
+@pytest.mark.parametrize("layout", ["lpld", "lpqld"])
+def test_encode_from_named_layout_round_trips(legacy, tmp_path, layout):
+    """`lplabel encode DIR --from LAYOUT -o OUT.lpl`, then export back: bit-exact."""
+    from click.testing import CliRunner
+
+    from lplabel.cli import main
+
+    out = tmp_path / "e.lpl"
+    res = CliRunner().invoke(main, ["encode", str(legacy[layout]), "--from", layout, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    export_legacy(out, tmp_path / "back", layout=layout, progress=False)
+    assert compare_dirs(legacy[layout], tmp_path / "back") == []
+    res = CliRunner().invoke(main, ["encode", str(legacy[layout]), "--from", "fkd", "-o", str(tmp_path / "x.lpl")])
+    assert res.exit_code == 2 and "Traceback" not in res.output and not (tmp_path / "x.lpl").exists()

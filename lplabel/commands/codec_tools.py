@@ -8,6 +8,7 @@ one-line message naming an ``LplabelError`` subclass's problem.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -16,7 +17,7 @@ from ..cli import human_bytes, register
 from ..codecs import INDEX_CODINGS, LAYOUTS, VALUE_FORMATS, Pipeline, get_codec, label_chain
 from ..codecs.classmap import ORDER_METHODS, learn_class_order
 from ..errors import CodecConfigError
-from ..recode import (LossyChainError, RecodeError, SourceMeta, chain_loses, check_paths, input_spec,
+from ..recode import (SOURCE_OPENERS, LossyChainError, RecodeError, SourceMeta, chain_loses, check_paths, input_spec,
                       open_source, progress_bar, sample_positions, sample_topk_indices, train_chain_dictionary,
                       write_steps)
 from ..selection import LABEL_METRICS, METRICS, REUSE, UNITS, check_selection_args, select_steps, step_scores
@@ -180,19 +181,35 @@ def encode_source(source, out, *, codecs=None, index_coding="index-delta", class
                    "\"float16\"}}, {\"name\": \"zplanes\", \"configuration\": {\"level\": 19}}]'. Overrides the "
                    "friendly options.")
 @click.option("--allow-lossy", is_flag=True, help="Accept a --codecs chain that loses information.")
+@click.option("--from", "source_layout", default="auto", show_default=True,
+              type=click.Choice(["auto", "lplabel", "sre2l", "lpld", "lpqld", "fkd", "gvbsm"]),
+              help="What SRC is: an lplabel store, or a legacy label directory of SRe2L/CDA, LPLD, LPQLD, FKD or "
+                   "G-VBSM/EDC (auto: a file is a store, a directory's layout is detected). Legacy-specific options "
+                   "(explicit image order, seed, class count) are on `lplabel import`.")
 def encode(src, out, force, steps_per_chunk, index_coding, class_order, layout, level, dictionary, dict_size,
-           codecs_json, allow_lossy):
+           codecs_json, allow_lossy, source_layout):
     """Re-encode the label store SRC into OUT with another codec chain, losslessly by default.
 
     The records, views and selection are copied unchanged; only the label coding changes. By
     default the labels keep their representation (dense logits or top-k, same value type, same
     tail) and are coded as compactly as possible: classes renumbered by a learnt order, top-k
     entries sorted and difference-coded, byte planes zstd-compressed separately. Quantized
-    stores are copied without re-quantizing.
+    stores are copied without re-quantizing. SRC may also be a legacy label directory (see --from),
+    imported losslessly on the way.
     """
     check_paths(src, out, force)
     codecs = _parse_codecs(codecs_json) if codecs_json else None
-    source = open_source(src)
+    claimed = any(name != "legacy" and can_open(src) for name, can_open, _ in SOURCE_OPENERS)
+    if source_layout not in ("auto", "lplabel") or (source_layout == "auto" and not claimed and Path(src).is_dir()):
+        # A legacy directory: the importer's lossless chain keeps every entry in its file order, so
+        # `lplabel export` gives the original files back bit for bit (the friendly flags are for stores).
+        from ..interop import import_legacy
+
+        import_legacy(src, out, layout=source_layout, codecs=codecs, force=force, steps_per_chunk=steps_per_chunk or 1,
+                      zstd_level=level if level is not None else 3, progress=sys.stderr.isatty())
+        click.echo(_summary(Path(out)))
+        return
+    source = open_source(src, None if source_layout == "auto" else "lplabel")
     try:
         path = encode_source(source, out, codecs=codecs, index_coding=index_coding, class_order=class_order,
                              layout=layout, level=level, dictionary=dictionary, dict_size=dict_size,
