@@ -53,19 +53,7 @@ import numpy as np
 from .images import ImageSet
 
 # --------------------------------------------------------------------------------------- errors
-try:  # errors.py is optional while the package is being assembled
-    from . import errors as _errors
-except Exception:  # pragma: no cover - depends on the state of the tree
-    _errors = None
-
-_Base = getattr(_errors, "LplabelError", Exception) if _errors is not None else Exception
-
-if _errors is not None and isinstance(getattr(_errors, "DatasetError", None), type):
-    DatasetError = _errors.DatasetError  # type: ignore[misc]
-else:
-
-    class DatasetError(_Base):  # type: ignore[no-redef,valid-type,misc]
-        """A data set could not be found, read or decoded; the message names the file."""
+from .errors import DatasetError  # noqa: E402  (defined with the other lplabel errors)
 
 
 class DatasetNotFoundError(DatasetError, FileNotFoundError):

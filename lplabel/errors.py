@@ -115,6 +115,16 @@ class OutputExistsError(LplabelError):
     """Refusing to overwrite an existing output without force."""
 
 
+# --- data and teachers ----------------------------------------------------------------------
+
+class DatasetError(LplabelError):
+    """A data set could not be found, read or decoded; the message names the file."""
+
+
+class TeacherError(LplabelError):
+    """A teacher could not be built, loaded or saved; the message says which and what to do."""
+
+
 # --- images and loading -----------------------------------------------------------------------
 
 class ImageSetMismatchError(LplabelError):

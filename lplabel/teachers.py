@@ -64,19 +64,7 @@ from .models import (
 )
 
 # --------------------------------------------------------------------------------------- errors
-try:
-    from . import errors as _errors
-except Exception:  # pragma: no cover - depends on the state of the tree
-    _errors = None
-
-_Base = getattr(_errors, "LplabelError", Exception) if _errors is not None else Exception
-
-if _errors is not None and isinstance(getattr(_errors, "TeacherError", None), type):
-    TeacherError = _errors.TeacherError  # type: ignore[misc]
-else:
-
-    class TeacherError(_Base):  # type: ignore[no-redef,valid-type,misc]
-        """A teacher could not be built, loaded or saved; the message says which and what to do."""
+from .errors import TeacherError  # noqa: E402  (defined with the other lplabel errors)
 
 
 class TeacherNotFoundError(TeacherError, FileNotFoundError):
