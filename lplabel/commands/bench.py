@@ -1,0 +1,72 @@
+"""``lplabel bench accuracy``: label storage against student accuracy, end to end, on real data."""
+from __future__ import annotations
+
+import shlex
+import sys
+
+import click
+
+from ..cli import register
+
+
+def _echo(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+@click.group("bench")
+def bench():
+    """Benchmarks that run lplabel end to end on real data."""
+
+
+@bench.command("accuracy")
+@click.option("--dataset", default="digits", show_default=True,
+              help="digits (bundled, CPU minutes), cifar10 or tiny-imagenet (the ImageNet-1K EfficientNet-Lite0 "
+                   "teacher, 1000-class labels).")
+@click.option("--ipc", type=int, default=None, help="Distilled images per class [default: 10].")
+@click.option("--selection", default="random", show_default=True,
+              help="random (real images) or rded (teacher-scored patches stitched 2x2).")
+@click.option("--seeds", type=int, default=None, help="Students per setting [default: 3; --quick: 2].")
+@click.option("--epochs", type=int, default=None,
+              help="Relabel epochs = student training epochs [default: 300 (tiny-imagenet 100); --quick: fewer].")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto (cuda when available).")
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Output folder (cache, stores, results) [default: out/bench-DATASET-ipcN-SELECTION].")
+@click.option("--settings", default=None, metavar="NAMES",
+              help="Comma-separated setting names [default: the dataset's sweep]. Grammar: full | lpld-<X>x | "
+                   "lpqld-k<K>[-<X>x] | lpl-k<K>-<fp16|bf16|fp32|int8|int4>[-tail|-min][-<X>x] | "
+                   "lpl-dense-<values>[-<X>x], optional -T<t> or -dkr. 'full' is always included.")
+@click.option("--quick", is_flag=True, help="A short smoke run (fewer epochs and seeds).")
+@click.option("--temperature", type=float, default=None, help="Student/label temperature T [default: 2 for digits, 4 otherwise].")
+@click.option("--lr", type=float, default=None, help="Student AdamW learning rate [default: per dataset].")
+@click.option("--teacher-epochs", type=int, default=None, help="Epochs of the trained teacher.")
+@click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="DataLoader workers.")
+@click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
+              help="Seed of the teacher, the distilled set, the views and the pruning.")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None,
+              help="Folder with cifar10-jpeg/ and tiny-imagenet-jpeg/ [default: $LPLABEL_DATA or ../shared/data].")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="torch intra-op threads [default: 1 on the CPU, torch's default on a GPU].")
+@click.option("--force", is_flag=True, help="Recompute everything (ignore the cache in --out).")
+@click.option("--progress/--no-progress", default=None, help="Progress bars [default: when stderr is a terminal].")
+def accuracy(dataset, ipc, selection, seeds, epochs, device, out, settings, quick, temperature, lr, teacher_epochs,
+             workers, seed, data_root, threads, force, progress):
+    """Measure storage against student accuracy on real data.
+
+    Trains a teacher (or loads EfficientNet-Lite0 for tiny-imagenet), builds a distilled set,
+    relabels it into a dense fp16 store, derives one store per setting (LPLD-style pruning,
+    LPQLD-style top-k fp16, lplabel's codecs), trains SEEDS students from each through the
+    loader and writes results.{csv,json,md} and accuracy_vs_bytes.png to --out. Reruns reuse
+    every finished stage.
+    """
+    from ..harness import BenchConfig, resolve_config, run_bench
+
+    cfg = BenchConfig(dataset=dataset, ipc=ipc, selection=selection, seeds=seeds, epochs=epochs, device=device,
+                      out=out, settings=settings, quick=quick, temperature=temperature, lr=lr,
+                      teacher_epochs=teacher_epochs, num_workers=workers, seed=seed, force=force,
+                      data_root=data_root, progress=progress, threads=threads)
+    resolved = resolve_config(cfg)  # every check before any work
+    command = "lplabel " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
+    return run_bench(resolved, echo=_echo, command=command)
+
+
+register(bench)

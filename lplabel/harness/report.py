@@ -1,0 +1,382 @@
+"""Tables and plots of a sweep: bytes against student accuracy.
+
+One row per setting (see :func:`summarize` for the columns). Bytes are counted three ways:
+
+* ``file_bytes``: the whole ``.lpl`` file on disk -- labels, view configurations (image id,
+  crop box, flip, mix partner), step tables, chunk index, JSON header and HDF5 container;
+* ``payload_bytes``: the file without the fixed per-file cost (JSON header + HDF5 container
+  overhead, a few KiB whatever the store holds): what grows with the number of records;
+* ``label_bytes``: the label column alone.
+
+Ratios are against ``baseline`` = (records of the full store) x C x 2 bytes, the dense fp16
+logits of every record -- the same yardstick as ``lplabel info``'s "ratio vs dense fp16",
+extended to pruned stores (whose own records are fewer). Configurations and the container are
+in the numerator, never in the baseline, so ratios are conservative.
+
+Accuracy: mean, sample standard deviation (ddof 1), min and max of the students' top-1 over the
+seeds; ``delta`` against the reference row ``full``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .settings import Setting
+
+CSV_COLUMNS = ["setting", "family", "description", "keep", "k", "values", "tail", "reuse", "temperature",
+               "records", "file_bytes", "payload_bytes", "label_bytes", "config_bytes", "fixed_bytes",
+               "bytes_per_record", "ratio", "payload_ratio", "label_ratio", "top1_agreement", "kl_t1",
+               "top1_mean", "top1_std", "top1_min", "top1_max", "n_seeds", "delta", "within_spread",
+               "within_2pt", "top1_per_seed"]
+
+
+def summarize(s: Setting, info: dict, fidelity: dict | None, runs: list, baseline: int, default_t: float) -> dict:
+    """One table row from a setting, its store's ``store_info`` and its students' results."""
+    f = info["bytes_by_field"]
+    fixed = int(f.get("header", 0)) + int(f.get("container_overhead", 0))
+    file_bytes = int(info["file_bytes"])
+    payload = file_bytes - fixed
+    acc = np.array([r["top1"] for r in runs], dtype=np.float64) * 100.0
+    n = len(acc)
+    return {
+        "setting": s.name, "family": s.family, "description": s.describe(),
+        "keep": s.keep, "k": s.k, "values": s.values, "tail": s.tail, "reuse": s.reuse if s.pruned else "epochs",
+        "temperature": s.temperature_label(default_t),
+        "records": int(info["records"]), "steps": int(info["steps"]),
+        "file_bytes": file_bytes, "payload_bytes": payload, "label_bytes": int(info["label_payload_bytes"]),
+        "config_bytes": int(info["config_bytes"]), "fixed_bytes": fixed,
+        "index_bytes": int(f.get("chunk_index", 0)),
+        "bytes_per_record": file_bytes / info["records"] if info["records"] else None,
+        "ratio": baseline / file_bytes, "payload_ratio": baseline / payload if payload > 0 else None,
+        "label_ratio": baseline / info["label_payload_bytes"] if info["label_payload_bytes"] else None,
+        "top1_agreement": None if not fidelity else fidelity.get("top1_agreement"),
+        "kl_t1": None if not fidelity else fidelity.get("kl_t1"),
+        "top1_mean": float(acc.mean()) if n else None,
+        "top1_std": float(acc.std(ddof=1)) if n > 1 else 0.0,
+        "top1_min": float(acc.min()) if n else None, "top1_max": float(acc.max()) if n else None,
+        "n_seeds": n, "top1_per_seed": [round(float(a), 3) for a in acc],
+        "seconds_per_student": float(np.mean([r["seconds"] for r in runs])) if runs else None,
+    }
+
+
+def add_reference_deltas(rows: list[dict]) -> None:
+    """Add ``delta`` (points vs ``full``), ``within_spread`` (mean >= the worst reference seed)
+    and ``within_2pt`` (mean >= reference mean - 2 points) to every row, in place."""
+    ref = next((r for r in rows if r["family"] == "reference"), None)
+    for r in rows:
+        if ref is None or r["top1_mean"] is None:
+            r["delta"] = r["within_spread"] = r["within_2pt"] = None
+            continue
+        r["delta"] = r["top1_mean"] - ref["top1_mean"]
+        r["within_spread"] = bool(r["top1_mean"] >= ref["top1_min"] - 1e-9)
+        r["within_2pt"] = bool(r["top1_mean"] >= ref["top1_mean"] - 2.0 - 1e-9)
+
+
+def evaluate_targets(rows: list[dict]) -> dict:
+    """The issue's three targets, judged on file bytes and on payload bytes (see the module doc).
+
+    * ``x100_within_spread``: the smallest store >= 100x smaller than dense fp16 whose mean top-1
+      is within the reference's seed spread (>= its worst seed);
+    * ``x500_within_2pt``: the smallest store >= 500x smaller within 2 points of the reference;
+    * ``equal_bytes``: per byte basis, for each lplabel row the best LPLD-only and LPQLD-style rows
+      that fit in its byte budget (:func:`equal_bytes`).
+    """
+    out = {}
+    for basis, col in (("file", "ratio"), ("payload", "payload_ratio")):
+        res = {}
+        for name, thr, flag in (("x100_within_spread", 100.0, "within_spread"), ("x500_within_2pt", 500.0, "within_2pt")):
+            cands = [r for r in rows if r.get(col) and r[col] >= thr and r.get(flag)]
+            best = max(cands, key=lambda r: r[col]) if cands else None
+            res[name] = {"met": best is not None, "setting": best["setting"] if best else None,
+                         "ratio": best[col] if best else None, "top1_mean": best["top1_mean"] if best else None,
+                         "largest_ratio": max((r[col] for r in rows if r.get(col)), default=None)}
+        out[basis] = res
+    out["equal_bytes"] = {basis: equal_bytes(rows, col) for basis, col in (("payload", "payload_bytes"),
+                                                                             ("file", "file_bytes"))}
+    return out
+
+
+#: a rival row counts as "the same size" when it uses at most this factor more bytes
+EQUAL_BYTES_TOLERANCE = 1.10
+
+
+def equal_bytes(rows: list[dict], col: str = "payload_bytes") -> list[dict]:
+    """For each lplabel row: the most accurate LPLD-only and LPQLD-style rows that fit in its byte
+    budget (``bytes <= EQUAL_BYTES_TOLERANCE x`` the row's), and whether it beats them.
+
+    Per rival family the verdict is ``beats``, ``loses`` (a rival of at most that size is as
+    accurate or more) or ``none this small`` (the sweep holds no rival that small);
+    ``beats_both`` when both families have a rival that small and both are beaten.
+    """
+    eq = []
+    for r in rows:
+        if r["family"] != "lplabel" or r["top1_mean"] is None or r.get(col) is None:
+            continue
+        entry = {"setting": r["setting"], "bytes": r[col], "top1_mean": r["top1_mean"]}
+        verdicts = []
+        for fam in ("lpld", "lpqld"):
+            rivals = [x for x in rows if x["family"] == fam and x.get(col) is not None and x["top1_mean"] is not None
+                      and x[col] <= EQUAL_BYTES_TOLERANCE * r[col]]
+            if rivals:
+                best = max(rivals, key=lambda x: x["top1_mean"])
+                v = "beats" if r["top1_mean"] > best["top1_mean"] else "loses"
+                entry[fam] = {"setting": best["setting"], "bytes": best[col], "top1_mean": best["top1_mean"],
+                              "verdict": v}
+            else:
+                v = "none this small"
+                entry[fam] = {"setting": None, "verdict": v}
+            verdicts.append(v)
+        entry["beats_both"] = verdicts == ["beats", "beats"]
+        eq.append(entry)
+    return eq
+
+
+# --------------------------------------------------------------------------------- formatting
+def _bytes(n) -> str:
+    from ..cli import human_bytes
+
+    return human_bytes(n)
+
+
+def _acc(r) -> str:
+    if r["top1_mean"] is None:
+        return "-"
+    return f"{r['top1_mean']:.2f} ± {r['top1_std']:.2f}"
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f} %"
+
+
+def format_table(res: dict, markdown: bool = False) -> str:
+    """The results table as plain text (terminal) or GitHub Markdown."""
+    head = ["setting", "labels", "T", "records", "file bytes", "ratio", "payload ratio", "top-1 agree",
+            "student top-1 %", "Δ vs full"]
+    lines = []
+    body = []
+    for r in res["rows"]:
+        body.append([r["setting"], r["description"], r["temperature"], f"{r['records']:,}",
+                     f"{r['file_bytes']:,}", f"{r['ratio']:.1f}x",
+                     "-" if r["payload_ratio"] is None else f"{r['payload_ratio']:.1f}x",
+                     _pct(r["top1_agreement"]), _acc(r),
+                     "-" if r["delta"] is None else f"{r['delta']:+.2f}"])
+    if markdown:
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|")
+        for b in body:
+            lines.append("| " + " | ".join(b) + " |")
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
+    fmt = "  ".join("{:<%d}" % w if i < 3 else "{:>%d}" % w for i, w in enumerate(widths))
+    lines.append(fmt.format(*head))
+    lines.extend(fmt.format(*b) for b in body)
+    return "\n".join(lines)
+
+
+def targets_text(res: dict) -> list[str]:
+    """The targets' verdicts as Markdown bullet lines."""
+    t = res["targets"]
+    out = []
+    for basis in ("file", "payload"):
+        for name, label in (("x100_within_spread", ">= 100x smaller, within the seed spread of full labels"),
+                            ("x500_within_2pt", ">= 500x smaller, within 2 points of full labels")):
+            v = t[basis][name]
+            if v["met"]:
+                out.append(f"- {label} ({basis} bytes): **met** by `{v['setting']}` ({v['ratio']:.0f}x, "
+                           f"{v['top1_mean']:.2f} %)")
+            else:
+                out.append(f"- {label} ({basis} bytes): **not met** (largest {basis} ratio in the sweep: "
+                           f"{v['largest_ratio']:.0f}x)" if v["largest_ratio"] else f"- {label}: not met")
+    for basis in ("payload", "file"):
+        for e in t["equal_bytes"][basis]:
+            parts = []
+            for fam, lab in (("lpld", "LPLD"), ("lpqld", "LPQLD")):
+                x = e[fam]
+                if x["setting"] is None:
+                    parts.append(f"no {lab} row this small")
+                else:
+                    parts.append(f"{x['verdict']} {lab} `{x['setting']}` ({x['top1_mean']:.2f} %, {x['bytes']:,} B)")
+            out.append(f"- {basis} bytes, `{e['setting']}` ({e['bytes']:,} B, {e['top1_mean']:.2f} %): "
+                       + "; ".join(parts) + (" -> **beats both**" if e["beats_both"] else ""))
+    return out
+
+
+def limits_text(res: dict) -> list[str]:
+    """Why a ratio target cannot be reached in this sweep, from its own numbers (Markdown)."""
+    rows = res["rows"]
+    base = res["baseline"]["dense_fp16_label_bytes"]
+    ref = next((r for r in rows if r["family"] == "reference"), None)
+    if ref is None or not ref["records"]:
+        return []
+    out = ["## What limits the ratio", ""]
+    fixed = min(r["fixed_bytes"] for r in rows)
+    cfg = ref["config_bytes"] / ref["records"]
+    dense = base / res["baseline"]["records"]
+    out.append(f"- Dense fp16 labels cost {dense:.0f} B per record here; the view configurations (image id, crop "
+               f"box, flip, mix partner, step tables) cost {cfg:.2f} B per record in the full store.")
+    for x in (100, 500):
+        budget = base / x
+        if fixed >= budget:
+            out.append(f"- {x}x of the whole file means {budget:,.0f} B, less than the fixed per-file cost alone "
+                       f"({fixed:,} B): no store of this size can reach it.")
+        else:
+            n = int((budget - fixed) / cfg) if cfg > 0 else None
+            out.append(f"- {x}x of the whole file means {budget:,.0f} B: after the fixed cost, configurations alone "
+                       f"allow at most {n:,} records ({100 * n / ref['records']:.2f} % of the views), labels free.")
+        n = int(budget / cfg) if cfg > 0 else None
+        out.append(f"- {x}x of the payload means {budget:,.0f} B: configurations alone allow at most {n:,} records "
+                   f"({100 * n / ref['records']:.2f} % of the {ref['records']:,} views), even with labels for free.")
+    out.append("- Students only see stored views, so pruning records also shrinks the pool of augmented images; "
+               "the rows above show where that pool gets too small.")
+    return out
+
+
+def markdown_report(res: dict) -> str:
+    m = res["machine"]
+    c = res["config"]["resolved"]
+    f = res["facts"]
+    lines = [f"# Storage vs student accuracy: {c['dataset']}, IPC {c['ipc']} ({f['distilled']['selection']})", ""]
+    lines.append(f"- command: `{res.get('command') or 'lplabel bench accuracy'}`")
+    lines.append(f"- date: {res['created']}; wall time {res['wall_seconds']:.0f} s "
+                 f"({', '.join(f'{k} {v:.0f} s' for k, v in res['timings_s'].items())})")
+    mach = m.get("gpu") or m.get("cpu") or m.get("processor")
+    lines.append(f"- machine: {mach}, {m['cpu_count']} CPU cores, device {m['device']}; {m['platform']}; "
+                 f"Python {m['python']}, torch {m['torch']}, lplabel {m['lplabel']}")
+    t = f["teacher"]
+    lines.append(f"- teacher: `{t['description']}`, test top-1 {100 * t['test_top1']:.2f} %")
+    rl = f["relabel"]
+    lines.append(f"- relabel: {rl['epochs']} epochs, batch {rl['batch_size']}, RandomResizedCrop scale "
+                 f"{tuple(rl['crop_scale'])}, {rl['mix']}; {res['baseline']['records']:,} records; "
+                 f"dense fp16 baseline {res['baseline']['dense_fp16_label_bytes']:,} B")
+    rc = res["recipe"]
+    lines.append(f"- student: {rc['model']} {json.dumps(rc['model_kwargs'])}, AdamW lr {rc['lr']:g} wd "
+                 f"{rc['weight_decay']:g}, cosine per epoch, KL at T (no T²), {c['epochs']} epochs, "
+                 f"seeds {c['seeds']}; top-1 on {f['data']['test_images']:,} real test images"
+                 + (f" (the first {f['data']['test_limit_per_class']} of each class)"
+                    if f["data"].get("test_limit_per_class") else "")
+                 + (f"; teacher and selection from the first {f['data']['train_limit_per_class']} train images of "
+                    "each class" if f["data"].get("train_limit_per_class") else ""))
+    lines += ["", format_table(res, markdown=True), ""]
+    fixed = [r["fixed_bytes"] for r in res["rows"]]
+    lines.append("Bytes: *file* is the whole `.lpl` file; *payload* leaves out the fixed per-file cost (JSON "
+                 f"header + HDF5 container: {min(fixed):,} to {max(fixed):,} B here, whatever the store holds; "
+                 "the spread is HDF5's metadata allocation); ratios are against the dense fp16 logits of every "
+                 "record of the full store (configs and container count against the store, never for the "
+                 "baseline). *top-1 agree*: records whose most probable class matches the full store's.")
+    lines += ["", "## Targets", ""] + targets_text(res) + [""] + limits_text(res) + [""]
+    lines.append("![accuracy vs bytes](" + "accuracy_vs_bytes.png" + ")")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(res: dict, path: Path) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_COLUMNS)
+        for r in res["rows"]:
+            row = []
+            for c in CSV_COLUMNS:
+                v = r.get(c)
+                if isinstance(v, float):
+                    v = f"{v:.6g}"
+                elif isinstance(v, list):
+                    v = " ".join(str(x) for x in v)
+                row.append("" if v is None else v)
+            w.writerow(row)
+
+
+FAMILY_STYLE = {"reference": ("black", "*"), "lpld": ("tab:blue", "s"), "lpqld": ("tab:orange", "^"),
+                "lplabel": ("tab:green", "o")}
+
+
+def plot(res: dict, path: Path) -> None:
+    """Accuracy vs bytes (log x), file bytes and payload bytes side by side, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in res["rows"] if r["top1_mean"] is not None]
+    ref = next((r for r in rows if r["family"] == "reference"), None)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), sharey=True)
+    for ax, col, title in ((axes[0], "file_bytes", "whole file"),
+                           (axes[1], "payload_bytes", "payload (without the fixed header + container)")):
+        if ref is not None:
+            ax.axhspan(ref["top1_min"], ref["top1_max"], color="0.85", zorder=0, label="full labels: seed range")
+            ax.axhline(ref["top1_mean"] - 2.0, color="0.6", ls=":", lw=1, label="full - 2 points")
+            base = res["baseline"]["dense_fp16_label_bytes"]
+            for x, lab in ((100, "100x"), (500, "500x")):
+                ax.axvline(base / x, color="0.75", ls="--", lw=1)
+                ax.annotate(lab, (base / x, 1.0), xycoords=("data", "axes fraction"), xytext=(-2, -4),
+                            textcoords="offset points", fontsize=7, color="0.4", rotation=90, va="top", ha="right")
+        for fam, (color, marker) in FAMILY_STYLE.items():
+            fr = sorted((r for r in rows if r["family"] == fam), key=lambda r: r[col])
+            if not fr:
+                continue
+            xs = [r[col] for r in fr]
+            ys = [r["top1_mean"] for r in fr]
+            es = [r["top1_std"] for r in fr]
+            ax.errorbar(xs, ys, yerr=es, fmt=marker, color=color, capsize=3, ms=7,
+                        label={"reference": "full (dense fp16)", "lpld": "LPLD-style pruning",
+                               "lpqld": "LPQLD-style top-k fp16", "lplabel": "lplabel"}[fam])
+            # the family's frontier: most accurate row at or below each size
+            front, best = [], -1.0
+            for r in fr:
+                if r["top1_mean"] > best:
+                    best = r["top1_mean"]
+                    front.append(r)
+            if len(front) > 1:
+                ax.plot([r[col] for r in front], [r["top1_mean"] for r in front], color=color, lw=1, alpha=0.5)
+            for i, r in enumerate(fr):
+                short = r["setting"].replace("lpl-", "").replace("-bf16", "")
+                ax.annotate(short, (r[col], r["top1_mean"]), textcoords="offset points",
+                            xytext=(5, 5 if i % 2 == 0 else -10), fontsize=6.5, color=color)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"bytes ({title}), log scale")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("student top-1 (%)  mean ± std over seeds")
+    c = res["config"]["resolved"]
+    fig.suptitle(f"lplabel: label storage vs student accuracy -- {c['dataset']} IPC {c['ipc']} "
+                 f"({res['facts']['distilled']['selection']}), {c['epochs']} epochs, {len(c['seeds'])} seeds")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def write_report(res: dict, out_dir, stem: str = "results") -> list[Path]:
+    """Write ``{stem}.json``, ``{stem}.csv``, ``{stem}.md`` and ``accuracy_vs_bytes.png`` (when
+    matplotlib is installed) into ``out_dir``; returns the paths written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    p = out / f"{stem}.json"
+    p.write_text(json.dumps(res, indent=2, default=_default) + "\n")
+    paths.append(p)
+    p = out / f"{stem}.csv"
+    write_csv(res, p)
+    paths.append(p)
+    png = out / "accuracy_vs_bytes.png"
+    try:
+        plot(res, png)
+        paths.append(png)
+    except ImportError:  # matplotlib is optional
+        pass
+    p = out / f"{stem}.md"
+    p.write_text(markdown_report(res).replace("accuracy_vs_bytes.png", png.name))
+    paths.append(p)
+    return paths
+
+
+def _default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, (Path,)):
+        return str(o)
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return str(o)

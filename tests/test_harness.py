@@ -1,0 +1,246 @@
+"""The accuracy harness without training: setting names, argument checks, RDED selection, reports."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from lplabel.cli import main
+from lplabel.errors import LplabelError
+from lplabel.harness import (BenchConfig, BenchError, UnknownSettingError, default_setting_names, evaluate_targets,
+                             load_distilled, parse_setting, parse_settings, rded_select, resolve_config,
+                             save_distilled)
+from lplabel.harness.report import add_reference_deltas, format_table, write_report
+from lplabel.harness.settings import canonical_name
+from lplabel.images import ImageSet
+
+
+# ------------------------------------------------------------------------------------ settings
+@pytest.mark.parametrize("name, fields", [
+    ("full", dict(family="reference", keep=1.0, k=None)),
+    ("lpld-10x", dict(family="lpld", keep=0.1, reuse="lpld", k=None, values="fp16")),
+    ("lpld-40x", dict(family="lpld", keep=0.025, reuse="lpld")),
+    ("lpqld-k2", dict(family="lpqld", keep=0.1, reuse="lpqld", k=2, temperature="dkr", mode="renorm")),
+    ("lpqld-k5-40x-T4", dict(family="lpqld", keep=0.025, k=5, temperature=4.0)),
+    ("lpl-k2-bf16-tail-100x", dict(family="lplabel", keep=0.01, k=2, values="bf16", tail="logsumexp",
+                                   index_coding="index-delta", zstd_level=19, temperature=None)),
+    ("lpl-k3-int4-min-40x-dkr", dict(k=3, values="int4", tail="min", temperature="dkr")),
+    ("LPL-Dense-BF16", dict(family="lplabel", k=None, values="bf16", keep=1.0)),
+    ("lpld-keep0.05", dict(keep=0.05)),
+])
+def test_setting_grammar(name, fields):
+    s = parse_setting(name, 10)
+    for k, v in fields.items():
+        assert getattr(s, k) == v, (k, getattr(s, k))
+    # the canonical name parses back to the same setting
+    assert parse_setting(canonical_name(s), 10) == s
+
+
+@pytest.mark.parametrize("name, why", [
+    ("bogus", "not in the grammar"), ("lpld", "say how much"), ("lpl-k2-int3", "value type"),
+    ("lpl-k12-bf16", "k < number of classes"), ("lpqld-k10", "k < number of classes"),
+    ("lpl-k2-int4-tail", "cannot be encoded"), ("lpld-0.5x", "X >= 1"), ("lpl-dense-fp16-tail", "needs top-k"),
+    ("full-10x", "keeps every step"),
+])
+def test_bad_setting_names(name, why):
+    with pytest.raises(UnknownSettingError, match=why):
+        parse_setting(name, 10)
+
+
+def test_default_sweeps_parse_and_start_with_full():
+    for c in (10, 200, 1000):
+        s = parse_settings(default_setting_names(c), c)
+        assert s[0].name == "full" and len({x.name for x in s}) == len(s)
+        assert {x.family for x in s} == {"reference", "lpld", "lpqld", "lplabel"}
+        assert all(x.k is None or x.k < c for x in s)
+    ks = [x.k for x in parse_settings(default_setting_names(1000), 1000) if x.family == "lpqld" and x.keep == 0.1]
+    assert ks == [10, 50, 100]
+    assert parse_settings("lpld-10x", 10)[0].name == "full"  # the reference is always added
+
+
+def test_lplabel_chains_use_one_byte_indices_for_small_c():
+    chain = parse_setting("lpl-k2-bf16", 10).label_codecs(10)
+    assert chain[0].to_json()["configuration"]["index_type"] == "uint8"
+    chain = parse_setting("lpqld-k2", 10).label_codecs(10)
+    assert chain[0].to_json()["configuration"]["index_type"] == "uint16"
+
+
+# ------------------------------------------------------------------------- checks before work
+def test_resolve_config_defaults():
+    r = resolve_config(BenchConfig(device="cpu"))
+    assert r.dataset == "digits" and r.ipc == 10 and r.seeds == [0, 1, 2] and r.epochs == 300
+    assert r.settings[0].name == "full" and r.device == "cpu"
+    q = resolve_config(BenchConfig(quick=True, device="auto"))
+    assert q.epochs < r.epochs and len(q.seeds) == 2
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(dataset="mnist"), "unknown dataset"),
+    (dict(ipc=500), "smallest digits class"),
+    (dict(ipc=0), ">= 1"),
+    (dict(selection="herding"), "unknown selection"),
+    (dict(settings="lpl-k2-nope"), "unknown setting"),
+    (dict(seeds=0), "--seeds"),
+    (dict(device="tpu"), "unknown device"),
+])
+def test_bad_arguments_fail_before_work(kw, msg, tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(LplabelError, match=msg):
+        resolve_config(BenchConfig(out=str(out), **kw))
+    assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_gpu():
+    with pytest.raises(BenchError, match="no CUDA device"):
+        resolve_config(BenchConfig(device="cuda"))
+    assert resolve_config(BenchConfig(device="auto")).device == "cpu"
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--dataset", "imagenet"], "unknown dataset"),
+    (["--ipc", "1000"], "--ipc 1000"),
+    (["--settings", "full,lpl-k99-bf16"], "k < number of classes"),
+    (["--settings", "nonsense"], "unknown setting"),
+] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "no CUDA device")]))
+def test_cli_errors_are_one_line(args, msg, tmp_path):
+    out = tmp_path / "o"
+    r = CliRunner().invoke(main, ["bench", "accuracy", "--out", str(out)] + args)
+    assert r.exit_code == 2, r.output
+    assert r.output.startswith("error: ") and r.output.count("\n") == 1 and msg in r.output
+    assert not out.exists()
+
+
+def test_missing_data_is_refused(tmp_path):
+    with pytest.raises(BenchError, match="data file not found"):
+        resolve_config(BenchConfig(dataset="cifar10", data_root=str(tmp_path)))
+
+
+# -------------------------------------------------------------------------------------- RDED
+class _BrightTeacher(torch.nn.Module):
+    """Class 0 likes bright patches, class 1 dark ones (logits from the mean pixel value)."""
+
+    def forward(self, x):
+        m = x.mean(dim=(1, 2, 3)) / 255.0
+        return torch.stack([10 * m, 10 * (1 - m)], dim=1)
+
+
+def _two_class_set():
+    rng = np.random.default_rng(0)
+    imgs = rng.integers(0, 256, (12, 8, 8, 1), dtype=np.uint8)
+    # image i has a bright top-left quadrant of intensity growing with i
+    for i in range(12):
+        imgs[i, :4, :4] = 20 * i + 10
+    classes = np.array([0, 1] * 6)
+    return ImageSet(images=imgs, classes=classes, keys=[f"k{i}" for i in range(12)], class_names=["a", "b"])
+
+
+def test_rded_selects_by_teacher_score_and_stitches():
+    train = _two_class_set()
+    out = rded_select(train, _BrightTeacher(), 1, factor=2, crops_per_image=4, crop_scale=(0.2, 0.3), seed=3)
+    assert out.images.shape == (2, 8, 8, 1) and out.images.dtype == np.uint8
+    assert list(out.classes) == [0, 1] and out.keys == ["rded/0/0", "rded/1/0"]
+    src = out.meta["patch_sources"]
+    assert src.shape == (8, 6)
+    # four distinct source images per class (one patch per image first), in score order
+    for c in (0, 1):
+        rows = src[4 * c:4 * c + 4]
+        assert len(set(rows[:, 0].astype(int))) == 4
+        assert all(train.classes[int(i)] == c for i in rows[:, 0])
+        assert np.all(np.diff(rows[:, 5]) <= 1e-9)
+    # class 0 (bright) patches are brighter on average than class 1's
+    assert out.images[0].mean() > out.images[1].mean()
+    again = rded_select(train, _BrightTeacher(), 1, factor=2, crops_per_image=4, crop_scale=(0.2, 0.3), seed=3)
+    assert np.array_equal(again.images, out.images)
+
+
+def test_rded_falls_back_to_more_patches_per_image():
+    train = _two_class_set()  # 6 images per class, 4 crops each; ipc 2 x 4 patches = 8 > 6 images
+    out = rded_select(train, _BrightTeacher(), 2, factor=2, crops_per_image=4, seed=0)
+    assert out.images.shape == (4, 8, 8, 1)
+    with pytest.raises(BenchError, match="fewer than"):
+        rded_select(train, _BrightTeacher(), 7, factor=2, crops_per_image=4)
+
+
+def test_rded_factor_one_keeps_whole_crops():
+    train = _two_class_set()
+    out = rded_select(train, _BrightTeacher(), 3, factor=1, crops_per_image=2, seed=0)
+    assert out.images.shape == (6, 8, 8, 1)
+
+
+def test_distilled_round_trip(tmp_path):
+    train = _two_class_set()
+    out = rded_select(train, _BrightTeacher(), 1, factor=2, crops_per_image=4, seed=1)
+    p = save_distilled(out, tmp_path / "d.npz")
+    back = load_distilled(p)
+    assert np.array_equal(back.images, out.images) and back.keys == out.keys
+    assert back.fingerprint == out.fingerprint and back.meta["distill"]["method"] == "rded"
+    assert np.allclose(back.meta["patch_sources"], out.meta["patch_sources"])
+
+
+# ------------------------------------------------------------------------------------ reports
+def _row(name, family, file_bytes, accs, ratio_base=1_000_000, fixed=1000):
+    a = np.asarray(accs, float)
+    return {"setting": name, "family": family, "description": name, "keep": 1.0, "k": None, "values": "fp16",
+            "tail": "none", "reuse": "epochs", "temperature": "4", "records": 10, "steps": 1,
+            "file_bytes": file_bytes, "payload_bytes": file_bytes - fixed, "label_bytes": file_bytes // 2,
+            "config_bytes": 10, "fixed_bytes": fixed, "index_bytes": 0, "bytes_per_record": 1.0,
+            "ratio": ratio_base / file_bytes, "payload_ratio": ratio_base / (file_bytes - fixed),
+            "label_ratio": 1.0, "top1_agreement": None, "kl_t1": None, "top1_mean": a.mean(),
+            "top1_std": a.std(ddof=1), "top1_min": a.min(), "top1_max": a.max(), "n_seeds": len(a),
+            "top1_per_seed": list(a), "seconds_per_student": 1.0}
+
+
+def _results(rows):
+    add_reference_deltas(rows)
+    return {"rows": rows, "targets": evaluate_targets(rows), "machine": {"cpu": "x", "cpu_count": 2, "device": "cpu",
+            "platform": "p", "python": "3", "torch": "2", "lplabel": "0"},
+            "config": {"resolved": {"dataset": "digits", "ipc": 10, "epochs": 3, "seeds": [0, 1, 2]}},
+            "facts": {"teacher": {"description": "t", "test_top1": 0.9}, "distilled": {"selection": "random"},
+                      "relabel": {"epochs": 3, "batch_size": 5, "crop_scale": [0.25, 1], "mix": "cutmix"},
+                      "data": {"test_images": 5}},
+            "recipe": {"model": "convnet", "model_kwargs": {}, "lr": 1e-3, "weight_decay": 0.01},
+            "baseline": {"records": 10, "dense_fp16_label_bytes": 1_000_000}, "created": "now", "wall_seconds": 1.0,
+            "timings_s": {"students": 1.0}, "command": "lplabel bench accuracy"}
+
+
+def test_targets_and_equal_bytes():
+    rows = [_row("full", "reference", 1_100_000, [90, 91, 92]),
+            _row("lpld-10x", "lpld", 100_000, [91, 91, 91]),
+            _row("lpld-100x", "lpld", 8_700, [88, 88, 88]),
+            _row("lpqld-k2-10x", "lpqld", 8_500, [89, 89.5, 90]),
+            _row("lpl-a", "lplabel", 8_000, [90.5, 91, 91.5]),      # 125x, within spread, beats both
+            _row("lpl-b", "lplabel", 1_900, [88.8, 89.3, 89.6]),    # 526x, within 2 points (not spread)
+            _row("lpl-c", "lplabel", 9_500, [89.0, 89.0, 89.0])]    # loses to lpqld-k2-10x (smaller)
+    res = _results(rows)
+    t = res["targets"]
+    assert t["file"]["x100_within_spread"]["setting"] == "lpl-a"
+    assert t["file"]["x500_within_2pt"]["setting"] == "lpl-b"
+    eq = {e["setting"]: e for e in t["equal_bytes"]["file"]}
+    a = eq["lpl-a"]
+    assert a["beats_both"] and a["lpld"]["setting"] == "lpld-100x" and a["lpqld"]["setting"] == "lpqld-k2-10x"
+    assert a["lpld"]["verdict"] == "beats"  # lpld-100x: 8,700 B <= 1.1 x 8,000
+    b = eq["lpl-b"]
+    assert b["lpld"]["setting"] is None and b["lpqld"]["setting"] is None and not b["beats_both"]
+    assert b["lpld"]["verdict"] == "none this small"
+    c = eq["lpl-c"]
+    assert c["lpqld"]["verdict"] == "loses" and not c["beats_both"]
+    assert "lpl-a" in format_table(res) and format_table(res, markdown=True).startswith("| setting")
+
+
+def test_write_report_files(tmp_path):
+    rows = [_row("full", "reference", 1_100_000, [90, 91, 92]), _row("lpld-40x", "lpld", 26_000, [88, 88, 89]),
+            _row("lpl-a", "lplabel", 8_000, [90.5, 91, 91.5])]
+    paths = write_report(_results(rows), tmp_path)
+    names = {p.name for p in paths}
+    assert {"results.json", "results.csv", "results.md"} <= names
+    assert json.loads((tmp_path / "results.json").read_text())["rows"][2]["setting"] == "lpl-a"
+    csv_text = (tmp_path / "results.csv").read_text().splitlines()
+    assert csv_text[0].startswith("setting,family") and len(csv_text) == 4
+    md = (tmp_path / "results.md").read_text()
+    assert "## Targets" in md and "lplabel bench accuracy" in md
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "accuracy_vs_bytes.png").stat().st_size > 10_000

@@ -1,0 +1,108 @@
+"""The accuracy harness end to end on real digits, shrunk to seconds: every stage, the cache, the CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from lplabel import open_store
+from lplabel.cli import main
+from lplabel.harness import BenchConfig, resolve_config, run_bench
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytest.importorskip("sklearn")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _config(out, **kw):
+    base = dict(out=str(out), epochs=4, seeds=2, teacher_epochs=2, device="cpu", progress=False,
+                settings="full,lpld-10x,lpqld-k2,lpl-k2-bf16-tail-10x")
+    base.update(kw)
+    return BenchConfig(**base)
+
+
+def test_digits_sweep_end_to_end_and_cached(tmp_path):
+    lines = []
+    res = run_bench(_config(tmp_path / "b"), echo=lines.append)
+    rows = {r["setting"]: r for r in res["rows"]}
+    assert list(rows) == ["full", "lpld-10x", "lpqld-k2-10x", "lpl-k2-bf16-tail-10x"]
+    full = rows["full"]
+    # the full store: 4 epochs x 2 steps of 50 views; the pruned ones keep 1 step
+    assert full["records"] == 400 and res["baseline"]["dense_fp16_label_bytes"] == 400 * 10 * 2
+    assert all(rows[n]["records"] == 50 for n in rows if n != "full")
+    assert all(rows[n]["file_bytes"] < full["file_bytes"] for n in rows if n != "full")
+    assert all(r["n_seeds"] == 2 and 0.0 <= r["top1_mean"] <= 100.0 for r in rows.values())
+    assert full["top1_mean"] > 20.0  # well above chance (10 %) after 8 steps
+    assert rows["lpld-10x"]["top1_agreement"] == 1.0 and rows["lpqld-k2-10x"]["temperature"] == "DKR 20->2"
+    for r in rows.values():  # bytes add up
+        assert r["payload_bytes"] + r["fixed_bytes"] == r["file_bytes"]
+        assert r["ratio"] == pytest.approx(res["baseline"]["dense_fp16_label_bytes"] / r["file_bytes"])
+    out = tmp_path / "b"
+    for name in ("results.json", "results.csv", "results.md", "accuracy_vs_bytes.png", "distilled.npz",
+                 "teacher/teacher.pt", "stores/source.lpl", "stores/full.lpl", "stores/lpl-k2-bf16-tail-10x.lpl",
+                 "runs/lpqld-k2-10x/seed1.json"):
+        assert (out / name).is_file(), name
+    st = open_store(out / "stores" / "lpld-10x.lpl")
+    assert st.header["selection"]["reuse"] == "lpld" and st.header["selection"]["keep"] == 0.1
+    assert json.loads((out / "results.json").read_text())["targets"]["equal_bytes"]
+    assert any("[6/7] students" in s for s in lines)
+
+    # a rerun reuses every stage and gives the same numbers
+    lines2 = []
+    res2 = run_bench(_config(tmp_path / "b"), echo=lines2.append)
+    assert sum("(cached)" in s for s in lines2) >= 3
+    assert [r["top1_per_seed"] for r in res2["rows"]] == [r["top1_per_seed"] for r in res["rows"]]
+    # a changed recipe retrains the students only
+    lines3 = []
+    run_bench(_config(tmp_path / "b", temperature=3.0, settings="full"), echo=lines3.append)
+    assert any("seed 0" in s and "cached" not in s for s in lines3)
+    assert sum("(cached)" in s for s in lines3) >= 3
+
+
+def test_rded_selection_runs(tmp_path):
+    r = resolve_config(_config(tmp_path / "r", selection="rded", ipc=2, seeds=1, settings="full,lpl-k1-bf16-tail",
+                               epochs=2))
+    res = run_bench(r, echo=lambda s: None)
+    assert res["facts"]["distilled"]["method"] == "rded" and res["facts"]["distilled"]["images"] == 20
+    d = np.load(tmp_path / "r" / "distilled.npz")
+    assert d["images"].shape == (20, 8, 8, 1) and d["meta_patch_sources"].shape == (80, 6)
+
+
+def test_cli_runs_and_reports(tmp_path):
+    out = tmp_path / "c"
+    args = ["bench", "accuracy", "--out", str(out), "--epochs", "2", "--seeds", "1", "--teacher-epochs", "1",
+            "--settings", "full,lpld-10x", "--device", "auto", "--no-progress"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "[1/7] data" in r.output and "student top-1 %" in r.output and "results.md" in r.output
+    md = (out / "results.md").read_text()
+    assert "| lpld-10x |" in md and "machine:" in md
+
+
+def test_benchmark_script_publishes_dated_copies(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_accuracy", REPO / "benchmarks" / "accuracy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res_dir = tmp_path / "results"
+    code = mod.main(["--out", str(tmp_path / "o"), "--epochs", "2", "--seeds", "1", "--teacher-epochs", "1",
+                     "--settings", "full", "--no-progress", "--results-dir", str(res_dir)])
+    assert code == 0
+    files = sorted(p.name for p in res_dir.iterdir())
+    assert len(files) == 4 and all(f.startswith("accuracy-digits-ipc10-random-") for f in files)
+    md = next(res_dir.glob("*.md")).read_text()
+    assert next(res_dir.glob("*.png")).name in md
+    assert mod.main(["--dataset", "nope", "--results-dir", str(res_dir)]) == 2
