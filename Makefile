@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 env: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/lplabel demo --force
+	$(VENV)/bin/lplabel bench accuracy --out out/bench-digits
 
 test: $(STAMP)
 	$(PY) -m pytest -q
