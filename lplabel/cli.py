@@ -23,6 +23,15 @@ def human_bytes(n: float) -> str:
     return str(n)
 
 
+def ratio_phrase(ratio) -> str:
+    """'12.3x smaller than dense fp16' (or 'n.nx larger' when the store is bigger)."""
+    if not ratio:
+        return "no records"
+    if ratio >= 1:
+        return f"{ratio:.1f}x smaller than dense fp16"
+    return f"{1 / ratio:.1f}x larger than dense fp16"  # tiny stores: view configs and container dominate
+
+
 class LplabelGroup(click.Group):
     """Turns LplabelError (and a few OS errors) into a one-line message and exit status 2."""
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import human_bytes, register
+from ..cli import human_bytes, ratio_phrase, register
 from ..codecs import INDEX_CODINGS, LAYOUTS, VALUE_FORMATS, Pipeline, get_codec, label_chain
 from ..codecs.classmap import ORDER_METHODS, learn_class_order
 from ..errors import CodecConfigError
@@ -73,7 +73,7 @@ def _summary(path) -> str:
 
     f = store_info(path)
     return (f"wrote {path}: {f['records']:,} records in {f['steps']:,} steps, {human_bytes(f['file_bytes'])}, "
-            f"{f['bytes_per_record']:.2f} B/record, {f['ratio_vs_dense_fp16']:.1f}x smaller than dense fp16"
+            f"{f['bytes_per_record']:.2f} B/record, {ratio_phrase(f['ratio_vs_dense_fp16'])}"
             if f["records"] else f"wrote {path}: no records")
 
 

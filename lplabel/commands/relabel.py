@@ -132,12 +132,12 @@ def merge_cmd(sources, out, force, allow_incomplete, remove_sources, progress):
         for s in sources:
             if Path(s).is_dir() and WorkDir(s).exists():
                 shutil.rmtree(s, ignore_errors=True)
-    from ..cli import human_bytes
+    from ..cli import human_bytes, ratio_phrase
     from ..store import store_info
 
     info = store_info(path)
     _echo(f"{path}: {info['records']:,} records, {human_bytes(info['file_bytes'])}, "
-          f"{info['ratio_vs_dense_fp16']:.1f}x smaller than dense fp16")
+          f"{ratio_phrase(info['ratio_vs_dense_fp16'])}")
 
 
 register(relabel_cmd)

@@ -573,7 +573,7 @@ def _topk_canonical(z: torch.Tensor, k: int) -> dict:
 
 
 def _summary(report: RelabelReport, say, total_seconds: float) -> None:
-    from ..cli import human_bytes
+    from ..cli import human_bytes, ratio_phrase
 
     info = report.info
     if report.views_computed:
@@ -586,7 +586,7 @@ def _summary(report: RelabelReport, say, total_seconds: float) -> None:
     say(f"wrote {info['path']}: {info['records']:,} records in {info['steps']:,} steps, "
         f"{human_bytes(info['file_bytes'])}"
         + (f", {bpr:.1f} B/record" if bpr else "")
-        + (f", {ratio:.1f}x smaller than dense fp16 ({human_bytes(info['dense_fp16_bytes'])})" if ratio else "")
+        + (f", {ratio_phrase(ratio)} ({human_bytes(info['dense_fp16_bytes'])})" if ratio else "")
         + f"; total {total_seconds:.1f} s (merge {report.merge_seconds:.1f} s)")
 
 
