@@ -2,6 +2,7 @@
 import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -9,6 +10,7 @@ from lplabel import open_store, verify_store
 
 HERE = Path(__file__).resolve().parent / "golden"
 EXPECTED = json.loads((HERE / "v1" / "expected.json").read_text())
+COLUMNS = ("image", "crop", "flip", "mix_partner", "label")
 
 
 def _digest(st):
@@ -18,6 +20,10 @@ def _digest(st):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.step_digest(st)
+
+
+def test_every_golden_file_has_an_entry():
+    assert sorted(p.stem for p in (HERE / "v1").glob("*.lpl")) == sorted(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -31,7 +37,27 @@ def test_golden_v1_reads_back(name):
         got = [[st.epoch, st.step, _digest(st)] for st in s.iter_steps()]
         assert got == exp["steps"]
         first = s.step_at(0).label
+        assert sorted(first) == sorted(exp["first_label"])
         for k, v in exp["first_label"].items():
             np.testing.assert_array_equal(np.asarray(first[k][0]).tolist(), v)
         assert s.header["columns"]["label"]["codecs"] == exp["label_codecs"]
+        for col, codecs in exp.get("column_codecs", {}).items():
+            assert s.header["columns"][col]["codecs"] == codecs
         assert s.image_keys[0] == "class0/img0.png"
+        header = s.header
+    # a column whose zstd codec names a dictionary keeps it in columns/<c>/zstd_dict (spec §3.14)
+    with h5py.File(path, "r") as f:
+        for col in COLUMNS:
+            refs = [c["configuration"]["dictionary"] for c in header["columns"][col]["codecs"]
+                    if c["name"] == "zstd" and "dictionary" in c.get("configuration", {})]
+            assert (f"columns/{col}/zstd_dict" in f) == bool(refs)
+            for ref in refs:
+                assert f[f"columns/{col}/zstd_dict"].shape == (ref["size"],)
+
+
+def test_golden_v1_covers_every_registered_codec():
+    from lplabel.codecs import available_codecs
+
+    used = {c["name"] for exp in EXPECTED.values() for c in exp["label_codecs"]}
+    used |= {c["name"] for exp in EXPECTED.values() for chain in exp.get("column_codecs", {}).values() for c in chain}
+    assert set(available_codecs()) <= used
