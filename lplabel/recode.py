@@ -370,7 +370,7 @@ def sample_topk_indices(source, k: int, positions) -> np.ndarray:
         else:
             idx = lab["indices"]
             if idx.shape[1] > k:
-                pos, _ = topk_of(lab["values"], k)
+                pos, _ = topk_of(lab["values"], k, tiebreak=np.asarray(idx, dtype=np.int64))
                 idx = np.take_along_axis(idx, pos, axis=1)
         out.append(np.asarray(idx, dtype=np.int64))
     return np.concatenate(out) if out else np.zeros((0, k), np.int64)

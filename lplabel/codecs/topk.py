@@ -32,19 +32,32 @@ INDEX_TYPES = ("uint8", "int16", "uint16", "int32")
 _INDEX_LIMIT = {"uint8": 256, "int16": 32768, "uint16": 65536, "int32": 2**31}
 
 
-def topk_of(logits: np.ndarray, k: int):
-    """Indices and values of the k largest entries per row, by decreasing value (vectorised)."""
-    logits = np.asarray(logits)
-    n, c = logits.shape
-    if k >= c:
-        part = np.broadcast_to(np.arange(c), (n, c))
+def topk_of(logits: np.ndarray, k: int, tiebreak: np.ndarray | None = None):
+    """Positions and values of the k largest entries per row (vectorised).
+
+    Order and selection are by decreasing value, ties by increasing ``tiebreak`` (default: the
+    column position, i.e. the class index of dense logits) -- also at the k-th place, so which
+    of several equal logits is kept never depends on the sorting algorithm.
+    """
+    z = np.asarray(logits)
+    n, c = z.shape
+    if tiebreak is None and 4 * k < c:
+        # k-th largest value per row, then: everything above it, plus the first equal ones
+        kth = -np.partition(-z, k - 1, axis=1)[:, k - 1:k]
+        above = z > kth
+        equal = z == kth
+        need = k - above.sum(axis=1, keepdims=True)
+        sel = above | (equal & (np.cumsum(equal, axis=1) <= need))
+        part = np.nonzero(sel)[1].reshape(n, k)  # row-major: positions ascending within a row
+        key2 = part
     else:
-        part = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-    vals = np.take_along_axis(logits, part, axis=1)
-    # sort by (-value, index): lexsort's last key is primary
-    order = np.lexsort((part, -vals.astype(np.float64)), axis=1)
-    idx = np.take_along_axis(part, order, axis=1)
-    return idx, np.take_along_axis(vals, order, axis=1)
+        key2 = np.broadcast_to(np.arange(c), (n, c)) if tiebreak is None else np.asarray(tiebreak)
+        part = np.lexsort((key2, -z.astype(np.float64)), axis=1)[:, :k]
+        key2 = np.take_along_axis(key2, part, axis=1)
+    vals = np.take_along_axis(z, part, axis=1)
+    # order the kept entries by (-value, tiebreak): lexsort's last key is primary
+    order = np.lexsort((key2, -vals.astype(np.float64)), axis=1)
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
 
 
 def tail_summary(logits: np.ndarray, idx: np.ndarray, mode: str) -> np.ndarray:
@@ -115,7 +128,7 @@ class TopK(ArrayArrayCodec):
             tail = np.asarray(block["tail"], dtype=np.float64) if "tail" in block else None
             if vals.shape[1] > self.k:
                 vf = to_float32(vals, spec_field(spec, "values").type)
-                pos, _ = topk_of(vf, self.k)
+                pos, _ = topk_of(vf, self.k, tiebreak=idx.astype(np.int64))
                 if tail is not None and self.tail == "logsumexp":
                     keep = np.zeros(vf.shape, dtype=bool)
                     np.put_along_axis(keep, pos, True, axis=1)

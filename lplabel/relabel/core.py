@@ -563,11 +563,17 @@ def _compute(report, todo, ids, K, spe, N, B, seed, sizes, policy, drop_last, re
 
 
 def _topk_canonical(z: torch.Tensor, k: int) -> dict:
-    """Top-k of each row on the device, ordered as the topk codec orders them: by decreasing
-    value, ties by smaller class index (two stable sorts; ``torch.topk`` leaves ties unordered)."""
-    vals, idx = torch.topk(z, k, dim=1)
-    idx, perm = idx.sort(dim=1)
-    vals = vals.gather(1, perm)
+    """Top-k of each row on the device, as the topk codec selects and orders them: by decreasing
+    value, ties by smaller class index -- also among equal logits at the k-th place, which
+    ``torch.topk`` picks arbitrarily (common with fp16/bf16 teacher outputs). No host sync."""
+    n, c = z.shape
+    kth = torch.topk(z, k, dim=1).values[:, k - 1:k]
+    above, equal = z > kth, z == kth
+    need = k - above.sum(dim=1, keepdim=True)
+    sel = above | (equal & (equal.cumsum(dim=1) <= need))
+    col = torch.arange(c, device=z.device).expand(n, c)
+    idx = torch.where(sel, col, col + c).topk(k, dim=1, largest=False, sorted=True).indices  # ascending class
+    vals = z.gather(1, idx)
     vals, perm = vals.sort(dim=1, descending=True, stable=True)
     return {"indices": idx.gather(1, perm), "values": vals}
 
