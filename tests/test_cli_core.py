@@ -76,3 +76,15 @@ def test_help_explains_commands(runner):
     assert r.exit_code == 0 and "info" in r.output and "verify" in r.output
     r = runner.invoke(main, ["info", "--help"])
     assert "dense fp16" in r.output
+
+
+def test_info_counts_zstd_dictionaries_with_their_column():
+    from pathlib import Path
+
+    from lplabel import store_info
+
+    path = Path(__file__).parent / "golden" / "v1" / "topk3-fp16-rawdict.lpl"
+    f = store_info(path)
+    assert f["bytes_by_field"]["column.label.dictionary"] > 0
+    assert f["label_payload_bytes"] == f["bytes_by_field"]["column.label"] + f["bytes_by_field"]["column.label.dictionary"]
+    assert sum(f["bytes_by_field"].values()) == f["file_bytes"]

@@ -9,9 +9,10 @@ so threads in a loader decode in parallel.
 
 Dictionary: small chunks (one step of top-k labels is a few KB) pay for their own entropy
 tables; a dictionary trained on the column's chunks (``zstandard.train_dictionary``, zstd's
-COVER trainer) carries tables and common byte strings once per store. Its bytes live in the
+fastCOVER trainer) carries tables and common byte strings once per store. Its bytes live in the
 store as the uint8 dataset ``columns/<column>/zstd_dict`` (at most one per column); the
-configuration records its size, CRC-32 and zstd dictionary id, and every frame carries the id.
+configuration records its size, CRC-32 and zstd dictionary id; frames made with a zstd-format
+dictionary carry its id (raw-content dictionaries have id 0 and frames carry none).
 A reader loads the dataset, checks size and CRC-32 against the configuration, and passes the
 bytes as the frame's dictionary (``ZSTD_decompress_usingDict`` / zstandard's ``dict_data``).
 The dictionary is either a zstd-format dictionary (magic ``0xEC30A437``) or, when too few

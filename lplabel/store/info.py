@@ -13,6 +13,8 @@ def store_info(path) -> dict:
     h = store.header
     file_bytes = os.path.getsize(path)
     fields = {f"column.{name}": store.column_bytes(name) for name in L.COLUMNS}
+    for name, n in store.dictionary_bytes.items():  # trained zstd dictionaries belong to their column
+        fields[f"column.{name}.dictionary"] = n
     tables = sum(int(a.nbytes) for a in store.tables.values())
     index = sum(int(store.chunks[n].nbytes + store.chunk_crc[n].nbytes) for n in L.COLUMNS)
     fields["step_tables"] = tables - int(store.tables[L.IMAGE_CLASS].nbytes) - int(store.tables[L.CHUNK_STEP_START].nbytes)
@@ -24,7 +26,8 @@ def store_info(path) -> dict:
     fields["container_overhead"] = file_bytes - accounted
     R = store.num_records
     dense_fp16 = R * store.num_classes * 2
-    configs = sum(fields[f"column.{n}"] for n in L.CONFIG_COLUMNS) + fields["step_tables"]
+    configs = sum(v for k, v in fields.items() if k.startswith("column.") and k.split(".")[1] in L.CONFIG_COLUMNS) \
+        + fields["step_tables"]
     pipe = store.pipelines["label"]
     store.close()
     return {
@@ -46,7 +49,7 @@ def store_info(path) -> dict:
         "augmentation": h["augmentation"],
         "file_bytes": file_bytes,
         "bytes_by_field": fields,
-        "label_payload_bytes": fields["column.label"],
+        "label_payload_bytes": fields["column.label"] + fields.get("column.label.dictionary", 0),
         "config_bytes": configs,
         "container_overhead_bytes": fields["container_overhead"],
         "bytes_per_record": (file_bytes / R) if R else None,

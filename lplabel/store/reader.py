@@ -164,6 +164,7 @@ class LabelStore:
         self.chunks = {}
         self.chunk_crc = {}
         self.segment_offsets = {}
+        self.dictionary_bytes = {}
         for name in L.COLUMNS:
             col = self.header["columns"][name]
             try:
@@ -193,6 +194,7 @@ class LabelStore:
             if getattr(c, "dictionary", None) is None:
                 continue
             data = _read_table(f, dictionary_dataset(name), self.path)
+            self.dictionary_bytes[name] = int(np.asarray(data).nbytes)
             try:
                 c.attach_dictionary(np.asarray(data, dtype=np.uint8).tobytes())
             except LplabelError as e:
