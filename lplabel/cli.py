@@ -98,9 +98,10 @@ def info(store, as_json):
     click.echo(f"  teacher         {t.get('description') or '-'} (logits at T={t.get('temperature', 1.0)})")
     click.echo("  bytes by field")
     total = f["file_bytes"]
+    derived = {f"column.{c}" for c in f.get("derived_columns", ())}
     for name, n in f["bytes_by_field"].items():
         pct = 100.0 * n / total if total else 0.0
-        click.echo(f"    {name:<20} {n:>14,}  {human_bytes(n):>11}  {pct:5.1f} %")
+        click.echo(f"    {name:<20} {n:>14,}  {human_bytes(n):>11}  {pct:5.1f} %" + ("  (derived)" if name in derived else ""))
     click.echo(f"    {'file':<20} {total:>14,}  {human_bytes(total):>11}")
     if f["records"]:
         click.echo(f"  bytes/record    {f['bytes_per_record']:.2f}")

@@ -69,6 +69,9 @@ class SourceMeta:
     stage: int = 0
     num_steps: int | None = None
     path: str | None = None
+    #: int32 [N, 2] image sizes when the source's view columns are derived (spec §1.4): copies
+    #: keep them derived (``write_steps(store_views=True)`` stores them instead); else None
+    image_sizes: np.ndarray | None = None
 
 
 @dataclass
@@ -121,7 +124,7 @@ def store_meta(store) -> SourceMeta:
         steps_per_chunk=int(h["chunking"]["steps_per_chunk"]), label_input=label_input, value_type=value_type,
         tail=tail if "tail" in stored else "none", codecs=pipe.to_json(), chain_label_input=chain_input,
         stage=0, num_steps=store.num_steps,
-        path=str(store.path))
+        path=str(store.path), image_sizes=getattr(store, "image_sizes", None))
 
 
 def _float_label(block: dict, spec) -> dict:
@@ -248,12 +251,14 @@ def progress_bar(total: int | None, desc: str):
 def write_steps(meta: SourceMeta, steps: Iterable[SourceStep], out, label_codecs, *, selection="keep",
                 steps_per_chunk: int | None = None, force: bool = False, stage: int = 0,
                 zstd_level: int = 3, total: int | None = None, desc: str = "writing",
-                on_step: Callable | None = None) -> Path:
+                on_step: Callable | None = None, store_views: bool = False) -> Path:
     """Write ``steps`` to a new store at ``out`` with ``label_codecs``; returns the path.
 
     ``selection``: ``"keep"`` copies ``meta.selection``; a dict (or None) replaces it.
     ``stage > 0``: step labels come encoded up to that stage (see :class:`SourceMeta`).
-    The write is atomic: on any error nothing is left under ``out``.
+    The write is atomic: on any error nothing is left under ``out``. Derived view columns stay
+    derived (``meta.image_sizes``) unless ``store_views`` or ``meta.crop_type`` is not float32
+    (narrowed crops no longer equal the sampler's: they are stored).
     """
     from .store import StoreWriter
 
@@ -265,7 +270,8 @@ def write_steps(meta: SourceMeta, steps: Iterable[SourceStep], out, label_codecs
         label_input=label_input, crop_type=meta.crop_type, augmentation=meta.augmentation,
         teacher=meta.teacher, seed=meta.seed, selection=sel, extensions=meta.extensions,
         steps_per_chunk=steps_per_chunk or meta.steps_per_chunk, zstd_level=zstd_level, overwrite=force,
-        label_stage=stage, view_codecs=view_codecs(zstd_level))
+        label_stage=stage, view_codecs=view_codecs(zstd_level),
+        derived_views=None if store_views or meta.crop_type != "float32" else meta.image_sizes)
     bar = progress_bar(total, desc)
     try:
         for st in steps:

@@ -49,6 +49,10 @@ def _compare(path):
             assert header == s.header
             for k in range(len(s.chunks["label"])):
                 for col in COLUMNS:
+                    if col in s.derived:  # §1.4: the minimal reader refuses derived view columns clearly
+                        with pytest.raises(ValueError, match=f"column '{col}' is derived"):
+                            decode(col, k)
+                        continue
                     mine = s.decode_chunk(col, k)
                     theirs = decode(col, k)
                     assert sorted(mine) == sorted(theirs), (col, k)
@@ -234,10 +238,27 @@ def test_spec_reader_matches_command_outputs(sources, name):
         _compare(pruned)
 
 
+def test_spec_reader_refuses_derived_view_columns_and_reads_the_rest(tmp_path):
+    from lplabel.views import AugmentPolicy, plan_steps
+
+    rng = np.random.default_rng(4)
+    sizes = rng.integers(8, 40, (20, 2))
+    policy = AugmentPolicy(output_size=8, mix="cutmix")
+    path = tmp_path / "derived.lpl"
+    with StoreWriter(path, num_classes=C, images=20, batch_size=6, epochs=2, augmentation=policy.to_json(), seed=3,
+                     steps_per_chunk=2, derived_views=sizes) as w:
+        for e, s, v in plan_steps(3, [(e, s) for e in range(2) for s in range(4)], sizes, 6, policy):
+            w.write_step(e, s, image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
+                         mix_lambda=v.mix_lambda, mix_box=v.mix_box, logits=realistic_logits(rng, len(v), C))
+    with open_store(path) as st:
+        assert st.derived == COLUMNS[:4]
+    _compare(path)
+
+
 def test_fresh_stores_cover_every_registered_codec():
     """The chains above reach every codec (guards against a new codec the reader test misses)."""
     used = set()
     for opts in LABEL_CHAINS.values():
         used |= {c.name for c in label_chain(**opts)}
-    used |= {"zplanes", "shuffle", "zstd", "bytes"}
+    used |= {"zplanes", "shuffle", "zstd", "bytes", "derived"}  # derived: the test above
     assert set(available_codecs()) <= used

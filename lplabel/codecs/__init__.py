@@ -10,7 +10,8 @@ Built-in codecs, in chain order:
   renumbering by a stored order), ``sort`` (canonical entry order), ``delta`` (difference
   coding of a sorted field), ``bitpack`` (sub-byte codes);
 * array->bytes: ``bytes`` (plain layout), ``zplanes`` (byte planes, one zstd frame each);
-* bytes->bytes: ``shuffle``, ``zstd`` (optionally with a stored dictionary).
+* bytes->bytes: ``shuffle``, ``zstd`` (optionally with a stored dictionary);
+* the marker ``derived`` (view columns regenerated at read time, not stored).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from .pipeline import Pipeline
 from . import bytes as _bytes, dense as _dense, shuffle as _shuffle, topk as _topk, zstd as _zstd  # noqa: F401  (register)
 from . import bitpack as _bitpack, delta as _delta, quantize as _quantize, sort as _sort  # noqa: F401  (register)
 from . import classmap as _classmap, zplanes as _zplanes  # noqa: F401  (register)
+from . import derived as _derived  # noqa: F401  (register)
 from ..errors import CodecConfigError
 
 __all__ = [

@@ -135,12 +135,13 @@ def _parse_codecs(text: str) -> list:
 
 def encode_source(source, out, *, codecs=None, index_coding="index-delta", class_order="auto", layout="planes",
                   level=None, dictionary=False, dict_size=16384, steps_per_chunk=None, allow_lossy=False,
-                  force=False) -> Path:
+                  force=False, store_views=False) -> Path:
     """Re-encode every step of ``source`` (see :func:`lplabel.recode.open_source`) into ``out``.
 
     Without ``codecs`` the chain keeps the source's representation exactly (lossless) and codes
     it as compactly as the options say; with ``codecs`` (a list of codecs) the chain is checked
-    not to lose information unless ``allow_lossy``.
+    not to lose information unless ``allow_lossy``. Derived view columns stay derived unless
+    ``store_views``.
     """
     meta: SourceMeta = source.meta
     spc = steps_per_chunk or meta.steps_per_chunk
@@ -169,7 +170,7 @@ def encode_source(source, out, *, codecs=None, index_coding="index-delta", class
             raise LossyChainError(f"the chain {why}; encode is lossless by default",
                                   hint="pass --allow-lossy, or use `lplabel quantize` / `lplabel prune`")
     return write_steps(meta, source.steps(stage=stage), out, codecs, steps_per_chunk=spc, force=force, stage=stage,
-                       zstd_level=VIEW_LEVEL, total=meta.num_steps, desc="encode")
+                       zstd_level=VIEW_LEVEL, total=meta.num_steps, desc="encode", store_views=store_views)
 
 
 @click.command()
@@ -186,8 +187,11 @@ def encode_source(source, out, *, codecs=None, index_coding="index-delta", class
               help="What SRC is: an lplabel store, or a legacy label directory of SRe2L/CDA, LPLD, LPQLD, FKD or "
                    "G-VBSM/EDC (auto: a file is a store, a directory's layout is detected). Legacy-specific options "
                    "(explicit image order, seed, class count) are on `lplabel import`.")
+@click.option("--store-views", is_flag=True,
+              help="Store the view columns even when SRC derives them (regenerates them from its header): "
+                   "a store readable wherever numpy's random streams differ.")
 def encode(src, out, force, steps_per_chunk, index_coding, class_order, layout, level, dictionary, dict_size,
-           codecs_json, allow_lossy, source_layout):
+           codecs_json, allow_lossy, source_layout, store_views):
     """Re-encode the label store SRC into OUT with another codec chain, losslessly by default.
 
     The records, views and selection are copied unchanged; only the label coding changes. By
@@ -213,7 +217,8 @@ def encode(src, out, force, steps_per_chunk, index_coding, class_order, layout, 
     try:
         path = encode_source(source, out, codecs=codecs, index_coding=index_coding, class_order=class_order,
                              layout=layout, level=level, dictionary=dictionary, dict_size=dict_size,
-                             steps_per_chunk=steps_per_chunk, allow_lossy=allow_lossy, force=force)
+                             steps_per_chunk=steps_per_chunk, allow_lossy=allow_lossy, force=force,
+                             store_views=store_views)
     finally:
         source.close()
     click.echo(_summary(path))

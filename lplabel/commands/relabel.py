@@ -74,10 +74,14 @@ def _echo(msg: str) -> None:
 @click.option("--rank", type=click.IntRange(0), default=None, help="This shard's rank (shards started by hand).")
 @click.option("--world-size", type=click.IntRange(1), default=None, help="Number of shards (with --rank).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: on a terminal].")
+@click.option("--store-views", is_flag=True,
+              help="Store the view columns. By default they are derived: not stored, regenerated from the header "
+                   "(seed, policy) and the image sizes when read, which needs a numpy with the same random streams.")
 def relabel_cmd(images, out, teachers, checkpoints, normalize, split, ipc, ipc_seed, epochs, batch_size, size,
                 crop_scale, crop_ratio, flip_p, mix, mix_alpha, seed, drop_last, device, amp, amp_dtype,
                 channels_last, keep, keep_seed, keep_unit, keep_metric, reuse, topk, values, index_type, index_coding, tail, zstd_level,
-                steps_per_chunk, class_map, force, fresh, work_dir, part_steps, merge, rank, world_size, progress):
+                steps_per_chunk, class_map, force, fresh, work_dir, part_steps, merge, rank, world_size, progress,
+                store_views):
     """Label seeded augmented views of IMAGES with a teacher and write a label store.
 
     IMAGES is an ImageFolder tree (DIR/<class>/<image>), an .npz image pack, or a built-in data set
@@ -103,7 +107,7 @@ def relabel_cmd(images, out, teachers, checkpoints, normalize, split, ipc, ipc_s
                 tail=tail, index_coding=index_coding, zstd_level=zstd_level, steps_per_chunk=steps_per_chunk,
                 class_map=class_map, teacher_description=desc, force=force, fresh=fresh, work_dir=work_dir,
                 steps_per_part=part_steps, rank=rank, world_size=world_size, merge=merge, progress=progress,
-                log=_echo)
+                views="stored" if store_views else "derived", log=_echo)
 
 
 @click.command("merge")

@@ -541,7 +541,8 @@ class Bench:
             positions = np.flatnonzero(np.isin(steps[:, 0] * spe + steps[:, 1], kept[:, 0] * spe + kept[:, 1]))
         n = len(steps) if positions is None else len(positions)
         meta = store_meta(src)
-        meta.crop_type = crop_type
+        if meta.image_sizes is None:  # derived view columns (spec §1.4) store no crops: nothing to narrow
+            meta.crop_type = crop_type
         write_steps(meta, store_steps(src, positions), path, s.label_codecs(self.r.num_classes),
                     selection=selection if s.pruned else "keep", steps_per_chunk=min(spc, max(n, 1)), force=True,
                     zstd_level=s.zstd_level, total=n, desc=s.name)

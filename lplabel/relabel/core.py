@@ -212,7 +212,7 @@ def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out,
                 force: bool = False, fresh: bool = False, work_dir=None, steps_per_part: int | None = None,
                 rank: int | None = None, world_size: int | None = None, merge: bool = True,
                 bank_device=None, queue_size: int = 8, progress: bool | None = None,
-                log: Callable[[str], None] | None = None) -> RelabelReport:
+                views: str = "derived", log: Callable[[str], None] | None = None) -> RelabelReport:
     """Relabel: see the module doc. Arguments:
 
     Views: ``epochs``, ``batch_size`` (B), ``size`` (output side S; default the images' side when
@@ -236,7 +236,9 @@ def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out,
     Distribution: ``rank``/``world_size`` for hand-started shards (default: torchrun's environment).
     Performance: ``bank_device`` (None: on the device when it fits, else ``"stream"``: each step's
     images are uploaded; ``"cpu"`` with a CUDA device also streams), ``queue_size`` (steps in
-    flight to the writer). ``progress``: tqdm bar on stderr (default: when stderr is a terminal); ``log``: called
+    flight to the writer). ``views``: ``"derived"`` (default: the store holds no view payload; readers
+    regenerate the views from the header and ``images/size``, spec/FORMAT.md §1.4) or ``"stored"``
+    (the view columns are stored). ``progress``: tqdm bar on stderr (default: when stderr is a terminal); ``log``: called
     with summary lines.
     """
     t_begin = time.perf_counter()
@@ -261,7 +263,7 @@ def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out,
             label_codecs=label_codecs, steps_per_chunk=steps_per_chunk, class_map=class_map,
             teacher_description=teacher_description, teacher_checksum=teacher_checksum, force=force, fresh=fresh,
             work_dir=work_dir, steps_per_part=steps_per_part, merge=merge, bank_device=bank_device,
-            queue_size=queue_size, progress=progress))
+            queue_size=queue_size, progress=progress, views=views))
     finally:
         dist.close()
 
@@ -321,6 +323,8 @@ def _run(images, teacher, out, dist, dev, say, t_begin, locals_):
     spe = _steps_per_epoch(N, B, drop_last)
     if spe < 1:
         raise RelabelError(f"{N} images make no full step of {B} with drop_last", hint="lower --batch-size")
+    if a["views"] not in ("derived", "stored"):
+        raise RelabelError(f"views must be 'derived' or 'stored', got {a['views']!r}")
     _check_output(out, a["force"])
 
     channels_last = dev.type == "cuda" if a["channels_last"] is None else bool(a["channels_last"])
@@ -395,7 +399,7 @@ def _run(images, teacher, out, dist, dev, say, t_begin, locals_):
                  "selection": selection},
         "final": {"label_codecs": Pipeline(codecs, label_spec(label_input, num_classes)).to_json(),
                   "label_input": label_input if label_input == "logits" else list(label_input),
-                  "part_mode": pmode, "steps_per_chunk": spc},
+                  "part_mode": pmode, "steps_per_chunk": spc, "views": a["views"]},
     }
     _collective(dist, lambda: wd.prepare(manifest, fresh=a["fresh"]))
 
@@ -503,7 +507,8 @@ def _compute(report, todo, ids, K, spe, N, B, seed, sizes, policy, drop_last, re
         return StoreWriter(wd.part_path(j), num_classes=num_classes, images=index, batch_size=B, epochs=E,
                            steps_per_epoch=spe, drop_last=drop_last, label_codecs=pcodecs, label_input=pinput,
                            augmentation=policy.to_json(), teacher=teacher_hdr, seed=seed, selection=selection,
-                           steps_per_chunk=1, overwrite=True)
+                           steps_per_chunk=1, overwrite=True,
+                           derived_views=sizes if a["views"] == "derived" else None)
 
     writer = WriterThread(open_part, {j: len(v) for j, v in part_steps.items()}, label_input=pinput,
                           maxsize=a["queue_size"], on_step=bar.update)

@@ -10,7 +10,7 @@ parts are reported instead of silently producing a store with holes.
 Labels are decoded from the inputs and encoded again with the final chain: parts keep either the
 final representation (dense or top-k: re-encoding stored values stores them unchanged) or dense
 float32 logits (chains that need the dense logits, e.g. a top-k tail summary); see
-:mod:`lplabel.relabel.labels`.
+:mod:`lplabel.relabel.labels`. View columns stay derived when the inputs derive them.
 """
 from __future__ import annotations
 
@@ -91,6 +91,9 @@ def merge(sources: Sequence, out, *, force: bool = False, allow_incomplete: bool
             bad = [k for k in SHARED_HEADER_FIELDS if _canon(st.header.get(k)) != _canon(h0.get(k))]
             if not np.array_equal(st.image_classes, ref_classes):
                 bad.append("image classes")
+            if (st.image_sizes is None) != (stores[0].image_sizes is None) or \
+                    (st.image_sizes is not None and not np.array_equal(st.image_sizes, stores[0].image_sizes)):
+                bad.append("image sizes")
             if bad:
                 raise MergeError(f"shard does not match {stores[0].path.name} (differs in {', '.join(bad)})",
                                  path=st.path, hint="merge only shards of one relabel run")
@@ -162,7 +165,7 @@ def merge(sources: Sequence, out, *, force: bool = False, allow_incomplete: bool
                              selection=h0.get("selection"), extensions=h0.get("extensions") or None,
                              steps_per_chunk=steps_per_chunk,
                              segment_bytes=int(h0["chunking"].get("segment_bytes", 16 << 20)),
-                             overwrite=force) as w:
+                             overwrite=force, derived_views=stores[0].image_sizes) as w:
                 prev = None
                 for i in range(len(keys)):
                     st = stores[src[i]]

@@ -16,18 +16,22 @@ def store_info(path) -> dict:
     for name, n in store.dictionary_bytes.items():  # trained zstd dictionaries belong to their column
         fields[f"column.{name}.dictionary"] = n
     tables = sum(int(a.nbytes) for a in store.tables.values())
-    index = sum(int(store.chunks[n].nbytes + store.chunk_crc[n].nbytes) for n in L.COLUMNS)
+    # derived view columns store an empty chunk table (the reader fills in (0, 0, 0) rows)
+    index = sum(int((0 if n in store.derived else store.chunks[n].nbytes) + store.chunk_crc[n].nbytes)
+                for n in L.COLUMNS)
     fields["step_tables"] = tables - int(store.tables[L.IMAGE_CLASS].nbytes) - int(store.tables[L.CHUNK_STEP_START].nbytes)
     fields["chunk_index"] = index + int(store.tables[L.CHUNK_STEP_START].nbytes)
     fields["header"] = len(store._keys_raw) + int(store.tables[L.IMAGE_CLASS].nbytes)
     from .header import encode_header
     fields["header"] += len(encode_header(h))
+    if store.image_sizes is not None:  # images/size: what derived view columns are regenerated from
+        fields["image_sizes"] = int(store.image_sizes.nbytes)
     accounted = sum(fields.values())
     fields["container_overhead"] = file_bytes - accounted
     R = store.num_records
     dense_fp16 = R * store.num_classes * 2
     configs = sum(v for k, v in fields.items() if k.startswith("column.") and k.split(".")[1] in L.CONFIG_COLUMNS) \
-        + fields["step_tables"]
+        + fields["step_tables"] + fields.get("image_sizes", 0)
     pipe = store.pipelines["label"]
     store.close()
     return {
@@ -44,6 +48,7 @@ def store_info(path) -> dict:
         "label_codecs": pipe.to_json(),
         "label_codec_summary": pipe.describe(),
         "label_lossy": pipe.lossy,
+        "derived_columns": list(store.derived),
         "selection": h.get("selection"),
         "teacher": h["teacher"],
         "augmentation": h["augmentation"],

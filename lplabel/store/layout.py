@@ -13,6 +13,8 @@ ATTR_CRC = "crc32"
 HEADER = "header"
 IMAGE_KEYS = "images/keys"
 IMAGE_CLASS = "images/class"
+#: int32 [N, 2] (H, W) of each image; only in stores with derived view columns (spec §1.4).
+IMAGE_SIZE = "images/size"
 STEP_EPOCH = "steps/epoch"
 STEP_STEP = "steps/step"
 STEP_RECORD_START = "steps/record_start"

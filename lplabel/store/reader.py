@@ -22,6 +22,7 @@ from ..codecs.zstd import dictionary_dataset
 from ..errors import (ChecksumError, CodecError, CorruptStoreError, FormatVersionError, HeaderError, LplabelError,
                       NotAStoreError, NotHDF5Error, StepNotFoundError, StoreOpenError, TruncatedFileError)
 from . import layout as L
+from .derived import MISMATCH, ViewRegenerator, is_derived, same_views
 from .header import parse_header
 
 
@@ -165,6 +166,14 @@ class LabelStore:
         self.chunk_crc = {}
         self.segment_offsets = {}
         self.dictionary_bytes = {}
+        #: view columns regenerated at read time (spec §1.4): all four or none
+        self.derived = tuple(n for n in L.CONFIG_COLUMNS if is_derived(self.header["columns"][n]["codecs"]))
+        self.image_sizes = None
+        self._regen = None
+        self._regen_bytes: dict = {}
+        self._stored_chunk_rows: dict = {}
+        if self.derived:
+            self._load_derived(f)
         for name in L.COLUMNS:
             col = self.header["columns"][name]
             try:
@@ -175,8 +184,11 @@ class LabelStore:
                 raise HeaderError(f"bad field spec for column {name!r} ({e})", path=path, part="header") from None
             self._attach_dictionaries(f, name)
             self.chunks[name] = _read_table(f, L.column_chunks(name), path).reshape(-1, 3)
+            if name in self.derived:  # stored empty (spec §1.4); in memory: one (0, 0, 0) row per chunk
+                self._stored_chunk_rows[name] = len(self.chunks[name])
+                self.chunks[name] = np.zeros((len(self.tables[L.CHUNK_STEP_START]) - 1, 3), np.int64)
             self.chunk_crc[name] = _read_table(f, L.column_crc(name), path)
-            nseg = int(self.chunks[name][:, 0].max()) + 1 if len(self.chunks[name]) else 0
+            nseg = int(self.chunks[name][:, 0].max()) + 1 if len(self.chunks[name]) and name not in self.derived else 0
             offs = []
             for s in range(nseg):
                 seg = L.segment_name(name, s)
@@ -187,6 +199,22 @@ class LabelStore:
                 offs.append((-1 if off is None else int(off), int(ds.shape[0])))
             self.segment_offsets[name] = offs
         self._check_structure()
+
+    def _load_derived(self, f: h5py.File) -> None:
+        """Derived view columns: check the declaration, load ``images/size``, build the regenerator."""
+        path = self.path
+        if self.derived != L.CONFIG_COLUMNS:
+            raise HeaderError(f"only some view columns are derived ({', '.join(self.derived)}); a store derives all "
+                              "four or none", path=path, part="header")
+        if is_derived(self.header["columns"]["label"]["codecs"]):
+            raise HeaderError("the label column cannot be derived", path=path, part="header")
+        sizes = _read_table(f, L.IMAGE_SIZE, path)
+        try:
+            self._regen = ViewRegenerator.from_header(self.header, sizes)
+        except ValueError as e:
+            raise HeaderError(f"derived view columns cannot be regenerated: {e}", path=path, part="header",
+                              hint="the store's views are not stored; this lplabel cannot recompute them") from None
+        self.image_sizes = self._regen.sizes.astype(np.int32)
 
     def _attach_dictionaries(self, f: h5py.File, name: str) -> None:
         """Load ``columns/<name>/zstd_dict`` into the column's zstd codec when its config names one."""
@@ -217,6 +245,8 @@ class LabelStore:
         for name in L.COLUMNS:
             if len(self.chunks[name]) != len(cs) - 1 or len(self.chunk_crc[name]) != len(cs) - 1:
                 problems.append(f"column {name!r} has {len(self.chunks[name])} chunks, the grid has {len(cs) - 1}")
+            elif name in self.derived and self._stored_chunk_rows[name]:
+                problems.append(f"derived column {name!r} has a non-empty chunk table")
         if len(t[L.IMAGE_CLASS]) != h["num_images"]:
             problems.append("images/class length differs from num_images")
         if problems:
@@ -233,6 +263,7 @@ class LabelStore:
         d["_fd"] = None
         d["_fd_pid"] = None
         d["_cache"] = {}
+        d["_regen_bytes"] = {}
         d.pop("image_keys", None)
         return d
 
@@ -341,7 +372,10 @@ class LabelStore:
         return self._fd
 
     def read_chunk_bytes(self, name: str, chunk: int, *, check: bool = True) -> bytes:
-        """The encoded bytes of one chunk of a column, CRC-checked."""
+        """The encoded bytes of one chunk of a column, CRC-checked. For a derived view column:
+        the ``bytes`` encoding of its regenerated rows (what its CRC-32 covers)."""
+        if name in self.derived:
+            return self._derived_bytes(name, chunk, check)
         seg, off, n = (int(v) for v in self.chunks[name][chunk])
         try:
             base, seglen = self.segment_offsets[name][seg]
@@ -358,6 +392,44 @@ class LabelStore:
         if check and crc32(data) != int(self.chunk_crc[name][chunk]):
             raise ChecksumError("checksum mismatch", path=self.path, part=self._part(name, chunk),
                                 hint="the file is damaged; restore it from a good copy or regenerate these steps")
+        return data
+
+    def _derived_bytes(self, name: str, chunk: int, check: bool) -> bytes:
+        """Regenerate the views of one chunk (all four view columns at once, kept for the next call)."""
+        got = self._regen_bytes.get(chunk)
+        if got is None:
+            cs, t = self.tables[L.CHUNK_STEP_START], self.tables
+            rs = self.record_start
+            views = []
+            for i in range(int(cs[chunk]), int(cs[chunk + 1])):
+                e, s = int(self.step_epoch[i]), int(self.step_index[i])
+                where = f"epoch {e} step {s}"
+                try:
+                    v = self._regen.step(e, s)
+                except ValueError as err:
+                    raise CorruptStoreError(f"cannot regenerate the views of this step ({err})", path=self.path,
+                                            part=where) from None
+                if len(v) != int(rs[i + 1] - rs[i]):
+                    raise CorruptStoreError(f"the step holds {int(rs[i + 1] - rs[i])} records but its regenerated "
+                                            f"views are {len(v)}", path=self.path, part=where)
+                if check:
+                    stored = type(v)(image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
+                                     mix_lambda=float(t[L.STEP_MIX_LAMBDA][i]), mix_box=t[L.STEP_MIX_BOX][i])
+                    if same_views(v, stored) is not None:
+                        raise ChecksumError("regenerated mix differs from the stored mix_lambda/mix_box: "
+                                            + MISMATCH.format(numpy=np.__version__), path=self.path,
+                                            part=f"{self._part(name, chunk)}, {where}")
+                views.append(v)
+            got = {}
+            for col in L.CONFIG_COLUMNS:
+                block = {col: np.concatenate([getattr(v, col) for v in views])}
+                got[col] = self.pipelines[col].encode(block)
+            self._regen_bytes = {chunk: got}  # the most recent chunk (the other view columns read it next)
+        data = got[name]
+        if check and crc32(data) != int(self.chunk_crc[name][chunk]):
+            raise ChecksumError("regenerated views differ from the ones the store was written with: "
+                                + MISMATCH.format(numpy=np.__version__), path=self.path,
+                                part=self._part(name, chunk))
         return data
 
     def decode_chunk(self, name: str, chunk: int) -> dict:

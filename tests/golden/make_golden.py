@@ -109,7 +109,12 @@ CASES = {
                               view_codecs={c: [ZPlanes(19)] for c in ("image", "crop", "flip", "mix_partner")}),
     # dense | quantize(4, float32 scale) | bitpack(logits) | bytes | shuffle | zstd
     "dense-int4-f32scale": dict(codecs=label_chain(values="int4", scale_type="float32"), mix=False, spc=2),
+    # derived view columns (spec §1.4): views of the lplabel-views-v1 sampler, not stored; images/size
+    "topk4-fp16-derived-views": dict(codecs=default_label_codecs("topk", k=4), mix=True, spc=2, derived=True),
 }
+
+#: Image sizes and policy of the derived-views case (its views are drawn by lplabel.views).
+DERIVED_SIZES = np.array([[8 + 3 * i, 20 - i] for i in range(N_IMAGES)], dtype=np.int32)
 
 #: Cases of the first release: their files and expected.json entries are frozen.
 FIRST_RELEASE = ("dense-fp16-cutmix", "dense-bf16-nomix-chunk3", "dense-fp32", "topk4-fp16-lse",
@@ -132,6 +137,15 @@ def case_steps(name, spec) -> list:
     (and their order) are those of the first release's writer loop, so old cases stay reproducible."""
     rng = np.random.default_rng(sum(map(ord, name)))
     steps = []
+    if spec.get("derived"):
+        from lplabel.views import AugmentPolicy, plan_steps
+
+        pairs = [(e, s) for e in range(EPOCHS) for s in range(3) if (e, s) != (1, 1)]
+        for e, s, v in plan_steps(7, pairs, DERIVED_SIZES, BATCH, AugmentPolicy(output_size=8, mix="cutmix")):
+            z = (rng.standard_normal((len(v), NUM_CLASSES)) * 3).astype(np.float32)
+            steps.append(dict(epoch=e, step=s, image=v.image, crop=v.crop, flip=v.flip, logits=z,
+                              mix_partner=v.mix_partner, mix_lambda=v.mix_lambda, mix_box=v.mix_box))
+        return steps
     for e in range(EPOCHS):
         order = rng.permutation(N_IMAGES)
         for s in range(3):
@@ -167,9 +181,15 @@ def write_case(name, spec, out: Path):
     extra = {} if label_input == "logits" else {"label_input": label_input}
     if "view_codecs" in spec:
         extra["view_codecs"] = spec["view_codecs"]
+    augmentation = {"output_size": 8, "mix": "cutmix" if spec["mix"] else "none"}
+    if spec.get("derived"):
+        from lplabel.views import AugmentPolicy
+
+        augmentation = AugmentPolicy(output_size=8, mix="cutmix").to_json()
+        extra["derived_views"] = DERIVED_SIZES
     with StoreWriter(out, num_classes=NUM_CLASSES, images=images, batch_size=BATCH, epochs=EPOCHS,
                      label_codecs=codecs, steps_per_chunk=spec["spc"], crop_type=spec.get("crop_type", "float32"),
-                     augmentation={"output_size": 8, "mix": "cutmix" if spec["mix"] else "none"},
+                     augmentation=augmentation,
                      teacher={"description": "golden synthetic teacher", "checksum": None, "temperature": 1.0},
                      seed=7, overwrite=True, **extra) as w:
         for st in steps:
