@@ -266,6 +266,12 @@ def test_corrupted_chunk_raises_checksum_error_from_worker(full, tmp_path):
 
 
 def _die(worker_id):
+    # die a moment after starting: a worker that exits before the DataLoader has registered its pid
+    # for the SIGCHLD check is only noticed at the next 5 s status check (a race in the test, not
+    # in what it checks)
+    import time
+
+    time.sleep(0.2)
     os._exit(3)
 
 

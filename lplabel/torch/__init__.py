@@ -12,12 +12,14 @@ from .adapters import dense_logits, gvbsm_batch, legacy_batch, lpqld_batch
 from .batch import LogitTargets, SparseLabels, StepBatch, StepKey, sparse_probs
 from .calibration import CalibratedStudentTemperature, calibrate_student_temperature, temperature_losses
 from .dataset import StepDataset, check_image_set
+from .group import StepGroup, StepGroupKey
 from .loader import LoaderWorkerError, ReplayLoader
 from .losses import kl_div_loss, mse_gt_loss, mse_logits_loss, soft_cross_entropy
 from .sampler import ResumeStateError, StepSampler
 
 __all__ = [
-    "StepDataset", "StepSampler", "ReplayLoader", "StepBatch", "StepKey", "SparseLabels", "LogitTargets",
+    "StepDataset", "StepSampler", "ReplayLoader", "StepBatch", "StepKey", "StepGroup", "StepGroupKey",
+    "SparseLabels", "LogitTargets",
     "sparse_probs", "check_image_set", "ResumeStateError", "LoaderWorkerError",
     "kl_div_loss", "soft_cross_entropy", "mse_logits_loss", "mse_gt_loss",
     "calibrate_student_temperature", "temperature_losses", "CalibratedStudentTemperature",

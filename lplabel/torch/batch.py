@@ -24,9 +24,10 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
-from ..reconstruct import probs_torch
+from ..reconstruct import _resolve_mode, probs_torch
 
 LABEL_FORMATS = ("dense", "sparse", "raw")
 
@@ -106,6 +107,35 @@ def sparse_probs(block: dict, num_classes: int, temperature: float, mode: str = 
     ef = torch.exp(fill - m)
     z = e.sum(dim=1) + (num_classes - k) * ef
     return SparseLabels(idx, e / z[:, None], ef / z, num_classes)
+
+
+def probs_into(block: dict, out: torch.Tensor, num_classes: int, temperature: float, mode: str = "auto",
+               tail_kind: str = "logsumexp", scratch: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`lplabel.reconstruct.probs_torch` written into ``out`` (float32 [n, C]), the same values
+    bit for bit, without [n, C] temporaries (large fresh allocations cost page faults on every
+    call). ``scratch``: a float32 tensor of ``out``'s shape for dense logits (else allocated)."""
+    t = float(temperature)
+    if "logits" in block:
+        if scratch is None:
+            scratch = torch.empty_like(out)
+        scratch.copy_(block["logits"])  # the exact widening .to(float32) does
+        scratch.div_(t)
+        return torch.softmax(scratch, 1, out=out)
+    mode = _resolve_mode(block, mode)
+    v = block["values"].to(torch.float32) / t
+    idx = block["indices"].to(torch.int64)
+    n, k = v.shape
+    if mode == "renorm":
+        p = torch.softmax(v, dim=1)
+        return out.zero_().scatter_(1, idx, p)
+    tail = block["tail"].to(torch.float32)
+    fill = (tail if tail_kind == "min" else tail - float(np.log(max(num_classes - k, 1)))) / t
+    m = torch.maximum(v.max(dim=1).values, fill)
+    e = torch.exp(v - m[:, None])
+    ef = torch.exp(fill - m)
+    z = e.sum(dim=1) + (num_classes - k) * ef
+    out.copy_((ef / z)[:, None].expand(n, num_classes))
+    return out.scatter_(1, idx, e / z[:, None])
 
 
 class LogitTargets(NamedTuple):

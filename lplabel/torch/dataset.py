@@ -8,7 +8,14 @@ pixels the teacher labelled -- and the step's soft labels. ``key`` is a stored-s
 also carries the training epoch and the label temperature, so workers hold no epoch state.
 
 Use it with a stock ``torch.utils.data.DataLoader(dataset, batch_size=None, sampler=sampler)``:
-one item is already a whole step (B views), so the DataLoader must not batch again.
+one item is already a whole step (B views), so the DataLoader must not batch again. A
+:class:`~lplabel.torch.group.StepGroupKey` (``StepSampler(steps_per_item=G)``) asks for a run of
+G steps, decoded into one contiguous :class:`~lplabel.torch.group.StepGroup` (fewer, larger
+items; iterate it for the steps).
+
+Labels are read with :class:`~lplabel.torch.fastread.LabelRows`: each chunk is read, CRC-checked
+and decompressed once per item however many of its steps the item needs, and the rows go straight
+into the item's arrays.
 
 Process model: the dataset holds a :class:`~lplabel.store.LabelStore` (no HDF5 handle; payload is
 read with ``os.pread`` on a file descriptor each process opens for itself), numpy tables, and the
@@ -33,6 +40,8 @@ from ..schedule import as_temperature
 from ..store import LabelStore
 from ..store import layout as L
 from .batch import LABEL_FORMATS, StepBatch, StepKey
+from .fastread import LabelRows
+from .group import StepGroup, StepGroupKey, dense_rows
 
 #: Config columns are decoded once per process and kept in memory when the store holds at most
 #: this many records (about 23 bytes each: image id, crop box, flip, mix partner).
@@ -225,6 +234,16 @@ class StepDataset(torch.utils.data.Dataset):
             cache_configs = st.num_records <= CONFIG_CACHE_RECORDS
         if cache_configs:
             self._configs = self._decode_configs()
+        self._labels = LabelRows(st, "label")
+        self._max_views = int(np.diff(rs).max()) if st.num_steps else 0
+        self._layouts: dict = {}
+        self._pool = None  # a SlabPool set by ReplayLoader (forked workers decode into its slabs)
+
+    def __getstate__(self):
+        d = self.__dict__.copy()
+        d["_pool"] = None  # shared slabs only reach forked workers; spawned ones pickle by value
+        d["_layouts"] = {}
+        return d
 
     # -- reading ---------------------------------------------------------------------------------
     def _decode_configs(self) -> dict:
@@ -246,62 +265,173 @@ class StepDataset(torch.utils.data.Dataset):
         st = self.store
         return tuple(st.decode_chunk(name, c)[name][a - r0:b - r0] for name in L.CONFIG_COLUMNS)
 
-    def _label_block(self, pos: int) -> dict:
-        a, b = self._rs[pos], self._rs[pos + 1]
-        c = self._chunk_of[pos]
-        r0 = self._chunk_rec0[c]
-        block = self.store.decode_chunk("label", c)
-        out = {}
-        for k, v in block.items():
-            v = v[a - r0:b - r0]
-            if k == "indices":  # int32: half the bytes of int64 in transit; widened where gathered
-                t = torch.from_numpy(v.astype(np.int32))
-            elif self._field_types.get(k) == "bfloat16":
-                t = torch.from_numpy(np.array(v, dtype=np.uint16)).view(torch.bfloat16)
-            else:
-                t = torch.from_numpy(np.array(v))  # a copy: never alias the chunk cache
-            out[k] = t
-        return out
-
     def __len__(self) -> int:
         return self.store.num_steps
 
-    def _key(self, key) -> StepKey:
-        if isinstance(key, StepKey):
+    def _key(self, key):
+        if isinstance(key, (StepKey, StepGroupKey)):
             return key
         if isinstance(key, tuple):
             return StepKey(*key)
         if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
             return StepKey(int(key))
-        raise TypeError(f"StepDataset keys are stored-step positions or StepKey, got {type(key).__name__}")
+        raise TypeError("StepDataset keys are stored-step positions, StepKey or StepGroupKey, got "
+                        f"{type(key).__name__}")
 
-    def __getitem__(self, key) -> StepBatch:
+    def __getitem__(self, key):
+        """One stored step as a :class:`StepBatch` (key: position or :class:`StepKey`), or a run of
+        steps as one :class:`~lplabel.torch.group.StepGroup` (key: :class:`StepGroupKey`)."""
         key = self._key(key)
-        pos = int(key.position)
-        if not 0 <= pos < self.store.num_steps:
-            raise IndexError(f"stored step position {pos} outside 0..{self.store.num_steps - 1}")
-        t = key.temperature
-        if t is None or not (t == t):  # None or NaN: use the dataset's schedule
-            t = float(self.temperature(max(int(key.epoch), 0)))
-        ids, crop, flip, partner = self._views(pos)
-        ids64 = ids.astype(np.int64)
-        lam = self._lam[pos]
-        box = self._box[pos]
-        batch = StepBatch(
-            position=pos, epoch=int(key.epoch), slot=int(key.slot), stored_epoch=self._epoch[pos],
-            stored_step=self._step[pos], temperature=float(t),
-            image_ids=torch.from_numpy(ids64),
-            crop=torch.from_numpy(crop.astype(np.float32)),
-            flip=torch.from_numpy(np.array(flip, dtype=bool)),
-            mix_partner=torch.from_numpy(partner.astype(np.int64)),
-            mix_lambda=lam, mix_box=torch.from_numpy(box.copy()), mix_kind=self.mix_kind,
-            target=torch.from_numpy(self._classes[ids64]),
-            label=self._label_block(pos), num_classes=self.store.num_classes,
-            label_format=self.label_format, recon_mode=self.mode, tail_kind=self.tail_kind,
-        )
+        if isinstance(key, StepGroupKey):
+            return self.group(key)
+        return self.group(StepGroupKey((key.position,), key.epoch, key.slot, key.temperature),
+                          shared=False).batches()[0]
+
+    # -- groups of steps -------------------------------------------------------------------------
+    def _layout(self, g: int, r: int):
+        """[(name, numpy dtype, shape, torch dtype or None, offset, nbytes)], total bytes."""
+        hit = self._layouts.get((g, r))
+        if hit is not None:
+            return hit
+        fields = [("image_ids", np.dtype(np.int64), (r,), None), ("crop", np.dtype(np.float32), (r, 4), None),
+                  ("flip", np.dtype(bool), (r,), None), ("mix_partner", np.dtype(np.int64), (r,), None),
+                  ("target", np.dtype(np.int64), (r,), None), ("mix_box", np.dtype(np.int64), (g, 4), None)]
+        for name, (dt, shape, typ) in self._labels.fields.items():
+            fields.append((f"label/{name}", dt, (r, *shape), torch.bfloat16 if typ == "bfloat16" else None))
+        if self.label_format == "dense":  # computed straight into the item's buffer
+            fields.append(("probs", np.dtype(np.float32), (r, self.store.num_classes), None))
+        out, off = [], 0
+        for name, dt, shape, tdt in fields:
+            off = -(-off // 64) * 64
+            n = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+            out.append((name, dt, shape, tdt, off, n))
+            off += n
+        hit = (out, off)
+        if len(self._layouts) < 64:
+            self._layouts[(g, r)] = hit
+        return hit
+
+    def item_nbytes(self, steps: int = 1) -> int:
+        """Upper bound of the bytes one item of ``steps`` steps ships (labels, configs, and the
+        probabilities/images computed here): sizes shared-memory slabs."""
+        g, r = steps, steps * self._max_views
+        _, n = self._layout(g, r)
+        if self.label_format == "sparse":
+            k = self._labels.fields["values"][1][0] if "values" in self._labels.fields else 0
+            n += r * k * 12 + r * 4 + 3 * 64 * g
         if self.render:
-            self.render_batch(batch)
-        return batch.finalize()
+            s = self.policy.output_size
+            n += g * (self._max_views * self.bank.channels * s * s * 4 + 64)
+        return n
+
+    def _resolve_temperature(self, t, epoch) -> float:
+        if t is None or not (t == t):  # None or NaN: use the dataset's schedule
+            t = float(self.temperature(max(int(epoch), 0)))
+        return float(t)
+
+    def group(self, key: StepGroupKey, shared: bool = True) -> StepGroup:
+        """Decode the steps of ``key`` into one :class:`~lplabel.torch.group.StepGroup` (in a forked
+        worker of a :class:`~lplabel.torch.ReplayLoader`, into a shared-memory slab unless
+        ``shared=False``)."""
+        positions = [int(p) for p in key.positions]
+        n_steps = self.store.num_steps
+        for pos in positions:
+            if not 0 <= pos < n_steps:
+                raise IndexError(f"stored step position {pos} outside 0..{n_steps - 1}")
+        if not positions:
+            raise ValueError("a StepGroupKey needs at least one position")
+        epoch = int(key.epoch)
+        t = self._resolve_temperature(key.temperature, epoch)
+        if self.label_format != "raw" and not (t > 0 and math.isfinite(t)):
+            raise ValueError(f"no valid temperature for this batch (got {t!r}); give the sampler a temperature "
+                             "schedule or pass temperature=")
+        rs = self._rs
+        sizes = [rs[p + 1] - rs[p] for p in positions]
+        g, r = len(positions), sum(sizes)
+        layout, total = self._layout(g, r)
+        pool = self._pool if shared else None
+        if pool is not None and not (pool.in_forked_child() and torch.utils.data.get_worker_info() is not None):
+            pool = None
+        slab = pool.claim(total) if pool is not None else None
+        base = pool.array(slab) if slab is not None else np.empty(total, dtype=np.uint8)
+        try:
+            return self._build(positions, sizes, epoch, int(key.slot), t, layout, total, base, pool, slab)
+        except BaseException:
+            if slab is not None:  # never handed over: give the slab back
+                pool.release(slab)
+            raise
+
+    def _build(self, positions, sizes, epoch, slot, t, layout, total, base, pool, slab) -> StepGroup:
+        arrs = {name: base[off:off + n].view(dt).reshape(shape) for name, dt, shape, _, off, n in layout}
+        self._fill(positions, sizes, arrs)
+        tensors = {}
+        for name, _, _, tdt, _, _ in layout:
+            tt = torch.from_numpy(arrs[name])
+            tensors[name] = tt if tdt is None else tt.view(tdt)
+        if "probs" in tensors:
+            block = {k[6:]: v for k, v in tensors.items() if k.startswith("label/")}
+            dense_rows(block, sizes, tensors["probs"], self.store.num_classes, t, self.mode, self.tail_kind)
+        meta = {"positions": positions, "sizes": sizes, "epoch": epoch, "slot": slot, "temperature": t,
+                "stored_epoch": [self._epoch[p] for p in positions], "stored_step": [self._step[p] for p in positions],
+                "mix_lambda": [self._lam[p] for p in positions], "mix_kind": self.mix_kind,
+                "num_classes": self.store.num_classes, "label_format": self.label_format, "recon_mode": self.mode,
+                "tail_kind": self.tail_kind}
+        group = StepGroup(meta, tensors)
+        if self.render:
+            images, o = [], 0
+            ids, crop, flip, partner, box = (tensors[k] for k in ("image_ids", "crop", "flip", "mix_partner",
+                                                                   "mix_box"))
+            for i, n in enumerate(sizes):
+                images.append(self._render(self.bank, ids[o:o + n], crop[o:o + n], flip[o:o + n],
+                                           partner[o:o + n], meta["mix_lambda"][i], box[i]))
+                o += n
+            group.per_step["images"] = images
+        group.finalize()
+        if pool is not None:  # a worker's item: pickling places the rest in the slab (or claims one)
+            group._pool = pool
+            if slab is not None:
+                group._slab = slab
+                group._placed = ({name: off for name, _, _, _, off, _ in layout}, total)
+        return group
+
+    def _fill(self, positions, sizes, a) -> None:
+        """Write the views, classes, mix boxes and label rows of ``positions`` into ``a``."""
+        rs = self._rs
+        cfg = self._configs
+        g = len(positions)
+        cols = (("image_ids", "image"), ("crop", "crop"), ("flip", "flip"), ("mix_partner", "mix_partner"))
+        if cfg is not None and all(positions[i + 1] == positions[i] + 1 for i in range(g - 1)):
+            r0, r1 = rs[positions[0]], rs[positions[-1] + 1]
+            for dst, src in cols:
+                np.copyto(a[dst], cfg[src][r0:r1], casting="unsafe")
+        else:
+            o = 0
+            for pos, n in zip(positions, sizes):
+                views = self._views(pos)
+                for (dst, _), v in zip(cols, views):
+                    np.copyto(a[dst][o:o + n], v, casting="unsafe")
+                o += n
+        np.take(self._classes, a["image_ids"], out=a["target"])
+        np.take(self._box, positions, axis=0, out=a["mix_box"])
+        dests = [(name, a[f"label/{name}"]) for name in self._labels.fields]
+        chunk_of, rec0 = self._chunk_of, self._chunk_rec0
+        run = None  # [chunk, first row, end row, output offset]: consecutive rows of one chunk
+        o = 0
+        for pos, n in zip(positions, sizes):
+            c = chunk_of[pos]
+            lo = rs[pos] - rec0[c]
+            if run is not None and run[0] == c and run[2] == lo:
+                run[2] += n
+            else:
+                if run is not None:
+                    self._read_rows(run, dests)
+                run = [c, lo, lo + n, o]
+            o += n
+        self._read_rows(run, dests)
+
+    def _read_rows(self, run, dests) -> None:
+        c, lo, hi, o = run
+        self._labels.read(c, lo, hi, {name: d[o:o + hi - lo] for name, d in dests})
 
     # -- rendering ------------------------------------------------------------------------------
     def render_batch(self, batch: StepBatch, bank=None, views: StepBatch | None = None) -> StepBatch:
@@ -311,16 +441,19 @@ class StepDataset(torch.utils.data.Dataset):
         the caller) to render on the GPU. ``views``: a CPU copy of the batch to read the view
         configs from (saves device-to-host syncs when ``batch`` already lives on the GPU).
         """
-        from ..replay import apply_mix, render_views
-
         bank = self.bank if bank is None else bank
         if bank is None:
             raise ValueError("this dataset has no images (labels-only)")
         v = batch if views is None else views
-        imgs = render_views(bank, (v.image_ids, v.crop, v.flip), self.policy)
-        if self.apply_mix and not math.isnan(v.mix_lambda):
-            imgs = apply_mix(imgs, v.mix_partner, v.mix_lambda, v.mix_box, self.policy.mix, inplace=True)
+        batch.images = self._render(bank, v.image_ids, v.crop, v.flip, v.mix_partner, v.mix_lambda, v.mix_box)
+        return batch
+
+    def _render(self, bank, ids, crop, flip, partner, lam, box):
+        from ..replay import apply_mix, render_views
+
+        imgs = render_views(bank, (ids, crop, flip), self.policy)
+        if self.apply_mix and not math.isnan(lam):
+            imgs = apply_mix(imgs, partner, lam, box, self.policy.mix, inplace=True)
         if self.transform is not None:
             imgs = self.transform(imgs)
-        batch.images = imgs
-        return batch
+        return imgs

@@ -13,18 +13,35 @@ Most training loops need only this::
             ckpt["loader"] = loader.state_dict()  # exact mid-epoch resume point
 
 It builds a :class:`~lplabel.torch.StepDataset`, a :class:`~lplabel.torch.StepSampler` and a plain
-``torch.utils.data.DataLoader(batch_size=None)``; moves each batch to ``device`` (non-blocking from
+``torch.utils.data.DataLoader(batch_size=None)``; has the workers decode runs of consecutive
+steps as one item (``steps_per_item``) and hand them over in shared memory (``shared_memory``),
+and splits them back into one batch per step; moves each batch to ``device`` (non-blocking from
 pinned memory); optionally renders images and/or reconstructs labels on the device instead of in
 the workers; counts consumed batches so :meth:`ReplayLoader.state_dict` is exact whatever the
-prefetch depth; and turns a dead or stuck worker into a :class:`LoaderWorkerError`.
+prefetch depth and grouping; and turns a dead or stuck worker into a :class:`LoaderWorkerError`.
 """
 from __future__ import annotations
+
+import multiprocessing
+from collections import deque
 
 import torch
 
 from ..errors import LplabelError
+from .batch import StepKey
 from .dataset import StepDataset
+from .group import SlabPool, StepGroup, StepGroupKey
 from .sampler import StepSampler
+
+#: ``steps_per_item="auto"`` groups steps until an item holds about this many bytes (in-process
+#: and through shared-memory slabs) ...
+AUTO_ITEM_BYTES = 4 << 20
+#: ... or this many when items are pickled through a pipe (spawned workers, ``shared_memory=False``).
+PICKLED_ITEM_BYTES = 256 << 10
+#: ... and never more than this many steps per item.
+AUTO_MAX_STEPS = 16
+#: Shared-memory slabs of one loader never take more than this in all.
+SLAB_POOL_LIMIT = 512 << 20
 
 
 class LoaderWorkerError(LplabelError):
@@ -32,6 +49,44 @@ class LoaderWorkerError(LplabelError):
 
 
 _WORKER_DEATH = ("exited unexpectedly", "is killed by signal", "DataLoader timed out")
+
+
+class _Groups(torch.utils.data.Sampler):
+    """The sampler's keys as StepGroupKeys, runs of one step included: every item is a StepGroup
+    (which can travel through the shared-memory slabs)."""
+
+    def __init__(self, sampler: StepSampler):
+        self.sampler = sampler
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self):
+        for k in self.sampler:
+            yield StepGroupKey((k.position,), k.epoch, k.slot, k.temperature) if isinstance(k, StepKey) else k
+
+
+def _stop_workers(it, dataloader) -> None:
+    """Shut down the worker processes of a failed, non-persistent DataLoader iterator now.
+
+    The exception's traceback keeps the iterator alive in a reference cycle; when the garbage
+    collector later destroys it, PyTorch's shutdown waits out its 5 s status-check timeout per
+    worker, at whatever moment the collection happens. Done here it takes milliseconds.
+    """
+    if getattr(dataloader, "persistent_workers", False):
+        return  # reused (and reset) by the next epoch's iterator
+    stop = getattr(it, "_shutdown_workers", None)
+    if stop is not None:
+        try:
+            stop()
+        except Exception:  # pragma: no cover - best effort
+            pass
+
+
+def _start_method(context) -> str:
+    if context is None:
+        return multiprocessing.get_start_method()
+    return context if isinstance(context, str) else context.get_start_method()
 
 
 def _is_worker_death(e: BaseException) -> bool:
@@ -52,6 +107,20 @@ class ReplayLoader:
         Default: ``"device"`` when ``device`` is CUDA, else ``"worker"``.
     render_on: ``"worker"`` (CPU, in the workers) or ``"device"`` (the images live on
         ``device`` as one uint8 bank and views are rendered there; workers read only labels).
+    steps_per_item: consecutive scheduled steps decoded together and sent as one DataLoader item
+        (:class:`~lplabel.torch.group.StepGroup`); the loop still receives one
+        :class:`~lplabel.torch.StepBatch` per step, the same batches in the same order, and
+        :meth:`state_dict` still counts the steps the loop received. ``"auto"``: as many as fit
+        in about :data:`AUTO_ITEM_BYTES` in-process or through shared memory (about
+        :data:`PICKLED_ITEM_BYTES` when items are pickled), at most :data:`AUTO_MAX_STEPS`.
+    shared_memory: with forked workers, hand items over in shared-memory slabs instead of pickling
+        them through the worker pipe (:class:`~lplabel.torch.group.SlabPool`); ``"auto"`` (default)
+        and ``True``: when the workers are forked. An item falls back to pickling when no slab is
+        free (e.g. the loop keeps many batches alive).
+    prefetch_threads: with ``num_workers=0``, decode this many items ahead in background threads
+        (zstd, CRC-32 and the file reads release the GIL). ``"auto"``: 0 -- on the shared 2-core
+        benchmark machine a thread made the label path slower (benchmarks/results/loader-*.md);
+        it can pay where cores are idle and the loop itself releases the GIL.
     num_workers, persistent_workers, pin_memory (default: CUDA device), prefetch_factor,
     multiprocessing_context, timeout, worker_init_fn: passed to the DataLoader.
     """
@@ -62,7 +131,8 @@ class ReplayLoader:
                  reuse: str = "auto", seed=None, steps_per_epoch=None, wrap: bool = True, shuffle: bool = False,
                  full_steps_only: bool = False, rank=None, world_size=None, uneven: str = "pad", epoch: int = 0,
                  num_workers: int = 0, persistent_workers: bool = False, pin_memory=None, prefetch_factor=None,
-                 multiprocessing_context=None, timeout: float = 0, worker_init_fn=None):
+                 multiprocessing_context=None, timeout: float = 0, worker_init_fn=None,
+                 steps_per_item="auto", shared_memory="auto", prefetch_threads="auto"):
         self.device = torch.device("cpu" if device is None else device)
         cuda = self.device.type == "cuda"
         if labels_on is None:
@@ -76,10 +146,37 @@ class ReplayLoader:
                                    temperature=temperature, mode=mode, render=render_on == "worker",
                                    apply_mix=apply_mix, transform=transform, check_images=check_images,
                                    cache_configs=cache_configs)
+        if shared_memory not in ("auto", True, False):
+            raise ValueError(f"shared_memory must be 'auto', True or False, got {shared_memory!r}")
+        if prefetch_threads == "auto":
+            prefetch_threads = 0
+        self.prefetch_threads = int(prefetch_threads) if num_workers == 0 else 0
+        auto = steps_per_item == "auto"
+        if not auto and (isinstance(steps_per_item, bool) or not isinstance(steps_per_item, int) or steps_per_item < 1):
+            raise ValueError(f"steps_per_item must be 'auto' or a positive integer, got {steps_per_item!r}")
+        # forked workers can share slabs; spawned ones (and everything else) pickle their items
+        slabs = num_workers > 0 and bool(shared_memory) and _start_method(multiprocessing_context) == "fork"
+        if auto:
+            steps_per_item = self._auto_steps(slabs or num_workers == 0)
+        self.pool = None
+        if slabs:
+            pf = 2 if prefetch_factor is None else int(prefetch_factor)
+            need = self.dataset.item_nbytes(int(steps_per_item))
+            low = num_workers * pf + 2  # the items in flight, plus the one being consumed
+            count = min(low + 2, SLAB_POOL_LIMIT // max(need, 1))
+            if count >= low:
+                try:
+                    self.pool = SlabPool(need, count)
+                except (OSError, ValueError):  # no shared memory or semaphores here: pickle items
+                    self.pool = None
+            if self.pool is None and auto:
+                steps_per_item = self._auto_steps(False)
+        self.dataset._pool = self.pool
         self.sampler = StepSampler(self.dataset.store, temperature=temperature, reuse=reuse, seed=seed,
                                    steps_per_epoch=steps_per_epoch, wrap=wrap, shuffle=shuffle,
                                    full_steps_only=full_steps_only, rank=rank, world_size=world_size,
-                                   uneven=uneven, epoch=epoch)
+                                   uneven=uneven, epoch=epoch, steps_per_item=steps_per_item)
+        self.steps_per_item = self.sampler.steps_per_item
         self._device_bank = None
         if render_on == "device" and self.dataset.bank is not None:
             self._device_bank = self.dataset.bank.to(self.device)
@@ -90,10 +187,17 @@ class ReplayLoader:
                       timeout=timeout, worker_init_fn=worker_init_fn)
             if prefetch_factor is not None:
                 kw["prefetch_factor"] = prefetch_factor
-        self.dataloader = torch.utils.data.DataLoader(self.dataset, batch_size=None, sampler=self.sampler,
+        self.dataloader = torch.utils.data.DataLoader(self.dataset, batch_size=None, sampler=_Groups(self.sampler),
                                                       num_workers=num_workers, pin_memory=self.pin_memory, **kw)
         self._consumed = 0
         self._consumed_epoch = self.sampler.epoch
+
+    def _auto_steps(self, shared: bool) -> int:
+        """Steps per item: about AUTO_ITEM_BYTES per item in-process or through slabs; pickled items
+        cost per byte (several copies through a pipe), so there about PICKLED_ITEM_BYTES."""
+        per_step = max(self.dataset.item_nbytes(1), 1)
+        target = AUTO_ITEM_BYTES if shared else PICKLED_ITEM_BYTES
+        return int(max(1, min(AUTO_MAX_STEPS, target // per_step)))
 
     # -- epochs ----------------------------------------------------------------------------------
     @property
@@ -104,34 +208,72 @@ class ReplayLoader:
         self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
-        return len(self.sampler)
+        """Steps (batches) the next iteration yields."""
+        return self.sampler.steps_left()
+
+    def _threaded(self):
+        """In-process items decoded ahead by background threads, in order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        ds = self.dataset
+        ds.store._file()  # open the file once, here, before threads race to
+        pin = self.pin_memory and torch.cuda.is_available()
+
+        def load(key):
+            item = ds[key]
+            return item.pin_memory() if pin else item
+
+        ex = ThreadPoolExecutor(max_workers=self.prefetch_threads, thread_name_prefix="lplabel-prefetch")
+        pending = deque()
+        depth = 2 * self.prefetch_threads
+        try:
+            for key in _Groups(self.sampler):
+                pending.append(ex.submit(load, key))
+                if len(pending) > depth:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:
+                f.cancel()
+            ex.shutdown(wait=False)
 
     def __iter__(self):
         epoch = self.sampler.epoch
         self._consumed = self.sampler._start
         self._consumed_epoch = epoch
         non_blocking = self.pin_memory
-        it = iter(self.dataloader)
+        if self.pool is not None:  # slabs of workers that died before handing them over
+            self.pool.reclaim()
+        it = self._threaded() if self.prefetch_threads > 0 else iter(self.dataloader)
         while True:
             try:
                 batch = next(it)
             except StopIteration:
                 return
-            except RuntimeError as e:
-                if _is_worker_death(e):
-                    raise LoaderWorkerError(
-                        f"a DataLoader worker died or stopped answering ({e})", path=self.sampler.path,
-                        part=f"epoch {epoch}",
-                        hint="look for the OOM killer (dmesg) or a crash in native code; with many workers raise "
-                             "/dev/shm or lower num_workers / prefetch_factor") from e
-                raise
-            host = batch
-            if batch.device != self.device:
-                batch = batch.to(self.device, non_blocking=non_blocking)
+            except BaseException as e:
+                _stop_workers(it, self.dataloader)
+                if not (isinstance(e, RuntimeError) and _is_worker_death(e)):
+                    raise
+                raise LoaderWorkerError(
+                    f"a DataLoader worker died or stopped answering ({e})", path=self.sampler.path,
+                    part=f"epoch {epoch}",
+                    hint="look for the OOM killer (dmesg) or a crash in native code; with many workers raise "
+                         "/dev/shm or lower num_workers / prefetch_factor") from e
+            yield from self._steps_of(batch, non_blocking)
+
+    def _steps_of(self, group: StepGroup, non_blocking: bool):
+        """One item's steps, on the device, labels and images completed there when asked."""
+        host = group
+        if group.device != self.device:
+            group = group.to(self.device, non_blocking=non_blocking)
+        if self.labels_on == "device":
+            group.finalize(self.labels)
+        batches = group.batches()
+        views = host.batches() if self._device_bank is not None and group is not host else batches
+        for batch, view in zip(batches, views):
             if self._device_bank is not None:
-                self.dataset.render_batch(batch, self._device_bank, views=host)
-            if self.labels_on == "device":
-                batch.finalize(self.labels)
+                self.dataset.render_batch(batch, self._device_bank, views=view)
             self._consumed = batch.slot + 1
             yield batch
 

@@ -31,6 +31,7 @@ from ..errors import LplabelError, ScheduleError
 from ..schedule import ReuseSchedule, as_temperature
 from ..store import LabelStore
 from .batch import StepBatch, StepKey
+from .group import StepGroupKey
 
 STATE_FORMAT = "lplabel-sampler-v1"
 UNEVEN_MODES = ("pad", "drop", "allow")
@@ -65,11 +66,16 @@ class StepSampler(torch.utils.data.Sampler):
     rank, world_size: this process's share; default from ``torch.distributed`` if initialised.
     uneven: ``"pad"`` | ``"drop"`` | ``"allow"`` (see the module doc); irrelevant for one rank.
     epoch: the starting epoch (``set_epoch`` changes it).
+    steps_per_item: yield one :class:`~lplabel.torch.group.StepGroupKey` per run of this many
+        consecutive steps of the share (runs start at multiples of it, counted from the epoch's
+        first slot, so a resumed epoch reads the same runs after its first), for which
+        :class:`~lplabel.torch.StepDataset` returns one :class:`~lplabel.torch.group.StepGroup`;
+        iterate it for the steps. 1 (default): one :class:`StepKey` per step.
     """
 
     def __init__(self, store, *, temperature=1.0, reuse: str = "auto", seed=None, steps_per_epoch=None,
                  wrap: bool = True, shuffle: bool = False, full_steps_only: bool = False, rank=None,
-                 world_size=None, uneven: str = "pad", epoch: int = 0):
+                 world_size=None, uneven: str = "pad", epoch: int = 0, steps_per_item: int = 1):
         st = store if isinstance(store, LabelStore) else LabelStore(store)
         self.store_id = st.store_id
         self.path = str(st.path)
@@ -85,8 +91,12 @@ class StepSampler(torch.utils.data.Sampler):
             raise ValueError(f"uneven must be one of {UNEVEN_MODES}, got {uneven!r}")
         self.uneven = uneven
         self.epoch = int(epoch)
+        if isinstance(steps_per_item, bool) or not isinstance(steps_per_item, (int, np.integer)) or steps_per_item < 1:
+            raise ValueError(f"steps_per_item must be a positive integer, got {steps_per_item!r}")
+        self.steps_per_item = int(steps_per_item)
         self._start = 0          # first slot of the next iteration of self.epoch (resume)
-        self._yielded = 0        # keys yielded in the current iteration (incl. the resume offset)
+        self._yielded = 0        # steps handed out in the current iteration (incl. the resume offset)
+        self._iter_start = 0     # where the current iteration started
         self._cache = None       # (epoch, share)
 
     # -- the epoch's share -----------------------------------------------------------------------
@@ -96,6 +106,7 @@ class StepSampler(torch.utils.data.Sampler):
         if epoch != self.epoch:
             self._start = 0
             self._yielded = 0
+            self._iter_start = 0
         self.epoch = epoch
 
     def epoch_steps(self, epoch: int | None = None) -> np.ndarray:
@@ -125,8 +136,16 @@ class StepSampler(torch.utils.data.Sampler):
         self._cache = (epoch, steps)
         return steps
 
-    def __len__(self) -> int:
+    def steps_left(self) -> int:
+        """Steps the next iteration serves (this rank's share of the epoch after the resume point)."""
         return max(len(self.share()) - self._start, 0)
+
+    def __len__(self) -> int:
+        """Items the next iteration yields: steps, or runs of ``steps_per_item`` steps."""
+        n, start, g = len(self.share()), self._start, self.steps_per_item
+        if start >= n:
+            return 0
+        return n - start if g == 1 else -(-n // g) - start // g
 
     def __iter__(self):
         epoch = self.epoch
@@ -134,29 +153,45 @@ class StepSampler(torch.utils.data.Sampler):
         start = self._start
         self._start = 0  # the resume offset applies to one iteration only
         temp = float(self.temperature(epoch))
-        self._yielded = start
-        for slot in range(start, len(share)):
-            self._yielded = slot + 1
-            yield StepKey(int(share[slot]), epoch, slot, temp)
+        self._yielded = self._iter_start = start
+        n, g = len(share), self.steps_per_item
+        if g == 1:
+            for slot in range(start, n):
+                self._yielded = slot + 1
+                yield StepKey(int(share[slot]), epoch, slot, temp)
+            return
+        positions = share.tolist()
+        slot = start
+        while slot < n:
+            end = min((slot // g + 1) * g, n)
+            self._yielded = end
+            yield StepGroupKey(tuple(positions[slot:end]), epoch, slot, temp)
+            slot = end
 
     # -- resume ------------------------------------------------------------------------------------
     def state_dict(self, consumed: int | None = None, after: StepBatch | int | None = None) -> dict:
         """The resume state after this rank consumed ``consumed`` steps of the current epoch.
 
         ``after``: the last batch (or its ``slot``) the training loop finished; equivalent to
-        ``consumed = after.slot + 1``. With neither, the number of keys this sampler yielded in
-        the current iteration is used -- exact only with ``num_workers=0``, where the DataLoader
-        does not fetch ahead.
+        ``consumed = after.slot + 1``. With neither, the number of steps this sampler handed out
+        in the current iteration is used -- exact only with ``num_workers=0``, where the
+        DataLoader does not fetch ahead, and one step per item (with ``steps_per_item > 1`` a
+        group's steps are handed out together, so ``after`` or ``consumed`` is required
+        mid-epoch).
         """
         if after is not None:
             slot = after.slot if isinstance(after, StepBatch) else int(after)
             if isinstance(after, StepBatch) and after.epoch != self.epoch:
                 raise ValueError(f"batch is from epoch {after.epoch}, the sampler is at epoch {self.epoch}")
             consumed = slot + 1
+        n = len(self.share())
         if consumed is None:
+            if self.steps_per_item > 1 and self._yielded not in (self._iter_start, n):
+                raise ValueError(f"with steps_per_item={self.steps_per_item} the sampler hands out several steps at "
+                                 "once and cannot know how many of them the loop finished: pass after=batch or "
+                                 "consumed=")
             consumed = self._yielded
         consumed = int(consumed)
-        n = len(self.share())
         if not 0 <= consumed <= n:
             raise ValueError(f"consumed={consumed} outside 0..{n} (this rank's steps in epoch {self.epoch})")
         return {"format": STATE_FORMAT, "store_id": self.store_id, "epoch": self.epoch, "consumed": consumed,
@@ -198,3 +233,4 @@ class StepSampler(torch.utils.data.Sampler):
                                    f"epoch {self.epoch} ({n} steps on this rank)", path=self.path)
         self._start = consumed
         self._yielded = consumed
+        self._iter_start = consumed
