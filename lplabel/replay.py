@@ -50,7 +50,8 @@ class ImageBank:
             device = images.device if isinstance(images, torch.Tensor) else "cpu"
         device = torch.device(device)
         if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim in (3, 4):
-            stack = torch.as_tensor(images)
+            stack = torch.as_tensor(images if images.flags.writeable else np.array(images)) \
+                if isinstance(images, np.ndarray) else torch.as_tensor(images)
             if stack.dtype != torch.uint8:
                 raise TypeError(f"images must be uint8, got {stack.dtype}")
             if stack.ndim == 3:
@@ -91,6 +92,8 @@ class ImageBank:
 
     @staticmethod
     def _as_hwc(i: int, a) -> torch.Tensor:
+        if isinstance(a, np.ndarray) and not a.flags.writeable:
+            a = np.array(a)  # e.g. Pillow-decoded: torch warns on read-only arrays (the bank copies anyway)
         t = torch.as_tensor(a)
         if t.dtype != torch.uint8:
             raise TypeError(f"image {i}: must be uint8, got {t.dtype}")

@@ -96,12 +96,8 @@ def _views_in_steps(ids: np.ndarray, spe: int, n_images: int, batch: int) -> int
 
 
 def _bank(images, device) -> ImageBank:
-    """An ImageBank; read-only source arrays (e.g. decoded by Pillow) are fine: the bank copies them."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return ImageBank(images, device=device)
+    """An ImageBank (read-only source arrays, e.g. decoded by Pillow, are copied by the bank)."""
+    return ImageBank(images, device=device)
 
 
 class _Renderer:
