@@ -327,14 +327,9 @@ def part2(d: dict, workdir: Path, steps_per_chunk: int = 1, log=print) -> list:
 
 # ------------------------------------------------------------------------------ report
 def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from lplabel.testing import cpu_name
+
+    cpu = cpu_name()
     import zstandard
 
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,

@@ -379,14 +379,9 @@ def training(args, content, log):
 
 # ---------------------------------------------------------------------------------------- report
 def machine(load_start: str = "?") -> str:
-    cpu = platform.processor() or ""
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from lplabel.testing import cpu_name
+
+    cpu = cpu_name()
     load = f", load average (1/5/15 min) at the start {load_start}"
     return (f"{cpu}, {os.cpu_count()} cores{load}; Linux {platform.release()}; Python {platform.python_version()}, "
             f"torch {torch.__version__}, numpy {np.__version__}; no GPU")

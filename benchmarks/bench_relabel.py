@@ -238,14 +238,9 @@ def pure_forward(teacher, device, *, batch_size, size, amp, amp_dtype, channels_
 
 # ---------------------------------------------------------------------------------------- main
 def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from lplabel.testing import cpu_name
+
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     try:
         load = "load average %.1f at start" % os.getloadavg()[0]

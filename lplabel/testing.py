@@ -10,3 +10,17 @@ def realistic_logits(rng: np.random.Generator, n: int, c: int, classes=None) -> 
     target = rng.integers(0, c, size=n) if classes is None else np.asarray(classes) % c
     z[np.arange(n), target] += rng.uniform(4.0, 10.0, size=n).astype(np.float32)
     return z
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), for benchmark reports."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
