@@ -43,13 +43,21 @@ def _json_safe(obj):
     return obj
 
 
+def _read_umask() -> int:
+    """The process umask, read once at import (reading it means setting it, which is not thread-safe)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def temp_path_for(path: Path) -> Path:
     """Temporary name beside ``path`` (same filesystem, so the final rename is atomic)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a finished store gets ordinary permissions
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished store gets ordinary permissions
     return Path(tmp)
 
 

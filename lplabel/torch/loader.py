@@ -84,8 +84,8 @@ def _stop_workers(it, dataloader) -> None:
 
 
 def _start_method(context) -> str:
-    if context is None:
-        return multiprocessing.get_start_method()
+    if context is None:  # don't fix the process-wide default (a later set_start_method must still work)
+        return multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
     return context if isinstance(context, str) else context.get_start_method()
 
 
