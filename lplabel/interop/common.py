@@ -261,10 +261,11 @@ def legacy_info(store) -> dict | None:
 
 # ------------------------------------------------------------------------------ progress
 def progress_bar(total: int, desc: str, enabled: bool, unit: str = "file"):
+    """A tqdm bar on stderr when ``enabled`` and stderr is a terminal (logs stay clean)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not enabled, dynamic_ncols=True,
-                leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not (enabled and sys.stderr.isatty()),
+                dynamic_ncols=True, leave=False)
 
 
 # ------------------------------------------------------------------------ report objects
