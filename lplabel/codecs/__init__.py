@@ -16,7 +16,7 @@ Built-in codecs, in chain order:
 from __future__ import annotations
 
 from .abc import ArrayArrayCodec, ArrayBytesCodec, Block, BytesBytesCodec, Codec, Field, spec_from_json, spec_to_json
-from .registry import available_codecs, codec_class, get_codec, register_codec
+from .registry import available_codecs, codec_class, get_codec, parse_chain, register_codec
 from .pipeline import Pipeline
 from . import bytes as _bytes, dense as _dense, shuffle as _shuffle, topk as _topk, zstd as _zstd  # noqa: F401  (register)
 from . import bitpack as _bitpack, delta as _delta, quantize as _quantize, sort as _sort  # noqa: F401  (register)
@@ -26,7 +26,7 @@ from ..errors import CodecConfigError
 
 __all__ = [
     "ArrayArrayCodec", "ArrayBytesCodec", "BytesBytesCodec", "Codec", "Block", "Field", "Pipeline",
-    "available_codecs", "codec_class", "get_codec", "register_codec", "spec_from_json", "spec_to_json",
+    "available_codecs", "codec_class", "get_codec", "parse_chain", "register_codec", "spec_from_json", "spec_to_json",
     "default_label_codecs", "default_column_codecs", "label_chain", "VALUE_FORMATS", "INDEX_CODINGS", "LAYOUTS",
 ]
 

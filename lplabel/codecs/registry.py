@@ -1,6 +1,10 @@
 """Codec registry: codec name -> class, so a header's JSON chain can be turned back into codecs."""
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 from ..errors import CodecConfigError, UnknownCodecError
 
 _REGISTRY: dict = {}
@@ -41,3 +45,24 @@ def get_codec(config):
     if not isinstance(cfg, dict):
         raise CodecConfigError(f"codec {config['name']!r}: configuration must be an object, got {cfg!r}")
     return codec_class(config["name"]).from_config(dict(cfg))
+
+
+def parse_chain(codecs):
+    """A codec chain as given by a user: a list of codecs/dicts (returned as is), JSON text, or
+    the path of a JSON file holding the list. Used by every command's ``--codecs`` option."""
+    if codecs is None or isinstance(codecs, list):
+        return codecs
+    if not isinstance(codecs, (str, os.PathLike)):
+        raise CodecConfigError(f"codecs must be a list or JSON text, got {type(codecs).__name__}")
+    text = str(codecs)
+    if not text.lstrip().startswith("[") and Path(text).is_file():
+        text = Path(text).read_text()
+    try:
+        chain = json.loads(text)
+    except ValueError as e:
+        raise CodecConfigError(f"--codecs is not valid JSON ({e})",
+                               hint='give a JSON list, e.g. [{"name": "topk", "configuration": {"k": 100}}, '
+                                    '{"name": "bytes"}, {"name": "zstd"}]') from None
+    if not isinstance(chain, list) or not chain:
+        raise CodecConfigError("--codecs must be a non-empty JSON list of codecs")
+    return chain

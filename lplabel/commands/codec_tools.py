@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from ..cli import human_bytes, ratio_phrase, register
-from ..codecs import INDEX_CODINGS, LAYOUTS, VALUE_FORMATS, Pipeline, get_codec, label_chain
+from ..codecs import INDEX_CODINGS, LAYOUTS, VALUE_FORMATS, Pipeline, get_codec, label_chain, parse_chain
 from ..codecs.classmap import ORDER_METHODS, learn_class_order
 from ..errors import CodecConfigError
 from ..recode import (SOURCE_OPENERS, LossyChainError, RecodeError, SourceMeta, chain_loses, check_paths, input_spec,
@@ -120,15 +120,7 @@ def _values_of(meta: SourceMeta) -> str:
 
 
 def _parse_codecs(text: str) -> list:
-    try:
-        items = json.loads(text)
-    except ValueError as e:
-        raise CodecConfigError(f"--codecs is not valid JSON ({e})",
-                               hint='e.g. --codecs \'[{"name": "dense", "configuration": {"type": "float16"}}, '
-                                    '{"name": "zplanes"}]\'') from None
-    if not isinstance(items, list) or not items:
-        raise CodecConfigError("--codecs must be a non-empty JSON list of codecs")
-    return [get_codec(c) for c in items]
+    return [get_codec(c) for c in parse_chain(text)]
 
 
 # -- encode --------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import LplabelError, OutputExistsError
+from ..errors import OutputExistsError
 from ..images import ImageIndex
 from .errors import LegacyExportError, LegacyFormatError
 
@@ -184,22 +184,9 @@ class LabelPlan:
 
 def parse_codecs(codecs):
     """A codec chain from a list of codecs/dicts, a JSON string, or a path to a JSON file."""
-    if codecs is None or isinstance(codecs, list):
-        return codecs
-    if isinstance(codecs, (str, os.PathLike)):
-        text = str(codecs)
-        if not text.lstrip().startswith("[") and Path(text).is_file():
-            text = Path(text).read_text()
-        try:
-            chain = json.loads(text)
-        except ValueError as e:
-            raise LplabelError(f"--codecs is not valid JSON ({e})",
-                               hint='give a JSON list, e.g. [{"name": "topk", "configuration": {"k": 100}}, '
-                                    '{"name": "bytes"}, {"name": "zstd"}]') from None
-        if not isinstance(chain, list):
-            raise LplabelError("--codecs must be a JSON list of codecs")
-        return chain
-    raise LplabelError(f"codecs must be a list or JSON text, got {type(codecs).__name__}")
+    from ..codecs import parse_chain
+
+    return parse_chain(codecs)
 
 
 def _holds(src: str, dst: str) -> bool:
