@@ -113,7 +113,7 @@ def report(d: dict, rows: list, lp: dict) -> str:
     now = _dt.datetime.now(_dt.timezone.utc)
     lines = [f"# Lossless top-k: what the content holds ({now:%Y-%m-%d})", "",
              f"- machine: {cpu_name()}; command: `python benchmarks/floor_topk.py`",
-             f"- data: {d['how'] if 'how' in d else ''} — real EfficientNet-Lite0 ImageNet-1K logits, "
+             f"- data: real EfficientNet-Lite0 ImageNet-1K logits on Tiny-ImageNet views, "
              f"{S} steps of {B}, C = {C} (the codec benchmark's data, `out/bench-cache/`)",
              "- sizes: zstd level 19, 1,024-record chunks; entropies empirical on the data (no model cost: "
              "optimistic)", "",
