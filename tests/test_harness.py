@@ -13,7 +13,7 @@ from lplabel.errors import LplabelError
 from lplabel.harness import (BenchConfig, BenchError, UnknownSettingError, default_setting_names, evaluate_targets,
                              load_distilled, parse_setting, parse_settings, rded_select, resolve_config,
                              save_distilled)
-from lplabel.harness.report import add_reference_deltas, format_table, write_report
+from lplabel.harness.report import add_reference_deltas, format_table, targets_text, write_report
 from lplabel.harness.settings import canonical_name
 from lplabel.images import ImageSet
 
@@ -30,6 +30,9 @@ from lplabel.images import ImageSet
     ("lpl-k3-int4-min-40x-dkr", dict(k=3, values="int4", tail="min", temperature="dkr")),
     ("LPL-Dense-BF16", dict(family="lplabel", k=None, values="bf16", keep=1.0)),
     ("lpld-keep0.05", dict(keep=0.05)),
+    ("lpl-k2-bf16-tail-60x", dict(metric="random")),
+    ("lpl-k2-bf16-tail-60x-entropy", dict(keep=1 / 60, metric="entropy")),
+    ("lpld-40x-T4-margin", dict(keep=0.025, metric="margin", temperature=4.0)),
 ])
 def test_setting_grammar(name, fields):
     s = parse_setting(name, 10)
@@ -44,6 +47,7 @@ def test_setting_grammar(name, fields):
     ("lpl-k12-bf16", "k < number of classes"), ("lpqld-k10", "k < number of classes"),
     ("lpl-k2-int4-tail", "cannot be encoded"), ("lpld-0.5x", "X >= 1"), ("lpl-dense-fp16-tail", "needs top-k"),
     ("full-10x", "keeps every step"),
+    ("lpl-k2-bf16-entropy", "pruned setting"), ("lpld-10x-entropy-margin", "not in the grammar"),
 ])
 def test_bad_setting_names(name, why):
     with pytest.raises(UnknownSettingError, match=why):
@@ -229,6 +233,15 @@ def test_targets_and_equal_bytes():
     c = eq["lpl-c"]
     assert c["lpqld"]["verdict"] == "loses" and not c["beats_both"]
     assert "lpl-a" in format_table(res) and format_table(res, markdown=True).startswith("| setting")
+    # the Markdown states both bases per target, with the byte budget, the bar and the nearest misses
+    text = "\n".join(targets_text(res))
+    assert "| >= 100x smaller, within the seed spread of full labels (<= 10,000 B) | >= 90.00 % |" in text
+    assert "**met** by `lpl-a`: 8,000 B = 125.0x, 91.00 %" in text
+    pay = t["payload"]["x500_within_2pt"]
+    assert pay["met"] and pay["setting"] == "lpl-b" and pay["bytes"] == 900
+    miss = evaluate_targets([r for r in rows if r["setting"] != "lpl-b"])["file"]["x500_within_2pt"]
+    assert not miss["met"] and miss["largest_accurate"]["setting"] == "lpl-a"
+    assert miss["most_accurate_small"] is None
 
 
 def test_write_report_files(tmp_path):

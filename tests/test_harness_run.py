@@ -106,3 +106,17 @@ def test_benchmark_script_publishes_dated_copies(tmp_path):
     md = next(res_dir.glob("*.md")).read_text()
     assert next(res_dir.glob("*.png")).name in md
     assert mod.main(["--dataset", "nope", "--results-dir", str(res_dir)]) == 2
+
+
+def test_entropy_selection_keeps_the_highest_entropy_steps(tmp_path):
+    from lplabel.selection import step_scores
+
+    res = run_bench(_config(tmp_path / "e", seeds=1, settings="full,lpl-k2-bf16-tail-4x-entropy"), echo=lambda s: None)
+    row = res["rows"][1]
+    assert row["setting"] == "lpl-k2-bf16-tail-4x-entropy" and "by entropy" in row["description"]
+    src = open_store(tmp_path / "e" / "stores" / "source.lpl")
+    scores = {(st.epoch, st.step): step_scores(st.label, 10, "entropy") for st in src.iter_steps(columns=("label",))}
+    kept = open_store(tmp_path / "e" / "stores" / "lpl-k2-bf16-tail-4x-entropy.lpl")
+    got = sorted(zip(kept.step_epoch.tolist(), kept.step_index.tolist()))
+    assert kept.header["selection"]["metric"] == "entropy" and len(got) == 2
+    assert got == sorted(sorted(scores, key=lambda k: -scores[k])[:2])

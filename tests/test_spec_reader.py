@@ -89,13 +89,32 @@ def test_spec_reader_matches_on_golden_files(path):
 
 # -- (b) fresh stores -------------------------------------------------------------------------------------
 
-def test_spec_reader_matches_on_a_multi_segment_store(tmp_path):
+@pytest.mark.parametrize("packed", [True, False], ids=["1.1-packed", "1.0"])
+def test_spec_reader_matches_on_a_multi_segment_store(tmp_path, packed):
     path = tmp_path / "seg.lpl"
     write_store(path, n_images=64, num_classes=50, batch_size=8, epochs=4, steps_per_chunk=3, segment_bytes=2000,
-                label="topk", k=7, tail="logsumexp")
+                label="topk", k=7, tail="logsumexp", packed_tables=packed)
     with open_store(path) as s:
-        assert len(s.segment_offsets["label"]) > 2
+        assert len(s.segment_offsets["label"]) > 2 and s.packed == packed
     _compare(path)
+
+
+def test_spec_reader_refuses_unknown_required_extensions(tmp_path):
+    import h5py
+    import json
+    import zlib
+
+    path = tmp_path / "ext.lpl"
+    write_store(path)
+    with h5py.File(path, "r+") as f:
+        h = json.loads(f["header"][()].tobytes())
+        h["extensions"]["quantum_labels"] = {"must_understand": True}
+        raw = json.dumps(h).encode()
+        del f["header"]
+        f["header"] = np.frombuffer(raw, np.uint8)
+        f.attrs.modify("header_crc32", np.uint32(zlib.crc32(raw)))
+    with pytest.raises(ValueError, match="quantum_labels"):
+        _spec_reader()(path)
 
 
 _ORDER = np.random.default_rng(3).permutation(C)

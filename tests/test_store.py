@@ -383,11 +383,12 @@ def _decoded_content(path):
         return out
 
 
-def test_every_bit_flip_is_caught_or_harmless(tmp_path):
+@pytest.mark.parametrize("packed", [True, False], ids=["1.1-packed", "1.0"])
+def test_every_bit_flip_is_caught_or_harmless(tmp_path, packed):
     """Flip one bit at many positions across the whole file: verify must catch it, or everything
     decoded must equal the original (a flip in unused bytes)."""
     path = tmp_path / "f.lpl"
-    write_store(path, n_images=12, num_classes=10, batch_size=4, epochs=2, label="topk", k=3)
+    write_store(path, n_images=12, num_classes=10, batch_size=4, epochs=2, label="topk", k=3, packed_tables=packed)
     original = path.read_bytes()
     truth = _decoded_content(path)
     rng = np.random.default_rng(0)

@@ -31,7 +31,7 @@ CSV_COLUMNS = ["setting", "family", "description", "keep", "k", "values", "tail"
                "records", "file_bytes", "payload_bytes", "label_bytes", "config_bytes", "fixed_bytes",
                "bytes_per_record", "ratio", "payload_ratio", "label_ratio", "top1_agreement", "kl_t1",
                "top1_mean", "top1_std", "top1_min", "top1_max", "n_seeds", "delta", "within_spread",
-               "within_2pt", "top1_per_seed"]
+               "within_2pt", "top1_per_seed", "format_version"]
 
 
 def summarize(s: Setting, info: dict, fidelity: dict | None, runs: list, baseline: int, default_t: float) -> dict:
@@ -52,6 +52,7 @@ def summarize(s: Setting, info: dict, fidelity: dict | None, runs: list, baselin
         "index_bytes": int(f.get("chunk_index", 0)),
         "bytes_per_record": file_bytes / info["records"] if info["records"] else None,
         "ratio": baseline / file_bytes, "payload_ratio": baseline / payload if payload > 0 else None,
+        "format_version": ".".join(str(v) for v in info.get("format_version", [1, 0])),
         "label_ratio": baseline / info["label_payload_bytes"] if info["label_payload_bytes"] else None,
         "top1_agreement": None if not fidelity else fidelity.get("top1_agreement"),
         "kl_t1": None if not fidelity else fidelity.get("kl_t1"),
@@ -86,14 +87,33 @@ def evaluate_targets(rows: list[dict]) -> dict:
       that fit in its byte budget (:func:`equal_bytes`).
     """
     out = {}
+    ref = next((r for r in rows if r["family"] == "reference"), None)
+    # the dense fp16 baseline in bytes (every ratio is baseline / bytes)
+    base = next((r["ratio"] * r["file_bytes"] for r in rows if r.get("ratio") and r.get("file_bytes")), None)
     for basis, col in (("file", "ratio"), ("payload", "payload_ratio")):
         res = {}
+        bcol = "file_bytes" if basis == "file" else "payload_bytes"
         for name, thr, flag in (("x100_within_spread", 100.0, "within_spread"), ("x500_within_2pt", 500.0, "within_2pt")):
             cands = [r for r in rows if r.get(col) and r[col] >= thr and r.get(flag)]
             best = max(cands, key=lambda r: r[col]) if cands else None
+            # the nearest misses: the smallest row that keeps the accuracy, the most accurate row that small
+            accurate = [r for r in rows if r.get(col) and r.get(flag) and r["family"] != "reference"]
+            small = [r for r in rows if r.get(col) and r[col] >= thr and r["top1_mean"] is not None]
+            best_acc = max(accurate, key=lambda r: r[col]) if accurate else None
+            best_small = max(small, key=lambda r: r["top1_mean"]) if small else None
             res[name] = {"met": best is not None, "setting": best["setting"] if best else None,
                          "ratio": best[col] if best else None, "top1_mean": best["top1_mean"] if best else None,
-                         "largest_ratio": max((r[col] for r in rows if r.get(col)), default=None)}
+                         "bytes": best[bcol] if best else None,
+                         "largest_ratio": max((r[col] for r in rows if r.get(col)), default=None),
+                         "budget_bytes": None if base is None else base / thr,
+                         "accuracy_bar": None if ref is None or ref["top1_mean"] is None else
+                         (ref["top1_min"] if flag == "within_spread" else ref["top1_mean"] - 2.0),
+                         "largest_accurate": None if best_acc is None else
+                         {"setting": best_acc["setting"], "ratio": best_acc[col], "bytes": best_acc[bcol],
+                          "top1_mean": best_acc["top1_mean"]},
+                         "most_accurate_small": None if best_small is None else
+                         {"setting": best_small["setting"], "ratio": best_small[col], "bytes": best_small[bcol],
+                          "top1_mean": best_small["top1_mean"]}}
         out[basis] = res
     out["equal_bytes"] = {basis: equal_bytes(rows, col) for basis, col in (("payload", "payload_bytes"),
                                                                              ("file", "file_bytes"))}
@@ -177,20 +197,39 @@ def format_table(res: dict, markdown: bool = False) -> str:
     return "\n".join(lines)
 
 
+_TARGETS = (("x100_within_spread", ">= 100x smaller, within the seed spread of full labels", 100),
+            ("x500_within_2pt", ">= 500x smaller, within 2 points of full labels", 500))
+
+
+def _target_cell(v: dict, basis: str) -> str:
+    if v["met"]:
+        return (f"**met** by `{v['setting']}`: {v['bytes']:,} B = {v['ratio']:.1f}x, "
+                f"{v['top1_mean']:.2f} %")
+    if not v.get("largest_ratio"):
+        return "not met"
+    parts = [f"**not met** (largest {basis} ratio in the sweep: {v['largest_ratio']:.0f}x)"]
+    a, m = v.get("largest_accurate"), v.get("most_accurate_small")
+    if a:
+        parts.append(f"smallest row that accurate: `{a['setting']}` {a['ratio']:.0f}x ({a['top1_mean']:.2f} %)")
+    if m:
+        parts.append(f"most accurate row that small: `{m['setting']}` {m['top1_mean']:.2f} % ({m['ratio']:.0f}x)")
+    return "; ".join(parts)
+
+
 def targets_text(res: dict) -> list[str]:
-    """The targets' verdicts as Markdown bullet lines."""
+    """The targets' verdicts as Markdown: a table (whole-file bytes and payload bytes), then the
+    equal-bytes comparisons as bullet lines."""
     t = res["targets"]
-    out = []
-    for basis in ("file", "payload"):
-        for name, label in (("x100_within_spread", ">= 100x smaller, within the seed spread of full labels"),
-                            ("x500_within_2pt", ">= 500x smaller, within 2 points of full labels")):
-            v = t[basis][name]
-            if v["met"]:
-                out.append(f"- {label} ({basis} bytes): **met** by `{v['setting']}` ({v['ratio']:.0f}x, "
-                           f"{v['top1_mean']:.2f} %)")
-            else:
-                out.append(f"- {label} ({basis} bytes): **not met** (largest {basis} ratio in the sweep: "
-                           f"{v['largest_ratio']:.0f}x)" if v["largest_ratio"] else f"- {label}: not met")
+    out = ["| target | accuracy bar | whole file (every byte of the `.lpl`) | payload (file minus fixed cost) |",
+           "|---|---|---|---|"]
+    for name, label, x in _TARGETS:
+        f, p = t["file"][name], t["payload"][name]
+        budget = f.get("budget_bytes")
+        bar = f.get("accuracy_bar")
+        out.append(f"| {label}" + (f" (<= {budget:,.0f} B)" if budget else "") + " | "
+                   + ("-" if bar is None else f">= {bar:.2f} %") + f" | {_target_cell(f, 'file')} | "
+                   f"{_target_cell(p, 'payload')} |")
+    out.append("")
     for basis in ("payload", "file"):
         for e in t["equal_bytes"][basis]:
             parts = []
@@ -262,11 +301,14 @@ def markdown_report(res: dict) -> str:
                     "each class" if f["data"].get("train_limit_per_class") else ""))
     lines += ["", format_table(res, markdown=True), ""]
     fixed = [r["fixed_bytes"] for r in res["rows"]]
-    lines.append("Bytes: *file* is the whole `.lpl` file; *payload* leaves out the fixed per-file cost (JSON "
-                 f"header + HDF5 container: {min(fixed):,} to {max(fixed):,} B here, whatever the store holds; "
-                 "the spread is HDF5's metadata allocation); ratios are against the dense fp16 logits of every "
-                 "record of the full store (configs and container count against the store, never for the "
-                 "baseline). *top-1 agree*: records whose most probable class matches the full store's.")
+    versions = sorted({r.get("format_version", "1.0") for r in res["rows"]})
+    lines.append("Bytes: *file* is the whole `.lpl` file (lplabel store format "
+                 + ", ".join(versions) + (", packed tables" if "1.1" in versions else "") + "); *payload* leaves "
+                 "out the fixed per-file cost (JSON header with the image keys and classes + HDF5 container: "
+                 f"{min(fixed):,} to {max(fixed):,} B here, whatever the store holds); ratios are against the "
+                 "dense fp16 logits of every record of the full store (configs and container count against the "
+                 "store, never for the baseline). *top-1 agree*: records whose most probable class matches the "
+                 "full store's.")
     lines += ["", "## Targets", ""] + targets_text(res) + [""] + limits_text(res) + [""]
     lines.append("![accuracy vs bytes](" + "accuracy_vs_bytes.png" + ")")
     return "\n".join(lines) + "\n"

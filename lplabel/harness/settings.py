@@ -26,7 +26,10 @@ so every row of a results table can be rebuilt from its name alone:
     when there is one (else renormalised), at the recipe's constant temperature.
 
 Optional suffixes on any name: ``-T<t>`` (constant temperature ``t``) or ``-dkr`` (LPQLD's
-schedule) override the temperature; ``-keep<f>`` is the same as ``-<1/f>x``.
+schedule) override the temperature; ``-keep<f>`` is the same as ``-<1/f>x``; ``-entropy`` or
+``-margin`` (pruned settings) keep the steps whose labels have the highest mean entropy / the
+lowest mean top-1 - top-2 margin (:func:`lplabel.selection.step_scores`, spec §5) instead of a
+random ``1/X``.
 
 :func:`default_settings` picks the sweep for a class count C (top-K values clipped to K < C:
 10/50/100 for C >= 200, 1/2/5 for C = 10).
@@ -60,7 +63,8 @@ class Setting:
     (None = dense logits); ``values``: stored value type; ``tail``: tail summary of a top-k store;
     ``index_coding``: ``none``/``value-delta``/``index-delta``; ``zstd_level``; ``temperature``:
     ``None`` (the recipe's constant T), a number, or ``"dkr"`` (LPQLD's step schedule);
-    ``mode``: label reconstruction (``auto``: stored tail when present, else renormalised top-k).
+    ``mode``: label reconstruction (``auto``: stored tail when present, else renormalised top-k);
+    ``metric``: how a pruned store's steps are chosen (``random``, ``entropy``, ``margin``).
     """
 
     name: str
@@ -76,6 +80,7 @@ class Setting:
     layout: str = "shuffle"
     temperature: object = None
     mode: str = "auto"
+    metric: str = "random"
 
     @property
     def pruned(self) -> bool:
@@ -109,7 +114,8 @@ class Setting:
             parts.append(self.index_coding)
         parts.append(("byte planes + " if self.layout == "planes" else "") + f"zstd{self.zstd_level}")
         if self.pruned:
-            parts.append(f"keep {_fmt_keep(self.keep)} ({self.reuse} reuse)")
+            how = "" if self.metric == "random" else f" by {self.metric}"
+            parts.append(f"keep {_fmt_keep(self.keep)}{how} ({self.reuse} reuse)")
         return ", ".join(parts)
 
     def temperature_label(self, default_t: float) -> str:
@@ -145,7 +151,7 @@ def _fmt_x(keep: float) -> str:
 
 
 _GRAMMAR = ("full | lpld-<X>x | lpqld-k<K>[-<X>x] | lpl-k<K>-<fp16|bf16|fp32|int8|int4>[-tail|-min][-<X>x] | "
-            "lpl-dense-<values>[-<X>x]; optional -T<t> or -dkr")
+            "lpl-dense-<values>[-<X>x]; optional -T<t> or -dkr, and -entropy or -margin on pruned settings")
 
 
 def parse_setting(name: str, num_classes: int | None = None) -> Setting:
@@ -160,6 +166,7 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
     toks = low.split("-")
     temperature = None
     keep = None
+    metric = None
 
     def bad(why: str) -> UnknownSettingError:
         return UnknownSettingError(f"unknown setting {raw!r}: {why}", hint=f"settings are named: {_GRAMMAR}")
@@ -176,6 +183,8 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
                 raise bad("the temperature must be > 0")
         elif t == "dkr" and temperature is None:
             temperature = "dkr"
+        elif t in ("entropy", "margin") and metric is None:
+            metric = t
         elif m_x and keep is None:
             x = float(m_x.group(1))
             if x < 1:
@@ -227,6 +236,10 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
                     zstd_level=19, layout=_best_layout(), temperature=temperature)
     else:
         raise bad("not in the grammar")
+    if metric is not None:
+        if not s.pruned:
+            raise bad(f"-{metric} chooses which steps a pruned setting keeps; add -<X>x")
+        s = replace(s, metric=metric)
     if s.k is not None:
         if s.k < 1:
             raise bad("k must be >= 1")
@@ -261,6 +274,8 @@ def canonical_name(s: Setting) -> str:
         base += {"none": "", "logsumexp": "-tail", "min": "-min"}[s.tail]
     if s.family != "reference" and (s.pruned or s.family == "lpld"):
         base += f"-{_fmt_x(s.keep)}x"
+    if s.metric != "random":
+        base += f"-{s.metric}"
     default_t = "dkr" if s.family == "lpqld" else None
     if s.temperature != default_t:
         base += "-dkr" if s.temperature == "dkr" else f"-T{float(s.temperature):g}"
@@ -300,8 +315,11 @@ def default_setting_names(num_classes: int) -> list[str]:
 
     C <= 20 (digits, CIFAR-10): dense fp16 is only 20 B/record and the int8/int4 quantizers pay
     4 B/record for a per-record scale and offset, so bf16 top-2/top-3 values with a logsumexp tail
-    and one-byte indices are lplabel's best; at this C the view configurations (about 4 B/record)
-    cost as much as the labels, so most of the reduction has to come from pruning.
+    and one-byte indices are lplabel's best (about 4.4 B/record for top-2 on digits), and most of
+    the reduction has to come from pruning: top-2 + tail at 40x to 100x (70x is the smallest whose
+    whole file stays within the full labels' seed spread on digits), and at 200x to show where too
+    few views break the student; top-1 with a tail (about 3 B/record) and top-1 alone (a hard
+    label, about 1.8 B/record) at 40x for the smallest payloads.
     Larger C: int8 values with a tail at 10x/40x, int4 with a min tail at 40x/100x.
     """
     ks = topk_values(num_classes)
@@ -309,8 +327,9 @@ def default_setting_names(num_classes: int) -> list[str]:
     names = ["full", "lpld-10x", "lpld-40x", "lpld-100x", "lpld-200x"]
     names += [f"lpqld-k{k}" for k in ks] + [f"lpqld-k{small_k}-40x", f"lpqld-k{small_k}-100x"]
     if num_classes <= 20:
-        names += ["lpl-k3-bf16-tail-40x", "lpl-k2-bf16-tail-40x", "lpl-k3-bf16-tail-60x", "lpl-k2-bf16-tail-60x",
-                  "lpl-k2-bf16-tail-80x", "lpl-k2-bf16-tail-100x", "lpl-k2-bf16-tail-200x"]
+        names += ["lpl-k3-bf16-tail-40x", "lpl-k2-bf16-tail-40x", "lpl-k2-bf16-tail-60x", "lpl-k2-bf16-tail-70x",
+                  "lpl-k2-bf16-tail-80x", "lpl-k2-bf16-tail-100x", "lpl-k2-bf16-tail-200x", "lpl-k1-bf16-tail-40x",
+                  "lpl-k1-bf16-40x"]
     else:
         k = ks[0]
         names += [f"lpl-k{k}-int8-tail-10x", f"lpl-k{k}-int8-tail-40x", f"lpl-k{k}-int4-min-40x",

@@ -534,8 +534,10 @@ class Bench:
         positions = None
         selection = None
         if s.pruned:
+            scores = self._step_scores(src, s.metric) if s.metric != "random" else None
             kept, selection = select_steps([tuple(x) for x in steps.tolist()], keep=s.keep, unit="step",
-                                           metric="random", seed=int(self.r.config.seed), reuse=s.reuse)
+                                           metric=s.metric, seed=int(self.r.config.seed), reuse=s.reuse,
+                                           scores=scores)
             kept = np.asarray(kept, dtype=np.int64).reshape(-1, 2)
             spe = max(int(steps[:, 1].max()) + 1, 1)
             positions = np.flatnonzero(np.isin(steps[:, 0] * spe + steps[:, 1], kept[:, 0] * spe + kept[:, 1]))
@@ -546,6 +548,16 @@ class Bench:
         write_steps(meta, store_steps(src, positions), path, s.label_codecs(self.r.num_classes),
                     selection=selection if s.pruned else "keep", steps_per_chunk=min(spc, max(n, 1)), force=True,
                     zstd_level=s.zstd_level, total=n, desc=s.name)
+
+    def _step_scores(self, src, metric: str) -> np.ndarray:
+        """Per stored step of the source: mean label entropy or top-1/top-2 margin (spec §5)."""
+        from ..selection import step_scores
+
+        cache = self.__dict__.setdefault("_scores", {})
+        if metric not in cache:
+            cache[metric] = np.array([step_scores(st.label, self.r.num_classes, metric)
+                                      for st in src.iter_steps(columns=("label",))], dtype=np.float64)
+        return cache[metric]
 
     # 6 ---------------------------------------------------------------------------------------
     def train_students(self):

@@ -15,9 +15,9 @@ from .layout import COLUMNS, FORMAT_NAME, FORMAT_VERSION
 
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 
-#: Extensions this version understands (none yet). A store may carry others; those marked
-#: ``must_understand: true`` make this reader refuse the file.
-KNOWN_EXTENSIONS: frozenset = frozenset()
+#: Extensions this version understands: ``packed_tables`` (spec §1.5). A store may carry
+#: others; those marked ``must_understand: true`` make this reader refuse the file.
+KNOWN_EXTENSIONS: frozenset = frozenset({"packed_tables"})
 
 
 def now_iso() -> str:
@@ -95,12 +95,12 @@ def validate_header(h: dict) -> None:
 
 def build_header(*, num_classes, images: dict, epochs, steps_per_epoch, batch_size, drop_last,
                  augmentation, teacher, columns, steps_per_chunk, segment_bytes, seed, selection,
-                 extensions, records=0, steps=0) -> dict:
+                 extensions, records=0, steps=0, version=FORMAT_VERSION) -> dict:
     from .. import __version__
 
     return {
         "format": FORMAT_NAME,
-        "version": list(FORMAT_VERSION),
+        "version": [int(v) for v in version],
         "num_classes": int(num_classes),
         "num_images": int(images["count"]),
         "images": images,

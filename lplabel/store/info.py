@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from . import layout as L
+from .packed import directory_bytes, packed_sizes
 from .reader import LabelStore
 
 
@@ -15,17 +18,32 @@ def store_info(path) -> dict:
     fields = {f"column.{name}": store.column_bytes(name) for name in L.COLUMNS}
     for name, n in store.dictionary_bytes.items():  # trained zstd dictionaries belong to their column
         fields[f"column.{name}.dictionary"] = n
-    tables = sum(int(a.nbytes) for a in store.tables.values())
-    # derived view columns store an empty chunk table (the reader fills in (0, 0, 0) rows)
-    index = sum(int((0 if n in store.derived else store.chunks[n].nbytes) + store.chunk_crc[n].nbytes)
-                for n in L.COLUMNS)
-    fields["step_tables"] = tables - int(store.tables[L.IMAGE_CLASS].nbytes) - int(store.tables[L.CHUNK_STEP_START].nbytes)
-    fields["chunk_index"] = index + int(store.tables[L.CHUNK_STEP_START].nbytes)
-    fields["header"] = len(store._keys_raw) + int(store.tables[L.IMAGE_CLASS].nbytes)
+    # the tables by the part of the accounting they belong to; derived view columns store an empty
+    # chunk table (the reader fills in (0, 0, 0) rows)
+    groups = {
+        "step_tables": [L.STEP_EPOCH, L.STEP_STEP, L.STEP_RECORD_START, L.STEP_MIX_LAMBDA, L.STEP_MIX_BOX],
+        "chunk_index": [L.CHUNK_STEP_START] + [t for n in L.COLUMNS for t in (L.column_chunks(n), L.column_crc(n))],
+        "header": [L.IMAGE_KEYS, L.IMAGE_CLASS],
+    }
+    arrays = dict(store.tables)
+    arrays[L.IMAGE_KEYS] = store._keys_raw
+    for n in L.COLUMNS:
+        arrays[L.column_chunks(n)] = store.chunks[n][:0] if n in store.derived else store.chunks[n]
+        arrays[L.column_crc(n)] = store.chunk_crc[n]
+    if store.image_sizes is not None:  # images/size: what derived view columns are regenerated from
+        groups["image_sizes"] = [L.IMAGE_SIZE]
+        arrays[L.IMAGE_SIZE] = store.image_sizes
+    if store.packed:  # one compressed dataset: its stored bytes, split in proportion (spec §9); the
+        # directory's share is left to container_overhead (a fixed cost, like HDF5's own)
+        parts = {g: b"".join(np.ascontiguousarray(arrays[t]).tobytes() for t in names) for g, names in groups.items()}
+        parts["directory"] = directory_bytes({t: arrays[t] for names in groups.values() for t in names})
+        shares = packed_sizes(parts, store.packed_bytes)
+        shares.pop("directory")
+        fields.update(shares)
+    else:
+        fields.update({g: sum(int(np.asarray(arrays[t]).nbytes) for t in names) for g, names in groups.items()})
     from .header import encode_header
     fields["header"] += len(encode_header(h))
-    if store.image_sizes is not None:  # images/size: what derived view columns are regenerated from
-        fields["image_sizes"] = int(store.image_sizes.nbytes)
     accounted = sum(fields.values())
     fields["container_overhead"] = file_bytes - accounted
     R = store.num_records

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 FORMAT_NAME = "lplabel"
 FORMAT_VERSION = (1, 0)
+#: The version of stores with packed tables (spec §1.5); stores without them stay 1.0.
+FORMAT_VERSION_PACKED = (1, 1)
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 ATTR_FORMAT = "lplabel_format"
@@ -11,6 +13,8 @@ ATTR_HEADER_CRC = "header_crc32"
 ATTR_CRC = "crc32"
 
 HEADER = "header"
+#: packed stores (spec §1.5): every table below in one zstd frame
+PACKED_TABLES = "tables"
 IMAGE_KEYS = "images/keys"
 IMAGE_CLASS = "images/class"
 #: int32 [N, 2] (H, W) of each image; only in stores with derived view columns (spec §1.4).

@@ -22,6 +22,7 @@ from ..codecs.zstd import dictionary_dataset
 from ..errors import (ChecksumError, CodecError, CorruptStoreError, FormatVersionError, HeaderError, LplabelError,
                       NotAStoreError, NotHDF5Error, StepNotFoundError, StoreOpenError, TruncatedFileError)
 from . import layout as L
+from . import packed as P
 from .derived import MISMATCH, ViewRegenerator, is_derived, same_views
 from .header import parse_header
 
@@ -159,8 +160,16 @@ class LabelStore:
             raise ChecksumError("header checksum mismatch", path=path, part="header",
                                 hint="the file was modified or damaged; restore it from a good copy")
         self.header = parse_header(raw, path)
-        self.tables = {name: _read_table(f, name, path) for name in L.TABLES}
-        self._keys_raw = _read_table(f, L.IMAGE_KEYS, path)
+        #: format 1.1 packed tables (spec §1.5): every table in the one dataset ``tables``
+        self.packed = P.EXTENSION in (self.header.get("extensions") or {})
+        self._packed_tables = None
+        self.packed_bytes = 0
+        if self.packed:
+            blob = _read_table(f, L.PACKED_TABLES, path)
+            self.packed_bytes = int(blob.nbytes)
+            self._packed_tables = P.unpack_tables(np.asarray(blob, dtype=np.uint8).tobytes(), path)
+        self.tables = {name: self._table(f, name) for name in L.TABLES}
+        self._keys_raw = self._table(f, L.IMAGE_KEYS)
         self.pipelines = {}
         self.chunks = {}
         self.chunk_crc = {}
@@ -183,11 +192,11 @@ class LabelStore:
             except (KeyError, TypeError, ValueError) as e:
                 raise HeaderError(f"bad field spec for column {name!r} ({e})", path=path, part="header") from None
             self._attach_dictionaries(f, name)
-            self.chunks[name] = _read_table(f, L.column_chunks(name), path).reshape(-1, 3)
+            self.chunks[name] = self._table(f, L.column_chunks(name)).reshape(-1, 3)
             if name in self.derived:  # stored empty (spec §1.4); in memory: one (0, 0, 0) row per chunk
                 self._stored_chunk_rows[name] = len(self.chunks[name])
                 self.chunks[name] = np.zeros((len(self.tables[L.CHUNK_STEP_START]) - 1, 3), np.int64)
-            self.chunk_crc[name] = _read_table(f, L.column_crc(name), path)
+            self.chunk_crc[name] = self._table(f, L.column_crc(name))
             nseg = int(self.chunks[name][:, 0].max()) + 1 if len(self.chunks[name]) and name not in self.derived else 0
             offs = []
             for s in range(nseg):
@@ -198,7 +207,18 @@ class LabelStore:
                 off = ds.id.get_offset()
                 offs.append((-1 if off is None else int(off), int(ds.shape[0])))
             self.segment_offsets[name] = offs
+        self._packed_tables = None  # every table now lives in self.tables / self.chunks / ...
         self._check_structure()
+
+    def _table(self, f: h5py.File, name: str) -> np.ndarray:
+        """A table by its path: a CRC-checked dataset (1.0), or an entry of the packed tables (1.1)."""
+        if self._packed_tables is None:
+            return _read_table(f, name, self.path)
+        try:
+            return self._packed_tables[name]
+        except KeyError:
+            raise CorruptStoreError(f"missing table {name!r} in the packed tables", path=self.path, part=name,
+                                    hint="the file is not a complete lplabel store") from None
 
     def _load_derived(self, f: h5py.File) -> None:
         """Derived view columns: check the declaration, load ``images/size``, build the regenerator."""
@@ -208,7 +228,7 @@ class LabelStore:
                               "four or none", path=path, part="header")
         if is_derived(self.header["columns"]["label"]["codecs"]):
             raise HeaderError("the label column cannot be derived", path=path, part="header")
-        sizes = _read_table(f, L.IMAGE_SIZE, path)
+        sizes = self._table(f, L.IMAGE_SIZE)
         try:
             self._regen = ViewRegenerator.from_header(self.header, sizes)
         except ValueError as e:

@@ -23,6 +23,8 @@ from ..errors import CodecError, LplabelError, OutputExistsError, WriterError
 from ..images import image_index
 from ..views import StepViews
 from . import layout as L
+from . import packed as P
+from .container import create_file, ensure_group, write_dataset
 from .derived import ViewRegenerator, check_image_sizes, derived_chain, is_derived, same_views
 from .header import build_header, encode_header, validate_header
 
@@ -102,7 +104,7 @@ class _Column:
 
     def flush(self, f: h5py.File, force: bool = False) -> None:
         if self.buffer and (force or len(self.buffer) >= self.segment_bytes):
-            f.create_dataset(L.segment_name(self.name, self.segment), data=np.frombuffer(bytes(self.buffer), np.uint8))
+            write_dataset(f, L.segment_name(self.name, self.segment), np.frombuffer(bytes(self.buffer), np.uint8))
             self.buffer = bytearray()
             self.segment += 1
 
@@ -138,6 +140,10 @@ class StoreWriter:
         sampler, an integer ``seed`` and float32 crops; ``view_codecs`` is ignored. write_step
         still takes the views and refuses (WriterError) any step whose views do not regenerate
         exactly.
+    packed_tables: True (default) writes format 1.1 with *packed tables* (spec/FORMAT.md §1.5):
+        the step tables, chunk index and image tables in one zstd-compressed dataset, so the
+        file's fixed cost is about 1 KB of HDF5 plus the JSON header. False writes format 1.0,
+        every table its own dataset, readable by lplabel releases that predate 1.1.
     """
 
     def __init__(self, path, *, num_classes: int, images, batch_size: int, epochs: int,
@@ -146,7 +152,8 @@ class StoreWriter:
                  teacher: dict | None = None, seed=None, selection: dict | None = None,
                  extensions: dict | None = None, steps_per_chunk: int = 1,
                  segment_bytes: int = 16 << 20, zstd_level: int = 3, overwrite: bool = False,
-                 label_stage: int = 0, view_codecs: dict | None = None, derived_views=None):
+                 label_stage: int = 0, view_codecs: dict | None = None, derived_views=None,
+                 packed_tables: bool = True):
         self.path = Path(path)
         if self.path.is_dir():
             raise OutputExistsError("output is a directory", path=self.path, hint="give a file name ending in .lpl")
@@ -228,6 +235,13 @@ class StoreWriter:
             self._columns[name] = _Column(name, pipe, segment_bytes)
         self._columns["label"] = _Column("label", label_pipe, segment_bytes)
 
+        # the writer owns the packed_tables extension: it is there exactly when the tables are packed
+        self._packed = bool(packed_tables)
+        extensions = {k: v for k, v in dict(extensions or {}).items() if k != P.EXTENSION}
+        if self._packed:
+            extensions[P.EXTENSION] = P.extension_entry()
+        self._tables: list = []
+
         self._header_args = dict(
             num_classes=self.num_classes, images=self.images.header_entry(), epochs=self.epochs,
             steps_per_epoch=self.steps_per_epoch, batch_size=self.batch_size, drop_last=bool(drop_last),
@@ -236,6 +250,7 @@ class StoreWriter:
             columns={n: c.pipeline.header_entry() for n, c in self._columns.items()},
             steps_per_chunk=self.steps_per_chunk, segment_bytes=int(segment_bytes),
             seed=_json_safe(seed), selection=_json_safe(selection), extensions=_json_safe(extensions),
+            version=L.FORMAT_VERSION_PACKED if self._packed else L.FORMAT_VERSION,
         )
         try:  # refuse an unusable header now, not after hours of relabelling
             validate_header(build_header(**self._header_args))
@@ -246,9 +261,13 @@ class StoreWriter:
             raise WriterError(f"header metadata is not JSON-serialisable ({e})", path=self.path) from None
 
         self._tmp = temp_path_for(self.path)
-        self._f = h5py.File(self._tmp, "w", libver=("v110", "v110"))
-        self._f.attrs[L.ATTR_FORMAT] = L.FORMAT_NAME + "-incomplete"
         try:
+            self._f = create_file(self._tmp)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+        try:
+            self._start_file()
             self._write_dictionaries()
         except BaseException:
             self.abort()
@@ -259,6 +278,36 @@ class StoreWriter:
         self._records = 0
         self._last_key = (-1, -1)
         self._closed = False
+
+    def _start_file(self) -> None:
+        """Groups, then root attributes (in this order the root object header needs the fewest
+        continuation blocks).
+
+        ``lplabel_format`` says ``lplabel-incomplete`` until :meth:`close` (spec §7). Format 1.1
+        writes it as a fixed-length ASCII string, overwritten in place by ``lplabel`` (NUL-padded),
+        and the version and a placeholder header CRC up front; format 1.0 keeps the variable-length
+        string of earlier releases (which costs a 4 KiB HDF5 global heap)."""
+        # groups, each sized for the links it gets (packed: only columns with payload have one)
+        groups = {}
+        for name, col in self._columns.items():
+            n = 1 + any(getattr(c, "dictionary", None) is not None for c in col.pipeline.codecs)
+            if not self._packed:
+                groups[L.column_group(name)] = n + 2  # + chunks, crc32
+            elif not col.derived:
+                groups[L.column_group(name)] = n
+        if groups:
+            ensure_group(self._f, "columns", len(groups))
+        if not self._packed:
+            groups.update({"steps": 5, "chunks": 1, "images": 2 + (self._image_sizes is not None)})
+        for g, n in groups.items():
+            ensure_group(self._f, g, n)
+        a = self._f.attrs
+        if self._packed:
+            a[L.ATTR_FORMAT] = np.bytes_((L.FORMAT_NAME + "-incomplete").encode("ascii"))
+            a[L.ATTR_VERSION] = np.asarray(L.FORMAT_VERSION_PACKED, dtype="<i4")
+            a[L.ATTR_HEADER_CRC] = np.uint32(0)
+        else:
+            a[L.ATTR_FORMAT] = L.FORMAT_NAME + "-incomplete"
 
     def _write_dictionaries(self) -> None:
         """Store the zstd dictionary of any column whose chain uses one (``columns/<name>/zstd_dict``)."""
@@ -272,8 +321,8 @@ class StoreWriter:
                 if data is None:
                     raise WriterError(f"column {name!r}: the zstd codec names a dictionary but holds no bytes",
                                       path=self.path, hint="build it with Zstd.with_dictionary(bytes, level)")
-                d = self._f.create_dataset(dictionary_dataset(name), data=np.frombuffer(data, np.uint8))
-                d.attrs[L.ATTR_CRC] = np.uint32(crc32(data))
+                write_dataset(self._f, dictionary_dataset(name), np.frombuffer(data, np.uint8),
+                              {L.ATTR_CRC: np.uint32(crc32(data))})
 
     # -- writing -------------------------------------------------------------------------------
     def write_step(self, epoch: int, step: int, *, image, crop, flip, logits=None, topk_indices=None,
@@ -403,8 +452,11 @@ class StoreWriter:
 
     # -- finishing -------------------------------------------------------------------------------
     def _table(self, name: str, data: np.ndarray) -> None:
-        d = self._f.create_dataset(name, data=data)
-        d.attrs[L.ATTR_CRC] = np.uint32(crc32_array(data))
+        """A table: its own dataset with a ``crc32`` attribute (1.0), or an entry of ``tables`` (1.1)."""
+        if self._packed:
+            self._tables.append((name, np.ascontiguousarray(data)))
+        else:
+            write_dataset(self._f, name, data, {L.ATTR_CRC: np.uint32(crc32_array(data))})
 
     def close(self) -> Path:
         """Finish the store and atomically move it to its final name. Returns the path."""
@@ -429,12 +481,20 @@ class StoreWriter:
             self._table(L.IMAGE_CLASS, self.images.classes.astype("<i4"))
             if self._image_sizes is not None:
                 self._table(L.IMAGE_SIZE, self._image_sizes)
+            if self._packed:
+                blob = np.frombuffer(P.pack_tables(self._tables), np.uint8)
+                write_dataset(self._f, L.PACKED_TABLES, blob, {L.ATTR_CRC: np.uint32(crc32_array(blob))})
             header = build_header(**self._header_args, records=self._records, steps=len(s["epoch"]))
             raw = np.frombuffer(encode_header(header), dtype=np.uint8)
-            self._f.create_dataset(L.HEADER, data=raw)
-            self._f.attrs[L.ATTR_VERSION] = np.asarray(L.FORMAT_VERSION, dtype="<i4")
-            self._f.attrs[L.ATTR_HEADER_CRC] = np.uint32(crc32(raw.tobytes()))
-            self._f.attrs[L.ATTR_FORMAT] = L.FORMAT_NAME
+            write_dataset(self._f, L.HEADER, raw)
+            a = self._f.attrs
+            if self._packed:  # same types and sizes as written by _start_file: rewritten in place
+                a.modify(L.ATTR_HEADER_CRC, np.uint32(crc32(raw.tobytes())))
+                a.modify(L.ATTR_FORMAT, np.bytes_(L.FORMAT_NAME.encode("ascii")))
+            else:
+                a[L.ATTR_VERSION] = np.asarray(L.FORMAT_VERSION, dtype="<i4")
+                a[L.ATTR_HEADER_CRC] = np.uint32(crc32(raw.tobytes()))
+                a[L.ATTR_FORMAT] = L.FORMAT_NAME
             self._f.close()
             publish(self._tmp, self.path)
         except BaseException:

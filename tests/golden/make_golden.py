@@ -111,6 +111,15 @@ CASES = {
     "dense-int4-f32scale": dict(codecs=label_chain(values="int4", scale_type="float32"), mix=False, spc=2),
     # derived view columns (spec §1.4): views of the lplabel-views-v1 sampler, not stored; images/size
     "topk4-fp16-derived-views": dict(codecs=default_label_codecs("topk", k=4), mix=True, spc=2, derived=True),
+    # -- format 1.1: packed tables (spec §1.5; every earlier case is format 1.0) --
+    "packed-topk4-fp16-derived-views": dict(codecs=default_label_codecs("topk", k=4), mix=True, spc=2, derived=True,
+                                            packed=True),
+    "packed-topk3-fp16-rawdict": dict(
+        codecs=lambda steps: label_chain(k=3, values="fp16", index_coding="none", dictionary=_raw_dictionary(1)),
+        mix=True, spc=2, packed=True,
+        view_codecs={"image": [Bytes(), Shuffle(4), Zstd.with_dictionary(_raw_dictionary(2), 19)]}),
+    "packed-dense-bf16-nomix-chunk3": dict(codecs=default_label_codecs("dense", type="bfloat16"), mix=False, spc=3,
+                                           packed=True),
 }
 
 #: Image sizes and policy of the derived-views case (its views are drawn by lplabel.views).
@@ -191,7 +200,7 @@ def write_case(name, spec, out: Path):
                      label_codecs=codecs, steps_per_chunk=spec["spc"], crop_type=spec.get("crop_type", "float32"),
                      augmentation=augmentation,
                      teacher={"description": "golden synthetic teacher", "checksum": None, "temperature": 1.0},
-                     seed=7, overwrite=True, **extra) as w:
+                     seed=7, overwrite=True, packed_tables=spec.get("packed", False), **extra) as w:
         for st in steps:
             mix = {k: st[k] for k in ("mix_partner", "mix_lambda", "mix_box") if k in st}
             w.write_step(st["epoch"], st["step"], image=st["image"], crop=st["crop"], flip=st["flip"],
@@ -209,6 +218,8 @@ def expected_entry(name, path: Path) -> dict:
         if name not in FIRST_RELEASE:  # later cases also pin the view columns' chains
             entry["column_codecs"] = {c: s.header["columns"][c]["codecs"]
                                       for c in ("image", "crop", "flip", "mix_partner")}
+        if s.format_version != (1, 0):  # cases of later minor versions pin it
+            entry["format_version"] = list(s.format_version)
     return entry
 
 
