@@ -271,6 +271,96 @@ def test_group_pickles_by_value(topk):
     assert len(g2) == 3 and all(same(a, b) for a, b in zip(g.batches(), g2.batches()))
 
 
+@pytest.mark.parametrize("persistent", [False, True])
+def test_slabs_come_back_after_the_loop_breaks(pruned, persistent):
+    """Leaving epochs early, again and again, never strands slabs: without persistent workers they
+    are back as soon as the loop has left; with persistent workers once the next epoch starts
+    (the DataLoader then receives the items decoded ahead). No item ever falls back to pickling."""
+    path, *_ = pruned
+    lo = ReplayLoader(path, None, labels="dense", temperature=2.0, num_workers=2, persistent_workers=persistent,
+                      prefetch_factor=2, steps_per_item=1, steps_per_epoch=12)
+    count = lo.pool.count
+    ref = run(ReplayLoader(path, None, labels="dense", temperature=2.0, steps_per_epoch=12, **REF), [0])[0]
+    for rnd in range(count + 2):  # more early exits than the pool has slabs
+        for i, b in enumerate(lo):
+            if i == 1:
+                break
+        del b
+        gc.collect()
+        if not persistent:
+            assert lo.pool.in_use() == 0
+    got = [pickle.loads(pickle.dumps(b)) for b in lo]  # a whole epoch after all that
+    assert all(same(a, b) for a, b in zip(ref, got)) and len(got) == len(ref)
+    assert lo.pool.received["pickled"] == 0
+    del got
+    gc.collect()
+    assert lo.pool.in_use() == 0
+
+
+def _slab_group(path):
+    """A StepGroup decoded into a claimed slab of a fresh pool, as a forked worker makes it."""
+    ds = StepDataset(path, None, labels="dense", temperature=2.0)
+    layout, total = ds._layout(2, 2 * ds._max_views)
+    pool = SlabPool(ds.item_nbytes(2), 2)
+    k = pool.claim(total)
+    pos = [0, 1]
+    sizes = [int(ds._rs[p + 1] - ds._rs[p]) for p in pos]
+    layout, total = ds._layout(2, sum(sizes))
+    return ds._build(pos, sizes, 0, 0, 2.0, layout, total, pool.array(k), pool, k), pool
+
+
+def test_a_slab_goes_back_when_pickling_fails(pruned):
+    path, *_ = pruned
+    g, pool = _slab_group(path)
+    assert pool.in_use() == 1
+    g.per_step["images"] = [np.zeros(3), np.zeros(3)]  # not tensors: pickling the group fails
+    with pytest.raises(AttributeError):
+        pickle.dumps(g)
+    assert pool.in_use() == 0
+    # decoded outside a slab: the slab is claimed while pickling, and given back as well
+    g2, pool2 = _slab_group(path)
+    pool2.release(g2._slab)
+    g2._slab = None
+    g2.per_step["images"] = [np.zeros(3), np.zeros(3)]
+    with pytest.raises(AttributeError):
+        pickle.dumps(g2)
+    assert pool2.in_use() == 0
+    # and a group that pickles is still sent through its slab
+    g3, pool3 = _slab_group(path)
+    assert pickle.loads(pickle.dumps(g3)).batches()[1].probs.shape[1] == 10
+
+
+def _not_a_tensor(images):
+    return images.numpy()
+
+
+def test_worker_pickling_error_reaches_the_loop_and_frees_the_slab(pruned):
+    path, iset, *_ = pruned
+    lo = ReplayLoader(path, iset, num_workers=1, steps_per_item=2, transform=_not_a_tensor, timeout=60)
+    assert lo.pool is not None
+    with pytest.raises(AttributeError, match="while sending a StepGroup"):
+        next(iter(lo))  # an error, not a hang (the worker's queue thread would drop the item)
+    gc.collect()
+    assert lo.pool.in_use() == 0
+
+
+def test_dense_probs_in_row_blocks_are_bit_identical(ragged, monkeypatch):
+    """Dense logits -> probabilities computed per decoded run of rows, in small row blocks (across
+    step and chunk boundaries), equal probs_torch on each step's logits bit for bit."""
+    import lplabel.torch.dataset as dsmod
+    from lplabel.reconstruct import probs_torch
+
+    path, *_ = ragged
+    monkeypatch.setattr(dsmod, "PROBS_BLOCK_BYTES", 3 * 4 * 10)  # 3 rows of C=10 per block
+    ds = StepDataset(path, None, labels="dense", temperature=3.3)
+    n = ds.store.num_steps
+    for g in (1, 3, n):
+        grp = ds[StepGroupKey(tuple(range(n))[:g], 0, 0, 3.3)]
+        for b in grp:
+            want = probs_torch({"logits": b.label["logits"]}, 10, temperature=3.3)
+            assert torch.equal(b.probs, want)
+
+
 # ------------------------------------------------------------------------------- prefetch threads
 def test_prefetch_threads_same_batches_and_errors(pruned, full_store, tmp_path):
     path, iset, *_ = pruned

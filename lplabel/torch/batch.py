@@ -174,6 +174,28 @@ def _assign(state, path, t):
     d[path[-1]] = t
 
 
+def _pack(x, path, packed, specs):
+    """``x`` with its small CPU tensors taken out (None in their place) and appended to ``packed``,
+    their (path, dtype, shape, offset, nbytes) to ``specs``. A plain recursive function: a nested
+    closure calling itself would be a reference cycle holding the batch's tensors (and the
+    shared-memory slab they view) until the cyclic garbage collector runs."""
+    if isinstance(x, torch.Tensor):
+        if x.device.type == "cpu" and not x.requires_grad and x.numel() * x.element_size() <= INLINE_BYTES:
+            x = x.contiguous()
+            total = specs[-1][3] + specs[-1][4] if specs else 0
+            off = -(-total // _ALIGN) * _ALIGN
+            specs.append((path, str(x.dtype).replace("torch.", ""), tuple(x.shape), off, x.numel() * x.element_size()))
+            packed.append(x)
+            return None
+        return x
+    if isinstance(x, dict):
+        return {k: _pack(v, path + (k,), packed, specs) for k, v in x.items()}
+    if isinstance(x, SparseLabels):
+        return SparseLabels(*(_pack(getattr(x, k), path + (k,), packed, specs) for k in ("indices", "values", "fill")),
+                            x.num_classes)
+    return x
+
+
 def _move(x, device, non_blocking):
     if isinstance(x, torch.Tensor):
         return x.to(device, non_blocking=non_blocking)
@@ -243,33 +265,13 @@ class StepBatch:
     def __reduce__(self):
         state = {f.name: getattr(self, f.name) for f in fields(self)}
         packed, specs = [], []
-        total = 0
-
-        def visit(x, path):
-            nonlocal total
-            if isinstance(x, torch.Tensor):
-                if x.device.type == "cpu" and not x.requires_grad and x.numel() * x.element_size() <= INLINE_BYTES:
-                    x = x.contiguous()
-                    off = -(-total // _ALIGN) * _ALIGN
-                    n = x.numel() * x.element_size()
-                    specs.append((path, str(x.dtype).replace("torch.", ""), tuple(x.shape), off, n))
-                    packed.append((x, off, n))
-                    total = off + n
-                    return None
-                return x
-            if isinstance(x, dict):
-                return {k: visit(v, path + (k,)) for k, v in x.items()}
-            if isinstance(x, SparseLabels):
-                return SparseLabels(*(visit(getattr(x, k), path + (k,)) for k in ("indices", "values", "fill")),
-                                    x.num_classes)
-            return x
-
         for name in list(state):
-            state[name] = visit(state[name], (name,))
+            state[name] = _pack(state[name], (name,), packed, specs)
+        total = specs[-1][3] + specs[-1][4] if specs else 0
         buf = bytearray(total)
         if total:
             dst = torch.frombuffer(buf, dtype=torch.uint8)
-            for x, off, n in packed:
+            for x, (_, _, _, off, n) in zip(packed, specs):
                 if n:
                     dst[off:off + n].copy_(x.reshape(-1).view(torch.uint8))
         return _rebuild_batch, (state, specs, buf)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import warnings
 from pathlib import Path
 
@@ -39,9 +40,13 @@ from ..reconstruct import tail_kind_of
 from ..schedule import as_temperature
 from ..store import LabelStore
 from ..store import layout as L
-from .batch import LABEL_FORMATS, StepBatch, StepKey
+from .batch import LABEL_FORMATS, StepBatch, StepKey, probs_into
 from .fastread import LabelRows
 from .group import StepGroup, StepGroupKey, dense_rows
+
+#: Dense probabilities of dense logits are computed in row blocks of at most this many bytes of float32
+#: scratch (the block stays in the core's cache between the widening, the division and the softmax).
+PROBS_BLOCK_BYTES = 512 << 10
 
 #: Config columns are decoded once per process and kept in memory when the store holds at most
 #: this many records (about 23 bytes each: image id, crop box, flip, mix partner).
@@ -238,12 +243,18 @@ class StepDataset(torch.utils.data.Dataset):
         self._max_views = int(np.diff(rs).max()) if st.num_steps else 0
         self._layouts: dict = {}
         self._pool = None  # a SlabPool set by ReplayLoader (forked workers decode into its slabs)
+        self._tls = threading.local()  # per-thread scratch of the dense probabilities
 
     def __getstate__(self):
         d = self.__dict__.copy()
         d["_pool"] = None  # shared slabs only reach forked workers; spawned ones pickle by value
         d["_layouts"] = {}
+        d.pop("_tls", None)
         return d
+
+    def __setstate__(self, d):
+        self.__dict__.update(d)
+        self._tls = threading.local()
 
     # -- reading ---------------------------------------------------------------------------------
     def _decode_configs(self) -> dict:
@@ -363,12 +374,13 @@ class StepDataset(torch.utils.data.Dataset):
 
     def _build(self, positions, sizes, epoch, slot, t, layout, total, base, pool, slab) -> StepGroup:
         arrs = {name: base[off:off + n].view(dt).reshape(shape) for name, dt, shape, _, off, n in layout}
-        self._fill(positions, sizes, arrs)
         tensors = {}
         for name, _, _, tdt, _, _ in layout:
             tt = torch.from_numpy(arrs[name])
             tensors[name] = tt if tdt is None else tt.view(tdt)
-        if "probs" in tensors:
+        fused = "probs" in tensors and "label/logits" in tensors
+        self._fill(positions, sizes, arrs, self._dense_probs(tensors, t) if fused else None)
+        if "probs" in tensors and not fused:
             block = {k[6:]: v for k, v in tensors.items() if k.startswith("label/")}
             dense_rows(block, sizes, tensors["probs"], self.store.num_classes, t, self.mode, self.tail_kind)
         meta = {"positions": positions, "sizes": sizes, "epoch": epoch, "slot": slot, "temperature": t,
@@ -394,8 +406,30 @@ class StepDataset(torch.utils.data.Dataset):
                 group._placed = ({name: off for name, _, _, _, off, _ in layout}, total)
         return group
 
-    def _fill(self, positions, sizes, a) -> None:
-        """Write the views, classes, mix boxes and label rows of ``positions`` into ``a``."""
+    def _dense_probs(self, tensors: dict, t: float):
+        """``rows(o, n)``: probabilities at ``t`` of the dense logits rows o..o+n, written into the
+        item's ``probs`` right after those rows were decoded (still in cache), in row blocks through
+        a per-thread scratch: the values of :func:`~lplabel.torch.batch.probs_into` (row by row the
+        same operations, so bit for bit those of ``lplabel.reconstruct.probs_torch``)."""
+        logits, probs = tensors["label/logits"], tensors["probs"]
+        c = self.store.num_classes
+        rows = max(1, PROBS_BLOCK_BYTES // (4 * max(c, 1)))
+        tls = self._tls
+        scratch = getattr(tls, "scratch", None)
+        if scratch is None or scratch.shape[0] < rows or scratch.shape[1] != c:
+            scratch = tls.scratch = torch.empty((rows, c), dtype=torch.float32)
+        mode, tk = self.mode, self.tail_kind
+
+        def fill(o: int, n: int) -> None:
+            for a in range(o, o + n, rows):
+                b = min(a + rows, o + n)
+                probs_into({"logits": logits[a:b]}, probs[a:b], c, t, mode, tk, scratch[:b - a])
+
+        return fill
+
+    def _fill(self, positions, sizes, a, label_rows=None) -> None:
+        """Write the views, classes, mix boxes and label rows of ``positions`` into ``a``;
+        ``label_rows(o, n)`` is called after rows o..o+n of the labels were written."""
         rs = self._rs
         cfg = self._configs
         g = len(positions)
@@ -424,14 +458,16 @@ class StepDataset(torch.utils.data.Dataset):
                 run[2] += n
             else:
                 if run is not None:
-                    self._read_rows(run, dests)
+                    self._read_rows(run, dests, label_rows)
                 run = [c, lo, lo + n, o]
             o += n
-        self._read_rows(run, dests)
+        self._read_rows(run, dests, label_rows)
 
-    def _read_rows(self, run, dests) -> None:
+    def _read_rows(self, run, dests, label_rows=None) -> None:
         c, lo, hi, o = run
         self._labels.read(c, lo, hi, {name: d[o:o + hi - lo] for name, d in dests})
+        if label_rows is not None:
+            label_rows(o, hi - lo)
 
     # -- rendering ------------------------------------------------------------------------------
     def render_batch(self, batch: StepBatch, bank=None, views: StepBatch | None = None) -> StepBatch:

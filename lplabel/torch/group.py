@@ -208,6 +208,10 @@ def _assemble(named, meta) -> "StepGroup":
     return StepGroup(meta, tensors, {k: [v[i] for i in range(len(v))] for k, v in per.items()})
 
 
+def _passthrough(x):
+    return x
+
+
 def _rebuild_group(meta, pool_id, slab, slab_bytes, layout, buf, big):
     """Unpickle a StepGroup: tensors become views into the slab or the one received buffer."""
     named = []
@@ -272,14 +276,34 @@ class StepGroup:
 
     # -- pickling --------------------------------------------------------------------------------
     def __reduce__(self):
+        pool = self._pool
+        try:
+            return self._reduce()
+        except BaseException:
+            if pool is not None and self._slab is not None:  # never sent: give the slab back
+                pool.release(self._slab)
+                self._slab = None
+            if pool is None or not pool.in_forked_child() or torch.utils.data.get_worker_info() is None:
+                raise
+            # In a DataLoader worker this runs in the result queue's feeder thread, which would only
+            # print the error and drop the item (the main process would wait for it forever): send
+            # the error instead, as the worker does for an exception in the dataset.
+            from torch._utils import ExceptionWrapper
+
+            info = torch.utils.data.get_worker_info()
+            return _passthrough, (ExceptionWrapper(where=f"in DataLoader worker process {info.id} while sending "
+                                                         "a StepGroup"),)
+
+    def _reduce(self):
         pool, slab, placed = self._pool, self._slab, self._placed
         items = list(_named(self))
         if pool is not None and slab is None:  # decoded elsewhere: try to claim a slab now
             need = 0
             for _, t in items:
                 need = _aligned(need) + t.numel() * t.element_size()
-            slab = pool.claim(need)
+            slab = self._slab = pool.claim(need)
             placed = ({}, 0)
+        worker = pool is not None and pool.in_forked_child()
         slab_layout, packed, big = [], [], {}
         if slab is not None:
             placed, pos = placed
@@ -303,6 +327,10 @@ class StepGroup:
                 packed.append((spec, off, n, t))
                 total = off + n
             else:
+                if worker and t.device.type == "cpu":
+                    # move it to shared memory here, where a failure (e.g. /dev/shm full) still
+                    # gives the slab back, rather than later in the pickler
+                    t.share_memory_()
                 big[name] = t
         buf = None
         if packed:

@@ -33,9 +33,11 @@ from .dataset import StepDataset
 from .group import SlabPool, StepGroup, StepGroupKey
 from .sampler import StepSampler
 
-#: ``steps_per_item="auto"`` groups steps until an item holds about this many bytes (in-process
-#: and through shared-memory slabs) ...
+#: ``steps_per_item="auto"`` groups steps until an item holds about this many bytes in-process ...
 AUTO_ITEM_BYTES = 4 << 20
+#: ... or this many through shared-memory slabs (a slab's hand-over costs the same whatever its
+#: size, while every item costs a queue round trip in both processes: group as much as fits) ...
+SLAB_ITEM_BYTES = 16 << 20
 #: ... or this many when items are pickled through a pipe (spawned workers, ``shared_memory=False``).
 PICKLED_ITEM_BYTES = 256 << 10
 #: ... and never more than this many steps per item.
@@ -111,8 +113,8 @@ class ReplayLoader:
         (:class:`~lplabel.torch.group.StepGroup`); the loop still receives one
         :class:`~lplabel.torch.StepBatch` per step, the same batches in the same order, and
         :meth:`state_dict` still counts the steps the loop received. ``"auto"``: as many as fit
-        in about :data:`AUTO_ITEM_BYTES` in-process or through shared memory (about
-        :data:`PICKLED_ITEM_BYTES` when items are pickled), at most :data:`AUTO_MAX_STEPS`.
+        in about :data:`AUTO_ITEM_BYTES` in-process, :data:`SLAB_ITEM_BYTES` through shared memory,
+        :data:`PICKLED_ITEM_BYTES` when items are pickled, at most :data:`AUTO_MAX_STEPS`.
     shared_memory: with forked workers, hand items over in shared-memory slabs instead of pickling
         them through the worker pipe (:class:`~lplabel.torch.group.SlabPool`); ``"auto"`` (default)
         and ``True``: when the workers are forked. An item falls back to pickling when no slab is
@@ -157,7 +159,7 @@ class ReplayLoader:
         # forked workers can share slabs; spawned ones (and everything else) pickle their items
         slabs = num_workers > 0 and bool(shared_memory) and _start_method(multiprocessing_context) == "fork"
         if auto:
-            steps_per_item = self._auto_steps(slabs or num_workers == 0)
+            steps_per_item = self._auto_steps("slab" if slabs else "pickled" if num_workers else "in-process")
         self.pool = None
         if slabs:
             pf = 2 if prefetch_factor is None else int(prefetch_factor)
@@ -170,7 +172,7 @@ class ReplayLoader:
                 except (OSError, ValueError):  # no shared memory or semaphores here: pickle items
                     self.pool = None
             if self.pool is None and auto:
-                steps_per_item = self._auto_steps(False)
+                steps_per_item = self._auto_steps("pickled")
         self.dataset._pool = self.pool
         self.sampler = StepSampler(self.dataset.store, temperature=temperature, reuse=reuse, seed=seed,
                                    steps_per_epoch=steps_per_epoch, wrap=wrap, shuffle=shuffle,
@@ -192,11 +194,13 @@ class ReplayLoader:
         self._consumed = 0
         self._consumed_epoch = self.sampler.epoch
 
-    def _auto_steps(self, shared: bool) -> int:
-        """Steps per item: about AUTO_ITEM_BYTES per item in-process or through slabs; pickled items
-        cost per byte (several copies through a pipe), so there about PICKLED_ITEM_BYTES."""
+    def _auto_steps(self, transport: str) -> int:
+        """Steps per item: about AUTO_ITEM_BYTES per item in-process, SLAB_ITEM_BYTES through slabs
+        (the per-item cost dominates there: 16 steps of dense probabilities at C=1000 made the
+        2-worker label path 10-50 % faster than 5); pickled items cost per byte (several
+        copies through a pipe), so there about PICKLED_ITEM_BYTES."""
         per_step = max(self.dataset.item_nbytes(1), 1)
-        target = AUTO_ITEM_BYTES if shared else PICKLED_ITEM_BYTES
+        target = {"slab": SLAB_ITEM_BYTES, "pickled": PICKLED_ITEM_BYTES}.get(transport, AUTO_ITEM_BYTES)
         return int(max(1, min(AUTO_MAX_STEPS, target // per_step)))
 
     # -- epochs ----------------------------------------------------------------------------------
@@ -246,21 +250,41 @@ class ReplayLoader:
         if self.pool is not None:  # slabs of workers that died before handing them over
             self.pool.reclaim()
         it = self._threaded() if self.prefetch_threads > 0 else iter(self.dataloader)
-        while True:
-            try:
-                batch = next(it)
-            except StopIteration:
-                return
-            except BaseException as e:
-                _stop_workers(it, self.dataloader)
-                if not (isinstance(e, RuntimeError) and _is_worker_death(e)):
-                    raise
-                raise LoaderWorkerError(
-                    f"a DataLoader worker died or stopped answering ({e})", path=self.sampler.path,
-                    part=f"epoch {epoch}",
-                    hint="look for the OOM killer (dmesg) or a crash in native code; with many workers raise "
-                         "/dev/shm or lower num_workers / prefetch_factor") from e
-            yield from self._steps_of(batch, non_blocking)
+        finished = False
+        try:
+            while True:
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    finished = True
+                    return
+                except BaseException as e:
+                    _stop_workers(it, self.dataloader)
+                    if not (isinstance(e, RuntimeError) and _is_worker_death(e)):
+                        raise
+                    raise LoaderWorkerError(
+                        f"a DataLoader worker died or stopped answering ({e})", path=self.sampler.path,
+                        part=f"epoch {epoch}",
+                        hint="look for the OOM killer (dmesg) or a crash in native code; with many workers raise "
+                             "/dev/shm or lower num_workers / prefetch_factor") from e
+                yield from self._steps_of(batch, non_blocking)
+                batch = None
+        finally:
+            if not finished:
+                self._left_early(it)
+
+    def _left_early(self, it) -> None:
+        """The loop left the epoch before its end (``break``, an exception, the generator closed).
+
+        Items the workers decoded ahead hold slabs that will never be received. Non-persistent
+        workers are shut down now and their slabs go back to the pool at once; persistent workers
+        keep running, and the DataLoader receives (and so frees) their leftover items when the next
+        epoch starts.
+        """
+        if self.pool is None:
+            return
+        _stop_workers(it, self.dataloader)
+        self.pool.reclaim()
 
     def _steps_of(self, group: StepGroup, non_blocking: bool):
         """One item's steps, on the device, labels and images completed there when asked."""
