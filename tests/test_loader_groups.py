@@ -231,6 +231,23 @@ def test_slabs_exhausted_fall_back_to_pickling(topk):
     assert lo.pool.in_use() == 0
 
 
+def test_many_workers_shrink_items_instead_of_dropping_slabs(topk, monkeypatch):
+    """With many workers x prefetch the 'auto' item shrinks so the slab pool fits its limit
+    (it used to give up on slabs and pickle one step per item)."""
+    import lplabel.torch.loader as L
+
+    path, iset, *_ = topk
+    lo = ReplayLoader(path, iset, labels="dense", num_workers=2, prefetch_factor=2)
+    per_step = lo.dataset.item_nbytes(1)
+    # a limit that fits the pool only with one step per item: 2 workers x 2 prefetch + 2 (+2)
+    monkeypatch.setattr(L, "SLAB_POOL_LIMIT", per_step * (2 * 2 + 2 + 2) + 1)
+    monkeypatch.setattr(L, "SLAB_ITEM_BYTES", per_step * 8)
+    lo = ReplayLoader(path, iset, labels="dense", num_workers=2, prefetch_factor=2)
+    assert lo.pool is not None and lo.steps_per_item == 1
+    ref = run(ReplayLoader(path, iset, labels="dense", **REF), [0])
+    assert all_same(ref, run(lo, [0]))
+
+
 def test_no_slabs_for_spawned_workers_or_when_disabled(pruned):
     path, iset, *_ = pruned
     assert ReplayLoader(path, iset, num_workers=1, multiprocessing_context="spawn").pool is None

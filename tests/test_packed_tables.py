@@ -169,6 +169,34 @@ def test_unpack_refuses_duplicates_and_short_frames():
         P.pack_tables([("z", np.zeros(2, np.float16))])
 
 
+def test_unpack_refuses_crafted_frames_by_name():
+    """Frames a damaged or hostile writer could produce (CRC-consistent, so only the frame checks
+    stand between them and the reader) are refused with the named error, never a raw exception."""
+    import json
+
+    z = zstandard.ZstdCompressor(write_content_size=True)
+    a = np.arange(3, dtype="<i4")
+    good = P.pack_tables([("x", a)])
+
+    def frame(directory, body=b""):
+        d = json.dumps(directory).encode() if not isinstance(directory, bytes) else directory
+        return z.compress(len(d).to_bytes(4, "little") + d + body)
+
+    cases = {
+        "trailing bytes": good + b"\0\0",
+        "two frames": good + good,
+        "truncated frame": good[:-2],
+        "huge shape": frame([["x", "int32", [2 ** 64]]]),
+        "shape that wraps in int64": frame([["x", "int32", [2 ** 40, 2 ** 40]]]),
+        "deeply nested directory": frame(b"[" * 100_000 + b"]" * 100_000),
+        "directory length past the end": z.compress((10 ** 6).to_bytes(4, "little") + b"[]"),
+    }
+    for why, blob in cases.items():
+        with pytest.raises(CorruptStoreError, match="packed tables are malformed") as info:
+            P.unpack_tables(blob)
+        assert info.value is not None, why
+
+
 def _derived_store(path, packed, n=100, epochs=300, keep=10):
     """A small derived-views store shaped like the digits benchmark's smallest (10 steps of 50)."""
     from lplabel.images import ImageIndex
@@ -217,3 +245,13 @@ def test_packed_sizes_split_exactly():
     got = P.packed_sizes(parts, 777)
     assert sum(got.values()) == 777 and got["three"] == 0 and got["one"] > got["two"] > 0
     assert P.packed_sizes({"a": b"", "b": b""}, 5) == {"a": 5, "b": 0}
+
+
+def test_packed_tables_in_a_file_claiming_format_1_0_is_refused(both, tmp_path):
+    """The extension and the version attribute must agree; a 1.0 file cannot hold packed tables."""
+    p = tmp_path / "mislabelled.lpl"
+    shutil.copy(both[0], p)
+    with h5py.File(p, "r+") as f:
+        f.attrs.modify("lplabel_version", np.array([1, 0], dtype=f.attrs["lplabel_version"].dtype))
+    with pytest.raises(CorruptStoreError, match="format 1.0"):
+        open_store(p)

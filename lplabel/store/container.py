@@ -63,7 +63,9 @@ def _hdf5_library():
     located; then files are written with HDF5's defaults for these three settings."""
     for p in _candidates():
         try:
-            lib = ctypes.CDLL(p)
+            # RTLD_NOLOAD: only ever the instance already mapped into this process (the one h5py's
+            # handles belong to); a same-version copy elsewhere on disk is never loaded
+            lib = ctypes.CDLL(p, mode=getattr(os, "RTLD_NOLOAD", 0) | getattr(os, "RTLD_LOCAL", 0))
             set_hint = lib.H5Fset_dset_no_attrs_hint
             set_small = lib.H5Pset_small_data_block_size
             set_links = lib.H5Pset_est_link_info

@@ -9,6 +9,7 @@ shapes are exactly those of the v1.0 datasets, so a reader looks a table up by t
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import zstandard
@@ -66,16 +67,21 @@ def unpack_tables(data: bytes, path=None) -> dict:
             raise bad("the zstd frame does not state its content size")
         if params.content_size > MAX_TABLE_BYTES:
             raise bad(f"{params.content_size} bytes of tables, above the {MAX_TABLE_BYTES} limit")
-        raw = zstandard.ZstdDecompressor().decompress(data)
+        obj = zstandard.ZstdDecompressor().decompressobj()
+        raw = obj.decompress(data)
+        if not obj.eof or obj.unused_data:
+            raise bad("not exactly one complete zstd frame")
     except zstandard.ZstdError as e:
         raise bad(f"zstd: {e}") from None
     if len(raw) < 4:
         raise bad("shorter than its directory length")
     dlen = int.from_bytes(raw[:4], "little")
+    if 4 + dlen > len(raw):
+        raise bad(f"the directory length ({dlen} bytes) runs past the end of the frame")
     try:
         directory = json.loads(raw[4:4 + dlen].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as e:
-        raise bad(f"directory is not UTF-8 JSON ({e})") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise bad(f"directory is not UTF-8 JSON ({type(e).__name__})") from None
     if not isinstance(directory, list):
         raise bad("directory is not a JSON array")
     out: dict = {}
@@ -90,7 +96,7 @@ def unpack_tables(data: bytes, path=None) -> dict:
         if name in out:
             raise bad(f"table {name!r} appears twice")
         dt = np.dtype(TYPES[t])
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        nbytes = math.prod(shape) * dt.itemsize  # Python integers: a huge shape cannot wrap around
         if pos + nbytes > len(raw):
             raise bad(f"table {name!r} runs past the end of the frame")
         out[name] = np.frombuffer(raw, dt, count=nbytes // dt.itemsize, offset=pos).reshape(shape).copy()

@@ -162,6 +162,10 @@ class LabelStore:
         self.header = parse_header(raw, path)
         #: format 1.1 packed tables (spec §1.5): every table in the one dataset ``tables``
         self.packed = P.EXTENSION in (self.header.get("extensions") or {})
+        if self.packed and self.format_version < (1, 1):
+            raise CorruptStoreError(f"the header names extension {P.EXTENSION!r} (format 1.1) but the file says "
+                                    f"format {major}.{minor}", path=path, part="root attributes",
+                                    hint="the file was modified or damaged; restore it from a good copy")
         self._packed_tables = None
         self.packed_bytes = 0
         if self.packed:

@@ -163,8 +163,11 @@ class ReplayLoader:
         self.pool = None
         if slabs:
             pf = 2 if prefetch_factor is None else int(prefetch_factor)
-            need = self.dataset.item_nbytes(int(steps_per_item))
             low = num_workers * pf + 2  # the items in flight, plus the one being consumed
+            if auto:  # many workers x prefetch: smaller items, so that the pool stays within its limit
+                per_step = max(self.dataset.item_nbytes(1), 1)
+                steps_per_item = max(1, min(int(steps_per_item), SLAB_POOL_LIMIT // (low + 2) // per_step))
+            need = self.dataset.item_nbytes(int(steps_per_item))
             count = min(low + 2, SLAB_POOL_LIMIT // max(need, 1))
             if count >= low:
                 try:
