@@ -91,6 +91,7 @@ def info(store, as_json):
                f"({f['stored_epochs']} of {f['epochs']} epochs stored, {f['steps_per_epoch']} steps/epoch, "
                f"batch {f['batch_size']})")
     click.echo(f"  images          {f['images']:,}   classes {f['classes']:,}")
+    click.echo(f"  labels          {f['labels']}")
     click.echo(f"  label codecs    {f['label_codec_summary']}" + ("  [lossy]" if f["label_lossy"] else ""))
     if f["selection"]:
         click.echo(f"  selection       {json.dumps(f['selection'])}")

@@ -105,6 +105,12 @@ class CodecConfigError(CodecError):
     """A codec parameter out of range or of the wrong type."""
 
 
+class NoValuesError(CodecConfigError):
+    """Something that needs stored top-k values (logits), asked of labels that keep class indices
+    only (``topk`` with ``type: "none"``): a tail summary, value quantization, ordering or coding
+    by value, or values for a store that has none (they cannot be invented)."""
+
+
 # --- writing ----------------------------------------------------------------------------------
 
 class WriterError(LplabelError):

@@ -55,10 +55,10 @@ class SourceMeta:
     extensions: dict | None = None
     crop_type: str = "float32"
     steps_per_chunk: int = 1
-    #: "logits" or ("topk", k) or ("topk", k, "tail") -- what the labels are
+    #: "logits" or ("topk", k) or ("topk", k, "tail") or ("topk", k, "indices") -- what the labels are
     label_input: object = "logits"
     #: value type of the labels as stored ("float32", "float16", "bfloat16"); "quantized" when a
-    #: quantize codec made them
+    #: quantize codec made them; "none" for top-k class indices only (topk type 'none')
     value_type: str = "float16"
     #: tail summary kind of a top-k source ("none", "logsumexp", "min")
     tail: str = "none"
@@ -107,14 +107,13 @@ def store_meta(store) -> SourceMeta:
     if "logits" in names:
         chain_input = "logits"
     else:
-        kin = dict((f.name, f.shape) for f in spec)["values"][0]
-        chain_input = ("topk", kin, "tail") if "tail" in names else ("topk", kin)
+        chain_input = _topk_input(dict((f.name, f.shape) for f in spec))
     if "logits" in stored:
         label_input = "logits"
     else:
-        k = dict((f.name, f.shape) for f in pipe.decoded_spec)["values"][0]
-        label_input = ("topk", k, "tail") if "tail" in stored else ("topk", k)
-    value_type = "quantized" if quantized else stored.get("values", stored.get("logits"))
+        label_input = _topk_input(dict((f.name, f.shape) for f in pipe.decoded_spec))
+    # "none": a top-k store of class indices only (topk type 'none')
+    value_type = "quantized" if quantized else stored.get("values", stored.get("logits", "none"))
     crop_type = h["columns"]["crop"]["input"][0]["type"]
     return SourceMeta(
         num_classes=store.num_classes, images=images, batch_size=store.batch_size, epochs=store.epochs,
@@ -125,6 +124,15 @@ def store_meta(store) -> SourceMeta:
         tail=tail if "tail" in stored else "none", codecs=pipe.to_json(), chain_label_input=chain_input,
         stage=0, num_steps=store.num_steps,
         path=str(store.path), image_sizes=getattr(store, "image_sizes", None))
+
+
+def _topk_input(shapes: dict):
+    """The writer's label_input for top-k fields {name: shape}: ('topk', k), with 'tail' or
+    'indices' (class indices only) as a third element."""
+    k = shapes["indices"][0]
+    if "values" not in shapes:
+        return ("topk", k, "indices")
+    return ("topk", k, "tail") if "tail" in shapes else ("topk", k)
 
 
 def _float_label(block: dict, spec) -> dict:
@@ -184,6 +192,8 @@ def chain_loses(codecs, meta: SourceMeta) -> str | None:
     for c in codecs:
         if c.name == "quantize":
             return "quantizes the values to integers"
+    if first.name == "topk" and first.type == "none" and meta.value_type != "none":
+        return "drops the values (keeps top-k class indices only)"
     if meta.label_input == "logits":
         if first.name == "topk":
             return f"keeps only the top {first.k} of {meta.num_classes} logits"
@@ -284,8 +294,9 @@ def write_steps(meta: SourceMeta, steps: Iterable[SourceStep], out, label_codecs
                 kw["logits"] = lab["logits"]
             else:
                 kw["topk_indices"] = lab["indices"]
-                kw["topk_values"] = lab["values"]
-                if "tail" in lab and len(meta.label_input) == 3:
+                if "values" in lab:  # absent in a store of class indices only
+                    kw["topk_values"] = lab["values"]
+                if "tail" in lab and tuple(meta.label_input)[2:] == ("tail",):
                     kw["topk_tail"] = lab["tail"]
             writer.write_step(st.epoch, st.step, **kw)
             bar.update(1)
@@ -353,8 +364,10 @@ def input_spec(meta: SourceMeta):
     li = meta.label_input
     if li == "logits":
         return (Field("logits", "float32", (meta.num_classes,)),)
+    if tuple(li)[2:] == ("indices",):  # class indices only
+        return (Field("indices", "int64", (li[1],)),)
     spec = (Field("indices", "int64", (li[1],)), Field("values", "float32", (li[1],)))
-    return spec + ((Field("tail", "float32", ()),) if len(li) == 3 else ())
+    return spec + ((Field("tail", "float32", ()),) if tuple(li)[2:] == ("tail",) else ())
 
 
 def sample_positions(num_steps: int, count: int) -> np.ndarray:

@@ -14,6 +14,11 @@ Modes for top-k blocks (dense blocks always give softmax(z / T)):
   dropped mass is spread uniformly over them).
 * ``auto``: ``tail`` when the block has a tail, else ``renorm``.
 
+Index-only blocks (``topk`` with ``type: "none"``: ``indices`` and no ``values``) hold a set of k
+classes and nothing about their logits: ``renorm`` and ``auto`` give each stored class 1/k (k = 1:
+the one-hot of the teacher's top class) at every temperature; ``tail`` and ``uniform`` need values
+and a tail summary and are refused (:class:`ReconstructError`), as for any store without a tail.
+
 Quantized stores decode to float32 values (see :mod:`lplabel.codecs.quantize`); they go
 through the same modes. A mode a block cannot serve raises :class:`ReconstructError` (a
 ``ValueError`` and an ``LplabelError``).
@@ -38,9 +43,21 @@ def _f32(a: np.ndarray) -> np.ndarray:
     return bfloat16_to_float32(a) if a.dtype == np.uint16 else np.asarray(a, dtype=np.float32)
 
 
+def index_only(block) -> bool:
+    """True for a top-k block of class indices only (``topk`` type ``none``; also a decoded spec's
+    field names, or a dict of field types)."""
+    return "indices" in block and "values" not in block
+
+
 def _resolve_mode(block: dict, mode: str) -> str:
     if mode not in MODES:
         raise ReconstructError(f"unknown reconstruction mode {mode!r}", hint=f"choose one of {', '.join(MODES)}")
+    if "logits" not in block and index_only(block):
+        if mode in ("auto", "renorm"):
+            return "renorm"
+        raise ReconstructError(f"reconstruction mode {mode!r} needs stored values and a tail summary; this store "
+                               "keeps class indices only (topk type 'none'): its k classes share the mass equally",
+                               hint="use mode 'renorm' or 'auto'")
     if mode == "auto":
         return "tail" if "tail" in block else "renorm"
     if mode in ("tail", "uniform") and "tail" not in block:
@@ -65,8 +82,12 @@ def probs_numpy(block: dict, num_classes: int, *, temperature: float = 1.0, mode
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
     mode = _resolve_mode(block, mode)
-    v = _f32(block["values"]).astype(np.float64) / t
     idx = np.asarray(block["indices"]).astype(np.int64)
+    if "values" not in block:  # class indices only: 1/k each, whatever the temperature
+        out = np.zeros((idx.shape[0], num_classes), dtype=np.float32)
+        np.put_along_axis(out, idx, np.float32(1.0 / max(idx.shape[1], 1)), axis=1)
+        return out
+    v = _f32(block["values"]).astype(np.float64) / t
     n, k = v.shape
     out = np.zeros((n, num_classes), dtype=np.float64)
     if mode == "renorm":
@@ -100,8 +121,11 @@ def probs_torch(block: dict, num_classes: int, *, temperature: float = 1.0, mode
     if "logits" in block:
         return torch.softmax(t_(block["logits"]) / t, dim=1)
     mode = _resolve_mode(block, mode)
-    v = t_(block["values"]) / t
     idx = t_(block["indices"], torch.int64)
+    if "values" not in block:  # class indices only: 1/k each, whatever the temperature
+        out = torch.zeros((idx.shape[0], num_classes), device=idx.device, dtype=torch.float32)
+        return out.scatter_(1, idx, 1.0 / max(idx.shape[1], 1))
+    v = t_(block["values"]) / t
     n, k = v.shape
     if mode == "renorm":
         p = torch.softmax(v, dim=1)

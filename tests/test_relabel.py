@@ -93,7 +93,7 @@ def test_tail_chain_goes_through_float32_parts(tmp_path, reference, digits, teac
 
 @pytest.mark.parametrize("opts", [dict(values="bf16"), dict(topk=4, values="int8"), dict(topk=3, values="fp16"),
                                   dict(topk=3, values="fp16", index_coding="index-delta"),
-                                  dict(topk=5, values="int4", tail="min")])
+                                  dict(topk=5, values="int4", tail="min"), dict(topk=2, values="none")])
 def test_every_chain_stores_what_encoding_the_dense_logits_stores(tmp_path, reference, digits, teacher, opts):
     from lplabel.codecs import Pipeline
     from lplabel.relabel.labels import build_label_chain, label_spec

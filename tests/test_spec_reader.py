@@ -146,6 +146,10 @@ LABEL_CHAINS = {
     "topk-int4-indexdelta-planes-map": dict(k=5, values="int4", index_coding="index-delta", class_order=_ORDER,
                                             layout="planes"),
     "topk-int4-none-even-k": dict(k=6, values="int4", index_coding="none", index_type="int32"),
+    # class indices only (topk type "none", format 1.1)
+    "topk-none-k1-u8-planes": dict(k=1, values="none", index_coding="none", index_type="uint8", layout="planes"),
+    "topk-none-k3-indexdelta-map-shuffle": dict(k=3, values="none", index_coding="index-delta", class_order=_ORDER),
+    "topk-none-k4-raw-u8-shuffle": dict(k=4, values="none", index_coding="none", index_type="uint8"),
 }
 
 
@@ -242,6 +246,8 @@ COMMANDS = {
     "encode-topk-planes": ("k8", ["encode"]),
     "encode-topk-dict": ("k8", ["encode", "--layout", "shuffle", "--dictionary", "--dict-size", 1024]),
     "prune-topk": ("k8", ["prune", "--keep", 0.5, "--seed", 3]),
+    "quantize-none-k1": ("dense", ["quantize", "--topk", 1, "--values", "none"]),
+    "quantize-topk-source-none": ("k8", ["quantize", "--topk", 3, "--values", "none", "--layout", "shuffle"]),
 }
 
 
@@ -254,6 +260,10 @@ def test_spec_reader_matches_command_outputs(sources, name):
     if name == "quantize-topk-source-merge":  # a quantized store copied encoded (no re-quantization)
         pruned = sources["dir"] / "pruned-int8.lpl"
         _run("prune", out, "-o", pruned, "--keep", 0.5, "--by", "epoch")
+        _compare(pruned)
+    if name == "quantize-topk-source-none":  # an index-only store copied (label input: indices alone)
+        pruned = sources["dir"] / "pruned-none.lpl"
+        _run("prune", out, "-o", pruned, "--keep", 0.5)
         _compare(pruned)
 
 

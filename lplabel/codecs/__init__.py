@@ -22,7 +22,8 @@ from . import bytes as _bytes, dense as _dense, shuffle as _shuffle, topk as _to
 from . import bitpack as _bitpack, delta as _delta, quantize as _quantize, sort as _sort  # noqa: F401  (register)
 from . import classmap as _classmap, zplanes as _zplanes  # noqa: F401  (register)
 from . import derived as _derived  # noqa: F401  (register)
-from ..errors import CodecConfigError
+from ..errors import CodecConfigError, NoValuesError
+from ..dtypes import storage_dtype
 
 __all__ = [
     "ArrayArrayCodec", "ArrayBytesCodec", "BytesBytesCodec", "Codec", "Block", "Field", "Pipeline",
@@ -30,13 +31,15 @@ __all__ = [
     "default_label_codecs", "default_column_codecs", "label_chain", "VALUE_FORMATS", "INDEX_CODINGS", "LAYOUTS",
 ]
 
-#: ``values`` choices of :func:`label_chain` (and ``lplabel quantize --values``).
-VALUE_FORMATS = ("fp32", "fp16", "bf16", "int8", "int4")
+#: ``values`` choices of :func:`label_chain` (and ``lplabel quantize --values``); ``none`` keeps the
+#: top-k class indices only (``topk`` type ``none``)
+VALUE_FORMATS = ("fp32", "fp16", "bf16", "int8", "int4", "none")
 #: ``index_coding`` choices of :func:`label_chain` (and ``--index-coding``).
 INDEX_CODINGS = ("none", "value-delta", "index-delta")
 #: ``layout`` choices of :func:`label_chain`: byte planes each zstd'd alone, or bytes+shuffle+zstd
 LAYOUTS = ("planes", "shuffle")
-_FLOAT_OF = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "float16", "int4": "float16"}
+_FLOAT_OF = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "float16", "int4": "float16",
+             "none": "none"}
 
 
 def default_label_codecs(representation: str = "dense", *, type: str = "float16", k: int | None = None,
@@ -55,16 +58,18 @@ def default_label_codecs(representation: str = "dense", *, type: str = "float16"
     return [rep, _bytes.Bytes(), _shuffle.Shuffle(es), _zstd.Zstd(level)]
 
 
-def label_chain(*, k: int | None = None, values: str = "fp16", tail: str = "none", index_coding: str = "value-delta",
+def label_chain(*, k: int | None = None, values: str = "fp16", tail: str = "none", index_coding: str | None = None,
                 index_type: str = "uint16", level: int = 15, scale_type: str = "float16", shuffle: bool = True,
                 dictionary: bytes | None = None, class_order=None, layout: str = "shuffle") -> list:
     """A label chain from friendly options (what ``lplabel quantize`` builds).
 
     ``k=None`` keeps dense logits. ``values``: one of :data:`VALUE_FORMATS` (int8/int4 add a
-    ``quantize`` step over float16 top-k values; int4 adds ``bitpack``). ``index_coding`` (top-k
-    only): ``none`` (entries by decreasing value, raw indices), ``value-delta`` (entries by
-    decreasing value, values difference-coded: small steps between neighbouring logits),
-    ``index-delta`` (entries by increasing class index, index gaps coded). All three keep the
+    ``quantize`` step over float16 top-k values; int4 adds ``bitpack``; ``none`` keeps the top-k
+    class indices only -- top-k only, no tail, index coding ``index-delta`` or ``none``).
+    ``index_coding`` (top-k only): ``none`` (entries by decreasing value, raw indices),
+    ``value-delta`` (entries by decreasing value, values difference-coded: small steps between
+    neighbouring logits), ``index-delta`` (entries by increasing class index, index gaps coded);
+    default (None): ``value-delta``, or ``index-delta`` for values ``none``. All three keep the
     (index, value) pairs exactly. ``dictionary``: zstd dictionary bytes (see :mod:`.zstd`;
     layout ``shuffle`` only). ``class_order``: a class permutation (see :mod:`.classmap`) to
     renumber indices by, or None. ``layout``: ``shuffle`` (bytes, shuffle, zstd) or ``planes``
@@ -72,8 +77,17 @@ def label_chain(*, k: int | None = None, values: str = "fp16", tail: str = "none
     """
     if values not in VALUE_FORMATS:
         raise CodecConfigError(f"unknown value format {values!r}", hint=f"choose one of {', '.join(VALUE_FORMATS)}")
+    if index_coding is None:
+        index_coding = "index-delta" if values == "none" else "value-delta"
     if index_coding not in INDEX_CODINGS:
         raise CodecConfigError(f"unknown index coding {index_coding!r}", hint=f"choose one of {', '.join(INDEX_CODINGS)}")
+    if values == "none":
+        if k is None:
+            raise NoValuesError("values 'none' keeps the class indices of top-k labels; dense labels have none",
+                                hint="give k (--topk K), or a value format")
+        if index_coding == "value-delta":
+            raise NoValuesError("index coding 'value-delta' codes the steps between values; values 'none' "
+                                "stores none", hint="use index coding 'index-delta' or 'none'")
     chain: list = []
     ftype = _FLOAT_OF[values]
     quant = values in ("int8", "int4")
@@ -102,8 +116,10 @@ def label_chain(*, k: int | None = None, values: str = "fp16", tail: str = "none
         chain.append(_zplanes.ZPlanes(level))
         return chain
     chain.append(_bytes.Bytes())
-    if shuffle:
-        es = 4 if values == "fp32" else 2
+    es = 4 if values == "fp32" else 2
+    if values == "none":  # the indices are the only field
+        es = storage_dtype(index_type).itemsize
+    if shuffle and es > 1:
         chain.append(_shuffle.Shuffle(es))
     chain.append(_zstd.Zstd.with_dictionary(dictionary, level) if dictionary is not None else _zstd.Zstd(level))
     return chain

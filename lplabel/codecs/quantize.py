@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..dtypes import FLOAT_TYPES, to_float32
-from ..errors import CodecChainError, CodecConfigError, CodecError
+from ..errors import CodecChainError, CodecConfigError, CodecError, NoValuesError
 from .abc import ArrayArrayCodec, Field, spec_field
 from .registry import register_codec
 
@@ -127,6 +127,9 @@ class Quantize(ArrayArrayCodec):
 
     def resolve(self, spec):
         f = self._target(spec)
+        if f is None and spec_field(spec, "indices") is not None:
+            raise NoValuesError("'quantize' needs values to quantize; this block keeps class indices only "
+                                "(topk type 'none')", hint="drop 'quantize' from the chain")
         if f is None:
             raise CodecChainError(f"'quantize' needs a 'values' or 'logits' field, got {[g.name for g in spec]}",
                                   hint="put 'quantize' after 'topk' or 'dense'")

@@ -16,13 +16,16 @@ is lossless for soft labels (which are a set of (class, logit) pairs: the order 
 carries no information once the values are stored). Decoding returns the entries in the
 canonical order. Use it before ``delta``: ``by=index`` makes index gaps small, ``by=value``
 makes value steps small.
+
+A block of class indices only (``topk`` with ``type: "none"``) can be sorted ``by=index``;
+``by=value`` refuses it (:class:`~lplabel.errors.NoValuesError`): there is nothing to order by.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..dtypes import FLOAT_TYPES, to_float32
-from ..errors import CodecChainError, CodecConfigError
+from ..errors import CodecChainError, CodecConfigError, NoValuesError
 from .abc import ArrayArrayCodec, spec_field
 from .registry import register_codec
 
@@ -51,6 +54,11 @@ class Sort(ArrayArrayCodec):
 
     def resolve(self, spec):
         idx, val = spec_field(spec, "indices"), spec_field(spec, "values")
+        if idx is not None and val is None and self.by == "index":
+            val = idx  # class indices only (topk type 'none'): nothing else to keep in step
+        elif idx is not None and val is None:
+            raise NoValuesError("'sort' by value needs stored values; this block keeps class indices only "
+                                "(topk type 'none')", hint="use sort by 'index'")
         if idx is None or val is None:
             raise CodecChainError(f"'sort' takes a top-k block with 'indices' and 'values', got {[f.name for f in spec]}",
                                   hint="put 'sort' after 'topk'")

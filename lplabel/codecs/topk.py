@@ -17,17 +17,28 @@ with ``tail != "none"`` a per-record ``tail`` scalar (``type``):
 
 Entries are ordered by decreasing value (ties: smaller class index first). Decoding returns
 the stored fields; :mod:`lplabel.reconstruct` turns them into probabilities.
+
+``type = "none"`` (format 1.1) stores the class indices only: the output is ``indices`` [k]
+alone, the cheapest label there is (a hard label for k = 1, a set label for k > 1). The same k
+classes are chosen as with values; readers give each of them probability 1/k (spec §4). It
+takes no tail (a tail summary describes values that are not stored: :class:`NoValuesError`).
+Its input may also be ``indices`` [k] alone (a store of this type being copied), with the same
+k: without values there is no order to choose fewer entries by, and no value type can be
+filled from it.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ..dtypes import FLOAT_TYPES, check_type, to_float32, to_storage
-from ..errors import CodecChainError, CodecConfigError
+from ..errors import CodecChainError, CodecConfigError, NoValuesError
 from .abc import ArrayArrayCodec, Field, spec_field
 from .registry import register_codec
 
 TAIL_MODES = ("none", "logsumexp", "min")
+#: ``type`` of a top-k store that keeps class indices only, no values (format 1.1)
+INDEX_ONLY = "none"
+VALUE_TYPES = FLOAT_TYPES + (INDEX_ONLY,)
 INDEX_TYPES = ("uint8", "int16", "uint16", "int32")
 _INDEX_LIMIT = {"uint8": 256, "int16": 32768, "uint16": 65536, "int32": 2**31}
 
@@ -82,11 +93,21 @@ class TopK(ArrayArrayCodec):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise CodecConfigError(f"topk: k must be a positive integer, got {k!r}")
         self.k = k
-        self.type = check_type(type, allowed=FLOAT_TYPES, what="top-k value type")
+        self.type = INDEX_ONLY if type == INDEX_ONLY else check_type(type, allowed=VALUE_TYPES,
+                                                                     what="top-k value type")
         self.index_type = check_type(index_type, allowed=INDEX_TYPES, what="top-k index type")
         if tail not in TAIL_MODES:
             raise CodecConfigError(f"topk: unknown tail mode {tail!r}", hint=f"choose one of {', '.join(TAIL_MODES)}")
+        if self.type == INDEX_ONLY and tail != "none":
+            raise NoValuesError(f"topk: a {tail!r} tail summary needs stored values; type 'none' keeps class "
+                                "indices only", hint="use tail 'none' with type 'none', or a value type "
+                                                     f"({', '.join(FLOAT_TYPES)}) with the tail")
         self.tail = tail
+
+    @property
+    def index_only(self) -> bool:
+        """True for ``type = "none"``: class indices only, no values."""
+        return self.type == INDEX_ONLY
 
     def get_config(self):
         return {"k": self.k, "type": self.type, "index_type": self.index_type, "tail": self.tail}
@@ -102,6 +123,17 @@ class TopK(ArrayArrayCodec):
             if c > _INDEX_LIMIT[self.index_type]:
                 raise CodecConfigError(f"topk: {c} classes do not fit index type {self.index_type}",
                                        hint="use index_type 'uint16' (up to 65,536 classes) or 'int32'")
+        elif names == ["indices"]:
+            # labels that keep class indices only (a type-'none' store being copied)
+            kin = spec_field(spec, "indices").items_per_record
+            if not self.index_only:
+                raise NoValuesError(f"topk: the input keeps class indices only; a store with {self.type} values "
+                                    "cannot be made from it (values cannot be invented)",
+                                    hint="keep type 'none', or quantize the store the labels came from")
+            if kin != self.k:
+                raise NoValuesError(f"topk: the input holds {kin} class indices per record without values; "
+                                    f"top-{self.k} cannot be chosen from them (no order to choose by)",
+                                    hint=f"keep k={kin}, or quantize the store the labels came from")
         elif {"indices", "values"} <= set(names) <= {"indices", "values", "tail"}:
             kin = spec_field(spec, "values").items_per_record
             if kin < self.k:
@@ -113,7 +145,9 @@ class TopK(ArrayArrayCodec):
                                        hint="use tail 'none', or re-quantize from the dense store")
         else:
             raise CodecChainError(f"'topk' takes 'logits' or 'indices'+'values', got {names}")
-        out = [Field("indices", self.index_type, (self.k,)), Field("values", self.type, (self.k,))]
+        out = [Field("indices", self.index_type, (self.k,))]
+        if not self.index_only:
+            out.append(Field("values", self.type, (self.k,)))
         if self.tail != "none":
             out.append(Field("tail", self.type, ()))
         return tuple(out)
@@ -123,6 +157,8 @@ class TopK(ArrayArrayCodec):
             z = np.asarray(block["logits"])
             idx, vals = topk_of(z, self.k)
             tail = tail_summary(z, idx, self.tail) if self.tail != "none" else None
+        elif "values" not in block:  # index-only input, k' == k (checked by resolve): kept in order
+            idx, vals, tail = np.asarray(block["indices"]), None, None
         else:
             idx, vals = np.asarray(block["indices"]), np.asarray(block["values"])
             tail = np.asarray(block["tail"], dtype=np.float64) if "tail" in block else None
@@ -143,7 +179,9 @@ class TopK(ArrayArrayCodec):
         limit = _INDEX_LIMIT[self.index_type]
         if idx.size and (idx.min() < 0 or idx.max() >= limit):
             raise CodecConfigError(f"topk: class index out of range for index type {self.index_type}")
-        out = {"indices": to_storage(idx, self.index_type), "values": to_storage(vals, self.type)}
+        out = {"indices": to_storage(idx, self.index_type)}
+        if not self.index_only:
+            out["values"] = to_storage(vals, self.type)
         if self.tail != "none":
             out["tail"] = to_storage(np.asarray(tail).astype(np.float32), self.type)
         return out

@@ -16,7 +16,7 @@ import click
 from ..cli import human_bytes, ratio_phrase, register
 from ..codecs import INDEX_CODINGS, LAYOUTS, VALUE_FORMATS, Pipeline, get_codec, label_chain, parse_chain
 from ..codecs.classmap import ORDER_METHODS, learn_class_order
-from ..errors import CodecConfigError
+from ..errors import CodecConfigError, NoValuesError
 from ..recode import (SOURCE_OPENERS, LossyChainError, RecodeError, SourceMeta, chain_loses, check_paths, input_spec,
                       open_source, progress_bar, sample_positions, sample_topk_indices, train_chain_dictionary,
                       write_steps)
@@ -116,7 +116,7 @@ def _build_chain(source, *, k, values, tail, index_coding, class_order, layout, 
 
 
 def _values_of(meta: SourceMeta) -> str:
-    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}.get(meta.value_type, "fp16")
+    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "none": "none"}.get(meta.value_type, "fp16")
 
 
 def _parse_codecs(text: str) -> list:
@@ -227,7 +227,10 @@ def encode(src, out, force, steps_per_chunk, index_coding, class_order, layout, 
                    "Omit to keep every class (dense).")
 @click.option("--values", type=click.Choice(VALUE_FORMATS), default="fp16", show_default=True,
               help="Value format: fp32/fp16/bf16 floats, or int8/int4 codes with a per-record scale and offset "
-                   "(decoded back to float32; error <= scale/2, see spec/FORMAT.md).")
+                   "(decoded back to float32; error <= scale/2, see spec/FORMAT.md), or none: store the top-K "
+                   "class indices only, no values (needs --topk; the cheapest label: K=1 is a hard label, the "
+                   "teacher's top class; with K>1 the K classes share the probability equally; no --tail, "
+                   "no value-delta).")
 @click.option("--tail", type=click.Choice(["none", "logsumexp", "min"]), default="none", show_default=True,
               help="Per-record summary of the dropped classes: logsumexp (their total mass at T=1, restored "
                    "exactly on load) or min (the smallest logit, a floor). int4 refuses logsumexp.")
@@ -239,7 +242,8 @@ def quantize(src, out, force, steps_per_chunk, k, values, tail, scale_type, inde
     """Write a smaller, lossy copy of the store SRC: top-k sparsification and value quantization.
 
     Every stored step is kept; each record's label becomes its top-K logits (and class indices)
-    in the chosen value format, optionally with a tail summary. The loss is named in OUT's
+    in the chosen value format, optionally with a tail summary -- or, with --values none, its
+    top-K class indices alone. The loss is named in OUT's
     header. Judge it with `lplabel compare SRC OUT`.
     """
     check_paths(src, out, force)
@@ -256,12 +260,19 @@ def quantize(src, out, force, steps_per_chunk, k, values, tail, scale_type, inde
                 raise CodecConfigError(f"the store holds top-{meta.label_input[1]} labels; cannot re-quantize them "
                                        f"to top-{k}", path=src, hint=f"choose --topk {meta.label_input[1]} or less, "
                                        "or quantize the dense source")
+            if meta.value_type == "none" and values != "none":
+                raise NoValuesError(f"the store keeps class indices only (no values); --values {values} cannot be "
+                                    "filled from it (values cannot be invented)", path=src,
+                                    hint="use --values none, or quantize the store the labels came from")
             if tail != "none" and meta.label_input != "logits" and meta.tail != tail:
                 raise TailMismatchError(
                     f"a {tail!r} tail needs the dense logits or a source tail of that kind; the source has "
                     f"{'none' if meta.tail == 'none' else repr(meta.tail)}", path=src,
                     hint="use --tail none" + (f" or --tail {meta.tail}" if meta.tail != "none" else ""))
         else:
+            if values == "none":
+                raise NoValuesError("--values none keeps the class indices of top-k labels; give --topk K",
+                                    hint="e.g. --topk 1 for hard labels")
             if tail != "none":
                 raise CodecConfigError("--tail needs --topk (dense labels drop no classes)")
             if meta.label_input != "logits":
@@ -341,7 +352,7 @@ def prune(src, out, force, steps_per_chunk, keep, unit, metric, seed, reuse):
 @click.option("--mode", type=click.Choice(["auto", "renorm", "tail", "uniform"]), default="auto", show_default=True,
               help="How the candidate's top-k labels become probabilities: renorm (LPQLD MR: softmax over the "
                    "k kept logits), tail/uniform (dropped classes share the stored tail's mass), auto (tail when "
-                   "stored, else renorm).")
+                   "stored, else renorm). Class indices only (--values none): 1/k each (renorm/auto).")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 def compare(reference, candidate, mode, as_json):
     """Fidelity of the lossy store CANDIDATE against REFERENCE (the store it was made from).
@@ -354,10 +365,12 @@ def compare(reference, candidate, mode, as_json):
     from ..store import LabelStore
 
     ref, cand = LabelStore(reference), LabelStore(candidate)
-    if mode in ("tail", "uniform") and "tail" not in [f.name for f in cand.pipelines["label"].decoded_spec]:
-        from ..reconstruct import ReconstructError
+    cand_fields = [f.name for f in cand.pipelines["label"].decoded_spec]
+    if mode in ("tail", "uniform") and "tail" not in cand_fields:
+        from ..reconstruct import ReconstructError, index_only
 
-        raise ReconstructError(f"--mode {mode} needs a stored tail summary; the candidate has none", path=candidate,
+        what = "keeps class indices only (no values, no tail)" if index_only(cand_fields) else "has none"
+        raise ReconstructError(f"--mode {mode} needs a stored tail summary; the candidate {what}", path=candidate,
                                hint="use --mode renorm or auto")
     bar = progress_bar(None, "compare")
     try:

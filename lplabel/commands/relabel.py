@@ -52,7 +52,8 @@ def _echo(msg: str) -> None:
               help="Reuse schedule recorded for training on a pruned store.")
 @click.option("--topk", type=click.IntRange(0), default=None, help="Store the top-k logits (default: dense).")
 @click.option("--values", default="fp16", show_default=True,
-              help="Label value type: fp32, fp16, bf16 (int8, int4 where lplabel.codecs.label_chain exists).")
+              help="Label value type: fp32, fp16, bf16 (int8, int4 where lplabel.codecs.label_chain exists), or "
+                   "none: the --topk class indices only, no values (see lplabel quantize --help).")
 @click.option("--index-type", type=click.Choice(["uint8", "int16", "uint16", "int32"]), default="uint16",
               show_default=True)
 @click.option("--index-coding", type=click.Choice(["none", "value-delta", "index-delta"]), default=None,

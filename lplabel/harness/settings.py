@@ -24,6 +24,11 @@ so every row of a results table can be rebuilt from its name alone:
     C <= 256), byte planes each zstd-19 coded (``zplanes``), view configurations at zstd 19; random
     ``1/X`` of the steps reused without replacement; labels reconstructed with the stored tail
     when there is one (else renormalised), at the recipe's constant temperature.
+``lpl-k<K>-none[-<X>x]``
+    The same chains with ``values`` ``none``: the top-K class indices only, no logits and no tail
+    (``topk`` type ``none``, spec §3.5). The K stored classes share the probability equally, so
+    top-1 is a hard label (the teacher's top class on that view) at about 0.4 B/record for
+    C = 10; the temperature changes nothing.
 
 Optional suffixes on any name: ``-T<t>`` (constant temperature ``t``) or ``-dkr`` (LPQLD's
 schedule) override the temperature; ``-keep<f>`` is the same as ``-<1/f>x``; ``-entropy`` or
@@ -42,7 +47,7 @@ from dataclasses import asdict, dataclass, replace
 from ..errors import LplabelError
 
 FAMILIES = ("reference", "lpld", "lpqld", "lplabel")
-VALUE_TYPES = ("fp16", "bf16", "fp32", "int8", "int4")
+VALUE_TYPES = ("fp16", "bf16", "fp32", "int8", "int4", "none")
 TAILS = ("none", "logsumexp", "min")
 
 
@@ -107,7 +112,10 @@ class Setting:
     def describe(self) -> str:
         """A short human description for tables."""
         rep = "dense" if self.k is None else f"top-{self.k}"
-        parts = [f"{rep} {self.values}"]
+        if self.values == "none":
+            parts = [f"{rep} {'index' if self.k == 1 else 'indices'} only"]
+        else:
+            parts = [f"{rep} {self.values}"]
         if self.tail != "none":
             parts.append(f"{self.tail} tail")
         if self.k is not None and self.index_coding != "none":
@@ -151,7 +159,8 @@ def _fmt_x(keep: float) -> str:
 
 
 _GRAMMAR = ("full | lpld-<X>x | lpqld-k<K>[-<X>x] | lpl-k<K>-<fp16|bf16|fp32|int8|int4>[-tail|-min][-<X>x] | "
-            "lpl-dense-<values>[-<X>x]; optional -T<t> or -dkr, and -entropy or -margin on pruned settings")
+            "lpl-k<K>-none[-<X>x] | lpl-dense-<values>[-<X>x]; optional -T<t> or -dkr, and -entropy or -margin on "
+            "pruned settings")
 
 
 def parse_setting(name: str, num_classes: int | None = None) -> Setting:
@@ -231,6 +240,10 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
             raise bad(f"unexpected part {'-'.join(rest)!r}")
         if k is None and tail != "none":
             raise bad("a tail summary needs top-k (lpl-k<K>-...)")
+        if values == "none" and k is None:
+            raise bad("values 'none' keeps the class indices of top-k labels (lpl-k<K>-none...)")
+        if values == "none" and tail != "none":
+            raise bad("a tail summary needs stored values; 'none' keeps class indices only")
         s = Setting(name="", family="lplabel", keep=1.0 if keep is None else keep, reuse="lpqld", k=k,
                     values=values, tail=tail, index_coding="index-delta" if (k is not None and k > 1) else "none",
                     zstd_level=19, layout=_best_layout(), temperature=temperature)
@@ -318,8 +331,12 @@ def default_setting_names(num_classes: int) -> list[str]:
     and one-byte indices are lplabel's best (about 4.4 B/record for top-2 on digits), and most of
     the reduction has to come from pruning: top-2 + tail at 40x to 100x (70x is the smallest whose
     whole file stays within the full labels' seed spread on digits), and at 200x to show where too
-    few views break the student; top-1 with a tail (about 3 B/record) and top-1 alone (a hard
-    label, about 1.8 B/record) at 40x for the smallest payloads.
+    few views break the student; top-1 bf16 (a hard label that still pays about 1.8 B/record for a
+    value reconstruction never uses) at 40x, and the same hard labels as class indices only
+    (``lpl-k1-none``, about 0.44 B/record) at 25x and 40x: the 40x row trains exactly as the bf16
+    one (identical labels) on 2.3x fewer payload bytes, and both stay within 2 points of the full
+    labels at over 500x the payload (digits, 2026-11-21c). Top-1 with a tail (dominated on digits
+    by top-2 + tail at 60x) is left to ``--settings``.
     Larger C: int8 values with a tail at 10x/40x, int4 with a min tail at 40x/100x.
     """
     ks = topk_values(num_classes)
@@ -328,8 +345,8 @@ def default_setting_names(num_classes: int) -> list[str]:
     names += [f"lpqld-k{k}" for k in ks] + [f"lpqld-k{small_k}-40x", f"lpqld-k{small_k}-100x"]
     if num_classes <= 20:
         names += ["lpl-k3-bf16-tail-40x", "lpl-k2-bf16-tail-40x", "lpl-k2-bf16-tail-60x", "lpl-k2-bf16-tail-70x",
-                  "lpl-k2-bf16-tail-80x", "lpl-k2-bf16-tail-100x", "lpl-k2-bf16-tail-200x", "lpl-k1-bf16-tail-40x",
-                  "lpl-k1-bf16-40x"]
+                  "lpl-k2-bf16-tail-80x", "lpl-k2-bf16-tail-100x", "lpl-k2-bf16-tail-200x", "lpl-k1-bf16-40x",
+                  "lpl-k1-none-25x", "lpl-k1-none-40x"]
     else:
         k = ks[0]
         names += [f"lpl-k{k}-int8-tail-10x", f"lpl-k{k}-int8-tail-40x", f"lpl-k{k}-int4-min-40x",

@@ -135,6 +135,10 @@ def export_legacy_store(store, out_dir, layout: str, *, force=False, progress=Tr
                         replay=None, allow_gaps=False, plain_ints=False) -> ExportReport:
     import torch
 
+    if not any(f.name in ("logits", "values") for f in store.pipelines["label"].decoded_spec):
+        raise LegacyExportError("the store keeps top-k class indices only (topk type 'none'); every legacy layout "
+                                "stores logits or probabilities, which cannot be invented", path=store.path,
+                                hint="export the store these labels were quantized from")
     if layout == "fkd":
         from .fkd import export_fkd
 

@@ -28,7 +28,7 @@ def label_spec(label_input, num_classes: int):
 
 
 _VALUE_ALIASES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "fp32": "fp32", "fp16": "fp16",
-                  "bf16": "bf16", "int8": "int8", "int4": "int4"}
+                  "bf16": "bf16", "int8": "int8", "int4": "int4", "none": "none"}
 _FLOAT_NAME = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
@@ -95,7 +95,8 @@ def refeedable(codecs, label_input) -> bool:
     if isinstance(first, Dense):
         ok = label_input == "logits"
     elif isinstance(first, TopK):
-        ok = first.tail == "none" and label_input != "logits"
+        # a type-'none' top-k decodes to indices alone, which cannot be fed back as top-k input
+        ok = first.tail == "none" and first.type != "none" and label_input != "logits"
     else:
         ok = False
     return ok and not any(getattr(c, "lossy", True) for c in rest)

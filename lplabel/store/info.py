@@ -10,6 +10,26 @@ from .packed import directory_bytes, packed_sizes
 from .reader import LabelStore
 
 
+def describe_labels(pipe) -> str:
+    """What a label chain stores, in words: e.g. ``dense logits (float16)``, ``top-4 logits (int8) +
+    class indices, logsumexp tail``, ``top-1 class indices only (no values)``."""
+    fields = {f.name: f for f in pipe.decoded_spec}
+    q = next((c for c in pipe.codecs if c.name == "quantize"), None)
+    if "logits" in fields:
+        return f"dense logits ({f'int{q.bits}' if q else fields['logits'].type})"
+    if "indices" not in fields:
+        return ", ".join(fields)
+    k = fields["indices"].shape[0] if fields["indices"].shape else 1
+    if "values" not in fields:
+        return f"top-{k} class indices only (no values)"
+    out = f"top-{k} logits ({f'int{q.bits}' if q else fields['values'].type}) + class indices"
+    if "tail" in fields:
+        from ..reconstruct import tail_kind_of
+
+        out += f", {tail_kind_of(pipe)} tail"
+    return out
+
+
 def store_info(path) -> dict:
     """The facts ``lplabel info --json`` prints. Keys are documented in spec/FORMAT.md ("info")."""
     store = LabelStore(path)
@@ -65,6 +85,7 @@ def store_info(path) -> dict:
         "classes": h["num_classes"],
         "label_codecs": pipe.to_json(),
         "label_codec_summary": pipe.describe(),
+        "labels": describe_labels(pipe),
         "label_lossy": pipe.lossy,
         "derived_columns": list(store.derived),
         "selection": h.get("selection"),

@@ -124,7 +124,9 @@ class StoreWriter:
     label_codecs: the label column's codec chain (default: dense fp16 + bytes/shuffle/zstd).
     label_input: ``"logits"`` (write_step takes dense ``logits`` [B, C]) or ``("topk", k)``
         (write_step takes ``topk_indices`` and ``topk_values`` [B, k]) or ``("topk", k, "tail")``
-        (also ``topk_tail`` [B], a tail summary of the kind the label chain's ``topk`` names).
+        (also ``topk_tail`` [B], a tail summary of the kind the label chain's ``topk`` names), or
+        ``("topk", k, "indices")``: class indices only (write_step takes ``topk_indices`` alone;
+        the chain's ``topk`` must have type ``none``, e.g. when copying such a store).
     crop_type: float32 (default) or float16 for the crop boxes.
     augmentation, teacher: dicts recorded in the header (see spec/FORMAT.md).
     steps_per_chunk: steps per independently decodable chunk (1 = finest random access).
@@ -184,18 +186,22 @@ class StoreWriter:
             label_spec = (Field("logits", "float32", (self.num_classes,)),)
             self._label_kind, self._k = "logits", None
         elif isinstance(label_input, (tuple, list)) and len(label_input) in (2, 3) and label_input[0] == "topk" \
-                and (len(label_input) == 2 or label_input[2] == "tail"):
+                and (len(label_input) == 2 or label_input[2] in ("tail", "indices")):
             self._label_kind, self._k = "topk", int(label_input[1])
-            label_spec = (Field("indices", "int64", (self._k,)), Field("values", "float32", (self._k,)))
-            self._with_tail = len(label_input) == 3
+            self._with_tail = len(label_input) == 3 and label_input[2] == "tail"
+            self._index_only = len(label_input) == 3 and label_input[2] == "indices"
+            label_spec = (Field("indices", "int64", (self._k,)),)
+            if not self._index_only:
+                label_spec += (Field("values", "float32", (self._k,)),)
             if self._with_tail:
                 label_spec += (Field("tail", "float32", ()),)
         else:
-            raise WriterError(f"label_input must be 'logits', ('topk', k) or ('topk', k, 'tail'), got {label_input!r}",
-                              path=self.path)
+            raise WriterError("label_input must be 'logits', ('topk', k), ('topk', k, 'tail') or ('topk', k, "
+                              f"'indices'), got {label_input!r}", path=self.path)
         if label_codecs is None:
             label_codecs = default_label_codecs("dense", level=zstd_level) if self._label_kind == "logits" else \
-                default_label_codecs("topk", k=self._k, level=zstd_level)
+                default_label_codecs("topk", k=self._k, level=zstd_level,
+                                     type="none" if getattr(self, "_index_only", False) else "float16")
         try:
             label_pipe = Pipeline(label_codecs, label_spec)
         except LplabelError as e:
@@ -413,6 +419,18 @@ class StoreWriter:
                                   path=self.path, part=where,
                                   hint="the teacher's output width must equal num_classes")
             return {"logits": logits}
+        if getattr(self, "_index_only", False):
+            if topk_indices is None or topk_values is not None or topk_tail is not None or logits is not None:
+                raise WriterError("this store takes topk_indices alone (label_input=('topk', k, 'indices'))",
+                                  path=self.path, part=where)
+            idx = np.asarray(topk_indices)
+            if idx.shape != (b, self._k):
+                raise WriterError(f"top-k indices must have shape ({b}, {self._k}), got {idx.shape}",
+                                  path=self.path, part=where)
+            if idx.size and (idx.min() < 0 or idx.max() >= self.num_classes):
+                raise WriterError(f"top-k class indices must lie in [0, {self.num_classes})", path=self.path,
+                                  part=where)
+            return {"indices": idx}
         if topk_indices is None or topk_values is None or logits is not None:
             raise WriterError("this store takes topk_indices and topk_values (label_input=('topk', k))",
                               path=self.path, part=where)

@@ -30,6 +30,13 @@ def _mix_parts(batch: StepBatch):
     return batch.mix_partner, float(batch.mix_lambda), bbox
 
 
+def _stored_values(lab: dict, idx: torch.Tensor) -> torch.Tensor:
+    """The stored top-k values as float32, or zeros for a store of class indices only."""
+    if "values" not in lab:
+        return torch.zeros(idx.shape, dtype=torch.float32, device=idx.device)
+    return lab["values"].to(torch.float32)
+
+
 def dense_logits(batch: StepBatch, fill: str = "auto") -> torch.Tensor:
     """Teacher logits as a dense float32 [B, C] tensor, for code that applies ``softmax(z / T)``.
 
@@ -40,12 +47,16 @@ def dense_logits(batch: StepBatch, fill: str = "auto") -> torch.Tensor:
     reconstruction), or ``"auto"`` (tail when stored, else -inf). Note that ``-inf`` entries
     break MSE-on-logits losses; use :func:`lplabel.torch.losses.mse_logits_loss` with
     ``batch.logit_targets()`` for those.
+
+    Stores of class indices only (topk type ``none``): logit 0 at the k stored classes (they
+    share the mass equally under any ``softmax(z / T)``), ``-inf`` elsewhere; ``fill="tail"`` is
+    refused. These zeros are not teacher logits: do not regress on them.
     """
     lab = batch.label
     if "logits" in lab:
         return lab["logits"].to(torch.float32)
-    v = lab["values"].to(torch.float32)
     idx = lab["indices"].to(torch.int64)
+    v = _stored_values(lab, idx)
     b, k = v.shape
     if fill == "auto":
         fill = "tail" if "tail" in lab else "-inf"
@@ -79,12 +90,14 @@ def lpqld_batch(batch: StepBatch):
 
     ``values``: float32 [B, k] stored top-k logits; ``indices``: int64 [B, k]. LPQLD then builds
     ``p_t = zeros.scatter(1, indices, softmax(values / T))``; ``batch.dense()`` gives the same.
+    A store of class indices only (topk type ``none``) gives zero ``values``: LPQLD's
+    ``softmax(values / T)`` then shares the mass equally over the k classes, as the store means.
     """
     if "indices" not in batch.label:
         raise ValueError("lpqld_batch needs a top-k store; this one keeps dense logits (use legacy_batch)")
     mix_index, lam, bbox = _mix_parts(batch)
     return (batch.images, batch.target, mix_index, lam, bbox,
-            batch.label["values"].to(torch.float32), batch.label["indices"].to(torch.int64))
+            _stored_values(batch.label, batch.label["indices"]), batch.label["indices"].to(torch.int64))
 
 
 def gvbsm_batch(batch: StepBatch):

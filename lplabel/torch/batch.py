@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..reconstruct import _resolve_mode, probs_torch
+from ..reconstruct import ReconstructError, _resolve_mode, probs_torch
 
 LABEL_FORMATS = ("dense", "sparse", "raw")
 
@@ -83,20 +83,20 @@ def sparse_probs(block: dict, num_classes: int, temperature: float, mode: str = 
 
     Modes as :mod:`lplabel.reconstruct`: ``renorm`` (softmax over the k stored logits, LPQLD
     "MR"), ``tail`` (dropped classes share the stored tail mass uniformly), ``auto`` (tail when
-    the block has one).
+    the block has one). A block of class indices only (topk type ``none``) gives 1/k to each
+    stored class (``renorm``/``auto``).
     """
     if "indices" not in block:
         raise ValueError("sparse labels need a top-k store; this store keeps dense logits "
                          "(use labels='dense', or re-quantize the store with top-k)")
-    if mode not in ("auto", "renorm", "tail", "uniform"):
-        raise ValueError(f"unknown reconstruction mode {mode!r}")
-    if mode == "auto":
-        mode = "tail" if "tail" in block else "renorm"
-    if mode in ("tail", "uniform") and "tail" not in block:
-        raise ValueError(f"reconstruction mode {mode!r} needs a stored tail summary; this store has none")
+    mode = _resolve_mode(block, mode)
     t = float(temperature)
-    v = block["values"].to(torch.float32) / t
     idx = block["indices"].to(torch.int64)
+    if "values" not in block:  # class indices only
+        n, k = idx.shape
+        return SparseLabels(idx, torch.full((n, k), 1.0 / max(k, 1), device=idx.device, dtype=torch.float32),
+                            torch.zeros(n, device=idx.device, dtype=torch.float32), num_classes)
+    v = block["values"].to(torch.float32) / t
     n, k = v.shape
     if mode == "renorm":
         return SparseLabels(idx, torch.softmax(v, dim=1), v.new_zeros(n), num_classes)
@@ -122,8 +122,10 @@ def probs_into(block: dict, out: torch.Tensor, num_classes: int, temperature: fl
         scratch.div_(t)
         return torch.softmax(scratch, 1, out=out)
     mode = _resolve_mode(block, mode)
-    v = block["values"].to(torch.float32) / t
     idx = block["indices"].to(torch.int64)
+    if "values" not in block:  # class indices only: 1/k each
+        return out.zero_().scatter_(1, idx, 1.0 / max(idx.shape[1], 1))
+    v = block["values"].to(torch.float32) / t
     n, k = v.shape
     if mode == "renorm":
         p = torch.softmax(v, dim=1)
@@ -349,6 +351,11 @@ class StepBatch:
         """Stored teacher logits for MSE-style losses (see :class:`LogitTargets`)."""
         if "logits" in self.label:
             return LogitTargets(self.label["logits"].to(torch.float32))
+        if "values" not in self.label:
+            raise ReconstructError("logit targets need stored logits; this store keeps class indices only "
+                                   "(topk type 'none')",
+                                   hint="train with kl_div_loss / soft_cross_entropy on batch.dense() or "
+                                        "batch.sparse_probs()")
         return LogitTargets(self.label["values"].to(torch.float32), self.label["indices"].to(torch.int64))
 
     def finalize(self, label_format: str | None = None) -> "StepBatch":

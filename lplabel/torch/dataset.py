@@ -36,7 +36,7 @@ import torch
 
 from ..errors import ImageSetMismatchError
 from ..images import FINGERPRINT_ALGORITHM, ImageSet, fingerprint_images, keys_digest
-from ..reconstruct import tail_kind_of
+from ..reconstruct import ReconstructError, tail_kind_of
 from ..schedule import as_temperature
 from ..store import LabelStore
 from ..store import layout as L
@@ -190,6 +190,10 @@ class StepDataset(torch.utils.data.Dataset):
         if labels == "sparse" and not self.is_topk:
             raise ValueError(f"{st.path}: labels='sparse' needs a top-k store; this store keeps dense logits "
                              "(use labels='dense' or 'raw')")
+        if mode in ("tail", "uniform") and self.is_topk and "values" not in self._field_types:
+            raise ReconstructError(f"reconstruction mode {mode!r} needs stored values and a tail summary; this "
+                                   "store keeps class indices only (topk type 'none')", path=st.path,
+                                   hint="use mode 'renorm' or 'auto' (the k stored classes share the mass equally)")
         if mode in ("tail", "uniform") and self.is_topk and "tail" not in self._field_types:
             raise ValueError(f"{st.path}: reconstruction mode {mode!r} needs a stored tail summary; this store has "
                              "none (use mode='renorm')")
@@ -328,7 +332,7 @@ class StepDataset(torch.utils.data.Dataset):
         g, r = steps, steps * self._max_views
         _, n = self._layout(g, r)
         if self.label_format == "sparse":
-            k = self._labels.fields["values"][1][0] if "values" in self._labels.fields else 0
+            k = self._labels.fields["indices"][1][0] if "indices" in self._labels.fields else 0
             n += r * k * 12 + r * 4 + 3 * 64 * g
         if self.render:
             s = self.policy.output_size

@@ -75,6 +75,11 @@ def _chain_int4_cooc(steps):
     return label_chain(**kw, class_order=_class_order("cooccurrence", 4)(steps))
 
 
+def _chain_none_cooc(steps):
+    kw = dict(k=2, values="none", index_coding="index-delta", index_type="uint8", layout="planes", level=19)
+    return label_chain(**kw, class_order=_class_order("cooccurrence", 2)(steps))
+
+
 _BF16_DICT_KW = dict(k=5, values="bf16", index_coding="value-delta", index_type="uint8", level=19)
 
 CASES = {
@@ -120,6 +125,9 @@ CASES = {
         view_codecs={"image": [Bytes(), Shuffle(4), Zstd.with_dictionary(_raw_dictionary(2), 19)]}),
     "packed-dense-bf16-nomix-chunk3": dict(codecs=default_label_codecs("dense", type="bfloat16"), mix=False, spc=3,
                                            packed=True),
+    # -- format 1.1: topk type "none", class indices only (spec §3.5) --
+    # topk(k=2, none, uint8) | classmap(cooccurrence) | sort(index) | delta(indices) | zplanes
+    "packed-topk2-none-cooc-indexdelta-planes": dict(codecs=_chain_none_cooc, mix=True, spc=2, packed=True),
 }
 
 #: Image sizes and policy of the derived-views case (its views are drawn by lplabel.views).
