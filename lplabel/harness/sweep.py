@@ -100,7 +100,7 @@ def profile_for(dataset: str) -> Profile:
             relabel={"epochs": 100, "batch_size": 64, "crop_scale": [0.08, 1.0], "mix": "cutmix", "amp": True},
             recipe=StudentRecipe(model="resnet18_small", model_kwargs={}, lr=1e-3, temperature=4.0),
             rded={"crop_scale": [0.5, 1.0], "images_per_class": 100, "crops_per_image": 5, "factor": 2},
-            quick={"epochs": 10, "seeds": 2})
+            quick={"epochs": 10, "seeds": 2, "test_limit": 10})  # 2,000 test images: CPU-friendly
     raise BenchError(f"unknown dataset {dataset!r}", hint=f"choose one of {', '.join(DATASET_CLASSES)}")
 
 
