@@ -22,7 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..dtypes import check_type, storage_dtype
-from ..errors import CodecConfigError
+from ..errors import CodecConfigError, NoValuesError
 
 Block = dict  # name -> np.ndarray, all with the same first dimension
 
@@ -71,6 +71,16 @@ def spec_field(spec: Spec, name: str) -> Field | None:
         if f.name == name:
             return f
     return None
+
+
+def indices_only(spec: Spec) -> bool:
+    """Is this a block of class indices without values (``topk`` type ``none``)?"""
+    return spec_field(spec, "values") is None and spec_field(spec, "indices") is not None
+
+
+def no_values(what: str, hint: str) -> NoValuesError:
+    """The error of a codec that needs the values an indices-only block does not have."""
+    return NoValuesError(f"{what}; this block keeps class indices only (topk type 'none')", hint=hint)
 
 
 class Codec:

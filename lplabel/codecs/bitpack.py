@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CodecChainError, CodecConfigError, CodecError, NoValuesError
-from .abc import ArrayArrayCodec, Field, spec_field
+from ..errors import CodecChainError, CodecConfigError, CodecError
+from .abc import ArrayArrayCodec, Field, indices_only, no_values, spec_field
 from .registry import register_codec
 
 
@@ -61,9 +61,8 @@ class BitPack(ArrayArrayCodec):
 
     def resolve(self, spec):
         f = spec_field(spec, self.field)
-        if f is None and self.field == "values" and spec_field(spec, "indices") is not None:
-            raise NoValuesError("'bitpack' of 'values': this block keeps class indices only (topk type 'none')",
-                                hint="drop 'bitpack' from the chain")
+        if f is None and self.field == "values" and indices_only(spec):
+            raise no_values("'bitpack' of 'values'", hint="drop 'bitpack' from the chain")
         if f is None:
             raise CodecChainError(f"'bitpack': no field {self.field!r} in {[g.name for g in spec]}")
         if f.type != "uint8" or len(f.shape) != 1:

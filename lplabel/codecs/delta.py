@@ -28,8 +28,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..dtypes import storage_dtype, to_storage
-from ..errors import CodecChainError, CodecConfigError, NoValuesError
-from .abc import ArrayArrayCodec, Field, spec_field
+from ..errors import CodecChainError, CodecConfigError
+from .abc import ArrayArrayCodec, Field, indices_only, no_values, spec_field
 from .registry import register_codec
 
 _UNSIGNED = {1: "uint8", 2: "uint16", 4: "uint32"}
@@ -85,9 +85,8 @@ class Delta(ArrayArrayCodec):
 
     def resolve(self, spec):
         f = spec_field(spec, self.field)
-        if f is None and self.field == "values" and spec_field(spec, "indices") is not None:
-            raise NoValuesError("'delta' of 'values': this block keeps class indices only (topk type 'none')",
-                                hint="delta-code 'indices' instead (after sort by index)")
+        if f is None and self.field == "values" and indices_only(spec):
+            raise no_values("'delta' of 'values'", hint="delta-code 'indices' instead (after sort by index)")
         if f is None:
             raise CodecChainError(f"'delta': no field {self.field!r} in {[g.name for g in spec]}")
         if len(f.shape) != 1:

@@ -37,8 +37,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..dtypes import FLOAT_TYPES, to_float32
-from ..errors import CodecChainError, CodecConfigError, CodecError, NoValuesError
-from .abc import ArrayArrayCodec, Field, spec_field
+from ..errors import CodecChainError, CodecConfigError, CodecError
+from .abc import ArrayArrayCodec, Field, indices_only, no_values, spec_field
 from .registry import register_codec
 
 SCALE_TYPES = ("float16", "float32")
@@ -127,9 +127,8 @@ class Quantize(ArrayArrayCodec):
 
     def resolve(self, spec):
         f = self._target(spec)
-        if f is None and spec_field(spec, "indices") is not None:
-            raise NoValuesError("'quantize' needs values to quantize; this block keeps class indices only "
-                                "(topk type 'none')", hint="drop 'quantize' from the chain")
+        if f is None and indices_only(spec):
+            raise no_values("'quantize' needs values to quantize", hint="drop 'quantize' from the chain")
         if f is None:
             raise CodecChainError(f"'quantize' needs a 'values' or 'logits' field, got {[g.name for g in spec]}",
                                   hint="put 'quantize' after 'topk' or 'dense'")

@@ -25,8 +25,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..dtypes import FLOAT_TYPES, to_float32
-from ..errors import CodecChainError, CodecConfigError, NoValuesError
-from .abc import ArrayArrayCodec, spec_field
+from ..errors import CodecChainError, CodecConfigError
+from .abc import ArrayArrayCodec, indices_only, no_values, spec_field
 from .registry import register_codec
 
 
@@ -54,11 +54,10 @@ class Sort(ArrayArrayCodec):
 
     def resolve(self, spec):
         idx, val = spec_field(spec, "indices"), spec_field(spec, "values")
-        if idx is not None and val is None and self.by == "index":
+        if indices_only(spec) and self.by == "index":
             val = idx  # class indices only (topk type 'none'): nothing else to keep in step
-        elif idx is not None and val is None:
-            raise NoValuesError("'sort' by value needs stored values; this block keeps class indices only "
-                                "(topk type 'none')", hint="use sort by 'index'")
+        elif indices_only(spec):
+            raise no_values("'sort' by value needs stored values", hint="use sort by 'index'")
         if idx is None or val is None:
             raise CodecChainError(f"'sort' takes a top-k block with 'indices' and 'values', got {[f.name for f in spec]}",
                                   hint="put 'sort' after 'topk'")
