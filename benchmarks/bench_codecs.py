@@ -161,6 +161,17 @@ def check_lossless(d: dict, k: int, path: Path) -> None:
     st.close()
 
 
+def rans_model(d: dict, k: int, order) -> str:
+    """The ``rans`` model learnt from every record's top-k (class ranks in ``order``, fp16 values)."""
+    from lplabel.codecs.rans import learn_model
+
+    C = d["logits"].shape[2]
+    idx, val = (np.concatenate(a) for a in zip(*(lpqld_topk(d["logits"][s], k) for s in range(len(d["epoch"])))))
+    rank = np.empty(C, np.int64)
+    rank[np.asarray(order)] = np.arange(C)
+    return learn_model(rank[idx.astype(np.int64)], val, C)
+
+
 def train_label_dictionary(d: dict, k: int, chain, size: int = 16384) -> bytes:
     """A zstd dictionary trained on every step's label chunk (the chain up to its final zstd)."""
     from lplabel.codecs.zstd import train_dictionary
@@ -207,6 +218,8 @@ LOSSLESS_VARIANTS = {
     "planes, index-delta, co-occurrence order": (dict(index_coding="index-delta", layout="planes"), "cooccurrence", 1),
     "planes, index-delta, co-occurrence order, 8 steps/chunk": (dict(index_coding="index-delta", layout="planes"),
                                                                "cooccurrence", 8),
+    "rans (context models), co-occurrence order": (dict(layout="rans"), "cooccurrence", 1),
+    "rans (context models), co-occurrence order, 8 steps/chunk": (dict(layout="rans"), "cooccurrence", 8),
 }
 
 
@@ -222,6 +235,8 @@ def part1(d: dict, workdir: Path, ks=(10, 50, 100), log=print) -> list:
             if path.exists():
                 path.unlink()
             opts = dict(opts)
+            if opts.get("layout") == "rans":  # its model is learnt from the labels, like the class order
+                opts.update(classes=C, rans_model=rans_model(d, k, order))
             if opts.pop("dictionary", None) == "train":
                 opts["dictionary"] = train_label_dictionary(d, k, label_chain(k=k, class_order=order, level=19, **opts))
             enc_s = write_lpqld_content(d, k, path, label_chain(k=k, class_order=order, level=19, **opts),
@@ -435,8 +450,11 @@ NOTES = [
     "values near 2-4 have 4x finer steps than values near 8-16, and the top-k sets spread over more classes.",
     "Where the bits go (k = 100, measured order-0 entropies per entry): class index in value order 9.0 bits, "
     "value step in value order 5.6 bits; or, in class-index order after the learnt co-occurrence class order, "
-    "index gap 3.5 bits and value 10.8 bits. Either way about 14.3 bits per (index, value) pair: about 179 B per "
-    "record before views and container, which is why lossless top-100 stops near 2.4x LPQLD's disk bytes here.",
+    "index gap 3.5 bits and value 10.8 bits. Either way about 14.3 bits per (index, value) pair with order-0 "
+    "coding: about 179 B per record before views and container, which is why byte-wise zstd stops near 2.4x "
+    "LPQLD's disk bytes at top-100. The `rans` layout codes class membership with the previous class (in the "
+    "learnt order) as context and each value's high byte with its neighbour's, and gets past 2.5x "
+    "(`benchmarks/results/codecs-floor-*.md` takes the record apart).",
     "An image's top-k set changes a lot between views in this data (random-resized crops down to 8 % area, plus "
     "CutMix): mean overlap with the previous view of the same image is 18 % (k=10), 32 % (k=50), 41 % (k=100), "
     "too little for coding a record against another view of its image to pay; it is not implemented.",

@@ -116,11 +116,17 @@ def verify(store, quiet):
     """Check a store's structure and every checksum; decode every chunk.
 
     Exit status 0 when the store is sound, 1 when it is damaged (each problem is printed
-    with the dataset, chunk and epoch/step range it concerns).
+    with the dataset, chunk and epoch/step range it concerns), 3 when no damage was found but a
+    column could only be checksummed, not decoded, because a codec's optional dependency is
+    missing here (e.g. numba for ``rans``).
     """
     from .store import verify_store
 
     report = verify_store(store)
+    if report.ok and report.undecoded:
+        for col, why in report.undecoded.items():
+            click.echo(f"UNCHECKED  column {col!r}: checksums match, chunks not decoded: {why}", err=True)
+        sys.exit(3)
     if report.ok:
         if not quiet:
             click.echo(f"OK  {store}: {report.chunks_checked:,} chunks, {human_bytes(report.bytes_checked)} of payload "

@@ -93,6 +93,11 @@ class CodecError(LplabelError):
     """A codec or codec chain is invalid or failed."""
 
 
+class CodecUnavailableError(CodecError):
+    """A known codec whose implementation cannot run here (a missing optional dependency): the
+    store may be sound, this installation cannot decode it."""
+
+
 class UnknownCodecError(CodecError):
     """A codec name that no registered codec carries."""
 

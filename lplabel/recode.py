@@ -395,6 +395,22 @@ def sample_topk_indices(source, k: int, positions) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, k), np.int64)
 
 
+def learn_rans_model(source, chain: list, spec, positions) -> str | None:
+    """The ``rans`` model (see :mod:`lplabel.codecs.rans`) learnt from the sampled steps, coded by
+    ``chain`` up to its final ``rans`` codec (so the sample looks exactly like what it will code);
+    None (a flat model) when there is nothing to learn from."""
+    from .codecs import Pipeline
+    from .codecs.rans import learn_model
+
+    pre = Pipeline(chain, spec)
+    blocks = [pre.encode_arrays(st.label) for st in source.steps(positions)]
+    blocks = [b for b in blocks if len(b["indices"])]
+    if not blocks:
+        return None
+    values = np.concatenate([b["values"] for b in blocks]) if "values" in blocks[0] else None
+    return learn_model(np.concatenate([b["indices"] for b in blocks]), values, chain[-1].classes)
+
+
 def train_chain_dictionary(source, chain: list, spec, positions, steps_per_chunk: int, size: int) -> bytes:
     """Train a zstd dictionary on the sampled steps encoded by ``chain`` up to its final zstd."""
     from .codecs import Pipeline

@@ -271,3 +271,20 @@ def test_friendly_chains_lossless_on_pairs(layout, coding, values):
         a = sorted(zip(want["indices"][r].tolist(), _bits(want["values"][r]).tolist()))
         b = sorted(zip(out["indices"][r].tolist(), _bits(out["values"][r]).tolist()))
         assert a == b
+
+
+@pytest.mark.parametrize("itype", ["uint8", "uint16", "int16", "int32"])
+def test_classmap_decode_refuses_ranks_outside_the_classes(itype):
+    """Stored ranks >= C (and negative ones, for signed types) are corrupt: a named error, never a
+    wrapped or wrong class."""
+    from lplabel.codecs.classmap import ClassMap
+    from lplabel.errors import CodecError
+
+    cm = ClassMap.from_order(np.arange(10)[::-1])
+    spec = (Field("indices", itype, (2,)),)
+    good = cm.decode({"indices": np.array([[0, 9]], itype)}, spec)["indices"]
+    assert good.dtype == np.dtype(itype) and good.tolist() == [[9, 0]]
+    bad = [[[1, 10]]] + ([[[1, -1]]] if itype.startswith("int") else [])
+    for b in bad:
+        with pytest.raises(CodecError, match="outside"):
+            cm.decode({"indices": np.array(b[0], itype)}, spec)

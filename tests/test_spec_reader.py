@@ -128,6 +128,8 @@ LABEL_CHAINS = {
     "dense-int4-shuffle-f32scale": dict(values="int4", scale_type="float32", layout="shuffle"),
     "dense-int4-planes": dict(values="int4", layout="planes"),
     "topk-fp16-none-raw": dict(k=5, values="fp16", index_coding="none", layout="shuffle"),
+    "topk-fp16-rans-map": dict(k=5, values="fp16", layout="rans", classes=C, class_order=_ORDER),
+    "topk-none-rans": dict(k=3, values="none", layout="rans", classes=C),
     "topk-fp32-valuedelta-lse": dict(k=5, values="fp32", index_coding="value-delta", tail="logsumexp"),
     "topk-bf16-valuedelta-min-planes": dict(k=5, values="bf16", index_coding="value-delta", tail="min",
                                             layout="planes"),

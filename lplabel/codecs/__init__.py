@@ -20,7 +20,7 @@ from .registry import available_codecs, codec_class, get_codec, parse_chain, reg
 from .pipeline import Pipeline
 from . import bytes as _bytes, dense as _dense, shuffle as _shuffle, topk as _topk, zstd as _zstd  # noqa: F401  (register)
 from . import bitpack as _bitpack, delta as _delta, quantize as _quantize, sort as _sort  # noqa: F401  (register)
-from . import classmap as _classmap, zplanes as _zplanes  # noqa: F401  (register)
+from . import classmap as _classmap, rans as _rans, zplanes as _zplanes  # noqa: F401  (register)
 from . import derived as _derived  # noqa: F401  (register)
 from ..errors import CodecConfigError, NoValuesError
 from ..dtypes import storage_dtype
@@ -37,7 +37,7 @@ VALUE_FORMATS = ("fp32", "fp16", "bf16", "int8", "int4", "none")
 #: ``index_coding`` choices of :func:`label_chain` (and ``--index-coding``).
 INDEX_CODINGS = ("none", "value-delta", "index-delta")
 #: ``layout`` choices of :func:`label_chain`: byte planes each zstd'd alone, or bytes+shuffle+zstd
-LAYOUTS = ("planes", "shuffle")
+LAYOUTS = ("planes", "shuffle", "rans")
 _FLOAT_OF = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "float16", "int4": "float16",
              "none": "none"}
 
@@ -60,7 +60,8 @@ def default_label_codecs(representation: str = "dense", *, type: str = "float16"
 
 def label_chain(*, k: int | None = None, values: str = "fp16", tail: str = "none", index_coding: str | None = None,
                 index_type: str = "uint16", level: int = 15, scale_type: str = "float16", shuffle: bool = True,
-                dictionary: bytes | None = None, class_order=None, layout: str = "shuffle") -> list:
+                dictionary: bytes | None = None, class_order=None, layout: str = "shuffle",
+                classes: int | None = None, rans_model: str | None = None) -> list:
     """A label chain from friendly options (what ``lplabel quantize`` builds).
 
     ``k=None`` keeps dense logits. ``values``: one of :data:`VALUE_FORMATS` (int8/int4 add a
@@ -72,9 +73,16 @@ def label_chain(*, k: int | None = None, values: str = "fp16", tail: str = "none
     default (None): ``value-delta``, or ``index-delta`` for values ``none``. All three keep the
     (index, value) pairs exactly. ``dictionary``: zstd dictionary bytes (see :mod:`.zstd`;
     layout ``shuffle`` only). ``class_order``: a class permutation (see :mod:`.classmap`) to
-    renumber indices by, or None. ``layout``: ``shuffle`` (bytes, shuffle, zstd) or ``planes``
-    (zplanes: each byte plane its own zstd frame; smaller, no dictionary).
+    renumber indices by, or None. ``layout``: ``shuffle`` (bytes, shuffle, zstd), ``planes``
+    (zplanes: each byte plane its own zstd frame; smaller, no dictionary) or ``rans`` (top-k fp16
+    or index-only labels without a tail: ``topk | [classmap] | sort(index) | rans``, context models
+    + rANS, the smallest lossless coding; needs ``classes`` and numba; ``index_coding``,
+    ``level`` and ``shuffle`` do not apply). ``rans_model``: the learnt model (see
+    :func:`lplabel.codecs.rans.learn_model`); None gives a flat model (valid, not compact).
     """
+    if layout == "rans":
+        return _rans_chain(k=k, values=values, tail=tail, index_type=index_type, dictionary=dictionary,
+                           class_order=class_order, classes=classes, model=rans_model)
     if values not in VALUE_FORMATS:
         raise CodecConfigError(f"unknown value format {values!r}", hint=f"choose one of {', '.join(VALUE_FORMATS)}")
     if index_coding is None:
@@ -122,6 +130,31 @@ def label_chain(*, k: int | None = None, values: str = "fp16", tail: str = "none
     if shuffle and es > 1:
         chain.append(_shuffle.Shuffle(es))
     chain.append(_zstd.Zstd.with_dictionary(dictionary, level) if dictionary is not None else _zstd.Zstd(level))
+    return chain
+
+
+def _rans_chain(*, k, values, tail, index_type, dictionary, class_order, classes, model) -> list:
+    """topk, classmap (when given), sort by index, rans: see :func:`label_chain`."""
+    if k is None:
+        raise CodecConfigError("layout 'rans' codes top-k labels; dense labels have no class set to model",
+                               hint="give k (--topk K), or use layout 'planes'")
+    if values not in ("fp16", "none"):
+        raise CodecConfigError(f"layout 'rans' codes fp16 values (or none) losslessly, not {values!r}",
+                               hint="use layout 'planes' for other value formats, or convert first: "
+                                    "lplabel quantize SRC -o OUT --topk K --values fp16 --layout rans")
+    if tail != "none":
+        raise CodecConfigError("layout 'rans' stores no tail summary", hint="use --tail none, or layout 'planes'")
+    if dictionary is not None:
+        raise CodecConfigError("layout 'rans' takes no zstd dictionary", hint="drop --dictionary")
+    if classes is None:
+        raise CodecConfigError("layout 'rans' needs the number of classes")
+    chain: list = [_topk.TopK(k, type=_FLOAT_OF[values], index_type=index_type, tail="none")]
+    if class_order is not None:
+        chain.append(_classmap.ClassMap.from_order(class_order))
+    chain.append(_sort.Sort("index"))
+    with_values = values != "none"
+    chain.append(_rans.Rans(classes, k, with_values, model) if model is not None
+                 else _rans.Rans.flat(classes, k, with_values))
     return chain
 
 

@@ -99,6 +99,7 @@ class ClassMap(ArrayArrayCodec):
         self.order = decode_order(order, classes)
         self.rank = np.empty(classes, dtype=np.int64)
         self.rank[self.order] = np.arange(classes)
+        self._order_as: dict = {}  # the order in each unsigned stored index type, made on first decode
 
     @classmethod
     def from_order(cls, order) -> "ClassMap":
@@ -128,8 +129,19 @@ class ClassMap(ArrayArrayCodec):
 
     def decode(self, block, spec):
         idx = np.asarray(block["indices"])
-        if idx.size and int(idx.max()) >= self.classes:
-            raise CodecError(f"classmap: a stored rank lies outside 0..{self.classes - 1}")
         out = dict(block)
+        if idx.dtype.kind == "u":
+            # one gather in the stored type: numpy refuses a rank >= C itself (IndexError), so no
+            # separate range pass and no int64 copies (this runs on every decoded chunk)
+            table = self._order_as.get(idx.dtype)
+            if table is None:
+                table = self._order_as[idx.dtype] = self.order.astype(idx.dtype)
+            try:
+                out["indices"] = table[idx]
+            except IndexError:
+                raise CodecError(f"classmap: a stored rank lies outside 0..{self.classes - 1}") from None
+            return out
+        if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= self.classes):
+            raise CodecError(f"classmap: a stored rank lies outside 0..{self.classes - 1}")
         out["indices"] = self.order[idx.astype(np.int64)].astype(idx.dtype)
         return out

@@ -52,6 +52,12 @@ class Pipeline:
         for c in self.array_array:
             specs.append(tuple(c.resolve(specs[-1])))
         self._specs = specs  # specs[i] is the input of array_array[i]; specs[-1] is what gets serialised
+        check_spec = getattr(self.array_bytes, "check_spec", None)  # array->bytes codecs for one kind of block
+        if check_spec is not None:
+            check_spec(specs[-1])
+        check_input = getattr(self.array_bytes, "check_input", None)
+        if check_input is not None:
+            check_input(self.input_spec)
         for c in self.codecs:  # rules that involve several codecs of the chain (e.g. int4 + logsumexp tail)
             check = getattr(c, "check_chain", None)
             if check is not None:
@@ -109,6 +115,12 @@ class Pipeline:
     def stage_spec(self, stage: int) -> Spec:
         """The block spec at array->array stage ``stage`` (0 = input, len(array_array) = stored)."""
         return self._specs[stage]
+
+    def encode_arrays(self, block: dict) -> dict:
+        """The block as the array->bytes codec receives it (every array->array codec applied)."""
+        for c, spec in zip(self.array_array, self._specs):
+            block = c.encode(block, spec)
+        return block
 
     def encode(self, block: dict, start: int = 0) -> bytes:
         """Encode a block given at array->array stage ``start`` (0: the chain's input)."""

@@ -19,8 +19,9 @@ import numpy as np
 from ..checksum import crc32, crc32_array
 from ..codecs import Pipeline, spec_from_json
 from ..codecs.zstd import dictionary_dataset
-from ..errors import (ChecksumError, CodecError, CorruptStoreError, FormatVersionError, HeaderError, LplabelError,
-                      NotAStoreError, NotHDF5Error, StepNotFoundError, StoreOpenError, TruncatedFileError)
+from ..errors import (ChecksumError, CodecError, CodecUnavailableError, CorruptStoreError, FormatVersionError,
+                      HeaderError, LplabelError, NotAStoreError, NotHDF5Error, StepNotFoundError, StoreOpenError,
+                      TruncatedFileError)
 from . import layout as L
 from . import packed as P
 from .derived import MISMATCH, ViewRegenerator, is_derived, same_views
@@ -467,8 +468,9 @@ class LabelStore:
         n = int(rs[cs[chunk + 1]] - rs[cs[chunk]])
         try:
             block = self.pipelines[name].decode(data, n)
-        except LplabelError as e:
-            raise CodecError(e.message, path=self.path, part=self._part(name, chunk), hint=e.hint) from None
+        except LplabelError as e:  # keep the class when the codec cannot run here (a missing dependency)
+            cls = CodecUnavailableError if isinstance(e, CodecUnavailableError) else CodecError
+            raise cls(e.message, path=self.path, part=self._part(name, chunk), hint=e.hint) from None
         # keep the most recent chunk of each column (sequential readers hit it)
         self._cache = {k: v for k, v in self._cache.items() if k[0] != name}
         self._cache[key] = block

@@ -80,6 +80,18 @@ def _chain_none_cooc(steps):
     return label_chain(**kw, class_order=_class_order("cooccurrence", 2)(steps))
 
 
+def _chain_rans(steps):
+    """topk(3, fp16) | classmap(cooccurrence) | sort(index) | rans, its model learnt from the steps."""
+    from lplabel.codecs.rans import learn_model
+
+    order = _class_order("cooccurrence", 3)(steps)
+    rank = np.empty(NUM_CLASSES, np.int64)
+    rank[order] = np.arange(NUM_CLASSES)
+    idx, vals = topk_of(np.concatenate([st["logits"] for st in steps]), 3)
+    model = learn_model(rank[np.asarray(idx, np.int64)], np.asarray(vals, np.float16), NUM_CLASSES)
+    return label_chain(k=3, values="fp16", layout="rans", classes=NUM_CLASSES, class_order=order, rans_model=model)
+
+
 _BF16_DICT_KW = dict(k=5, values="bf16", index_coding="value-delta", index_type="uint8", level=19)
 
 CASES = {
@@ -128,6 +140,9 @@ CASES = {
     # -- format 1.1: topk type "none", class indices only (spec §3.5) --
     # topk(k=2, none, uint8) | classmap(cooccurrence) | sort(index) | delta(indices) | zplanes
     "packed-topk2-none-cooc-indexdelta-planes": dict(codecs=_chain_none_cooc, mix=True, spc=2, packed=True),
+    # -- the rans codec (context-modelled rANS, spec: codec "rans") --
+    # topk(k=3, fp16) | classmap(cooccurrence) | sort(index) | rans(learnt model)
+    "packed-topk3-fp16-cooc-rans": dict(codecs=_chain_rans, mix=True, spc=2, packed=True),
 }
 
 #: Image sizes and policy of the derived-views case (its views are drawn by lplabel.views).

@@ -1,0 +1,389 @@
+"""Compiled inner loops of the ``rans`` codec (numba). Imported only when the codec runs.
+
+Why compiled: membership is coded position by position up to a record's last stored class (two
+positions per decision: about 460 decisions per record at C = 1000), then one symbol per stored
+value. Each decision depends on the one before it in its record (its context is the previous
+decision, the state is shared), which numpy cannot vectorise and Python would run a thousand
+times too slowly.
+
+Why four lanes: a record's decisions form one dependency chain (a few cycles per decision). The
+four records of a *group* are independent, so their decisions are interleaved, lane by lane, each
+lane with its own rANS state on the one shared word stream: the CPU overlaps four chains. The
+membership loop is written out for the four lanes by hand (numba keeps four scalar states in
+registers; a loop over a state array is 1.7x slower, measured).
+
+The arithmetic is exactly what ``spec/FORMAT.md`` ("rans") describes: 32-bit rANS states kept in
+[2^16, 2^32), 12-bit probabilities, 16-bit renormalisation words. Encoding runs backwards over the
+decisions (rANS is last-in, first-out) and writes the words in reverse, so the decoder reads them
+forwards. The decoder returns an error code instead of raising (numba); the caller names it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+PREC = 12
+M = 1 << PREC
+LOW = 1 << 16
+ESCAPE = 63
+CTX_FIRST = 16
+LANES = 4
+
+# decoder error codes
+OK = 0
+E_WORDS = -1      # ran out of words
+E_CLASSES = -2    # class positions ran out before k classes, a (k+1)-th class, or the padding position
+E_STATE = -3      # final states are not the initial ones, or words are left over
+E_RANGE = -4      # a value's high byte came out above 255
+
+
+@njit(cache=True, nogil=True)
+def _decisions(idx, d, base, has_values, pairs, hfreq, hcum, bfreq, bcum, ff, ss, lane):
+    """(frequency, start, lane) of every decision of a chunk, in decoding order; returns how many."""
+    n, k = idx.shape
+    t = 0
+    js = np.zeros(LANES, np.int64)
+    prev = np.zeros(LANES, np.int64)
+    for g in range(0, n, LANES):
+        m = min(LANES, n - g)
+        js[:] = 0
+        prev[:] = 0
+        c = 0
+        active = m
+        while active > 0:  # membership: positions (c, c + 1) of every lane still short of k classes
+            for q in range(m):
+                j = js[q]
+                if j >= k:
+                    continue
+                r = g + q
+                b0 = 0
+                if idx[r, j] == c:
+                    b0 = 1
+                    j += 1
+                b1 = 0
+                if j < k and idx[r, j] == c + 1:
+                    b1 = 1
+                    j += 1
+                t0 = 5 * (c + prev[q]) + 2 * b0 + b1
+                ff[t] = pairs[t0 + 1] - pairs[t0]
+                ss[t] = pairs[t0]
+                lane[t] = q
+                t += 1
+                prev[q] = b1
+                js[q] = j
+                if j == k:
+                    active -= 1
+            c += 2
+        if not has_values:
+            continue
+        for q in range(m):
+            b = base[g + q]
+            ff[t] = bfreq[b]
+            ss[t] = bcum[b]
+            lane[t] = q
+            t += 1
+        for i in range(k):
+            for q in range(m):
+                r = g + q
+                v = d[r, i]
+                ctx = CTX_FIRST if i == 0 else min(d[r, i - 1], 15)
+                s = v if v < ESCAPE else ESCAPE
+                ff[t] = hfreq[ctx, s]
+                ss[t] = hcum[ctx, s]
+                lane[t] = q
+                t += 1
+                if s == ESCAPE:
+                    ff[t] = 16
+                    ss[t] = (v - ESCAPE) * 16
+                    lane[t] = q
+                    t += 1
+    return t
+
+
+@njit(cache=True, nogil=True)
+def encode(idx, d, base, has_values, pairs, hfreq, hcum, bfreq, bcum):
+    """rANS words (uint16, decoding order) of a chunk. ``idx`` [n, k] sorted ascending, distinct;
+    ``d`` [n, k] high-byte deltas and ``base`` [n] (ignored without values)."""
+    n, k = idx.shape
+    cap = 0
+    for r in range(n):
+        cap += idx[r, k - 1] // 2 + 1 + (2 * k + 1 if has_values else 0)
+    ff = np.empty(cap, np.int64)
+    ss = np.empty(cap, np.int64)
+    lane = np.empty(cap, np.int64)
+    t = _decisions(idx, d, base, has_values, pairs, hfreq, hcum, bfreq, bcum, ff, ss, lane)
+    out = np.empty(t + 2 * LANES + 2, np.uint16)
+    o = 0
+    xs = np.full(LANES, np.uint64(LOW), np.uint64)
+    for i in range(t - 1, -1, -1):
+        f = np.uint64(ff[i])
+        q = lane[i]
+        x = xs[q]
+        while x >= (f << np.uint64(20)):
+            out[o] = np.uint16(x & np.uint64(0xFFFF))
+            o += 1
+            x >>= np.uint64(16)
+        xs[q] = ((x // f) << np.uint64(PREC)) + (x % f) + np.uint64(ss[i])
+    for q in range(LANES - 1, -1, -1):
+        out[o] = np.uint16(xs[q] & np.uint64(0xFFFF))
+        out[o + 1] = np.uint16(xs[q] >> np.uint64(16))
+        o += 2
+    return out[:o][::-1].copy()
+
+
+@njit(cache=True, nogil=True)
+def decode(words, lo, n, k, classes, has_values, pairs, hfreq, hcum, hsym, bfreq, bcum, bsym, idx, vals):
+    """Inverse of :func:`encode`: class ranks into ``idx`` [n, k + 1] (the last column is scratch for
+    branch-free writes) and, with values, fp16 bit patterns
+    into ``vals`` [n, k] (rebuilt from the coded high bytes and the raw low bytes ``lo`` [n, k]).
+    Returns an error code (0 = fine)."""
+    nw = words.shape[0]
+    if nw < 2 * LANES:
+        return E_WORDS
+    x0 = (np.uint64(words[0]) << np.uint64(16)) | np.uint64(words[1])
+    x1 = (np.uint64(words[2]) << np.uint64(16)) | np.uint64(words[3])
+    x2 = (np.uint64(words[4]) << np.uint64(16)) | np.uint64(words[5])
+    x3 = (np.uint64(words[6]) << np.uint64(16)) | np.uint64(words[7])
+    for x in (x0, x1, x2, x3):  # an encoder never leaves a state below 2^16
+        if x < np.uint64(LOW):
+            return E_STATE
+    w = 2 * LANES
+    mask = np.uint64(M - 1)
+    low = np.uint64(LOW)
+    sh = np.uint64(PREC)
+    s16 = np.uint64(16)
+    for g in range(0, n, LANES):
+        m = min(LANES, n - g)
+        # lanes past the chunk's last record start (and stay) complete
+        j0 = 0
+        j1 = 0 if m > 1 else k
+        j2 = 0 if m > 2 else k
+        j3 = 0 if m > 3 else k
+        # membership, two positions per decision (a 4-symbol alphabet: stored or not at c, c + 1),
+        # written out per lane; qN is 5 x the lane's previous decision (its offset in ``pairs``)
+        q0 = q1 = q2 = q3 = 0
+        c = 0
+        while (j0 < k) | (j1 < k) | (j2 < k) | (j3 < k):
+            if c >= classes:
+                return E_CLASSES
+            c5 = 5 * c
+            if j0 < k:
+                t0 = c5 + q0
+                s = x0 & mask
+                sym = (np.int64(s >= np.uint64(pairs[t0 + 1])) + np.int64(s >= np.uint64(pairs[t0 + 2]))
+                       + np.int64(s >= np.uint64(pairs[t0 + 3])))
+                st = np.uint64(pairs[t0 + sym])
+                x0 = (np.uint64(pairs[t0 + sym + 1]) - st) * (x0 >> sh) + s - st
+                idx[g, j0] = c
+                j0 += sym >> 1
+                idx[g, j0] = c + 1
+                j0 += sym & 1
+                q0 = 5 * (sym & 1)
+                if x0 < low:
+                    if w >= nw:
+                        return E_WORDS
+                    x0 = (x0 << s16) | np.uint64(words[w])
+                    w += 1
+            if j1 < k:
+                t0 = c5 + q1
+                s = x1 & mask
+                sym = (np.int64(s >= np.uint64(pairs[t0 + 1])) + np.int64(s >= np.uint64(pairs[t0 + 2]))
+                       + np.int64(s >= np.uint64(pairs[t0 + 3])))
+                st = np.uint64(pairs[t0 + sym])
+                x1 = (np.uint64(pairs[t0 + sym + 1]) - st) * (x1 >> sh) + s - st
+                idx[g + 1, j1] = c
+                j1 += sym >> 1
+                idx[g + 1, j1] = c + 1
+                j1 += sym & 1
+                q1 = 5 * (sym & 1)
+                if x1 < low:
+                    if w >= nw:
+                        return E_WORDS
+                    x1 = (x1 << s16) | np.uint64(words[w])
+                    w += 1
+            if j2 < k:
+                t0 = c5 + q2
+                s = x2 & mask
+                sym = (np.int64(s >= np.uint64(pairs[t0 + 1])) + np.int64(s >= np.uint64(pairs[t0 + 2]))
+                       + np.int64(s >= np.uint64(pairs[t0 + 3])))
+                st = np.uint64(pairs[t0 + sym])
+                x2 = (np.uint64(pairs[t0 + sym + 1]) - st) * (x2 >> sh) + s - st
+                idx[g + 2, j2] = c
+                j2 += sym >> 1
+                idx[g + 2, j2] = c + 1
+                j2 += sym & 1
+                q2 = 5 * (sym & 1)
+                if x2 < low:
+                    if w >= nw:
+                        return E_WORDS
+                    x2 = (x2 << s16) | np.uint64(words[w])
+                    w += 1
+            if j3 < k:
+                t0 = c5 + q3
+                s = x3 & mask
+                sym = (np.int64(s >= np.uint64(pairs[t0 + 1])) + np.int64(s >= np.uint64(pairs[t0 + 2]))
+                       + np.int64(s >= np.uint64(pairs[t0 + 3])))
+                st = np.uint64(pairs[t0 + sym])
+                x3 = (np.uint64(pairs[t0 + sym + 1]) - st) * (x3 >> sh) + s - st
+                idx[g + 3, j3] = c
+                j3 += sym >> 1
+                idx[g + 3, j3] = c + 1
+                j3 += sym & 1
+                q3 = 5 * (sym & 1)
+                if x3 < low:
+                    if w >= nw:
+                        return E_WORDS
+                    x3 = (x3 << s16) | np.uint64(words[w])
+                    w += 1
+            c += 2
+        # more than k classes, or the padding position of an odd class count: corrupt
+        if j0 > k or j1 > k or j2 > k or j3 > k:
+            return E_CLASSES
+        for q in range(m):
+            if idx[g + q, k - 1] >= classes:
+                return E_CLASSES
+        if not has_values:
+            continue
+        # values: k + 1 decisions per record, each a table lookup; lanes written out as above
+        b0 = b1 = b2 = b3 = 0
+        if m > 0:
+            slot = x0 & mask
+            b0 = np.int64(bsym[slot])
+            x0 = np.uint64(bfreq[b0]) * (x0 >> sh) + slot - np.uint64(bcum[b0])
+            if x0 < low:
+                if w >= nw:
+                    return E_WORDS
+                x0 = (x0 << s16) | np.uint64(words[w])
+                w += 1
+        if m > 1:
+            slot = x1 & mask
+            b1 = np.int64(bsym[slot])
+            x1 = np.uint64(bfreq[b1]) * (x1 >> sh) + slot - np.uint64(bcum[b1])
+            if x1 < low:
+                if w >= nw:
+                    return E_WORDS
+                x1 = (x1 << s16) | np.uint64(words[w])
+                w += 1
+        if m > 2:
+            slot = x2 & mask
+            b2 = np.int64(bsym[slot])
+            x2 = np.uint64(bfreq[b2]) * (x2 >> sh) + slot - np.uint64(bcum[b2])
+            if x2 < low:
+                if w >= nw:
+                    return E_WORDS
+                x2 = (x2 << s16) | np.uint64(words[w])
+                w += 1
+        if m > 3:
+            slot = x3 & mask
+            b3 = np.int64(bsym[slot])
+            x3 = np.uint64(bfreq[b3]) * (x3 >> sh) + slot - np.uint64(bcum[b3])
+            if x3 < low:
+                if w >= nw:
+                    return E_WORDS
+                x3 = (x3 << s16) | np.uint64(words[w])
+                w += 1
+        c0 = c1 = c2 = c3 = CTX_FIRST
+        for i in range(k):
+            if m > 0:
+                slot = x0 & mask
+                sym = np.int64(hsym[c0, slot])
+                x0 = np.uint64(hfreq[c0, sym]) * (x0 >> sh) + slot - np.uint64(hcum[c0, sym])
+                if x0 < low:
+                    if w >= nw:
+                        return E_WORDS
+                    x0 = (x0 << s16) | np.uint64(words[w])
+                    w += 1
+                if sym == ESCAPE:
+                    slot = x0 & mask
+                    e = np.int64(slot >> np.uint64(4))
+                    x0 = s16 * (x0 >> sh) + slot - np.uint64(e * 16)
+                    if x0 < low:
+                        if w >= nw:
+                            return E_WORDS
+                        x0 = (x0 << s16) | np.uint64(words[w])
+                        w += 1
+                    sym = ESCAPE + e
+                hb = b0 + sym
+                if hb > 255:
+                    return E_RANGE
+                mm = (hb << 8) | np.int64(lo[g + 0, i])
+                vals[g + 0, i] = (mm & 0x7FFF) if mm & 0x8000 else (~mm & 0xFFFF)
+                c0 = sym if sym < 15 else 15
+            if m > 1:
+                slot = x1 & mask
+                sym = np.int64(hsym[c1, slot])
+                x1 = np.uint64(hfreq[c1, sym]) * (x1 >> sh) + slot - np.uint64(hcum[c1, sym])
+                if x1 < low:
+                    if w >= nw:
+                        return E_WORDS
+                    x1 = (x1 << s16) | np.uint64(words[w])
+                    w += 1
+                if sym == ESCAPE:
+                    slot = x1 & mask
+                    e = np.int64(slot >> np.uint64(4))
+                    x1 = s16 * (x1 >> sh) + slot - np.uint64(e * 16)
+                    if x1 < low:
+                        if w >= nw:
+                            return E_WORDS
+                        x1 = (x1 << s16) | np.uint64(words[w])
+                        w += 1
+                    sym = ESCAPE + e
+                hb = b1 + sym
+                if hb > 255:
+                    return E_RANGE
+                mm = (hb << 8) | np.int64(lo[g + 1, i])
+                vals[g + 1, i] = (mm & 0x7FFF) if mm & 0x8000 else (~mm & 0xFFFF)
+                c1 = sym if sym < 15 else 15
+            if m > 2:
+                slot = x2 & mask
+                sym = np.int64(hsym[c2, slot])
+                x2 = np.uint64(hfreq[c2, sym]) * (x2 >> sh) + slot - np.uint64(hcum[c2, sym])
+                if x2 < low:
+                    if w >= nw:
+                        return E_WORDS
+                    x2 = (x2 << s16) | np.uint64(words[w])
+                    w += 1
+                if sym == ESCAPE:
+                    slot = x2 & mask
+                    e = np.int64(slot >> np.uint64(4))
+                    x2 = s16 * (x2 >> sh) + slot - np.uint64(e * 16)
+                    if x2 < low:
+                        if w >= nw:
+                            return E_WORDS
+                        x2 = (x2 << s16) | np.uint64(words[w])
+                        w += 1
+                    sym = ESCAPE + e
+                hb = b2 + sym
+                if hb > 255:
+                    return E_RANGE
+                mm = (hb << 8) | np.int64(lo[g + 2, i])
+                vals[g + 2, i] = (mm & 0x7FFF) if mm & 0x8000 else (~mm & 0xFFFF)
+                c2 = sym if sym < 15 else 15
+            if m > 3:
+                slot = x3 & mask
+                sym = np.int64(hsym[c3, slot])
+                x3 = np.uint64(hfreq[c3, sym]) * (x3 >> sh) + slot - np.uint64(hcum[c3, sym])
+                if x3 < low:
+                    if w >= nw:
+                        return E_WORDS
+                    x3 = (x3 << s16) | np.uint64(words[w])
+                    w += 1
+                if sym == ESCAPE:
+                    slot = x3 & mask
+                    e = np.int64(slot >> np.uint64(4))
+                    x3 = s16 * (x3 >> sh) + slot - np.uint64(e * 16)
+                    if x3 < low:
+                        if w >= nw:
+                            return E_WORDS
+                        x3 = (x3 << s16) | np.uint64(words[w])
+                        w += 1
+                    sym = ESCAPE + e
+                hb = b3 + sym
+                if hb > 255:
+                    return E_RANGE
+                mm = (hb << 8) | np.int64(lo[g + 3, i])
+                vals[g + 3, i] = (mm & 0x7FFF) if mm & 0x8000 else (~mm & 0xFFFF)
+                c3 = sym if sym < 15 else 15
+    if x0 != low or x1 != low or x2 != low or x3 != low or w != nw:
+        return E_STATE
+    return OK
