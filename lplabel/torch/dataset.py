@@ -184,6 +184,10 @@ class StepDataset(torch.utils.data.Dataset):
         self.apply_mix = bool(apply_mix)
         self.transform = transform
         pipe = st.pipelines["label"]
+        if pipe.array_bytes.name == "rans":  # compile the coder here, once, so forked workers inherit it
+            from ..codecs.rans import warm_up
+
+            warm_up()
         self.tail_kind = tail_kind_of(pipe)
         self._field_types = {f.name: f.type for f in pipe.decoded_spec}
         self.is_topk = "indices" in self._field_types
