@@ -404,6 +404,19 @@ def test_verify_without_numba_checks_checksums_and_says_so(tmp_path, monkeypatch
     assert r.exit_code != 0 and "numba" in r.output and not (tmp_path / "r2.lpl").exists()
 
 
+def test_rans_layout_learns_a_cooccurrence_order_whatever_the_index_coding(tmp_path):
+    src = tmp_path / "src.lpl"
+    write_store(src, label="topk", k=4, num_classes=30, epochs=2)
+    chains = []
+    for coding in ("index-delta", "value-delta"):
+        out = tmp_path / f"{coding}.lpl"
+        r = CliRunner().invoke(main, ["encode", str(src), "-o", str(out), "--layout", "rans", "--index-coding", coding])
+        assert r.exit_code == 0, r.output
+        chains.append(open_store(out).header["columns"]["label"]["codecs"])
+    assert [c["name"] for c in chains[0]] == ["topk", "classmap", "sort", "rans"]
+    assert chains[0] == chains[1]  # the same (co-occurrence) class order and model
+
+
 def test_encode_rans_refuses_quantized_sources(tmp_path):
     src = tmp_path / "src.lpl"
     write_store(src, label="topk", k=4, num_classes=30, epochs=2)

@@ -101,7 +101,9 @@ def _build_chain(source, *, k, values, tail, index_coding, class_order, layout, 
     if dictionary and layout != "shuffle":
         raise CodecConfigError("--dictionary needs --layout shuffle (zplanes frames take no dictionary)")
     order = None
-    method = _resolve_class_order(class_order, index_coding) if k is not None else "none"
+    # rans codes class membership in class order whatever --index-coding says: co-occurrence suits it
+    method = _resolve_class_order(class_order, "index-delta" if layout == "rans" else index_coding) \
+        if k is not None else "none"
     index_type = "uint16" if meta.num_classes <= 65536 else "int32"
     opts = dict(k=k, values=values, tail=tail, index_coding=index_coding, level=level, layout=layout,
                 scale_type=scale_type, index_type=index_type, classes=meta.num_classes)
