@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_codecs  # noqa: E402  (same data, same LPQLD layout)
 
 from lplabel.codecs.classmap import learn_class_order  # noqa: E402
+from lplabel.codecs.rans import monotone  # noqa: E402  (fp16 bits in value order)
 from lplabel.testing import cpu_name  # noqa: E402
 
 CHUNK = 1024
@@ -56,28 +57,18 @@ def bernoulli_bits(p) -> np.ndarray:
     return -(p * np.log2(p) + (1 - p) * np.log2(1 - p))
 
 
-def monotone(u16: np.ndarray) -> np.ndarray:
-    """fp16 bit patterns mapped to unsigned integers in the order of the values they encode."""
-    u = u16.astype(np.uint16)
-    return np.where(u & 0x8000, ~u, u | 0x8000).astype(np.uint16)
-
-
 def stored_now(d: dict, k: int, workdir: Path, layout: str = "planes") -> dict:
     """LPQLD's content written in the current store format with lplabel's best lossless chains, read
     back and checked equal: ``planes`` (byte planes, index gaps in the learnt co-occurrence class
     order, zstd 19) or ``rans`` (the same class order, then the context-modelled rANS codec with its
     model learnt from the labels); 8 steps per chunk. Also the label decode speed."""
     from lplabel.codecs import label_chain
-    from lplabel.codecs.rans import learn_model
 
     C = d["logits"].shape[2]
-    idx_all, val_all = (np.concatenate(a) for a in zip(*(bench_codecs.lpqld_topk(d["logits"][s], k)
-                                                        for s in range(len(d["epoch"])))))
+    idx_all = np.concatenate([bench_codecs.lpqld_topk(d["logits"][s], k)[0] for s in range(len(d["epoch"]))])
     order = learn_class_order(idx_all.astype(np.int64), C, "cooccurrence")
     if layout == "rans":
-        rank = np.empty(C, np.int64)
-        rank[order] = np.arange(C)
-        model = learn_model(rank[idx_all.astype(np.int64)], val_all, C)
+        model = bench_codecs.rans_model(d, k, order)
         chain = label_chain(k=k, values="fp16", layout="rans", classes=C, class_order=order, rans_model=model)
     else:
         chain = bench_codecs.label_chain(k=k, class_order=order, level=19, index_coding="index-delta", layout="planes")

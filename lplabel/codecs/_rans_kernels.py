@@ -22,11 +22,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-PREC = 12
-M = 1 << PREC
+from .rans import ESCAPE, HIGH_CONTEXTS, M, PREC  # one definition of the model's constants
+
 LOW = 1 << 16
-ESCAPE = 63
-CTX_FIRST = 16
+CTX_FIRST = HIGH_CONTEXTS - 1
 LANES = 4
 
 # decoder error codes

@@ -171,8 +171,12 @@ def learn_model(indices: np.ndarray, values: np.ndarray | None, classes: int) ->
         counts = np.zeros((HIGH_CONTEXTS, HIGH_SYMBOLS))
         np.add.at(counts, (ctx.ravel(), sym.ravel()), 1)
         parts.append(np.stack([_freq_table(row) for row in counts]).astype("<u2").tobytes())
-    raw = zstandard.ZstdCompressor(level=19).compress(b"".join(parts))
-    return base64.b64encode(raw).decode("ascii")
+    return _pack_model(parts)
+
+
+def _pack_model(parts: list) -> str:
+    """The ``model`` configuration string: base64 of one zstd frame of the tables' bytes."""
+    return base64.b64encode(zstandard.ZstdCompressor(level=19).compress(b"".join(parts))).decode("ascii")
 
 
 @register_codec
@@ -214,10 +218,10 @@ class Rans(ArrayBytesCodec):
             raise CodecConfigError(f"rans: 'model' holds {len(raw)} bytes, {need} expected for {C} classes"
                                    f"{' with values' if self.values else ''}")
         a = np.frombuffer(raw, dtype="<u2").astype(np.int64)
-        self._p1 = np.ascontiguousarray(a[:2 * C].reshape(C, 2))
-        if self._p1.min() < 1 or self._p1.max() > M - 1:
+        p1 = a[:2 * C].reshape(C, 2)
+        if p1.min() < 1 or p1.max() > M - 1:
             raise CodecConfigError("rans: membership probabilities must lie in 1..4095")
-        self._pairs = pair_table(self._p1)
+        self._pairs = pair_table(p1)
         if self.values:
             self._bfreq = np.ascontiguousarray(a[2 * C:2 * C + 256])
             self._hfreq = np.ascontiguousarray(a[2 * C + 256:].reshape(HIGH_CONTEXTS, HIGH_SYMBOLS))
@@ -242,8 +246,7 @@ class Rans(ArrayBytesCodec):
         if values:
             parts.append(_freq_table(np.zeros(256)).astype("<u2").tobytes())
             parts.append(np.stack([_freq_table(np.zeros(HIGH_SYMBOLS))] * HIGH_CONTEXTS).astype("<u2").tobytes())
-        model = base64.b64encode(zstandard.ZstdCompressor(level=19).compress(b"".join(parts))).decode("ascii")
-        return cls(classes, k, values, model)
+        return cls(classes, k, values, _pack_model(parts))
 
     @classmethod
     def learn(cls, indices, values, classes: int) -> "Rans":
@@ -306,10 +309,8 @@ class Rans(ArrayBytesCodec):
             base = np.ascontiguousarray(hi.min(1))
             d = np.ascontiguousarray(hi - base[:, None])
             lo = (m & 0xFF).astype(np.uint8).tobytes()
-        else:
-            base = np.zeros(n, np.int64)
-            d = np.zeros((n, k), np.int64)
-            lo = b""
+        else:  # placeholders of the compiled signature; index-only chunks never read them
+            base, d, lo = np.zeros(1, np.int64), np.zeros((1, 1), np.int64), b""
         words = kern.encode(idx, d, base, self.values, self._pairs, self._hfreq, self._hcum, self._bfreq, self._bcum)
         return struct.pack("<I", len(words)) + words.astype("<u2").tobytes() + lo
 
