@@ -141,8 +141,9 @@ def test_ddp_shares_disjoint_and_complete(pruned, world):
     shares = [StepSampler(path, rank=r, world_size=world, uneven="allow") for r in range(world)]
     for s in shares:
         s.set_epoch(3)
-    slots = [[k.slot for k in s] for s in shares]
-    pos = [[k.position for k in s] for s in shares]
+    keys = [list(s) for s in shares]  # one pass each: a second pass without set_epoch serves epoch 4
+    slots = [[k.slot for k in ks] for ks in keys]
+    pos = [[k.position for k in ks] for ks in keys]
     assert sorted(sum(pos, [])) == sorted(whole.tolist())  # complete (a multiset: LPLD repeats steps)
     # disjoint as slots of the epoch's list: rank r serves entries r, r+w, ...
     flat = sorted(r + world * j for r in range(world) for j in range(len(slots[r])))
@@ -398,3 +399,78 @@ def test_spawned_workers(pruned):
     ref = _run(ReplayLoader(path, iset, labels="raw"), [3])[0]
     got = _run(ReplayLoader(path, iset, labels="raw", num_workers=1, multiprocessing_context="spawn"), [3])[0]
     assert len(got) == len(ref) and all(batches_equal(a, b) for a, b in zip(got, ref))
+
+
+# ------------------------------------------------------------------------------- epochs without set_epoch
+def _epochs_of(passes):
+    return [sorted({b.epoch for b in p}) for p in passes]
+
+
+@pytest.mark.parametrize("extra", [dict(num_workers=0), dict(num_workers=2),
+                                   dict(num_workers=2, persistent_workers=True, steps_per_item=2)])
+def test_forgotten_set_epoch_advances_each_pass(pruned, extra):
+    """Issue 19.3: a loop that never calls set_epoch sees epochs 0, 1, 2 (fresh LPLD draws), exactly the
+    batches an explicit set_epoch(0..2) gives -- not epoch 0 three times."""
+    path, iset, *_ = pruned
+    kw = dict(temperature=lpqld_step(), **extra)
+    ref = _run(ReplayLoader(path, iset, **kw), [0, 1, 2])
+    lo = ReplayLoader(path, iset, **kw)
+    lens, got = [], []
+    for _ in range(3):
+        lens.append(len(lo))
+        got.append(list(lo))
+    assert _epochs_of(got) == [[0], [1], [2]] and lens == [len(p) for p in ref]
+    assert all(len(a) == len(b) and all(batches_equal(x, y) for x, y in zip(a, b)) for a, b in zip(got, ref))
+    assert [b.position for b in got[0]] != [b.position for b in got[1]]  # the draws differ per epoch
+
+
+def test_set_epoch_stays_authoritative(pruned):
+    path, iset, *_ = pruned
+    lo = ReplayLoader(path, iset, epoch=3)
+    first = list(lo)
+    lo.set_epoch(7)
+    seven = list(lo)
+    after = list(lo)  # no set_epoch: the epoch after 7
+    lo.set_epoch(7)
+    again = list(lo)
+    assert _epochs_of([first, seven, after, again]) == [[3], [7], [8], [7]]
+    assert all(batches_equal(a, b) for a, b in zip(seven, again)) and len(seven) == len(again)
+    # leaving a pass early still counts as a pass (the next one is a new epoch)
+    lo.set_epoch(1)
+    for b in lo:
+        break
+    assert b.epoch == 1 and {x.epoch for x in lo} == {2}
+
+
+def test_plain_sampler_advances_without_set_epoch(full):
+    path, iset, *_ = full
+    sampler = StepSampler(path, temperature=2.0)
+    dl = torch.utils.data.DataLoader(StepDataset(path, iset), batch_size=None, sampler=sampler)
+    got = [[(b.epoch, b.stored_epoch) for b in dl] for _ in range(4)]
+    assert got == [[(e, e % 3)] * 3 for e in range(4)]  # the 3 stored epochs, then a wrap
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_without_set_epoch(pruned, workers):
+    """Saved mid-epoch in a loop without set_epoch, the state resumes that epoch, then the loop goes on
+    with the next ones; a state saved at the end of an epoch starts the next epoch."""
+    path, iset, *_ = pruned
+    kw = dict(temperature=lpqld_step(), num_workers=workers)
+    ref = _run(ReplayLoader(path, iset, **kw), [0, 1, 2])
+    lo = ReplayLoader(path, iset, **kw)
+    list(lo)  # epoch 0
+    for i, b in enumerate(lo):  # epoch 1, interrupted after 2 steps
+        if i == 1:
+            state = lo.state_dict()
+            break
+    assert (state["epoch"], state["consumed"]) == (1, 2)
+    lo2 = ReplayLoader(path, iset, **kw)
+    lo2.load_state_dict(state)
+    rest, nxt = list(lo2), list(lo2)
+    assert len(rest) == len(ref[1]) - 2 and all(batches_equal(a, b) for a, b in zip(rest, ref[1][2:]))
+    assert len(nxt) == len(ref[2]) and all(batches_equal(a, b) for a, b in zip(nxt, ref[2]))
+    done = lo2.state_dict()  # after a complete epoch 2
+    assert (done["epoch"], done["consumed"]) == (2, len(ref[2]))
+    lo3 = ReplayLoader(path, iset, **kw)
+    lo3.load_state_dict(done)
+    assert len(lo3) == len(ref[2]) and {b.epoch for b in lo3} == {3}

@@ -212,6 +212,8 @@ class ReplayLoader:
         return self.sampler.epoch
 
     def set_epoch(self, epoch: int) -> None:
+        """The epoch the next iteration serves. Authoritative; without it each new iteration serves
+        the epoch after the previous one (see :class:`~lplabel.torch.StepSampler`)."""
         self.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
@@ -246,7 +248,7 @@ class ReplayLoader:
             ex.shutdown(wait=False)
 
     def __iter__(self):
-        epoch = self.sampler.epoch
+        epoch = self.sampler.begin_iteration(claim=True)  # the epoch advances here without set_epoch
         self._consumed = self.sampler._start
         self._consumed_epoch = epoch
         non_blocking = self.pin_memory

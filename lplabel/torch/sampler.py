@@ -15,6 +15,12 @@ repeat the epoch's first steps so every rank runs the same number of steps (as
 last ``len % w`` steps; ``"allow"`` leaves the shares uneven (disjoint and complete, for code
 that does not synchronise ranks per step).
 
+Epochs: :meth:`StepSampler.set_epoch` is authoritative. Without it, every new iteration serves the
+epoch after the previous iteration's (as MosaicML streaming's datasets do), so a loop that forgets
+``set_epoch`` still sees a fresh epoch on every pass instead of replaying the first one; the first
+iteration serves the constructor's ``epoch``, and after :meth:`load_state_dict` the next iteration
+continues the saved epoch (or starts the one after it when the saved epoch was complete).
+
 Resume: :meth:`StepSampler.state_dict` records the epoch, how many of this rank's steps of it
 were consumed, the schedule's parameters and the store's id; :meth:`load_state_dict` refuses a
 state from another store or schedule, and the next iteration of that epoch starts at the first
@@ -65,7 +71,8 @@ class StepSampler(torch.utils.data.Sampler):
         :class:`~lplabel.schedule.ReuseSchedule` (``reuse="auto"`` follows the store).
     rank, world_size: this process's share; default from ``torch.distributed`` if initialised.
     uneven: ``"pad"`` | ``"drop"`` | ``"allow"`` (see the module doc); irrelevant for one rank.
-    epoch: the starting epoch (``set_epoch`` changes it).
+    epoch: the starting epoch (``set_epoch`` changes it; without ``set_epoch`` each new iteration
+        advances it by one, see the module doc).
     steps_per_item: yield one :class:`~lplabel.torch.group.StepGroupKey` per run of this many
         consecutive steps of the share (runs start at multiples of it, counted from the epoch's
         first slot, so a resumed epoch reads the same runs after its first), for which
@@ -98,16 +105,43 @@ class StepSampler(torch.utils.data.Sampler):
         self._yielded = 0        # steps handed out in the current iteration (incl. the resume offset)
         self._iter_start = 0     # where the current iteration started
         self._cache = None       # (epoch, share)
+        # True once an iteration of self.epoch has begun (or a loaded state's epoch is complete):
+        # the next iteration then serves self.epoch + 1 unless set_epoch/load_state_dict says otherwise
+        self._advance = False
+        self._claimed = False    # ReplayLoader began the iteration itself (see begin_iteration)
 
     # -- the epoch's share -----------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
-        """Select the training epoch the next iteration serves (call before each epoch)."""
+        """Select the training epoch the next iteration serves (call before each epoch; authoritative:
+        it cancels the automatic advance of :meth:`begin_iteration`)."""
         epoch = int(epoch)
         if epoch != self.epoch:
             self._start = 0
             self._yielded = 0
             self._iter_start = 0
         self.epoch = epoch
+        self._advance = False
+
+    @property
+    def next_epoch(self) -> int:
+        """The epoch the next iteration serves."""
+        return self.epoch + 1 if self._advance else self.epoch
+
+    def begin_iteration(self, claim: bool = False) -> int:
+        """Start an iteration: apply the automatic epoch advance (when ``set_epoch`` was not called
+        since the previous iteration began) and return the epoch it serves. ``__iter__`` calls it;
+        a wrapper that must know the epoch before the DataLoader starts iterating the sampler
+        (:class:`~lplabel.torch.ReplayLoader`) calls it with ``claim=True``, and the sampler's next
+        ``__iter__`` then serves that epoch without advancing again."""
+        if self._claimed:
+            self._claimed = claim
+            return self.epoch
+        if self._advance:
+            self.epoch += 1
+            self._start = self._yielded = self._iter_start = 0
+        self._advance = True
+        self._claimed = claim
+        return self.epoch
 
     def epoch_steps(self, epoch: int | None = None) -> np.ndarray:
         """All ranks' stored-step positions of ``epoch`` (default: the current one), in order."""
@@ -136,19 +170,27 @@ class StepSampler(torch.utils.data.Sampler):
         self._cache = (epoch, steps)
         return steps
 
+    def _next(self):
+        """(epoch, resume offset) of the next iteration."""
+        if self._advance and not self._claimed:
+            return self.epoch + 1, 0
+        return self.epoch, self._start
+
     def steps_left(self) -> int:
         """Steps the next iteration serves (this rank's share of the epoch after the resume point)."""
-        return max(len(self.share()) - self._start, 0)
+        epoch, start = self._next()
+        return max(len(self.share(epoch)) - start, 0)
 
     def __len__(self) -> int:
         """Items the next iteration yields: steps, or runs of ``steps_per_item`` steps."""
-        n, start, g = len(self.share()), self._start, self.steps_per_item
+        epoch, start = self._next()
+        n, g = len(self.share(epoch)), self.steps_per_item
         if start >= n:
             return 0
         return n - start if g == 1 else -(-n // g) - start // g
 
     def __iter__(self):
-        epoch = self.epoch
+        epoch = self.begin_iteration()
         share = self.share(epoch)
         start = self._start
         self._start = 0  # the resume offset applies to one iteration only
@@ -234,3 +276,6 @@ class StepSampler(torch.utils.data.Sampler):
         self._start = consumed
         self._yielded = consumed
         self._iter_start = consumed
+        self._claimed = False
+        # a complete epoch: without set_epoch, the next iteration starts the one after it
+        self._advance = n > 0 and consumed >= n
