@@ -266,6 +266,75 @@ def test_corrupted_chunk_raises_checksum_error_from_worker(full, tmp_path):
     assert ei.value.part.startswith("column 'label', chunk 4") and ei.value.path == str(bad)
 
 
+@pytest.mark.parametrize("debug,extra", [(False, dict()), (True, dict()),
+                                         (False, dict(persistent_workers=True, steps_per_item=1)),
+                                         (False, dict(multiprocessing_context="spawn", steps_per_item=1))])
+def test_worker_error_is_the_original_one_line_error(full, tmp_path, monkeypatch, debug, extra):
+    """Issue 13 §2: an lplabel error in a worker reaches the loop as itself -- one line, path/part/hint
+    set -- not as PyTorch's 29-line "Caught ... Original Traceback" wrapper; the worker's traceback is
+    kept in ``worker_traceback`` and, under LPLABEL_DEBUG=1, chained as the cause."""
+    path, iset, *_ = full
+    bad = tmp_path / "bad.lpl"
+    _corrupt_label_chunk(path, bad, chunk=4)  # epoch 1, step 1
+    if debug:
+        monkeypatch.setenv("LPLABEL_DEBUG", "1")
+    else:
+        monkeypatch.delenv("LPLABEL_DEBUG", raising=False)
+    lo = ReplayLoader(bad, iset, num_workers=2, epoch=1, **extra)
+    with pytest.raises(ChecksumError) as ei:
+        list(lo)
+    e = ei.value
+    assert "\n" not in str(e) and "Caught" not in str(e) and "Traceback" not in str(e)
+    assert str(e).startswith(f"{bad}: checksum mismatch [at column 'label', chunk 4 (epoch 1 step 1")
+    assert e.path == str(bad) and e.part.startswith("column 'label', chunk 4") and "regenerate" in e.hint
+    assert "DataLoader worker process" in e.worker_traceback and "read_chunk_bytes" in e.worker_traceback
+    if debug:
+        assert type(e.__cause__).__name__ == "WorkerTraceback" and "read_chunk_bytes" in str(e.__cause__)
+    else:
+        assert e.__cause__ is None and e.__suppress_context__
+    lo.set_epoch(0)  # the loader still works afterwards (persistent workers included)
+    assert len(list(lo)) == 3
+
+
+def test_pytorch_wrapped_lplabel_error_is_unwrapped():
+    """Errors raised in a worker outside the dataset (PyTorch's wrapper) are unwrapped too."""
+    from torch._utils import ExceptionWrapper
+
+    from lplabel.torch.loader import _unwrap
+
+    try:
+        raise ChecksumError("checksum mismatch", path="f.lpl", part="column 'label', chunk 2", hint="restore it")
+    except ChecksumError:
+        wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(ChecksumError) as ei:
+        wrapped.reraise()
+    assert len(str(ei.value).splitlines()) >= 4 and str(ei.value).startswith("Caught")  # what PyTorch makes of it
+    got = _unwrap(ei.value)
+    assert type(got) is ChecksumError and str(got) == "f.lpl: checksum mismatch [at column 'label', chunk 2] -- restore it"
+    assert _unwrap(ChecksumError("plain")) is None and _unwrap(RuntimeError("Caught x")) is None
+
+
+def test_worker_error_as_a_script_prints_one_error_line(full, tmp_path):
+    """The uncaught error of a training script: its last stderr line is the named error, and no
+    line of it comes from the worker (the DataLoader's own frames are absent)."""
+    import subprocess
+    import sys
+
+    path, iset, *_ = full
+    bad = tmp_path / "bad.lpl"
+    _corrupt_label_chunk(path, bad, chunk=4)
+    np.save(tmp_path / "imgs.npy", iset.images)
+    script = (f"import numpy as np\nfrom lplabel.torch import ReplayLoader\n"
+              f"lo = ReplayLoader({str(bad)!r}, np.load({str(tmp_path / 'imgs.npy')!r}), num_workers=1, epoch=1)\n"
+              "for b in lo:\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if k != "LPLABEL_DEBUG"}
+    env["PYTHONPATH"] = os.getcwd() + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 1 and lines[-1].startswith("lplabel.errors.ChecksumError: ") and "chunk 4" in lines[-1]
+    assert "Caught ChecksumError" not in r.stderr and "_worker_loop" not in r.stderr
+
+
 def _die(worker_id):
     # die a moment after starting: a worker that exits before the DataLoader has registered its pid
     # for the SIGCHLD check is only noticed at the next 5 s status check (a race in the test, not

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ImageSetMismatchError
+from ..errors import ImageSetMismatchError, LplabelError
 from ..images import FINGERPRINT_ALGORITHM, ImageSet, fingerprint_images, keys_digest
 from ..reconstruct import ReconstructError, tail_kind_of
 from ..schedule import as_temperature
@@ -51,6 +51,41 @@ PROBS_BLOCK_BYTES = 512 << 10
 #: Config columns are decoded once per process and kept in memory when the store holds at most
 #: this many records (about 23 bytes each: image id, crop box, flip, mix partner).
 CONFIG_CACHE_RECORDS = 4_000_000
+
+
+class WorkerFailure:
+    """An lplabel error raised in a DataLoader worker, sent to the main process as the item.
+
+    PyTorch re-raises a worker's exception as ``type(e)(text)``, where the text is its 25-30 line
+    wrapper ("Caught ChecksumError in DataLoader worker process 0. Original Traceback ...") and
+    the error's ``path``/``part``/``hint`` are lost. Sent as data instead (lplabel errors pickle
+    with their attributes), :class:`~lplabel.torch.ReplayLoader` re-raises the original error,
+    one line, with the worker's traceback kept in ``error.worker_traceback`` (and chained as its
+    cause under ``LPLABEL_DEBUG=1``). Only a dataset owned by a ReplayLoader sends these.
+    """
+
+    __slots__ = ("error", "traceback", "where")
+
+    def __init__(self, error: BaseException, traceback: str, where: str):
+        self.error = error
+        self.traceback = traceback
+        self.where = where
+
+
+class WorkerTraceback(Exception):
+    """The traceback of an error in a DataLoader worker (chained under ``LPLABEL_DEBUG=1``)."""
+
+
+def raise_worker_failure(failure: WorkerFailure):
+    """Raise the worker's original error (see :class:`WorkerFailure`)."""
+    err = failure.error
+    try:
+        err.worker_traceback = f"{failure.where}:\n{failure.traceback}"
+    except AttributeError:  # pragma: no cover - exceptions with __slots__
+        pass
+    if os.environ.get("LPLABEL_DEBUG"):
+        raise err from WorkerTraceback(f"{failure.where}:\n{failure.traceback}")
+    raise err.with_traceback(None) from None
 
 
 def _open(store) -> LabelStore:
@@ -251,6 +286,7 @@ class StepDataset(torch.utils.data.Dataset):
         self._max_views = int(np.diff(rs).max()) if st.num_steps else 0
         self._layouts: dict = {}
         self._pool = None  # a SlabPool set by ReplayLoader (forked workers decode into its slabs)
+        self._ship_errors = False  # set by ReplayLoader: workers send lplabel errors as WorkerFailure items
         self._tls = threading.local()  # per-thread scratch of the dense probabilities
 
     def __getstate__(self):
@@ -301,6 +337,18 @@ class StepDataset(torch.utils.data.Dataset):
         """One stored step as a :class:`StepBatch` (key: position or :class:`StepKey`), or a run of
         steps as one :class:`~lplabel.torch.group.StepGroup` (key: :class:`StepGroupKey`)."""
         key = self._key(key)
+        if self._ship_errors:
+            info = torch.utils.data.get_worker_info()
+            if info is not None:
+                try:
+                    return self._get(key)
+                except LplabelError as e:
+                    import traceback
+
+                    return WorkerFailure(e, traceback.format_exc(), f"in DataLoader worker process {info.id}")
+        return self._get(key)
+
+    def _get(self, key):
         if isinstance(key, StepGroupKey):
             return self.group(key)
         return self.group(StepGroupKey((key.position,), key.epoch, key.slot, key.temperature),

@@ -29,7 +29,7 @@ import torch
 
 from ..errors import LplabelError
 from .batch import StepKey
-from .dataset import StepDataset
+from .dataset import StepDataset, WorkerFailure, raise_worker_failure
 from .group import SlabPool, StepGroup, StepGroupKey
 from .sampler import StepSampler
 
@@ -89,6 +89,27 @@ def _start_method(context) -> str:
     if context is None:  # don't fix the process-wide default (a later set_start_method must still work)
         return multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]
     return context if isinstance(context, str) else context.get_start_method()
+
+
+def _unwrap(e: BaseException):
+    """The original lplabel error of PyTorch's re-raised worker exception, or None.
+
+    Errors the dataset raises reach the loop as :class:`WorkerFailure` items; this covers those
+    raised elsewhere in a worker (e.g. while a group is pickled for sending), which PyTorch
+    re-creates as ``type(e)("Caught ... Original Traceback ... <module>.<Name>: <message>")``.
+    """
+    msg = str(e)
+    if not (isinstance(e, LplabelError) and msg.startswith("Caught ") and "Original Traceback" in msg):
+        return None
+    cls = type(e)
+    marker = f"{cls.__module__}.{cls.__qualname__}: "
+    at = msg.rfind(marker)
+    if at < 0:
+        return None
+    err = cls.__new__(cls)
+    LplabelError.__init__(err, msg[at + len(marker):].strip())
+    err.worker_traceback = msg
+    return err
 
 
 def _is_worker_death(e: BaseException) -> bool:
@@ -177,6 +198,7 @@ class ReplayLoader:
             if self.pool is None and auto:
                 steps_per_item = self._auto_steps("pickled")
         self.dataset._pool = self.pool
+        self.dataset._ship_errors = num_workers > 0
         self.sampler = StepSampler(self.dataset.store, temperature=temperature, reuse=reuse, seed=seed,
                                    steps_per_epoch=steps_per_epoch, wrap=wrap, shuffle=shuffle,
                                    full_steps_only=full_steps_only, rank=rank, world_size=world_size,
@@ -265,6 +287,9 @@ class ReplayLoader:
                     return
                 except BaseException as e:
                     _stop_workers(it, self.dataloader)
+                    orig = _unwrap(e)
+                    if orig is not None:
+                        raise_worker_failure(WorkerFailure(orig, orig.worker_traceback, "in a DataLoader worker"))
                     if not (isinstance(e, RuntimeError) and _is_worker_death(e)):
                         raise
                     raise LoaderWorkerError(
@@ -272,6 +297,9 @@ class ReplayLoader:
                         part=f"epoch {epoch}",
                         hint="look for the OOM killer (dmesg) or a crash in native code; with many workers raise "
                              "/dev/shm or lower num_workers / prefetch_factor") from e
+                if isinstance(batch, WorkerFailure):
+                    _stop_workers(it, self.dataloader)
+                    raise_worker_failure(batch)
                 yield from self._steps_of(batch, non_blocking)
                 batch = None
         finally:
