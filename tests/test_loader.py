@@ -2,6 +2,7 @@
 import os
 import pickle
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from lplabel.errors import ChecksumError, ImageSetMismatchError, ScheduleError
 from lplabel.reconstruct import probs_numpy
 from lplabel.replay import render_step
 from lplabel.torch import (LoaderWorkerError, ReplayLoader, ResumeStateError, StepDataset, StepKey, StepSampler,
-                           dense_logits, legacy_batch, lpqld_batch, lpqld_step)
+                           dense_logits, gvbsm_batch, legacy_batch, lpqld_batch, lpqld_step)
 from lplabel.views import StepViews
 
 from loader_helpers import batches_equal, make_images, make_store
@@ -355,23 +356,87 @@ def test_dead_worker_is_a_named_error(full):
 # ------------------------------------------------------------------------------- adapters
 def test_legacy_and_lpqld_adapters(topk, full):
     path, iset, policy, logits = topk
-    ds = StepDataset(path, iset, labels="raw", temperature=2.0)
+    ds = StepDataset(path, iset, labels="raw", temperature=2.0, normalize="0-255")
     b = ds[1]
-    images, target, mix_index, lam, bbox, soft = legacy_batch(b, fill="-inf")
+    images, target, mix_index, lam, bbox, soft = legacy_batch(b, fill="-inf", normalize=None)
     assert images.shape == (8, 3, 16, 16) and mix_index.dtype == torch.int64 and len(bbox) == 4
     torch.testing.assert_close(torch.softmax(soft / 2.0, 1), b.dense(mode="renorm"))
     torch.testing.assert_close(torch.softmax(dense_logits(b, "tail") / 2.0, 1), b.dense(mode="tail"))
-    *_, values, indices = lpqld_batch(b)
+    *_, values, indices = lpqld_batch(b, normalize=None)
     p = torch.zeros(8, 10).scatter_(1, indices, torch.softmax(values / 2.0, 1))
     torch.testing.assert_close(p, b.dense(mode="renorm"))
     # unmixed views + the legacy CutMix reproduce the mixed pixels
-    raw = StepDataset(path, iset, apply_mix=False)[1]
+    raw = StepDataset(path, iset, apply_mix=False, normalize="0-255")[1]
     x = raw.images.clone()
     r0, c0, r1, c1 = bbox
     x[:, :, r0:r1, c0:c1] = x[mix_index, :, r0:r1, c0:c1]
     assert torch.equal(x, images)
-    fb = StepDataset(full[0], full[1])[0]
-    np.testing.assert_array_equal(legacy_batch(fb)[5].numpy(), fb.label["logits"].float().numpy())
+    fb = StepDataset(full[0], full[1], normalize="0-255")[0]
+    np.testing.assert_array_equal(legacy_batch(fb, normalize=None)[5].numpy(), fb.label["logits"].float().numpy())
+
+
+IMAGENET = (torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+
+def _tv_normalize(x01, mean, std):
+    """torchvision's ToTensor + Normalize arithmetic (x/255 first, then (x - mean) / std)."""
+    return (x01 - mean) / std
+
+
+@pytest.mark.parametrize("extra", [dict(num_workers=0), dict(num_workers=2, steps_per_item=2),
+                                   dict(render_on="device")])
+def test_normalize_in_workers(full, extra):
+    """Issue 19.4: normalize= gives torchvision's convention from the workers; batch.pixels says which."""
+    path, iset, *_ = full
+    ref = _run(ReplayLoader(path, iset, normalize="0-255", epoch=1, **extra), [1])[0]
+    assert {b.pixels for b in ref} == {"0-255"} and ref[0].images.max() > 200
+    unit = _run(ReplayLoader(path, iset, normalize="0-1", **extra), [1])[0]
+    net = _run(ReplayLoader(path, iset, normalize="imagenet", **extra), [1])[0]
+    cifar = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+    own = _run(ReplayLoader(path, iset, normalize=cifar, **extra), [1])[0]
+    m, s = torch.tensor(cifar[0]).view(1, 3, 1, 1), torch.tensor(cifar[1]).view(1, 3, 1, 1)
+    for r, u, n, o in zip(ref, unit, net, own):
+        assert (u.pixels, n.pixels, o.pixels) == ("0-1", "normalized", "normalized")
+        assert torch.equal(u.images, r.images / 255)
+        assert torch.equal(n.images, _tv_normalize(r.images / 255, *IMAGENET))
+        assert torch.equal(o.images, _tv_normalize(r.images / 255, m, s))
+        assert torch.equal(n.probs, r.probs)
+    x = torch.cat([b.images for b in net])
+    assert abs(float(x.mean())) < 1.0 and float(x.abs().max()) < 3.0  # not mean 455, max 1136
+
+
+def test_pixels_warnings_and_adapters(full):
+    path, iset, *_ = full
+    with pytest.warns(UserWarning, match="0..255.*normalize='imagenet'"):
+        lo = ReplayLoader(path, iset)
+    b = next(iter(lo))
+    assert b.pixels == "0-255"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ReplayLoader(path, iset, normalize="0-255")
+        ReplayLoader(path, None)  # labels only: no images, no warning
+        ReplayLoader(path, iset, transform=lambda x: x)  # the user's own conversion
+        StepDataset(path, iset, normalize="0-1")
+    # the adapters give the legacy loops normalised images whatever the loader was told, never twice
+    with pytest.warns(UserWarning, match="legacy_batch: batch.images were float32 in 0..255"):
+        auto = legacy_batch(b)[0]
+    want = _tv_normalize(b.images / 255, *IMAGENET)
+    assert torch.equal(auto, want) and b.images.max() > 200  # the batch itself is untouched
+    nb = next(iter(ReplayLoader(path, iset, normalize="imagenet")))
+    ub = next(iter(ReplayLoader(path, iset, normalize="0-1")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torch.equal(legacy_batch(nb)[0], want) and torch.equal(gvbsm_batch(nb)[0], want)
+        assert legacy_batch(ub)[0] is ub.images  # 0..1 for a loop that normalises itself
+        torch.testing.assert_close(legacy_batch(ub, normalize="imagenet")[0], want)
+        assert torch.equal(legacy_batch(b, normalize="imagenet")[0], want)
+    with pytest.raises(ValueError, match="already normalised"):
+        legacy_batch(nb, normalize="imagenet")
+    for bad in ("imagenet-ish", (124.0, 58.0), ((0.5, 0.5), (0.2, 0.0)), ((0.5, 0.5), (0.2,))):
+        with pytest.raises(ValueError, match="normalize"):
+            ReplayLoader(path, iset, normalize=bad)
+    with pytest.raises(ValueError, match="2 channel statistics, the images have 3"):
+        ReplayLoader(path, iset, normalize=((0.5, 0.5), (0.2, 0.2)))
 
 
 # ------------------------------------------------------------------------------- device paths & inputs

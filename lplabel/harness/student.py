@@ -145,7 +145,8 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
     cuda = dev.type == "cuda"
     loader = ReplayLoader(st, images, device=dev, temperature=sched, seed=int(seed), labels="dense",
                           render_on="device" if cuda else "worker", num_workers=int(recipe.num_workers),
-                          persistent_workers=recipe.num_workers > 0)
+                          persistent_workers=recipe.num_workers > 0,
+                          normalize="0-255")  # the student is wrapped in models.Normalized (0..255 in)
     decay, no_decay = [], []
     for p in model.parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)

@@ -11,14 +11,62 @@ loop that still calls its own ``mix_aug(images, args, mix_index, mix_lam, mix_bb
 drop that call, or build the loader with ``apply_mix=False`` so it receives unmixed views (the
 legacy ``mix_aug`` then reproduces the same pixels: the stored box follows the legacy
 ``(bbx1, bby1, bbx2, bby2)`` = (row0, col0, row1, col1) convention).
+
+Pixels: the legacy loops receive images normalised by their dataset's ``transforms.Normalize``
+with ImageNet statistics. Build the loader with ``normalize="imagenet"`` (or ``(mean, std)``) and
+the adapters pass ``batch.images`` through. ``normalize="auto"`` (default) also makes a batch of
+0..255 pixels (a loader built without ``normalize=``) right: it is normalised here with ImageNet
+statistics, with a warning, because feeding 0..255 pixels to a loop written for normalised input
+gives silently wrong training (before this option the adapters returned 0..255 pixels). Pass
+``normalize=None`` to get ``batch.images`` unchanged, or ``"imagenet"``/``(mean, std)`` to choose
+the statistics for a 0..255 or 0..1 batch.
 """
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
 from .batch import StepBatch
+from .pixels import parse_normalize
+
+ADAPTER_NORMALISED = ("{fn}: batch.images were float32 in 0..255 (the loader was built without normalize=); the legacy "
+                      "loop expects them normalised, so they were normalised here with ImageNet mean/std as the "
+                      "legacy scripts' transforms.Normalize does (before, the adapters returned 0..255). Build the "
+                      "loader with normalize='imagenet' (or (mean, std)) to normalise in the workers, or pass "
+                      "normalize=None here to keep 0..255")
+
+
+def adapted_images(batch: StepBatch, normalize="auto", fn: str = "the adapter"):
+    """``batch.images`` in the convention the legacy loops expect (see the module doc).
+
+    ``"auto"``: 0..255 batches are normalised with ImageNet statistics (with a warning); every other
+    batch is returned as it is. ``None``: as it is. ``"imagenet"``/``(mean, std)``: normalised from
+    0..255 or 0..1; a batch that is already normalised (``pixels`` ``"normalized"``/``"custom"``)
+    is refused rather than normalised twice.
+    """
+    x = batch.images
+    if x is None or normalize is None:
+        return x
+    kind = batch.pixels
+    if normalize == "auto":
+        if kind != "0-255":
+            return x
+        warnings.warn(ADAPTER_NORMALISED.format(fn=fn), UserWarning, stacklevel=3)
+        normalize = "imagenet"
+    norm = parse_normalize(normalize)
+    if kind in ("normalized", "custom"):
+        raise ValueError(f"{fn}: batch.images are already {'normalised' if kind == 'normalized' else 'transformed'} "
+                         f"by the loader (batch.pixels={kind!r}); normalising them again would give wrong inputs -- "
+                         "drop normalize= here (or build the loader with normalize='0-255')")
+    if norm.kind == "0-255":
+        return x
+    if kind == "0-1":
+        x = x * 255.0
+    else:
+        x = x.clone()
+    return norm(x)
 
 
 def _mix_parts(batch: StepBatch):
@@ -74,20 +122,23 @@ def dense_logits(batch: StepBatch, fill: str = "auto") -> torch.Tensor:
     return base.scatter_(1, idx, v)
 
 
-def legacy_batch(batch: StepBatch, fill: str = "auto"):
+def legacy_batch(batch: StepBatch, fill: str = "auto", normalize="auto"):
     """``(images, target, mix_index, mix_lam, mix_bbox, soft_label)`` as SRe2L/CDA/LPLD loops expect.
 
+    ``images``: normalised as the legacy loops expect (``normalize``: see :func:`adapted_images`).
     ``mix_index`` int64 [B], ``mix_lam`` float and ``mix_bbox`` a list of 4 ints are ``None``
     when the step is not mixed (``mix_bbox`` is also None for MixUp, as in SRe2L). ``soft_label``
     is :func:`dense_logits` (float32, pre-softmax; the legacy loss applies ``softmax(· / T)``).
     """
     mix_index, lam, bbox = _mix_parts(batch)
-    return batch.images, batch.target, mix_index, lam, bbox, dense_logits(batch, fill)
+    images = adapted_images(batch, normalize, "legacy_batch")
+    return images, batch.target, mix_index, lam, bbox, dense_logits(batch, fill)
 
 
-def lpqld_batch(batch: StepBatch):
+def lpqld_batch(batch: StepBatch, normalize="auto"):
     """``(images, target, mix_index, mix_lam, mix_bbox, values, indices)`` as LPQLD's loop uses.
 
+    ``images``: normalised as the legacy loops expect (``normalize``: see :func:`adapted_images`).
     ``values``: float32 [B, k] stored top-k logits; ``indices``: int64 [B, k]. LPQLD then builds
     ``p_t = zeros.scatter(1, indices, softmax(values / T))``; ``batch.dense()`` gives the same.
     A store of class indices only (topk type ``none``) gives zero ``values``: LPQLD's
@@ -96,17 +147,19 @@ def lpqld_batch(batch: StepBatch):
     if "indices" not in batch.label:
         raise ValueError("lpqld_batch needs a top-k store; this one keeps dense logits (use legacy_batch)")
     mix_index, lam, bbox = _mix_parts(batch)
-    return (batch.images, batch.target, mix_index, lam, bbox,
+    images = adapted_images(batch, normalize, "lpqld_batch")
+    return (images, batch.target, mix_index, lam, bbox,
             _stored_values(batch.label, batch.label["indices"]), batch.label["indices"].to(torch.int64))
 
 
-def gvbsm_batch(batch: StepBatch):
+def gvbsm_batch(batch: StepBatch, normalize="auto"):
     """``(images, target, soft_label)`` for G-VBSM/EDC's ``mse_gt`` loss (dense stores).
 
+    ``images``: normalised as the legacy loops expect (``normalize``: see :func:`adapted_images`).
     For top-k stores use ``mse_gt_loss(out, batch.logit_targets(), batch.target)`` instead: the
     dropped logits do not exist (see :mod:`lplabel.torch.losses`).
     """
     if "logits" not in batch.label:
         raise ValueError("gvbsm_batch needs dense logits; for a top-k store use "
                          "mse_gt_loss(out, batch.logit_targets(), batch.target)")
-    return batch.images, batch.target, batch.label["logits"].to(torch.float32)
+    return adapted_images(batch, normalize, "gvbsm_batch"), batch.target, batch.label["logits"].to(torch.float32)

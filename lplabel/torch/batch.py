@@ -229,8 +229,10 @@ class StepBatch:
     store names no policy). ``target``: int64 [B], the hard class of each view's own image
     (-1 = unknown); a mixed view's partner class is ``target[mix_partner]``.
 
-    ``images``: float32 [B, C, S, S] in 0..255 pixel units (after the dataset's ``transform``),
-    rendered and mixed exactly as the relabeler did; None in labels-only mode.
+    ``images``: float32 [B, C, S, S], rendered and mixed exactly as the relabeler did, then converted
+    to the loader's ``normalize=`` convention; None in labels-only mode. ``pixels`` says what they
+    hold: ``"0-255"`` (lplabel's rendering, the default), ``"0-1"``, ``"normalized"`` (``(x/255 -
+    mean) / std``) or ``"custom"`` (after a ``transform=``); see :mod:`lplabel.torch.pixels`.
 
     ``label``: the stored label block as tensors (``logits`` in the stored dtype; or
     ``indices`` int32, ``values`` in the stored dtype and optional ``tail``). ``probs`` /
@@ -260,6 +262,7 @@ class StepBatch:
     probs: torch.Tensor | None = None
     sparse: SparseLabels | None = None
     extra: dict = field(default_factory=dict)
+    pixels: str = "0-255"
 
     def __len__(self) -> int:
         return int(self.image_ids.shape[0])

@@ -43,6 +43,18 @@ from ..store import layout as L
 from .batch import LABEL_FORMATS, StepBatch, StepKey, probs_into
 from .fastread import LabelRows
 from .group import StepGroup, StepGroupKey, dense_rows
+from .pixels import parse_normalize
+
+#: The warning for a loader that renders images without being told their pixel convention.
+PIXELS_UNSET = ("batch.images are float32 in 0..255 (lplabel's rendering, what its teachers take); a "
+                "torchvision/timm student expects normalised input (transforms.Normalize works on 0..1 pixels). "
+                "Pass normalize='imagenet' (or normalize=(mean, std) with 0..1 statistics) to get normalised "
+                "images from the workers, normalize='0-1' to apply your own Normalize, or normalize='0-255' to keep "
+                "0..255 and silence this warning (docs/loader.md, 'Pixels')")
+
+
+def warn_pixels_unset(stacklevel: int = 3) -> None:
+    warnings.warn(PIXELS_UNSET, UserWarning, stacklevel=stacklevel)
 
 #: Dense probabilities of dense logits are computed in row blocks of at most this many bytes of float32
 #: scratch (the block stays in the core's cache between the widening, the division and the softmax).
@@ -196,8 +208,13 @@ class StepDataset(torch.utils.data.Dataset):
         device (:meth:`render_batch`).
     apply_mix: replay the step's CutMix/MixUp on the rendered views (default). ``False`` returns
         unmixed views, for legacy loops that call their own ``mix_aug`` afterwards.
-    transform: optional callable ``images -> images`` applied after mixing (e.g. normalisation);
-        must be picklable when workers are spawned.
+    normalize: the pixel convention of ``images`` (see :mod:`lplabel.torch.pixels`): ``"0-255"``
+        (lplabel's rendering), ``"0-1"`` (``/255``, as ``ToTensor``), ``"imagenet"`` or ``(mean, std)``
+        in 0..1 units (``ToTensor`` + ``transforms.Normalize(mean, std)``), applied after mixing,
+        in the worker. ``None`` (not chosen): 0..255, with a warning when images are rendered and
+        no ``transform`` is given. ``batch.pixels`` says which.
+    transform: optional callable ``images -> images`` applied after mixing and ``normalize``;
+        must be picklable when workers are spawned (``batch.pixels`` is then ``"custom"``).
     check_images: refuse an image set whose fingerprint/keys differ from the store's.
     cache_configs: keep the decoded config columns in memory (``"auto"``: when the store holds at
         most :data:`CONFIG_CACHE_RECORDS` records). Decoded in the constructing process so forked
@@ -206,7 +223,11 @@ class StepDataset(torch.utils.data.Dataset):
 
     def __init__(self, store, images=None, *, policy=None, labels: str = "dense", temperature=1.0,
                  mode: str = "auto", render: bool = True, apply_mix: bool = True, transform=None,
-                 check_images: bool = True, cache_configs="auto"):
+                 check_images: bool = True, cache_configs="auto", normalize=None):
+        if normalize is None and images is not None and transform is None:
+            warn_pixels_unset()
+        self.normalize = parse_normalize(normalize)
+        self.pixels = "custom" if transform is not None else self.normalize.kind
         self.store = _open(store)
         st = self.store
         if labels not in LABEL_FORMATS:
@@ -256,6 +277,7 @@ class StepDataset(torch.utils.data.Dataset):
                 raise ValueError(f"{st.path}: the store's header names no augmentation policy, so views cannot be "
                                  "rendered; pass policy=AugmentPolicy(...) (the relabeler's), or images=None")
             self.bank = source if isinstance(source, ImageBank) else ImageBank(source, "cpu")
+            self.normalize.check_channels(self.bank.channels, str(st.path))
             if len(self.bank) != st.num_images:
                 raise ImageSetMismatchError(f"{len(self.bank)} images given, the store's labels are for "
                                             f"{st.num_images}", path=st.path, part="images")
@@ -443,7 +465,7 @@ class StepDataset(torch.utils.data.Dataset):
                 "stored_epoch": [self._epoch[p] for p in positions], "stored_step": [self._step[p] for p in positions],
                 "mix_lambda": [self._lam[p] for p in positions], "mix_kind": self.mix_kind,
                 "num_classes": self.store.num_classes, "label_format": self.label_format, "recon_mode": self.mode,
-                "tail_kind": self.tail_kind}
+                "tail_kind": self.tail_kind, "pixels": self.pixels}
         group = StepGroup(meta, tensors)
         if self.render:
             images, o = [], 0
@@ -546,6 +568,7 @@ class StepDataset(torch.utils.data.Dataset):
         imgs = render_views(bank, (ids, crop, flip), self.policy)
         if self.apply_mix and not math.isnan(lam):
             imgs = apply_mix(imgs, partner, lam, box, self.policy.mix, inplace=True)
+        imgs = self.normalize(imgs)
         if self.transform is not None:
             imgs = self.transform(imgs)
         return imgs

@@ -434,5 +434,6 @@ class StepGroup:
                 label={n: v[i] for n, v in zip(names, lab)}, num_classes=c, label_format=fmt, recon_mode=mode,
                 tail_kind=tk, images=None if images is None else images[i],
                 probs=None if probs is None else probs[i],
-                sparse=None if sp is None else SparseLabels(sp[0][i], sp[1][i], sp[2][i], c)))
+                sparse=None if sp is None else SparseLabels(sp[0][i], sp[1][i], sp[2][i], c),
+                pixels=m.get("pixels", "0-255")))
         return out

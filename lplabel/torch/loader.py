@@ -3,11 +3,11 @@
 Most training loops need only this::
 
     loader = ReplayLoader("labels.lpl", imageset, device="cuda", temperature=lpqld_step(),
-                          num_workers=4, persistent_workers=True)
+                          normalize="imagenet", num_workers=4, persistent_workers=True)
     for epoch in range(start_epoch, epochs):
-        loader.set_epoch(epoch)
+        loader.set_epoch(epoch)                  # optional: each new pass is the next epoch anyway
         for batch in loader:                     # StepBatch on `device`
-            out = student(normalize(batch.images))
+            out = student(batch.images)          # ToTensor + Normalize(ImageNet) done in the workers
             loss = kl_div_loss(out, batch.probs, batch.temperature)
             ...
             ckpt["loader"] = loader.state_dict()  # exact mid-epoch resume point
@@ -29,7 +29,7 @@ import torch
 
 from ..errors import LplabelError
 from .batch import StepKey
-from .dataset import StepDataset, WorkerFailure, raise_worker_failure
+from .dataset import StepDataset, WorkerFailure, raise_worker_failure, warn_pixels_unset
 from .group import SlabPool, StepGroup, StepGroupKey
 from .sampler import StepSampler
 
@@ -144,6 +144,10 @@ class ReplayLoader:
         (zstd, CRC-32 and the file reads release the GIL). ``"auto"``: 0 -- on the shared 2-core
         benchmark machine a thread made the label path slower (benchmarks/results/loader-*.md);
         it can pay where cores are idle and the loop itself releases the GIL.
+    normalize: the pixel convention of ``batch.images``, applied in the workers after mixing:
+        ``"0-255"`` (lplabel's rendering), ``"0-1"``, ``"imagenet"`` or ``(mean, std)`` in 0..1 units
+        (torchvision's ``ToTensor`` + ``Normalize``). Not given: 0..255 with a warning (see
+        :mod:`lplabel.torch.pixels` and docs/loader.md).
     num_workers, persistent_workers, pin_memory (default: CUDA device), prefetch_factor,
     multiprocessing_context, timeout, worker_init_fn: passed to the DataLoader.
     """
@@ -155,7 +159,10 @@ class ReplayLoader:
                  full_steps_only: bool = False, rank=None, world_size=None, uneven: str = "pad", epoch: int = 0,
                  num_workers: int = 0, persistent_workers: bool = False, pin_memory=None, prefetch_factor=None,
                  multiprocessing_context=None, timeout: float = 0, worker_init_fn=None,
-                 steps_per_item="auto", shared_memory="auto", prefetch_threads="auto"):
+                 steps_per_item="auto", shared_memory="auto", prefetch_threads="auto", normalize=None):
+        if normalize is None and images is not None and transform is None:
+            warn_pixels_unset()
+            normalize = "0-255"
         self.device = torch.device("cpu" if device is None else device)
         cuda = self.device.type == "cuda"
         if labels_on is None:
@@ -168,7 +175,7 @@ class ReplayLoader:
         self.dataset = StepDataset(store, images, policy=policy, labels=labels if labels_on == "worker" else "raw",
                                    temperature=temperature, mode=mode, render=render_on == "worker",
                                    apply_mix=apply_mix, transform=transform, check_images=check_images,
-                                   cache_configs=cache_configs)
+                                   cache_configs=cache_configs, normalize=normalize)
         if shared_memory not in ("auto", True, False):
             raise ValueError(f"shared_memory must be 'auto', True or False, got {shared_memory!r}")
         if prefetch_threads == "auto":
