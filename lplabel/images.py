@@ -74,6 +74,28 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.images)
 
+    def __repr__(self) -> str:
+        """One short line (the dataclass repr printed every pixel): count, shape, classes, keys."""
+        n = len(self)
+        if isinstance(self.images, np.ndarray):
+            shape = "x".join(str(d) for d in self.images.shape[1:]) + f" {self.images.dtype}"
+        elif n:
+            hw = self.sizes()
+            first = np.asarray(self.images[0])
+            c = first.shape[2] if first.ndim == 3 else 1
+            lo, hi = hw.min(axis=0), hw.max(axis=0)
+            shape = (f"{lo[0]}x{lo[1]}x{c}" if (lo == hi).all() else f"{lo[0]}x{lo[1]}..{hi[0]}x{hi[1]}x{c}") \
+                + f" {first.dtype}"
+        else:
+            shape = "no pixels"
+        known = self.classes[self.classes >= 0]
+        classes = f"{len(np.unique(known))} classes" if len(known) else "classes unknown"
+        if self.class_names:
+            classes += f" ({len(self.class_names)} names)"
+        keys = f", keys {self.keys[0]!r}..{self.keys[-1]!r}" if n else ""
+        fp = f", fingerprint {self._fingerprint[:12]}" if self._fingerprint else ""
+        return f"ImageSet({n} images, {shape}, {classes}{keys}{fp})"
+
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:

@@ -608,3 +608,56 @@ def test_resume_without_set_epoch(pruned, workers):
     lo3 = ReplayLoader(path, iset, **kw)
     lo3.load_state_dict(done)
     assert len(lo3) == len(ref[2]) and {b.epoch for b in lo3} == {3}
+
+
+# ------------------------------------------------------------------------------- issue 19.13: loader bits
+def test_default_temperature_warns_when_the_method_implies_another(pruned, full, tmp_path):
+    from lplabel.interop import import_legacy, synth
+
+    with pytest.warns(UserWarning, match=r"temperature defaults to 1.0.*pruned for LPLD.*temperature=20.0"):
+        lo = ReplayLoader(pruned[0], None)
+    assert {b.temperature for b in lo} == {1.0}  # the default itself is unchanged
+    with pytest.warns(UserWarning, match="temperature defaults to 1.0"):
+        StepSampler(pruned[0])
+    lq = make_store(tmp_path / "q.lpl", epochs=4, keep=0.5, reuse="lpqld", batch_size=4)[0]
+    with pytest.warns(UserWarning, match=r"LPQLD.*lpqld_step\(offset=1\)"):
+        ReplayLoader(lq, None)
+    src = synth.write_batches(tmp_path / "sre2l", "sre2l", num_images=12, batch_size=4, epochs=2, num_classes=10,
+                              input_size=16, image_size=(20, 20))
+    import_legacy(src, tmp_path / "s.lpl", progress=False)
+    with pytest.warns(UserWarning, match=r"SRe2L/CDA labels.*-T 20.*temperature=20.0"):
+        ReplayLoader(tmp_path / "s.lpl", None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ReplayLoader(pruned[0], None, temperature=1.0)  # chosen: silent
+        ReplayLoader(tmp_path / "s.lpl", None, temperature=20.0)
+        ReplayLoader(full[0], None)  # a relabelled full store implies nothing
+        StepSampler(full[0])
+
+
+def test_cuda_device_without_cuda_is_a_named_error_at_construction(full, monkeypatch):
+    from lplabel.torch import DeviceUnavailableError
+
+    path, iset, *_ = full
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for dev in ("cuda", "cuda:1", torch.device("cuda")):
+        with pytest.raises(DeviceUnavailableError) as ei:
+            ReplayLoader(path, iset, device=dev, normalize="0-255")
+        msg = str(ei.value)
+        assert "\n" not in msg and "CUDA" in msg and "device='cpu'" in msg and "ReplayLoader(device=)" in msg
+    with pytest.raises(DeviceUnavailableError, match="not a device"):
+        ReplayLoader(path, iset, device="gpu0", normalize="0-255")
+    assert ReplayLoader(path, iset, device="cpu", normalize="0-255").device == torch.device("cpu")
+
+
+def test_imageset_repr_is_short():
+    from lplabel import ImageSet
+
+    iset = make_images(n=24, hw=(20, 20))
+    assert repr(iset) == "ImageSet(24 images, 20x20x3 uint8, 10 classes, keys 'img0'..'img23')"
+    fp = iset.fingerprint
+    assert repr(iset).endswith(f", fingerprint {fp[:12]})")
+    mixed = ImageSet([np.zeros((20, 30, 3), np.uint8), np.zeros((40, 32, 3), np.uint8)], [-1, -1], ["a", "b"])
+    assert repr(mixed) == "ImageSet(2 images, 20x30..40x32x3 uint8, classes unknown, keys 'a'..'b')"
+    big = ImageSet(np.zeros((5000, 64, 64, 3), np.uint8), np.arange(5000) % 200, [str(i) for i in range(5000)])
+    assert len(repr(big)) < 100

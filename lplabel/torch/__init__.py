@@ -13,16 +13,17 @@ from .batch import LogitTargets, SparseLabels, StepBatch, StepKey, sparse_probs
 from .calibration import CalibratedStudentTemperature, calibrate_student_temperature, temperature_losses
 from .dataset import StepDataset, check_image_set
 from .group import StepGroup, StepGroupKey
-from .loader import LoaderWorkerError, ReplayLoader
+from .loader import DeviceUnavailableError, LoaderWorkerError, ReplayLoader
 from .losses import kl_div_loss, mse_gt_loss, mse_logits_loss, soft_cross_entropy
+from .pixels import IMAGENET_MEAN, IMAGENET_STD
 from .sampler import ResumeStateError, StepSampler
 
 __all__ = [
     "StepDataset", "StepSampler", "ReplayLoader", "StepBatch", "StepKey", "StepGroup", "StepGroupKey",
     "SparseLabels", "LogitTargets",
-    "sparse_probs", "check_image_set", "ResumeStateError", "LoaderWorkerError",
+    "sparse_probs", "check_image_set", "ResumeStateError", "LoaderWorkerError", "DeviceUnavailableError",
     "kl_div_loss", "soft_cross_entropy", "mse_logits_loss", "mse_gt_loss",
     "calibrate_student_temperature", "temperature_losses", "CalibratedStudentTemperature",
     "ReuseSchedule", "Constant", "StepDecay", "Cosine", "constant", "cosine", "lpqld_step", "as_temperature",
-    "legacy_batch", "lpqld_batch", "gvbsm_batch", "dense_logits",
+    "legacy_batch", "lpqld_batch", "gvbsm_batch", "dense_logits", "IMAGENET_MEAN", "IMAGENET_STD",
 ]

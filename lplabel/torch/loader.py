@@ -28,10 +28,11 @@ from collections import deque
 import torch
 
 from ..errors import LplabelError
+from ..store import LabelStore
 from .batch import StepKey
 from .dataset import StepDataset, WorkerFailure, raise_worker_failure, warn_pixels_unset
 from .group import SlabPool, StepGroup, StepGroupKey
-from .sampler import StepSampler
+from .sampler import StepSampler, resolve_temperature
 
 #: ``steps_per_item="auto"`` groups steps until an item holds about this many bytes in-process ...
 AUTO_ITEM_BYTES = 4 << 20
@@ -48,6 +49,36 @@ SLAB_POOL_LIMIT = 512 << 20
 
 class LoaderWorkerError(LplabelError):
     """A DataLoader worker died (killed, crashed in native code) or stopped answering."""
+
+
+class DeviceUnavailableError(LplabelError):
+    """``device=`` names an accelerator this process cannot use (raised when the loader is built,
+    not at the first batch)."""
+
+
+def _check_device(device) -> torch.device:
+    try:
+        dev = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise DeviceUnavailableError(f"device={device!r} is not a device ({e})", part="ReplayLoader(device=)",
+                                     hint="use 'cpu', 'cuda', 'cuda:N' or a torch.device") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise DeviceUnavailableError(f"device={device!r}, but {why} (torch {torch.__version__})",
+                                         part="ReplayLoader(device=)",
+                                         hint="pass device='cpu' (or leave it out), or run where a GPU is visible "
+                                              "(check CUDA_VISIBLE_DEVICES and the torch build)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceUnavailableError(f"device={device!r}, but only {torch.cuda.device_count()} CUDA device(s) "
+                                         "are visible", part="ReplayLoader(device=)",
+                                         hint="use cuda:0 .. cuda:N-1 (DDP: cuda:<local rank>)")
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DeviceUnavailableError(f"device={device!r}, but MPS is not available here", part="ReplayLoader(device=)",
+                                         hint="pass device='cpu'")
+    return dev
 
 
 _WORKER_DEATH = ("exited unexpectedly", "is killed by signal", "DataLoader timed out")
@@ -153,7 +184,7 @@ class ReplayLoader:
     """
 
     def __init__(self, store, images=None, *, device=None, labels: str = "dense", labels_on: str | None = None,
-                 render_on: str = "worker", temperature=1.0, mode: str = "auto", policy=None, apply_mix: bool = True,
+                 render_on: str = "worker", temperature=None, mode: str = "auto", policy=None, apply_mix: bool = True,
                  transform=None, check_images: bool = True, cache_configs="auto",
                  reuse: str = "auto", seed=None, steps_per_epoch=None, wrap: bool = True, shuffle: bool = False,
                  full_steps_only: bool = False, rank=None, world_size=None, uneven: str = "pad", epoch: int = 0,
@@ -163,7 +194,7 @@ class ReplayLoader:
         if normalize is None and images is not None and transform is None:
             warn_pixels_unset()
             normalize = "0-255"
-        self.device = torch.device("cpu" if device is None else device)
+        self.device = _check_device(device)
         cuda = self.device.type == "cuda"
         if labels_on is None:
             labels_on = "device" if cuda else "worker"
@@ -172,6 +203,8 @@ class ReplayLoader:
         self.labels = labels
         self.labels_on = labels_on
         self.render_on = render_on
+        store = store if isinstance(store, LabelStore) else LabelStore(store)
+        temperature = resolve_temperature(temperature, store)
         self.dataset = StepDataset(store, images, policy=policy, labels=labels if labels_on == "worker" else "raw",
                                    temperature=temperature, mode=mode, render=render_on == "worker",
                                    apply_mix=apply_mix, transform=transform, check_images=check_images,

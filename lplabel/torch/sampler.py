@@ -47,6 +47,49 @@ class ResumeStateError(LplabelError):
     """A resume state that does not belong to this store or schedule."""
 
 
+#: What the method a store comes from trains with, when it is not T = 1: (suggestion, reason).
+_METHOD_TEMPERATURE = {
+    "sre2l": ("temperature=20.0", "SRe2L/CDA labels: train_FKD.py is run with -T 20 for CutMix (its README; the "
+                                  "code default is 3)"),
+    "lpld": ("temperature=20.0", "LPLD labels: LPLD trains with T=20"),
+    "lpqld": ("temperature=lpqld_step(offset=1)", "LPQLD labels: LPQLD trains with its dynamic schedule "
+                                                  "max(2, 20 * 0.7^(epoch // 30)) from T=20"),
+}
+
+
+def implied_temperature(store: LabelStore):
+    """(suggestion, reason) when the method the store's labels come from trains at a temperature
+    other than 1 (a legacy import's layout, or a store pruned for LPLD/LPQLD reuse), else None.
+    G-VBSM/EDC (MSE on logits) and FKD (soft CE at T=1) imply nothing."""
+    hdr = store.header
+    legacy = (hdr.get("extensions") or {}).get("legacy") or {}
+    layout = legacy.get("layout") if isinstance(legacy, dict) else None
+    if layout in _METHOD_TEMPERATURE:
+        return _METHOD_TEMPERATURE[layout]
+    sel = hdr.get("selection") or {}
+    reuse = sel.get("reuse") if isinstance(sel, dict) else None
+    if reuse in ("lpld", "lpqld"):
+        hint, why = _METHOD_TEMPERATURE[reuse]
+        return hint, f"a store pruned for {reuse.upper()} reuse: " + why.split(": ", 1)[1]
+    return None
+
+
+def resolve_temperature(temperature, store: LabelStore, stacklevel: int = 3):
+    """``temperature`` as given, or 1.0 when not given -- with a warning when the store's method
+    implies another temperature (a KL loss at T=1 on labels meant for T=20 trains a different
+    student, silently)."""
+    if temperature is not None:
+        return temperature
+    implied = implied_temperature(store)
+    if implied is not None:
+        import warnings
+
+        hint, why = implied
+        warnings.warn(f"{store.path}: the loader's temperature defaults to 1.0, but these are {why} -- pass "
+                      f"{hint} (or temperature=1.0 to keep T=1 and silence this)", UserWarning, stacklevel=stacklevel + 1)
+    return 1.0
+
+
 def default_rank_world():
     """(rank, world_size) from torch.distributed when it is initialised, else (0, 1)."""
     try:
@@ -66,7 +109,8 @@ class StepSampler(torch.utils.data.Sampler):
     ----------
     store: path or :class:`~lplabel.store.LabelStore`.
     temperature: the label temperature, a number or a schedule ``epoch -> T`` (see
-        :mod:`lplabel.schedule`: ``lpqld_step()``, ``Cosine``...).
+        :mod:`lplabel.schedule`: ``lpqld_step()``, ``Cosine``...). Not given: 1.0, with a warning
+        when the store's method trains at another temperature (:func:`implied_temperature`).
     reuse, seed, steps_per_epoch, wrap, shuffle, full_steps_only: passed to
         :class:`~lplabel.schedule.ReuseSchedule` (``reuse="auto"`` follows the store).
     rank, world_size: this process's share; default from ``torch.distributed`` if initialised.
@@ -80,7 +124,7 @@ class StepSampler(torch.utils.data.Sampler):
         iterate it for the steps. 1 (default): one :class:`StepKey` per step.
     """
 
-    def __init__(self, store, *, temperature=1.0, reuse: str = "auto", seed=None, steps_per_epoch=None,
+    def __init__(self, store, *, temperature=None, reuse: str = "auto", seed=None, steps_per_epoch=None,
                  wrap: bool = True, shuffle: bool = False, full_steps_only: bool = False, rank=None,
                  world_size=None, uneven: str = "pad", epoch: int = 0, steps_per_item: int = 1):
         st = store if isinstance(store, LabelStore) else LabelStore(store)
@@ -88,7 +132,7 @@ class StepSampler(torch.utils.data.Sampler):
         self.path = str(st.path)
         self.schedule = ReuseSchedule.for_store(st, reuse=reuse, seed=seed, steps_per_epoch=steps_per_epoch,
                                                 wrap=wrap, shuffle=shuffle, full_steps_only=full_steps_only)
-        self.temperature = as_temperature(temperature)
+        self.temperature = as_temperature(resolve_temperature(temperature, st))
         r, w = default_rank_world()
         self.rank = r if rank is None else int(rank)
         self.world_size = w if world_size is None else int(world_size)
