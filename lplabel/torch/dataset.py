@@ -131,6 +131,13 @@ def check_image_set(store: LabelStore, images, keys=None) -> None:
     fp_store = fp.get("value") if isinstance(fp, dict) else None
     what = ("pass the image set the labels were made for (same images, same order), or relabel these images; "
             "check_images=False skips this check at your own risk")
+    legacy = (store.header.get("extensions") or {}).get("legacy")
+    if legacy and key_store is not None and fp_store is None and \
+            key_store == keys_digest([str(i) for i in range(want_n)]):
+        # imported without --images: the store knows its images only as "0".."N-1"
+        what = ("the store was imported without --images, so its image keys are just 0..N-1: re-import it with "
+                "`lplabel import LEGACY_DIR -o OUT.lpl --images DISTILLED_DIR` (the ImageFolder the labels were "
+                "made for); check_images=False skips this check at your own risk")
     if n != want_n:
         raise ImageSetMismatchError(
             f"the image set has {n} images, the store's labels are for {want_n} "
