@@ -438,7 +438,7 @@ def training(args, content, log):
         wkw = dict(num_workers=workers)
         if workers:
             wkw.update(persistent_workers=True)
-        ours = ReplayLoader(path, iset, temperature=T, reuse="order", steps_per_epoch=n, **wkw)
+        ours = ReplayLoader(path, iset, temperature=T, reuse="order", steps_per_epoch=n, normalize="0-255", **wkw)
         base = torch.utils.data.DataLoader(InMemoryLabels(bank, policy, views[:n], probs), batch_size=None, **wkw)
         torch.manual_seed(0)
         model = convnet(num_classes=C, width=args.width, depth=3, image_size=32)
