@@ -661,3 +661,12 @@ def test_imageset_repr_is_short():
     assert repr(mixed) == "ImageSet(2 images, 20x30..40x32x3 uint8, classes unknown, keys 'a'..'b')"
     big = ImageSet(np.zeros((5000, 64, 64, 3), np.uint8), np.arange(5000) % 200, [str(i) for i in range(5000)])
     assert len(repr(big)) < 100
+
+
+def test_sampler_next_epoch(pruned):
+    s = StepSampler(pruned[0], temperature=1.0, epoch=2)
+    assert (s.epoch, s.next_epoch) == (2, 2)
+    list(s)
+    assert (s.epoch, s.next_epoch) == (2, 3)
+    s.set_epoch(9)
+    assert s.next_epoch == 9 and {k.epoch for k in s} == {9} and s.next_epoch == 10

@@ -165,11 +165,12 @@ class StepSampler(torch.utils.data.Sampler):
             self._iter_start = 0
         self.epoch = epoch
         self._advance = False
+        self._claimed = False
 
     @property
     def next_epoch(self) -> int:
         """The epoch the next iteration serves."""
-        return self.epoch + 1 if self._advance else self.epoch
+        return self._next()[0]
 
     def begin_iteration(self, claim: bool = False) -> int:
         """Start an iteration: apply the automatic epoch advance (when ``set_epoch`` was not called
