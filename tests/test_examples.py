@@ -118,3 +118,19 @@ def test_port_pitfalls_give_one_line_errors(legacy):
         ex.main(_argv(nosize, folder, tmp / "z", "--input-size", "16", "--batch-size", "1024"))
     state = ex.main(_argv(nosize, folder, tmp / "z", "--input-size", "16", "--max-steps", "1"))
     assert state["steps"] == 1
+
+
+def test_loader_names_the_import_flags(legacy):
+    """Straight from the loader (no example script), the two import pitfalls name their fix."""
+    from lplabel.datasets import load_image_folder
+    from lplabel.errors import ImageSetMismatchError
+    from lplabel.torch import ReplayLoader
+
+    tmp, src, folder = legacy
+    images = load_image_folder(folder)
+    bare = _import(src, tmp / "bare2.lpl")
+    with pytest.raises(ImageSetMismatchError, match="imported without --images.*--images DISTILLED_DIR"):
+        ReplayLoader(bare, images, temperature=20.0, normalize="imagenet")
+    nosize = _import(src, tmp / "nosize2.lpl", "--images", str(folder))
+    with pytest.raises(ValueError, match="imported without --input-size.*--input-size N"):
+        ReplayLoader(nosize, images, temperature=20.0, normalize="imagenet")

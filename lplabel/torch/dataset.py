@@ -281,8 +281,12 @@ class StepDataset(torch.utils.data.Dataset):
                                      "check_images=False")
                 check_image_set(st, iset if iset is not None else source)
             if policy is None:
+                legacy = (st.header.get("extensions") or {}).get("legacy")
+                how = ("it was imported without --input-size: re-import with `lplabel import ... --input-size N` (the "
+                       "relabel's --input-size), or pass policy=AugmentPolicy(output_size=N, mix=...)") if legacy else \
+                    "pass policy=AugmentPolicy(...) (the relabeler's)"
                 raise ValueError(f"{st.path}: the store's header names no augmentation policy, so views cannot be "
-                                 "rendered; pass policy=AugmentPolicy(...) (the relabeler's), or images=None")
+                                 f"rendered; {how}, or images=None")
             self.bank = source if isinstance(source, ImageBank) else ImageBank(source, "cpu")
             self.normalize.check_channels(self.bank.channels, str(st.path))
             if len(self.bank) != st.num_images:
