@@ -93,6 +93,7 @@ class Smoke:
         self.work = work
         self.passed = 0
         self.failed: list[str] = []
+        self.ran: set[str] = set()  # the first two words of each lplabel command run beyond --help
         env = {k: v for k, v in os.environ.items() if not k.startswith("LPLABEL_") and k != "PYTHONPATH"}
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         self.env = env
@@ -101,6 +102,8 @@ class Smoke:
             env: dict | None = None, traceback_ok: bool = False, exe: str = "lplabel", creates: str | None = None,
             absent: str | None = None, name: str | None = None) -> subprocess.CompletedProcess:
         cmd = [str(venv / "bin" / exe)] + args
+        if exe == "lplabel" and "--help" not in args:
+            self.ran.add(" ".join(a for a in args[:2] if not a.startswith("-")))
         t0 = time.perf_counter()
         p = subprocess.run(cmd, cwd=self.work, env={**self.env, **(env or {})}, capture_output=True, text=True,
                            stdin=subprocess.DEVNULL, timeout=600)
@@ -143,8 +146,9 @@ def commands(venv: Path) -> list[list[str]]:
             "def walk(g, pre):\n"
             "    out = []\n"
             "    for n, c in sorted(g.commands.items()):\n"
-            "        out.append(pre + [n])\n"
-            "        if isinstance(c, click.Group): out += walk(c, pre + [n])\n"
+            "        group = isinstance(c, click.Group)\n"
+            "        out.append([pre + [n], group])\n"
+            "        if group: out += walk(c, pre + [n])\n"
             "    return out\n"
             "print(json.dumps(walk(main, [])))")
     p = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, cwd="/")
@@ -163,7 +167,8 @@ def with_torch(s: Smoke, v: Path, data: str) -> None:
         print("FAIL lplabel is not imported from site-packages")
     s.run(v, ["--version"], label=L, expect="lplabel")
     s.run(v, ["-m", "lplabel", "--version"], label=L, exe="python", expect="lplabel")
-    for c in commands(v):
+    listed = commands(v)
+    for c, _ in listed:
         s.run(v, c + ["--help"], label=L)
     s.run(v, ["-c", MAKE_INPUTS, str(s.work), data], label=L, exe="python", creates="imgs",
           name="python -c MAKE_INPUTS (ImageFolder of JPEG + PNG, a cifar10-style pack)")
@@ -206,12 +211,17 @@ def with_torch(s: Smoke, v: Path, data: str) -> None:
     s.run(v, ["bench", "accuracy", "--quick", "--out", "bench"], rc=2, expect="lplabel[bench]", label=L,
           absent="bench")
     s.run(v, ["-c", "import lplabel.torch"], label=L, exe="python")
+    # every command must have run here at least once (not only --help): a new one needs a case above
+    for c, group in listed:
+        if not group and not any(r.split()[:len(c)] == c for r in s.ran):
+            s.failed.append(f"lplabel {' '.join(c)}: no smoke case in .ci/plain_smoke.py")
+            print(f"FAIL lplabel {' '.join(c)}: never run here -- add a case to .ci/plain_smoke.py")
 
 
 def without_torch(s: Smoke, v: Path) -> None:
     L = "no torch"
     s.run(v, ["--version"], label=L, expect="lplabel")
-    for c in commands(v):
+    for c, _ in commands(v):
         s.run(v, c + ["--help"], label=L)
     s.run(v, ["-c", MAKE_STORE, "n.lpl"], label=L, exe="python", creates="n.lpl",
           name="python -c MAKE_STORE (StoreWriter, no torch)")
