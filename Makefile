@@ -27,4 +27,4 @@ bench: $(STAMP)
 	$(PY) -m pytest -q benchmarks --benchmark-enable --benchmark-only
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) .venv-plain .venv-plain-notorch out .pytest_cache

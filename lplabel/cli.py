@@ -33,7 +33,8 @@ def ratio_phrase(ratio) -> str:
 
 
 class LplabelGroup(click.Group):
-    """Turns LplabelError (and a few OS errors) into a one-line message and exit status 2."""
+    """Turns LplabelError (and a few OS errors) into a one-line message and exit status 2; so too
+    the import of an optional package that is not installed (:mod:`lplabel.deps` names the extra)."""
 
     def invoke(self, ctx):
         try:
@@ -42,6 +43,14 @@ class LplabelGroup(click.Group):
             if os.environ.get("LPLABEL_DEBUG"):
                 raise
             click.echo(f"error: {e}", err=True)
+            ctx.exit(2)
+        except ModuleNotFoundError as e:  # an optional package (torch, numba, ...) that is not installed
+            from .deps import from_import_error
+
+            err = from_import_error(e, f"lplabel {ctx.invoked_subcommand or ''}".strip())
+            if err is None or os.environ.get("LPLABEL_DEBUG"):
+                raise
+            click.echo(f"error: {err}", err=True)
             ctx.exit(2)
         except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
             if os.environ.get("LPLABEL_DEBUG"):
@@ -146,6 +155,10 @@ def verify(store, quiet):
 def demo(output, epochs, force):
     """End-to-end run on scikit-learn's digits: train a teacher, relabel views, write, inspect
     and verify stores (dense fp16 and top-k)."""
+    from .deps import require
+
+    require("torch", "lplabel demo")  # both before any work
+    require("sklearn", "lplabel demo (the built-in data set 'digits')")
     from .demo import run_demo
 
     run_demo(output, epochs=epochs, force=force, echo=click.echo)

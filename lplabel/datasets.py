@@ -8,9 +8,19 @@ can be related to the 200 classes (``logits[:, in1k_index]``).
 
 Data root
 ---------
-``load_dataset`` looks for the packed files under, in order of precedence: the ``root=``
-argument, the ``LPLABEL_DATA`` environment variable, then ``<repo>/../shared/data`` where
-``<repo>`` is the directory holding the ``lplabel`` package.
+``digits`` ships with scikit-learn (the ``bench`` extra); ``cifar10`` and ``tiny-imagenet`` are
+packed files that lplabel does not download. ``load_dataset`` looks for them under the first of:
+
+1. the ``root=`` argument (on the command line: ``--data-root DIR``, accepted wherever a
+   built-in data set can be named: ``lplabel relabel NAME``, ``lplabel bench accuracy``);
+2. the ``LPLABEL_DATA`` environment variable (``export LPLABEL_DATA=/path/to/data``);
+3. only when lplabel runs from a source checkout (the ``lplabel`` package folder beside the
+   project's ``pyproject.toml``, not an installed copy in ``site-packages``): the checkout's
+   ``../shared/data``.
+
+An installed package with neither 1 nor 2 has no data root: naming such a data set stops with
+:class:`DataRootError`, which says where lplabel looked and how to point it at the files. The
+folder holds ``cifar10-jpeg/{train,test}.npz`` and ``tiny-imagenet-jpeg/{train100,val}.npz``.
 
 Datasets (names are case-insensitive; ``-`` and ``_`` are ignored)
 ------------------------------------------------------------------
@@ -50,6 +60,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .deps import require
 from .images import ImageSet
 
 # --------------------------------------------------------------------------------------- errors
@@ -66,6 +77,11 @@ class UnknownDatasetError(DatasetError, ValueError):
 
 class NotEnoughImagesError(DatasetError, ValueError):
     """More images per class were asked for than a class holds."""
+
+
+class DataRootError(DatasetNotFoundError):
+    """A packed data set was named, and no data folder is set (an installed package without
+    ``--data-root`` / ``root=`` or ``LPLABEL_DATA``)."""
 
 
 # --------------------------------------------------------------------------------------- names
@@ -103,13 +119,41 @@ def known_datasets() -> list[str]:
     return list(DATASETS)
 
 
-def default_data_root() -> Path:
-    """``$LPLABEL_DATA`` if set, else ``<repo>/../shared/data``."""
+def source_checkout() -> Path | None:
+    """The source checkout lplabel runs from (the folder holding ``pyproject.toml`` beside the
+    ``lplabel`` package), or None for an installed package."""
+    pkg = Path(__file__).resolve().parent
+    repo = pkg.parent
+    if repo.name in ("site-packages", "dist-packages") or not (repo / "pyproject.toml").is_file():
+        return None
+    return repo
+
+
+def default_data_root() -> Path | None:
+    """Where packed data sets are looked for when no root is given: ``$LPLABEL_DATA`` if set,
+    else the source checkout's ``../shared/data``; None for an installed package (see the
+    module doc, "Data root")."""
     env = os.environ.get("LPLABEL_DATA")
     if env:
         return Path(env)
-    repo_root = Path(__file__).resolve().parent.parent
-    return repo_root.parent / "shared" / "data"
+    repo = source_checkout()
+    return None if repo is None else repo.parent / "shared" / "data"
+
+
+def data_root(root=None, *, dataset: str = "a packed data set") -> Path:
+    """``root`` if given, else :func:`default_data_root`; :class:`DataRootError` when neither
+    names a folder."""
+    if root is not None:
+        return Path(root)
+    base = default_data_root()
+    if base is None:
+        raise DataRootError(
+            f"{dataset} is read from packed files, and no data folder is set: lplabel looks in "
+            "--data-root DIR (root= in Python), then $LPLABEL_DATA, then ../shared/data beside a source "
+            "checkout, and this is an installed package",
+            hint="export LPLABEL_DATA=/path/to/data or pass --data-root /path/to/data (the folder holding "
+                 "cifar10-jpeg/ and tiny-imagenet-jpeg/)")
+    return base
 
 
 def _attach_meta(iset: ImageSet, **meta) -> ImageSet:
@@ -301,6 +345,7 @@ def _resolve(name: str, split: str) -> tuple[str, str]:
 
 def digits_split_indices(split: str) -> np.ndarray:
     """Indices into ``sklearn.datasets.load_digits()`` of the fixed ``train``/``test`` split."""
+    require("sklearn", "the built-in data set 'digits'")
     from sklearn.datasets import load_digits
 
     y = np.asarray(load_digits().target, dtype=np.int64)
@@ -317,6 +362,7 @@ def _digits_split(y: np.ndarray, split: str) -> np.ndarray:
 
 
 def _load_digits(split: str, limit_per_class: int | None) -> ImageSet:
+    require("sklearn", "the built-in data set 'digits'")
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -336,19 +382,20 @@ def _load_digits(split: str, limit_per_class: int | None) -> ImageSet:
 def load_dataset(name: str, split: str = "train", root=None, limit_per_class: int | None = None) -> ImageSet:
     """Load a known real data set (see the module docstring) as an :class:`ImageSet`.
 
-    ``root`` overrides the data root (default ``$LPLABEL_DATA`` or ``<repo>/../shared/data``).
+    ``root`` overrides the data root (default: ``$LPLABEL_DATA``, or a source checkout's
+    ``../shared/data``; see the module doc).
     The result carries ``meta`` (``dataset``, ``split``, ``source``, ``indices`` into the file,
     ``hflip`` — whether horizontal flips are label-preserving; Tiny-ImageNet: ``in1k_index``).
     """
     canon, split = _resolve(name, split)
     if canon == "digits":
         return _load_digits(split, limit_per_class)
-    base = Path(root) if root is not None else default_data_root()
+    base = data_root(root, dataset=f"the data set {canon!r}")
     rel = DATASETS[canon][split]
     path = _check_file(
         base / rel,
-        hint=f"dataset {canon!r} split {split!r}; set LPLABEL_DATA or pass root= to the folder "
-        f"that holds {rel.split('/')[0]}/",
+        hint=f"dataset {canon!r} split {split!r}; set LPLABEL_DATA or pass --data-root (root= in Python) "
+        f"to the folder that holds {rel.split('/')[0]}/",
     )
     iset = load_npz_pack(path, limit_per_class=limit_per_class, key_prefix=f"{canon}/{split}/")
     if canon == "cifar10":

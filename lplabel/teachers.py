@@ -55,6 +55,7 @@ import torch
 from torch import nn
 
 from .images import ImageSet
+from .memory_format import network_input, network_module, plain_nchw
 from .models import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -86,7 +87,8 @@ class MissingDependencyError(TeacherError, ImportError):
 # ----------------------------------------------------------------------------------- tensors
 def images_to_tensor(images, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 [N, H, W, C] (array, ImageSet, or list of same-size arrays) → NCHW 0..255 tensor
-    (float32 by default; ``dtype=torch.uint8`` keeps the bytes, 4× smaller)."""
+    (float32 by default; ``dtype=torch.uint8`` keeps the bytes, 4× smaller), with plain NCHW strides
+    also for one channel (see :mod:`lplabel.memory_format`)."""
     if isinstance(images, ImageSet):
         images = images.images
     if isinstance(images, list):
@@ -102,7 +104,7 @@ def images_to_tensor(images, dtype: torch.dtype = torch.float32) -> torch.Tensor
     if a.ndim != 4:
         raise ValueError(f"images must be [N, H, W, C], got shape {a.shape}")
     t = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2)
-    return t.to(dtype) if dtype != torch.uint8 else t.contiguous()
+    return plain_nchw(t.to(dtype) if dtype != torch.uint8 else t)
 
 
 def _channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
@@ -126,7 +128,9 @@ def random_crop_flip(
 ) -> torch.Tensor:
     """Batch augmentation in pixel space: zero-pad by ``pad``, random crop back, random h-flip.
 
-    Random numbers come from ``generator`` (CPU) so results are reproducible.
+    Random numbers come from ``generator`` (CPU) so results are reproducible. The crops are
+    gathered channels-last; the result is handed back in the network layout
+    (:func:`lplabel.memory_format.network_input`: plain NCHW strides, also for one channel).
     """
     b, c, h, w = x.shape
     if pad > 0:
@@ -141,7 +145,7 @@ def random_crop_flip(
     if flip:
         m = (torch.rand(b, generator=generator) < 0.5).to(x.device)[:, None, None, None]
         x = torch.where(m, x.flip(3), x)
-    return x.contiguous()
+    return network_input(x)
 
 
 # ----------------------------------------------------------------------------------- training
@@ -241,7 +245,7 @@ def train_teacher(
         torch.manual_seed(seed)
         square = x_all.shape[2] if x_all.shape[2] == x_all.shape[3] else None
         net, spec = _make_model(model, num_classes, in_channels, dict(model_kwargs or {}), square)
-    teacher = Normalized(net, mean, std).to(dev)
+    teacher = network_module(Normalized(net, mean, std), dev)
     teacher.factory_spec = spec  # e.g. for load_teacher(teacher.factory_spec, checkpoint)
 
     gen = torch.Generator().manual_seed(int(seed) + 1)
@@ -278,7 +282,7 @@ def train_teacher(
                 xb = random_crop_flip(xb, pad, flip, gen)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            out = teacher(xb)
+            out = teacher(network_input(xb))
             loss = loss_fn(out, yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -43,7 +43,8 @@ def bench():
 @click.option("--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True,
               help="Seed of the teacher, the distilled set, the views and the pruning.")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
-              help="Folder with cifar10-jpeg/ and tiny-imagenet-jpeg/ [default: $LPLABEL_DATA or ../shared/data].")
+              help="Folder with cifar10-jpeg/ and tiny-imagenet-jpeg/ [default: $LPLABEL_DATA; in a source "
+                   "checkout ../shared/data].")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch intra-op threads [default: 1 on the CPU, torch's default on a GPU].")
 @click.option("--force", is_flag=True, help="Recompute everything (ignore the cache in --out).")

@@ -22,6 +22,9 @@ def _echo(msg: str) -> None:
 @click.option("--normalize", type=click.Choice(["auto", "imagenet", "none"]), default="auto", show_default=True,
               help="Wrap the teacher in input normalisation (auto: as lplabel.teachers.load_teacher decides).")
 @click.option("--split", default=None, help="Split of a built-in dataset (default train; or NAME:SPLIT).")
+@click.option("--data-root", type=click.Path(file_okay=False), default=None,
+              help="Folder with cifar10-jpeg/ and tiny-imagenet-jpeg/, for a built-in IMAGES name "
+                   "[default: $LPLABEL_DATA; in a source checkout ../shared/data].")
 @click.option("--ipc", type=click.IntRange(1), default=None, help="Keep N random real images per class.")
 @click.option("--ipc-seed", type=int, default=0, show_default=True, help="Seed of the --ipc choice.")
 @click.option("--epochs", type=click.IntRange(1), default=300, show_default=True)
@@ -82,7 +85,7 @@ def relabel_cmd(images, out, teachers, checkpoints, normalize, split, ipc, ipc_s
                 crop_scale, crop_ratio, flip_p, mix, mix_alpha, seed, drop_last, device, amp, amp_dtype,
                 channels_last, keep, keep_seed, keep_unit, keep_metric, reuse, topk, values, index_type, index_coding, tail, zstd_level,
                 steps_per_chunk, class_map, force, fresh, work_dir, part_steps, merge, rank, world_size, progress,
-                store_views):
+                store_views, data_root):
     """Label seeded augmented views of IMAGES with a teacher and write a label store.
 
     IMAGES is an ImageFolder tree (DIR/<class>/<image>), an .npz image pack, or a built-in data set
@@ -98,7 +101,7 @@ def relabel_cmd(images, out, teachers, checkpoints, normalize, split, ipc, ipc_s
 
     from ..relabel import load_images, load_teachers, run_relabel
 
-    iset = load_images(images, ipc=ipc, ipc_seed=ipc_seed, split=split)
+    iset = load_images(images, ipc=ipc, ipc_seed=ipc_seed, split=split, data_root=data_root)
     model, desc = load_teachers(teachers, checkpoints, normalize=None if normalize == "auto" else normalize)
     run_relabel(iset, model, Path(out), epochs=epochs, batch_size=batch_size, size=size, crop_scale=crop_scale,
                 crop_ratio=crop_ratio, flip_p=flip_p, mix=mix, mix_alpha=mix_alpha, seed=seed, drop_last=drop_last,

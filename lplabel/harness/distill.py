@@ -52,7 +52,9 @@ def _class_list(imageset: ImageSet) -> list[int]:
 
 @torch.no_grad()
 def _score(teacher, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    z = teacher(x).float()
+    from ..memory_format import network_input
+
+    z = teacher(network_input(x)).float()
     return torch.log_softmax(z, dim=1).gather(1, target[:, None])[:, 0]
 
 

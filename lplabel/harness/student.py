@@ -97,6 +97,7 @@ def evaluate_student(model: torch.nn.Module, test: ImageSet, device, batch_size:
                      class_index=None, amp: bool = False) -> float:
     """Top-1 accuracy on ``test`` (labelled images). With ``class_index``, class ``c`` of the test
     set is output ``class_index[c]`` and the argmax is over those outputs only."""
+    from ..memory_format import network_input
     from ..teachers import images_to_tensor
 
     keep = np.flatnonzero(test.classes >= 0)
@@ -106,7 +107,7 @@ def evaluate_student(model: torch.nn.Module, test: ImageSet, device, batch_size:
     model.eval()
     correct = 0
     for a in range(0, len(x), batch_size):
-        xb = x[a:a + batch_size].to(device).float()
+        xb = network_input(x[a:a + batch_size].to(device).float())
         with _autocast(device, amp):
             z = model(xb).float()
         if ci is not None:
@@ -129,11 +130,15 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
     """Train one student from ``store`` on ``images`` and evaluate it on ``test``.
 
     ``temperature``: the setting's (None = the recipe's constant T, a number, or ``"dkr"``).
-    Returns ``{"top1", "seed", "epochs", "steps", "final_loss", "seconds", "temperature"}``.
+    Returns ``{"top1", "seed", "epochs", "steps", "final_loss", "seconds", "temperature",
+    "student_checksum"}`` (the trained weights' :func:`~lplabel.teachers.teacher_checksum`: equal
+    for equal runs on the same torch build and thread count).
     """
     from tqdm import tqdm
 
+    from ..memory_format import network_input, network_module
     from ..store import LabelStore
+    from ..teachers import teacher_checksum
     from ..torch import ReplayLoader, kl_div_loss
 
     dev = torch.device(device)
@@ -141,7 +146,7 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
     epochs = int(recipe.epochs or st.epochs)
     sched = temperature_schedule(temperature, recipe.temperature, epochs)
     size = int(st.header["augmentation"]["output_size"])
-    model = build_student(recipe, st.num_classes, images, size, seed).to(dev)
+    model = network_module(build_student(recipe, st.num_classes, images, size, seed), dev)
     cuda = dev.type == "cuda"
     loader = ReplayLoader(st, images, device=dev, temperature=sched, seed=int(seed), labels="dense",
                           render_on="device" if cuda else "worker", num_workers=int(recipe.num_workers),
@@ -165,7 +170,7 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
         total, n = torch.zeros((), device=dev), 0
         for batch in loader:
             with _autocast(dev, recipe.amp):
-                out = model(batch.images)
+                out = model(network_input(batch.images))
             loss = kl_div_loss(out.float(), batch.probs, batch.temperature)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -184,4 +189,4 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
         last = None
     return {"top1": top1, "seed": int(seed), "epochs": epochs, "steps": steps, "final_loss": last,
             "seconds": round(time.perf_counter() - t0, 3), "train_seconds": round(train_s, 3),
-            "temperature": repr(sched)}
+            "temperature": repr(sched), "student_checksum": teacher_checksum(model)}

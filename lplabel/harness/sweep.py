@@ -42,6 +42,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..deps import require
 from .settings import BenchError, Setting, default_setting_names, parse_settings
 from .student import StudentRecipe
 
@@ -189,6 +190,10 @@ def resolve_config(config: BenchConfig) -> Resolved:
     prof = profile_for(dataset)
     if config.selection not in ("random", "rded"):
         raise BenchError(f"unknown selection {config.selection!r}", hint="choose random or rded")
+    # optional packages first: a missing one stops the run before any work, naming the extra
+    require("matplotlib", "lplabel bench accuracy (its plot of accuracy against bytes)")
+    if dataset == "digits":
+        require("sklearn", "the built-in data set 'digits'")
     C = DATASET_CLASSES[dataset]
     quick = prof.quick if config.quick else {}
     teacher = dict(prof.teacher)
@@ -254,14 +259,10 @@ def resolve_config(config: BenchConfig) -> Resolved:
 
 def _check_data(dataset: str, root) -> None:
     if dataset == "digits":
-        try:
-            import sklearn  # noqa: F401
-        except ImportError as e:
-            raise BenchError("the digits data set needs scikit-learn", hint="pip install scikit-learn") from e
-        return
-    from ..datasets import DATASETS, default_data_root
+        return  # bundled with scikit-learn, checked above
+    from ..datasets import DATASETS, data_root
 
-    base = Path(root) if root is not None else default_data_root()
+    base = data_root(root, dataset=f"the data set {dataset!r}")
     for split, rel in DATASETS[dataset].items():
         p = base / rel
         if not p.is_file():

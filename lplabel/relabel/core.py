@@ -32,6 +32,7 @@ from torch import nn
 from ..codecs import Pipeline
 from ..errors import LplabelError
 from ..images import ImageSet, image_index
+from ..memory_format import network_input, use_channels_last
 from ..replay import ImageBank, render_step, render_views
 from ..store import LabelStore, StoreWriter, store_info
 from ..views import AugmentPolicy, StepViews, plan_steps, steps_per_epoch as _steps_per_epoch
@@ -155,8 +156,7 @@ class _Teacher:
         self.device = device
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = network_input(x, self.channels_last)
         with self.autocast():
             z = self.module(x)
         return z
@@ -217,8 +217,9 @@ def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out,
     ``mix_alpha``, ``seed``, ``drop_last``.
     Teacher: ``teacher`` (a module taking float32 NCHW 0..255, or a list = ensemble of mean
     logits), ``device`` (``cpu``/``cuda``/``auto``), ``amp`` + ``amp_dtype`` (autocast),
-    ``channels_last`` (default: on CUDA), ``class_map`` (None: the teacher's width must equal the
-    number of classes; ``"in1k"``, a file, or a list of ints: store ``logits[:, class_map]``),
+    ``channels_last`` (CUDA only, default on; the CPU always runs plain NCHW, docs/cpu.md),
+    ``class_map`` (None: the teacher's width must equal the number of classes; ``"in1k"``, a file,
+    or a list of ints: store ``logits[:, class_map]``),
     ``teacher_description`` / ``teacher_checksum`` (header; default: class name / weight hash).
     Pruning (:func:`lplabel.selection.select_steps`): ``keep`` (fraction of steps, or of epochs
     with ``keep_unit="epoch"``, computed and stored), ``keep_metric`` (``random`` or ``order``),
@@ -323,7 +324,7 @@ def _run(images, teacher, out, dist, dev, say, t_begin, locals_):
         raise RelabelError(f"views must be 'derived' or 'stored', got {a['views']!r}")
     _check_output(out, a["force"])
 
-    channels_last = dev.type == "cuda" if a["channels_last"] is None else bool(a["channels_last"])
+    channels_last = use_channels_last(dev, a["channels_last"])
     runner = _Teacher(teacher, dev, a["amp"], a["amp_dtype"], channels_last)
     renderer = None
 

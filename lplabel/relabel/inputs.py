@@ -9,14 +9,16 @@ from ..images import ImageSet
 from .errors import ImageInputError
 
 
-def load_images(source: str, *, ipc: int | None = None, ipc_seed: int = 0, split: str | None = None) -> ImageSet:
+def load_images(source: str, *, ipc: int | None = None, ipc_seed: int = 0, split: str | None = None,
+                data_root=None) -> ImageSet:
     """Resolve ``source``:
 
     * an existing directory: an ImageFolder tree ``DIR/<class>/<image>``
       (:func:`lplabel.datasets.load_image_folder`);
     * an existing ``.npz`` file: an image pack (:func:`lplabel.datasets.load_npz_pack`);
     * a built-in dataset name, optionally ``NAME:SPLIT`` (``digits``, ``cifar10``,
-      ``tiny-imagenet``; split default ``train``).
+      ``tiny-imagenet``; split default ``train``), its files under ``data_root`` (default:
+      ``$LPLABEL_DATA``, or a source checkout's ``../shared/data``; :func:`lplabel.datasets.data_root`).
 
     ``ipc``: keep ``ipc`` random real images per class (:func:`lplabel.datasets.select_per_class`
     with ``ipc_seed``).
@@ -38,7 +40,7 @@ def load_images(source: str, *, ipc: int | None = None, ipc_seed: int = 0, split
         if name.lower().replace("-", "").replace("_", "") not in canon:
             raise ImageInputError(f"no such file or folder, and not a dataset name: {source!r}",
                                   hint=f"datasets: {', '.join(ds.known_datasets())} (optionally NAME:SPLIT)")
-        images = ds.load_dataset(name, split=split or sp or "train")
+        images = ds.load_dataset(name, split=split or sp or "train", root=data_root)
     if ipc is not None:
         images = ds.select_per_class(images, int(ipc), seed=int(ipc_seed))
     return images

@@ -83,10 +83,9 @@ def amp_settings(device: torch.device, amp: bool, amp_dtype: str = "auto"):
 
 
 def prepare_teacher(teacher: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
-    teacher = teacher.to(device).eval()
-    if channels_last:
-        teacher = teacher.to(memory_format=torch.channels_last)
-    return teacher
+    from ..memory_format import network_module
+
+    return network_module(teacher, device, channels_last).eval()
 
 
 def load_class_map(spec, images, teacher_width: int | None = None):

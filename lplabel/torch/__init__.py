@@ -6,6 +6,10 @@ wires them together with device placement and exact resume. Losses, LPQLD's stud
 calibration, temperature schedules and adapters for legacy scripts live here too. See
 docs/loader.md and docs/porting.md.
 """
+from ..deps import require as _require
+
+_require("torch", "lplabel.torch (the loader)")  # a named ImportError, not "No module named 'torch'"
+
 from ..schedule import (Constant, Cosine, ReuseSchedule, StepDecay, as_temperature, constant, cosine,  # noqa: F401
                         lpqld_step)
 from .adapters import dense_logits, gvbsm_batch, legacy_batch, lpqld_batch

@@ -574,9 +574,10 @@ class StepDataset(torch.utils.data.Dataset):
         return batch
 
     def _render(self, bank, ids, crop, flip, partner, lam, box):
+        from ..memory_format import network_input
         from ..replay import apply_mix, render_views
 
-        imgs = render_views(bank, (ids, crop, flip), self.policy)
+        imgs = network_input(render_views(bank, (ids, crop, flip), self.policy))
         if self.apply_mix and not math.isnan(lam):
             imgs = apply_mix(imgs, partner, lam, box, self.policy.mix, inplace=True)
         imgs = self.normalize(imgs)
