@@ -2,7 +2,7 @@
 
 Configuration::
 
-    {"classes": C, "k": K, "values": true | false, "model": "<base64>"}
+    {"classes": C, "k": K, "values": true | false, "model": "<base64>"[, "order": true]}
 
 Why: after a learnt class order (:mod:`.classmap`) and ``sort`` by index, byte-wise zstd codes a
 record's class set at the entropy of a per-class membership probability, and the high byte of
@@ -49,6 +49,9 @@ Chunk layout::
     W x uint16 LE the words, in decoding order (the first eight hold the four lanes' initial
                   states, each as its high then its low 16 bits)
     n*k bytes     the low bytes, record by record in class order (values only)
+    [one zstd frame] with ``order: true`` (n > 0): the ``entry_shift`` field of the
+                  :mod:`.entryorder` codec (uint8/uint16 LE), record by record in class order --
+                  the order of legacy files' tied entries, which a class set cannot carry
 
 The decoder checks that every lane starts in [2^16, 2^32) and ends in the encoder's initial state
 (2^16) having read exactly W words. That catches damage to the coded decisions (membership, high
@@ -74,6 +77,8 @@ M = 1 << PREC
 ESCAPE = 63
 HIGH_CONTEXTS = 17
 HIGH_SYMBOLS = 64
+#: the field of the ``entryorder`` codec that ``order: true`` carries (see :mod:`.entryorder`)
+ORDER_FIELD = "entry_shift"
 INDEX_TYPES = ("uint8", "uint16", "uint32", "uint64", "int16", "int32", "int64")
 
 
@@ -183,7 +188,7 @@ def _pack_model(parts: list) -> str:
 class Rans(ArrayBytesCodec):
     name = "rans"
 
-    def __init__(self, classes: int, k: int, values: bool = True, model: str = ""):
+    def __init__(self, classes: int, k: int, values: bool = True, model: str = "", order: bool = False):
         for nm, v, lo, hi in (("classes", classes, 2, 65536), ("k", k, 1, 65535)):
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
                 raise CodecConfigError(f"rans: {nm} must be an integer in {lo}..{hi}, got {v!r}")
@@ -191,7 +196,9 @@ class Rans(ArrayBytesCodec):
             raise CodecConfigError(f"rans: k = {k} must be smaller than the number of classes ({classes})")
         if not isinstance(values, bool):
             raise CodecConfigError(f"rans: values must be true or false, got {values!r}")
-        self.classes, self.k, self.values, self.model = classes, k, values, model
+        if not isinstance(order, bool):
+            raise CodecConfigError(f"rans: order must be true or false, got {order!r}")
+        self.classes, self.k, self.values, self.model, self.order = classes, k, values, model, order
         self._parse_model()
 
     # -- model -------------------------------------------------------------------------------------
@@ -255,13 +262,16 @@ class Rans(ArrayBytesCodec):
         return cls(classes, int(idx.shape[1]), values is not None, learn_model(idx, values, classes))
 
     def get_config(self):
-        return {"classes": self.classes, "k": self.k, "values": self.values, "model": self.model}
+        cfg = {"classes": self.classes, "k": self.k, "values": self.values, "model": self.model}
+        if self.order:  # written only when set: files without it keep their exact header
+            cfg["order"] = True
+        return cfg
 
     def check_spec(self, spec) -> None:
         """Refuse, when the chain is built, a block this codec cannot code."""
         names = [f.name for f in spec]
         idx, val = spec_field(spec, "indices"), spec_field(spec, "values")
-        want = ["indices", "values"] if self.values else ["indices"]
+        want = (["indices", "values"] if self.values else ["indices"]) + ([ORDER_FIELD] if self.order else [])
         if names != want or idx is None:
             raise CodecChainError(f"'rans' (values {str(self.values).lower()}) codes a block with fields {want}, "
                                   f"got {names}", hint="use it after topk (no tail, no quantize), classmap and "
@@ -288,6 +298,13 @@ class Rans(ArrayBytesCodec):
 
     # -- coding ------------------------------------------------------------------------------------
     def encode(self, block, spec) -> bytes:
+        data = self._encode(block)
+        if self.order and np.shape(block["indices"])[0]:  # entryorder's shifts, in class order: one zstd frame
+            shift = np.ascontiguousarray(block[ORDER_FIELD], dtype=storage_dtype(spec_field(spec, ORDER_FIELD).type))
+            data += zstandard.ZstdCompressor(level=19, write_content_size=True).compress(shift.tobytes())
+        return data
+
+    def _encode(self, block) -> bytes:
         kern = _kernels()
         idx = np.ascontiguousarray(np.asarray(block["indices"]), dtype=np.int64)
         if idx.ndim != 2 or idx.shape[1] != self.k:
@@ -329,6 +346,9 @@ class Rans(ArrayBytesCodec):
             if len(buf) != 4 or W != 0:
                 raise CodecError("rans: an empty chunk must hold only a zero word count")
             return self._empty(spec)
+        extra = None
+        if self.order:
+            extra, buf = self._order_field(buf[4 + 2 * W + lo_n:], spec, n), buf[:4 + 2 * W + lo_n]
         if 4 + 2 * W + lo_n != len(buf):
             raise CodecError(f"rans: chunk of {len(buf)} bytes, its layout needs {4 + 2 * W + lo_n} "
                              f"({W} words{f' + {lo_n} low bytes' if lo_n else ''})")
@@ -350,10 +370,26 @@ class Rans(ArrayBytesCodec):
         out = {"indices": np.ascontiguousarray(idx[:, :k])}
         if self.values:
             out["values"] = vals.view(np.float16)
+        if extra is not None:
+            out[ORDER_FIELD] = extra
         return out
+
+    def _order_field(self, tail, spec, n: int) -> np.ndarray:
+        """The ``entry_shift`` field from the chunk's last bytes (one zstd frame, bounded)."""
+        dt = storage_dtype(spec_field(spec, ORDER_FIELD).type)
+        need = n * self.k * dt.itemsize
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(bytes(tail), max_output_size=max(need, 1))
+        except zstandard.ZstdError as e:
+            raise CodecError(f"rans: corrupt chunk: the entry order frame does not decompress ({e})") from None
+        if len(raw) != need:
+            raise CodecError(f"rans: corrupt chunk: the entry order frame holds {len(raw)} bytes, {need} expected")
+        return np.frombuffer(raw, dtype=dt).reshape(n, self.k)
 
     def _empty(self, spec):
         out = {"indices": np.zeros((0, self.k), storage_dtype(spec_field(spec, "indices").type))}
         if self.values:
             out["values"] = np.zeros((0, self.k), np.float16)
+        if self.order:
+            out[ORDER_FIELD] = np.zeros((0, self.k), storage_dtype(spec_field(spec, ORDER_FIELD).type))
         return out

@@ -1,0 +1,112 @@
+"""``entryorder``: keep the input order of each record's top-k entries through a reordering chain.
+
+Configuration: ``{}`` (none).
+
+Why: ``sort`` (and ``rans``, which codes a class set) put the entries in a canonical order; the
+(index, value) pairs survive, the order does not. For soft labels that is no loss -- but a label
+set imported from LPQLD or FKD must export back to byte-identical files, and those files list the
+entries by decreasing value with equal values in whatever order the generator's ``torch.topk``
+left them (on float32 logits, before the cast to float16). The values determine everything but
+the order among ties, so this codec stores only that: per entry, how far its input position is
+from its position in the canonical order. Entries without ties get 0, so the field costs almost
+nothing after zstd (or the ``rans`` codec's extra frame).
+
+Input: a top-k block with ``indices`` [k] (integers) and ``values`` [k] (``float32``,
+``float16`` or ``bfloat16``); other fields (``tail``) pass unchanged. Output: the same fields
+with the entries in canonical order -- decreasing value, compared by the order key of the
+stored bits (``delta``'s key, spec/FORMAT.md §3.9: every bit pattern distinct, -0 below +0),
+then increasing ``indices``, then input position (stable) -- followed by a new field
+``entry_shift`` [k] (``uint8`` when k <= 256, else ``uint16``): for the entry at canonical
+position p, ``(f - p) mod k`` where f is its input position.
+
+Decoding: ``entry_shift`` travels with its entry through every later codec (``sort`` permutes
+all [k] fields alike), so the decoder recomputes each entry's canonical position p from the
+decoded block the same way and puts it back at ``f = (p + shift) mod k``; a shift that does not
+give a permutation is a corrupt chunk.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..dtypes import FLOAT_TYPES, storage_dtype
+from ..errors import CodecChainError, CodecError
+from .abc import ArrayArrayCodec, Field, spec_field
+from .registry import register_codec
+
+FIELD = "entry_shift"
+
+
+def order_key(values: np.ndarray, type_: str) -> np.ndarray:
+    """Unsigned keys whose integer order is the order of the stored float values (int64)."""
+    size = storage_dtype(type_).itemsize
+    u = np.ascontiguousarray(values, dtype=storage_dtype(type_)).view(f"<u{size}")
+    bits = size * 8
+    u = u.astype(np.int64)
+    top = np.int64(1) << (bits - 1)
+    mask = (np.int64(1) << bits) - 1
+    return np.where(u & top, (~u) & mask, u | top)
+
+
+def canonical_positions(indices: np.ndarray, values: np.ndarray, type_: str) -> np.ndarray:
+    """Per record, the permutation [n, k] listing the entries in canonical order."""
+    key = order_key(values, type_)
+    idx = np.asarray(indices).astype(np.int64)
+    n, k = idx.shape
+    pos = np.broadcast_to(np.arange(k), (n, k))
+    return np.lexsort((pos, idx, -key), axis=1)
+
+
+@register_codec
+class EntryOrder(ArrayArrayCodec):
+    name = "entryorder"
+
+    def resolve(self, spec):
+        idx, val = spec_field(spec, "indices"), spec_field(spec, "values")
+        if idx is None or val is None:
+            raise CodecChainError(f"'entryorder' takes a top-k block with 'indices' and 'values', got "
+                                  f"{[f.name for f in spec]}", hint="put it right after 'topk'")
+        if len(idx.shape) != 1 or val.shape != idx.shape or val.type not in FLOAT_TYPES:
+            raise CodecChainError(f"'entryorder': 'indices' {idx.shape} and float 'values' {val.type} {val.shape} "
+                                  "must both be [k]", hint="put it right after 'topk' (before quantize, delta)")
+        if idx.type in FLOAT_TYPES or idx.type == "bool":
+            raise CodecChainError(f"'entryorder': 'indices' must be integers, got {idx.type}")
+        if spec_field(spec, FIELD) is not None:
+            raise CodecChainError("'entryorder' appears twice in the chain")
+        k = idx.shape[0]
+        if k > 65536:
+            raise CodecChainError(f"'entryorder' handles k <= 65536, got {k}")
+        return tuple(spec) + (Field(FIELD, "uint8" if k <= 256 else "uint16", (k,)),)
+
+    def decoded_spec(self, in_spec, out_spec):
+        return tuple(f for f in out_spec if f.name != FIELD)
+
+    def encode(self, block, spec):
+        idx = np.asarray(block["indices"])
+        val = np.asarray(block["values"])
+        n, k = idx.shape
+        perm = canonical_positions(idx, val, spec_field(spec, "values").type)
+        out = dict(block)
+        for f in spec:
+            if f.shape == (k,):
+                out[f.name] = np.take_along_axis(np.asarray(block[f.name]), perm, axis=1)
+        shift = (perm - np.arange(k)[None, :]) % k
+        out[FIELD] = shift.astype(np.uint8 if k <= 256 else np.uint16)
+        return out
+
+    def decode(self, block, spec):
+        idx = np.asarray(block["indices"])
+        n, k = idx.shape
+        perm = canonical_positions(idx, np.asarray(block["values"]), spec_field(spec, "values").type)
+        shift = np.take_along_axis(np.asarray(block[FIELD]).astype(np.int64), perm, axis=1)
+        target = (np.arange(k)[None, :] + shift) % k          # input position of canonical entry p
+        check = np.zeros((n, k), np.int64)
+        np.put_along_axis(check, target, 1, axis=1)
+        if n and not check.all():
+            raise CodecError("entryorder: corrupt chunk: the stored shifts do not give a permutation of the entries")
+        src = np.empty_like(target)                            # src[f] = the current row position of entry f
+        np.put_along_axis(src, target, perm, axis=1)
+        out = {}
+        for f in spec:
+            a = np.asarray(block[f.name])
+            out[f.name] = np.take_along_axis(a, src, axis=1) if f.shape == (k,) else a
+        return out
