@@ -367,6 +367,9 @@ def quantize(src, out, force, steps_per_chunk, k, values, tail, scale_type, inde
         chain = _build_chain(source, k=k, values=values, tail=tail, index_coding=index_coding,
                              class_order=class_order, layout=layout, level=level, dictionary=dictionary,
                              dict_size=dict_size, scale_type=scale_type, steps_per_chunk=spc)
+        why = chain_loses(chain, meta)
+        if why:  # a store imported from legacy files no longer exports them back
+            meta = _mark_lossy(meta, why)
         path = write_steps(meta, source.steps(), out, chain, steps_per_chunk=spc, force=force, zstd_level=VIEW_LEVEL,
                            total=meta.num_steps, desc="quantize")
     finally:
