@@ -213,3 +213,16 @@ def test_rans_header_unchanged_without_order():
 
     assert "order" not in Rans.flat(10, 3).get_config()
     assert Rans.flat(10, 3).__class__(10, 3, True, Rans.flat(10, 3).model, order=True).get_config()["order"] is True
+
+
+def test_encode_float32_fkd_with_fkd_values(tmp_path):
+    """`encode DIR --from fkd` of float32 FKD files: the error names an option encode has, which works."""
+    src = synth.write_fkd(tmp_path / "fkd32", num_images=3, num_crops=10, k=4, use_fp16=False, num_classes=C)
+    out = tmp_path / "x.lpl"
+    code, msg = run("encode", src, "--from", "fkd", "-o", out, "--num-classes", C)
+    if code != 0:  # float32 probabilities need not survive log/exp in float32
+        assert code == 2 and "--fkd-values prob" in msg and not out.exists(), msg
+    code, msg = run("encode", src, "--from", "fkd", "-o", out, "--num-classes", C, "--fkd-values", "prob", "--force")
+    assert code == 0, msg
+    export_legacy(out, tmp_path / "back", layout="fkd", progress=False)
+    assert compare_dirs(src, tmp_path / "back") == []
