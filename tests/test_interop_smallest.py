@@ -226,3 +226,13 @@ def test_encode_float32_fkd_with_fkd_values(tmp_path):
     assert code == 0, msg
     export_legacy(out, tmp_path / "back", layout="fkd", progress=False)
     assert compare_dirs(src, tmp_path / "back") == []
+
+
+def test_encode_dir_refuses_options_of_other_layouts(dirs, tmp_path):
+    out = tmp_path / "x.lpl"
+    for name, flags, word in (("lpqld", ["--seed", 1], "--seed"), ("sre2l", ["--fkd-values", "prob"], "--fkd-values"),
+                              ("fkd", ["--input-size", 224], "--input-size"),
+                              ("lpld", ["--steps-per-epoch", 3], "--steps-per-epoch")):
+        code, msg = run("encode", dirs[name], "-o", out, *flags, *legacy_kw(name))
+        assert code == 2 and word in msg and "does not apply" in msg, msg
+        assert not out.exists()

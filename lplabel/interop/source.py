@@ -42,15 +42,23 @@ def make_plan(src, layout: str, *, seed=42, order=None, replay="torch>=1.11", nu
     raise UnknownLayoutError(f"unknown legacy layout {layout!r}", hint=f"choose auto or one of {', '.join(LAYOUTS)}")
 
 
+#: the layouts each legacy-specific option applies to
+_APPLIES = {"seed": ("sre2l",), "order": ("sre2l",), "replay": ("sre2l",), "steps_per_epoch": ("lpqld",),
+            "fkd_values": ("fkd",), "fkd_temperature": ("fkd",), "input_size": ("sre2l", "lpld", "lpqld", "gvbsm")}
+
+
 class LegacySource:
     """A legacy directory as a :mod:`lplabel.recode` source (labels decoded to float32)."""
 
     def __init__(self, path, layout: str = "auto", *, images=None, num_images=None, num_classes=None, seed=None,
                  order=None, replay=None, steps_per_epoch=None, fkd_values=None, fkd_temperature=None,
                  input_size=None):
-        """Options as :func:`lplabel.interop.import_legacy`'s (None: its default)."""
+        """Options as :func:`lplabel.interop.import_legacy`'s (None: its default). An option given
+        for a layout it does not apply to is refused by name (never accepted and ignored)."""
         from ..recode import SourceMeta
 
+        given = {"seed": seed, "order": order, "replay": replay, "steps_per_epoch": steps_per_epoch,
+                 "fkd_values": fkd_values, "fkd_temperature": fkd_temperature, "input_size": input_size}
         seed = 42 if seed is None else seed
         replay = "torch>=1.11" if replay is None else replay
         fkd_values = "logprob" if fkd_values is None else fkd_values
@@ -62,6 +70,15 @@ class LegacySource:
         self.layout = detect_layout(src) if layout == "auto" else layout
         if self.layout not in LAYOUTS:
             raise UnknownLayoutError(f"unknown legacy layout {layout!r}", hint=f"choose auto or one of {LAYOUTS}")
+        wrong = [name for name, v in given.items() if v is not None and self.layout not in _APPLIES[name]]
+        if wrong:
+            from .errors import LegacyFormatError
+
+            flags = ", ".join("--" + w.replace("_", "-") for w in wrong)
+            raise LegacyFormatError(f"{flags} {'does' if len(wrong) == 1 else 'do'} not apply to a {self.layout} "
+                                    "label set", path=src,
+                                    hint="; ".join(f"--{w.replace('_', '-')}: {', '.join(_APPLIES[w])} only"
+                                                   for w in wrong))
         if self.layout == "fkd":
             from .fkd import prepare_fkd, value_dtype
             from .common import legacy_extension
