@@ -236,3 +236,36 @@ def test_encode_dir_refuses_options_of_other_layouts(dirs, tmp_path):
         code, msg = run("encode", dirs[name], "-o", out, *flags, *legacy_kw(name))
         assert code == 2 and word in msg and "does not apply" in msg, msg
         assert not out.exists()
+
+
+def test_rans_order_stores_only_the_tie_order():
+    """rans with order: true stores the order within runs of tied values (mode 0) for value-sorted
+    input, the whole field (mode 1) otherwise; both come back exactly; damage is a named error."""
+    pytest.importorskip("numba")
+    from lplabel.codecs import Field, Pipeline
+    from lplabel.codecs.entryorder import EntryOrder
+    from lplabel.codecs.rans import Rans
+    from lplabel.codecs.sort import Sort
+    from lplabel.codecs.topk import TopK
+    from lplabel.errors import CodecError
+
+    rng = np.random.default_rng(3)
+    n, k, c = 40, 12, 50
+    idx = np.stack([rng.permutation(c)[:k] for _ in range(n)])
+    vals = rng.integers(0, 5, (n, k)).astype(np.float32)          # many ties
+    spec = (Field("indices", "int64", (k,)), Field("values", "float32", (k,)))
+    chain = [TopK(k, type="float16", index_type="int16"), EntryOrder(), Sort("index"),
+             Rans(c, k, True, Rans.flat(c, k).model, order=True)]
+    p = Pipeline(chain, spec)
+    srt = np.lexsort((rng.random((n, k)), -vals), axis=1)          # by value, ties in random order
+    sidx, svals = np.take_along_axis(idx, srt, 1), np.take_along_axis(vals, srt, 1)
+    for i, v, mode in ((sidx, svals, 0), (idx, vals, 1)):
+        data = p.encode({"indices": i, "values": v})
+        got = p.decode(data, n)
+        assert np.array_equal(got["indices"], i) and np.array_equal(got["values"], v.astype(np.float16))
+        words = int.from_bytes(data[:4], "little")
+        assert data[4 + 2 * words + n * k] == mode
+    data = bytearray(p.encode({"indices": sidx, "values": svals}))
+    data += b"\x00"
+    with pytest.raises(CodecError, match="entry order"):
+        p.decode(bytes(data), n)

@@ -7,22 +7,22 @@ Why: ``sort`` (and ``rans``, which codes a class set) put the entries in a canon
 set imported from LPQLD or FKD must export back to byte-identical files, and those files list the
 entries by decreasing value with equal values in whatever order the generator's ``torch.topk``
 left them (on float32 logits, before the cast to float16). The values determine everything but
-the order among ties, so this codec stores only that: per entry, how far its input position is
-from its position in the canonical order. Entries without ties get 0, so the field costs almost
-nothing after zstd (or the ``rans`` codec's extra frame).
+the order among ties, so this codec stores only that: per entry, its input position counted from
+the first position its value could take. An entry without ties gets 0, and ``rans`` with
+``order: true`` stores only the order within each run of tied values (spec/FORMAT.md §3.18).
 
-Input: a top-k block with ``indices`` [k] (integers) and ``values`` [k] (``float32``,
-``float16`` or ``bfloat16``); other fields (``tail``) pass unchanged. Output: the same fields
-with the entries in canonical order -- decreasing value, compared by the order key of the
-stored bits (``delta``'s key, spec/FORMAT.md §3.9: every bit pattern distinct, -0 below +0),
-then increasing ``indices``, then input position (stable) -- followed by a new field
-``entry_shift`` [k] (``uint8`` when k <= 256, else ``uint16``): for the entry at canonical
-position p, ``(f - p) mod k`` where f is its input position.
+Input: a top-k block with ``indices`` [k] and ``values`` [k] (``float32``, ``float16`` or
+``bfloat16``); other fields pass unchanged. Output: the same fields, entries in their input order,
+then a new field ``entry_shift`` [k] (``uint8`` when k <= 256, else ``uint16``): for an entry at
+input position f, ``(f - a) mod k`` where a, its *run start*, is the number of the record's
+entries whose value is larger (compared by the order key of the stored bits, ``delta``'s key:
+every bit pattern distinct, -0 below +0). Input sorted by decreasing value gives every entry a
+shift in 0..m-1 within its run of m equal values (0 without ties).
 
 Decoding: ``entry_shift`` travels with its entry through every later codec (``sort`` permutes
-all [k] fields alike), so the decoder recomputes each entry's canonical position p from the
-decoded block the same way and puts it back at ``f = (p + shift) mod k``; a shift that does not
-give a permutation is a corrupt chunk.
+all [k] fields alike), so the decoder recomputes each entry's run start a from the decoded values
+and puts it back at ``f = (a + shift) mod k``; shifts that do not give a permutation are a
+corrupt chunk.
 """
 from __future__ import annotations
 
@@ -47,13 +47,25 @@ def order_key(values: np.ndarray, type_: str) -> np.ndarray:
     return np.where(u & top, (~u) & mask, u | top)
 
 
-def canonical_positions(indices: np.ndarray, values: np.ndarray, type_: str) -> np.ndarray:
-    """Per record, the permutation [n, k] listing the entries in canonical order."""
+def run_starts(values: np.ndarray, type_: str) -> np.ndarray:
+    """Per entry, the number of entries of its record with a larger value (int64 [n, k])."""
     key = order_key(values, type_)
-    idx = np.asarray(indices).astype(np.int64)
-    n, k = idx.shape
-    pos = np.broadcast_to(np.arange(k), (n, k))
-    return np.lexsort((pos, idx, -key), axis=1)
+    n, k = key.shape
+    perm = np.argsort(-key, axis=1, kind="stable")          # decreasing value
+    sk = np.take_along_axis(key, perm, axis=1)
+    new = np.ones((n, k), bool)
+    new[:, 1:] = sk[:, 1:] != sk[:, :-1]                    # first entry of each run of equal values
+    start_sorted = np.maximum.accumulate(np.where(new, np.arange(k), 0), axis=1)
+    out = np.empty((n, k), np.int64)
+    np.put_along_axis(out, perm, start_sorted, axis=1)
+    return out
+
+
+def run_lengths(start: np.ndarray) -> np.ndarray:
+    """Per entry, how many entries of its record share its value (from :func:`run_starts`)."""
+    n, k = start.shape
+    flat = (np.arange(n)[:, None] * k + start).ravel()
+    return np.bincount(flat, minlength=n * k)[flat].reshape(n, k)
 
 
 @register_codec
@@ -82,29 +94,23 @@ class EntryOrder(ArrayArrayCodec):
 
     def encode(self, block, spec):
         idx = np.asarray(block["indices"])
-        val = np.asarray(block["values"])
         n, k = idx.shape
-        perm = canonical_positions(idx, val, spec_field(spec, "values").type)
+        start = run_starts(np.asarray(block["values"]), spec_field(spec, "values").type)
         out = dict(block)
-        for f in spec:
-            if f.shape == (k,):
-                out[f.name] = np.take_along_axis(np.asarray(block[f.name]), perm, axis=1)
-        shift = (perm - np.arange(k)[None, :]) % k
-        out[FIELD] = shift.astype(np.uint8 if k <= 256 else np.uint16)
+        out[FIELD] = ((np.arange(k)[None, :] - start) % k).astype(np.uint8 if k <= 256 else np.uint16)
         return out
 
     def decode(self, block, spec):
         idx = np.asarray(block["indices"])
         n, k = idx.shape
-        perm = canonical_positions(idx, np.asarray(block["values"]), spec_field(spec, "values").type)
-        shift = np.take_along_axis(np.asarray(block[FIELD]).astype(np.int64), perm, axis=1)
-        target = (np.arange(k)[None, :] + shift) % k          # input position of canonical entry p
+        start = run_starts(np.asarray(block["values"]), spec_field(spec, "values").type)
+        target = (start + np.asarray(block[FIELD]).astype(np.int64)) % k     # input position of each entry
         check = np.zeros((n, k), np.int64)
         np.put_along_axis(check, target, 1, axis=1)
         if n and not check.all():
             raise CodecError("entryorder: corrupt chunk: the stored shifts do not give a permutation of the entries")
-        src = np.empty_like(target)                            # src[f] = the current row position of entry f
-        np.put_along_axis(src, target, perm, axis=1)
+        src = np.empty_like(target)                                           # src[f] = row position of entry f
+        np.put_along_axis(src, target, np.broadcast_to(np.arange(k), (n, k)), axis=1)
         out = {}
         for f in spec:
             a = np.asarray(block[f.name])

@@ -111,6 +111,86 @@ def unmonotone(m: np.ndarray) -> np.ndarray:
     return np.where(m & 0x8000, m & 0x7FFF, ~m).astype(np.uint16)
 
 
+# -- the entry order of `order: true` (the entryorder codec's field) -------------------------------------
+
+def _tie_runs(values16: np.ndarray):
+    """Per record (row), its runs of >= 2 equal values in decreasing value, each as the columns of
+    its entries in increasing column (class) order; plus every entry's run start and length."""
+    from .entryorder import run_lengths, run_starts
+
+    start = run_starts(values16, "float16")
+    length = run_lengths(start)
+    return start, length
+
+
+def encode_order(values16: np.ndarray, shift: np.ndarray) -> bytes:
+    """The chunk's last part for ``order: true``: only what the values do not determine.
+
+    Mode 0 (one byte 0, then bits): when every entry's shift is its rank within its run of equal
+    values (input sorted by decreasing value, as legacy top-k files are), only the order within
+    each run of m >= 2 tied entries is stored: for each record, each such run in decreasing value,
+    its entries in class order j = 0 .. m-2, the Lehmer digit ``#{i > j: shift_i < shift_j}`` in
+    ceil(log2(m - j)) bits, least significant bit first, packed LSB-first into bytes (the last
+    byte zero-padded). Mode 1 (one byte 1, then one zstd frame): the whole field, for any other
+    input order.
+    """
+    start, length = _tie_runs(values16)
+    s = shift.astype(np.int64)
+    n, k = s.shape
+    target = start + s
+    ok = (s < length).all() and (np.sort(target, axis=1) == np.arange(k)).all()
+    if not ok:
+        return b"\x01" + zstandard.ZstdCompressor(level=19, write_content_size=True).compress(shift.tobytes())
+    acc, pos = 0, 0
+    for r in np.flatnonzero((length > 1).any(axis=1)):
+        st, ln, sh = start[r], length[r], s[r]
+        for a in np.unique(st[ln > 1]):                       # runs by increasing start = decreasing value
+            pi = sh[st == a].tolist()
+            m = len(pi)
+            for j in range(m - 1):
+                d = sum(1 for x in pi[j + 1:] if x < pi[j])
+                acc |= d << pos
+                pos += (m - j - 1).bit_length()
+    return b"\x00" + acc.to_bytes((pos + 7) // 8, "little")
+
+
+def decode_order(data: bytes, values16: np.ndarray, dtype, n: int, k: int) -> np.ndarray:
+    """Inverse of :func:`encode_order` given the decoded values (bounded; named errors)."""
+    if not data:
+        raise CodecError("rans: corrupt chunk: the entry order part is missing")
+    if data[0] == 1:
+        need = n * k * dtype.itemsize
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(data[1:], max_output_size=max(need, 1))
+        except zstandard.ZstdError as e:
+            raise CodecError(f"rans: corrupt chunk: the entry order frame does not decompress ({e})") from None
+        if len(raw) != need:
+            raise CodecError(f"rans: corrupt chunk: the entry order frame holds {len(raw)} bytes, {need} expected")
+        return np.frombuffer(raw, dtype=dtype).reshape(n, k)
+    if data[0] != 0:
+        raise CodecError(f"rans: corrupt chunk: unknown entry order mode {data[0]}")
+    start, length = _tie_runs(np.asarray(values16))
+    out = np.zeros((n, k), dtype)
+    acc, pos = int.from_bytes(data[1:], "little"), 0
+    for r in np.flatnonzero((length > 1).any(axis=1)):
+        st, ln = start[r], length[r]
+        for a in np.unique(st[ln > 1]):
+            cols = np.flatnonzero(st == a)
+            m = len(cols)
+            free = list(range(m))
+            for j in range(m):
+                nb = (m - j - 1).bit_length()
+                d = (acc >> pos) & ((1 << nb) - 1)
+                pos += nb
+                if d >= len(free):
+                    raise CodecError("rans: corrupt chunk: an entry order digit is out of range")
+                out[r, cols[j]] = free.pop(d)
+    if (pos + 7) // 8 != len(data) - 1:
+        raise CodecError(f"rans: corrupt chunk: the entry order part holds {len(data) - 1} bytes, "
+                         f"{(pos + 7) // 8} expected")
+    return out
+
+
 def _freq_table(counts: np.ndarray) -> np.ndarray:
     """Counts (smoothed) -> frequencies summing to 4096, every symbol >= 1."""
     c = np.asarray(counts, dtype=np.float64) + 0.5
@@ -299,9 +379,10 @@ class Rans(ArrayBytesCodec):
     # -- coding ------------------------------------------------------------------------------------
     def encode(self, block, spec) -> bytes:
         data = self._encode(block)
-        if self.order and np.shape(block["indices"])[0]:  # entryorder's shifts, in class order: one zstd frame
-            shift = np.ascontiguousarray(block[ORDER_FIELD], dtype=storage_dtype(spec_field(spec, ORDER_FIELD).type))
-            data += zstandard.ZstdCompressor(level=19, write_content_size=True).compress(shift.tobytes())
+        if self.order and np.shape(block["indices"])[0]:
+            data += encode_order(np.asarray(block["values"], dtype=np.float16),
+                                 np.ascontiguousarray(block[ORDER_FIELD],
+                                                      dtype=storage_dtype(spec_field(spec, ORDER_FIELD).type)))
         return data
 
     def _encode(self, block) -> bytes:
@@ -346,9 +427,9 @@ class Rans(ArrayBytesCodec):
             if len(buf) != 4 or W != 0:
                 raise CodecError("rans: an empty chunk must hold only a zero word count")
             return self._empty(spec)
-        extra = None
+        order_bytes = None
         if self.order:
-            extra, buf = self._order_field(buf[4 + 2 * W + lo_n:], spec, n), buf[:4 + 2 * W + lo_n]
+            order_bytes, buf = buf[4 + 2 * W + lo_n:], buf[:4 + 2 * W + lo_n]
         if 4 + 2 * W + lo_n != len(buf):
             raise CodecError(f"rans: chunk of {len(buf)} bytes, its layout needs {4 + 2 * W + lo_n} "
                              f"({W} words{f' + {lo_n} low bytes' if lo_n else ''})")
@@ -370,21 +451,13 @@ class Rans(ArrayBytesCodec):
         out = {"indices": np.ascontiguousarray(idx[:, :k])}
         if self.values:
             out["values"] = vals.view(np.float16)
-        if extra is not None:
-            out[ORDER_FIELD] = extra
+        if order_bytes is not None:
+            out[ORDER_FIELD] = self._order_field(order_bytes, spec, n, out["values"])
         return out
 
-    def _order_field(self, tail, spec, n: int) -> np.ndarray:
-        """The ``entry_shift`` field from the chunk's last bytes (one zstd frame, bounded)."""
-        dt = storage_dtype(spec_field(spec, ORDER_FIELD).type)
-        need = n * self.k * dt.itemsize
-        try:
-            raw = zstandard.ZstdDecompressor().decompress(bytes(tail), max_output_size=max(need, 1))
-        except zstandard.ZstdError as e:
-            raise CodecError(f"rans: corrupt chunk: the entry order frame does not decompress ({e})") from None
-        if len(raw) != need:
-            raise CodecError(f"rans: corrupt chunk: the entry order frame holds {len(raw)} bytes, {need} expected")
-        return np.frombuffer(raw, dtype=dt).reshape(n, self.k)
+    def _order_field(self, tail, spec, n: int, values) -> np.ndarray:
+        """The ``entry_shift`` field from the chunk's last bytes (see :func:`encode_order`)."""
+        return decode_order(bytes(tail), values, storage_dtype(spec_field(spec, ORDER_FIELD).type), n, self.k)
 
     def _empty(self, spec):
         out = {"indices": np.zeros((0, self.k), storage_dtype(spec_field(spec, "indices").type))}
