@@ -49,9 +49,11 @@ Chunk layout::
     W x uint16 LE the words, in decoding order (the first eight hold the four lanes' initial
                   states, each as its high then its low 16 bits)
     n*k bytes     the low bytes, record by record in class order (values only)
-    [one zstd frame] with ``order: true`` (n > 0): the ``entry_shift`` field of the
-                  :mod:`.entryorder` codec (uint8/uint16 LE), record by record in class order --
-                  the order of legacy files' tied entries, which a class set cannot carry
+    [entry order] with ``order: true`` (n > 0): the :mod:`.entryorder` codec's ``entry_shift``
+                  field -- the order of legacy files' tied entries, which a class set cannot
+                  carry: mode byte 0 + the order within each run of equal values as Lehmer
+                  digits (value-sorted input), or mode byte 1 + one zstd frame of the field
+                  (:func:`encode_order`)
 
 The decoder checks that every lane starts in [2^16, 2^32) and ends in the encoder's initial state
 (2^16) having read exactly W words. That catches damage to the coded decisions (membership, high
