@@ -8,7 +8,6 @@ one-line message naming an ``LplabelError`` subclass's problem.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
