@@ -72,10 +72,22 @@ def to_storage(x: np.ndarray, name: str) -> np.ndarray:
 
 
 def to_float32(x: np.ndarray, name: str) -> np.ndarray:
-    """Widen stored values of type ``name`` to float32."""
-    if name == "bfloat16":
+    """Widen stored values of type ``name`` to float32 (bfloat16 given as its uint16 bits, or
+    already widened: values handed out by the reader are float32, see :func:`usable_block`)."""
+    if name == "bfloat16" and np.asarray(x).dtype == np.uint16:
         return bfloat16_to_float32(x)
     return np.asarray(x, dtype=np.float32)
+
+
+def usable_block(block: dict, spec) -> dict:
+    """A decoded block as the API hands it out: ``bfloat16`` fields (uint16 bits on disk and in
+    the codecs) widened exactly to float32 -- numpy has no bfloat16, and bit patterns in a float
+    API are silently wrong numbers. Other fields are returned as stored."""
+    types = {f.name: f.type for f in spec}
+    if "bfloat16" not in types.values():
+        return block
+    return {k: bfloat16_to_float32(v) if types.get(k) == "bfloat16" and np.asarray(v).dtype == np.uint16 else v
+            for k, v in block.items()}
 
 
 def exactly_representable(x: np.ndarray, name: str) -> bool:

@@ -72,6 +72,10 @@ class SourceMeta:
     #: int32 [N, 2] image sizes when the source's view columns are derived (spec §1.4): copies
     #: keep them derived (``write_steps(store_views=True)`` stores them instead); else None
     image_sizes: np.ndarray | None = None
+    #: True when the order of each record's top-k entries is information to keep: legacy files
+    #: (LPQLD, FKD) list tied values in their generator's order, and export must give the same
+    #: bytes back. Re-encoding chains then carry an ``entryorder`` codec (see :func:`keeps_order`).
+    keep_order: bool = False
 
 
 @dataclass
@@ -115,6 +119,11 @@ def store_meta(store) -> SourceMeta:
     # "none": a top-k store of class indices only (topk type 'none')
     value_type = "quantized" if quantized else stored.get("values", stored.get("logits", "none"))
     crop_type = h["columns"]["crop"]["input"][0]["type"]
+    names_in_chain = {c.name for c in pipe.codecs}
+    # entries come in an order of the source's own making when the chain took top-k input and
+    # never put them in a canonical order (an import from LPQLD/FKD), or when it kept that order
+    keep_order = "values" in stored and ("entryorder" in names_in_chain or (
+        chain_input != "logits" and not names_in_chain & {"sort", "rans"}))
     return SourceMeta(
         num_classes=store.num_classes, images=images, batch_size=store.batch_size, epochs=store.epochs,
         steps_per_epoch=store.steps_per_epoch, drop_last=bool(h.get("drop_last", False)),
@@ -123,7 +132,7 @@ def store_meta(store) -> SourceMeta:
         steps_per_chunk=int(h["chunking"]["steps_per_chunk"]), label_input=label_input, value_type=value_type,
         tail=tail if "tail" in stored else "none", codecs=pipe.to_json(), chain_label_input=chain_input,
         stage=0, num_steps=store.num_steps,
-        path=str(store.path), image_sizes=getattr(store, "image_sizes", None))
+        path=str(store.path), image_sizes=getattr(store, "image_sizes", None), keep_order=keep_order)
 
 
 def _topk_input(shapes: dict):
@@ -209,7 +218,38 @@ def chain_loses(codecs, meta: SourceMeta) -> str | None:
         return f"narrows {meta.value_type} values to {first.type}"
     if meta.tail != "none" and first.tail == "none":
         return f"drops the {meta.tail} tail summary"
+    if meta.keep_order and not keeps_order(codecs):
+        return ("reorders each record's entries, whose order among tied values is information here (legacy "
+                "files list them in their generator's order; export would not give the same bytes back): put "
+                "{\"name\": \"entryorder\"} right after topk")
     return None
+
+
+def keeps_order(codecs) -> bool:
+    """Does the chain give every record's entries back in their input order?  True without a
+    reordering codec (``sort``, ``rans``), or with ``entryorder`` before the first one."""
+    names = [getattr(c, "name", None) for c in codecs]
+    first = min((i for i, n in enumerate(names) if n in ("sort", "rans")), default=None)
+    return first is None or "entryorder" in names[:first]
+
+
+def with_entry_order(codecs) -> list:
+    """``codecs`` with an ``entryorder`` codec after its ``topk`` (and ``rans`` told to carry its
+    field), so the entries' input order survives the chain's reordering; unchanged when it
+    already keeps the order (see :func:`keeps_order`)."""
+    from .codecs.entryorder import EntryOrder
+    from .codecs.rans import Rans
+
+    if keeps_order(codecs):
+        return list(codecs)
+    out = []
+    for c in codecs:
+        if getattr(c, "name", None) == "rans" and not c.order:
+            c = Rans(c.classes, c.k, c.values, c.model, order=True)
+        out.append(c)
+        if getattr(c, "name", None) == "topk":
+            out.append(EntryOrder())
+    return out
 
 
 def codecs_prefix_equal(codecs, meta: SourceMeta) -> bool:

@@ -61,9 +61,11 @@ def legacy(tmp_path_factory):
 ROUND_TRIPS = [
     ("lpld", "lpld", {}), ("lpld_pruned", "lpld", {}), ("sre2l", "sre2l", {}), ("sre2l_mixup", "sre2l", {}),
     ("sre2l_nomix", "sre2l", {}), ("sre2l_fp32", "sre2l", {}), ("gvbsm", "gvbsm", {}), ("edc", "gvbsm", {}),
-    ("lpqld", "lpqld", {}),
-    ("lpqld_dense", "lpqld", {}), ("fkd", "fkd", {}), ("fkd", "fkd", {"fkd_values": "prob"}),
-    ("fkd_smooth", "fkd", {}), ("fkd_hard", "fkd", {}), ("fkd_fp32", "fkd", {"fkd_values": "prob"}),
+    ("lpqld", "lpqld", {"num_classes": 1000}),
+    ("lpqld_dense", "lpqld", {}), ("fkd", "fkd", {"num_classes": 1000}),
+    ("fkd", "fkd", {"fkd_values": "prob", "num_classes": 1000}),
+    ("fkd_smooth", "fkd", {"num_classes": 100}), ("fkd_hard", "fkd", {"num_classes": 100}),
+    ("fkd_fp32", "fkd", {"fkd_values": "prob", "num_classes": 100}),
 ]
 
 
@@ -159,7 +161,7 @@ def test_gvbsm_uses_stored_indices(legacy, tmp_path):
 
 def test_fkd_mapping(legacy, tmp_path):
     src = legacy["fkd"]
-    import_legacy(src, tmp_path / "f.lpl", progress=False)
+    import_legacy(src, tmp_path / "f.lpl", progress=False, num_classes=1000)
     st = open_store(tmp_path / "f.lpl")
     assert (st.epochs, st.steps_per_epoch, st.batch_size, st.num_images) == (1, 6, 20, 6)
     ext = st.header["extensions"]["legacy"]
@@ -173,7 +175,7 @@ def test_fkd_mapping(legacy, tmp_path):
     # values are log-probabilities: softmax over the top-k is FKD's marginal_renorm, exp() gives the file's bits
     assert np.array_equal(np.exp(r.label["values"].astype(np.float64)).astype(np.float16), labels[:, 1, :])
     st.close()
-    import_legacy(src, tmp_path / "p.lpl", progress=False, fkd_values="prob")
+    import_legacy(src, tmp_path / "p.lpl", progress=False, fkd_values="prob", num_classes=1000)
     with open_store(tmp_path / "p.lpl") as st:
         assert st.header["extensions"]["legacy"]["label_kind"] == "probabilities"
         assert "not logits" in st.header["teacher"]["description"]
@@ -183,7 +185,7 @@ def test_fkd_logprob_refuses_inexact_float32(legacy, tmp_path):
     from lplabel.interop import LegacyFormatError
 
     try:
-        import_legacy(legacy["fkd_fp32"], tmp_path / "x.lpl", progress=False)
+        import_legacy(legacy["fkd_fp32"], tmp_path / "x.lpl", progress=False, num_classes=100)
     except LegacyFormatError as e:  # float32 probabilities need not survive log/exp in float32
         assert "prob" in str(e) and not (tmp_path / "x.lpl").exists()
 
@@ -199,7 +201,7 @@ def test_fkd_with_image_folder(legacy, tmp_path):
         keys.append(f"{cls}/{name[:-4]}.JPEG")
     (imgs / "n99999999").mkdir()
     (imgs / "n99999999" / "extra.JPEG").write_bytes(b"")  # an image without labels
-    import_legacy(src, tmp_path / "f.lpl", progress=False, images=imgs)
+    import_legacy(src, tmp_path / "f.lpl", progress=False, images=imgs, num_classes=100)
     with open_store(tmp_path / "f.lpl") as st:
         assert st.num_images == 4 and st.num_steps == 3 and st.image_keys[:3] == sorted(keys)
         assert st.header["images"]["class_names"][-1] == "n99999999"
@@ -449,7 +451,7 @@ def test_legacy_source_for_encode(legacy, tmp_path):
     assert src.meta.label_input == ("topk", 10) and src.meta.value_type == "float16"
     some = list(src.steps(positions=[5, 1]))
     assert [(s.epoch, s.step) for s in some] == [(1, 1), (0, 1)] and some[0].label["values"].dtype == np.float32
-    fk = LegacySource(legacy["fkd"], layout="fkd")
+    fk = LegacySource(legacy["fkd"], layout="fkd", num_classes=1000)
     st = next(fk.steps(positions=[2]))
     assert st.step == 2 and (st.image == 2).all() and st.label["indices"].shape == (20, 5)
     if not any(name == "legacy" for name, _, _ in recode.SOURCE_OPENERS):
@@ -485,7 +487,8 @@ def test_encode_from_named_layout_round_trips(legacy, tmp_path, layout):
     from lplabel.cli import main
 
     out = tmp_path / "e.lpl"
-    res = CliRunner().invoke(main, ["encode", str(legacy[layout]), "--from", layout, "-o", str(out)])
+    res = CliRunner().invoke(main, ["encode", str(legacy[layout]), "--from", layout, "-o", str(out)]
+                             + (["--num-classes", "1000"] if layout == "lpqld" else []))
     assert res.exit_code == 0, res.output
     export_legacy(out, tmp_path / "back", layout=layout, progress=False)
     assert compare_dirs(legacy[layout], tmp_path / "back") == []

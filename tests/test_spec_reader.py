@@ -166,8 +166,10 @@ def test_spec_reader_matches_label_chains(tmp_path, name):
     _compare(path)
 
 
-def _topk_input_store(path, kin, codecs, tail: bool):
-    """A store written from top-k' input (the writer's label_input ('topk', k'[, 'tail']))."""
+def _topk_input_store(path, kin, codecs, tail: bool, order: str = "canonical"):
+    """A store written from top-k' input (the writer's label_input ('topk', k'[, 'tail'])).
+    ``order``: entries canonical, or ``ties`` (logits rounded to integers, tied entries in random
+    order, as legacy LPQLD files), or ``random`` (any order)."""
     rng = np.random.default_rng(5)
     label_input = ("topk", kin, "tail") if tail else ("topk", kin)
     with StoreWriter(path, num_classes=C, images=16, batch_size=4, epochs=2, label_codecs=codecs,
@@ -175,16 +177,33 @@ def _topk_input_store(path, kin, codecs, tail: bool):
         for e in range(2):
             for s in range(4):
                 z = realistic_logits(rng, 4, C)
+                if order != "canonical":
+                    z = np.round(z)
                 idx, vals = topk_of(z, kin)
+                if order != "canonical":
+                    keys = (rng.random(idx.shape),) + ((-vals,) if order == "ties" else ())
+                    p = np.lexsort(keys, axis=1)
+                    idx, vals = np.take_along_axis(idx, p, 1), np.take_along_axis(vals, p, 1)
                 kw = {"topk_tail": tail_summary(z, idx, "logsumexp").astype(np.float32)} if tail else {}
                 w.write_step(e, s, image=rng.permutation(16)[:4], crop=rng.random((4, 4)), flip=rng.random(4) < 0.5,
                              topk_indices=idx, topk_values=vals, mix_partner=rng.permutation(4),
                              mix_lambda=float(rng.random()), mix_box=rng.integers(0, 16, 4), **kw)
 
 
-@pytest.mark.parametrize("case", ["merge-lse-int8", "same-k-fp16", "merge-none-bf16-planes"])
+@pytest.mark.parametrize("case", ["merge-lse-int8", "same-k-fp16", "merge-none-bf16-planes", "ties-entryorder-planes",
+                                  "ties-entryorder-rans", "random-entryorder-rans"])
 def test_spec_reader_matches_topk_input(tmp_path, case):
     path = tmp_path / f"{case}.lpl"
+    if "entryorder" in case:  # §3.19, and rans order: true in both modes (§3.18)
+        from lplabel.recode import with_entry_order
+
+        if "rans" in case:
+            pytest.importorskip("numba")
+        lay = dict(layout="rans", classes=C) if "rans" in case else dict(layout="planes", index_coding="index-delta")
+        _topk_input_store(path, 6, with_entry_order(label_chain(k=6, values="fp16", **lay)), tail=False,
+                          order=case.split("-")[0])
+        _compare(path)
+        return
     if case == "merge-lse-int8":
         _topk_input_store(path, 9, label_chain(k=4, values="int8", tail="logsumexp"), tail=True)
     elif case == "same-k-fp16":
@@ -292,4 +311,5 @@ def test_fresh_stores_cover_every_registered_codec():
     for opts in LABEL_CHAINS.values():
         used |= {c.name for c in label_chain(**opts)}
     used |= {"zplanes", "shuffle", "zstd", "bytes", "derived"}  # derived: the test above
+    used |= {"entryorder"}  # test_spec_reader_matches_topk_input (ties-*, random-*)
     assert set(available_codecs()) <= used

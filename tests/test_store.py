@@ -140,8 +140,9 @@ def test_property_round_trip_bit_exact(tmp_path_factory, n_images, num_classes, 
             np.testing.assert_array_equal(got.mix_box, rec["mix_box"])
             assert got.mix_lambda == rec["mix_lambda"]
             lab = got.label["logits"]
-            if dense_type == "bfloat16":
-                np.testing.assert_array_equal(lab, float32_to_bfloat16(rec["logits"]))
+            if dense_type == "bfloat16":  # handed out widened to float32 (exact), not as bit patterns
+                assert lab.dtype == np.float32
+                np.testing.assert_array_equal(float32_to_bfloat16(lab), float32_to_bfloat16(rec["logits"]))
             else:
                 np.testing.assert_array_equal(lab, rec["logits"].astype(dense_type))
     assert verify_store(path).ok

@@ -21,7 +21,7 @@ from .pipeline import Pipeline
 from . import bytes as _bytes, dense as _dense, shuffle as _shuffle, topk as _topk, zstd as _zstd  # noqa: F401  (register)
 from . import bitpack as _bitpack, delta as _delta, quantize as _quantize, sort as _sort  # noqa: F401  (register)
 from . import classmap as _classmap, rans as _rans, zplanes as _zplanes  # noqa: F401  (register)
-from . import derived as _derived  # noqa: F401  (register)
+from . import derived as _derived, entryorder as _entryorder  # noqa: F401  (register)
 from ..errors import CodecConfigError, NoValuesError
 from ..dtypes import storage_dtype
 

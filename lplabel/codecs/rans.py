@@ -2,7 +2,7 @@
 
 Configuration::
 
-    {"classes": C, "k": K, "values": true | false, "model": "<base64>"}
+    {"classes": C, "k": K, "values": true | false, "model": "<base64>"[, "order": true]}
 
 Why: after a learnt class order (:mod:`.classmap`) and ``sort`` by index, byte-wise zstd codes a
 record's class set at the entropy of a per-class membership probability, and the high byte of
@@ -49,6 +49,11 @@ Chunk layout::
     W x uint16 LE the words, in decoding order (the first eight hold the four lanes' initial
                   states, each as its high then its low 16 bits)
     n*k bytes     the low bytes, record by record in class order (values only)
+    [entry order] with ``order: true`` (n > 0): the :mod:`.entryorder` codec's ``entry_shift``
+                  field -- the order of legacy files' tied entries, which a class set cannot
+                  carry: mode byte 0 + the order within each run of equal values as Lehmer
+                  digits (value-sorted input), or mode byte 1 + one zstd frame of the field
+                  (:func:`encode_order`)
 
 The decoder checks that every lane starts in [2^16, 2^32) and ends in the encoder's initial state
 (2^16) having read exactly W words. That catches damage to the coded decisions (membership, high
@@ -74,6 +79,8 @@ M = 1 << PREC
 ESCAPE = 63
 HIGH_CONTEXTS = 17
 HIGH_SYMBOLS = 64
+#: the field of the ``entryorder`` codec that ``order: true`` carries (see :mod:`.entryorder`)
+ORDER_FIELD = "entry_shift"
 INDEX_TYPES = ("uint8", "uint16", "uint32", "uint64", "int16", "int32", "int64")
 
 
@@ -104,6 +111,86 @@ def monotone(u16: np.ndarray) -> np.ndarray:
 def unmonotone(m: np.ndarray) -> np.ndarray:
     m = np.asarray(m, dtype=np.uint16)
     return np.where(m & 0x8000, m & 0x7FFF, ~m).astype(np.uint16)
+
+
+# -- the entry order of `order: true` (the entryorder codec's field) -------------------------------------
+
+def _tie_runs(values16: np.ndarray):
+    """Per record (row), its runs of >= 2 equal values in decreasing value, each as the columns of
+    its entries in increasing column (class) order; plus every entry's run start and length."""
+    from .entryorder import run_lengths, run_starts
+
+    start = run_starts(values16, "float16")
+    length = run_lengths(start)
+    return start, length
+
+
+def encode_order(values16: np.ndarray, shift: np.ndarray) -> bytes:
+    """The chunk's last part for ``order: true``: only what the values do not determine.
+
+    Mode 0 (one byte 0, then bits): when every entry's shift is its rank within its run of equal
+    values (input sorted by decreasing value, as legacy top-k files are), only the order within
+    each run of m >= 2 tied entries is stored: for each record, each such run in decreasing value,
+    its entries in class order j = 0 .. m-2, the Lehmer digit ``#{i > j: shift_i < shift_j}`` in
+    ceil(log2(m - j)) bits, least significant bit first, packed LSB-first into bytes (the last
+    byte zero-padded). Mode 1 (one byte 1, then one zstd frame): the whole field, for any other
+    input order.
+    """
+    start, length = _tie_runs(values16)
+    s = shift.astype(np.int64)
+    n, k = s.shape
+    target = start + s
+    ok = (s < length).all() and (np.sort(target, axis=1) == np.arange(k)).all()
+    if not ok:
+        return b"\x01" + zstandard.ZstdCompressor(level=19, write_content_size=True).compress(shift.tobytes())
+    acc, pos = 0, 0
+    for r in np.flatnonzero((length > 1).any(axis=1)):
+        st, ln, sh = start[r], length[r], s[r]
+        for a in np.unique(st[ln > 1]):                       # runs by increasing start = decreasing value
+            pi = sh[st == a].tolist()
+            m = len(pi)
+            for j in range(m - 1):
+                d = sum(1 for x in pi[j + 1:] if x < pi[j])
+                acc |= d << pos
+                pos += (m - j - 1).bit_length()
+    return b"\x00" + acc.to_bytes((pos + 7) // 8, "little")
+
+
+def decode_order(data: bytes, values16: np.ndarray, dtype, n: int, k: int) -> np.ndarray:
+    """Inverse of :func:`encode_order` given the decoded values (bounded; named errors)."""
+    if not data:
+        raise CodecError("rans: corrupt chunk: the entry order part is missing")
+    if data[0] == 1:
+        need = n * k * dtype.itemsize
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(data[1:], max_output_size=max(need, 1))
+        except zstandard.ZstdError as e:
+            raise CodecError(f"rans: corrupt chunk: the entry order frame does not decompress ({e})") from None
+        if len(raw) != need:
+            raise CodecError(f"rans: corrupt chunk: the entry order frame holds {len(raw)} bytes, {need} expected")
+        return np.frombuffer(raw, dtype=dtype).reshape(n, k)
+    if data[0] != 0:
+        raise CodecError(f"rans: corrupt chunk: unknown entry order mode {data[0]}")
+    start, length = _tie_runs(np.asarray(values16))
+    out = np.zeros((n, k), dtype)
+    acc, pos = int.from_bytes(data[1:], "little"), 0
+    for r in np.flatnonzero((length > 1).any(axis=1)):
+        st, ln = start[r], length[r]
+        for a in np.unique(st[ln > 1]):
+            cols = np.flatnonzero(st == a)
+            m = len(cols)
+            free = list(range(m))
+            for j in range(m):
+                nb = (m - j - 1).bit_length()
+                d = (acc >> pos) & ((1 << nb) - 1)
+                pos += nb
+                if d >= len(free):
+                    raise CodecError("rans: corrupt chunk: an entry order digit is out of range")
+                out[r, cols[j]] = free.pop(d)
+    if (pos + 7) // 8 != len(data) - 1:
+        raise CodecError(f"rans: corrupt chunk: the entry order part holds {len(data) - 1} bytes, "
+                         f"{(pos + 7) // 8} expected")
+    return out
 
 
 def _freq_table(counts: np.ndarray) -> np.ndarray:
@@ -183,7 +270,7 @@ def _pack_model(parts: list) -> str:
 class Rans(ArrayBytesCodec):
     name = "rans"
 
-    def __init__(self, classes: int, k: int, values: bool = True, model: str = ""):
+    def __init__(self, classes: int, k: int, values: bool = True, model: str = "", order: bool = False):
         for nm, v, lo, hi in (("classes", classes, 2, 65536), ("k", k, 1, 65535)):
             if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
                 raise CodecConfigError(f"rans: {nm} must be an integer in {lo}..{hi}, got {v!r}")
@@ -191,7 +278,9 @@ class Rans(ArrayBytesCodec):
             raise CodecConfigError(f"rans: k = {k} must be smaller than the number of classes ({classes})")
         if not isinstance(values, bool):
             raise CodecConfigError(f"rans: values must be true or false, got {values!r}")
-        self.classes, self.k, self.values, self.model = classes, k, values, model
+        if not isinstance(order, bool):
+            raise CodecConfigError(f"rans: order must be true or false, got {order!r}")
+        self.classes, self.k, self.values, self.model, self.order = classes, k, values, model, order
         self._parse_model()
 
     # -- model -------------------------------------------------------------------------------------
@@ -255,13 +344,16 @@ class Rans(ArrayBytesCodec):
         return cls(classes, int(idx.shape[1]), values is not None, learn_model(idx, values, classes))
 
     def get_config(self):
-        return {"classes": self.classes, "k": self.k, "values": self.values, "model": self.model}
+        cfg = {"classes": self.classes, "k": self.k, "values": self.values, "model": self.model}
+        if self.order:  # written only when set: files without it keep their exact header
+            cfg["order"] = True
+        return cfg
 
     def check_spec(self, spec) -> None:
         """Refuse, when the chain is built, a block this codec cannot code."""
         names = [f.name for f in spec]
         idx, val = spec_field(spec, "indices"), spec_field(spec, "values")
-        want = ["indices", "values"] if self.values else ["indices"]
+        want = (["indices", "values"] if self.values else ["indices"]) + ([ORDER_FIELD] if self.order else [])
         if names != want or idx is None:
             raise CodecChainError(f"'rans' (values {str(self.values).lower()}) codes a block with fields {want}, "
                                   f"got {names}", hint="use it after topk (no tail, no quantize), classmap and "
@@ -288,6 +380,14 @@ class Rans(ArrayBytesCodec):
 
     # -- coding ------------------------------------------------------------------------------------
     def encode(self, block, spec) -> bytes:
+        data = self._encode(block)
+        if self.order and np.shape(block["indices"])[0]:
+            data += encode_order(np.asarray(block["values"], dtype=np.float16),
+                                 np.ascontiguousarray(block[ORDER_FIELD],
+                                                      dtype=storage_dtype(spec_field(spec, ORDER_FIELD).type)))
+        return data
+
+    def _encode(self, block) -> bytes:
         kern = _kernels()
         idx = np.ascontiguousarray(np.asarray(block["indices"]), dtype=np.int64)
         if idx.ndim != 2 or idx.shape[1] != self.k:
@@ -329,6 +429,9 @@ class Rans(ArrayBytesCodec):
             if len(buf) != 4 or W != 0:
                 raise CodecError("rans: an empty chunk must hold only a zero word count")
             return self._empty(spec)
+        order_bytes = None
+        if self.order:
+            order_bytes, buf = buf[4 + 2 * W + lo_n:], buf[:4 + 2 * W + lo_n]
         if 4 + 2 * W + lo_n != len(buf):
             raise CodecError(f"rans: chunk of {len(buf)} bytes, its layout needs {4 + 2 * W + lo_n} "
                              f"({W} words{f' + {lo_n} low bytes' if lo_n else ''})")
@@ -350,10 +453,18 @@ class Rans(ArrayBytesCodec):
         out = {"indices": np.ascontiguousarray(idx[:, :k])}
         if self.values:
             out["values"] = vals.view(np.float16)
+        if order_bytes is not None:
+            out[ORDER_FIELD] = self._order_field(order_bytes, spec, n, out["values"])
         return out
+
+    def _order_field(self, tail, spec, n: int, values) -> np.ndarray:
+        """The ``entry_shift`` field from the chunk's last bytes (see :func:`encode_order`)."""
+        return decode_order(bytes(tail), values, storage_dtype(spec_field(spec, ORDER_FIELD).type), n, self.k)
 
     def _empty(self, spec):
         out = {"indices": np.zeros((0, self.k), storage_dtype(spec_field(spec, "indices").type))}
         if self.values:
             out["values"] = np.zeros((0, self.k), np.float16)
+        if self.order:
+            out[ORDER_FIELD] = np.zeros((0, self.k), storage_dtype(spec_field(spec, ORDER_FIELD).type))
         return out

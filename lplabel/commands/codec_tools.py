@@ -8,7 +8,6 @@ one-line message naming an ``LplabelError`` subclass's problem.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -19,7 +18,7 @@ from ..codecs.classmap import ORDER_METHODS, learn_class_order
 from ..errors import CodecConfigError, NoValuesError
 from ..recode import (SOURCE_OPENERS, LossyChainError, RecodeError, SourceMeta, chain_loses, check_paths, input_spec,
                       learn_rans_model, open_source, progress_bar, sample_positions, sample_topk_indices,
-                      train_chain_dictionary, write_steps)
+                      train_chain_dictionary, with_entry_order, write_steps)
 from ..selection import LABEL_METRICS, METRICS, REUSE, UNITS, check_selection_args, select_steps, step_scores
 
 SAMPLE_STEPS = 256
@@ -94,8 +93,12 @@ def default_level(k) -> int:
 
 
 def _build_chain(source, *, k, values, tail, index_coding, class_order, layout, level, dictionary, dict_size,
-                 scale_type="float16", steps_per_chunk=1) -> list:
-    """A label chain for ``source`` from friendly options, learning a class order / dictionary."""
+                 scale_type="float16", steps_per_chunk=1, keep_order=False) -> list:
+    """A label chain for ``source`` from friendly options, learning a class order / dictionary.
+
+    ``keep_order``: the entries' input order is information (``SourceMeta.keep_order``): the
+    chain gets an ``entryorder`` codec (:func:`lplabel.recode.with_entry_order`), which stores
+    only the order among tied values (nothing for records without ties)."""
     meta: SourceMeta = source.meta
     level = default_level(k) if level is None else level
     if dictionary and layout != "shuffle":
@@ -107,6 +110,12 @@ def _build_chain(source, *, k, values, tail, index_coding, class_order, layout, 
     index_type = "uint16" if meta.num_classes <= 65536 else "int32"
     opts = dict(k=k, values=values, tail=tail, index_coding=index_coding, level=level, layout=layout,
                 scale_type=scale_type, index_type=index_type, classes=meta.num_classes)
+    def label_chain(**kw):  # every chain built here keeps the input order when asked to
+        from ..codecs import label_chain as build
+
+        chain = build(**kw)
+        return with_entry_order(chain) if keep_order and k is not None else chain
+
     # validate cheaply before sampling anything
     chain = label_chain(**opts)
     spec = input_spec(meta)
@@ -137,6 +146,36 @@ def _parse_codecs(text: str) -> list:
 
 
 # -- encode --------------------------------------------------------------------------------------------
+
+def _legacy_opts(f):
+    """`lplabel import`'s options for a legacy SRC of `encode` (None: the importer's default)."""
+    from ..interop.fkd import VALUE_MODES
+
+    opts = [
+        click.option("--images", default=None, type=click.Path(exists=True),
+                     help="legacy: the distilled ImageFolder (or a file of image keys) the labels index."),
+        click.option("--num-images", type=click.IntRange(1), default=None, help="legacy: N, when the files cannot "
+                                                                                 "tell it."),
+        click.option("--num-classes", type=click.IntRange(2), default=None,
+                     help="legacy: C for top-k label sets (LPQLD, FKD), which do not record it."),
+        click.option("--seed", type=int, default=None, help="legacy SRe2L: the relabel --fkd-seed [42]."),
+        click.option("--order", default=None, type=click.Path(exists=True, dir_okay=False),
+                     help="legacy SRe2L: image order per epoch (JSON or .npy) instead of the replay."),
+        click.option("--replay", type=click.Choice(["torch>=1.11", "torch<1.11"]), default=None,
+                     help="legacy SRe2L: the PyTorch generation whose RandomSampler made the labels [torch>=1.11]."),
+        click.option("--steps-per-epoch", type=click.IntRange(1), default=None,
+                     help="legacy LPQLD: batches per epoch [inferred from the sampler JSON]."),
+        click.option("--fkd-values", type=click.Choice(VALUE_MODES), default=None,
+                     help="legacy FKD: store log-probabilities (float32, readable as logits) or the probabilities "
+                          "as they are (the files' dtype; needed for --layout rans) [logprob]."),
+        click.option("--fkd-temperature", type=float, default=None, help="legacy FKD: the generator's --temp [1.0]."),
+        click.option("--input-size", type=click.IntRange(1, 32767), default=None,
+                     help="legacy: the relabel --input-size, recorded in the header's view policy."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
 
 def encode_source(source, out, *, codecs=None, index_coding="index-delta", class_order="auto", layout="planes",
                   level=None, dictionary=False, dict_size=16384, steps_per_chunk=None, allow_lossy=False,
@@ -171,15 +210,28 @@ def encode_source(source, out, *, codecs=None, index_coding="index-delta", class
         k = None if meta.label_input == "logits" else meta.label_input[1]
         codecs = _build_chain(source, k=k, values=_values_of(meta), tail=meta.tail, index_coding=index_coding,
                               class_order=class_order, layout=layout, level=level, dictionary=dictionary,
-                              dict_size=dict_size, steps_per_chunk=spc)
+                              dict_size=dict_size, steps_per_chunk=spc, keep_order=meta.keep_order)
     else:
         Pipeline(codecs, input_spec(meta))
         why = chain_loses(codecs, meta)
         if why and not allow_lossy:
             raise LossyChainError(f"the chain {why}; encode is lossless by default",
                                   hint="pass --allow-lossy, or use `lplabel quantize` / `lplabel prune`")
+        if why:
+            meta = _mark_lossy(meta, why)
     return write_steps(meta, source.steps(stage=stage), out, codecs, steps_per_chunk=spc, force=force, stage=stage,
                        zstd_level=VIEW_LEVEL, total=meta.num_steps, desc="encode", store_views=store_views)
+
+
+def _mark_lossy(meta: SourceMeta, why: str) -> SourceMeta:
+    """``meta`` whose ``legacy`` header extension (if any) no longer claims a lossless import:
+    export cannot give the original files back once a chain lost something."""
+    import dataclasses
+
+    ext = dict(meta.extensions or {})
+    if isinstance(ext.get("legacy"), dict):
+        ext["legacy"] = dict(ext["legacy"], lossless=False, lossy_because=why)
+    return dataclasses.replace(meta, extensions=ext or None)
 
 
 @click.command()
@@ -194,13 +246,14 @@ def encode_source(source, out, *, codecs=None, index_coding="index-delta", class
 @click.option("--from", "source_layout", default="auto", show_default=True,
               type=click.Choice(["auto", "lplabel", "sre2l", "lpld", "lpqld", "fkd", "gvbsm"]),
               help="What SRC is: an lplabel store, or a legacy label directory of SRe2L/CDA, LPLD, LPQLD, FKD or "
-                   "G-VBSM/EDC (auto: a file is a store, a directory's layout is detected). Legacy-specific options "
-                   "(explicit image order, seed, class count) are on `lplabel import`.")
+                   "G-VBSM/EDC (auto: a file is a store, a directory's layout is detected). A legacy directory is "
+                   "imported and coded in one pass; the options below marked 'legacy' are `lplabel import`'s.")
 @click.option("--store-views", is_flag=True,
               help="Store the view columns even when SRC derives them (regenerates them from its header): "
                    "a store readable wherever numpy's random streams differ.")
+@_legacy_opts
 def encode(src, out, force, steps_per_chunk, index_coding, class_order, layout, level, dictionary, dict_size,
-           codecs_json, allow_lossy, source_layout, store_views):
+           codecs_json, allow_lossy, source_layout, store_views, **legacy):
     """Re-encode the label store SRC into OUT with another codec chain, losslessly by default.
 
     The records, views and selection are copied unchanged; only the label coding changes. By
@@ -209,22 +262,32 @@ def encode(src, out, force, steps_per_chunk, index_coding, class_order, layout, 
     entries sorted and difference-coded, byte planes zstd-compressed separately. --layout rans
     codes fp16 or index-only top-k labels smaller still (context models learnt from the labels +
     rANS; decoding is slower, 1-2 GB/s per core, and needs numba). Quantized
-    stores are copied without re-quantizing. SRC may also be a legacy label directory (see --from),
-    imported losslessly on the way.
+    stores are copied without re-quantizing. SRC may also be a legacy label directory (see --from):
+    it is imported and coded in one pass with every option above, and the order of tied top-k
+    entries is kept (entryorder), so `lplabel export` still gives the original files back.
     """
     check_paths(src, out, force)
     codecs = _parse_codecs(codecs_json) if codecs_json else None
     claimed = any(name != "legacy" and can_open(src) for name, can_open, _ in SOURCE_OPENERS)
+    given = {k: v for k, v in legacy.items() if v is not None}
+    notes = []
     if source_layout not in ("auto", "lplabel") or (source_layout == "auto" and not claimed and Path(src).is_dir()):
-        # A legacy directory: the importer's lossless chain keeps every entry in its file order, so
-        # `lplabel export` gives the original files back bit for bit (the friendly flags are for stores).
-        from ..interop import import_legacy
+        # A legacy directory, read as a source of steps: same plan, checks and header as `import`
+        from ..interop.source import LegacySource
 
-        import_legacy(src, out, layout=source_layout, codecs=codecs, force=force, steps_per_chunk=steps_per_chunk or 1,
-                      zstd_level=level if level is not None else 3, progress=sys.stderr.isatty())
-        click.echo(_summary(Path(out)))
-        return
-    source = open_source(src, None if source_layout == "auto" else "lplabel")
+        source = LegacySource(src, source_layout, **given)
+        notes = source.notes
+        if layout == "rans" and codecs is None and source.meta.value_type == "float32" and source.layout == "fkd":
+            raise CodecConfigError("layout 'rans' codes float16 values; FKD labels imported as log-probabilities "
+                                   "are float32", path=src,
+                                   hint="add --fkd-values prob (the files' own float16 probabilities), or use "
+                                        "--layout planes")
+    else:
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise RecodeError(f"{flags} only apply to a legacy label directory; SRC is a label store", path=src,
+                              hint="drop them (the store's header already says all of it)")
+        source = open_source(src, None if source_layout == "auto" else "lplabel")
     try:
         path = encode_source(source, out, codecs=codecs, index_coding=index_coding, class_order=class_order,
                              layout=layout, level=level, dictionary=dictionary, dict_size=dict_size,
@@ -233,6 +296,8 @@ def encode(src, out, force, steps_per_chunk, index_coding, class_order, layout, 
     finally:
         source.close()
     click.echo(_summary(path))
+    for note in notes:
+        click.echo(f"  note: {note}")
 
 
 # -- quantize -----------------------------------------------------------------------------------------
@@ -301,6 +366,9 @@ def quantize(src, out, force, steps_per_chunk, k, values, tail, scale_type, inde
         chain = _build_chain(source, k=k, values=values, tail=tail, index_coding=index_coding,
                              class_order=class_order, layout=layout, level=level, dictionary=dictionary,
                              dict_size=dict_size, scale_type=scale_type, steps_per_chunk=spc)
+        why = chain_loses(chain, meta)
+        if why:  # a store imported from legacy files no longer exports them back
+            meta = _mark_lossy(meta, why)
         path = write_steps(meta, source.steps(), out, chain, steps_per_chunk=spc, force=force, zstd_level=VIEW_LEVEL,
                            total=meta.num_steps, desc="quantize")
     finally:

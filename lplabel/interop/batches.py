@@ -16,7 +16,8 @@ from typing import Callable
 import numpy as np
 
 from ..store import StoreWriter
-from .common import ImportReport, du_bytes, legacy_extension, plan_labels, progress_bar, resolve_images
+from .common import (ImportReport, du_bytes, legacy_extension, plan_labels, progress_bar, resolve_images,
+                     settle_num_classes)
 from .errors import LegacyFormatError
 from .records import Batch, check_same_signature, parse_batch
 from .safe_load import load_legacy_file
@@ -94,18 +95,6 @@ def prepare(plan: BatchPlan, *, images=None, num_images=None, num_classes=None, 
     if first.size != B:
         raise LegacyFormatError(f"the first batch holds {first.size} records, the plan expects {B}",
                                 path=plan.files[0][2])
-    if first.logits is not None:
-        C = first.num_classes
-        if num_classes is not None and int(num_classes) != C:
-            raise LegacyFormatError(f"the soft labels have {C} classes, not num_classes={num_classes}",
-                                    path=plan.files[0][2])
-    elif num_classes is None:
-        C = infer_num_classes(first)
-        plan.facts["num_classes_inferred"] = True
-        plan.notes.append(f"top-k labels do not record the number of classes; assumed C={C} from the first batch "
-                          "(pass num_classes / --num-classes to set it)")
-    else:
-        C = int(num_classes)
     used_max = int(first.image.max()) if plan.family == "gvbsm" else plan.max_image
     if num_images is not None:
         n_img = num_images
@@ -114,6 +103,17 @@ def prepare(plan: BatchPlan, *, images=None, num_images=None, num_classes=None, 
     else:
         n_img = None
     index = resolve_images(images, n_img, used_max, plan.root)
+    if first.logits is not None:
+        C = first.num_classes
+        if num_classes is not None and int(num_classes) != C:
+            raise LegacyFormatError(f"the soft labels have {C} classes, not num_classes={num_classes}",
+                                    path=plan.files[0][2])
+    else:
+        C, note = settle_num_classes(num_classes, int(first.indices.max()), index, images is not None,
+                                     plan.files[0][2])
+        if note:
+            plan.facts["num_classes_inferred"] = "images"
+            plan.notes.append(note)
     if not plan.num_images_exact and plan.last_batch_size == B:
         plan.drop_last = plan.steps_per_epoch * B < len(index)
     facts = dict(plan.facts)
@@ -243,21 +243,6 @@ def run_import(plan: BatchPlan, out_path, *, codecs=None, force=False, progress=
                         steps_per_epoch=plan.steps_per_epoch, batch_size=B, num_classes=C, num_images=prep.num_images,
                         lossless=label.lossless, source_bytes=du_bytes(plan.root), output_bytes=du_bytes(out_path),
                         notes=list(plan.notes))
-
-
-#: Class counts of the datasets the legacy top-k label sets were made for (Tiny-ImageNet,
-#: ImageNet-1K, ImageNet-21K-P), tried in this order when the files do not say.
-KNOWN_CLASS_COUNTS = (200, 1000, 10450)
-
-
-def infer_num_classes(batch: Batch) -> int:
-    """C for a top-k label set whose files do not record it: the smallest known dataset size
-    above the first batch's largest class index (else that index + 1)."""
-    top = int(batch.indices.max()) + 1
-    for c in KNOWN_CLASS_COUNTS:
-        if top <= c:
-            return c
-    return top
 
 
 # ----------------------------------------------------------------------------------- export

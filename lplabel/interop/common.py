@@ -140,6 +140,34 @@ def image_folder_index(root) -> ImageIndex:
     return ImageIndex(keys, np.asarray(cls, dtype=np.int64), None, classes)
 
 
+def settle_num_classes(num_classes: int | None, top: int, index, given_images: bool, where) -> tuple:
+    """C of a top-k label set, whose files do not record it: ``(C, note or None)``.
+
+    Never guessed. ``num_classes`` when given (it must exceed the largest class index ``top``
+    seen); else the class count of the image set the user gave (``--images``: an ImageFolder's
+    classes are the label space when they include every index seen); else refused, naming the
+    largest index and the flag. (Guessing from the indices made a CIFAR-10 set a 200-class store.)
+    """
+    if num_classes is not None:
+        C = int(num_classes)
+        if top >= C:
+            raise LegacyFormatError(f"class index {top} in the labels, but num_classes={C}", path=where,
+                                    hint="pass the number of classes of the teacher's dataset")
+        return C, None
+    names = list(getattr(index, "class_names", None) or []) if given_images else []
+    if names and top < len(names):
+        return len(names), (f"top-k labels do not record the number of classes; C={len(names)} from the classes of "
+                            "the given images")
+    seen = f"the largest class index in the first file is {top}"
+    if names:
+        raise LegacyFormatError(f"top-k labels do not record the number of classes, and the given images have only "
+                                f"{len(names)} classes ({seen})", path=where,
+                                hint="pass --num-classes C (the teacher's class count)")
+    raise LegacyFormatError(f"top-k labels do not record the number of classes ({seen}); lplabel does not guess it",
+                            path=where, hint="pass --num-classes C (e.g. 10 for CIFAR-10, 200 for Tiny-ImageNet, "
+                                             "1000 for ImageNet-1K), or --images FOLDER with one folder per class")
+
+
 def resolve_images(images, num_images: int | None, used_max: int, where) -> ImageIndex:
     """The ImageIndex of an import: given (ImageSet/ImageIndex/folder/key list file) or "0".."N-1"."""
     from ..images import ImageSet, image_index

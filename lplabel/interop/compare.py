@@ -81,9 +81,16 @@ def storage_diffs(a: Path, b: Path) -> list:
     return [f"{b.name}: zip member {k} differs" for k in sorted(ma) if ma[k] != mb[k]]
 
 
-def compare_dirs(a, b, *, profile: str = "batch", storages: bool = True, limit: int = 20) -> list:
-    """Differences between two legacy label directories (empty list: identical)."""
+def compare_dirs(a, b, *, profile: str | None = None, storages: bool = True, limit: int = 20) -> list:
+    """Differences between two legacy label directories (empty list: identical).
+
+    ``profile`` is the safe-load allowlist (``"batch"`` for the per-batch layouts, ``"fkd"`` for
+    FKD's numpy lists); None infers it from ``a``'s layout (:func:`~lplabel.interop.detect_layout`)."""
     a, b = Path(a), Path(b)
+    if profile is None:
+        from .detect import detect_layout
+
+        profile = "fkd" if detect_layout(a) == "fkd" else "batch"
     fa, fb = tree_files(a), tree_files(b)
     if fa != fb:
         only_a, only_b = sorted(set(fa) - set(fb))[:5], sorted(set(fb) - set(fa))[:5]

@@ -131,6 +131,79 @@ def _check_schedule(store, layout: str, allow_gaps: bool) -> None:
                                          "export --to lpqld for a pruned pool, or pass --allow-gaps")
 
 
+class ExportLosses:
+    """Every lossy step of one export, for its report's notes (lplabel never narrows silently).
+
+    Static steps (top-k of dense logits, fewer entries, a dropped tail summary) are known from the
+    store's chain and the target signature; casts (labels or crops to float16) are counted value by
+    value as the steps are written, so a note says how many values the cast changed (0: exact).
+    """
+
+    def __init__(self, store, sig: dict):
+        pipe = store.pipelines["label"]
+        dec = {f.name: f for f in pipe.decoded_spec}
+        self.sig = sig
+        self.notes: list = []
+        quant = [c for c in pipe.codecs if c.name == "quantize"]
+        field = dec.get("logits") or dec.get("values")
+        self.src_type = field.type if field is not None else None
+        if quant:
+            self.src_type = f"float32 (dequantized {quant[0].bits}-bit codes)"
+        self.dst_type = sig.get("label_dtype")
+        topk_out = "logits" not in sig["fields"]
+        if topk_out and "logits" in dec:
+            self.notes.append(f"keeps the top {sig['k']} of {store.num_classes} logits of each record (torch.topk "
+                              "on the float32-widened logits); the other classes are dropped")
+        elif topk_out and "values" in dec and dec["values"].shape[0] > sig["k"]:
+            self.notes.append(f"keeps {sig['k']} of the {dec['values'].shape[0]} stored entries of each record "
+                              "(the largest values)")
+        if topk_out and "tail" in dec:
+            from ..reconstruct import tail_kind_of
+
+            self.notes.append(f"drops the store's {tail_kind_of(pipe)} tail summary: LPQLD records have no place "
+                              "for it (what it said about the dropped classes is lost)")
+        crop_t = store.header["columns"]["crop"]["input"][0]["type"]
+        self.crop_cast = crop_t if crop_t != sig["coords_dtype"] else None
+        self.total = self.changed = self.overflow = self.crop_total = self.crop_changed = 0
+
+    def add(self, st, arrays: dict) -> None:
+        if self.dst_type == "float16" and self.src_type != "float16":
+            for name in ("logits", "values"):
+                if name in arrays:
+                    a = np.asarray(arrays[name], dtype=np.float32)
+                    h = a.astype(np.float16).astype(np.float32)
+                    same = (h == a) | (np.isnan(h) & np.isnan(a))
+                    self.total += a.size
+                    self.changed += int(a.size - np.count_nonzero(same))
+                    self.overflow += int(np.count_nonzero(np.isinf(h) & ~np.isinf(a)))
+        if self.crop_cast is not None and self.sig["coords_dtype"] == "float16":
+            c = np.asarray(st.crop, dtype=np.float32)
+            self.crop_total += c.size
+            self.crop_changed += int(c.size - np.count_nonzero(c.astype(np.float16).astype(np.float32) == c))
+
+    def check_indices(self, arrays: dict, store, where: str) -> None:
+        dt = self.sig.get("index_dtype")
+        if dt and "indices" in arrays and arrays["indices"].size:
+            top = int(np.max(arrays["indices"]))
+            if top > np.iinfo(np.dtype(dt)).max:
+                raise LegacyExportError(f"class index {top} does not fit the legacy {dt} indices", path=store.path,
+                                        part=where, hint="LPQLD stores class indices as int16 (C <= 32768)")
+
+    def result(self) -> list:
+        out = list(self.notes)
+        if self.total:
+            what = (f"{self.changed:,} of {self.total:,} values rounded" if self.changed else
+                    f"exact: all {self.total:,} values are float16 numbers")
+            if self.overflow:
+                what += f", {self.overflow:,} beyond float16's range became inf"
+            out.append(f"label values {self.src_type} -> float16 (the legacy dtype): {what}")
+        if self.crop_total:
+            out.append(f"crop boxes {self.crop_cast} -> float16 (LPQLD's coords): "
+                       + (f"{self.crop_changed:,} of {self.crop_total:,} numbers rounded" if self.crop_changed
+                          else "exact"))
+        return out
+
+
 def export_legacy_store(store, out_dir, layout: str, *, force=False, progress=True, k=None, seed=None,
                         replay=None, allow_gaps=False, plain_ints=False) -> ExportReport:
     import torch
@@ -147,6 +220,7 @@ def export_legacy_store(store, out_dir, layout: str, *, force=False, progress=Tr
         raise LegacyExportError(f"unknown legacy layout {layout!r}", hint=f"choose one of {', '.join(EXPORT_LAYOUTS)}")
     sig = target_signature(store, layout, k)
     notes = []
+    losses = ExportLosses(store, sig)
     if plain_ints and sig.get("bbox_type") == "numpy.int64":
         sig["bbox_type"] = "int"
         notes.append("CutMix boxes written as Python ints instead of numpy.int64, so torch.load's default "
@@ -204,9 +278,11 @@ def export_legacy_store(store, out_dir, layout: str, *, force=False, progress=Tr
                     jw.begin(str(files))
                 if jw is not None:
                     jw.extend(st.image)
+                arrays = label_arrays(st, sig)
+                losses.check_indices(arrays, store, f"epoch {st.epoch}, step {st.step}")
+                losses.add(st, arrays)
                 obj = build_batch(sig, crop=st.crop, flip=st.flip, mix_partner=st.mix_partner,
-                                  mix_lambda=st.mix_lambda, mix_box=st.mix_box, image=st.image,
-                                  **label_arrays(st, sig))
+                                  mix_lambda=st.mix_lambda, mix_box=st.mix_box, image=st.image, **arrays)
                 torch.save(obj, path)
                 files += 1
             if jw is not None:
@@ -217,4 +293,4 @@ def export_legacy_store(store, out_dir, layout: str, *, force=False, progress=Tr
             raise
         od.commit()
     return ExportReport(layout=layout, store=str(store.path), output=str(out_dir), files=files,
-                        steps=store.num_steps, records=store.num_records, notes=notes)
+                        steps=store.num_steps, records=store.num_records, notes=notes + losses.result())

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from ..store import StoreWriter
-from .batches import KNOWN_CLASS_COUNTS
 from .common import (ImportReport, OutputDir, ExportReport, du_bytes, legacy_extension, legacy_info, plan_labels,
+                     settle_num_classes,
                      progress_bar, resolve_images, visible)
 from .errors import LegacyExportError, LegacyFormatError
 from .safe_load import load_legacy_file
@@ -172,16 +172,13 @@ def prepare_fkd(root, *, images=None, num_images=None, num_classes=None, values:
         image_of = [image_of[j] for j in order]
         key_mode = {"mode": "image", "prefix": prefixes.pop()}
     notes = []
-    if num_classes is None:
-        top = int(first[1][2].max()) + 1
-        C = next((c for c in KNOWN_CLASS_COUNTS[1:] if top <= c), top)
-        notes.append(f"FKD files do not record the number of classes; assumed C={C} (pass --num-classes)")
-    else:
-        C = int(num_classes)
+    C, note = settle_num_classes(num_classes, int(first[1][2].max()), index, images is not None, first_path)
+    if note:
+        notes.append(note)
     kind = "log_probabilities" if values == "logprob" else "probabilities"
     ext = {"must_understand": False, "signature": sig, "values": values, "label_kind": kind,
            "temperature": float(temperature), "files": len(rels), "keys": key_mode,
-           "num_classes_inferred": num_classes is None}
+           "num_classes_inferred": "images" if num_classes is None else False}
     desc = (f"imported from FKD label files ({root.name}); values are "
             + ("log-probabilities log softmax(z/T): read them as logits at T" if values == "logprob" else
                "PROBABILITIES softmax(z/T), not logits (extensions.legacy.label_kind)"))

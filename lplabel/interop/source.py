@@ -42,18 +42,43 @@ def make_plan(src, layout: str, *, seed=42, order=None, replay="torch>=1.11", nu
     raise UnknownLayoutError(f"unknown legacy layout {layout!r}", hint=f"choose auto or one of {', '.join(LAYOUTS)}")
 
 
+#: the layouts each legacy-specific option applies to
+_APPLIES = {"seed": ("sre2l",), "order": ("sre2l",), "replay": ("sre2l",), "steps_per_epoch": ("lpqld",),
+            "fkd_values": ("fkd",), "fkd_temperature": ("fkd",), "input_size": ("sre2l", "lpld", "lpqld", "gvbsm")}
+
+
 class LegacySource:
     """A legacy directory as a :mod:`lplabel.recode` source (labels decoded to float32)."""
 
-    def __init__(self, path, layout: str = "auto", *, images=None, num_images=None, num_classes=None, seed=42,
-                 order=None, replay="torch>=1.11", steps_per_epoch=None, fkd_values="logprob",
-                 fkd_temperature=1.0, input_size=None):
+    def __init__(self, path, layout: str = "auto", *, images=None, num_images=None, num_classes=None, seed=None,
+                 order=None, replay=None, steps_per_epoch=None, fkd_values=None, fkd_temperature=None,
+                 input_size=None):
+        """Options as :func:`lplabel.interop.import_legacy`'s (None: its default). An option given
+        for a layout it does not apply to is refused by name (never accepted and ignored)."""
         from ..recode import SourceMeta
 
+        given = {"seed": seed, "order": order, "replay": replay, "steps_per_epoch": steps_per_epoch,
+                 "fkd_values": fkd_values, "fkd_temperature": fkd_temperature, "input_size": input_size}
+        seed = 42 if seed is None else seed
+        replay = "torch>=1.11" if replay is None else replay
+        fkd_values = "logprob" if fkd_values is None else fkd_values
+        fkd_temperature = 1.0 if fkd_temperature is None else fkd_temperature
         src = Path(path)
+        if not src.is_dir():
+            raise UnknownLayoutError("a legacy label set is a directory", path=src,
+                                     hint="give the directory the relabel script wrote, or --from lplabel for a store")
         self.layout = detect_layout(src) if layout == "auto" else layout
         if self.layout not in LAYOUTS:
             raise UnknownLayoutError(f"unknown legacy layout {layout!r}", hint=f"choose auto or one of {LAYOUTS}")
+        wrong = [name for name, v in given.items() if v is not None and self.layout not in _APPLIES[name]]
+        if wrong:
+            from .errors import LegacyFormatError
+
+            flags = ", ".join("--" + w.replace("_", "-") for w in wrong)
+            raise LegacyFormatError(f"{flags} {'does' if len(wrong) == 1 else 'do'} not apply to a {self.layout} "
+                                    "label set", path=src,
+                                    hint="; ".join(f"--{w.replace('_', '-')}: {', '.join(_APPLIES[w])} only"
+                                                   for w in wrong))
         if self.layout == "fkd":
             from .fkd import prepare_fkd, value_dtype
             from .common import legacy_extension
@@ -64,9 +89,9 @@ class LegacySource:
             self.meta = SourceMeta(
                 num_classes=prep.num_classes, images=prep.index, batch_size=prep.sig["num_crops"], epochs=1,
                 steps_per_epoch=len(prep.index), augmentation=prep.augmentation, teacher=prep.teacher,
-                extensions={"legacy": legacy_extension("fkd", **ext)}, crop_type=prep.sig["coords_dtype"],
-                label_input=("topk", prep.sig["k"]), value_type=value_dtype(prep), num_steps=len(prep.rels),
-                path=str(src))
+                extensions={"legacy": legacy_extension("fkd", **ext, lossless=True)},
+                crop_type=prep.sig["coords_dtype"], label_input=("topk", prep.sig["k"]), value_type=value_dtype(prep),
+                num_steps=len(prep.rels), path=str(src), keep_order=True)
             self.notes = list(prep.notes)
             return
         from .batches import prepare
@@ -79,9 +104,9 @@ class LegacySource:
         self.meta = SourceMeta(
             num_classes=prep.num_classes, images=prep.index, batch_size=plan.batch_size, epochs=plan.epochs,
             steps_per_epoch=plan.steps_per_epoch, drop_last=plan.drop_last, augmentation=prep.augmentation,
-            teacher=prep.teacher, seed=plan.seed, extensions=prep.extension(), crop_type=sig["coords_dtype"],
-            label_input="logits" if prep.kind == "dense" else ("topk", sig["k"]), value_type=sig["label_dtype"],
-            num_steps=len(plan.files), path=str(src))
+            teacher=prep.teacher, seed=plan.seed, extensions=prep.extension(lossless=True),
+            crop_type=sig["coords_dtype"], label_input="logits" if prep.kind == "dense" else ("topk", sig["k"]),
+            value_type=sig["label_dtype"], num_steps=len(plan.files), path=str(src), keep_order=prep.kind != "dense")
         self.notes = list(plan.notes)
 
     def steps(self, positions=None, stage: int = 0):

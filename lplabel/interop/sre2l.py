@@ -53,15 +53,14 @@ def sampler_order(num_images: int, epochs: int, seed: int = 42, mode: str = "tor
 def _order_source(order, epochs: int, N: int, seed: int, replay: str, root: Path):
     """A callable epoch -> order [N] reading from a file or the replay (sequentially)."""
     if order is None:
-        gen = sampler_order(N, epochs, seed, replay)
-        state = {"epoch": -1, "perm": None}
+        state = {"epoch": -1, "perm": None, "gen": sampler_order(N, epochs, seed, replay)}
 
         def get(e):
+            if state["epoch"] > e:  # an earlier epoch again (a sample read before the full pass): replay anew
+                state.update(epoch=-1, perm=None, gen=sampler_order(N, epochs, seed, replay))
             while state["epoch"] < e:
-                state["perm"] = next(gen)
+                state["perm"] = next(state["gen"])
                 state["epoch"] += 1
-            if state["epoch"] != e:
-                raise RuntimeError("the replayed order must be read epoch by epoch, in order")
             return state["perm"]
         return get, {"source": "replay", "seed": int(seed), "mode": replay}
     path = Path(order)

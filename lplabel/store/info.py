@@ -30,6 +30,17 @@ def describe_labels(pipe) -> str:
     return out
 
 
+def label_lossy(header: dict, pipe) -> bool:
+    """Did the label chain lose information about the labels it was given?  A chain's codecs say
+    so for float32 input (``dense``/``topk`` narrowing); a legacy import whose ``legacy``
+    extension says ``lossless`` stored float16 labels as float16 -- a cast that loses nothing for
+    the source dtype -- so it is lossless, as the import report says (one rule for both)."""
+    leg = (header.get("extensions") or {}).get("legacy")
+    if isinstance(leg, dict) and leg.get("lossless") is True:
+        return False
+    return pipe.lossy
+
+
 def store_info(path) -> dict:
     """The facts ``lplabel info --json`` prints. Keys are documented in spec/FORMAT.md ("info")."""
     store = LabelStore(path)
@@ -86,7 +97,7 @@ def store_info(path) -> dict:
         "label_codecs": pipe.to_json(),
         "label_codec_summary": pipe.describe(),
         "labels": describe_labels(pipe),
-        "label_lossy": pipe.lossy,
+        "label_lossy": label_lossy(h, pipe),
         "derived_columns": list(store.derived),
         "selection": h.get("selection"),
         "teacher": h["teacher"],

@@ -19,6 +19,7 @@ import numpy as np
 from ..checksum import crc32, crc32_array
 from ..codecs import Pipeline, spec_from_json
 from ..codecs.zstd import dictionary_dataset
+from ..dtypes import usable_block
 from ..errors import (ChecksumError, CodecError, CodecUnavailableError, CorruptStoreError, FormatVersionError,
                       HeaderError, LplabelError, NotAStoreError, NotHDF5Error, StepNotFoundError, StoreOpenError,
                       TruncatedFileError)
@@ -41,7 +42,8 @@ class StepRecords:
     mix_partner: np.ndarray  # int16 [B], -1 = not mixed
     mix_lambda: float        # NaN = no mixing in this step
     mix_box: np.ndarray      # int16 [4] (row0, col0, row1, col1) in output pixels
-    label: dict              # decoded label block, e.g. {"logits"} or {"indices", "values"[, "tail"]}
+    label: dict              # decoded label block, e.g. {"logits"} or {"indices", "values"[, "tail"]};
+    #                          values as stored, except bfloat16: widened exactly to float32
 
     def __len__(self):
         return len(self.image)
@@ -498,7 +500,8 @@ class LabelStore:
             mix_partner=got["mix_partner"]["mix_partner"] if "mix_partner" in got else None,
             mix_lambda=float(self.tables[L.STEP_MIX_LAMBDA][i]),
             mix_box=self.tables[L.STEP_MIX_BOX][i],
-            label=got.get("label"),
+            # bfloat16 values widened to float32 (exact): never uint16 bit patterns in the API
+            label=usable_block(got["label"], self.pipelines["label"].decoded_spec) if "label" in got else None,
         )
 
     def read_step(self, epoch: int, step: int, **kw) -> StepRecords:

@@ -92,6 +92,30 @@ def _chain_rans(steps):
     return label_chain(k=3, values="fp16", layout="rans", classes=NUM_CLASSES, class_order=order, rans_model=model)
 
 
+def _tied_topk(logits, k):
+    """Top-k of logits rounded to integers (many ties), tied entries listed by *decreasing* class
+    index: an input order that only ``entryorder`` keeps through ``sort``/``rans``."""
+    z = np.round(logits).astype(np.float32)
+    idx, vals = topk_of(z, k)
+    o = np.lexsort((-np.asarray(idx, np.int64), -vals), axis=1)
+    return np.take_along_axis(idx, o, 1), np.take_along_axis(vals, o, 1)
+
+
+def _chain_ties_rans(steps):
+    """topk(4, fp16, int16) | entryorder | classmap(cooccurrence) | sort(index) | rans(order), learnt model."""
+    from lplabel.codecs.rans import learn_model
+    from lplabel.recode import with_entry_order
+
+    idx = np.concatenate([_tied_topk(st["logits"], 4)[0] for st in steps]).astype(np.int64)
+    vals = np.concatenate([_tied_topk(st["logits"], 4)[1] for st in steps])
+    order = learn_class_order(idx, NUM_CLASSES, "cooccurrence")
+    rank = np.empty(NUM_CLASSES, np.int64)
+    rank[order] = np.arange(NUM_CLASSES)
+    model = learn_model(rank[idx], vals.astype(np.float16), NUM_CLASSES)
+    return with_entry_order(label_chain(k=4, values="fp16", layout="rans", classes=NUM_CLASSES, class_order=order,
+                                        rans_model=model, index_type="int16"))
+
+
 _BF16_DICT_KW = dict(k=5, values="bf16", index_coding="value-delta", index_type="uint8", level=19)
 
 CASES = {
@@ -143,6 +167,10 @@ CASES = {
     # -- the rans codec (context-modelled rANS, spec: codec "rans") --
     # topk(k=3, fp16) | classmap(cooccurrence) | sort(index) | rans(learnt model)
     "packed-topk3-fp16-cooc-rans": dict(codecs=_chain_rans, mix=True, spc=2, packed=True),
+    # -- entryorder (spec §3.19): top-4 input with ties listed against the class order (as legacy
+    # LPQLD files), kept through sort/rans; rans with order: true carries the shifts --
+    "packed-topk4in-fp16-ties-entryorder-rans": dict(codecs=_chain_ties_rans, mix=True, spc=2, packed=True,
+                                                     label_input=("topk", 4), ties=True),
 }
 
 #: Image sizes and policy of the derived-views case (its views are drawn by lplabel.views).
@@ -153,14 +181,27 @@ FIRST_RELEASE = ("dense-fp16-cutmix", "dense-bf16-nomix-chunk3", "dense-fp32", "
                  "topk3-bf16-min-crop16")
 
 
-def step_digest(st) -> str:
+def stored_label(label: dict, types: dict) -> dict:
+    """A step's labels in their stored representation: the reader hands bfloat16 fields out widened
+    to float32 (exactly), the digests pin the stored uint16 bits."""
+    from lplabel.dtypes import to_storage
+
+    return {k: to_storage(np.asarray(v), "bfloat16") if types.get(k) == "bfloat16" else v for k, v in label.items()}
+
+
+def label_types(store) -> dict:
+    return {f.name: f.type for f in store.pipelines["label"].decoded_spec}
+
+
+def step_digest(st, types: dict | None = None) -> str:
     h = hashlib.sha256()
     for a in (st.image, st.crop, st.flip, st.mix_partner, st.mix_box):
         h.update(np.ascontiguousarray(a).tobytes())
     h.update(np.float64(st.mix_lambda).tobytes())
-    for k in sorted(st.label):
+    label = stored_label(st.label, types or {})
+    for k in sorted(label):
         h.update(k.encode())
-        h.update(np.ascontiguousarray(st.label[k]).tobytes())
+        h.update(np.ascontiguousarray(label[k]).tobytes())
     return h.hexdigest()
 
 
@@ -193,11 +234,11 @@ def case_steps(name, spec) -> list:
     return steps
 
 
-def _label_kwargs(st, label_input) -> dict:
+def _label_kwargs(st, label_input, ties=False) -> dict:
     if label_input == "logits":
         return {"logits": st["logits"]}
     kin = label_input[1]
-    idx, vals = topk_of(st["logits"], kin)
+    idx, vals = (_tied_topk if ties else topk_of)(st["logits"], kin)
     kw = {"topk_indices": idx, "topk_values": vals}
     if len(label_input) == 3:
         kw["topk_tail"] = tail_summary(st["logits"], idx, "logsumexp").astype(np.float32)
@@ -227,15 +268,16 @@ def write_case(name, spec, out: Path):
         for st in steps:
             mix = {k: st[k] for k in ("mix_partner", "mix_lambda", "mix_box") if k in st}
             w.write_step(st["epoch"], st["step"], image=st["image"], crop=st["crop"], flip=st["flip"],
-                         **_label_kwargs(st, label_input), **mix)
+                         **_label_kwargs(st, label_input, spec.get("ties", False)), **mix)
 
 
 def expected_entry(name, path: Path) -> dict:
     with open_store(path) as s:
         entry = {
             "records": s.num_records,
-            "steps": [[st.epoch, st.step, step_digest(st)] for st in s.iter_steps()],
-            "first_label": {k: np.asarray(v[0]).tolist() for k, v in s.step_at(0).label.items()},
+            "steps": [[st.epoch, st.step, step_digest(st, label_types(s))] for st in s.iter_steps()],
+            "first_label": {k: np.asarray(v[0]).tolist()
+                            for k, v in stored_label(s.step_at(0).label, label_types(s)).items()},
             "label_codecs": s.header["columns"]["label"]["codecs"],
         }
         if name not in FIRST_RELEASE:  # later cases also pin the view columns' chains
