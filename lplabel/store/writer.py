@@ -21,7 +21,7 @@ from ..codecs import Field, Pipeline, default_column_codecs, default_label_codec
 from ..codecs.zstd import dictionary_dataset
 from ..errors import CodecError, LplabelError, OutputExistsError, WriterError
 from ..images import image_index
-from ..views import StepViews
+from ..views import SAMPLER_V1, SAMPLER_V2, StepViews
 from . import layout as L
 from . import packed as P
 from .container import create_file, ensure_group, write_dataset
@@ -233,7 +233,7 @@ class StoreWriter:
             es = 2 if f.type == "float16" else (1 if f.type == "bool" else np.dtype(f.type).itemsize)
             chain = (view_codecs or {}).get(name) or default_column_codecs(es, zstd_level)
             if self._regen is not None:
-                chain = derived_chain()
+                chain = derived_chain(self._regen.sampler)
             try:
                 pipe = Pipeline(chain, (f,))
             except LplabelError as e:
@@ -248,6 +248,10 @@ class StoreWriter:
             extensions[P.EXTENSION] = P.extension_entry()
         self._tables: list = []
 
+        # format 1.2 (spec §8): a packed store whose views are derived by lplabel-views-v2
+        self._version = L.FORMAT_VERSION if not self._packed else (
+            L.FORMAT_VERSION_V2_VIEWS if self._regen is not None and self._regen.sampler == SAMPLER_V2
+            else L.FORMAT_VERSION_PACKED)
         self._header_args = dict(
             num_classes=self.num_classes, images=self.images.header_entry(), epochs=self.epochs,
             steps_per_epoch=self.steps_per_epoch, batch_size=self.batch_size, drop_last=bool(drop_last),
@@ -256,7 +260,10 @@ class StoreWriter:
             columns={n: c.pipeline.header_entry() for n, c in self._columns.items()},
             steps_per_chunk=self.steps_per_chunk, segment_bytes=int(segment_bytes),
             seed=_json_safe(seed), selection=_json_safe(selection), extensions=_json_safe(extensions),
-            version=L.FORMAT_VERSION_PACKED if self._packed else L.FORMAT_VERSION,
+            version=self._version,
+            # v1 derived views are numpy's streams: name the numpy that checked them (spec §2, `tool`)
+            tool_extra={"numpy": np.__version__} if self._regen is not None and self._regen.sampler == SAMPLER_V1
+            else None,
         )
         try:  # refuse an unusable header now, not after hours of relabelling
             validate_header(build_header(**self._header_args))
@@ -310,7 +317,7 @@ class StoreWriter:
         a = self._f.attrs
         if self._packed:
             a[L.ATTR_FORMAT] = np.bytes_((L.FORMAT_NAME + "-incomplete").encode("ascii"))
-            a[L.ATTR_VERSION] = np.asarray(L.FORMAT_VERSION_PACKED, dtype="<i4")
+            a[L.ATTR_VERSION] = np.asarray(self._version, dtype="<i4")
             a[L.ATTR_HEADER_CRC] = np.uint32(0)
         else:
             a[L.ATTR_FORMAT] = L.FORMAT_NAME + "-incomplete"
@@ -402,7 +409,10 @@ class StoreWriter:
                 not np.array_equal(np.asarray(mix_partner).astype(np.int64), given.mix_partner):
             bad = "image or mix_partner (values do not fit int32/int16)"
         else:
-            bad = same_views(given, self._regen.step(epoch, step))
+            try:  # v2: the views that follow from the given λ (λ itself is stored, never regenerated)
+                bad = same_views(given, self._regen.step(epoch, step, mix_lambda=given.mix_lambda))
+            except ValueError as e:
+                bad = f"mix_lambda ({e})"
         if bad is not None:
             raise WriterError(f"the views differ from the ones the view sampler regenerates (first in {bad}); "
                               "a store with derived views cannot hold them", path=self.path, part=where,
