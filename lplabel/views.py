@@ -502,22 +502,24 @@ def _crop_fractions(top, left, h, w, hw) -> np.ndarray:
 
 def _sample_step_v2(seed, epoch, step, ids, hw, policy, mix_lambda) -> StepViews:
     b = len(ids)
-    top, left, h, w, _ = _v2.crop_boxes(seed, epoch, step, hw[:, 0], hw[:, 1], policy.crop_scale,
-                                        policy.crop_ratio)
-    crop = _crop_fractions(top, left, h, w, hw)
-    flip = _v2.flips(seed, epoch, step, b, policy.flip_p)
     mixed = policy.mix != "none" and b > 0
+    if not mixed and mix_lambda is not None and not math.isnan(float(mix_lambda)):
+        raise ValueError(f"an unmixed step has mix_lambda NaN, got {float(mix_lambda)!r}")
+    lam = math.nan
+    if mixed:  # λ is stored, not regenerated: check the given one before drawing anything
+        lam = _v2.check_lambda(_v2.draw_lambda(seed, epoch, step, policy.mix_alpha)
+                               if mix_lambda is None else mix_lambda)
+    cutmix = policy.mix == "cutmix" and b > 0
+    top, left, h, w, _, flip, partner, centre = _v2.sample_views(
+        seed, epoch, step, hw[:, 0], hw[:, 1], policy.crop_scale, policy.crop_ratio, policy.flip_p, mixed,
+        policy.output_size if cutmix else 0)
+    crop = _crop_fractions(top, left, h, w, hw)
     if not mixed:
-        if mix_lambda is not None and not math.isnan(float(mix_lambda)):
-            raise ValueError(f"an unmixed step has mix_lambda NaN, got {float(mix_lambda)!r}")
         return StepViews(image=ids, crop=crop, flip=flip, mix_partner=np.full(b, -1, dtype=np.int16),
                          mix_lambda=math.nan, mix_box=np.zeros(4, dtype=np.int16))
-    lam = _v2.draw_lambda(seed, epoch, step, policy.mix_alpha) if mix_lambda is None else mix_lambda
-    lam = _v2.check_lambda(lam)
-    partner = _v2.permutation(b, step, _v2.PERM, (seed, epoch)).astype(np.int16)
-    box = _v2.cutmix_box(seed, epoch, step, lam, policy.output_size) if policy.mix == "cutmix" \
-        else np.zeros(4, dtype=np.int16)
-    return StepViews(image=ids, crop=crop, flip=flip, mix_partner=partner, mix_lambda=lam, mix_box=box)
+    box = _v2.cutmix_box(lam, policy.output_size, centre) if cutmix else np.zeros(4, dtype=np.int16)
+    return StepViews(image=ids, crop=crop, flip=flip, mix_partner=partner.astype(np.int16), mix_lambda=lam,
+                     mix_box=box)
 
 
 def plan_steps(seed: int, steps: Iterable[tuple[int, int]], image_sizes, batch_size: int,

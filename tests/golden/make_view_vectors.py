@@ -23,7 +23,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lplabel import views_v2 as V2  # noqa: E402
-from lplabel.views import AugmentPolicy, crop_pixels, epoch_order, sample_step  # noqa: E402
+from lplabel.views import AugmentPolicy, crop_pixels, epoch_order, sample_step, steps_per_epoch  # noqa: E402
 
 OUT = ROOT / "spec" / "views-v2-vectors.json"
 
@@ -41,7 +41,13 @@ def philox_case(c, k):
 
 
 def step_case(seed, epoch, step, sizes, batch_size, policy, drop_last=False, mix_lambda=None):
+    """One step's views. λ is an input (stored in a store, never regenerated, spec §11.3.5): a mixed
+    step gets ``mix_lambda`` or a fixed λ from the step's numbers, never lplabel's own Beta draw."""
     sizes = np.asarray(sizes, dtype=np.int64)
+    if policy.mix == "none":
+        mix_lambda = math.nan
+    elif mix_lambda is None:
+        mix_lambda = ((seed * 7919 + epoch * 104729 + step * 1299709) % 1000003) / 1000003
     n = len(sizes)
     order = epoch_order(seed, epoch, n, V2.SAMPLER)
     ids = order[step * batch_size:(step + 1) * batch_size]
@@ -49,6 +55,7 @@ def step_case(seed, epoch, step, sizes, batch_size, policy, drop_last=False, mix
     hw = sizes[ids]
     top, left, h, w, fb = V2.crop_boxes(seed, epoch, step, hw[:, 0], hw[:, 1], policy.crop_scale,
                                         policy.crop_ratio)
+    assert step < steps_per_epoch(n, batch_size, drop_last), "a step the epoch does not have"
     box = np.stack([top, left, h, w], axis=1)
     assert np.array_equal(crop_pixels(v.crop, hw), box), "crop fractions must give back the pixel box"
     return {
