@@ -458,3 +458,64 @@ def test_relabel_cli_store_views(tmp_path, digits):
 
     names = [p.name for p in relabel_cmd.params]
     assert "store_views" in names
+
+
+def test_encode_views_v2_derives_stored_v2_views_and_refuses_v1(pair, tmp_path):
+    """`lplabel encode --views v2|stored` converts; views v2 did not draw cannot become v2-derived."""
+    from lplabel.commands.codec_tools import encode_source
+    from lplabel.errors import WriterError
+    from lplabel.recode import open_source
+
+    iset, stored, derived = pair
+    out = tmp_path / "to-v2.lpl"
+    src = open_source(stored)
+    try:
+        if _sampler(stored) == SAMPLER_V1:  # other views: refused by name, nothing written
+            with pytest.raises(WriterError, match="lplabel-views-v1, not lplabel-views-v2"):
+                encode_source(src, out, views="v2", images=iset)
+            assert not out.exists()
+            return
+        with pytest.raises(WriterError, match="--images"):
+            encode_source(src, out, views="v2")
+        with pytest.raises(WriterError, match="not the store's"):
+            encode_source(src, out, views="v2", images=mixed_size_set(36))
+        encode_source(src, out, views="v2", images=iset)
+    finally:
+        src.close()
+    _same_steps(stored, out)
+    _same_steps(derived, out)
+    with open_store(out) as s:
+        assert s.derived == VIEWS and s.format_version >= (1, 1)
+    assert verify_store(out).ok
+    # and back: --views stored writes them out again; --views v2 of a v2-derived store keeps it
+    back = tmp_path / "back.lpl"
+    _cli("encode", out, "-o", back, "--views", "stored")
+    _same_steps(stored, back)
+    with open_store(back) as s:
+        assert s.derived == ()
+    again = tmp_path / "again.lpl"
+    _cli("encode", derived, "-o", again, "--views", "v2")
+    with open_store(again) as s:
+        assert s.derived == VIEWS
+
+
+def test_encode_views_v2_refuses_views_that_do_not_regenerate(tmp_path):
+    """A stored store that claims v2 but holds other views: the writer checks every step."""
+    from lplabel.commands.codec_tools import encode_source
+    from lplabel.errors import WriterError
+    from lplabel.recode import open_source
+
+    iset = make_images(24)
+
+    def shift(e, s, kw):
+        if (e, s) == (1, 1):
+            kw["flip"] = ~np.asarray(kw["flip"])
+
+    stored = _write(tmp_path / "s.lpl", iset, derived=False, tamper=shift)
+    src = open_source(stored)
+    try:
+        with pytest.raises(WriterError, match=r"differ .*flip.*epoch 1, step 1"):
+            encode_source(src, tmp_path / "o.lpl", views="v2", images=iset)
+    finally:
+        src.close()
+    assert not (tmp_path / "o.lpl").exists()
