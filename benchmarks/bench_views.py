@@ -73,10 +73,17 @@ def relabel_pair(name, iset, teacher, classes, size, batch, epochs, k, out_dir, 
 
 
 def sampler_times(repeats: int = 7):
+    """Min-of-repeats seconds of v1, v2 compiled (numba, when available) and v2 numpy, interleaved."""
+    from lplabel import views_v2
+
+    compiled = views_v2.kernels()
     sizes = np.random.default_rng(0).integers(32, 500, (50_000, 2))
     out = {}
     for rep in range(repeats):
-        for sampler in (SAMPLER_V1, SAMPLER_V2):
+        for sampler, form in ((SAMPLER_V1, "v1"), (SAMPLER_V2, "v2 numba"), (SAMPLER_V2, "v2 numpy")):
+            if form == "v2 numba" and compiled is None:
+                continue
+            views_v2._KERNELS = False if form == "v2 numpy" else compiled
             pol = AugmentPolicy(224, mix="cutmix", sampler=sampler)
             t = time.perf_counter()
             order = epoch_order(1, rep, len(sizes), sampler)
@@ -85,9 +92,22 @@ def sampler_times(repeats: int = 7):
                 t = time.perf_counter()
                 for s in range(10):
                     sample_step(1, rep, s, order[s * b:(s + 1) * b], sizes, pol)
-                out.setdefault((sampler, f"step B={b}"), []).append((time.perf_counter() - t) / 10)
-            out.setdefault((sampler, "epoch order N=50,000"), []).append(t_order)
+                out.setdefault((form, f"step B={b}"), []).append((time.perf_counter() - t) / 10)
+            out.setdefault((form, "epoch order N=50,000"), []).append(t_order)
+    views_v2._KERNELS = compiled if compiled is not None else False
     return {k: min(v) for k, v in out.items()}
+
+
+def times_table(times) -> list:
+    lines = ["| what | v1 (numpy Generator) | v2 compiled (numba) | v2 numpy | v2 compiled / v1 | v2 numpy / v1 |",
+             "|---|---|---|---|---|---|"]
+    for what in ("step B=50", "step B=256", "epoch order N=50,000"):
+        t1, tn = times[("v1", what)], times[("v2 numpy", what)]
+        tc = times.get(("v2 numba", what))
+        c = f"{tc * 1e3:.3f} ms" if tc else "n/a"
+        r = f"{tc / t1:.2f}x" if tc else "n/a"
+        lines.append(f"| {what} | {t1 * 1e3:.3f} ms | {c} | {tn * 1e3:.3f} ms | {r} | {tn / t1:.1f}x |")
+    return lines
 
 
 def main(argv=None):
@@ -95,6 +115,7 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=REPO / "out" / "bench-views")
     ap.add_argument("--quick", action="store_true", help="fewer epochs (a smoke run)")
+    ap.add_argument("--times-only", action="store_true", help="only the sampler timings")
     a = ap.parse_args(argv)
     import torch
 
@@ -102,6 +123,9 @@ def main(argv=None):
     from lplabel.teachers import load_teacher, train_teacher
 
     torch.set_num_threads(2)
+    if a.times_only:
+        print("\n".join(times_table(sampler_times(15))))
+        return
     a.work.mkdir(parents=True, exist_ok=True)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     rows = []
@@ -136,11 +160,9 @@ def main(argv=None):
         lines.append(f"* {v1['store']}: v2/v1 {v2['bpr'] / v1['bpr']:.4f}; v1 seed 1 / v1 seed 0 "
                      f"{v1b['bpr'] / v1['bpr']:.4f}; non-label bytes (everything the sampler decides) "
                      f"{v1['file'] - v1['label']:,} (v1) -> {v2['file'] - v2['label']:,} (v2)")
-    lines += ["", "Sampler time (one process, min of repeats; the ratio is the number to read):", "",
-              "| what | v1 (numpy Generator) | v2 (Philox, numpy-vectorised) | v2 / v1 |", "|---|---|---|---|"]
-    for what in ("step B=50", "step B=256", "epoch order N=50,000"):
-        t1, t2 = times[(SAMPLER_V1, what)], times[(SAMPLER_V2, what)]
-        lines.append(f"| {what} | {t1 * 1e3:.2f} ms | {t2 * 1e3:.2f} ms | {t2 / t1:.1f}x |")
+    lines += ["", "Sampler time (one process, min of interleaved repeats; the ratios are the numbers to read). "
+              "lplabel runs v2 compiled when numba is importable (the `rans` extra), else the numpy form:", ""]
+    lines += times_table(times)
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:

@@ -18,12 +18,16 @@ careful C programmer reproduces it from the spec text alone:
 * **λ** (the mix ratio) is stored in every store; it may be drawn any way. Only what follows from
   the stored λ (the CutMix box) is checked bit for bit.
 
-Everything is vectorised over the views of a step; Philox runs in uint64 numpy arithmetic.
+Everything is vectorised over the views of a step; Philox runs in uint64 numpy arithmetic. When
+numba can be used, :mod:`lplabel._views_v2_kernels` runs the same arithmetic compiled, one scalar
+at a time (≈ v1's speed; the numpy form is ~7x slower per step and ~35x per epoch order, measured
+in benchmarks/results/views-v2-2026-12-05.md); :func:`kernels` checks it against this form once.
 """
 from __future__ import annotations
 
 import functools
 import math
+import os
 import random
 
 import numpy as np
@@ -45,6 +49,42 @@ RATIO_BITS = 32
 
 _MASK = np.uint64(0xFFFFFFFF)
 _U32 = 1 << 32
+
+#: The compiled form (:mod:`lplabel._views_v2_kernels`, numba) when it can be used; ``False`` when
+#: not, ``None`` until first asked. ``LPLABEL_VIEWS_NUMPY=1`` keeps the numpy form (tests compare).
+_KERNELS = None
+
+
+def kernels():
+    """The numba kernels, or None (numba missing or broken, or LPLABEL_VIEWS_NUMPY=1)."""
+    global _KERNELS
+    if _KERNELS is None:
+        _KERNELS = False
+        if os.environ.get("LPLABEL_VIEWS_NUMPY", "") in ("", "0"):
+            try:
+                from . import _views_v2_kernels as k
+                _KERNELS = k if _self_check(k) else False
+            except Exception:  # numba missing or unusable: the numpy form is exact too
+                _KERNELS = False
+    return _KERNELS or None
+
+
+def _self_check(k) -> bool:
+    """Compile the kernels (or load them from numba's cache) and check them once: Philox's first
+    known answer, and a small step of odd sizes against the numpy form."""
+    u = np.uint64
+    if [int(w) for w in k.philox(u(0), u(0), u(0), u(0), u(0), u(0))] != [0x6627E8D5, 0xE169C58D, 0xBC57AC4C,
+                                                                          0x9B00DBD8]:
+        return False
+    H = np.array([1, 1, 3000, 64, 500, 7], dtype=np.int64)
+    W = np.array([1, 1000, 7, 64, 375, 9], dtype=np.int64)
+    args = (0x9E3779B9, 7, 3, H, W, (0.08, 1.0), (0.75, 4 / 3), 0.5, True, 32)
+    global _KERNELS
+    _KERNELS = k
+    compiled = sample_views(*args)
+    _KERNELS = False
+    plain = sample_views(*args)
+    return all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(compiled, plain))
 
 
 def _u64(x) -> np.ndarray:
@@ -134,6 +174,10 @@ def permutation(n: int, step: int, purpose: int, key, first_block=None) -> np.nd
     n = int(n)
     if n <= 1:
         return np.arange(n, dtype=np.int64)
+    k = kernels()
+    if k is not None:
+        return k.permutation(n, np.uint64(step), np.uint64(purpose), np.uint64(int(key[0]) & 0xFFFFFFFF),
+                             np.uint64(int(key[1]) & 0xFFFFFFFF))
     i = np.arange(1, n, dtype=np.uint64)
     j = bounded(i + np.uint64(1), i, step, purpose, key, first_block).tolist()  # j[i-1] = j_i
     a = list(range(n))
@@ -203,6 +247,17 @@ def sample_views(seed: int, epoch: int, step: int, heights, widths, scale, ratio
     W = np.asarray(widths, dtype=np.int64).reshape(-1)
     b = len(H)
     key = (seed, epoch)
+    k = kernels()
+    if k is not None:
+        u = lambda v: np.uint64(int(v) & 0xFFFFFFFF)  # noqa: E731
+        st, sd, ep = u(step), u(seed), u(epoch)
+        lo_s = float(scale[0])
+        top, left, h, w, fb = k.crops(H, W, st, sd, ep, lo_s, float(scale[1]) - lo_s, float(ratio[0]),
+                                      float(ratio[1]), np.asarray(ratio_table(float(ratio[0]), float(ratio[1]))))
+        flip = k.flips(b, st, sd, ep, float(flip_p))
+        partner = k.permutation(b, st, np.uint64(PERM), sd, ep) if mix else None
+        centre = tuple(int(v) for v in k.centre(int(cut_size), st, sd, ep)) if cut_size else None
+        return top, left, h, w, fb, flip, partner, centre
     views = np.arange(b, dtype=np.uint64)
     cut = 2 if cut_size else 0
     m = b - 1 if mix and b > 1 else 0          # Fisher–Yates positions 1..b-1

@@ -288,3 +288,35 @@ def test_lambda_is_taken_as_given_and_checked():
             sample_step(1, 0, 0, np.arange(8), sizes, pol, mix_lambda=bad)
     with pytest.raises(ValueError, match="mix_lambda NaN"):
         sample_step(1, 0, 0, np.arange(8), sizes, AugmentPolicy(32), mix_lambda=0.5)
+
+
+def test_compiled_and_numpy_forms_agree(monkeypatch):
+    """lplabel runs v2 compiled (numba) when it can and as numpy otherwise: both are the spec's."""
+    k = V2.kernels()
+    if k is None:
+        pytest.skip("numba not available: only the numpy form runs here")
+    rng = np.random.default_rng(11)
+    cases = [_random_case(rng) for _ in range(1500)]
+
+    def run():
+        out = []
+        for seed, epoch, step, sizes, B, policy in cases:
+            out.append(V2.sample_views(seed, epoch, step, sizes[:B, 0], sizes[:B, 1], policy.crop_scale,
+                                       policy.crop_ratio, policy.flip_p, policy.mix != "none",
+                                       policy.output_size if policy.mix == "cutmix" else 0))
+        out.append(V2.epoch_order(5, 6, 5000))
+        return out
+
+    compiled = run()
+    monkeypatch.setattr(V2, "_KERNELS", False)
+    assert V2.kernels() is None
+    plain = run()
+    for a, b in zip(compiled, plain):
+        if isinstance(a, np.ndarray):
+            assert np.array_equal(a, b)
+            continue
+        for x, y in zip(a, b):
+            if x is None or isinstance(x, tuple):
+                assert x == y
+            else:
+                assert np.array_equal(np.asarray(x), np.asarray(y))
