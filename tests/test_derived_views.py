@@ -68,7 +68,8 @@ def pair(tmp_path_factory, request):
     d = tmp_path_factory.mktemp("derived")
     iset = mixed_size_set(37)
     kw = dict(packed=request.param[0], sampler=request.param[1])
-    return iset, _write(d / "stored.lpl", iset, derived=False, **kw), _write(d / "derived.lpl", iset, derived=True, **kw)
+    return (iset, _write(d / "stored.lpl", iset, derived=False, **kw),
+            _write(d / "derived.lpl", iset, derived=True, **kw))
 
 
 def _sampler(path) -> str:
