@@ -55,6 +55,25 @@ def is_normalized_state_dict(state: dict) -> bool:
     )
 
 
+def input_normalization(module: nn.Module):
+    """The header's ``teacher.normalization`` (spec §2.3) of a teacher taking 0..255 views.
+
+    ``{"mean": [...], "std": [...]}`` in pixel units (0..255) for a :class:`Normalized` teacher
+    (also a TorchScript or state dict saved from one: its ``normalize_mean``/``normalize_std``);
+    ``{"members": [...]}`` for an ensemble whose members differ (one entry per member); ``"none"``
+    for any other module: it takes the 0..255 views as they are, whatever it does inside.
+    """
+    members = getattr(module, "members", None)
+    if isinstance(members, nn.ModuleList) and len(members):
+        each = [input_normalization(m) for m in members]
+        return each[0] if all(e == each[0] for e in each) else {"members": each}
+    state = module.state_dict()
+    if "normalize_mean" in state and "normalize_std" in state:
+        pix = lambda t: [float(v) * 255.0 for v in t.detach().double().reshape(-1).tolist()]  # noqa: E731
+        return {"mean": pix(state["normalize_mean"]), "std": pix(state["normalize_std"])}
+    return "none"
+
+
 # ----------------------------------------------------------------------------------- ConvNet
 def _norm(kind: str, channels: int) -> nn.Module:
     kind = kind.lower()

@@ -135,6 +135,55 @@ def store_meta(store) -> SourceMeta:
         path=str(store.path), image_sizes=getattr(store, "image_sizes", None), keep_order=keep_order)
 
 
+VIEW_MODES = ("keep", "stored", "v2")
+
+
+def views_for_copy(meta: SourceMeta, views: str = "keep", images=None) -> SourceMeta:
+    """The ``meta`` a copy writes with, for ``lplabel encode --views``: what becomes of its view columns.
+
+    ``"keep"``: derived stays derived (same sampler), stored stays stored. ``"stored"``: the views
+    are written out (readable by any reader, any numpy). ``"v2"``: derived by ``lplabel-views-v2``
+    (spec §11.3) — possible only for views that v2 drew: a v2-derived source is kept as it is; a
+    stored-views source needs ``augmentation.sampler = "lplabel-views-v2"`` and its images
+    (``images``, an ImageSet; their sizes are what a derived store records, and their keys and
+    fingerprint must be the store's), and every step is checked on writing. Views of
+    ``lplabel-views-v1`` or of another tool are other views (the labels belong to them): refused.
+    Raises :class:`~lplabel.errors.WriterError` naming what to do.
+    """
+    import dataclasses
+
+    from .errors import WriterError
+    from .views import SAMPLER_V2
+
+    if views not in VIEW_MODES:
+        raise WriterError(f"views must be one of {', '.join(VIEW_MODES)}, got {views!r}")
+    if views == "keep":
+        return meta
+    if views == "stored":
+        return dataclasses.replace(meta, image_sizes=None)
+    sampler = meta.augmentation.get("sampler") if isinstance(meta.augmentation, dict) else None
+    if sampler != SAMPLER_V2:
+        raise WriterError(f"the store's views were drawn by {sampler or 'an unknown sampler'}, not {SAMPLER_V2}: "
+                          "they cannot be derived by v2 (v2 draws other views, and the labels belong to these)",
+                          path=meta.path, hint="keep them as they are, or store them: --views stored")
+    if meta.crop_type != "float32":
+        raise WriterError(f"the store's crops are {meta.crop_type}; derived views need float32 crops",
+                          path=meta.path, hint="use --views stored")
+    if meta.image_sizes is not None:  # derived by v2 already
+        return meta
+    if images is None:
+        raise WriterError("deriving stored views needs the images' sizes", path=meta.path,
+                          hint="pass the image set the store was relabelled from: --images PATH")
+    from .images import image_index
+
+    have, want = image_index(images).header_entry(), meta.images.header_entry()
+    for k in ("count", "keys_sha256") + (("fingerprint",) if want.get("fingerprint") else ()):
+        if have.get(k) != want.get(k):
+            raise WriterError(f"the given images are not the store's (their {k} differs)", path=meta.path,
+                              hint="pass the exact image set the store was relabelled from")
+    return dataclasses.replace(meta, image_sizes=np.asarray(images.sizes(), dtype=np.int32))
+
+
 def _topk_input(shapes: dict):
     """The writer's label_input for top-k fields {name: shape}: ('topk', k), with 'tail' or
     'indices' (class indices only) as a third element."""

@@ -7,6 +7,15 @@ views the teacher labels together; an *epoch* is the steps that cover the distil
 Everything here is numpy only (no torch), so the relabeler, the loader and independent readers
 can share it without pulling in a framework.
 
+Two samplers (``AugmentPolicy.sampler``): ``lplabel-views-v2`` (:data:`SAMPLER_V2`, the default;
+spec/FORMAT.md §11.3, implemented in :mod:`lplabel.views_v2`) is defined bit for bit by the spec
+— Philox4x32-10 words addressed by (seed, epoch, step, purpose, index), exact bounded integers,
+crop geometry in IEEE basic operations — so any language reproduces it. ``lplabel-views-v1``
+(:data:`SAMPLER_V1`, stores written before format 1.2) draws from numpy's ``Generator`` as
+described below; its streams are numpy's, reproducible only under a matching numpy. The
+conventions below (crop boxes, flips, mixing) hold for both; the seeding and draw order described
+under *Seeding* are v1's.
+
 Conventions (fixed by the store format, spec/FORMAT.md):
 
 * **Crop box**: float32 ``[B, 4]`` = ``(top, left, height, width)`` as fractions of the *source*
@@ -63,9 +72,18 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-#: Name of the sampling algorithm and draw order above; recorded in the policy JSON so a resumed
-#: or sharded relabel refuses to mix views from different sampler versions.
-VIEW_SAMPLER = "lplabel-views-v1"
+from . import views_v2 as _v2
+
+#: The numpy-stream sampler described above (spec/FORMAT.md §11.1); stores drawn with it stay
+#: readable forever, but its streams are numpy's, reproducible only under a matching numpy.
+SAMPLER_V1 = "lplabel-views-v1"
+#: The sampler every bit of which the spec defines (§11.3, :mod:`lplabel.views_v2`): Philox4x32-10,
+#: exact bounded integers, crop geometry in IEEE basic operations. What new relabels draw.
+SAMPLER_V2 = _v2.SAMPLER
+#: The sampler new policies use (``AugmentPolicy(sampler=...)`` picks another). Recorded in the
+#: policy JSON, so a resumed or sharded relabel refuses to mix views of different samplers.
+VIEW_SAMPLER = SAMPLER_V2
+VIEW_SAMPLERS = (SAMPLER_V1, SAMPLER_V2)
 
 #: Resize kernels by policy name; the value names the exact sampling grid (see lplabel.replay).
 RESIZE_KERNELS = {"bilinear": "bilinear-grid-v1"}
@@ -121,6 +139,7 @@ class AugmentPolicy:
     mix: str = "none"
     mix_alpha: float | None = None
     resize: str = "bilinear"
+    sampler: str = VIEW_SAMPLER
 
     def __post_init__(self):
         set_ = object.__setattr__  # frozen: normalise fields once, here
@@ -161,6 +180,8 @@ class AugmentPolicy:
             raise ValueError(
                 f"AugmentPolicy.resize must be one of {sorted(RESIZE_KERNELS)}, got {self.resize!r}"
             )
+        if self.sampler not in VIEW_SAMPLERS:
+            raise ValueError(f"AugmentPolicy.sampler must be one of {VIEW_SAMPLERS}, got {self.sampler!r}")
 
     @property
     def resize_kernel(self) -> str:
@@ -170,7 +191,7 @@ class AugmentPolicy:
     def to_json(self) -> dict:
         """A plain JSON-able dict for the store header (round-trips through :meth:`from_json`)."""
         return {
-            "sampler": VIEW_SAMPLER,
+            "sampler": self.sampler,
             "output_size": self.output_size,
             "crop_scale": list(self.crop_scale),
             "crop_ratio": list(self.crop_ratio),
@@ -193,14 +214,15 @@ class AugmentPolicy:
             raise ValueError(f"augment policy has unknown keys {unknown}; known: {sorted(known)}")
         if "output_size" not in obj:
             raise ValueError("augment policy is missing 'output_size'")
-        sampler = obj.get("sampler", VIEW_SAMPLER)
-        if sampler != VIEW_SAMPLER:
+        # a policy object without "sampler" predates v2: its views (if any) were drawn by v1
+        sampler = obj.get("sampler", SAMPLER_V1)
+        if sampler not in VIEW_SAMPLERS:
             raise ValueError(
                 f"augment policy was made by view sampler {sampler!r}; this lplabel has "
-                f"{VIEW_SAMPLER!r} and cannot reproduce its views"
+                f"{', '.join(VIEW_SAMPLERS)} and cannot reproduce its views"
             )
         kwargs = {k: obj[k] for k in known - {"sampler", "resize_kernel"} if k in obj}
-        policy = cls(**kwargs)
+        policy = cls(**kwargs, sampler=sampler)
         kernel = obj.get("resize_kernel", policy.resize_kernel)
         if kernel != policy.resize_kernel:
             raise ValueError(
@@ -235,14 +257,19 @@ def step_rng(seed: int, epoch: int, step: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy)))
 
 
-def epoch_order(seed: int, epoch: int, num_images: int) -> np.ndarray:
+def epoch_order(seed: int, epoch: int, num_images: int, sampler: str = VIEW_SAMPLER) -> np.ndarray:
     """Image ids in the order epoch ``epoch`` visits them: a permutation of ``0..num_images-1``.
 
-    Drawn with ``Generator(PCG64(SeedSequence([seed, epoch], spawn_key=(1,)))).permutation(N)``;
+    ``lplabel-views-v2``: Fisher–Yates on Philox words (spec §11.3). ``lplabel-views-v1``:
+    ``Generator(PCG64(SeedSequence([seed, epoch], spawn_key=(1,)))).permutation(N)``.
     int64 ``[num_images]``.
     """
     entropy = [_check_u32("seed", seed), _check_u32("epoch", epoch)]
     n = _check_count("num_images", num_images, 0)
+    if sampler == SAMPLER_V2:
+        return _v2.epoch_order(entropy[0], entropy[1], n)
+    if sampler != SAMPLER_V1:
+        raise ValueError(f"unknown view sampler {sampler!r}")
     ss = np.random.SeedSequence(entropy, spawn_key=ORDER_SPAWN_KEY)
     return np.random.Generator(np.random.PCG64(ss)).permutation(n).astype(np.int64)
 
@@ -261,7 +288,7 @@ def split_order(order: np.ndarray, batch_size: int, drop_last: bool = False) -> 
 
 
 def step_images(seed: int, epoch: int, step: int, num_images: int, batch_size: int,
-                drop_last: bool = False) -> np.ndarray:
+                drop_last: bool = False, sampler: str = VIEW_SAMPLER) -> np.ndarray:
     """Image ids (int64) of step ``step`` of epoch ``epoch``: a slice of :func:`epoch_order`."""
     n_steps = steps_per_epoch(num_images, batch_size, drop_last)
     step = _check_count("step", step, 0)
@@ -270,7 +297,7 @@ def step_images(seed: int, epoch: int, step: int, num_images: int, batch_size: i
             f"step {step} is out of range: epoch has {n_steps} steps "
             f"({num_images} images, batch_size {batch_size}, drop_last={drop_last})"
         )
-    order = epoch_order(seed, epoch, num_images)
+    order = epoch_order(seed, epoch, num_images, sampler)
     return order[step * batch_size:(step + 1) * batch_size]
 
 
@@ -412,12 +439,19 @@ def _cutmix_box(rng: np.random.Generator, lam: float, size: int) -> np.ndarray:
 
 
 def sample_step(seed: int, epoch: int, step: int, image_ids, image_sizes,
-                policy: AugmentPolicy) -> StepViews:
-    """Sample the views of one step (see the module doc for conventions and draw order).
+                policy: AugmentPolicy, mix_lambda: float | None = None) -> StepViews:
+    """Sample the views of one step with ``policy.sampler`` (conventions: the module doc).
 
     ``image_ids`` are the step's images (normally :func:`step_images`); ``image_sizes`` is int
     ``[N, 2]`` (H, W) for *all* images, indexed by id. Pure in ``(seed, epoch, step)``, the ids
     and sizes: no global RNG state is read or changed.
+
+    ``mix_lambda``: ``lplabel-views-v2`` only. λ is stored in every store and never regenerated
+    bit for bit (a Beta draw needs libm); a reader passes the stored λ (NaN for an unmixed step)
+    and gets the views that follow from it — the CutMix box is computed from it. ``None`` draws
+    λ (the relabeler). A λ that cannot belong to the policy (NaN for a mixed step, a number for
+    an unmixed one, outside [0, 1]) raises ValueError. v1 ignores it (its λ is a numpy draw,
+    compared by the reader).
     """
     ids = np.asarray(image_ids).reshape(-1)
     if ids.size and not np.issubdtype(ids.dtype, np.integer):
@@ -435,6 +469,9 @@ def sample_step(seed: int, epoch: int, step: int, image_ids, image_sizes,
     if b and hw.min() < 1:
         raise ValueError("image sizes must be at least 1x1")
 
+    if policy.sampler == SAMPLER_V2:
+        return _sample_step_v2(_check_u32("seed", seed), _check_u32("epoch", epoch),
+                               _check_u32("step", step), ids, hw, policy, mix_lambda)
     rng = step_rng(seed, epoch, step)
     top, left, h, w, _ = sample_crop_boxes(rng, hw[:, 0], hw[:, 1], policy.crop_scale,
                                            policy.crop_ratio)
@@ -454,6 +491,34 @@ def sample_step(seed: int, epoch: int, step: int, image_ids, image_sizes,
         else:
             box = np.zeros(4, dtype=np.int16)
     return StepViews(image=ids, crop=crop, flip=flip, mix_partner=partner, mix_lambda=lam,
+                     mix_box=box)
+
+
+def _crop_fractions(top, left, h, w, hw) -> np.ndarray:
+    """Stored crops: ``float32(top/H, left/W, h/H, w/W)``, each quotient rounded in float64 first."""
+    H, W = hw[:, 0].astype(np.float64), hw[:, 1].astype(np.float64)
+    return np.stack([top / H, left / W, h / H, w / W], axis=1).astype(np.float32)
+
+
+def _sample_step_v2(seed, epoch, step, ids, hw, policy, mix_lambda) -> StepViews:
+    b = len(ids)
+    mixed = policy.mix != "none" and b > 0
+    if not mixed and mix_lambda is not None and not math.isnan(float(mix_lambda)):
+        raise ValueError(f"an unmixed step has mix_lambda NaN, got {float(mix_lambda)!r}")
+    lam = math.nan
+    if mixed:  # λ is stored, not regenerated: check the given one before drawing anything
+        lam = _v2.check_lambda(_v2.draw_lambda(seed, epoch, step, policy.mix_alpha)
+                               if mix_lambda is None else mix_lambda)
+    cutmix = policy.mix == "cutmix" and b > 0
+    top, left, h, w, _, flip, partner, centre = _v2.sample_views(
+        seed, epoch, step, hw[:, 0], hw[:, 1], policy.crop_scale, policy.crop_ratio, policy.flip_p, mixed,
+        policy.output_size if cutmix else 0)
+    crop = _crop_fractions(top, left, h, w, hw)
+    if not mixed:
+        return StepViews(image=ids, crop=crop, flip=flip, mix_partner=np.full(b, -1, dtype=np.int16),
+                         mix_lambda=math.nan, mix_box=np.zeros(4, dtype=np.int16))
+    box = _v2.cutmix_box(lam, policy.output_size, centre) if cutmix else np.zeros(4, dtype=np.int16)
+    return StepViews(image=ids, crop=crop, flip=flip, mix_partner=partner.astype(np.int16), mix_lambda=lam,
                      mix_box=box)
 
 
@@ -477,6 +542,6 @@ def plan_steps(seed: int, steps: Iterable[tuple[int, int]], image_sizes, batch_s
                 f"({n} images, batch_size {batch_size}, drop_last={drop_last})"
             )
         if epoch != cached_epoch:
-            order, cached_epoch = epoch_order(seed, epoch, n), epoch
+            order, cached_epoch = epoch_order(seed, epoch, n, policy.sampler), epoch
         ids = order[step * batch_size:(step + 1) * batch_size]
         yield int(epoch), int(step), sample_step(seed, epoch, step, ids, sizes, policy)

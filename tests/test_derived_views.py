@@ -15,7 +15,7 @@ from lplabel.codecs import default_label_codecs
 from lplabel.errors import ChecksumError, HeaderError, WriterError
 from lplabel.relabel import merge, relabel
 from lplabel.store import store_info, verify_store
-from lplabel.views import AugmentPolicy, plan_steps, steps_per_epoch
+from lplabel.views import SAMPLER_V1, SAMPLER_V2, AugmentPolicy, plan_steps, steps_per_epoch
 
 from loader_helpers import batches_equal, make_images
 from relabel_helpers import one_torch_thread  # noqa: F401  (autouse fixture)
@@ -25,8 +25,8 @@ VIEWS = ("image", "crop", "flip", "mix_partner")
 
 
 def _write(path, iset, *, derived, epochs=3, batch_size=8, mix="cutmix", seed=5, steps_per_chunk=2, topk=None,
-           pairs=None, tamper=None, packed=True):
-    policy = AugmentPolicy(output_size=16, mix=mix)
+           pairs=None, tamper=None, packed=True, sampler=SAMPLER_V2):
+    policy = AugmentPolicy(output_size=16, mix=mix, sampler=sampler)
     sizes = iset.sizes()
     spe = steps_per_epoch(len(iset), batch_size)
     pairs = pairs or [(e, s) for e in range(epochs) for s in range(spe)]
@@ -60,13 +60,21 @@ def _same_steps(a, b):
                 assert np.asarray(p.label[k]).tobytes() == np.asarray(q.label[k]).tobytes()
 
 
-@pytest.fixture(scope="module", params=[True, False], ids=["packed-1.1", "tables-1.0"])
+@pytest.fixture(scope="module", params=[(True, SAMPLER_V2), (False, SAMPLER_V2), (True, SAMPLER_V1)],
+                ids=["packed-v2", "tables-v2", "packed-v1"])
 def pair(tmp_path_factory, request):
-    """The same views stored and derived, in format 1.1 (packed tables) and 1.0 (table datasets)."""
+    """The same views stored and derived: lplabel-views-v2 in format 1.2 (packed tables) and 1.0 (table
+    datasets), and lplabel-views-v1 (numpy streams, packed) as stores written before 1.2 have them."""
     d = tmp_path_factory.mktemp("derived")
     iset = mixed_size_set(37)
-    kw = dict(packed=request.param)
-    return iset, _write(d / "stored.lpl", iset, derived=False, **kw), _write(d / "derived.lpl", iset, derived=True, **kw)
+    kw = dict(packed=request.param[0], sampler=request.param[1])
+    return (iset, _write(d / "stored.lpl", iset, derived=False, **kw),
+            _write(d / "derived.lpl", iset, derived=True, **kw))
+
+
+def _sampler(path) -> str:
+    with open_store(path) as s:
+        return s.header["augmentation"]["sampler"]
 
 
 def _is_packed(f) -> bool:
@@ -105,14 +113,18 @@ def test_round_trip_equals_stored_views_and_is_smaller(pair):
     iset, stored, derived = pair
     _same_steps(stored, derived)
     assert os.path.getsize(derived) < os.path.getsize(stored)
+    sampler = _sampler(derived)
     with open_store(derived) as s:
         assert s.derived == VIEWS
         np.testing.assert_array_equal(s.image_sizes, iset.sizes())
         for c in VIEWS:
             assert s.header["columns"][c]["codecs"] == [
-                {"name": "derived", "configuration": {"sampler": "lplabel-views-v1"}},
+                {"name": "derived", "configuration": {"sampler": sampler}},
                 {"name": "bytes", "configuration": {}}]
             assert s.column_bytes(c) == 0 and not np.any(s.chunks[c])
+        # format 1.2 marks packed v2 stores; v1 derived stores name the numpy that drew their views
+        assert s.format_version == ((1, 2) if s.packed and sampler == SAMPLER_V2 else (1, 1) if s.packed else (1, 0))
+        assert s.header["tool"].get("numpy") == (np.__version__ if sampler == SAMPLER_V1 else None)
     with h5py.File(derived, "r") as f:
         if _is_packed(f):  # 1.1: the tables are entries of the packed frame; view columns have no group
             from lplabel.store.packed import unpack_tables
@@ -164,8 +176,12 @@ def test_tampered_crc_raises_checksum_error_naming_the_chunk(pair, tmp_path):
         with pytest.raises(ChecksumError) as ei:
             s.step_at(2)  # chunk 1 (2 steps per chunk)
     msg = str(ei.value)
-    assert "column 'crop', chunk 1" in msg and "views cannot be regenerated here" in msg
-    assert "re-encode the store with stored views using a matching numpy" in msg
+    assert "column 'crop', chunk 1" in msg
+    if _sampler(derived) == SAMPLER_V1:  # names the numpy that wrote the store and this one
+        assert "views cannot be regenerated here" in msg and f"under numpy {np.__version__}" in msg
+        assert "--views stored" in msg
+    else:  # v2 depends on no library: a mismatch is damage, not a numpy difference
+        assert "does not depend on numpy" in msg and "damaged" in msg
     rep = verify_store(bad)
     assert not rep.ok and any("chunk 1" in p for p in rep.problems)
 
@@ -177,8 +193,8 @@ def test_different_regeneration_raises(pair, monkeypatch):
     _, _, derived = pair
     real = D.sample_step
 
-    def other_numpy(seed, epoch, step, ids, sizes, policy):
-        v = real(seed, epoch, step, ids, sizes, policy)
+    def other_numpy(*args, **kw):
+        v = real(*args, **kw)
         v.flip = ~v.flip
         return v
 
@@ -187,20 +203,67 @@ def test_different_regeneration_raises(pair, monkeypatch):
         with pytest.raises(ChecksumError, match=r"column 'flip', chunk 0 .*|views cannot be regenerated"):
             s.step_at(0)
     rep = verify_store(derived)
-    assert not rep.ok and any("flip" in p and "views cannot be regenerated here" in p for p in rep.problems)
+    what = "views cannot be regenerated here" if _sampler(derived) == SAMPLER_V1 else "does not depend on numpy"
+    assert not rep.ok and any("flip" in p and what in p for p in rep.problems)
+
+
+def test_v1_refusal_names_the_writers_numpy(pair, tmp_path, monkeypatch):
+    """A v1 store written by another numpy: the message names both versions (header ``tool.numpy``)."""
+    import lplabel.store.derived as D
+
+    _, _, derived = pair
+    if _sampler(derived) != SAMPLER_V1:
+        pytest.skip("v1 only")
+
+    def rewrite(f):
+        h = json.loads(f["header"][()].tobytes())
+        h["tool"]["numpy"] = "1.26.4"
+        new = json.dumps(h, separators=(",", ":")).encode()
+        del f["header"]
+        f.create_dataset("header", data=np.frombuffer(new, np.uint8))
+        import zlib
+        f.attrs["header_crc32"] = np.uint32(zlib.crc32(new))
+
+    other = _copy_with(derived, tmp_path / "old-numpy.lpl", rewrite)
+    real = D.sample_step
+
+    def other_numpy(*args, **kw):
+        v = real(*args, **kw)
+        v.crop = v.crop[::-1].copy()
+        return v
+
+    monkeypatch.setattr(D, "sample_step", other_numpy)
+    with open_store(other) as s, pytest.raises(ChecksumError) as ei:
+        s.step_at(0)
+    msg = str(ei.value)
+    assert "drawn by lplabel-views-v1 under numpy 1.26.4" in msg and f"this is numpy {np.__version__}" in msg
 
 
 def test_stored_mix_table_is_checked_against_the_regenerated_mix(pair, tmp_path):
     _, _, derived = pair
 
     def lam(f):
-        def half(a):
-            a[0] = 0.5
+        def half(a):  # a λ whose CutMix box surely differs (half-extent 8 or 0 instead of <= 5 or >= 5)
+            a[0] = 0.0 if a[0] > 0.5 else 1.0
             return a
         _edit_table(f, "steps/mix_lambda", half)
 
     bad = _copy_with(derived, tmp_path / "lam.lpl", lam)
-    with open_store(bad) as s, pytest.raises(ChecksumError, match="mix_lambda"):
+    if _sampler(derived) == SAMPLER_V1:  # v1 regenerates λ and compares it
+        with open_store(bad) as s, pytest.raises(ChecksumError, match="mix_lambda"):
+            s.step_at(0)
+        return
+    # v2 takes λ as stored; the CutMix box follows from it, so a changed λ shows as a box mismatch
+    with open_store(bad) as s, pytest.raises(ChecksumError, match="mix_lambda/mix_box"):
+        s.step_at(0)
+
+    def nan(a):
+        a[0] = np.nan
+        return a
+    from lplabel.errors import CorruptStoreError
+
+    bad = _copy_with(derived, tmp_path / "nan.lpl", lambda f: _edit_table(f, "steps/mix_lambda", nan))
+    with open_store(bad) as s, pytest.raises(CorruptStoreError, match="mix_lambda"):
         s.step_at(0)
 
 
@@ -396,3 +459,87 @@ def test_relabel_cli_store_views(tmp_path, digits):
 
     names = [p.name for p in relabel_cmd.params]
     assert "store_views" in names
+
+
+def test_encode_views_v2_derives_stored_v2_views_and_refuses_v1(pair, tmp_path):
+    """`lplabel encode --views v2|stored` converts; views v2 did not draw cannot become v2-derived."""
+    from lplabel.commands.codec_tools import encode_source
+    from lplabel.errors import WriterError
+    from lplabel.recode import open_source
+
+    iset, stored, derived = pair
+    out = tmp_path / "to-v2.lpl"
+    src = open_source(stored)
+    try:
+        if _sampler(stored) == SAMPLER_V1:  # other views: refused by name, nothing written
+            with pytest.raises(WriterError, match="lplabel-views-v1, not lplabel-views-v2"):
+                encode_source(src, out, views="v2", images=iset)
+            assert not out.exists()
+            return
+        with pytest.raises(WriterError, match="--images"):
+            encode_source(src, out, views="v2")
+        with pytest.raises(WriterError, match="not the store's"):
+            encode_source(src, out, views="v2", images=mixed_size_set(36))
+        encode_source(src, out, views="v2", images=iset)
+    finally:
+        src.close()
+    _same_steps(stored, out)
+    _same_steps(derived, out)
+    with open_store(out) as s:
+        assert s.derived == VIEWS and s.format_version >= (1, 1)
+    assert verify_store(out).ok
+    # and back: --views stored writes them out again; --views v2 of a v2-derived store keeps it
+    back = tmp_path / "back.lpl"
+    _cli("encode", out, "-o", back, "--views", "stored")
+    _same_steps(stored, back)
+    with open_store(back) as s:
+        assert s.derived == ()
+    again = tmp_path / "again.lpl"
+    _cli("encode", derived, "-o", again, "--views", "v2")
+    with open_store(again) as s:
+        assert s.derived == VIEWS
+
+
+def test_encode_views_v2_refuses_views_that_do_not_regenerate(tmp_path):
+    """A stored store that claims v2 but holds other views: the writer checks every step."""
+    from lplabel.commands.codec_tools import encode_source
+    from lplabel.errors import WriterError
+    from lplabel.recode import open_source
+
+    iset = make_images(24)
+
+    def shift(e, s, kw):
+        if (e, s) == (1, 1):
+            kw["flip"] = ~np.asarray(kw["flip"])
+
+    stored = _write(tmp_path / "s.lpl", iset, derived=False, tamper=shift)
+    src = open_source(stored)
+    try:
+        with pytest.raises(WriterError, match=r"differ .*flip.*epoch 1, step 1"):
+            encode_source(src, tmp_path / "o.lpl", views="v2", images=iset)
+    finally:
+        src.close()
+    assert not (tmp_path / "o.lpl").exists()
+
+
+def test_v2_relabel_round_trips_through_encode_quantize_prune_and_loader(tmp_path, digits):
+    """Done-criterion of format 1.2: a v2 relabel (the default) through encode | quantize | prune stays
+    v2-derived, equals the same chain on stored views, and the loader replays identical batches."""
+    from lplabel.torch import ReplayLoader
+
+    teacher = TinyTeacher(1, 10)
+    d = relabel(digits, teacher, tmp_path / "d.lpl", **BASE, mix="cutmix")
+    s = relabel(digits, teacher, tmp_path / "s.lpl", **BASE, mix="cutmix", views="stored")
+    assert _sampler(d) == SAMPLER_V2
+    for src, tag in ((d, "d"), (s, "s")):
+        _cli("encode", src, "-o", tmp_path / f"e-{tag}.lpl")
+        _cli("quantize", tmp_path / f"e-{tag}.lpl", "-o", tmp_path / f"q-{tag}.lpl", "--topk", 3, "--values", "int8")
+        _cli("prune", tmp_path / f"q-{tag}.lpl", "-o", tmp_path / f"p-{tag}.lpl", "--keep", 0.5, "--seed", 1)
+    _same_steps(tmp_path / "p-s.lpl", tmp_path / "p-d.lpl")
+    with open_store(tmp_path / "p-d.lpl") as p:
+        assert p.derived == VIEWS and p.format_version == (1, 2)
+        assert p.header["columns"]["image"]["codecs"][0]["configuration"]["sampler"] == SAMPLER_V2
+    assert verify_store(tmp_path / "p-d.lpl").ok
+    a = list(ReplayLoader(tmp_path / "p-s.lpl", digits, num_workers=0))
+    b = list(ReplayLoader(tmp_path / "p-d.lpl", digits, num_workers=0))
+    assert len(a) == len(b) > 0 and all(batches_equal(x, y) for x, y in zip(a, b))

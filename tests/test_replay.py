@@ -199,3 +199,40 @@ def test_cuda_matches_cpu():
     assert torch.allclose(gpu.cpu(), cpu, atol=1e-2)
     ident = render_views(bank, ([1], [[0, 0, 1, 1]], [False]), 64)
     assert torch.equal(ident.cpu()[0], _nchw(imgs[1]))
+
+
+def test_independent_replay_reproduces_stored_logits_from_the_file(tmp_path):
+    """Spec §2.3/§2.4/§11: the header alone says how to rebuild the teacher's input. A store relabelled
+    with a normalised teacher records mean/std in pixel units; replaying its v2 views (from the
+    file: derived, regenerated) through the *raw* network with that normalisation gives the stored
+    logits to float32 rounding — and without it, visibly different logits (the issue's 9.7)."""
+    from relabel_helpers import TinyTeacher, digits_small
+
+    from lplabel import open_store
+    from lplabel.models import Normalized
+    from lplabel.relabel import relabel
+
+    digits = digits_small(6)
+    net = TinyTeacher(1, 10, seed=3)
+    teacher = Normalized(net, [0.35], [0.25])
+    out = relabel(digits, teacher, tmp_path / "n.lpl", epochs=2, batch_size=16, size=8, seed=11, progress=False,
+                  mix="cutmix", values="fp32", views="derived")
+    with open_store(out) as s:
+        norm = s.header["teacher"]["normalization"]
+        assert norm == {"mean": [pytest.approx(0.35 * 255)], "std": [pytest.approx(0.25 * 255)]}
+        assert s.header["augmentation"]["sampler"] == "lplabel-views-v2" and s.derived
+        policy = AugmentPolicy.from_json(s.header["augmentation"])
+        mean = torch.tensor(norm["mean"], dtype=torch.float32).reshape(1, -1, 1, 1)
+        std = torch.tensor(norm["std"], dtype=torch.float32).reshape(1, -1, 1, 1)
+        worst = raw_worst = 0.0
+        for rec in s.iter_steps():
+            v = StepViews(image=rec.image, crop=rec.crop, flip=rec.flip, mix_partner=rec.mix_partner,
+                          mix_lambda=rec.mix_lambda, mix_box=rec.mix_box)
+            x = render_step(digits.images, v, policy)
+            with torch.no_grad():
+                z = net((x - mean) / std).numpy()
+                raw = net(x).numpy()
+            stored = np.asarray(rec.label["logits"], dtype=np.float32)
+            worst = max(worst, float(np.abs(z - stored).max()))
+            raw_worst = max(raw_worst, float(np.abs(raw - stored).max()))
+    assert worst < 1e-4 and raw_worst > 0.1, (worst, raw_worst)

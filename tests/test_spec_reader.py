@@ -49,8 +49,9 @@ def _compare(path):
             assert header == s.header
             for k in range(len(s.chunks["label"])):
                 for col in COLUMNS:
-                    if col in s.derived:  # §1.4: the minimal reader refuses derived view columns clearly
-                        with pytest.raises(ValueError, match=f"column '{col}' is derived"):
+                    if col in s.derived and s.header["augmentation"]["sampler"] == "lplabel-views-v1":
+                        # §1.4: the minimal reader refuses v1 derived columns (numpy's streams) clearly
+                        with pytest.raises(ValueError, match=f"column '{col}' is derived by lplabel-views-v1"):
                             decode(col, k)
                         continue
                     mine = s.decode_chunk(col, k)
@@ -71,7 +72,7 @@ def test_spec_reader_is_independent_of_lplabel():
     tree = ast.parse(_spec_code())
     mods = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     mods |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert mods <= {"base64", "json", "zlib", "h5py", "numpy", "zstandard"}
+    assert mods <= {"base64", "json", "math", "zlib", "h5py", "numpy", "zstandard"}
 
 
 def test_spec_reader_names_every_registered_codec():
@@ -288,12 +289,16 @@ def test_spec_reader_matches_command_outputs(sources, name):
         _compare(pruned)
 
 
-def test_spec_reader_refuses_derived_view_columns_and_reads_the_rest(tmp_path):
+@pytest.mark.parametrize("sampler, mix", [("lplabel-views-v2", "cutmix"), ("lplabel-views-v2", "mixup"),
+                                          ("lplabel-views-v2", "none"), ("lplabel-views-v1", "cutmix")])
+def test_spec_reader_regenerates_v2_derived_views_refuses_v1(tmp_path, sampler, mix):
+    """§10 regenerates lplabel-views-v2 from the spec alone (bit-identical to lplabel); v1 is refused."""
     from lplabel.views import AugmentPolicy, plan_steps
 
     rng = np.random.default_rng(4)
     sizes = rng.integers(8, 40, (20, 2))
-    policy = AugmentPolicy(output_size=8, mix="cutmix")
+    sizes[3] = (1, 37)  # a fallback crop
+    policy = AugmentPolicy(output_size=8, mix=mix, sampler=sampler)
     path = tmp_path / "derived.lpl"
     with StoreWriter(path, num_classes=C, images=20, batch_size=6, epochs=2, augmentation=policy.to_json(), seed=3,
                      steps_per_chunk=2, derived_views=sizes) as w:

@@ -8,6 +8,8 @@ from hypothesis import given, settings, strategies as st
 
 from lplabel.views import (
     DEFAULT_MIX_ALPHA,
+    SAMPLER_V1,
+    SAMPLER_V2,
     VIEW_SAMPLER,
     AugmentPolicy,
     StepViews,
@@ -96,13 +98,28 @@ def test_steps_per_epoch(n, b, drop, expect):
     assert steps_per_epoch(n, b, drop) == expect
 
 
-def test_epoch_order_is_seeded_permutation():
-    a = epoch_order(7, 3, 1000)
+@pytest.mark.parametrize("sampler", [SAMPLER_V1, SAMPLER_V2])
+def test_epoch_order_is_seeded_permutation(sampler):
+    a = epoch_order(7, 3, 1000, sampler)
     assert a.dtype == np.int64
     assert np.array_equal(np.sort(a), np.arange(1000))
-    assert np.array_equal(a, epoch_order(7, 3, 1000))
-    assert not np.array_equal(a, epoch_order(7, 4, 1000))
-    assert not np.array_equal(a, epoch_order(8, 3, 1000))
+    assert np.array_equal(a, epoch_order(7, 3, 1000, sampler))
+    assert not np.array_equal(a, epoch_order(7, 4, 1000, sampler))
+    assert not np.array_equal(a, epoch_order(8, 3, 1000, sampler))
+    other = SAMPLER_V2 if sampler == SAMPLER_V1 else SAMPLER_V1
+    assert not np.array_equal(a, epoch_order(7, 3, 1000, other))
+
+
+def test_policy_sampler_defaults_to_v2_and_old_json_means_v1():
+    assert AugmentPolicy(32).sampler == SAMPLER_V2 == VIEW_SAMPLER
+    old = {k: v for k, v in AugmentPolicy(32).to_json().items() if k != "sampler"}
+    assert AugmentPolicy.from_json(old).sampler == SAMPLER_V1  # written before v2 existed
+    v1 = AugmentPolicy(32, sampler=SAMPLER_V1)
+    assert AugmentPolicy.from_json(v1.to_json()) == v1 != AugmentPolicy(32)
+    with pytest.raises(ValueError, match="sampler"):
+        AugmentPolicy(32, sampler="lplabel-views-v9")
+    with pytest.raises(ValueError, match="cannot reproduce"):
+        AugmentPolicy.from_json({**AugmentPolicy(32).to_json(), "sampler": "lplabel-views-v9"})
 
 
 def test_epoch_order_stream_is_not_step_zero_stream():
@@ -110,16 +127,17 @@ def test_epoch_order_stream_is_not_step_zero_stream():
     # The order stream must be a separate domain from step 0's stream.
     naive = np.random.Generator(np.random.PCG64(np.random.SeedSequence([7, 3])))
     assert np.array_equal(naive.random(4), step_rng(7, 3, 0).random(4))  # the numpy pitfall
-    assert not np.array_equal(epoch_order(7, 3, 50),
+    assert not np.array_equal(epoch_order(7, 3, 50, SAMPLER_V1),
                               np.random.Generator(np.random.PCG64(
                                   np.random.SeedSequence([7, 3]))).permutation(50))
 
 
+@pytest.mark.parametrize("sampler", [SAMPLER_V1, SAMPLER_V2])
 @pytest.mark.parametrize("drop", [False, True])
-def test_steps_cover_every_image_once(drop):
+def test_steps_cover_every_image_once(drop, sampler):
     n, b = 103, 10
     for epoch in range(3):
-        steps = [step_images(5, epoch, s, n, b, drop) for s in range(steps_per_epoch(n, b, drop))]
+        steps = [step_images(5, epoch, s, n, b, drop, sampler) for s in range(steps_per_epoch(n, b, drop))]
         assert all(len(s) == b for s in steps[:-1])
         ids = np.concatenate(steps)
         if drop:
@@ -127,7 +145,7 @@ def test_steps_cover_every_image_once(drop):
         else:
             assert len(steps[-1]) == 3
             assert np.array_equal(np.sort(ids), np.arange(n))
-        split = split_order(epoch_order(5, epoch, n), b, drop)
+        split = split_order(epoch_order(5, epoch, n, sampler), b, drop)
         assert all(np.array_equal(x, y) for x, y in zip(split, steps))
 
 
@@ -207,7 +225,7 @@ def test_mixup_fields():
 
 @pytest.mark.parametrize("size", [7, 32, 224])
 def test_cutmix_box_follows_legacy_rand_bbox(size):
-    policy = AugmentPolicy(size, mix="cutmix")
+    policy = AugmentPolicy(size, mix="cutmix", sampler=SAMPLER_V1)  # v1: numpy's documented draw order
     for step in range(30):
         v = sample_step(9, 1, step, np.arange(8), _sizes(8), policy)
         assert np.array_equal(np.sort(v.mix_partner), np.arange(8))

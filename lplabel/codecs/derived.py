@@ -3,10 +3,10 @@
 A view column (``image``, ``crop``, ``flip``, ``mix_partner``) whose chain is
 ``[derived(sampler), bytes]`` stores no payload: readers regenerate its rows from the header
 (seed, augmentation policy, batch size, drop_last, image count) and the dataset ``images/size``
-with the named view sampler (spec/FORMAT.md §1.4, §11.1). The chain after the marker, always
-``[bytes]``, is what the per-chunk CRC-32 is computed over: the bytes the column *would* hold,
-so a reader whose regeneration differs (another numpy stream) fails the checksum instead of
-handing out wrong views. Encoding through the chain is the identity plus ``bytes``; the codec
+with the named view sampler (spec/FORMAT.md §1.4; §11.3 for ``lplabel-views-v2``, §11.1 for v1).
+The chain after the marker, always ``[bytes]``, is what the per-chunk CRC-32 is computed over: the
+bytes the column *would* hold, so a reader whose regeneration differs (for v1: another numpy
+stream) fails the checksum instead of handing out wrong views. Encoding through the chain is the identity plus ``bytes``; the codec
 itself never decodes anything (the store reader regenerates, see :mod:`lplabel.store.derived`).
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from .abc import ArrayArrayCodec
 from .registry import register_codec
 
 #: Samplers a derived column may name (see lplabel.views.VIEW_SAMPLER).
-DERIVED_SAMPLERS = ("lplabel-views-v1",)
+DERIVED_SAMPLERS = ("lplabel-views-v1", "lplabel-views-v2")
 #: The view fields that may be derived, with the element type the sampler produces.
 DERIVED_FIELDS = {"image": "int32", "crop": "float32", "flip": "bool", "mix_partner": "int16"}
 

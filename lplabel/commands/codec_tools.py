@@ -18,7 +18,7 @@ from ..codecs.classmap import ORDER_METHODS, learn_class_order
 from ..errors import CodecConfigError, NoValuesError
 from ..recode import (SOURCE_OPENERS, LossyChainError, RecodeError, SourceMeta, chain_loses, check_paths, input_spec,
                       learn_rans_model, open_source, progress_bar, sample_positions, sample_topk_indices,
-                      train_chain_dictionary, with_entry_order, write_steps)
+                      train_chain_dictionary, views_for_copy, with_entry_order, write_steps)
 from ..selection import LABEL_METRICS, METRICS, REUSE, UNITS, check_selection_args, select_steps, step_scores
 
 SAMPLE_STEPS = 256
@@ -152,8 +152,10 @@ def _legacy_opts(f):
     from ..interop.fkd import VALUE_MODES
 
     opts = [
-        click.option("--images", default=None, type=click.Path(exists=True),
-                     help="legacy: the distilled ImageFolder (or a file of image keys) the labels index."),
+        click.option("--images", default=None,
+                     help="legacy: the distilled ImageFolder (or a file of image keys) the labels index. With a "
+                          "label store SRC and --views v2: the image set SRC was relabelled from (a folder, an .npz "
+                          "pack or a dataset name, as for `lplabel relabel`), for the image sizes."),
         click.option("--num-images", type=click.IntRange(1), default=None, help="legacy: N, when the files cannot "
                                                                                  "tell it."),
         click.option("--num-classes", type=click.IntRange(2), default=None,
@@ -179,15 +181,16 @@ def _legacy_opts(f):
 
 def encode_source(source, out, *, codecs=None, index_coding="index-delta", class_order="auto", layout="planes",
                   level=None, dictionary=False, dict_size=16384, steps_per_chunk=None, allow_lossy=False,
-                  force=False, store_views=False) -> Path:
+                  force=False, store_views=False, views="keep", images=None) -> Path:
     """Re-encode every step of ``source`` (see :func:`lplabel.recode.open_source`) into ``out``.
 
     Without ``codecs`` the chain keeps the source's representation exactly (lossless) and codes
     it as compactly as the options say; with ``codecs`` (a list of codecs) the chain is checked
-    not to lose information unless ``allow_lossy``. Derived view columns stay derived unless
-    ``store_views``.
+    not to lose information unless ``allow_lossy``. ``views`` (``keep``, ``stored``, ``v2``; see
+    :func:`lplabel.recode.views_for_copy`, which needs ``images`` to derive stored views) says what
+    becomes of the view columns; ``store_views`` is ``views="stored"``.
     """
-    meta: SourceMeta = source.meta
+    meta: SourceMeta = views_for_copy(source.meta, "stored" if store_views else views, images)
     spc = steps_per_chunk or meta.steps_per_chunk
     stage = 0
     if meta.value_type == "quantized" and codecs is None and layout == "rans":
@@ -220,7 +223,7 @@ def encode_source(source, out, *, codecs=None, index_coding="index-delta", class
         if why:
             meta = _mark_lossy(meta, why)
     return write_steps(meta, source.steps(stage=stage), out, codecs, steps_per_chunk=spc, force=force, stage=stage,
-                       zstd_level=VIEW_LEVEL, total=meta.num_steps, desc="encode", store_views=store_views)
+                       zstd_level=VIEW_LEVEL, total=meta.num_steps, desc="encode")
 
 
 def _mark_lossy(meta: SourceMeta, why: str) -> SourceMeta:
@@ -248,12 +251,14 @@ def _mark_lossy(meta: SourceMeta, why: str) -> SourceMeta:
               help="What SRC is: an lplabel store, or a legacy label directory of SRe2L/CDA, LPLD, LPQLD, FKD or "
                    "G-VBSM/EDC (auto: a file is a store, a directory's layout is detected). A legacy directory is "
                    "imported and coded in one pass; the options below marked 'legacy' are `lplabel import`'s.")
-@click.option("--store-views", is_flag=True,
-              help="Store the view columns even when SRC derives them (regenerates them from its header): "
-                   "a store readable wherever numpy's random streams differ.")
+@click.option("--views", "views", type=click.Choice(["keep", "stored", "v2"]), default="keep", show_default=True,
+              help="The view columns of OUT. keep: as in SRC. stored: written out (readable by every reader, "
+                   "e.g. format 1.1 readers, and for lplabel-views-v1 stores under any numpy). v2: derived by "
+                   "lplabel-views-v2 (no view bytes; needs views that v2 drew, and --images for a stored-views SRC).")
+@click.option("--store-views", is_flag=True, help="The same as --views stored.")
 @_legacy_opts
 def encode(src, out, force, steps_per_chunk, index_coding, class_order, layout, level, dictionary, dict_size,
-           codecs_json, allow_lossy, source_layout, store_views, **legacy):
+           codecs_json, allow_lossy, source_layout, views, store_views, **legacy):
     """Re-encode the label store SRC into OUT with another codec chain, losslessly by default.
 
     The records, views and selection are copied unchanged; only the label coding changes. By
@@ -267,6 +272,8 @@ def encode(src, out, force, steps_per_chunk, index_coding, class_order, layout, 
     entries is kept (entryorder), so `lplabel export` still gives the original files back.
     """
     check_paths(src, out, force)
+    if store_views and views not in ("keep", "stored"):
+        raise click.UsageError("--store-views contradicts --views " + views)
     codecs = _parse_codecs(codecs_json) if codecs_json else None
     claimed = any(name != "legacy" and can_open(src) for name, can_open, _ in SOURCE_OPENERS)
     given = {k: v for k, v in legacy.items() if v is not None}
@@ -277,22 +284,32 @@ def encode(src, out, force, steps_per_chunk, index_coding, class_order, layout, 
 
         source = LegacySource(src, source_layout, **given)
         notes = source.notes
+        images = None
         if layout == "rans" and codecs is None and source.meta.value_type == "float32" and source.layout == "fkd":
             raise CodecConfigError("layout 'rans' codes float16 values; FKD labels imported as log-probabilities "
                                    "are float32", path=src,
                                    hint="add --fkd-values prob (the files' own float16 probabilities), or use "
                                         "--layout planes")
     else:
+        images_src = given.pop("images", None)
         if given:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
             raise RecodeError(f"{flags} only apply to a legacy label directory; SRC is a label store", path=src,
                               hint="drop them (the store's header already says all of it)")
+        images = None
+        if images_src is not None:
+            if views != "v2":
+                raise RecodeError("--images with a label store SRC is only for --views v2 (the image sizes the "
+                                  "v2 sampler needs)", path=src, hint="drop --images, or add --views v2")
+            from ..relabel.inputs import load_images
+
+            images = load_images(images_src)
         source = open_source(src, None if source_layout == "auto" else "lplabel")
     try:
         path = encode_source(source, out, codecs=codecs, index_coding=index_coding, class_order=class_order,
                              layout=layout, level=level, dictionary=dictionary, dict_size=dict_size,
                              steps_per_chunk=steps_per_chunk, allow_lossy=allow_lossy, force=force,
-                             store_views=store_views)
+                             views="stored" if store_views else views, images=images)
     finally:
         source.close()
     click.echo(_summary(path))

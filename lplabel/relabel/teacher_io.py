@@ -50,7 +50,10 @@ def describe_teacher(teacher: nn.Module, description: str | None = None, checksu
         description = type(teacher).__name__
     if checksum is None:
         checksum = teacher_checksum(teacher)
-    out = {"description": str(description), "checksum": checksum, "temperature": 1.0, "precision": precision}
+    from ..models import input_normalization
+
+    out = {"description": str(description), "checksum": checksum, "temperature": 1.0, "precision": precision,
+           "normalization": input_normalization(teacher)}  # spec §2.3: replay needs it
     if class_map is not None:
         out["class_map"] = class_map
     return out

@@ -1,8 +1,9 @@
 """Derived view columns: regenerate a store's views from its header instead of storing them.
 
 Stores written by lplabel's relabeler hold views that are a pure function of ``(seed, epoch,
-step)``, the image sizes and the augmentation policy (the ``lplabel-views-v1`` sampler,
-spec/FORMAT.md §11.1). Such a store may declare its four view columns *derived*
+step)``, the image sizes and the augmentation policy (the ``lplabel-views-v2`` sampler of
+spec/FORMAT.md §11.3, whose every bit the spec defines; older stores: ``lplabel-views-v1``,
+§11.1, numpy's streams). Such a store may declare its four view columns *derived*
 (spec/FORMAT.md §1.4): their chains are ``[derived(sampler), bytes]``, they hold no payload, and
 their per-chunk CRC-32 is that of the ``bytes`` encoding of the views as written. This module
 holds what writer and reader share: which chain marks a derived column, and the regenerator.
@@ -15,17 +16,43 @@ import numpy as np
 
 from ..codecs.bytes import Bytes
 from ..codecs.derived import Derived
-from ..views import VIEW_SAMPLER, AugmentPolicy, StepViews, epoch_order, sample_step
+from ..views import SAMPLER_V1, VIEW_SAMPLERS, AugmentPolicy, StepViews, epoch_order, sample_step
 from ..views import steps_per_epoch as _steps_per_epoch
 
-#: What the reader says when regenerated views differ from the ones the store was written with.
-MISMATCH = ("views cannot be regenerated here; re-encode the store with stored views using a matching numpy "
-            "(`lplabel encode IN -o OUT --store-views` under the numpy that wrote it; this is numpy {numpy})")
+#: What the reader says when regenerated v1 views differ from the ones the store was written with
+#: (v1 draws from numpy's Generator, whose streams numpy keeps only per version).
+MISMATCH_V1 = ("views cannot be regenerated here: they were drawn by lplabel-views-v1 under numpy {wrote}, "
+               "this is numpy {numpy}; re-encode the store with stored views under numpy {wrote} "
+               "(`lplabel encode IN -o OUT --views stored`)")
+#: ... and for v2, whose views do not depend on numpy: a damaged file or a broken sampler.
+MISMATCH_V2 = ("regenerated views differ from the ones the store was written with (lplabel-views-v2 does not "
+               "depend on numpy: the file is damaged, or it was not written by a correct v2 sampler)")
 
 
-def derived_chain() -> list:
+def mismatch_message(header: dict) -> str:
+    """The ChecksumError text for views that do not regenerate, naming the numpy of a v1 store."""
+    aug = header.get("augmentation") if isinstance(header.get("augmentation"), dict) else {}
+    if aug.get("sampler") != SAMPLER_V1:
+        return MISMATCH_V2
+    tool = header.get("tool") if isinstance(header.get("tool"), dict) else {}
+    wrote = tool.get("numpy")
+    wrote = wrote if isinstance(wrote, str) else "(not recorded: the store predates lplabel recording it)"
+    return MISMATCH_V1.format(wrote=wrote, numpy=np.__version__)
+
+
+def derived_chain(sampler: str) -> list:
     """The chain of a derived view column: the marker, then what its CRC-32 covers."""
-    return [Derived(VIEW_SAMPLER), Bytes()]
+    return [Derived(sampler), Bytes()]
+
+
+def derived_sampler(codecs) -> str | None:
+    """The sampler a derived column's chain (codec objects or JSON) names; None if not derived."""
+    if not is_derived(codecs):
+        return None
+    first = codecs[0]
+    if isinstance(first, dict):
+        return (first.get("configuration") or {}).get("sampler", SAMPLER_V1)
+    return first.sampler
 
 
 def is_derived(codecs) -> bool:
@@ -53,10 +80,11 @@ class ViewRegenerator:
 
     def __init__(self, *, seed, augmentation, num_images: int, batch_size: int, drop_last: bool,
                  steps_per_epoch: int, image_sizes):
-        if not isinstance(augmentation, dict) or augmentation.get("sampler") != VIEW_SAMPLER:
-            raise ValueError(f"derived views need augmentation.sampler = {VIEW_SAMPLER!r}, got "
+        if not isinstance(augmentation, dict) or augmentation.get("sampler") not in VIEW_SAMPLERS:
+            raise ValueError(f"derived views need augmentation.sampler in {VIEW_SAMPLERS}, got "
                              f"{augmentation.get('sampler') if isinstance(augmentation, dict) else augmentation!r}")
         self.policy = AugmentPolicy.from_json(augmentation)
+        self.sampler = self.policy.sampler
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
             raise ValueError(f"derived views need an integer seed in [0, 2**32), got {seed!r}")
         self.seed = int(seed)
@@ -72,6 +100,11 @@ class ViewRegenerator:
 
     @classmethod
     def from_header(cls, header: dict, image_sizes) -> "ViewRegenerator":
+        named = {derived_sampler(c.get("codecs")) for c in header["columns"].values() if is_derived(c.get("codecs"))}
+        aug = header.get("augmentation")
+        if named and named != {aug.get("sampler") if isinstance(aug, dict) else None}:
+            raise ValueError(f"the derived columns name sampler {sorted(map(str, named))} but augmentation.sampler "
+                             f"is {aug.get('sampler') if isinstance(aug, dict) else None!r}")
         return cls(seed=header.get("seed"), augmentation=header.get("augmentation"),
                    num_images=header["num_images"], batch_size=header["batch_size"],
                    drop_last=header["drop_last"], steps_per_epoch=header["steps_per_epoch"], image_sizes=image_sizes)
@@ -81,14 +114,17 @@ class ViewRegenerator:
         d["_order"] = (None, None)  # an epoch's order is recomputed where needed (workers)
         return d
 
-    def step(self, epoch: int, step: int) -> StepViews:
+    def step(self, epoch: int, step: int, mix_lambda: float | None = None) -> StepViews:
+        """The views of (epoch, step). v2: pass the stored λ (its views follow from it, see
+        :func:`lplabel.views.sample_step`); v1 draws λ and the caller compares it."""
         e, order = self._order
         if e != epoch:
-            order = epoch_order(self.seed, int(epoch), self.num_images)
+            order = epoch_order(self.seed, int(epoch), self.num_images, self.sampler)
             self._order = (int(epoch), order)
         B = self.batch_size
         ids = order[int(step) * B:(int(step) + 1) * B]
-        return sample_step(self.seed, int(epoch), int(step), ids, self.sizes, self.policy)
+        return sample_step(self.seed, int(epoch), int(step), ids, self.sizes, self.policy,
+                           mix_lambda=mix_lambda if self.sampler != SAMPLER_V1 else None)
 
 
 def same_views(a: StepViews, b: StepViews) -> str | None:

@@ -95,7 +95,7 @@ def validate_header(h: dict) -> None:
 
 def build_header(*, num_classes, images: dict, epochs, steps_per_epoch, batch_size, drop_last,
                  augmentation, teacher, columns, steps_per_chunk, segment_bytes, seed, selection,
-                 extensions, records=0, steps=0, version=FORMAT_VERSION) -> dict:
+                 extensions, records=0, steps=0, version=FORMAT_VERSION, tool_extra=None) -> dict:
     from .. import __version__
 
     return {
@@ -115,7 +115,7 @@ def build_header(*, num_classes, images: dict, epochs, steps_per_epoch, batch_si
         "columns": columns,
         "chunking": {"steps_per_chunk": int(steps_per_chunk), "segment_bytes": int(segment_bytes)},
         "selection": selection,
-        "tool": {"name": "lplabel", "version": __version__},
+        "tool": {"name": "lplabel", "version": __version__, **(tool_extra or {})},
         "seed": seed,
         "created": now_iso(),
         "extensions": extensions or {},

@@ -5,6 +5,8 @@ FORMAT_NAME = "lplabel"
 FORMAT_VERSION = (1, 0)
 #: The version of stores with packed tables (spec §1.5); stores without them stay 1.0.
 FORMAT_VERSION_PACKED = (1, 1)
+#: Format 1.2 (spec §8): a packed store whose view columns are derived by ``lplabel-views-v2``.
+FORMAT_VERSION_V2_VIEWS = (1, 2)
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 ATTR_FORMAT = "lplabel_format"

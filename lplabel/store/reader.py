@@ -25,7 +25,7 @@ from ..errors import (ChecksumError, CodecError, CodecUnavailableError, CorruptS
                       TruncatedFileError)
 from . import layout as L
 from . import packed as P
-from .derived import MISMATCH, ViewRegenerator, is_derived, same_views
+from .derived import ViewRegenerator, is_derived, mismatch_message, same_views
 from .header import parse_header
 
 
@@ -431,8 +431,8 @@ class LabelStore:
             for i in range(int(cs[chunk]), int(cs[chunk + 1])):
                 e, s = int(self.step_epoch[i]), int(self.step_index[i])
                 where = f"epoch {e} step {s}"
-                try:
-                    v = self._regen.step(e, s)
+                try:  # v2 takes the stored λ (never regenerated); v1 draws it and it is compared below
+                    v = self._regen.step(e, s, mix_lambda=float(t[L.STEP_MIX_LAMBDA][i]))
                 except ValueError as err:
                     raise CorruptStoreError(f"cannot regenerate the views of this step ({err})", path=self.path,
                                             part=where) from None
@@ -444,7 +444,7 @@ class LabelStore:
                                      mix_lambda=float(t[L.STEP_MIX_LAMBDA][i]), mix_box=t[L.STEP_MIX_BOX][i])
                     if same_views(v, stored) is not None:
                         raise ChecksumError("regenerated mix differs from the stored mix_lambda/mix_box: "
-                                            + MISMATCH.format(numpy=np.__version__), path=self.path,
+                                            + mismatch_message(self.header), path=self.path,
                                             part=f"{self._part(name, chunk)}, {where}")
                 views.append(v)
             got = {}
@@ -455,7 +455,7 @@ class LabelStore:
         data = got[name]
         if check and crc32(data) != int(self.chunk_crc[name][chunk]):
             raise ChecksumError("regenerated views differ from the ones the store was written with: "
-                                + MISMATCH.format(numpy=np.__version__), path=self.path,
+                                + mismatch_message(self.header), path=self.path,
                                 part=self._part(name, chunk))
         return data
 

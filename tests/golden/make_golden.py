@@ -155,6 +155,9 @@ CASES = {
     # -- format 1.1: packed tables (spec §1.5; every earlier case is format 1.0) --
     "packed-topk4-fp16-derived-views": dict(codecs=default_label_codecs("topk", k=4), mix=True, spc=2, derived=True,
                                             packed=True),
+    # -- format 1.2: view columns derived by lplabel-views-v2 (spec §11.3: Philox, no numpy streams) --
+    "packed-topk4-fp16-derived-views-v2": dict(codecs=default_label_codecs("topk", k=4), mix=True, spc=2,
+                                               derived=True, packed=True, sampler="lplabel-views-v2"),
     "packed-topk3-fp16-rawdict": dict(
         codecs=lambda steps: label_chain(k=3, values="fp16", index_coding="none", dictionary=_raw_dictionary(1)),
         mix=True, spc=2, packed=True,
@@ -214,7 +217,9 @@ def case_steps(name, spec) -> list:
         from lplabel.views import AugmentPolicy, plan_steps
 
         pairs = [(e, s) for e in range(EPOCHS) for s in range(3) if (e, s) != (1, 1)]
-        for e, s, v in plan_steps(7, pairs, DERIVED_SIZES, BATCH, AugmentPolicy(output_size=8, mix="cutmix")):
+        for e, s, v in plan_steps(7, pairs, DERIVED_SIZES, BATCH,
+                                  AugmentPolicy(output_size=8, mix="cutmix",
+                                                sampler=spec.get("sampler", "lplabel-views-v1"))):
             z = (rng.standard_normal((len(v), NUM_CLASSES)) * 3).astype(np.float32)
             steps.append(dict(epoch=e, step=s, image=v.image, crop=v.crop, flip=v.flip, logits=z,
                               mix_partner=v.mix_partner, mix_lambda=v.mix_lambda, mix_box=v.mix_box))
@@ -258,7 +263,8 @@ def write_case(name, spec, out: Path):
     if spec.get("derived"):
         from lplabel.views import AugmentPolicy
 
-        augmentation = AugmentPolicy(output_size=8, mix="cutmix").to_json()
+        augmentation = AugmentPolicy(output_size=8, mix="cutmix",
+                                     sampler=spec.get("sampler", "lplabel-views-v1")).to_json()
         extra["derived_views"] = DERIVED_SIZES
     with StoreWriter(out, num_classes=NUM_CLASSES, images=images, batch_size=BATCH, epochs=EPOCHS,
                      label_codecs=codecs, steps_per_chunk=spec["spc"], crop_type=spec.get("crop_type", "float32"),
