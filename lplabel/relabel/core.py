@@ -465,10 +465,6 @@ def _run(images, teacher, out, dist, dev, say, t_begin, plan, locals_):
             _drop_if_empty(wd, created, dist)
             raise
         err = DistributedError(f"rank {dist.rank} failed: {_first_line(e)}")
-    if accuracy is not None:
-        report.view_check = accuracy.result()
-        if report.view_check is not None and dist.is_main:
-            report.view_check.report(say)
     if dist.group:
         errs = [e for e in dist.gather(err) if e is not None]
         if errs:
@@ -478,6 +474,10 @@ def _run(images, teacher, out, dist, dev, say, t_begin, plan, locals_):
     elif err is not None:
         _drop_if_empty(wd, created, dist)
         raise err
+    if accuracy is not None:  # only for a run that computed all its views
+        report.view_check = accuracy.result()
+        if report.view_check is not None and dist.is_main:
+            report.view_check.report(say)
 
     # -- merge ----------------------------------------------------------------------------------
     if not a["merge"]:
