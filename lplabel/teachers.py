@@ -434,7 +434,7 @@ def read_checkpoint(path) -> dict[str, torch.Tensor]:
     if _looks_like_torchscript(p):
         raise TeacherError(
             f"checkpoint {p} is a TorchScript archive, not a state dict: pass it as the teacher "
-            "spec (load_teacher(path)) instead of checkpoint="
+            "(--teacher PATH) instead of as a --checkpoint"
         )
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
@@ -601,7 +601,7 @@ def load_teacher(
         except Exception as e:
             raise TeacherError(
                 f"teacher file {s} is not a TorchScript archive ({_first_line(e)}); if it is a "
-                "state dict, pass it as checkpoint= together with a 'module:factory' spec"
+                "state dict, pass it as --checkpoint together with a 'module:factory' --teacher"
             ) from e
     elif s.lower().endswith(_PATHLIKE_SUFFIXES) or os.sep in s or s.startswith("."):
         raise TeacherNotFoundError(

@@ -10,7 +10,10 @@ were twice as fast as one. So the choice depends on the load, and lplabel makes 
   parallel with each other, more threads each would only fight;
 * the **main** process gets the cores the workers leave, shared among the processes of this job on
   the node (``LOCAL_WORLD_SIZE`` under torchrun), and no more than the cores other processes leave
-  idle right now (``cores - 1-minute load average``, rounded), at least 1.
+  idle right now (``cores - busy``, rounded, at least 1), where ``busy`` is the number of other
+  runnable tasks now (:func:`busy_cpus`: ``/proc/loadavg``'s running count, sampled for 0.1 s). The
+  1-minute load average is not used for the choice: it lags by a minute both ways (it still
+  remembers a job that just ended and has not yet seen one that just started).
 
 The user decides over all of this: ``--threads N`` (``threads=N``), or ``OMP_NUM_THREADS`` in the
 environment (what Slurm and HPC users set), which lplabel then leaves as it is.
@@ -41,6 +44,25 @@ def load_average() -> float | None:
         return None
 
 
+def busy_cpus(samples: int = 10, interval: float = 0.01) -> float | None:
+    """Runnable tasks other than this one, now: the mean over ``samples`` readings of the running
+    count in ``/proc/loadavg`` minus this process's reading thread. Falls back to the 1-minute load
+    average where there is no ``/proc`` (None where there is neither)."""
+    import time
+
+    counts = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg", encoding="ascii") as f:
+                running = int(f.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return load_average()
+        counts.append(max(0, running - 1))
+        if i + 1 < samples:
+            time.sleep(interval)
+    return sum(counts) / len(counts)
+
+
 @dataclass(frozen=True)
 class ThreadPlan:
     """The chosen thread counts and why (``reason`` is printed in run summaries)."""
@@ -62,14 +84,15 @@ def plan_threads(requested: int | str | None = "auto", *, workers: int = 0, proc
     ``requested``: an int (the user's choice, used as given), ``"auto"``, or None (keep torch's
     current setting). ``workers``: worker processes this process starts (1 thread each).
     ``processes``: processes of this job on the node (default: ``LOCAL_WORLD_SIZE`` or 1).
-    ``cores``/``load``/``environ`` default to this machine's (given in tests).
+    ``load``: other runnable tasks (default :func:`busy_cpus`). ``cores``/``load``/``environ``
+    default to this machine's (given in tests).
     """
     import torch
 
     env = os.environ if environ is None else environ
     cores = available_cores() if cores is None else int(cores)
     if load is None and environ is None:
-        load = load_average()
+        load = busy_cpus()
     if isinstance(requested, int) and not isinstance(requested, bool):
         if requested < 1:
             raise ValueError(f"threads must be >= 1, got {requested}")
@@ -95,7 +118,7 @@ def plan_threads(requested: int | str | None = "auto", *, workers: int = 0, proc
     main = share
     if load is not None:
         idle = int(round(cores - load))
-        why += f", load {load:.1f}"
+        why += f", {load:.1f} busy"
         if idle < main:
             main = max(1, idle)
     return ThreadPlan(main, WORKER_THREADS, cores, load, why)

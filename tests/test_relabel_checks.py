@@ -236,7 +236,7 @@ def test_thread_plan():
     assert plan_threads(3, cores=2, load=9.0, environ=env).main == 3  # the user's choice wins
     assert plan_threads("auto", cores=2, load=0.2, environ=env).main == 2  # quiet: all cores
     busy = plan_threads("auto", cores=2, load=5.0, environ=env)
-    assert busy.main == 1 and "load 5.0" in busy.reason
+    assert busy.main == 1 and "5.0 busy" in busy.reason
     assert plan_threads("auto", cores=16, load=0.0, processes=4, environ=env).main == 4
     w = plan_threads("auto", cores=8, load=0.0, workers=3, environ=env)
     assert (w.main, w.worker) == (5, 1)  # workers 1 thread each, the main process the rest

@@ -618,12 +618,12 @@ def _compute(report, todo, ids, K, spe, N, B, seed, sizes, policy, drop_last, re
 
 def _pure_forward(runner: "_Teacher", x: torch.Tensor, budget: float = 0.5, max_calls: int = 5) -> float:
     """Views/s of the teacher alone on the rendered batch ``x`` (same device, threads, precision):
-    the ceiling the loop is compared with in the summary. One warm-up call, then the median of up
-    to ``max_calls`` timed calls within about ``budget`` seconds."""
+    the ceiling the loop is compared with in the summary. The median of up to ``max_calls`` timed
+    calls within about ``budget`` seconds (at least one: a slow teacher costs one more batch; the
+    loop has warmed it up already)."""
     sync = (lambda: torch.cuda.synchronize(runner.device)) if runner.device.type == "cuda" else (lambda: None)
     times = []
     with torch.inference_mode():
-        runner(x)
         sync()
         end = time.perf_counter() + budget
         while len(times) < max_calls:
