@@ -436,7 +436,8 @@ def threads_study(args, argv=None):
                 ("auto (lplabel.threads)", "auto")]
     images = synthetic_images(args.images, args.source_size or args.size, args.classes)
     teacher = build_teacher(args.teacher, args.classes)
-    print(f"machine: {machine()}", flush=True)
+    mach = machine()
+    print(f"machine: {mach}", flush=True)
     results = {}  # (condition, label) -> list of (views/s, pure forward views/s, threads used)
     conditions = [("as found", 0), (f"+{args.busy} busy loops", args.busy)]
     tmp = Path(tempfile.mkdtemp(prefix="bench-threads-"))
@@ -475,7 +476,7 @@ def threads_study(args, argv=None):
     lines = [f"## Torch threads on a shared CPU — {args.teacher} at {args.size} px, batch {args.batch_size}"
              + (f" ({args.note})" if args.note else ""), "",
              f"- date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
-             f"- machine: {machine()}; {available_cores()} cores available to the process",
+             f"- machine: {mach}; {available_cores()} cores available to the process",
              f"- command: `{cmd}`",
              f"- content: {args.images} synthetic images, {args.epochs} epochs, CutMix, {args.classes} classes, "
              f"labels " + (f"top-{args.topk}" if args.topk else "dense") + " fp16; teacher check off",
