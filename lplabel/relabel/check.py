@@ -210,7 +210,10 @@ class ViewAccuracy:
         if not known.any():
             return
         pred = z.argmax(1)
-        t = torch.from_numpy(np.where(known, target, -1)).to(self.device)
+        t = torch.from_numpy(np.where(known, target, -1))
+        if self.device.type == "cuda":  # a pageable copy would wait for the forward on this stream
+            t = t.pin_memory()
+        t = t.to(self.device, non_blocking=True)
         self.correct += (pred == t).sum()
         # unknown-class views count in the extra last bin; scatter_add needs no host sync
         binned = torch.where(t >= 0, pred, torch.full_like(pred, self.num_classes))
