@@ -508,7 +508,10 @@ def _load_state(model: nn.Module, sd: dict, ckpt, spec: str) -> None:
 
 
 def _normalize_arg(normalize):
-    """None (auto), False/"none", "imagenet", or (mean, std) → None | False | (mean, std)."""
+    """None (auto), False/"none", "imagenet", "unit", or (mean, std) → None | False | (mean, std).
+
+    ``"unit"``: mean 0, std 1, i.e. ``x / 255`` -- for a teacher that takes 0..1 pixels and
+    normalises nothing itself (one statistic, broadcast over any channel count)."""
     if normalize is None:
         return None
     if normalize is False or (isinstance(normalize, str) and normalize.lower() == "none"):
@@ -516,7 +519,9 @@ def _normalize_arg(normalize):
     if isinstance(normalize, str):
         if normalize.lower() == "imagenet":
             return (IMAGENET_MEAN, IMAGENET_STD)
-        raise ValueError(f"normalize must be None, 'none', 'imagenet' or (mean, std); got {normalize!r}")
+        if normalize.lower() == "unit":
+            return ((0.0,), (1.0,))
+        raise ValueError(f"normalize must be None, 'none', 'imagenet', 'unit' or (mean, std); got {normalize!r}")
     mean, std = normalize
     return (tuple(float(v) for v in mean), tuple(float(v) for v in std))
 
@@ -583,7 +588,7 @@ def load_teacher(
     ``normalize``: ``None`` (automatic: TorchScript files and factory models are returned as
     they are — they must already take 0..255 input — except that a checkpoint saved from a
     :class:`~lplabel.models.Normalized` teacher restores its wrapper; torchvision/timm models
-    get ImageNet normalisation), ``"imagenet"``, ``"none"``, or ``(mean, std)`` in 0..1 units
+    get ImageNet normalisation), ``"imagenet"``, ``"unit"`` (``x/255``: 0..1 pixels), ``"none"``, or ``(mean, std)`` in 0..1 units
     to wrap the model in :class:`~lplabel.models.Normalized`. ``random_weights``: allow a
     ``torchvision:``/``timm:`` network without pretrained weights or checkpoint (refused by default).
 

@@ -132,6 +132,12 @@ def test_wrong_range_teacher_warns_before_and_after(tmp_path, digits, trained, t
     assert len(warned) == 2, text  # on the sample before, on the views after
     assert "sampled images" in warned[0] and "views" in warned[1] and "0..255" in warned[0]
     assert "TeacherAccuracyWarning" not in text  # the CLI prints the line once, not the Python warning too
+    assert "--normalize unit" in warned[0]
+    # the fix the warning names
+    code, text = run(["relabel", "digits", "--ipc", "10", "--teacher", teacher_files["01"], "-o", tmp_path / "f.lpl",
+                      "--epochs", "2", "-b", "32", "--no-progress", "--normalize", "unit"])
+    assert code == 0 and "WARNING" not in text, text
+    assert (_top1(good) == _top1(tmp_path / "f.lpl")).mean() > 0.99
     # and the labels are indeed garbage: their top-1 mostly disagrees with the correct run's
     assert (_top1(good) == _top1(bad)).mean() < 0.5
 
@@ -228,6 +234,7 @@ def test_help_states_the_input_convention():
     flat = " ".join(text.split())
     assert "0..255" in flat and "not 0..1" in flat and "--random-weights" in flat and "--threads" in flat
     assert "imagenet for torchvision" in flat  # what --normalize auto decides, spelled out
+    assert "unit: x/255" in flat
 
 
 # ------------------------------------------------------------------------- item 6: threads

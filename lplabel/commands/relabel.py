@@ -20,9 +20,11 @@ def _echo(msg: str) -> None:
                    "NCHW RGB pixels in 0..255 (see --normalize) and must return one logit per class.")
 @click.option("--checkpoint", "checkpoints", multiple=True, metavar="PATH",
               help="State-dict file for a factory teacher; once per --teacher, in order ('-' for none).")
-@click.option("--normalize", type=click.Choice(["auto", "imagenet", "none"]), default="auto", show_default=True,
+@click.option("--normalize", type=click.Choice(["auto", "imagenet", "unit", "none"]), default="auto",
+              show_default=True,
               help="What the teacher's 0..255 pixels become. imagenet: (x/255 - mean)/std with ImageNet's "
-                   "mean/std; none: the 0..255 pixels as they are. auto: imagenet for torchvision: teachers "
+                   "mean/std; unit: x/255 (0..1 pixels, for a teacher that expects them and normalises "
+                   "itself); none: the 0..255 pixels as they are. auto: imagenet for torchvision: teachers "
                    "(timm: the model's own mean/std), the stored statistics for a checkpoint saved from an "
                    "lplabel teacher, none for TorchScript files and module:factory teachers (they must "
                    "normalise themselves).")
@@ -105,7 +107,8 @@ def relabel_cmd(images, out, teachers, checkpoints, normalize, random_weights, s
 
     Teachers get float32 NCHW RGB pixels in 0..255, not 0..1: a teacher that normalises itself
     (lplabel's, or a TorchScript export that includes its normalisation) is used as it is; one
-    that expects ImageNet-normalised input needs --normalize imagenet. Before the run (on up to
+    that expects 0..1 input needs --normalize unit, one that expects ImageNet-normalised input
+    --normalize imagenet. Before the run (on up to
     256 whole images) and after it (on the views), the teacher's top-1 on the images' own classes
     is printed, with a WARNING when it is near chance.
 

@@ -103,8 +103,8 @@ class AccuracyCheck:
         if self.suspicious:
             why = "near chance" if self.near_chance else "one class for most of them"
             s = ("WARNING: " + s + f" -- {why}: the labels are likely garbage. Teachers get float32 NCHW RGB "
-                 "pixels in 0..255; one that expects 0..1 or normalised input needs --normalize imagenet or a "
-                 "wrapper that normalises (see lplabel relabel --help)")
+                 "pixels in 0..255; one that expects 0..1 input needs --normalize unit, one that expects normalised "
+                 "input --normalize imagenet (see lplabel relabel --help)")
             if self.top_share >= 0.5 and self.top_class is not None:
                 s += f"; it predicted {self._class(self.top_class)} for {100 * self.top_share:.0f}% of them"
         return s
