@@ -24,6 +24,15 @@ fp32, 512 images, so a run takes minutes. Results are appended to
 
     python benchmarks/bench_relabel.py                 # defaults for the machine
     python benchmarks/bench_relabel.py --device cuda --images 10000 --epochs 2 --amp
+
+``--threads-study`` (CPU) measures instead how the torch thread count decides throughput on a
+shared machine (issue 19 item 6): ``run_relabel`` with 1 thread, with torch's default (one per
+core) and with ``threads="auto"`` (:func:`lplabel.threads.plan_threads`), each as it runs and
+against the teacher's pure forward timed inside the same run (``RelabelReport.teacher_views_per_second``),
+first as the machine is, then with ``--busy N`` busy-loop processes started by the script (and
+killed at the end), interleaved over ``--rounds`` rounds:
+
+    python benchmarks/bench_relabel.py --threads-study --images 256 --epochs 2 --busy 4
 """
 from __future__ import annotations
 
@@ -273,7 +282,12 @@ def main(argv=None):
                          "(a shared or busy machine slows some rounds)")
     ap.add_argument("--results", default=str(REPO / "benchmarks" / "results"))
     ap.add_argument("--note", default="")
+    ap.add_argument("--threads-study", action="store_true",
+                    help="measure thread counts as the machine is and under --busy busy loops (CPU)")
+    ap.add_argument("--busy", type=int, default=4, help="busy-loop processes of the loaded half of --threads-study")
     args = ap.parse_args(argv)
+    if args.threads_study:
+        return threads_study(args, argv)
 
     from lplabel.relabel import run_relabel
 
@@ -400,6 +414,96 @@ def main(argv=None):
         if new:
             f.write("# Relabel benchmarks (benchmarks/bench_relabel.py)\n\n")
         f.write("\n".join(lines))
+    print("\n".join(lines))
+    print(f"appended to {path}")
+
+
+# ------------------------------------------------------------------------------ threads study
+def _busy_loops(n: int) -> list:
+    import subprocess
+
+    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+
+
+def threads_study(args, argv=None):
+    """See the module doc (``--threads-study``)."""
+
+    from lplabel.relabel import run_relabel
+    from lplabel.threads import available_cores, busy_cpus
+
+    default_threads = torch.get_num_threads()  # torch's own choice in this process (one per core)
+    settings = [("1 thread", 1), (f"torch default ({default_threads} threads)", default_threads),
+                ("auto (lplabel.threads)", "auto")]
+    images = synthetic_images(args.images, args.source_size or args.size, args.classes)
+    teacher = build_teacher(args.teacher, args.classes)
+    mach = machine()
+    print(f"machine: {mach}", flush=True)
+    results = {}  # (condition, label) -> list of (views/s, pure forward views/s, threads used)
+    conditions = [("as found", 0), (f"+{args.busy} busy loops", args.busy)]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-threads-"))
+    procs = []
+    busy_seen = {}
+    try:
+        for cond, nbusy in conditions:
+            procs = _busy_loops(nbusy)
+            time.sleep(2.0 if nbusy else 0.0)
+            busy_seen[cond] = []
+            for r in range(args.rounds):
+                for label, t in settings:
+                    busy_seen[cond].append(busy_cpus())
+                    rep = run_relabel(images, teacher, tmp / "t.lpl", epochs=args.epochs, batch_size=args.batch_size,
+                                      size=args.size, mix="cutmix", seed=0, device="cpu", topk=args.topk,
+                                      values="fp16", force=True, fresh=True, progress=False, teacher_check=False,
+                                      threads=t)
+                    results.setdefault((cond, label), []).append(
+                        (rep.views_per_second, rep.teacher_views_per_second, rep.threads.main))
+                    print(f"[{cond}, round {r + 1}] {label}: {rep.views_per_second:,.0f} views/s, pure forward "
+                          f"{rep.teacher_views_per_second:,.0f} views/s, {rep.threads.describe()}", flush=True)
+            for p in procs:
+                p.kill()
+                p.wait()
+            procs = []
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def med(xs):
+        return float(np.median(xs))
+
+    cmd = "python benchmarks/bench_relabel.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    lines = [f"## Torch threads on a shared CPU — {args.teacher} at {args.size} px, batch {args.batch_size}"
+             + (f" ({args.note})" if args.note else ""), "",
+             f"- date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
+             f"- machine: {mach}; {available_cores()} cores available to the process",
+             f"- command: `{cmd}`",
+             f"- content: {args.images} synthetic images, {args.epochs} epochs, CutMix, {args.classes} classes, "
+             f"labels " + (f"top-{args.topk}" if args.topk else "dense") + " fp16; teacher check off",
+             "", "Median of the rounds (range in brackets); the ratio columns compare with the 1-thread row of "
+             "the same condition, measured interleaved with it.", "",
+             "| condition | threads | busy tasks seen | relabel views/s | vs 1 thread | pure forward views/s | "
+             "loop / pure forward |", "|---|---|---:|---:|---:|---:|---:|"]
+    for cond, _ in conditions:
+        base = med([v for v, _, _ in results[(cond, "1 thread")]])
+        seen = busy_seen[cond]
+        for label, _ in settings:
+            xs = results[(cond, label)]
+            v = [a for a, _, _ in xs]
+            f = [b for _, b, _ in xs]
+            used = sorted({c for _, _, c in xs})
+            lines.append(f"| {cond} | {label}" + (f" → {'/'.join(map(str, used))}" if label.startswith("auto") else "")
+                         + f" | {min(seen):.1f}–{max(seen):.1f} | {med(v):,.0f} ({min(v):,.0f}–{max(v):,.0f}) | "
+                         f"{med(v) / base:.2f} | {med(f):,.0f} | {med(v) / med(f):.0%} |")
+    lines += ["", ""]
+    res = Path(args.results)
+    res.mkdir(parents=True, exist_ok=True)
+    path = res / f"relabel-threads-{_dt.date.today().isoformat()}.md"
+    new = not path.exists()
+    with open(path, "a", encoding="utf-8") as fh:
+        if new:
+            fh.write("# Relabel: torch threads on a shared CPU (benchmarks/bench_relabel.py --threads-study)\n\n")
+        fh.write("\n".join(lines))
     print("\n".join(lines))
     print(f"appended to {path}")
 

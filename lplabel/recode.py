@@ -14,7 +14,6 @@ labels bit-exactly, without re-quantizing).
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -24,6 +23,7 @@ import numpy as np
 from .dtypes import to_float32
 from .errors import LplabelError, OutputExistsError
 from .images import ImageIndex
+from .progress import progress_bar  # noqa: F401  (the one owner of progress output; re-exported)
 
 
 class RecodeError(LplabelError):
@@ -337,14 +337,6 @@ def view_codecs(level: int) -> dict:
     from .codecs.zplanes import ZPlanes
 
     return {"crop": [ZPlanes(level)]}
-
-
-def progress_bar(total: int | None, desc: str):
-    """A tqdm bar on stderr, silent when stderr is not a terminal."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, disable=not sys.stderr.isatty(),
-                dynamic_ncols=True, leave=False)
 
 
 def write_steps(meta: SourceMeta, steps: Iterable[SourceStep], out, label_codecs, *, selection="keep",

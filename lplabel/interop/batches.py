@@ -222,7 +222,7 @@ def run_import(plan: BatchPlan, out_path, *, codecs=None, force=False, progress=
                          augmentation=prep.augmentation, teacher=prep.teacher, seed=plan.seed,
                          extensions=prep.extension(lossless=label.lossless), steps_per_chunk=steps_per_chunk,
                          zstd_level=zstd_level, overwrite=force)
-    bar = progress_bar(len(plan.files), f"import {plan.layout}", progress)
+    bar = progress_bar(len(plan.files), f"import {plan.layout}", progress, unit="file")
     records = 0
     try:
         for st in iter_steps(prep):

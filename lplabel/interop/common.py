@@ -6,12 +6,13 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..progress import progress_bar  # noqa: F401  (the one owner of progress output; re-exported)
 
 from ..errors import OutputExistsError
 from ..images import ImageIndex
@@ -272,15 +273,6 @@ def legacy_extension(layout: str, **facts) -> dict:
 def legacy_info(store) -> dict | None:
     ext = (store.header.get("extensions") or {}).get("legacy")
     return ext if isinstance(ext, dict) else None
-
-
-# ------------------------------------------------------------------------------ progress
-def progress_bar(total: int, desc: str, enabled: bool, unit: str = "file"):
-    """A tqdm bar on stderr when ``enabled`` and stderr is a terminal (logs stay clean)."""
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not (enabled and sys.stderr.isatty()),
-                dynamic_ncols=True, leave=False)
 
 
 # ------------------------------------------------------------------------ report objects

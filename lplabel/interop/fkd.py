@@ -236,7 +236,7 @@ def import_fkd(root, out_path, *, codecs=None, force=False, progress=True, image
                          steps_per_epoch=N, label_codecs=label.codecs, label_input=label.label_input,
                          crop_type=prep.sig["coords_dtype"], augmentation=prep.augmentation, teacher=prep.teacher,
                          extensions=ext, steps_per_chunk=steps_per_chunk, zstd_level=zstd_level, overwrite=force)
-    bar = progress_bar(len(prep.rels), "import fkd", progress)
+    bar = progress_bar(len(prep.rels), "import fkd", progress, unit="file")
     try:
         for img, _, coords, flip, idx, vals in iter_fkd(prep):
             writer.write_step(0, img, image=np.full(P, img, dtype=np.int32), crop=coords, flip=flip,

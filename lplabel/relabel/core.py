@@ -18,7 +18,6 @@ for how parts are cut and shared between ranks, and :mod:`lplabel.relabel.workdi
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ from torch import nn
 
 from ..codecs import Pipeline
 from ..errors import LplabelError
+from ..progress import progress_bar
+from ..threads import ThreadPlan, load_average, plan_threads, torch_threads
 from ..images import ImageSet, image_index
 from ..memory_format import network_input, use_channels_last
 from ..replay import ImageBank, render_step, render_views
@@ -39,6 +40,7 @@ from ..views import AugmentPolicy, StepViews, plan_steps, steps_per_epoch as _st
 from .distributed import DistContext
 from .errors import (DistributedError, ImageInputError, OutputExistsError, RelabelError, TeacherOutputError,
                      WorkDirError)
+from .check import AccuracyCheck, ViewAccuracy, known_classes, sample_check
 from .inputs import check_images
 from .labels import build_label_chain, label_spec, part_chain
 from .plan import (default_steps_per_part, make_plan, num_parts, owned_parts, part_ids, rle_encode,
@@ -72,6 +74,12 @@ class RelabelReport:
     merge_seconds: float = 0.0
     device: str = "cpu"
     precision: str = "float32"
+    #: views/s of the teacher alone on one full batch, measured after the loop (same threads, device)
+    teacher_views_per_second: float = float("nan")
+    threads: ThreadPlan | None = None
+    #: the teacher's top-1 on the images' own classes: on a sample before the run, on the views after
+    sample_check: AccuracyCheck | None = None
+    view_check: AccuracyCheck | None = None
     info: dict | None = field(default=None, repr=False)
 
     @property
@@ -208,15 +216,17 @@ def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out,
                 force: bool = False, fresh: bool = False, work_dir=None, steps_per_part: int | None = None,
                 rank: int | None = None, world_size: int | None = None, merge: bool = True,
                 bank_device=None, queue_size: int = 8, progress: bool | None = None,
-                views: str = "derived", log: Callable[[str], None] | None = None) -> RelabelReport:
+                views: str = "derived", threads: int | str | None = None, teacher_check: bool = True,
+                log: Callable[[str], None] | None = None) -> RelabelReport:
     """Relabel: see the module doc. Arguments:
 
     Views: ``epochs``, ``batch_size`` (B), ``size`` (output side S; default the images' side when
     they are all square and equal), ``crop_scale``, ``crop_ratio``, ``flip_p`` (default 0.5, or 0
     when ``images.meta["hflip"]`` is false), ``mix`` (``cutmix``/``mixup``/``none``),
     ``mix_alpha``, ``seed``, ``drop_last``.
-    Teacher: ``teacher`` (a module taking float32 NCHW 0..255, or a list = ensemble of mean
-    logits), ``device`` (``cpu``/``cuda``/``auto``), ``amp`` + ``amp_dtype`` (autocast),
+    Teacher: ``teacher`` (a module taking float32 NCHW RGB pixels in 0..255 -- not 0..1, not
+    normalised: wrap it in :class:`lplabel.models.Normalized` if it expects that -- or a list =
+    ensemble of mean logits), ``device`` (``cpu``/``cuda``/``auto``), ``amp`` + ``amp_dtype`` (autocast),
     ``channels_last`` (CUDA only, default on; the CPU always runs plain NCHW, docs/cpu.md),
     ``class_map`` (None: the teacher's width must equal the number of classes; ``"in1k"``, a file,
     or a list of ints: store ``logits[:, class_map]``),
@@ -235,8 +245,13 @@ def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out,
     images are uploaded; ``"cpu"`` with a CUDA device also streams), ``queue_size`` (steps in
     flight to the writer). ``views``: ``"derived"`` (default: the store holds no view payload; readers
     regenerate the views from the header and ``images/size``, spec/FORMAT.md §1.4) or ``"stored"``
-    (the view columns are stored). ``progress``: tqdm bar on stderr (default: when stderr is a terminal); ``log``: called
-    with summary lines.
+    (the view columns are stored). ``progress``: None (default) or True: a bar on a terminal, a plain
+    line every minute otherwise (:mod:`lplabel.progress`); False: nothing. ``log``: called with summary lines.
+    ``threads``: torch threads of this process while it relabels (:func:`lplabel.threads.plan_threads`):
+    an int, ``"auto"`` (the cores that other processes and ``LOCAL_WORLD_SIZE`` leave; the CLI's
+    default), or None (keep the process's setting; the Python default). ``teacher_check``: print the
+    teacher's top-1 on the images' own classes on a sample before and on the views after the run, and
+    warn (:class:`~lplabel.relabel.check.TeacherAccuracyWarning`) near chance (:mod:`~lplabel.relabel.check`).
     """
     t_begin = time.perf_counter()
     say = log or (lambda s: None)
@@ -249,9 +264,14 @@ def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out,
     dev = resolve_device(device)
     dist = DistContext.detect(rank, world_size, dev.type)
     try:
+        plan = plan_threads(threads)
+    except ValueError as e:
+        raise RelabelError(str(e), hint="give --threads a positive number") from None
+    try:
         if dist.group and dev.type == "cuda" and dev.index is None:
             dev = torch.device("cuda", dist.local_rank)
-        return _run(images, teacher, out, dist, dev, say, t_begin, locals_=dict(
+        with torch_threads(plan.main):
+            return _run(images, teacher, out, dist, dev, say, t_begin, plan, locals_=dict(
             epochs=epochs, batch_size=batch_size, size=size, crop_scale=crop_scale, crop_ratio=crop_ratio,
             flip_p=flip_p, mix=mix, mix_alpha=mix_alpha, seed=seed, drop_last=drop_last, amp=amp,
             amp_dtype=amp_dtype, channels_last=channels_last, keep=keep, keep_seed=keep_seed, reuse=reuse,
@@ -260,7 +280,7 @@ def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out,
             label_codecs=label_codecs, steps_per_chunk=steps_per_chunk, class_map=class_map,
             teacher_description=teacher_description, teacher_checksum=teacher_checksum, force=force, fresh=fresh,
             work_dir=work_dir, steps_per_part=steps_per_part, merge=merge, bank_device=bank_device,
-            queue_size=queue_size, progress=progress, views=views))
+            queue_size=queue_size, progress=progress, views=views, teacher_check=teacher_check))
     finally:
         dist.close()
 
@@ -290,7 +310,7 @@ def _collective(dist: DistContext, fn, *args):
     return res[1]
 
 
-def _run(images, teacher, out, dist, dev, say, t_begin, locals_):
+def _run(images, teacher, out, dist, dev, say, t_begin, plan, locals_):
     a = locals_
     B = int(a["batch_size"])
     E = int(a["epochs"])
@@ -398,7 +418,21 @@ def _run(images, teacher, out, dist, dev, say, t_begin, locals_):
                   "label_input": label_input if label_input == "logits" else list(label_input),
                   "part_mode": pmode, "steps_per_chunk": spc, "views": a["views"]},
     }
+    # -- does the teacher recognise the images? (before any work directory exists) -------------
+    classes = known_classes(images) if a["teacher_check"] else None
+    before = None
+    if classes is not None:
+        before = sample_check(images, classes, runner, policy, dev, num_classes)
+        if dist.is_main:
+            before.report(say)
+    elif a["teacher_check"] and dist.is_main:
+        say("teacher check: the images carry no classes, so the teacher's accuracy on them cannot be checked")
+
+    created = a["fresh"] or not wd.exists()  # the work directory holds only what this run writes
     _collective(dist, lambda: wd.prepare(manifest, fresh=a["fresh"]))
+    if wd.replaced and dist.is_main:
+        say(f"{wd.path}: replaced an unfinished run's work directory that held no finished part "
+            "(it used other settings)")
 
     # -- which parts this process computes ----------------------------------------------------
     mine = owned_parts(P, dist.rank, dist.world_size)
@@ -416,18 +450,20 @@ def _run(images, teacher, out, dist, dev, say, t_begin, locals_):
 
     report = RelabelReport(path=out, merged=False, work_dir=wd.path, rank=dist.rank, world_size=dist.world_size,
                            steps_planned=int(len(ids)), parts_total=P, parts_resumed=resumed, device=str(dev),
-                           precision=runner.precision)
+                           precision=runner.precision, threads=plan, sample_check=before)
+    accuracy = ViewAccuracy(classes, num_classes, dev, policy, images) if classes is not None else None
     err = None
     try:
         if todo:
             renderer = _Renderer(images, dev, policy, a["bank_device"])
             _compute(report, todo, ids, K, spe, N, B, seed, sizes, policy, drop_last, renderer, runner,
                      device_topk, num_classes, label_input, pcodecs, pinput, wd, index, teacher_hdr, selection,
-                     a, dist)
+                     a, dist, accuracy)
     except LplabelError as e:
         err = e
-    except Exception as e:
-        if not dist.group:
+    except BaseException as e:
+        if not dist.group or not isinstance(e, Exception):
+            _drop_if_empty(wd, created, dist)
             raise
         err = DistributedError(f"rank {dist.rank} failed: {_first_line(e)}")
     if dist.group:
@@ -437,7 +473,12 @@ def _run(images, teacher, out, dist, dev, say, t_begin, locals_):
                 raise err
             raise DistributedError(f"another rank failed: {errs[0]}") from None
     elif err is not None:
+        _drop_if_empty(wd, created, dist)
         raise err
+    if accuracy is not None:  # only for a run that computed all its views
+        report.view_check = accuracy.result()
+        if report.view_check is not None and dist.is_main:
+            report.view_check.report(say)
 
     # -- merge ----------------------------------------------------------------------------------
     if not a["merge"]:
@@ -469,6 +510,14 @@ def _run(images, teacher, out, dist, dev, say, t_begin, locals_):
     return report
 
 
+def _drop_if_empty(wd: WorkDir, created: bool, dist: DistContext) -> None:
+    """After a failure: remove the work directory this run created when it holds no finished
+    part (nothing to resume; it would only block the corrected run). Only a single process may:
+    shards share work directories with other processes."""
+    if created and dist.world_size == 1 and not wd.finished_parts():
+        wd.remove()
+
+
 def _part_ok(path: Path, expected_ids: np.ndarray, spe: int) -> bool:
     """A finished part holds exactly its planned steps (else it is redone)."""
     try:
@@ -490,14 +539,11 @@ def _merge_workdir(wd: WorkDir, out: Path, force: bool, progress, say) -> None:
 
 
 def _compute(report, todo, ids, K, spe, N, B, seed, sizes, policy, drop_last, renderer, runner, device_topk,
-             num_classes, label_input, pcodecs, pinput, wd, index, teacher_hdr, selection, a, dist):
-    from tqdm import tqdm
-
+             num_classes, label_input, pcodecs, pinput, wd, index, teacher_hdr, selection, a, dist, accuracy=None):
     part_steps = {j: part_ids(ids, K, j) for j in todo}
     total_views = sum(_views_in_steps(v, spe, N, B) for v in part_steps.values())
-    show = sys.stderr.isatty() if a["progress"] is None else bool(a["progress"])
-    bar = tqdm(total=total_views, unit="view", unit_scale=True, desc="relabel", file=sys.stderr,
-               disable=not (show and dist.is_main), dynamic_ncols=True, smoothing=0.05)
+    bar = progress_bar(total_views, "relabel", a["progress"] is not False and dist.is_main, unit="view",
+                       unit_scale=True)
     E = int(a["epochs"])
 
     def open_part(j):
@@ -519,6 +565,7 @@ def _compute(report, todo, ids, K, spe, N, B, seed, sizes, policy, drop_last, re
     in_flight: deque = deque()
     t0 = time.perf_counter()
     steps = views = 0
+    full = None  # a full batch, to time the teacher's pure forward on after the loop
     try:
         with torch.inference_mode():
             for j in todo:
@@ -537,6 +584,10 @@ def _compute(report, todo, ids, K, spe, N, B, seed, sizes, policy, drop_last, re
                     if z.shape != (len(sv), num_classes):
                         raise TeacherOutputError(f"the teacher returned logits of shape {tuple(z.shape)}, expected "
                                                  f"{(len(sv), num_classes)}", part=f"epoch {epoch}, step {step}")
+                    if accuracy is not None:
+                        accuracy.add(z, sv)
+                    if full is None or len(sv) > len(full):
+                        full = x
                     if device_topk:
                         labels = _topk_canonical(z, device_topk)
                     else:
@@ -562,6 +613,28 @@ def _compute(report, todo, ids, K, spe, N, B, seed, sizes, policy, drop_last, re
     report.compute_seconds = time.perf_counter() - t0
     report.steps_computed = steps
     report.views_computed = views
+    if full is not None:
+        report.teacher_views_per_second = _pure_forward(runner, full)
+
+
+def _pure_forward(runner: "_Teacher", x: torch.Tensor, budget: float = 0.5, max_calls: int = 5) -> float:
+    """Views/s of the teacher alone on the rendered batch ``x`` (same device, threads, precision):
+    the ceiling the loop is compared with in the summary. The median of up to ``max_calls`` timed
+    calls within about ``budget`` seconds (at least one: a slow teacher costs one more batch; the
+    loop has warmed it up already)."""
+    sync = (lambda: torch.cuda.synchronize(runner.device)) if runner.device.type == "cuda" else (lambda: None)
+    times = []
+    with torch.inference_mode():
+        sync()
+        end = time.perf_counter() + budget
+        while len(times) < max_calls:
+            t = time.perf_counter()
+            runner(x)
+            sync()
+            times.append(time.perf_counter() - t)
+            if time.perf_counter() > end:
+                break
+    return len(x) / float(np.median(times)) if times and np.median(times) > 0 else float("nan")
 
 
 def _topk_canonical(z: torch.Tensor, k: int) -> dict:
@@ -585,8 +658,8 @@ def _summary(report: RelabelReport, say, total_seconds: float) -> None:
 
     info = report.info
     if report.views_computed:
-        say(f"relabelled {report.views_computed:,} views in {report.steps_computed:,} steps on {report.device} "
-            f"({report.precision}) in {report.compute_seconds:.1f} s: {report.views_per_second:,.0f} views/s")
+        for line in _speed_lines(report):
+            say(line)
     if report.parts_resumed:
         say(f"  ({report.parts_resumed} of {report.parts_total} parts were resumed from an earlier run)")
     ratio = info.get("ratio_vs_dense_fp16")
@@ -596,6 +669,30 @@ def _summary(report: RelabelReport, say, total_seconds: float) -> None:
         + (f", {bpr:.1f} B/record" if bpr else "")
         + (f", {ratio_phrase(ratio)} ({human_bytes(info['dense_fp16_bytes'])})" if ratio else "")
         + f"; total {total_seconds:.1f} s (merge {report.merge_seconds:.1f} s)")
+
+
+def _speed_lines(report: RelabelReport) -> list[str]:
+    """The summary's speed: views/s against the teacher's pure forward, the threads and why, and
+    a plain reason when the loop or the teacher is slow (busy machine, pipeline overhead)."""
+    v, pure = report.views_per_second, report.teacher_views_per_second
+    line = (f"relabelled {report.views_computed:,} views in {report.steps_computed:,} steps on {report.device} "
+            f"({report.precision}) in {report.compute_seconds:.1f} s: {v:,.0f} views/s")
+    if pure == pure and pure > 0:
+        line += f", {100 * v / pure:.0f}% of the teacher's pure forward ({pure:,.0f} views/s)"
+    plan = report.threads
+    cpu = report.device.startswith("cpu")
+    if plan is not None and cpu:
+        line += f"; {plan.describe()}"
+    out = [line]
+    if pure == pure and pure > 0 and v < 0.5 * pure:
+        out.append(f"  slow loop: {100 * v / pure:.0f}% of the teacher's own speed; the rest went to rendering views, "
+                   "top-k and writing" + (" (on CPU they share the cores with the teacher)" if cpu else ""))
+    load = load_average()
+    if cpu and plan is not None and load is not None and load > plan.cores + 1:
+        hint = " --threads 1 may be faster" if plan.main > 1 else ""
+        out.append(f"  busy machine: load average {load:.1f} on {plan.cores} cores; other processes compete for "
+                   f"them.{hint}")
+    return out
 
 
 def _copy_signature():

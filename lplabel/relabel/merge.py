@@ -14,7 +14,6 @@ float32 logits (chains that need the dense logits, e.g. a top-k tail summary); s
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -152,11 +151,9 @@ def merge(sources: Sequence, out, *, force: bool = False, allow_incomplete: bool
                            list(img.get("class_names", [])))
         crop_type = h0["columns"]["crop"]["input"][0]["type"]
         records = int(sum(st.num_records for st in stores))
-        show = (sys.stderr.isatty() if progress is None else progress)
-        from tqdm import tqdm
+        from ..progress import progress_bar
 
-        bar = tqdm(total=records, unit="view", unit_scale=True, desc="merge", disable=not show,
-                   file=sys.stderr, dynamic_ncols=True)
+        bar = progress_bar(records, "merge", progress, unit="view", unit_scale=True)
         try:
             with StoreWriter(out, num_classes=h0["num_classes"], images=index, batch_size=h0["batch_size"],
                              epochs=h0["epochs"], steps_per_epoch=h0["steps_per_epoch"], drop_last=h0["drop_last"],

@@ -15,8 +15,11 @@ from .errors import RelabelError, TeacherOutputError
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 
 
-def load_teachers(specs: Sequence[str], checkpoints: Sequence[str | None] = (), normalize=None):
+def load_teachers(specs: Sequence[str], checkpoints: Sequence[str | None] = (), normalize=None,
+                  random_weights: bool = False):
     """Load one teacher per spec (``lplabel.teachers.load_teacher``); several make an Ensemble.
+
+    ``random_weights``: allow ``torchvision:``/``timm:`` teachers without pretrained weights.
 
     ``checkpoints``: empty, or one entry per spec (``None``/``"-"``/``"none"`` for no checkpoint),
     or a single checkpoint when there is a single spec. Returns ``(module, description)``.
@@ -34,7 +37,8 @@ def load_teachers(specs: Sequence[str], checkpoints: Sequence[str | None] = (), 
                            hint="give --checkpoint once per --teacher, in the same order ('-' for none)")
     members, parts = [], []
     for spec, ck in zip(specs, cks):
-        members.append(load_teacher(spec, checkpoint=ck, device="cpu", normalize=normalize))
+        members.append(load_teacher(spec, checkpoint=ck, device="cpu", normalize=normalize,
+                                    random_weights=random_weights))
         parts.append(spec if ck is None else f"{spec} @ {Path(ck).name}")
     if len(members) == 1:
         return members[0], parts[0]

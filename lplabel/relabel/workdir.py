@@ -59,6 +59,8 @@ class WorkDir:
 
     def __init__(self, path):
         self.path = Path(path)
+        #: set by :meth:`prepare` when it replaced the directory of another run that held no part
+        self.replaced = False
 
     @property
     def manifest_path(self) -> Path:
@@ -96,7 +98,9 @@ class WorkDir:
         """Create the directory with ``manifest``, or check that an existing one matches it.
 
         ``fresh``: discard an existing work directory first. A mismatch raises WorkDirError
-        naming the differing settings.
+        naming the differing settings -- unless the old run left no finished part and no part
+        being written (it failed or was killed before its first part): then there is nothing to
+        resume, and the directory is replaced (``self.replaced``) instead of blocking this run.
         """
         if fresh and self.path.exists():
             self.remove()
@@ -104,19 +108,27 @@ class WorkDir:
             old = self.read_manifest()
             diff = _diff_keys({k: old.get(k) for k in ("config", "plan", "final")},
                               {k: manifest.get(k) for k in ("config", "plan", "final")})
+            if diff and not self.finished_parts() and not self._temps():
+                self.remove()
+                self.replaced = True
+                diff = None
             if diff:
                 shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
                 raise WorkDirError(
                     f"the unfinished run in this work directory used different settings ({shown})",
                     path=self.path,
-                    hint="re-run with the original settings to resume it, or pass --fresh (fresh=True) "
-                         "to discard it and start over")
-            return old
+                    hint="re-run with the original settings to resume it, or pass --fresh to discard it and "
+                         "start over")
+            if diff is not None:
+                return old
         if self.path.exists() and any(self.path.iterdir()):
             raise WorkDirError("work directory exists but has no manifest.json", path=self.path,
                                hint="remove it or choose another --work-dir")
         self.write_manifest(manifest)
         return manifest
+
+    def _temps(self) -> list[Path]:
+        return [p for p in self.path.iterdir() if p.name.endswith(".tmp")] if self.path.is_dir() else []
 
     def part_path(self, part: int) -> Path:
         return self.path / part_name(part)
