@@ -177,6 +177,11 @@ def output_write_error(e: BaseException, path=None):
                                  "no partial output was left behind")
 
 
+class LplabelWarning(UserWarning):
+    """Something lplabel did on the user's behalf that they should hear about (the CLI prints it
+    as one ``note:`` line), e.g. removing a killed writer's leftover temporary file."""
+
+
 # --- data and teachers ----------------------------------------------------------------------
 
 class DatasetError(LplabelError):
