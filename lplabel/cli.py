@@ -58,7 +58,8 @@ class LplabelGroup(click.Group):
                 raise
             click.echo(f"error: {e}", err=True)
             ctx.exit(2)
-        except OSError as e:  # a full disk, quota or I/O error while writing: one line (errors.output_write_error)
+        except (OSError, RuntimeError) as e:  # a full disk, quota or I/O error while writing: one line
+            # (errors.output_write_error is the one translation; anything else stays a traceback)
             err = output_write_error(e)
             if err is None or os.environ.get("LPLABEL_DEBUG"):
                 raise

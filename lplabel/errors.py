@@ -141,17 +141,28 @@ class OutputWriteError(LplabelError):
 #: ENOSPC, EDQUOT, EIO, EFBIG (file size limit, RLIMIT_FSIZE), EROFS
 _WRITE_ERRNOS = {28: "the disk is full (ENOSPC)", 122: "the disk quota is exceeded (EDQUOT)",
                  5: "an I/O error occurred (EIO)", 27: "the file size limit was reached (EFBIG)",
-                 30: "the file system is read-only (EROFS)"}
+                 30: "the file system is read-only (EROFS)",
+                 0: "the file system refused the write (a full disk, a quota or an I/O error)"}
 _WRITE_PHRASES = {"no space left": 28, "disk quota": 122, "input/output error": 5, "file too large": 27,
                   "read-only file system": 30}
 
 
+#: what C++ writers (torch.save's zip writer) raise, as RuntimeError without an errno, when the
+#: file system refuses a write
+_STREAM_PHRASES = ("iostream error", "failed writing file", "file write failed", "unable to write")
+
+
 def write_errno(e: BaseException):
     """The errno of a failed write, if ``e`` is one (``OSError`` from Python or h5py, whose
-    messages carry ``errno = 28`` or the C library's phrase); None otherwise."""
-    if not isinstance(e, OSError):
+    messages carry ``errno = 28`` or the C library's phrase; 0 for a C++ stream's write failure,
+    whose cause is not reported); None otherwise."""
+    if isinstance(e, RuntimeError):
+        msg = str(e).lower()
+        if "errno = " not in msg:
+            return 0 if any(p in msg for p in _STREAM_PHRASES) else None
+    elif not isinstance(e, OSError):
         return None
-    if e.errno in _WRITE_ERRNOS:
+    if getattr(e, "errno", None) in _WRITE_ERRNOS:
         return e.errno
     msg = str(e).lower()
     import re
