@@ -110,7 +110,7 @@ def clean_stale_temps(path) -> list:
 
 
 #: disk space reserved beyond the data about to be written, for HDF5's metadata (see _reserve)
-RESERVE_SLACK = 256 << 10
+RESERVE_SLACK = 64 << 10
 
 
 def _trim_to_eoa(path: Path) -> None:
