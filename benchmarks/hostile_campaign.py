@@ -14,8 +14,8 @@ Hostile files are written with h5py with every CRC recomputed (anyone can), so o
 validation can catch them. Categories: ``bomb`` (sizes that inflate), ``shape`` (header/table
 counts and shapes), ``content`` (out-of-range decoded values, overlapping chunks), ``mutation``
 (random byte flips, truncations, appended bytes; CRCs not recomputed), ``kill`` (writers killed
-by SIGKILL, then the same output written again: leftover temporaries), ``diskfull`` (a 2 MiB
-tmpfs when this process may mount one, else RLIMIT_FSIZE, which gives EFBIG).
+by SIGKILL mid-write, then the same output written again: ``clean`` when no temporary is left),
+``diskfull`` (a 2 MiB tmpfs when this process may mount one, else RLIMIT_FSIZE, which gives EFBIG).
 
 Usage::
 
@@ -511,6 +511,7 @@ steps = int(sys.argv[2])
 with StoreWriter(sys.argv[1], num_classes=100, images=1000, batch_size=50, epochs=max(1, steps // 20),
                  augmentation={"output_size": 16, "mix": "none"}, teacher={"description": "x"}, seed=0,
                  overwrite=True, segment_bytes=1 << 16) as w:
+    print("started", flush=True)
     for i in range(steps):
         e, s = divmod(i, 20)
         w.write_step(e, s, image=np.arange(s * 50, s * 50 + 50, dtype=np.int32),
@@ -531,17 +532,19 @@ def kill_cases(root: Path, env, n: int, rng: random.Random) -> list:
     target = d / "killed.lpl"
     for i in range(n):
         p = subprocess.Popen([sys.executable, "-c", WRITER, str(target), "400"], env=env, cwd="/",
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.3, 2.5))
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        p.stdout.readline()  # "started": the temporary exists; kill somewhere in the writing
+        time.sleep(rng.uniform(0.0, 1.5))
         p.kill()
         p.wait()
+        p.stdout.close()
         before = leftovers(d)
         r = subprocess.run([sys.executable, "-c", WRITER, str(target), "20"], env=env, capture_output=True, text=True,
                            cwd="/")
         after = leftovers(d)
         ok = r.returncode == 0 and "Traceback" not in r.stderr
         out.append({"category": "kill", "name": f"kill-{i}", "left_by_kill": len(before), "left_after_rerun": len(after),
-                    "outcome": ("named" if ok else "traceback") if not after else "leftover",
+                    "outcome": ("clean" if ok else "traceback") if not after else "leftover",
                     "error": r.stderr.strip().splitlines()[-1][:200] if r.stderr.strip() else ""})
         for x in after:
             (d / x).unlink()
@@ -558,14 +561,18 @@ def _mount_tmpfs(where: Path, size="2m") -> bool:
 
 
 def diskfull_cases(root: Path, env, src: Path) -> list:
-    """The writer, `lplabel quantize`, `encode` and `export` on a full disk (2 MiB tmpfs filled to a
+    """The writer, `lplabel import`, `quantize`, `encode` and `export` on a full disk (2 MiB tmpfs filled to a
     few KB, or RLIMIT_FSIZE = 4 KiB); each must end in one named line, exit 2, nothing left."""
     mnt = root / "full"
     mounted = _mount_tmpfs(mnt)
     if not mounted:
         mnt.mkdir(exist_ok=True)
+    legacy = root / "legacy-lpld"
+    subprocess.run([sys.executable, "-m", "lplabel", "export", str(src), "-o", str(legacy), "--to", "lpld"],
+                   env=env, cwd="/", check=True, capture_output=True)
     cmds = {
         "writer": [sys.executable, "-c", WRITER, str(mnt / "w.lpl"), "200"],
+        "import": [sys.executable, "-m", "lplabel", "import", str(legacy), "-o", str(mnt / "i.lpl")],
         "quantize": [sys.executable, "-m", "lplabel", "quantize", str(src), "-o", str(mnt / "q.lpl"), "--topk", "5"],
         "encode": [sys.executable, "-m", "lplabel", "encode", str(src), "-o", str(mnt / "e.lpl")],
         "export": [sys.executable, "-m", "lplabel", "export", str(src), "-o", str(mnt / "x"), "--to", "lpld"],
@@ -690,9 +697,9 @@ def summarise(results: list) -> str:
         rss = max((r.get("rss_mb") or 0) for r in results if r["category"] == c)
         lines.append(f"| {c} | {sum(counts.values())} | " + " | ".join(str(counts.get(o, 0)) for o in outcomes)
                      + f" | {rss:.0f} |")
-    bad = [r for r in results if r["outcome"] not in ("named", "harmless")]
+    bad = [r for r in results if r["outcome"] not in ("named", "harmless", "clean")]
     lines.append("")
-    lines.append(f"total {len(results)} cases; not named/harmless: {len(bad)}")
+    lines.append(f"total {len(results)} cases; not named/harmless/clean: {len(bad)}")
     for r in bad:
         lines.append(f"- {r['category']} {r['name']}: {r['outcome']} ({r.get('error', '')[:160]}) "
                      f"RSS {r.get('rss_mb', 0) or 0:.0f} MB")

@@ -170,14 +170,19 @@ def test_writer_at_file_size_limit_fails_cleanly(tmp_path, limit):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("cmd", ["quantize", "encode", "export"])
+@pytest.mark.parametrize("cmd", ["quantize", "encode", "export", "import"])
 def test_cli_on_file_size_limit_is_one_line(tmp_path, small_store, cmd):
     src, _ = small_store
     out = tmp_path / "out"
     out.mkdir()
+    if cmd == "import":
+        r = subprocess.run([sys.executable, "-m", "lplabel", "export", str(src), "-o", str(tmp_path / "legacy"),
+                            "--to", "lpld"], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        assert r.returncode == 0, r.stderr
     argv = {"quantize": ["quantize", str(src), "-o", str(out / "q.lpl"), "--topk", "3"],
             "encode": ["encode", str(src), "-o", str(out / "e.lpl")],
-            "export": ["export", str(src), "-o", str(out / "x"), "--to", "lpld"]}[cmd]
+            "export": ["export", str(src), "-o", str(out / "x"), "--to", "lpld"],
+            "import": ["import", str(tmp_path / "legacy"), "-o", str(out / "i.lpl")]}[cmd]
     r = _run_limited([sys.executable, "-m", "lplabel", *argv], 2048, tmp_path)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), r.stderr[-3000:]

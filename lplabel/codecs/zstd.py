@@ -55,7 +55,7 @@ def bounded_decompress(dec, data, max_size: int | None, what: str) -> bytes:
             if size != zstandard.CONTENTSIZE_UNKNOWN and size > max_size:
                 raise CodecError(f"{what} declares {size} bytes, the layout holds at most {max_size}",
                                  hint="the file is damaged or hostile")
-            return dec.decompress(data, max_output_size=max_size)
+            return dec.decompress(data, max_output_size=max(max_size, 1))  # 0 would mean "no limit"
         return dec.decompress(data)
     except zstandard.ZstdError as e:
         raise CodecError(f"{what} cannot be decompressed ({e})") from None
