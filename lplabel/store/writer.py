@@ -466,8 +466,11 @@ class StoreWriter:
             raise WriterError(f"mix_lambda must be NaN (not mixed) or in [0, 1], got {lam!r}", path=self.path,
                               part=where)
         box = np.zeros(4, np.int16) if mix_box is None else np.asarray(mix_box)
-        if box.shape != (4,) or np.any(box < np.iinfo(np.int16).min) or np.any(box > np.iinfo(np.int16).max):
-            raise WriterError("mix_box must be 4 integers (row0, col0, row1, col1)", path=self.path, part=where)
+        size = (self._header_args["augmentation"] or {}).get("output_size")
+        top = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else np.iinfo(np.int16).max
+        if box.shape != (4,) or np.any(box < 0) or np.any(box > top):
+            raise WriterError(f"mix_box must be 4 integers (row0, col0, row1, col1) in 0..{top} (the output image)",
+                              path=self.path, part=where)
         if self._regen is not None:
             self._check_derived(epoch, step, image, crop, flip, mix_partner, mix_lambda, box, where)
         if self._label_stage:
