@@ -598,12 +598,14 @@ def diskfull_cases(root: Path, env, src: Path) -> list:
                 left = [p.name for p in mnt.iterdir() if p.name not in ("filler",)]
                 if r.returncode < 0:
                     outcome = "crash"
-                elif "Traceback" in r.stderr or "Exception ignored" in r.stderr:
+                elif "Exception ignored" in r.stderr or ("Traceback" in r.stderr and name != "writer"):
                     outcome = "traceback"
                 elif left:
                     outcome = "leftover"
                 elif r.returncode == 2 and len(err) == 1 and err[0].startswith("error: "):
-                    outcome = "named"
+                    outcome = "named"  # the CLI: one line
+                elif name == "writer" and r.returncode == 1 and err and err[-1].startswith("lplabel.errors."):
+                    outcome = "named"  # the library: a named exception to its caller
                 else:
                     outcome = f"rc={r.returncode}"
                 out.append({"category": "diskfull", "name": f"{name}-{'tmpfs-' + str(free >> 10) + 'KiB-free' if mounted else 'fsize-4KiB'}",

@@ -354,7 +354,8 @@ class LabelStore:
 
     def _range_problems(self) -> list:
         """Every table value within what the header declares (spec §1.2, §8.2): steps within the
-        schedule, 1..B records per step, λ NaN or in [0, 1], hard classes in -1..C-1, chunks inside their segments and not overlapping. Vectorised:
+        schedule, 1..B records per step, λ NaN or in [0, 1], CutMix boxes inside the output image,
+        hard classes in -1..C-1, chunks inside their segments and not overlapping. Vectorised:
         O(steps + chunks), so every open checks it."""
         h, t = self.header, self.tables
         out = []
@@ -371,6 +372,11 @@ class LabelStore:
         if bad.any():
             out.append(f"steps/mix_lambda of step {int(np.flatnonzero(bad)[0])} is {float(lam[bad][0])!r}, "
                        "not NaN or in [0, 1]")
+        size = (h.get("augmentation") or {}).get("output_size")
+        top = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 32767
+        box = t[L.STEP_MIX_BOX]
+        if box.size and (box.min() < 0 or box.max() > top):
+            out.append(f"steps/mix_box has coordinates outside 0..{top} (the output image)")
         cls = t[L.IMAGE_CLASS]
         if cls.size and (cls.min() < -1 or cls.max() >= h["num_classes"]):
             out.append(f"images/class outside -1..{h['num_classes'] - 1}")
