@@ -8,6 +8,7 @@ A coverage-guided atheris target runs too where atheris is installed (skipped ot
 """
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
@@ -35,6 +36,7 @@ import hostile_campaign as HC  # noqa: E402
 from test_hostile import memory_headroom  # noqa: E402
 
 _DIR = Path(tempfile.mkdtemp(prefix="lplabel-fuzz-"))
+atexit.register(shutil.rmtree, _DIR, True)  # the base stores are built once, at import
 BASES = {k: HC.write_base(_DIR / f"{k}.lpl", *v) for k, v in HC.BASES.items() if k in ("dense10", "topk11")}
 
 HOSTILE_INTS = st.one_of(st.integers(-3, 70), st.sampled_from([2 ** 15, 2 ** 16, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 40,
