@@ -12,7 +12,7 @@ import sys
 import click
 
 from . import __version__
-from .errors import LplabelError
+from .errors import LplabelError, LplabelWarning, output_write_error
 
 
 def human_bytes(n: float) -> str:
@@ -37,6 +37,16 @@ class LplabelGroup(click.Group):
     the import of an optional package that is not installed (:mod:`lplabel.deps` names the extra)."""
 
     def invoke(self, ctx):
+        import warnings
+
+        def note(message, category, *args, **kw):  # lplabel's own notices: one line each
+            if issubclass(category, LplabelWarning):
+                click.echo(f"note: {message}", err=True)
+            else:
+                _show(message, category, *args, **kw)
+
+        _show = warnings.showwarning
+        warnings.showwarning = note
         try:
             return super().invoke(ctx)
         except LplabelError as e:
@@ -57,9 +67,18 @@ class LplabelGroup(click.Group):
                 raise
             click.echo(f"error: {e}", err=True)
             ctx.exit(2)
+        except (OSError, RuntimeError) as e:  # a full disk, quota or I/O error while writing: one line
+            # (errors.output_write_error is the one translation; anything else stays a traceback)
+            err = output_write_error(e)
+            if err is None or os.environ.get("LPLABEL_DEBUG"):
+                raise
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted; no partial output was left under the final name", err=True)
             ctx.exit(130)
+        finally:
+            warnings.showwarning = _show
 
 
 @click.group(cls=LplabelGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -80,6 +80,12 @@ class HeaderError(CorruptStoreError):
     """The JSON header is missing, unparsable or violates the schema."""
 
 
+class LimitExceededError(CorruptStoreError):
+    """The file declares a size beyond what it can hold or what a reader allows (spec §6-§8:
+    a dataset larger than the file, a frame inflating past what its chunk index says, counts
+    beyond the format's limits). Raised *before* anything of that size is allocated."""
+
+
 class StepNotFoundError(LplabelError, KeyError):
     """An (epoch, step) pair that the store does not hold."""
 
@@ -124,6 +130,67 @@ class WriterError(LplabelError):
 
 class OutputExistsError(LplabelError):
     """Refusing to overwrite an existing output without force."""
+
+
+class OutputWriteError(LplabelError):
+    """Writing an output failed in the operating system (disk full, quota, I/O error); the
+    partial output was removed. Made from an ``OSError`` by :func:`output_write_error`."""
+
+
+#: errno values that mean "the output cannot be written here" (not a bug, not bad input):
+#: ENOSPC, EDQUOT, EIO, EFBIG (file size limit, RLIMIT_FSIZE), EROFS
+_WRITE_ERRNOS = {28: "the disk is full (ENOSPC)", 122: "the disk quota is exceeded (EDQUOT)",
+                 5: "an I/O error occurred (EIO)", 27: "the file size limit was reached (EFBIG)",
+                 30: "the file system is read-only (EROFS)",
+                 0: "the file system refused the write (a full disk, a quota or an I/O error)"}
+_WRITE_PHRASES = {"no space left": 28, "disk quota": 122, "input/output error": 5, "file too large": 27,
+                  "read-only file system": 30}
+
+
+#: what C++ writers (torch.save's zip writer) raise, as RuntimeError without an errno, when the
+#: file system refuses a write
+_STREAM_PHRASES = ("iostream error", "failed writing file", "file write failed", "unable to write")
+
+
+def write_errno(e: BaseException):
+    """The errno of a failed write, if ``e`` is one (``OSError`` from Python or h5py, whose
+    messages carry ``errno = 28`` or the C library's phrase; 0 for a C++ stream's write failure,
+    whose cause is not reported); None otherwise."""
+    if isinstance(e, RuntimeError):
+        msg = str(e).lower()
+        if "errno = " not in msg:
+            return 0 if any(p in msg for p in _STREAM_PHRASES) else None
+    elif not isinstance(e, OSError):
+        return None
+    if getattr(e, "errno", None) in _WRITE_ERRNOS:
+        return e.errno
+    msg = str(e).lower()
+    import re
+    m = re.search(r"errno = (\d+)", msg)
+    if m and int(m.group(1)) in _WRITE_ERRNOS:
+        return int(m.group(1))
+    for phrase, num in _WRITE_PHRASES.items():
+        if phrase in msg:
+            return num
+    return None
+
+
+def output_write_error(e: BaseException, path=None):
+    """The one translation of a failed write into a named error (the CLI and every writer use
+    it): an :class:`OutputWriteError` naming the file and the cause, or None when ``e`` is not a
+    write failure."""
+    num = write_errno(e)
+    if num is None:
+        return None
+    where = path if path is not None else getattr(e, "filename", None)
+    return OutputWriteError(f"cannot write: {_WRITE_ERRNOS[num]}", path=where,
+                            hint="free space (or raise the quota/limit) and run the command again; "
+                                 "no partial output was left behind")
+
+
+class LplabelWarning(UserWarning):
+    """Something lplabel did on the user's behalf that they should hear about (the CLI prints it
+    as one ``note:`` line), e.g. removing a killed writer's leftover temporary file."""
 
 
 # --- data and teachers ----------------------------------------------------------------------

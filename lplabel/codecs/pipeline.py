@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import storage_dtype
 from ..errors import CodecChainError, CodecError
 from .abc import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec, Spec, spec_to_json
 from .registry import get_codec
@@ -131,11 +132,26 @@ class Pipeline:
             data = c.encode(data)
         return data
 
+    def max_record_bytes(self) -> int:
+        """The most bytes one record takes at any stage of the chain (input, every array->array
+        stage, decoded): what a reader may need per record, checked before a chunk is decoded."""
+        specs = list(self._specs) + [self.decoded_spec]
+        return max(sum(f.items_per_record * storage_dtype(f.type).itemsize for f in spec) for spec in specs)
+
+    def max_serialized_bytes(self, n: int) -> int:
+        """The most bytes the array->bytes codec's output can take for ``n`` records: the
+        ``bytes`` layout exactly, other layouts (zplanes, rans: headers, incompressible planes)
+        at most twice that plus 64 KiB. Every bytes->bytes frame's output is capped at this
+        (spec §6): a zstd frame that would inflate past it is refused before it is inflated."""
+        layout = n * sum(f.items_per_record * storage_dtype(f.type).itemsize for f in self._specs[-1])
+        return layout if self.array_bytes.name == "bytes" else 2 * layout + (64 << 10)
+
     def decode(self, data, n: int, stop: int = 0) -> dict:
         """Decode a chunk of ``n`` records; ``stop > 0`` leaves the first ``stop`` array->array
         codecs un-decoded (the block is then at stage ``stop``, see :attr:`stored_stage`)."""
+        cap = self.max_serialized_bytes(n)
         for c in reversed(self.bytes_bytes):
-            data = c.decode(data)
+            data = c.decode(data, max_size=cap) if getattr(c, "bounded_decode", False) else c.decode(data)
         block = self.array_bytes.decode(data, self._specs[-1], n)
         for i in range(len(self.array_array) - 1, stop - 1, -1):
             block = self.array_array[i].decode(block, self._specs[i])

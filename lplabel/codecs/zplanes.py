@@ -30,7 +30,7 @@ from ..dtypes import storage_dtype, to_storage
 from ..errors import CodecConfigError, CodecError
 from .abc import ArrayBytesCodec
 from .registry import register_codec
-from .zstd import _decompressor
+from .zstd import _decompressor, bounded_decompress
 
 
 @register_codec
@@ -78,10 +78,7 @@ class ZPlanes(ArrayBytesCodec):
             m = n * f.items_per_record
             u = np.empty((m, es), dtype=np.uint8)
             for b in range(es):
-                try:
-                    plane = dec.decompress(buf[pos:pos + sizes[p]])
-                except zstandard.ZstdError as e:
-                    raise CodecError(f"zplanes: cannot decompress plane {p} ({e})") from None
+                plane = bounded_decompress(dec, buf[pos:pos + sizes[p]], m, f"zplanes: plane {p}")
                 if len(plane) != m:
                     raise CodecError(f"zplanes: plane {p} holds {len(plane)} bytes, the layout needs {m} for {n} records")
                 u[:, b] = np.frombuffer(plane, dtype=np.uint8)

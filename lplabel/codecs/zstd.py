@@ -43,6 +43,24 @@ def _decompressor(d: "zstandard.ZstdCompressionDict | None" = None, key=None):
     return dec
 
 
+def bounded_decompress(dec, data, max_size: int | None, what: str) -> bytes:
+    """One zstd frame decompressed into at most ``max_size`` bytes (spec §6: a frame's output is
+    capped at what the chunk index says the chunk holds). A frame declaring more is refused
+    before anything is allocated; one without a declared size is inflated only up to the cap."""
+    try:
+        if max_size is not None:
+            size = zstandard.get_frame_parameters(data).content_size
+            if size == zstandard.CONTENTSIZE_ERROR:
+                raise CodecError(f"{what} is not a zstd frame")
+            if size != zstandard.CONTENTSIZE_UNKNOWN and size > max_size:
+                raise CodecError(f"{what} declares {size} bytes, the layout holds at most {max_size}",
+                                 hint="the file is damaged or hostile")
+            return dec.decompress(data, max_output_size=max(max_size, 1))  # 0 would mean "no limit"
+        return dec.decompress(data)
+    except zstandard.ZstdError as e:
+        raise CodecError(f"{what} cannot be decompressed ({e})") from None
+
+
 def _make_dict(data: bytes) -> "zstandard.ZstdCompressionDict":
     kind = zstandard.DICT_TYPE_FULLDICT if data[:4] == DICT_MAGIC else zstandard.DICT_TYPE_RAWCONTENT
     return zstandard.ZstdCompressionDict(data, dict_type=kind)
@@ -131,13 +149,13 @@ class Zstd(BytesBytesCodec):
             self._c = zstandard.ZstdCompressor(level=self.level, write_content_size=True, write_checksum=False, **kw)
         return self._c.compress(data)
 
-    def decode(self, data) -> bytes:
+    #: :class:`~lplabel.codecs.pipeline.Pipeline` passes ``max_size``, the chunk's layout size
+    bounded_decode = True
+
+    def decode(self, data, max_size: int | None = None) -> bytes:
         d = self._need_dict()
-        try:
-            return _decompressor(d, None if d is None else (self.dictionary["crc32"], self.dictionary["size"])
-                                 ).decompress(data)
-        except zstandard.ZstdError as e:
-            raise CodecError(f"zstd: cannot decompress chunk ({e})") from None
+        dec = _decompressor(d, None if d is None else (self.dictionary["crc32"], self.dictionary["size"]))
+        return bounded_decompress(dec, data, max_size, "zstd: chunk")
 
     def __getstate__(self):
         return {"level": self.level, "dictionary": self.dictionary, "dictionary_bytes": self.dictionary_bytes}

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import zstandard
 
-from ..errors import CorruptStoreError
+from ..errors import CorruptStoreError, LimitExceededError
 
 #: The header extension that marks a packed store (``must_understand``: older readers refuse it).
 EXTENSION = "packed_tables"
@@ -23,6 +23,9 @@ DATASET = "tables"
 
 #: refuse frames that claim more than this (a damaged size field must not exhaust memory)
 MAX_TABLE_BYTES = 1 << 36
+#: ... or more than this many times their stored size (plus 1 MiB): real tables compress 2-20x
+#: (step tables to 10-15 B per step, spec §1.5), a zstd bomb up to ~30000x (spec §6)
+MAX_TABLE_EXPANSION = 256
 
 #: element type names (spec §3.2) of the types a table may have -> numpy dtype
 TYPES = {"uint8": "u1", "int16": "<i2", "int32": "<i4", "int64": "<i8", "uint32": "<u4", "float64": "<f8"}
@@ -65,10 +68,19 @@ def unpack_tables(data: bytes, path=None) -> dict:
         params = zstandard.get_frame_parameters(data)
         if params.content_size in (zstandard.CONTENTSIZE_UNKNOWN, zstandard.CONTENTSIZE_ERROR):
             raise bad("the zstd frame does not state its content size")
-        if params.content_size > MAX_TABLE_BYTES:
-            raise bad(f"{params.content_size} bytes of tables, above the {MAX_TABLE_BYTES} limit")
+        limit = min(MAX_TABLE_BYTES, MAX_TABLE_EXPANSION * len(data) + (1 << 20))
+        if params.content_size > limit:
+            raise LimitExceededError(f"packed tables are malformed: the frame of {len(data)} bytes declares "
+                                     f"{params.content_size} bytes of tables, above the reader's limit of {limit} "
+                                     f"({MAX_TABLE_EXPANSION}x + 1 MiB, spec §6)", path=path, part=DATASET,
+                                     hint="the file is damaged or was not written by lplabel")
+        # decompress() writes into a buffer of the declared size and fails if the frame holds
+        # more: memory stays bounded by the (checked) declaration
+        raw = bytearray(zstandard.ZstdDecompressor().decompress(data))  # tables are writable views of it
+        if len(raw) != params.content_size:
+            raise bad("the frame's content differs from its declared size")
         obj = zstandard.ZstdDecompressor().decompressobj()
-        raw = obj.decompress(data)
+        obj.decompress(data)  # bounded: the first frame was just decoded within its declared size
         if not obj.eof or obj.unused_data:
             raise bad("not exactly one complete zstd frame")
     except zstandard.ZstdError as e:
@@ -99,7 +111,7 @@ def unpack_tables(data: bytes, path=None) -> dict:
         nbytes = math.prod(shape) * dt.itemsize  # Python integers: a huge shape cannot wrap around
         if pos + nbytes > len(raw):
             raise bad(f"table {name!r} runs past the end of the frame")
-        out[name] = np.frombuffer(raw, dt, count=nbytes // dt.itemsize, offset=pos).reshape(shape).copy()
+        out[name] = np.frombuffer(raw, dt, count=nbytes // dt.itemsize, offset=pos).reshape(shape)
         pos += nbytes
     if pos != len(raw):
         raise bad(f"{len(raw) - pos} bytes after the last table")

@@ -9,6 +9,7 @@ and chunk reads run outside h5py's global lock. Every chunk's CRC-32 is checked 
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -21,12 +22,27 @@ from ..codecs import Pipeline, spec_from_json
 from ..codecs.zstd import dictionary_dataset
 from ..dtypes import usable_block
 from ..errors import (ChecksumError, CodecError, CodecUnavailableError, CorruptStoreError, FormatVersionError,
-                      HeaderError, LplabelError, NotAStoreError, NotHDF5Error, StepNotFoundError, StoreOpenError,
-                      TruncatedFileError)
+                      HeaderError, LimitExceededError, LplabelError, NotAStoreError, NotHDF5Error, StepNotFoundError,
+                      StoreOpenError, TruncatedFileError)
 from . import layout as L
 from . import packed as P
 from .derived import ViewRegenerator, is_derived, mismatch_message, same_views
-from .header import parse_header
+from .header import MAX_HEADER_BYTES, parse_header
+
+#: A decoded chunk may take at most max(MAX_CHUNK_FLOOR, MAX_CHUNK_EXPANSION x its stored bytes)
+#: (spec §6): a few stored bytes that claim gigabytes are refused before anything is decoded.
+#: Real chunks stay far below (measured: at most ~3000x, for columns of one repeated value).
+MAX_CHUNK_FLOOR = 64 << 20
+MAX_CHUNK_EXPANSION = 4096
+
+#: element type of every table (spec §1.2), checked before a table is read
+TABLE_TYPES = {L.IMAGE_KEYS: "u1", L.IMAGE_CLASS: "<i4", L.IMAGE_SIZE: "<i4", L.STEP_EPOCH: "<i4",
+               L.STEP_STEP: "<i4", L.STEP_RECORD_START: "<i8", L.STEP_MIX_LAMBDA: "<f8", L.STEP_MIX_BOX: "<i2",
+               L.CHUNK_STEP_START: "<i8", L.HEADER: "u1", L.PACKED_TABLES: "u1"}
+for _c in L.COLUMNS:
+    TABLE_TYPES[L.column_chunks(_c)] = "<i8"
+    TABLE_TYPES[L.column_crc(_c)] = "<u4"
+    TABLE_TYPES[dictionary_dataset(_c)] = "u1"
 
 
 @dataclass
@@ -82,14 +98,48 @@ def _open_h5(path: Path) -> h5py.File:
         return h5py.File(path, "r")
 
 
-def _read_table(f: h5py.File, name: str, path: Path) -> np.ndarray:
+def checked_dataset(f: h5py.File, name: str, path: Path, limit: int | None = None) -> h5py.Dataset:
+    """Dataset ``name``, after checking -- before a byte of it is read -- that it is what §1
+    allows: a contiguous, unfiltered dataset of its table's element type whose bytes lie inside
+    the file (and within ``limit``). A dataset declared at 5 GB and never written, or one
+    inflated by an HDF5 filter, is refused here by name instead of being allocated."""
     try:
         d = f[name]
-        a = d[()]
-        stored = d.attrs.get(L.ATTR_CRC)
     except KeyError:
         raise CorruptStoreError(f"missing dataset {name!r}", path=path, part=name,
                                 hint="the file is not a complete lplabel store") from None
+    if not isinstance(d, h5py.Dataset):
+        raise CorruptStoreError(f"{name!r} is not a dataset", path=path, part=name)
+    want = TABLE_TYPES.get(name, "u1" if "/seg_" in name else None)
+    if want is not None and d.dtype != np.dtype(want):
+        raise CorruptStoreError(f"dataset {name!r} has element type {d.dtype}, the format says {np.dtype(want)}",
+                                path=path, part=name, hint="the file is damaged or was not written by lplabel")
+    nbytes = 1
+    for n in d.shape or ():
+        nbytes *= int(n)  # Python integers: a huge shape cannot wrap around
+    nbytes *= d.dtype.itemsize
+    size = os.path.getsize(path)
+    if limit is not None and nbytes > limit:
+        raise LimitExceededError(f"dataset {name!r} declares {nbytes} bytes, above the reader's {limit}-byte limit",
+                                 path=path, part=name, hint="the file is damaged or was not written by lplabel")
+    if d.chunks is not None or nbytes > size:
+        why = "is chunked or filtered (the format stores every dataset contiguous)" if d.chunks is not None else \
+            f"declares {nbytes} bytes in a file of {size}"
+        raise LimitExceededError(f"dataset {name!r} {why}", path=path, part=name,
+                                 hint="the file is damaged or was not written by lplabel")
+    if nbytes:
+        off = d.id.get_offset()
+        if off is None or int(off) + nbytes > size:
+            raise TruncatedFileError(f"dataset {name!r} declares {nbytes} bytes that the file does not hold",
+                                     path=path, part=name, hint="the file was cut short or damaged; restore it")
+    return d
+
+
+def _read_table(f: h5py.File, name: str, path: Path) -> np.ndarray:
+    d = checked_dataset(f, name, path)
+    try:
+        a = d[()]
+        stored = d.attrs.get(L.ATTR_CRC)
     except (OSError, RuntimeError, ValueError, TypeError) as e:
         raise CorruptStoreError(f"cannot read dataset {name!r} ({e})", path=path, part=name) from None
     a = np.asarray(a)
@@ -157,7 +207,10 @@ class LabelStore:
         self.format_version = (major, minor)
         if L.HEADER not in f:
             raise CorruptStoreError("missing header dataset", path=path, part="header")
-        raw = np.asarray(f[L.HEADER][()], dtype=np.uint8).tobytes()
+        hd = checked_dataset(f, L.HEADER, path, limit=MAX_HEADER_BYTES)
+        if hd.ndim != 1:
+            raise HeaderError(f"header dataset has shape {hd.shape}, expected one dimension", path=path, part="header")
+        raw = np.asarray(hd[()], dtype=np.uint8).tobytes()
         stored = f.attrs.get(L.ATTR_HEADER_CRC)
         if stored is None or int(stored) != crc32(raw):
             raise ChecksumError("header checksum mismatch", path=path, part="header",
@@ -199,18 +252,25 @@ class LabelStore:
             except (KeyError, TypeError, ValueError) as e:
                 raise HeaderError(f"bad field spec for column {name!r} ({e})", path=path, part="header") from None
             self._attach_dictionaries(f, name)
-            self.chunks[name] = self._table(f, L.column_chunks(name)).reshape(-1, 3)
+            ch = self._table(f, L.column_chunks(name))
+            if ch.size % 3:
+                raise CorruptStoreError(f"chunk index of column {name!r} has {ch.size} entries, not rows of 3",
+                                        path=path, part=L.column_chunks(name))
+            self.chunks[name] = ch.reshape(-1, 3)
             if name in self.derived:  # stored empty (spec §1.4); in memory: one (0, 0, 0) row per chunk
                 self._stored_chunk_rows[name] = len(self.chunks[name])
                 self.chunks[name] = np.zeros((len(self.tables[L.CHUNK_STEP_START]) - 1, 3), np.int64)
             self.chunk_crc[name] = self._table(f, L.column_crc(name))
             nseg = int(self.chunks[name][:, 0].max()) + 1 if len(self.chunks[name]) and name not in self.derived else 0
+            if nseg > len(self.chunks[name]) or (nseg and int(self.chunks[name][:, 0].min()) < 0):
+                raise CorruptStoreError(f"chunk index of column {name!r} names segments outside 0..{len(self.chunks[name]) - 1}",
+                                        path=path, part=L.column_chunks(name))
             offs = []
             for s in range(nseg):
                 seg = L.segment_name(name, s)
                 if seg not in f:
                     raise CorruptStoreError(f"missing payload segment {seg!r}", path=path, part=seg)
-                ds = f[seg]
+                ds = checked_dataset(f, seg, path)
                 off = ds.id.get_offset()
                 offs.append((-1 if off is None else int(off), int(ds.shape[0])))
             self.segment_offsets[name] = offs
@@ -222,10 +282,16 @@ class LabelStore:
         if self._packed_tables is None:
             return _read_table(f, name, self.path)
         try:
-            return self._packed_tables[name]
+            a = self._packed_tables[name]
         except KeyError:
             raise CorruptStoreError(f"missing table {name!r} in the packed tables", path=self.path, part=name,
                                     hint="the file is not a complete lplabel store") from None
+        want = TABLE_TYPES.get(name)
+        if want is not None and a.dtype != np.dtype(want):
+            raise CorruptStoreError(f"packed table {name!r} has element type {a.dtype}, the format says "
+                                    f"{np.dtype(want)}", path=self.path, part=name,
+                                    hint="the file is damaged or was not written by lplabel")
+        return a
 
     def _load_derived(self, f: h5py.File) -> None:
         """Derived view columns: check the declaration, load ``images/size``, build the regenerator."""
@@ -279,10 +345,60 @@ class LabelStore:
         if problems:
             raise CorruptStoreError("; ".join(problems), path=path, part="tables",
                                     hint="the file is damaged or was not written by lplabel")
+        problems += self._range_problems()
+        if problems:
+            raise CorruptStoreError("; ".join(problems), path=path, part="tables",
+                                    hint="the file is damaged or was not written by lplabel")
         key = t[L.STEP_EPOCH].astype(np.int64) * max(h["steps_per_epoch"], 1) + t[L.STEP_STEP]
         if np.any(np.diff(key) <= 0):
             raise CorruptStoreError("steps are not in increasing (epoch, step) order", path=path, part="steps")
         self._step_keys = key
+
+    def _range_problems(self) -> list:
+        """Every table value within what the header declares (spec §1.2, §8.2): steps within the
+        schedule, 1..B records per step, λ NaN or in [0, 1], CutMix boxes inside the output image,
+        hard classes in -1..C-1, chunks inside their segments and not overlapping. Vectorised:
+        O(steps + chunks), so every open checks it."""
+        h, t = self.header, self.tables
+        out = []
+        ep, st = t[L.STEP_EPOCH], t[L.STEP_STEP]
+        if len(ep) and (ep.min() < 0 or ep.max() >= h["epochs"]):
+            out.append(f"steps/epoch outside 0..{h['epochs'] - 1}")
+        if len(st) and (st.min() < 0 or st.max() >= h["steps_per_epoch"]):
+            out.append(f"steps/step outside 0..{h['steps_per_epoch'] - 1} (steps_per_epoch)")
+        counts = np.diff(t[L.STEP_RECORD_START])
+        if len(counts) and counts.max() > h["batch_size"]:
+            out.append(f"a step holds {int(counts.max())} records, more than batch_size {h['batch_size']}")
+        lam = t[L.STEP_MIX_LAMBDA]
+        bad = ~np.isnan(lam) & ~((lam >= 0) & (lam <= 1))
+        if bad.any():
+            out.append(f"steps/mix_lambda of step {int(np.flatnonzero(bad)[0])} is {float(lam[bad][0])!r}, "
+                       "not NaN or in [0, 1]")
+        size = (h.get("augmentation") or {}).get("output_size")
+        top = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 32767
+        box = t[L.STEP_MIX_BOX]
+        if box.size and (box.min() < 0 or box.max() > top):
+            out.append(f"steps/mix_box has coordinates outside 0..{top} (the output image)")
+        cls = t[L.IMAGE_CLASS]
+        if cls.size and (cls.min() < -1 or cls.max() >= h["num_classes"]):
+            out.append(f"images/class outside -1..{h['num_classes'] - 1}")
+        for name in L.COLUMNS:
+            if name in self.derived:
+                continue
+            ch = self.chunks[name]
+            if not len(ch):
+                continue
+            seglen = np.asarray([n for _, n in self.segment_offsets[name]], np.int64)
+            seg, off, n = ch[:, 0], ch[:, 1], ch[:, 2]
+            if off.min() < 0 or n.min() < 0 or np.any(off + n > seglen[seg]):
+                out.append(f"column {name!r}: a chunk lies outside its segment")
+                continue
+            order = np.lexsort((off, seg))
+            s2, o2, n2 = seg[order], off[order], n[order]
+            same = s2[1:] == s2[:-1]
+            if np.any(same & (o2[1:] < o2[:-1] + n2[:-1])):
+                out.append(f"column {name!r}: chunks overlap (two chunks share stored bytes)")
+        return out
 
     # -- pickling: metadata only --------------------------------------------------------------
     def __getstate__(self):
@@ -468,15 +584,58 @@ class LabelStore:
         cs = self.tables[L.CHUNK_STEP_START]
         rs = self.record_start
         n = int(rs[cs[chunk + 1]] - rs[cs[chunk]])
+        pipe = self.pipelines[name]
+        need = n * pipe.max_record_bytes()
+        if need > max(MAX_CHUNK_FLOOR, MAX_CHUNK_EXPANSION * len(data)):
+            raise LimitExceededError(f"{n} records would take {need} bytes decoded from {len(data)} stored bytes, "
+                                     f"more than the reader allows (spec §6)", path=self.path,
+                                     part=self._part(name, chunk), hint="the file is damaged or hostile")
         try:
-            block = self.pipelines[name].decode(data, n)
+            block = pipe.decode(data, n)
         except LplabelError as e:  # keep the class when the codec cannot run here (a missing dependency)
             cls = CodecUnavailableError if isinstance(e, CodecUnavailableError) else CodecError
             raise cls(e.message, path=self.path, part=self._part(name, chunk), hint=e.hint) from None
+        except (ValueError, IndexError, TypeError, OverflowError, MemoryError, struct.error) as e:
+            raise CodecError(f"chunk does not decode ({type(e).__name__}: {e})", path=self.path,
+                             part=self._part(name, chunk), hint="the file is damaged") from None
+        self._check_block(name, chunk, block)
         # keep the most recent chunk of each column (sequential readers hit it)
         self._cache = {k: v for k, v in self._cache.items() if k[0] != name}
         self._cache[key] = block
         return block
+
+    def _check_block(self, name: str, chunk: int, block: dict) -> None:
+        """Refuse decoded content outside what the header declares (spec §1.3): image ids in
+        [0, N), crops finite fractions in [0, 1], flips 0/1, mix partners in [-1, step size),
+        class indices in [0, C). A CRC proves the bytes are as written, not that the writer was
+        honest; these vectorised checks keep ``read_step`` from handing out anything else."""
+        bad = None
+        if name == "image":
+            a = block["image"]
+            if a.size and (a.min() < 0 or a.max() >= self.num_images):
+                bad = f"image id outside [0, {self.num_images})"
+        elif name == "crop":
+            a = np.asarray(block["crop"], dtype=np.float32)
+            if a.size and not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1 + 2 ** -8):
+                bad = "crop box outside [0, 1] (fractions of the source image) or not finite"
+        elif name == "flip":
+            a = block["flip"]
+            if a.size and a.view(np.uint8).max() > 1:
+                bad = "flip is not 0 or 1"
+        elif name == "mix_partner":
+            a = block["mix_partner"]
+            if a.size:
+                cs, rs = self.tables[L.CHUNK_STEP_START], self.record_start
+                sizes = np.diff(rs[cs[chunk]:cs[chunk + 1] + 1])
+                if a.min() < -1 or np.any(a.astype(np.int64) >= np.repeat(sizes, sizes)):
+                    bad = "mix partner outside [-1, records of its step)"
+        elif "indices" in block:
+            a = block["indices"]
+            if a.size and (a.min() < 0 or a.max() >= self.num_classes):
+                bad = f"top-k class index outside [0, {self.num_classes})"
+        if bad is not None:
+            raise CorruptStoreError(bad, path=self.path, part=self._part(name, chunk),
+                                    hint="the file is damaged or was not written by lplabel; `lplabel verify` lists all")
 
     def _rows(self, name: str, i: int) -> dict:
         cs = self.tables[L.CHUNK_STEP_START]

@@ -1,4 +1,9 @@
-"""Full integrity check of a store: structure, every checksum, every chunk decodes, values in range."""
+"""Full integrity check of a store: structure, every checksum, every chunk decodes, values in range.
+
+Opening the store (:class:`LabelStore`) already enforces the structural rules of the spec
+(sizes, counts, types, table ranges; §6-§8) and reading a chunk checks its decoded values; this
+adds what only a full pass can: every chunk decodes, chunks tile their segments exactly, and the
+per-step mix tables are consistent."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,6 +42,26 @@ def _segment_tiling(store: LabelStore, name: str) -> list:
     return out
 
 
+def _mix_problems(store: LabelStore) -> list:
+    """CutMix boxes (spec §1.2): coordinates inside the output image (0..output_size, half-open
+    boxes), and (0, 0, 0, 0) for a step that is not mixed (λ NaN). The reader checks λ itself."""
+    out = []
+    h = store.header
+    size = (h.get("augmentation") or {}).get("output_size")
+    top = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 32767
+    box = store.tables[L.STEP_MIX_BOX].astype(np.int64)
+    lam = store.tables[L.STEP_MIX_LAMBDA]
+    bad = np.flatnonzero(((box < 0) | (box > top)).any(axis=1))
+    if len(bad):
+        out.append(f"{store.path}: steps/mix_box of step {int(bad[0])} is {box[bad[0]].tolist()}, outside the "
+                   f"{top}x{top} output image ({len(bad)} step(s)) [at steps/mix_box]")
+    bad = np.flatnonzero(np.isnan(lam) & (box != 0).any(axis=1))
+    if len(bad):
+        out.append(f"{store.path}: step {int(bad[0])} is not mixed (mix_lambda NaN) but has CutMix box "
+                   f"{box[bad[0]].tolist()} ({len(bad)} step(s)) [at steps/mix_box]")
+    return out
+
+
 def verify_store(path, *, progress=None) -> VerifyReport:
     """Check everything; never raises for a damaged file, returns the problems instead."""
     report = VerifyReport(str(path))
@@ -50,6 +75,7 @@ def verify_store(path, *, progress=None) -> VerifyReport:
         nchunks = len(cs) - 1
         for name in L.COLUMNS:
             report.problems += _segment_tiling(store, name)
+        report.problems += _mix_problems(store)
         C, N = store.num_classes, store.num_images
         rs = store.record_start
         for c in range(nchunks):

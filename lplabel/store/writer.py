@@ -8,9 +8,11 @@ until the new one is complete.
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import h5py
@@ -19,7 +21,7 @@ import numpy as np
 from ..checksum import crc32, crc32_array
 from ..codecs import Field, Pipeline, default_column_codecs, default_label_codecs
 from ..codecs.zstd import dictionary_dataset
-from ..errors import CodecError, LplabelError, OutputExistsError, WriterError
+from ..errors import CodecError, LplabelError, LplabelWarning, OutputExistsError, WriterError, output_write_error
 from ..images import image_index
 from ..views import SAMPLER_V1, SAMPLER_V2, StepViews
 from . import layout as L
@@ -56,11 +58,94 @@ _UMASK = _read_umask()
 
 
 def temp_path_for(path: Path) -> Path:
-    """Temporary name beside ``path`` (same filesystem, so the final rename is atomic)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Temporary name beside ``path`` (same filesystem, so the final rename is atomic):
+    ``.<name>.<pid>.<random>.tmp``, the writer's process id in the name so that a later run can
+    tell a killed writer's leftover (:func:`clean_stale_temps`) from a live writer's file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished store gets ordinary permissions
     return Path(tmp)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return True  # not a process id we wrote: treat as alive, never remove
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: a process of another user holds that id
+        return True
+    return True
+
+
+def clean_stale_temps(path) -> list:
+    """Remove the temporaries that killed writers of ``path`` left beside it, and return their
+    paths. Only files named exactly as :func:`temp_path_for` names them for this output
+    (``.<name>.<pid>.<8 random characters>.tmp``) whose writer process no longer exists on this
+    machine are removed: a live writer's file, another output's, or anything else is left alone.
+    (On a file system shared between machines a pid names a process of this machine only, so a
+    writer elsewhere with a pid that is free here would lose its temporary: do not run writers
+    of one output on several machines at once.)"""
+    import re
+
+    path = Path(path)
+    pat = re.compile(r"\." + re.escape(path.name) + r"\.(\d+)\.[A-Za-z0-9_]{8}\.tmp\Z")
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for e in entries:
+        m = pat.match(e.name)
+        if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+            continue
+        try:
+            if e.is_file(follow_symlinks=False):
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+        except OSError:
+            pass
+    return removed
+
+
+#: disk space reserved beyond the data about to be written, for HDF5's metadata (see _reserve)
+RESERVE_SLACK = 64 << 10
+
+
+def _trim_to_eoa(path: Path) -> None:
+    """Cut a finished HDF5 file to the end of file its superblock records (version 2/3
+    superblocks, which lplabel writes): the space :meth:`StoreWriter._reserve` allocated ahead
+    and HDF5 never used."""
+    with open(path, "r+b") as fh:
+        sb = fh.read(48)
+        if not sb.startswith(L.HDF5_MAGIC) or sb[8] not in (2, 3) or sb[9] != 8:
+            return
+        base = int.from_bytes(sb[12:20], "little")
+        eof = base + int.from_bytes(sb[28:36], "little")
+        if os.fstat(fh.fileno()).st_size > eof:
+            fh.truncate(eof)
+
+
+def discard_h5(f) -> None:
+    """Close an HDF5 file being abandoned (its temporary is deleted next) so that the close
+    cannot fail. After a failed write (a full disk) HDF5's final flush at ``close`` fails too;
+    the file then stays open inside HDF5, h5py prints "Exception ignored" tracebacks, and HDF5's
+    exit handler crashes (SIGSEGV) flushing it again. Pointing HDF5's file descriptor at an
+    anonymous in-memory file first lets that flush (a few KB of metadata) succeed."""
+    try:
+        fd = f.id.get_vfd_handle()
+        scratch = os.memfd_create("lplabel-discard") if hasattr(os, "memfd_create") else os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(scratch, fd)
+        finally:
+            os.close(scratch)
+    except Exception:
+        pass
+    try:
+        f.close()
+    except Exception:
+        pass
 
 
 def publish(tmp: Path, path: Path) -> None:
@@ -102,8 +187,10 @@ class _Column:
         self.buffer += data
         self.nbytes += len(data)
 
-    def flush(self, f: h5py.File, force: bool = False) -> None:
+    def flush(self, f: h5py.File, force: bool = False, reserve=None) -> None:
         if self.buffer and (force or len(self.buffer) >= self.segment_bytes):
+            if reserve is not None:
+                reserve(len(self.buffer))
             write_dataset(f, L.segment_name(self.name, self.segment), np.frombuffer(bytes(self.buffer), np.uint8))
             self.buffer = bytearray()
             self.segment += 1
@@ -275,17 +362,27 @@ class StoreWriter:
         except (TypeError, ValueError) as e:
             raise WriterError(f"header metadata is not JSON-serialisable ({e})", path=self.path) from None
 
-        self._tmp = temp_path_for(self.path)
+        #: temporaries of killed earlier writers of this output, removed now (spec §7)
+        self.stale_removed = clean_stale_temps(self.path)
+        for p in self.stale_removed:
+            warnings.warn(LplabelWarning(f"removed {p.name}, a temporary file left by a killed writer of {self.path.name}"),
+                          stacklevel=2)
+        self._f = None
+        try:
+            self._tmp = temp_path_for(self.path)
+        except OSError as e:
+            raise output_write_error(e, self.path) or e from None
         try:
             self._f = create_file(self._tmp)
-        except BaseException:
-            self._tmp.unlink(missing_ok=True)
-            raise
-        try:
+            self._reserved = 0
+            self._reserve(0)
             self._start_file()
             self._write_dictionaries()
-        except BaseException:
+        except BaseException as e:
             self.abort()
+            err = output_write_error(e, self.path)
+            if err is not None:
+                raise err from None
             raise
         self._steps = {k: [] for k in ("epoch", "step", "count", "lam", "box")}
         self._pending: list = []
@@ -336,6 +433,7 @@ class StoreWriter:
                 if data is None:
                     raise WriterError(f"column {name!r}: the zstd codec names a dictionary but holds no bytes",
                                       path=self.path, hint="build it with Zstd.with_dictionary(bytes, level)")
+                self._reserve(len(data))
                 write_dataset(self._f, dictionary_dataset(name), np.frombuffer(data, np.uint8),
                               {L.ATTR_CRC: np.uint32(crc32(data))})
 
@@ -372,9 +470,16 @@ class StoreWriter:
         mix_partner = np.asarray(mix_partner)
         if mix_partner.shape != (b,) or (b and (mix_partner.min() < -1 or mix_partner.max() >= b)):
             raise WriterError(f"mix_partner must have shape ({b},) with values in [-1, {b})", path=self.path, part=where)
+        lam = float(mix_lambda)
+        if not (math.isnan(lam) or 0.0 <= lam <= 1.0):
+            raise WriterError(f"mix_lambda must be NaN (not mixed) or in [0, 1], got {lam!r}", path=self.path,
+                              part=where)
         box = np.zeros(4, np.int16) if mix_box is None else np.asarray(mix_box)
-        if box.shape != (4,) or np.any(box < np.iinfo(np.int16).min) or np.any(box > np.iinfo(np.int16).max):
-            raise WriterError("mix_box must be 4 integers (row0, col0, row1, col1)", path=self.path, part=where)
+        size = (self._header_args["augmentation"] or {}).get("output_size")
+        top = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else np.iinfo(np.int16).max
+        if box.shape != (4,) or np.any(box < 0) or np.any(box > top):
+            raise WriterError(f"mix_box must be 4 integers (row0, col0, row1, col1) in 0..{top} (the output image)",
+                              path=self.path, part=where)
         if self._regen is not None:
             self._check_derived(epoch, step, image, crop, flip, mix_partner, mix_lambda, box, where)
         if self._label_stage:
@@ -397,7 +502,14 @@ class StoreWriter:
         self._last_key = (epoch, step)
         self._records += b
         if len(self._pending) >= self.steps_per_chunk:
-            self._flush_chunk()
+            try:
+                self._flush_chunk()
+            except BaseException as e:  # a failed write leaves nothing open: the store is abandoned
+                self.abort()
+                err = output_write_error(e, self.path)
+                if err is not None:
+                    raise err from None
+                raise
 
     def _check_derived(self, epoch, step, image, crop, flip, mix_partner, mix_lambda, box, where) -> None:
         """Refuse views that readers would not regenerate bit for bit (derived view columns)."""
@@ -476,7 +588,7 @@ class StoreWriter:
             except LplabelError as e:
                 raise CodecError(f"cannot encode column {name!r}: {e.message}", path=self.path,
                                  part=f"steps {len(self._steps['epoch']) - len(self._pending)}..", hint=e.hint) from None
-            col.flush(self._f)
+            col.flush(self._f, reserve=self._reserve)
         self._chunk_step_start.append(len(self._steps["epoch"]))
         self._pending = []
 
@@ -486,6 +598,7 @@ class StoreWriter:
         if self._packed:
             self._tables.append((name, np.ascontiguousarray(data)))
         else:
+            self._reserve(data.nbytes)
             write_dataset(self._f, name, data, {L.ATTR_CRC: np.uint32(crc32_array(data))})
 
     def close(self) -> Path:
@@ -495,7 +608,7 @@ class StoreWriter:
         try:
             self._flush_chunk()
             for col in self._columns.values():
-                col.flush(self._f, force=True)
+                col.flush(self._f, force=True, reserve=self._reserve)
                 self._table(L.column_chunks(col.name), np.asarray(col.chunks, dtype="<i8").reshape(-1, 3))
                 self._table(L.column_crc(col.name), np.asarray(col.crcs, dtype="<u4"))
             s = self._steps
@@ -513,9 +626,11 @@ class StoreWriter:
                 self._table(L.IMAGE_SIZE, self._image_sizes)
             if self._packed:
                 blob = np.frombuffer(P.pack_tables(self._tables), np.uint8)
+                self._reserve(blob.nbytes)
                 write_dataset(self._f, L.PACKED_TABLES, blob, {L.ATTR_CRC: np.uint32(crc32_array(blob))})
             header = build_header(**self._header_args, records=self._records, steps=len(s["epoch"]))
             raw = np.frombuffer(encode_header(header), dtype=np.uint8)
+            self._reserve(raw.nbytes)
             write_dataset(self._f, L.HEADER, raw)
             a = self._f.attrs
             if self._packed:  # same types and sizes as written by _start_file: rewritten in place
@@ -525,10 +640,15 @@ class StoreWriter:
                 a[L.ATTR_VERSION] = np.asarray(L.FORMAT_VERSION, dtype="<i4")
                 a[L.ATTR_HEADER_CRC] = np.uint32(crc32(raw.tobytes()))
                 a[L.ATTR_FORMAT] = L.FORMAT_NAME
+            self._f.flush()  # a full disk fails here, with the file still open for abort() to discard
             self._f.close()
+            _trim_to_eoa(self._tmp)
             publish(self._tmp, self.path)
-        except BaseException:
+        except BaseException as e:
             self.abort()
+            err = output_write_error(e, self.path)
+            if err is not None:
+                raise err from None
             raise
         self._closed = True
         return self.path
@@ -536,14 +656,38 @@ class StoreWriter:
     def abort(self) -> None:
         """Drop the partial store: remove the temporary file, leave any existing target as it was."""
         self._closed = True
-        try:
-            self._f.close()
-        except Exception:
-            pass
+        if getattr(self, "_f", None) is not None:
+            if self._f.id.valid:
+                discard_h5(self._f)
+            self._f = None
         try:
             self._tmp.unlink()
-        except FileNotFoundError:
+        except (FileNotFoundError, AttributeError):
             pass
+
+    def _reserve(self, nbytes: int) -> None:
+        """Allocate disk space for the next ``nbytes`` of data plus room for HDF5's metadata
+        (``posix_fallocate`` on the temporary) *before* HDF5 writes them. A full disk then fails
+        here, as a plain ``OSError`` with nothing half-written, instead of inside HDF5, whose
+        metadata writes fail silently in h5py's object destructors and leave the library in a
+        state that crashes (SIGSEGV) at the next flush. The space beyond HDF5's end of file is
+        cut off again when the store is finished (:func:`_trim_to_eoa`)."""
+        if not hasattr(os, "posix_fallocate"):
+            return
+        target = int(self._f.id.get_filesize()) + int(nbytes) + RESERVE_SLACK
+        if target <= self._reserved:
+            return
+        fd = os.open(self._tmp, os.O_WRONLY)
+        try:
+            os.posix_fallocate(fd, self._reserved, target - self._reserved)
+        except OSError as e:
+            if e.errno in (errno.EOPNOTSUPP, errno.EINVAL, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)):
+                self._reserved = 1 << 62  # the file system cannot reserve: HDF5 reports failures itself
+                return
+            raise
+        finally:
+            os.close(fd)
+        self._reserved = target
 
     @property
     def records_written(self) -> int:
