@@ -8,10 +8,12 @@ One row per setting (see :func:`summarize` for the columns). Bytes are counted t
   overhead, a few KiB whatever the store holds): what grows with the number of records;
 * ``label_bytes``: the label column alone.
 
-Ratios are against ``baseline`` = (records of the full store) x C x 2 bytes, the dense fp16
-logits of every record -- the same yardstick as ``lplabel info``'s "ratio vs dense fp16",
-extended to pruned stores (whose own records are fewer). Configurations and the container are
-in the numerator, never in the baseline, so ratios are conservative.
+The ratios (``ratio``, ``payload_ratio``, ``label_ratio``; tables say "x smaller") are
+``baseline`` / bytes, ``baseline`` = (records of the full store) x C x 2 bytes: "x smaller than
+dense fp16 of the nominal records", the same figure and words as ``lplabel info``'s (a pruned
+store is judged against every record the full store holds, not its own fewer records).
+Configurations and the container are in the numerator, never in the baseline, so ratios are
+conservative. Tables never call a setting's pruning a ratio: ``keep1in40`` keeps 1 step in 40.
 
 Accuracy: mean, sample standard deviation (ddof 1), min and max of the students' top-1 over the
 seeds; ``delta`` against the reference row ``full``.
@@ -172,11 +174,24 @@ def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
 
-def format_table(res: dict, markdown: bool = False) -> str:
-    """The results table as plain text (terminal) or GitHub Markdown."""
-    head = ["setting", "labels", "T", "records", "file bytes", "ratio", "payload ratio", "top-1 agree",
-            "student top-1 %", "Δ vs full"]
-    lines = []
+#: the widest the terminal table may be (the wide table goes to results.md / results.csv)
+NARROW_WIDTH = 100
+
+
+def format_table(res: dict, markdown: bool = False, narrow: bool = False) -> str:
+    """The results table as plain text (terminal) or GitHub Markdown.
+
+    ``narrow``: the terminal's table, at most :data:`NARROW_WIDTH` characters wide (setting, T,
+    records, file bytes, x smaller, student top-1, delta); the wide one (labels in words, payload
+    ratio, top-1 agreement) is what the files hold.
+    """
+    if narrow:
+        head = ["setting", "T", "records", "file B", "x smaller", "student top-1 %", "Δ full"]
+        body = [[r["setting"], r["temperature"], f"{r['records']:,}", f"{r['file_bytes']:,}", f"{r['ratio']:.1f}x",
+                 _acc(r), "-" if r["delta"] is None else f"{r['delta']:+.2f}"] for r in res["rows"]]
+        return _plain(head, body, left=2, sep=" ")
+    head = ["setting", "labels", "T", "records", "file bytes", "x smaller (file)", "x smaller (payload)",
+            "top-1 agree", "student top-1 %", "Δ vs full"]
     body = []
     for r in res["rows"]:
         body.append([r["setting"], r["description"], r["temperature"], f"{r['records']:,}",
@@ -185,16 +200,115 @@ def format_table(res: dict, markdown: bool = False) -> str:
                      _pct(r["top1_agreement"]), _acc(r),
                      "-" if r["delta"] is None else f"{r['delta']:+.2f}"])
     if markdown:
-        lines.append("| " + " | ".join(head) + " |")
-        lines.append("|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|")
-        for b in body:
-            lines.append("| " + " | ".join(b) + " |")
+        lines = ["| " + " | ".join(head) + " |",
+                 "|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|"]
+        lines.extend("| " + " | ".join(b) + " |" for b in body)
         return "\n".join(lines)
+    return _plain(head, body, left=3)
+
+
+def _plain(head, body, *, left: int, sep: str = "  ") -> str:
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    fmt = "  ".join("{:<%d}" % w if i < 3 else "{:>%d}" % w for i, w in enumerate(widths))
-    lines.append(fmt.format(*head))
-    lines.extend(fmt.format(*b) for b in body)
-    return "\n".join(lines)
+    fmt = sep.join("{:<%d}" % w if i < left else "{:>%d}" % w for i, w in enumerate(widths))
+    return "\n".join([fmt.format(*head)] + [fmt.format(*b) for b in body])
+
+
+def legend_lines(res: dict) -> list[str]:
+    """What the table's words mean: x smaller, keep1in<X>, the T column (DKR)."""
+    from .settings import DKR_EXPLAINED
+
+    base = res["baseline"]
+    lines = [f"x smaller: than dense fp16 of the nominal records ({base['records']:,} records, every view of the "
+             f"full store, x {res['config']['resolved']['num_classes']} classes x 2 B = "
+             f"{base['dense_fp16_label_bytes']:,} B); the whole file counts.",
+             "keep1in<X>: a random 1/X of the steps is kept (pruning; not the size ratio)."]
+    if any(r["temperature"] == _dkr_label() for r in res["rows"]):
+        lines.append(DKR_EXPLAINED + ".")
+    return lines
+
+
+def _dkr_label() -> str:
+    from .settings import DKR_LABEL
+
+    return DKR_LABEL
+
+
+def recommend(res: dict) -> dict | None:
+    """The row to use: the smallest store (whole file) whose students stay within the full
+    labels' seed spread; else the smallest within 2 points; else None. With the exact CLI
+    commands that rebuild its store from the sweep's relabelled source (``stores/source.lpl``):
+    ``prune`` (same seed, keep, metric and reuse as the sweep) then ``encode --codecs`` with the
+    setting's label chain. The rebuilt store has the sweep's steps, labels and label chain (its
+    view columns are zstd 19, as lplabel's own settings'; LPLD/LPQLD-style rows use level 3 there).
+    """
+    import shlex
+
+    from .settings import parse_setting
+
+    rows = [r for r in res["rows"] if r["family"] != "reference" and r["top1_mean"] is not None]
+    for flag, why in (("within_spread", "the smallest store whose students stay within the full labels' seed "
+                                        "spread"),
+                      ("within_2pt", "the smallest store whose students stay within 2 points of the full labels")):
+        cands = [r for r in rows if r.get(flag)]
+        if cands:
+            best = min(cands, key=lambda r: r["file_bytes"])
+            break
+    else:
+        return None
+    c = res["config"]
+    C = c["resolved"]["num_classes"]
+    s = parse_setting(best["setting"], C)
+    out = Path(c["resolved"]["out"])
+    src = out / "stores" / "source.lpl"
+    q = shlex.quote
+    cmds = []
+    store_in = src
+    if s.pruned:
+        x = 1.0 / s.keep
+        keep = f"1/{x:.0f}" if abs(x - round(x)) < 1e-9 and 1.0 / round(x) == s.keep else f"{s.keep!r}"
+        pruned = Path(f"{s.store_name}.pruned.lpl")
+        cmds.append(f"lplabel prune {q(str(src))} -o {q(str(pruned))} --keep {keep} --seed {int(c['seed'])} "
+                    f"--reuse {s.reuse}" + ("" if s.metric == "random" else f" --metric {s.metric}"))
+        store_in = pruned
+    spc = min(int(res["facts"]["stores"]["steps_per_chunk"]), max(int(best.get("steps") or 1), 1))
+    chain = json.dumps([codec.to_json() for codec in s.label_codecs(C)], separators=(",", ":"))
+    cmds.append(f"lplabel encode {q(str(store_in))} -o {q(s.store_name + '.lpl')} --steps-per-chunk {spc} "
+                f"--codecs {q(chain)}" + (" --allow-lossy" if s.k is not None or s.values != "fp16" else ""))
+    cmds.append(f"lplabel compare {q(str(src))} {q(s.store_name + '.lpl')}")
+    return {"setting": best["setting"], "why": why, "file_bytes": best["file_bytes"], "ratio": best["ratio"],
+            "top1_mean": best["top1_mean"], "top1_std": best["top1_std"], "description": best["description"],
+            "temperature": best["temperature"], "commands": cmds}
+
+
+def terminal_summary(res: dict) -> str:
+    """What a sweep prints at its end: the narrow table, the legend and the recommendation,
+    prose wrapped to :data:`NARROW_WIDTH` (the rebuild commands stay whole, to be copied)."""
+    import textwrap
+
+    out = [format_table(res, narrow=True), ""]
+    for line in legend_lines(res) + [""] + recommendation_lines(res):
+        if line.startswith("    lplabel "):
+            out.append(line)
+        else:
+            indent = line[:len(line) - len(line.lstrip())]
+            out += textwrap.wrap(line, NARROW_WIDTH, subsequent_indent=indent + "  ", break_on_hyphens=False) or [""]
+    return "\n".join(out)
+
+
+def recommendation_lines(res: dict) -> list[str]:
+    """The recommendation in a few plain lines (the terminal and results.md)."""
+    rec = res.get("recommendation") or recommend(res)
+    ref = next((r for r in res["rows"] if r["family"] == "reference"), None)
+    if rec is None:
+        return ["Recommendation: no setting keeps the students within 2 points of the full labels; use `full`."]
+    full = f" (full labels: {ref['top1_mean']:.2f} ± {ref['top1_std']:.2f} %)" if ref else ""
+    lines = [f"Recommendation: {rec['setting']} -- {rec['why']}: {rec['file_bytes']:,} B, {rec['ratio']:.1f}x smaller "
+             f"than dense fp16 of the nominal records; students {rec['top1_mean']:.2f} ± {rec['top1_std']:.2f} %"
+             f"{full}.",
+             f"  labels: {rec['description']}; student temperature {rec['temperature']}.",
+             "  Rebuild its store from the relabelled source with the CLI:"]
+    lines += ["    " + cmd for cmd in rec["commands"]]
+    return lines
 
 
 _TARGETS = (("x100_within_spread", ">= 100x smaller, within the seed spread of full labels", 100),
@@ -300,15 +414,22 @@ def markdown_report(res: dict) -> str:
                  + (f"; teacher and selection from the first {f['data']['train_limit_per_class']} train images of "
                     "each class" if f["data"].get("train_limit_per_class") else ""))
     lines += ["", format_table(res, markdown=True), ""]
+    lines += ["- " + x for x in legend_lines(res)] + [""]
+    lines += [recommendation_lines(res)[0], ""]
+    rec = res.get("recommendation") or recommend(res)
+    if rec:
+        lines += [f"Rebuild `{rec['setting']}`'s store from the relabelled source with the CLI:", "", "```bash"]
+        lines += rec["commands"] + ["```", ""]
     fixed = [r["fixed_bytes"] for r in res["rows"]]
     versions = sorted({r.get("format_version", "1.0") for r in res["rows"]})
     lines.append("Bytes: *file* is the whole `.lpl` file (lplabel store format "
                  + ", ".join(versions) + (", packed tables" if "1.1" in versions else "") + "); *payload* leaves "
                  "out the fixed per-file cost (JSON header with the image keys and classes + HDF5 container: "
-                 f"{min(fixed):,} to {max(fixed):,} B here, whatever the store holds); ratios are against the "
-                 "dense fp16 logits of every record of the full store (configs and container count against the "
-                 "store, never for the baseline). *top-1 agree*: records whose most probable class matches the "
-                 "full store's.")
+                 f"{min(fixed):,} to {max(fixed):,} B here, whatever the store holds); *x smaller* is the "
+                 "dense fp16 logits of the nominal records (every record of the full store) divided by the file's "
+                 "(or payload's) bytes -- what `lplabel info` calls \"x smaller than dense fp16 of the nominal "
+                 "records\" (configs and container count against the store, never for the baseline). *top-1 "
+                 "agree*: records whose most probable class matches the full store's.")
     lines += ["", "## Targets", ""] + targets_text(res) + [""] + limits_text(res) + [""]
     lines.append("![accuracy vs bytes](" + "accuracy_vs_bytes.png" + ")")
     return "\n".join(lines) + "\n"
@@ -395,6 +516,8 @@ def write_report(res: dict, out_dir, stem: str = "results") -> list[Path]:
     matplotlib is installed) into ``out_dir``; returns the paths written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if "recommendation" not in res:
+        res["recommendation"] = recommend(res)
     paths = []
     p = out / f"{stem}.json"
     p.write_text(json.dumps(res, indent=2, default=_default) + "\n")

@@ -690,8 +690,8 @@ def _run(r: Resolved, echo, command) -> dict:
     b.stage(7, n, "report")
     res = b.results(time.perf_counter() - t_start, command)
     files = write_report(res, r.out)
-    from .report import format_table
+    from .report import terminal_summary
 
-    echo(format_table(res))
-    echo("wrote " + ", ".join(str(p) for p in files))
+    echo(terminal_summary(res))  # the narrow table; results.md/.csv hold the wide one
+    echo("wrote " + ", ".join(str(p) for p in files) + " (the full table: results.md)")
     return res
