@@ -344,3 +344,49 @@ def test_recommendation_is_the_smallest_row_within_the_spread():
     assert "--keep 1/40" in rec["commands"][0]
     # nothing good enough: no recommendation, and the text says to use full
     assert recommend(_results([rows[0], _row("lpld-keep1in10", "lpld", 100_000, [80, 80, 80])])) is None
+
+
+def test_plot_labels_one_scheme_no_overlaps_no_guides_where_unreachable(tmp_path, monkeypatch):
+    """Item 12: the plot's point labels use one scheme (family prefix dropped, keep1in<X> as
+    1/X), never overlap, and the whole-file panel draws no guide line below the fixed cost."""
+    pytest.importorskip("matplotlib")
+    from lplabel.harness.report import plot, point_label
+
+    assert point_label({"setting": "lpl-k2-bf16-tail-keep1in70", "family": "lplabel"}) == "k2-bf16-tail 1/70"
+    assert point_label({"setting": "lpld-keep1in40", "family": "lpld"}) == "1/40"
+    assert point_label({"setting": "lpqld-k2-keep1in10", "family": "lpqld"}) == "k2 1/10"
+    assert point_label({"setting": "full", "family": "reference"}) == "full"
+    res = _long_results()
+    for r in res["rows"]:  # a crowded cluster, as on digits: many rows within a few KB and a point
+        if r["family"] != "reference":
+            r["file_bytes"] = 4_000 + 97 * (hash(r["setting"]) % 50)
+            r["payload_bytes"] = r["file_bytes"] - r["fixed_bytes"]
+    res["baseline"]["dense_fp16_label_bytes"] = 1_000_000  # 100x = 10,000 B, 500x = 2,000 B
+    for r in res["rows"]:
+        r["fixed_bytes"] = 3_000  # 500x (2,000 B) is below the fixed cost: unreachable as a whole file
+    out = plot(res, tmp_path / "p.png")
+    for panel in ("file_bytes", "payload_bytes"):
+        placed, unplaced = out[panel]["placed"], out[panel]["unplaced"]
+        assert len(placed) + len(unplaced) == len(res["rows"])
+        boxes = [b for _, b in placed]
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (placed[i][0], placed[j][0])
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+    # the guide lines: 500x only on the payload panel (as a whole file it is below the fixed cost)
+    from lplabel.harness import report as rp
+
+    seen = {}
+    orig = rp._place_labels
+
+    def spy(fig, ax, items, **kw):  # the axes' guide texts, before the point labels go in
+        seen[ax.get_xlabel()] = [t.get_text() for t in ax.texts]
+        return orig(fig, ax, items, **kw)
+
+    monkeypatch.setattr(rp, "_place_labels", spy)
+    plot(res, tmp_path / "q.png")
+    whole = next(v for k, v in seen.items() if "whole file" in k)
+    payload = next(v for k, v in seen.items() if "payload" in k)
+    assert "500x smaller" not in whole and "100x smaller" in whole
+    assert "500x smaller" in payload

@@ -455,8 +455,87 @@ FAMILY_STYLE = {"reference": ("black", "*"), "lpld": ("tab:blue", "s"), "lpqld":
                 "lplabel": ("tab:green", "o")}
 
 
-def plot(res: dict, path: Path) -> None:
-    """Accuracy vs bytes (log x), file bytes and payload bytes side by side, as PNG."""
+FAMILY_PREFIX = {"reference": "", "lpld": "lpld-", "lpqld": "lpqld-", "lplabel": "lpl-"}
+
+
+def point_label(row: dict) -> str:
+    """A plot label: the setting name without its family prefix (colour and legend say the
+    family) and ``keep1in<X>`` written ``1/X``; e.g. ``k2-bf16-tail 1/70``, ``1/40`` (LPLD)."""
+    name = row["setting"]
+    prefix = FAMILY_PREFIX.get(row["family"], "")
+    if prefix and name.startswith(prefix):
+        name = name[len(prefix):]
+    parts = name.split("-")
+    out = [p for p in parts if not p.startswith("keep1in")]
+    keep = [p[len("keep1in"):] for p in parts if p.startswith("keep1in")]
+    text = "-".join(out)
+    if not keep:
+        return text
+    return f"{text} 1/{keep[0]}" if text else f"1/{keep[0]}"
+
+
+def _label_offsets():
+    """Candidate label positions (points from the marker; ha): near ones first, then rings."""
+    near = [(6, 3, "left"), (6, -9, "left"), (-6, 3, "right"), (-6, -9, "right"), (0, 8, "center"),
+            (0, -15, "center")]
+    ring = []
+    for r in (16, 24, 34, 46, 60, 76, 94, 115):
+        for a in range(0, 360, 15):
+            dx, dy = r * math.cos(math.radians(a)), r * math.sin(math.radians(a))
+            ring.append((dx, dy - 3, "left" if dx > 1 else ("right" if dx < -1 else "center")))
+    return near + ring
+
+
+def _place_labels(fig, ax, items, marker_pts: float = 4.0) -> tuple[list, list]:
+    """Label each point where its text overlaps no other label and no marker, inside the axes.
+
+    ``items``: (x, y, text, color). Greedy over :func:`_label_offsets`; a label placed away from
+    its point gets a thin leader line. Returns (placed: [(text, display bbox extents)], unplaced
+    texts) -- unplaced ones are listed under the axes by the caller, never drawn on top of others.
+    """
+    from matplotlib.transforms import Bbox
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    px = fig.dpi / 72.0
+    axbox = ax.get_window_extent(renderer)
+    pts = ax.transData.transform([(x, y) for x, y, _, _ in items]) if items else []
+    r = marker_pts * px
+    obstacles = [Bbox.from_extents(u - r, v - r, u + r, v + r) for u, v in pts]
+    obstacles += [t.get_window_extent(renderer) for t in ax.texts]  # the 100x/500x guide labels
+    placed, boxes, unplaced = [], [], []
+    # crowded points first (most neighbours within 40 px), so they get the near spots
+    order = sorted(range(len(items)), key=lambda i: -sum(abs(pts[i][0] - u) < 40 * px and abs(pts[i][1] - v) < 40 * px
+                                                          for u, v in pts))
+    for i in order:
+        x, y, text, color = items[i]
+        for dx, dy, ha in _label_offsets():
+            far = abs(dx) > 10 or dy > 10 or dy < -16
+            kw = dict(xytext=(dx, dy), textcoords="offset points", ha=ha, fontsize=6.5, color=color)
+            t = ax.annotate(text, (x, y), **kw)  # measured without its leader line
+            bb = t.get_window_extent(renderer).expanded(1.04, 1.12)
+            t.remove()
+            inside = (bb.x0 >= axbox.x0 and bb.x1 <= axbox.x1 and bb.y0 >= axbox.y0 and bb.y1 <= axbox.y1)
+            if inside and not any(bb.overlaps(o) for o in boxes + obstacles):
+                ax.annotate(text, (x, y), **kw, arrowprops=dict(arrowstyle="-", color=color, lw=0.5, alpha=0.6,
+                                                                shrinkA=0, shrinkB=4) if far else None)
+                boxes.append(bb)
+                placed.append((text, tuple(bb.extents)))
+                break
+        else:
+            unplaced.append(text)
+    return placed, unplaced
+
+
+def plot(res: dict, path: Path) -> dict:
+    """Accuracy vs bytes (log x), file bytes and payload bytes side by side, as PNG.
+
+    Point labels follow one scheme (:func:`point_label`) and never overlap (:func:`_place_labels`;
+    a label with no free spot is listed under its panel instead). On the whole-file panel the
+    sizes below the smallest fixed per-file cost (header + container) are shaded as unreachable
+    and no guide line (100x/500x budget, accuracy bars) is drawn there. Returns the label
+    placement per panel (for tests).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -464,17 +543,33 @@ def plot(res: dict, path: Path) -> None:
 
     rows = [r for r in res["rows"] if r["top1_mean"] is not None]
     ref = next((r for r in rows if r["family"] == "reference"), None)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), sharey=True)
-    for ax, col, title in ((axes[0], "file_bytes", "whole file"),
-                           (axes[1], "payload_bytes", "payload (without the fixed header + container)")):
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6.4), sharey=True)
+    fixed = min((r["fixed_bytes"] for r in res["rows"]), default=0)
+    base = res["baseline"]["dense_fp16_label_bytes"]
+    out = {}
+    panels = ((axes[0], "file_bytes", "whole file", fixed),
+              (axes[1], "payload_bytes", "payload (without the fixed header + container)", 0))
+    for ax, col, title, floor in panels:
+        xs_all = [r[col] for r in rows if r.get(col)]
+        lo = min(xs_all + [base / 500, floor or base]) / 1.6
+        hi = max(xs_all + [base]) * 1.6
+        ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        start = floor if floor and floor > lo else lo  # guide lines start where a store can be
+        if floor and floor > lo:
+            ax.axvspan(lo, floor, color="0.93", zorder=0, lw=0,
+                       label="unreachable: below the fixed per-file cost")
         if ref is not None:
-            ax.axhspan(ref["top1_min"], ref["top1_max"], color="0.85", zorder=0, label="full labels: seed range")
-            ax.axhline(ref["top1_mean"] - 2.0, color="0.6", ls=":", lw=1, label="full - 2 points")
-            base = res["baseline"]["dense_fp16_label_bytes"]
-            for x, lab in ((100, "100x"), (500, "500x")):
+            ax.fill_between([start, hi], ref["top1_min"], ref["top1_max"], color="0.85", zorder=0, lw=0,
+                            label="full labels: seed range")
+            ax.hlines(ref["top1_mean"] - 2.0, start, hi, color="0.6", ls=":", lw=1, label="full - 2 points")
+            for x, lab in ((100, "100x smaller"), (500, "500x smaller")):
+                if base / x < start:
+                    continue  # the budget lies in the unreachable region: no guide line there
                 ax.axvline(base / x, color="0.75", ls="--", lw=1)
                 ax.annotate(lab, (base / x, 1.0), xycoords=("data", "axes fraction"), xytext=(-2, -4),
                             textcoords="offset points", fontsize=7, color="0.4", rotation=90, va="top", ha="right")
+        items = []
         for fam, (color, marker) in FAMILY_STYLE.items():
             fr = sorted((r for r in rows if r["family"] == fam), key=lambda r: r[col])
             if not fr:
@@ -483,8 +578,8 @@ def plot(res: dict, path: Path) -> None:
             ys = [r["top1_mean"] for r in fr]
             es = [r["top1_std"] for r in fr]
             ax.errorbar(xs, ys, yerr=es, fmt=marker, color=color, capsize=3, ms=7,
-                        label={"reference": "full (dense fp16)", "lpld": "LPLD-style pruning",
-                               "lpqld": "LPQLD-style top-k fp16", "lplabel": "lplabel"}[fam])
+                        label={"reference": "full (dense fp16)", "lpld": "lpld-: LPLD-style pruning",
+                               "lpqld": "lpqld-: LPQLD-style top-k fp16", "lplabel": "lpl-: lplabel"}[fam])
             # the family's frontier: most accurate row at or below each size
             front, best = [], -1.0
             for r in fr:
@@ -493,22 +588,34 @@ def plot(res: dict, path: Path) -> None:
                     front.append(r)
             if len(front) > 1:
                 ax.plot([r[col] for r in front], [r["top1_mean"] for r in front], color=color, lw=1, alpha=0.5)
-            for i, r in enumerate(fr):
-                short = r["setting"].replace("lpl-", "").replace("-bf16", "")
-                ax.annotate(short, (r[col], r["top1_mean"]), textcoords="offset points",
-                            xytext=(5, 5 if i % 2 == 0 else -10), fontsize=6.5, color=color)
-        ax.set_xscale("log")
+            items += [(r[col], r["top1_mean"], point_label(r), color) for r in fr]
         ax.set_xlabel(f"bytes ({title}), log scale")
         ax.grid(True, which="both", alpha=0.3)
+        if ref is not None:
+            ys = [r["top1_mean"] - r["top1_std"] for r in rows] + [ref["top1_mean"] - 2.5]
+            ax.set_ylim(min(ys) - 0.5, max(r["top1_mean"] + r["top1_std"] for r in rows) + 0.8)
+        out[col] = {"items": items}
     axes[0].set_ylabel("student top-1 (%)  mean ± std over seeds")
     c = res["config"]["resolved"]
     fig.suptitle(f"lplabel: label storage vs student accuracy -- {c['dataset']} IPC {c['ipc']} "
-                 f"({res['facts']['distilled']['selection']}), {c['epochs']} epochs, {len(c['seeds'])} seeds")
+                 f"({res['facts']['distilled']['selection']}), {c['epochs']} epochs, {len(c['seeds'])} seeds\n"
+                 "labels: setting name without its family prefix; 1/X = keep1in<X> (a random 1/X of the steps); "
+                 "x smaller = than dense fp16 of the nominal records", fontsize=10)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    # labels last, in the final geometry (placement works in display coordinates)
+    notes = []
+    for ax, col, title, _ in panels:
+        placed, unplaced = _place_labels(fig, ax, out[col].pop("items"))
+        out[col] = {"placed": placed, "unplaced": unplaced}
+        if unplaced:
+            notes.append(f"{title.split(' (')[0]} panel, not labelled (no room): " + ", ".join(unplaced))
+    if notes:
+        fig.text(0.01, 0.125, "\n".join(notes), fontsize=6.5, va="top")
     fig.savefig(path, dpi=130)
     plt.close(fig)
+    return out
 
 
 def write_report(res: dict, out_dir, stem: str = "results") -> list[Path]:
