@@ -72,13 +72,29 @@ class LplabelGroup(click.Group):
 
 @click.group(cls=LplabelGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="lplabel")
-def main():
+@click.option("--header-copy/--no-header-copy", default=None,
+              help="Whether stores written by this command also carry the header JSON as the string attribute "
+                   "json of the header dataset, for h5dump -A / h5ls -v (a convenience copy, about 2 KB; the header "
+                   "dataset's bytes are authoritative) [default: yes, unless LPLABEL_HEADER_COPY=0].")
+@click.pass_context
+def main(ctx, header_copy):
     """lplabel: store, compress and serve the soft labels of dataset distillation.
 
     A label store (*.lpl) holds, for every stored (epoch, step), the augmented views the
     teacher saw (image id, crop box, flip, mix partner, mix lambda and box) and the teacher's
     soft labels, compressed by a codec chain recorded in the file. See spec/FORMAT.md.
     """
+    if header_copy is not None:  # through the environment, so relabel's worker processes see it too
+        old = os.environ.get("LPLABEL_HEADER_COPY")
+        os.environ["LPLABEL_HEADER_COPY"] = "1" if header_copy else "0"
+
+        def restore():
+            if old is None:
+                os.environ.pop("LPLABEL_HEADER_COPY", None)
+            else:
+                os.environ["LPLABEL_HEADER_COPY"] = old
+
+        ctx.call_on_close(restore)
 
 
 def register(command):

@@ -334,9 +334,11 @@ def test_recommendation_is_the_smallest_row_within_the_spread():
     rec = recommend(_results(rows))
     assert rec["setting"] == "lpl-k2-bf16-tail-keep1in70" and "seed spread" in rec["why"]
     prune, encode, compare = rec["commands"]
-    assert prune.startswith("lplabel prune out/bench-digits/stores/source.lpl") and "--keep 1/70 --seed 0" in prune
+    assert prune.startswith("lplabel --no-header-copy prune out/bench-digits/stores/source.lpl")
+    assert "--keep 1/70 --seed 0" in prune
     assert "--reuse lpqld" in prune
-    assert encode.startswith("lplabel encode lpl-k2-bf16-tail-keep1in70.pruned.lpl") and "--allow-lossy" in encode
+    assert encode.startswith("lplabel --no-header-copy encode lpl-k2-bf16-tail-keep1in70.pruned.lpl")
+    assert "--allow-lossy" in encode
     assert compare.startswith("lplabel compare")
     # nothing within the spread: the smallest within 2 points
     rec = recommend(_results([rows[0], rows[3]]))

@@ -240,6 +240,7 @@ def recommend(res: dict) -> dict | None:
     ``prune`` (same seed, keep, metric and reuse as the sweep) then ``encode --codecs`` with the
     setting's label chain. The rebuilt store has the sweep's steps, labels and label chain (its
     view columns are zstd 19, as lplabel's own settings'; LPLD/LPQLD-style rows use level 3 there).
+    ``--no-header-copy``: the sweep's stores leave out the header's h5dump copy (spec §1.2).
     """
     import shlex
 
@@ -267,13 +268,13 @@ def recommend(res: dict) -> dict | None:
         x = 1.0 / s.keep
         keep = f"1/{x:.0f}" if abs(x - round(x)) < 1e-9 and 1.0 / round(x) == s.keep else f"{s.keep!r}"
         pruned = Path(f"{s.store_name}.pruned.lpl")
-        cmds.append(f"lplabel prune {q(str(src))} -o {q(str(pruned))} --keep {keep} --seed {int(c['seed'])} "
-                    f"--reuse {s.reuse}" + ("" if s.metric == "random" else f" --metric {s.metric}"))
+        cmds.append(f"lplabel --no-header-copy prune {q(str(src))} -o {q(str(pruned))} --keep {keep} "
+                    f"--seed {int(c['seed'])} --reuse {s.reuse}" + ("" if s.metric == "random" else f" --metric {s.metric}"))
         store_in = pruned
     spc = min(int(res["facts"]["stores"]["steps_per_chunk"]), max(int(best.get("steps") or 1), 1))
     chain = json.dumps([codec.to_json() for codec in s.label_codecs(C)], separators=(",", ":"))
-    cmds.append(f"lplabel encode {q(str(store_in))} -o {q(s.store_name + '.lpl')} --steps-per-chunk {spc} "
-                f"--codecs {q(chain)}" + (" --allow-lossy" if s.k is not None or s.values != "fp16" else ""))
+    cmds.append(f"lplabel --no-header-copy encode {q(str(store_in))} -o {q(s.store_name + '.lpl')} "
+                f"--steps-per-chunk {spc} --codecs {q(chain)}" + (" --allow-lossy" if s.k is not None or s.values != "fp16" else ""))
     cmds.append(f"lplabel compare {q(str(src))} {q(s.store_name + '.lpl')}")
     return {"setting": best["setting"], "why": why, "file_bytes": best["file_bytes"], "ratio": best["ratio"],
             "top1_mean": best["top1_mean"], "top1_std": best["top1_std"], "description": best["description"],
@@ -425,7 +426,8 @@ def markdown_report(res: dict) -> str:
     lines.append("Bytes: *file* is the whole `.lpl` file (lplabel store format "
                  + ", ".join(versions) + (", packed tables" if "1.1" in versions else "") + "); *payload* leaves "
                  "out the fixed per-file cost (JSON header with the image keys and classes + HDF5 container: "
-                 f"{min(fixed):,} to {max(fixed):,} B here, whatever the store holds); *x smaller* is the "
+                 f"{min(fixed):,} to {max(fixed):,} B here, whatever the store holds; the stores leave out the "
+                 "header's `json` attribute copy for HDF5 tools, `lplabel --no-header-copy`); *x smaller* is the "
                  "dense fp16 logits of the nominal records (every record of the full store) divided by the file's "
                  "(or payload's) bytes -- what `lplabel info` calls \"x smaller than dense fp16 of the nominal "
                  "records\" (configs and container count against the store, never for the baseline). *top-1 "
@@ -486,7 +488,7 @@ def _label_offsets():
     return near + ring
 
 
-def _place_labels(fig, ax, items, marker_pts: float = 4.0) -> tuple[list, list]:
+def _place_labels(fig, ax, items, marker_pts: float = 4.0, draw: bool = True) -> tuple[list, list]:
     """Label each point where its text overlaps no other label and no marker, inside the axes.
 
     ``items``: (x, y, text, color). Greedy over :func:`_label_offsets`; a label placed away from
@@ -495,7 +497,8 @@ def _place_labels(fig, ax, items, marker_pts: float = 4.0) -> tuple[list, list]:
     """
     from matplotlib.transforms import Bbox
 
-    fig.canvas.draw()
+    if draw:  # the layout must be final: placement works in display coordinates
+        fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     px = fig.dpi / 72.0
     axbox = ax.get_window_extent(renderer)
@@ -507,18 +510,27 @@ def _place_labels(fig, ax, items, marker_pts: float = 4.0) -> tuple[list, list]:
     # crowded points first (most neighbours within 40 px), so they get the near spots
     order = sorted(range(len(items)), key=lambda i: -sum(abs(pts[i][0] - u) < 40 * px and abs(pts[i][1] - v) < 40 * px
                                                           for u, v in pts))
+    sizes = {}
+    for _, _, text, _ in items:  # each text's size in pixels, measured once
+        if text not in sizes:
+            t = ax.text(0, 0, text, fontsize=6.5, transform=None)
+            bb = t.get_window_extent(renderer)
+            sizes[text] = (bb.width, bb.height)
+            t.remove()
     for i in order:
         x, y, text, color = items[i]
+        w, h = sizes[text]
         for dx, dy, ha in _label_offsets():
-            far = abs(dx) > 10 or dy > 10 or dy < -16
-            kw = dict(xytext=(dx, dy), textcoords="offset points", ha=ha, fontsize=6.5, color=color)
-            t = ax.annotate(text, (x, y), **kw)  # measured without its leader line
-            bb = t.get_window_extent(renderer).expanded(1.04, 1.12)
-            t.remove()
+            ax0 = pts[i][0] + dx * px - {"left": 0.0, "right": w, "center": w / 2}[ha]
+            ay0 = pts[i][1] + dy * px
+            bb = Bbox.from_extents(ax0, ay0, ax0 + w, ay0 + h).expanded(1.04, 1.12)
             inside = (bb.x0 >= axbox.x0 and bb.x1 <= axbox.x1 and bb.y0 >= axbox.y0 and bb.y1 <= axbox.y1)
             if inside and not any(bb.overlaps(o) for o in boxes + obstacles):
-                ax.annotate(text, (x, y), **kw, arrowprops=dict(arrowstyle="-", color=color, lw=0.5, alpha=0.6,
-                                                                shrinkA=0, shrinkB=4) if far else None)
+                far = abs(dx) > 10 or dy > 10 or dy < -16
+                ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va="bottom",
+                            fontsize=6.5, color=color,
+                            arrowprops=dict(arrowstyle="-", color=color, lw=0.5, alpha=0.6, shrinkA=0, shrinkB=4)
+                            if far else None)
                 boxes.append(bb)
                 placed.append((text, tuple(bb.extents)))
                 break
@@ -606,8 +618,8 @@ def plot(res: dict, path: Path) -> dict:
     fig.tight_layout(rect=(0, 0.14, 1, 1))
     # labels last, in the final geometry (placement works in display coordinates)
     notes = []
-    for ax, col, title, _ in panels:
-        placed, unplaced = _place_labels(fig, ax, out[col].pop("items"))
+    for i, (ax, col, title, _) in enumerate(panels):
+        placed, unplaced = _place_labels(fig, ax, out[col].pop("items"), draw=i == 0)
         out[col] = {"placed": placed, "unplaced": unplaced}
         if unplaced:
             notes.append(f"{title.split(' (')[0]} panel, not labelled (no room): " + ", ".join(unplaced))

@@ -58,6 +58,18 @@ def nominal_records(h: dict, stored_records: int, *, complete: bool) -> int:
     return max(int(h["epochs"]) * per_epoch, int(stored_records))
 
 
+def header_copy_bytes(path) -> int:
+    """Bytes of the header's ``json`` convenience copy (spec §1.2), 0 when the store has none;
+    they count as header bytes in ``info``."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        d = f.get(L.HEADER)
+        if d is None or L.ATTR_HEADER_JSON not in d.attrs:
+            return 0
+        return int(d.attrs.get_id(L.ATTR_HEADER_JSON).get_storage_size())
+
+
 def ratio_words(facts: dict) -> list[tuple[str, str]]:
     """The three size figures of a store, as (name, value) lines in lplabel's fixed wording."""
     from ..cli import human_bytes
@@ -108,7 +120,7 @@ def store_info(path) -> dict:
     else:
         fields.update({g: sum(int(np.asarray(arrays[t]).nbytes) for t in names) for g, names in groups.items()})
     from .header import encode_header
-    fields["header"] += len(encode_header(h))
+    fields["header"] += len(encode_header(h)) + header_copy_bytes(path)
     accounted = sum(fields.values())
     fields["container_overhead"] = file_bytes - accounted
     R = store.num_records
