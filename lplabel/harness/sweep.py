@@ -521,8 +521,8 @@ class Bench:
                 _write_json(meta_p, meta)
             self.stores[s.name] = {"path": path, "info": meta["info"], "fidelity": fid, "key": key}
             inf = meta["info"]
-            self.echo(f"      {s.name:<24} {inf['file_bytes']:>12,} B  {inf['records']:>9,} records  "
-                      f"{self.baseline_bytes / inf['file_bytes']:8.1f}x" + ("  (cached)" if cached else ""))
+            self.echo(f"      {s.name:<27} {inf['file_bytes']:>10,} B  {inf['records']:>7,} records  "
+                      f"{self.baseline_bytes / inf['file_bytes']:6.1f}x smaller" + ("  (cached)" if cached else ""))
         src.close()
         self.facts["stores"] = {"steps_per_chunk": spc, "crop_type": crop_type}
         self.timings["stores"] = time.perf_counter() - t0
@@ -591,7 +591,7 @@ class Bench:
                     _write_json(p, res)
                     tag = f"{res['seconds']:.1f} s"
                 self.runs[s.name].append(res)
-                self.echo(f"      [{done:>3}/{total}] {s.name:<24} seed {seed}: top-1 {100 * res['top1']:6.2f} %  "
+                self.echo(f"      [{done:>3}/{total}] {s.name:<27} seed {seed}: top-1 {100 * res['top1']:6.2f} %  "
                           f"({tag})")
         self.timings["students"] = time.perf_counter() - t0
 
