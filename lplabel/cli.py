@@ -23,13 +23,30 @@ def human_bytes(n: float) -> str:
     return str(n)
 
 
-def ratio_phrase(ratio) -> str:
-    """'12.3x smaller than dense fp16' (or 'n.nx larger' when the store is bigger)."""
+def ratio_phrase(ratio, which: str = "stored") -> str:
+    """'12.3x smaller than dense fp16 of the stored records' (or 'n.nx larger' when the store is
+    bigger); ``which`` is ``stored`` or ``nominal`` (see :mod:`lplabel.store.info` for the words)."""
     if not ratio:
         return "no records"
     if ratio >= 1:
-        return f"{ratio:.1f}x smaller than dense fp16"
-    return f"{1 / ratio:.1f}x larger than dense fp16"  # tiny stores: view configs and container dominate
+        return f"{ratio:.1f}x smaller than dense fp16 of the {which} records"
+    # tiny stores: view configs and container dominate
+    return f"{1 / ratio:.1f}x larger than dense fp16 of the {which} records"
+
+
+class KeepFraction(click.ParamType):
+    """A --keep fraction written 0.025, 1/40 or 2.5% (:func:`lplabel.selection.parse_keep`);
+    nonsense raises a named KeepFractionError (one line, exit 2)."""
+
+    name = "FRACTION"
+
+    def convert(self, value, param, ctx):
+        from .selection import parse_keep
+
+        return parse_keep(value)
+
+
+KEEP = KeepFraction()
 
 
 class LplabelGroup(click.Group):
@@ -83,13 +100,29 @@ class LplabelGroup(click.Group):
 
 @click.group(cls=LplabelGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="lplabel")
-def main():
+@click.option("--header-copy/--no-header-copy", default=None,
+              help="Whether stores written by this command also carry the header JSON as the string attribute "
+                   "json of the header dataset, for h5dump -A / h5ls -v (a convenience copy, about 2 KB; the header "
+                   "dataset's bytes are authoritative) [default: yes, unless LPLABEL_HEADER_COPY=0].")
+@click.pass_context
+def main(ctx, header_copy):
     """lplabel: store, compress and serve the soft labels of dataset distillation.
 
     A label store (*.lpl) holds, for every stored (epoch, step), the augmented views the
     teacher saw (image id, crop box, flip, mix partner, mix lambda and box) and the teacher's
     soft labels, compressed by a codec chain recorded in the file. See spec/FORMAT.md.
     """
+    if header_copy is not None:  # through the environment, so relabel's worker processes see it too
+        old = os.environ.get("LPLABEL_HEADER_COPY")
+        os.environ["LPLABEL_HEADER_COPY"] = "1" if header_copy else "0"
+
+        def restore():
+            if old is None:
+                os.environ.pop("LPLABEL_HEADER_COPY", None)
+            else:
+                os.environ["LPLABEL_HEADER_COPY"] = old
+
+        ctx.call_on_close(restore)
 
 
 def register(command):
@@ -99,21 +132,33 @@ def register(command):
 
 
 @main.command()
-@click.argument("store", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the facts as one JSON object (keys: see spec/FORMAT.md).")
-def info(store, as_json):
-    """Summarise a label store: counts, codecs and where every byte goes.
+@click.argument("stores", metavar="STORE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the facts as JSON (keys: see spec/FORMAT.md): one object for one STORE, a list for several.")
+def info(stores, as_json):
+    """Summarise label stores: counts, codecs and where every byte goes.
 
-    Reads the header and tables only (no label payload). The ratio compares the file's
-    size with the same records stored as dense fp16 logits (records x classes x 2 bytes).
+    Reads the header and tables only (no label payload). Sizes are given three ways: bytes per
+    stored record; how many times smaller the file is than the dense fp16 logits (C x 2 bytes a
+    record) of the records it stores; and than those of its nominal records -- every step of
+    every epoch the header declares, before pruning. Several STOREs are summarised one after
+    the other.
     """
     from .store import store_info
 
-    facts = store_info(store)
+    facts = [store_info(s) for s in stores]  # every file opens (or fails by name) before any output
     if as_json:
-        click.echo(json.dumps(facts, indent=2))
+        click.echo(json.dumps(facts[0] if len(facts) == 1 else facts, indent=2))
         return
-    f = facts
+    for i, f in enumerate(facts):
+        if i:
+            click.echo("")
+        _echo_info(f)
+
+
+def _echo_info(f: dict) -> None:
+    from .store.info import ratio_words
+
     click.echo(f"{f['path']}  (lplabel format {f['format_version'][0]}.{f['format_version'][1]})")
     click.echo(f"  records         {f['records']:,}  in {f['steps']:,} steps "
                f"({f['stored_epochs']} of {f['epochs']} epochs stored, {f['steps_per_epoch']} steps/epoch, "
@@ -132,15 +177,18 @@ def info(store, as_json):
         pct = 100.0 * n / total if total else 0.0
         click.echo(f"    {name:<20} {n:>14,}  {human_bytes(n):>11}  {pct:5.1f} %" + ("  (derived)" if name in derived else ""))
     click.echo(f"    {'file':<20} {total:>14,}  {human_bytes(total):>11}")
-    if f["records"]:
-        click.echo(f"  bytes/record    {f['bytes_per_record']:.2f}")
-        click.echo(f"  vs dense fp16   {human_bytes(f['dense_fp16_bytes'])} -> ratio {f['ratio_vs_dense_fp16']:.1f}x")
+    click.echo("  size")
+    for name, value in ratio_words(f):
+        click.echo(f"    {name:<31} {value}")
 
 
 @main.command()
 @click.argument("store", type=click.Path(dir_okay=False))
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when the store is sound.")
-def verify(store, quiet):
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report as one JSON object on stdout (path, status ok/damaged/unchecked, exit_status, "
+                   "problems, undecoded, chunks_checked, bytes_checked); the exit status is the same.")
+def verify(store, quiet, as_json):
     """Check a store's structure and every checksum; decode every chunk.
 
     Exit status 0 when the store is sound, 1 when it is damaged (each problem is printed
@@ -151,6 +199,11 @@ def verify(store, quiet):
     from .store import verify_store
 
     report = verify_store(store)
+    if as_json:
+        code = _echo_verify_json(report)
+        if code:
+            sys.exit(code)
+        return
     if report.ok and report.undecoded:
         for col, why in report.undecoded.items():
             click.echo(f"UNCHECKED  column {col!r}: checksums match, chunks not decoded: {why}", err=True)
@@ -164,6 +217,67 @@ def verify(store, quiet):
         click.echo(f"DAMAGED  {p}", err=True)
     click.echo(f"{len(report.problems)} problem(s) found in {store}", err=True)
     sys.exit(1)
+
+
+def _echo_verify_json(report) -> int:
+    """``verify --json``: every field of the report, plus its verdict; returns the exit status."""
+    import dataclasses
+
+    facts = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else dict(vars(report))
+    status, code = ("damaged", 1) if not report.ok else (("unchecked", 3) if report.undecoded else ("ok", 0))
+    facts.update(ok=bool(report.ok), status=status, exit_status=code,
+                 problems=[str(p) for p in report.problems])
+    click.echo(json.dumps(facts, indent=2, default=str))
+    return code
+
+
+@main.command()
+@click.argument("store", type=click.Path(dir_okay=False))
+@click.option("--epoch", type=click.IntRange(0), default=None, help="Epoch [default: the first stored].")
+@click.option("--step", type=click.IntRange(0), default=None,
+              help="Step within the epoch (needs --epoch) [default: the epoch's first stored step].")
+@click.option("--top", type=click.IntRange(1, 100), default=3, show_default=True, help="Classes shown per record.")
+@click.option("-n", "--records", type=click.IntRange(1), default=10, show_default=True,
+              help="Records shown (the step may hold more).")
+@click.option("--all", "show_all", is_flag=True, help="Show every record of the step.")
+@click.option("-T", "--temperature", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
+              help="Temperature of the probabilities (softmax(z/T)).")
+@click.option("--mode", type=click.Choice(["auto", "renorm", "tail", "uniform"]), default="auto", show_default=True,
+              help="How top-k labels become probabilities (as `lplabel compare --mode`).")
+@click.option("--json", "as_json", is_flag=True, help="Print the step as one JSON object.")
+def show(store, epoch, step, top, records, show_all, temperature, mode, as_json):
+    """Peek at one stored step: its views and each record's most probable classes.
+
+    Per record: the image (id, key, own class), the crop box (top, left, height, width as
+    fractions of the image), the flip, the mix partner (CutMix/MixUp, with the step's lambda and
+    box) and the top classes with their probabilities at -T, as the loader would hand them out.
+    """
+    from .store.info import peek_step
+
+    v = peek_step(store, epoch, step, top=top, temperature=temperature, mode=mode,
+                  records=None if show_all else records)
+    if as_json:
+        click.echo(json.dumps(v, indent=2))
+        return
+    mix = "no mixing" if v["mix"] is None else (f"{v['mix_kind'] or 'mix'} lambda {v['mix']['lambda']:.3f}, "
+                                                 f"box {tuple(v['mix']['box'])}")
+    click.echo(f"{v['path']}  epoch {v['epoch']}, step {v['step']}  (stored step {v['position'] + 1} of "
+               f"{v['steps']:,}; {v['records']} records; {mix})")
+    click.echo(f"  labels: {v['labels']}" + (" [lossy]" if v["label_lossy"] else "")
+               + f"; probabilities at T={v['temperature']:g}" + (f", mode {v['mode']}" if v["mode"] != "auto" else ""))
+    key_w = min(max([3] + [len(str(r["key"])) for r in v["rows"]]), 24)
+    click.echo(f"  {'rec':>4} {'image':>6} {'key':<{key_w}} {'class':>5}  {'crop (t, l, h, w)':<23} {'flip':<4} "
+               f"{'mix':>4}  top classes (p)")
+    for r in v["rows"]:
+        key = str(r["key"])
+        key = key if len(key) <= key_w else "…" + key[-(key_w - 1):]
+        crop = " ".join(f"{x:.2f}" for x in r["crop"])
+        tops = "  ".join(f"{t['class']}:{t['p']:.3f}" for t in r["top"])
+        cls = "-" if r["image_class"] < 0 else str(r["image_class"])
+        click.echo(f"  {r['record']:>4} {r['image']:>6} {key:<{key_w}} {cls:>5}  {crop:<23} "
+                   f"{'yes' if r['flip'] else 'no':<4} {'-' if r['mix_partner'] < 0 else r['mix_partner']:>4}  {tops}")
+    if v["shown"] < v["records"]:
+        click.echo(f"  ... {v['records'] - v['shown']} more records (--all or -n N to see them)")
 
 
 @main.command()

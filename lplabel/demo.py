@@ -12,6 +12,7 @@ from pathlib import Path
 
 
 def run_demo(output, *, epochs: int = 20, force: bool = False, echo=print) -> dict:
+    from .cli import ratio_phrase
     from .datasets import load_dataset, select_per_class
     from .relabel import relabel
     from .store import store_info, verify_store
@@ -39,7 +40,8 @@ def run_demo(output, *, epochs: int = 20, force: bool = False, echo=print) -> di
         report = verify_store(path)
         results[str(path)] = {"info": facts, "verify_ok": report.ok}
         echo(f"      {facts['records']:,} records, {facts['file_bytes']:,} bytes "
-             f"({facts['bytes_per_record']:.1f} B/record), ratio vs dense fp16 {facts['ratio_vs_dense_fp16']:.2f}x")
+             f"({facts['bytes_per_record']:.1f} bytes per stored record), "
+             f"{ratio_phrase(facts['smaller_than_dense_fp16_stored'], 'stored')}")
         echo(f"      labels: {facts['label_codec_summary']}")
         echo(f"      verify: {'OK' if report.ok else 'DAMAGED: ' + '; '.join(report.problems)}")
     echo(f"done in {time.perf_counter() - t0:.0f} s; inspect with `lplabel info {dense}`")

@@ -7,7 +7,8 @@ candidate: the chosen mode) and compared:
 * ``top1_agreement``: fraction of records whose most probable class is the same (ties: the
   smaller class index);
 * ``top5_overlap``: mean of |top-5(ref) ∩ top-5(cand)| / 5 (classes with probability 0 in a
-  top-k reconstruction still fill its top-5 by smaller index; with C < 5, top-C);
+  top-k reconstruction still fill its top-5 by smaller index; with C < 5, top-C). ``None`` (and
+  ``top5_overlap_skipped`` says why) when a store keeps fewer than 5 (or C) classes per record;
 * ``kl_t1``, ``kl_t20``: mean KL(candidate ‖ reference) in nats of softmax(z/T) at T = 1 and
   20. This direction is finite for every reconstruction, including renormalised top-k, where
   it equals −log(reference mass kept in the top-k); the reverse is infinite there.
@@ -130,14 +131,34 @@ def compare_stores(reference, candidate, *, mode: str = "auto", temperatures=TEM
     res["steps"] = int(len(common))
 
     def size_facts(store):
-        nbytes = os.path.getsize(store.path)
-        R = store.num_records
-        return {"path": str(store.path), "file_bytes": nbytes, "records": R,
-                "bytes_per_record": nbytes / R if R else None,
+        from .store import store_info
+
+        f = store_info(store.path)  # the same three size figures as `lplabel info` (lplabel.store.info)
+        R = f["records"]
+        return {"path": str(store.path), "file_bytes": f["file_bytes"], "records": R,
+                "nominal_records": f["nominal_records"], "bytes_per_record": f["bytes_per_record"],
                 "label_bytes_per_record": store.column_bytes("label") / R if R else None,
-                "ratio_vs_dense_fp16": (R * store.num_classes * 2) / nbytes if nbytes else None}
+                "smaller_than_dense_fp16_stored": f["smaller_than_dense_fp16_stored"],
+                "smaller_than_dense_fp16_nominal": f["smaller_than_dense_fp16_nominal"],
+                "ratio_vs_dense_fp16": f["ratio_vs_dense_fp16"]}  # old name of ..._stored
 
     res["reference"] = size_facts(ref)
     res["candidate"] = size_facts(cand)
     res["mode"] = mode
+    # top-5 overlap means something only when both labels rank at least 5 classes: a top-k label
+    # with k < 5 fills the rest of its top-5 with zero-probability classes by index
+    kept = [k for k in (_kept_classes(ref), _kept_classes(cand)) if k is not None]
+    n = min(5, ref.num_classes)
+    if kept and min(kept) < n:
+        res["top5_overlap"] = None
+        res["top5_overlap_skipped"] = (f"a store keeps only the top-{min(kept)} classes of each record; top-5 "
+                                       f"overlap needs k >= {n}")
     return res
+
+
+def _kept_classes(store):
+    """k of a top-k label chain (None for dense logits)."""
+    fields = {f.name: f for f in store.pipelines["label"].decoded_spec}
+    if "indices" not in fields:
+        return None
+    return int(fields["indices"].shape[0]) if fields["indices"].shape else 1

@@ -342,14 +342,16 @@ def view_codecs(level: int) -> dict:
 def write_steps(meta: SourceMeta, steps: Iterable[SourceStep], out, label_codecs, *, selection="keep",
                 steps_per_chunk: int | None = None, force: bool = False, stage: int = 0,
                 zstd_level: int = 3, total: int | None = None, desc: str = "writing",
-                on_step: Callable | None = None, store_views: bool = False) -> Path:
+                on_step: Callable | None = None, store_views: bool = False,
+                header_copy: bool | None = None) -> Path:
     """Write ``steps`` to a new store at ``out`` with ``label_codecs``; returns the path.
 
     ``selection``: ``"keep"`` copies ``meta.selection``; a dict (or None) replaces it.
     ``stage > 0``: step labels come encoded up to that stage (see :class:`SourceMeta`).
     The write is atomic: on any error nothing is left under ``out``. Derived view columns stay
     derived (``meta.image_sizes``) unless ``store_views`` or ``meta.crop_type`` is not float32
-    (narrowed crops no longer equal the sampler's: they are stored).
+    (narrowed crops no longer equal the sampler's: they are stored). ``header_copy``: see
+    :class:`lplabel.store.StoreWriter`.
     """
     from .store import StoreWriter
 
@@ -362,7 +364,8 @@ def write_steps(meta: SourceMeta, steps: Iterable[SourceStep], out, label_codecs
         teacher=meta.teacher, seed=meta.seed, selection=sel, extensions=meta.extensions,
         steps_per_chunk=steps_per_chunk or meta.steps_per_chunk, zstd_level=zstd_level, overwrite=force,
         label_stage=stage, view_codecs=view_codecs(zstd_level),
-        derived_views=None if store_views or meta.crop_type != "float32" else meta.image_sizes)
+        derived_views=None if store_views or meta.crop_type != "float32" else meta.image_sizes,
+        header_copy=header_copy)
     bar = progress_bar(total, desc)
     try:
         for st in steps:

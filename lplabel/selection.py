@@ -61,15 +61,50 @@ def n_keep(keep: float, n: int) -> int:
     return int(min(max(math.floor(keep * n + 0.5), 1), n))
 
 
+class KeepFractionError(SelectionError):
+    """A --keep value that is not a fraction in (0, 1] (``0.025``, ``1/40`` or ``2.5%``)."""
+
+
+_KEEP_HINT = "write a fraction in (0, 1]: 0.025, 1/40 or 2.5% all keep one step in 40"
+
+
+def parse_keep(keep) -> float:
+    """A keep fraction from a number or from text: ``0.025``, ``1/40`` or ``2.5%`` (all the same).
+
+    Raises :class:`KeepFractionError` (named, with the accepted forms) for anything else: text
+    that is no number, a zero denominator, NaN/inf, or a value outside (0, 1] (``40`` or
+    ``250%`` is more than everything; to keep 1 step in 40 write ``1/40``).
+    """
+    if isinstance(keep, bool):
+        raise KeepFractionError(f"keep must be a fraction, got {keep!r}", part="--keep", hint=_KEEP_HINT)
+    text = str(keep).strip()
+    try:
+        if isinstance(keep, (int, float, np.integer, np.floating)):
+            value = float(keep)
+        elif text.endswith("%"):
+            value = float(text[:-1].strip()) / 100.0
+        elif "/" in text:
+            num, _, den = text.partition("/")
+            n, d = float(num.strip()), float(den.strip())
+            if d == 0:
+                raise KeepFractionError(f"keep {text!r} divides by zero", part="--keep", hint=_KEEP_HINT)
+            value = n / d
+        else:
+            value = float(text)
+    except ValueError:
+        raise KeepFractionError(f"keep {text!r} is not a number", part="--keep", hint=_KEEP_HINT) from None
+    if not math.isfinite(value):
+        raise KeepFractionError(f"keep {text!r} is not a finite number", part="--keep", hint=_KEEP_HINT)
+    if not 0.0 < value <= 1.0:
+        plain = value > 1 and "%" not in text and "/" not in text
+        raise KeepFractionError(f"keep {text!r} = {value:g} is not a fraction in (0, 1]", part="--keep",
+                                hint=f"to keep 1 step in {text}, write 1/{text}" if plain else _KEEP_HINT)
+    return value
+
+
 def check_selection_args(keep, unit: str = "step", metric: str = "random", reuse: str = "lpld", seed=0) -> None:
     """Raise SelectionError for arguments no selection accepts (cheap; call before any work)."""
-    try:
-        keep_f = float(keep)
-    except (TypeError, ValueError):
-        raise SelectionError(f"keep must be a number in (0, 1], got {keep!r}") from None
-    if not (0.0 < keep_f <= 1.0) or math.isnan(keep_f):
-        raise SelectionError(f"keep must be a fraction in (0, 1], got {keep!r}",
-                             hint="e.g. --keep 0.1 keeps 10 % of the steps (LPLD's 10x pruning)")
+    parse_keep(keep)
     if unit not in UNITS:
         raise SelectionError(f"unknown selection unit {unit!r}", hint=f"choose one of {', '.join(UNITS)}")
     if metric not in METRICS:

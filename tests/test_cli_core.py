@@ -20,7 +20,7 @@ def test_info_human_and_json(runner, small_store):
     path, ref = small_store
     r = runner.invoke(main, ["info", str(path)])
     assert r.exit_code == 0, r.output
-    assert "records" in r.output and "column.label" in r.output and "ratio" in r.output
+    assert "records" in r.output and "column.label" in r.output and "vs dense fp16, stored records" in r.output
     r = runner.invoke(main, ["info", "--json", str(path)])
     facts = json.loads(r.output)
     assert facts["records"] == sum(len(x["image"]) for x in ref)

@@ -141,14 +141,36 @@ def test_compare_known_case(tmp_path):
     res = json.loads(out)
     assert code == 0 and res["records"] == 4 and res["steps"] == 1
     assert res["top1_agreement"] == 1.0
-    assert res["top5_overlap"] == 1.0  # C = 4 < 5: top-4 sets, tied zeros by smaller index
+    # top-2 of C = 4: the rest of a top-4 would be tied zeros ordered by index -- meaningless, so
+    # the overlap is skipped and the output says why (issue 19 item 13)
+    assert res["top5_overlap"] is None and "top-2" in res["top5_overlap_skipped"]
     assert res["kl_t1"] == pytest.approx(-np.log(0.8), abs=1e-6)  # KL(renormed top-2 || p) = -log(mass kept)
     assert res["tv_t1"] == pytest.approx(0.2, abs=1e-6)
     pt = p ** (1 / 20) / (p ** (1 / 20)).sum()
     assert res["kl_t20"] == pytest.approx(-np.log(pt[:2].sum()), abs=1e-6)
     assert res["candidate"]["ratio_vs_dense_fp16"] > 0
+    code, out, _ = run("compare", paths["ref"], paths["k2"])
+    assert code == 0 and "top-5 overlap        skipped: a store keeps only the top-2 classes" in out
     code, out, _ = run("compare", paths["ref"], paths["ref"])
     assert code == 0 and "100.00 %" in out
+    assert "top-5 overlap        100.00 %" in out  # dense vs dense: computed (top-C with C = 4)
+
+
+def test_compare_top5_overlap_kept_for_k_at_least_5(tmp_path):
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(8, 12)).astype(np.float32)
+    paths = {}
+    for name, codecs in [("ref", default_label_codecs("dense", type="float32")),
+                         ("k5", default_label_codecs("topk", k=5, type="float32")),
+                         ("k4", default_label_codecs("topk", k=4, type="float32"))]:
+        paths[name] = tmp_path / f"{name}.lpl"
+        with StoreWriter(paths[name], num_classes=12, images=8, batch_size=8, epochs=1, label_codecs=codecs) as w:
+            w.write_step(0, 0, image=np.arange(8, dtype=np.int32), crop=np.zeros((8, 4), np.float32),
+                         flip=np.zeros(8, bool), logits=z)
+    res = json.loads(run("compare", paths["ref"], paths["k5"], "--json")[1])
+    assert res["top5_overlap"] == 1.0 and "top5_overlap_skipped" not in res
+    res = json.loads(run("compare", paths["ref"], paths["k4"], "--json")[1])
+    assert res["top5_overlap"] is None and "needs k >= 5" in res["top5_overlap_skipped"]
 
 
 # -- refused inputs: exit 2, one line, nothing written ------------------------------------------------------

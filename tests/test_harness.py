@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -33,6 +34,8 @@ from lplabel.images import ImageSet
     ("lpl-k2-bf16-tail-60x", dict(metric="random")),
     ("lpl-k2-bf16-tail-60x-entropy", dict(keep=1 / 60, metric="entropy")),
     ("lpld-40x-T4-margin", dict(keep=0.025, metric="margin", temperature=4.0)),
+    ("lpld-keep1in40", dict(family="lpld", keep=0.025, reuse="lpld")),
+    ("lpl-k2-bf16-tail-keep1in70-entropy", dict(keep=1 / 70, metric="entropy")),
 ])
 def test_setting_grammar(name, fields):
     s = parse_setting(name, 10)
@@ -48,10 +51,31 @@ def test_setting_grammar(name, fields):
     ("lpl-k2-int4-tail", "cannot be encoded"), ("lpld-0.5x", "X >= 1"), ("lpl-dense-fp16-tail", "needs top-k"),
     ("full-10x", "keeps every step"),
     ("lpl-k2-bf16-entropy", "pruned setting"), ("lpld-10x-entropy-margin", "not in the grammar"),
+    ("lpld-keep1in0.5", "X >= 1"),
 ])
 def test_bad_setting_names(name, why):
     with pytest.raises(UnknownSettingError, match=why):
         parse_setting(name, 10)
+
+
+@pytest.mark.parametrize("old, new", [
+    ("lpld-40x", "lpld-keep1in40"), ("lpqld-k2", "lpqld-k2-keep1in10"), ("lpqld-k5-40x-T4", "lpqld-k5-keep1in40-T4"),
+    ("lpl-k2-bf16-tail-70x", "lpl-k2-bf16-tail-keep1in70"), ("lpld-keep0.05", "lpld-keep1in20"),
+    ("lpl-k1-none-40x-dkr", "lpl-k1-none-keep1in40-dkr"), ("full", "full"), ("lpl-dense-bf16", "lpl-dense-bf16"),
+])
+def test_names_say_pruning_not_size(old, new):
+    """Item 12 of issue 19: '-40x' read as the size ratio; names now say keep1in40 (pruning), and
+    the old spelling still parses to the same setting (reruns of old commands stay equivalent)."""
+    assert parse_setting(old, 10).name == new
+    assert parse_setting(old, 10) == parse_setting(new, 10)
+    assert "keep1in" in parse_setting(new, 10).name or parse_setting(new, 10).keep == 1.0
+
+
+def test_default_sweep_names_never_end_in_x():
+    for c in (10, 1000):
+        for n in default_setting_names(c):
+            assert not re.search(r"\d+x(-|$)", n), n
+            assert parse_setting(n, c).name == n  # the defaults are written canonically
 
 
 def test_default_sweeps_parse_and_start_with_full():
@@ -202,8 +226,10 @@ def _results(rows):
     add_reference_deltas(rows)
     return {"rows": rows, "targets": evaluate_targets(rows), "machine": {"cpu": "x", "cpu_count": 2, "device": "cpu",
             "platform": "p", "python": "3", "torch": "2", "lplabel": "0"},
-            "config": {"resolved": {"dataset": "digits", "ipc": 10, "epochs": 3, "seeds": [0, 1, 2]}},
+            "config": {"seed": 0, "resolved": {"dataset": "digits", "ipc": 10, "epochs": 3, "seeds": [0, 1, 2],
+                                               "num_classes": 10, "out": "out/bench-digits"}},
             "facts": {"teacher": {"description": "t", "test_top1": 0.9}, "distilled": {"selection": "random"},
+                      "stores": {"steps_per_chunk": 1048},
                       "relabel": {"epochs": 3, "batch_size": 5, "crop_scale": [0.25, 1], "mix": "cutmix"},
                       "data": {"test_images": 5}},
             "recipe": {"model": "convnet", "model_kwargs": {}, "lr": 1e-3, "weight_decay": 0.01},
@@ -245,15 +271,124 @@ def test_targets_and_equal_bytes():
 
 
 def test_write_report_files(tmp_path):
-    rows = [_row("full", "reference", 1_100_000, [90, 91, 92]), _row("lpld-40x", "lpld", 26_000, [88, 88, 89]),
-            _row("lpl-a", "lplabel", 8_000, [90.5, 91, 91.5])]
+    rows = [_row("full", "reference", 1_100_000, [90, 91, 92]), _row("lpld-keep1in40", "lpld", 26_000, [88, 88, 89]),
+            _row("lpl-k2-bf16-tail-keep1in70", "lplabel", 8_000, [90.5, 91, 91.5])]
     paths = write_report(_results(rows), tmp_path)
     names = {p.name for p in paths}
     assert {"results.json", "results.csv", "results.md"} <= names
-    assert json.loads((tmp_path / "results.json").read_text())["rows"][2]["setting"] == "lpl-a"
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["rows"][2]["setting"] == "lpl-k2-bf16-tail-keep1in70"
+    assert saved["recommendation"]["setting"] == "lpl-k2-bf16-tail-keep1in70"
     csv_text = (tmp_path / "results.csv").read_text().splitlines()
     assert csv_text[0].startswith("setting,family") and len(csv_text) == 4
     md = (tmp_path / "results.md").read_text()
     assert "## Targets" in md and "lplabel bench accuracy" in md
     pytest.importorskip("matplotlib")
     assert (tmp_path / "accuracy_vs_bytes.png").stat().st_size > 10_000
+
+
+def _long_results():
+    """A 20-row digits-like sweep with the real default names (widest names included)."""
+    names = default_setting_names(10)
+    rows = []
+    for i, n in enumerate(names):
+        fam = parse_setting(n, 10).family
+        rows.append(_row(n, fam, 1_100_000 if fam == "reference" else 40_000 - 1_500 * i,
+                         [90, 91, 92] if fam == "reference" else [89 + (i % 3), 90, 90.5 + (i % 2)]))
+        rows[-1]["temperature"] = "step 20->2" if fam == "lpqld" else "2"
+        rows[-1]["description"] = parse_setting(n, 10).describe()
+    return _results(rows)
+
+
+def test_terminal_table_is_narrow_and_files_keep_the_wide_one(tmp_path):
+    """Item 12: the table printed at the end of a sweep fits 100 columns; results.md holds the
+    wide table (labels in words, payload ratio, top-1 agreement); 'x smaller' and keep1in<X>
+    and the DKR temperature schedule are explained."""
+    from lplabel.harness.report import NARROW_WIDTH, terminal_summary
+
+    res = _long_results()
+    text = terminal_summary(res)
+    table = format_table(res, narrow=True).splitlines()
+    assert len(table) == 1 + len(res["rows"])
+    prose = [line for line in text.splitlines() if not line.startswith("    lplabel ")]
+    assert max(map(len, prose)) <= NARROW_WIDTH, max(prose, key=len)
+    wide = format_table(res)
+    assert max(map(len, wide.splitlines())) > NARROW_WIDTH  # the files' table keeps every column
+    assert "x smaller (payload)" in wide and "top-1 agree" in wide
+    flat = " ".join(text.split())  # the prose is wrapped
+    assert "than dense fp16 of the nominal records" in flat and "keep1in<X>: a random 1/X" in flat
+    assert "DKR" in flat and "max(2, 20 * 0.7^(e // s))" in flat
+    assert "Recommendation:" in text
+    write_report(res, tmp_path)
+    md = (tmp_path / "results.md").read_text()
+    assert "| setting | labels | T |" in md and "Recommendation:" in md and "```bash" in md
+
+
+def test_recommendation_is_the_smallest_row_within_the_spread():
+    rows = [_row("full", "reference", 1_100_000, [90, 91, 92]),
+            _row("lpld-keep1in10", "lpld", 100_000, [91, 91, 91]),
+            _row("lpl-k2-bf16-tail-keep1in70", "lplabel", 8_000, [90.5, 91, 91.5]),     # within spread
+            _row("lpl-k1-none-keep1in40", "lplabel", 4_000, [89.5, 89.5, 89.5])]         # within 2 points only
+    from lplabel.harness.report import recommend
+
+    rec = recommend(_results(rows))
+    assert rec["setting"] == "lpl-k2-bf16-tail-keep1in70" and "seed spread" in rec["why"]
+    prune, encode, compare = rec["commands"]
+    assert prune.startswith("lplabel --no-header-copy prune out/bench-digits/stores/source.lpl")
+    assert "--keep 1/70 --seed 0" in prune
+    assert "--reuse lpqld" in prune
+    assert encode.startswith("lplabel --no-header-copy encode lpl-k2-bf16-tail-keep1in70.pruned.lpl")
+    assert "--allow-lossy" in encode
+    assert compare.startswith("lplabel compare")
+    # nothing within the spread: the smallest within 2 points
+    rec = recommend(_results([rows[0], rows[3]]))
+    assert rec["setting"] == "lpl-k1-none-keep1in40" and "2 points" in rec["why"]
+    assert "--keep 1/40" in rec["commands"][0]
+    # nothing good enough: no recommendation, and the text says to use full
+    assert recommend(_results([rows[0], _row("lpld-keep1in10", "lpld", 100_000, [80, 80, 80])])) is None
+
+
+def test_plot_labels_one_scheme_no_overlaps_no_guides_where_unreachable(tmp_path, monkeypatch):
+    """Item 12: the plot's point labels use one scheme (family prefix dropped, keep1in<X> as
+    1/X), never overlap, and the whole-file panel draws no guide line below the fixed cost."""
+    pytest.importorskip("matplotlib")
+    from lplabel.harness.report import plot, point_label
+
+    assert point_label({"setting": "lpl-k2-bf16-tail-keep1in70", "family": "lplabel"}) == "k2-bf16-tail 1/70"
+    assert point_label({"setting": "lpld-keep1in40", "family": "lpld"}) == "1/40"
+    assert point_label({"setting": "lpqld-k2-keep1in10", "family": "lpqld"}) == "k2 1/10"
+    assert point_label({"setting": "full", "family": "reference"}) == "full"
+    res = _long_results()
+    for r in res["rows"]:  # a crowded cluster, as on digits: many rows within a few KB and a point
+        if r["family"] != "reference":
+            r["file_bytes"] = 4_000 + 97 * (hash(r["setting"]) % 50)
+            r["payload_bytes"] = r["file_bytes"] - r["fixed_bytes"]
+    res["baseline"]["dense_fp16_label_bytes"] = 1_000_000  # 100x = 10,000 B, 500x = 2,000 B
+    for r in res["rows"]:
+        r["fixed_bytes"] = 3_000  # 500x (2,000 B) is below the fixed cost: unreachable as a whole file
+    out = plot(res, tmp_path / "p.png")
+    for panel in ("file_bytes", "payload_bytes"):
+        placed, unplaced = out[panel]["placed"], out[panel]["unplaced"]
+        assert len(placed) + len(unplaced) == len(res["rows"])
+        boxes = [b for _, b in placed]
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (placed[i][0], placed[j][0])
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+    # the guide lines: 500x only on the payload panel (as a whole file it is below the fixed cost)
+    from lplabel.harness import report as rp
+
+    seen = {}
+    orig = rp._place_labels
+
+    def spy(fig, ax, items, **kw):  # the axes' guide texts, before the point labels go in
+        seen[ax.get_xlabel()] = [t.get_text() for t in ax.texts]
+        return orig(fig, ax, items, **kw)
+
+    monkeypatch.setattr(rp, "_place_labels", spy)
+    plot(res, tmp_path / "q.png")
+    whole = next(v for k, v in seen.items() if "whole file" in k)
+    payload = next(v for k, v in seen.items() if "payload" in k)
+    assert "500x smaller" not in whole and "100x smaller" in whole
+    assert "500x smaller" in payload

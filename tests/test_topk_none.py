@@ -300,11 +300,11 @@ def test_harness_settings_parse():
     from lplabel.harness.settings import UnknownSettingError, default_setting_names, parse_setting
 
     s = parse_setting("lpl-k1-none-20x", 10)
-    assert (s.k, s.values, s.tail, s.keep, s.name) == (1, "none", "none", 0.05, "lpl-k1-none-20x")
+    assert (s.k, s.values, s.tail, s.keep, s.name) == (1, "none", "none", 0.05, "lpl-k1-none-keep1in20")
     assert s.describe().startswith("top-1 index only")
     assert s.label_codecs(10)[0] == TopK(1, type="none", index_type="uint8")
     s2 = parse_setting("lpl-k2-none-keep0.025-T1", 10)
-    assert s2.name == "lpl-k2-none-40x-T1" and s2.describe().startswith("top-2 indices only, index-delta")
+    assert s2.name == "lpl-k2-none-keep1in40-T1" and s2.describe().startswith("top-2 indices only, index-delta")
     for bad in ("lpl-dense-none", "lpl-k1-none-tail", "lpl-k2-none-min-40x"):
         with pytest.raises(UnknownSettingError):
             parse_setting(bad, 10)

@@ -32,9 +32,11 @@ def bench():
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Output folder (cache, stores, results) [default: out/bench-DATASET-ipcN-SELECTION].")
 @click.option("--settings", default=None, metavar="NAMES",
-              help="Comma-separated setting names [default: the dataset's sweep]. Grammar: full | lpld-<X>x | "
-                   "lpqld-k<K>[-<X>x] | lpl-k<K>-<fp16|bf16|fp32|int8|int4>[-tail|-min][-<X>x] | "
-                   "lpl-dense-<values>[-<X>x], optional -T<t> or -dkr. 'full' is always included.")
+              help="Comma-separated setting names [default: the dataset's sweep]. Grammar: full | lpld-keep1in<X> | "
+                   "lpqld-k<K>[-keep1in<X>] | lpl-k<K>-<fp16|bf16|fp32|int8|int4|none>[-tail|-min][-keep1in<X>] | "
+                   "lpl-dense-<values>[-keep1in<X>], optional -T<t> or -dkr (LPQLD's step temperature schedule "
+                   "20->2). keep1in<X> keeps a random 1/X of the steps (pruning, not the size ratio; the old "
+                   "spelling <X>x is still read). 'full' is always included.")
 @click.option("--quick", is_flag=True, help="A short smoke run (fewer epochs and seeds).")
 @click.option("--temperature", type=float, default=None, help="Student/label temperature T [default: 2 for digits, 4 otherwise].")
 @click.option("--lr", type=float, default=None, help="Student AdamW learning rate [default: per dataset].")

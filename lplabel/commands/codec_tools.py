@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import human_bytes, ratio_phrase, register
+from ..cli import KEEP, human_bytes, ratio_phrase, register
 from ..codecs import INDEX_CODINGS, LAYOUTS, VALUE_FORMATS, Pipeline, get_codec, label_chain, parse_chain
 from ..codecs.classmap import ORDER_METHODS, learn_class_order
 from ..errors import CodecConfigError, NoValuesError
@@ -43,22 +43,44 @@ def _out_opts(f):
     return f
 
 
+def _merge_level_alias(f):
+    """``--level`` (lplabel 0.1.0's name on encode/quantize) still works, hidden, with a warning:
+    every command now calls the zstd level ``--zstd-level``."""
+    import functools
+
+    @functools.wraps(f)
+    def wrapper(*args, level=None, level_deprecated=None, **kw):
+        if level_deprecated is not None:
+            if level is not None and level != level_deprecated:
+                raise CodecConfigError(f"--level {level_deprecated} and --zstd-level {level} disagree",
+                                       hint="give --zstd-level only (--level is its deprecated spelling)")
+            click.echo("warning: --level is deprecated; use --zstd-level", err=True)
+            level = level_deprecated
+        return f(*args, level=level, **kw)
+
+    return wrapper
+
+
 def _chain_opts(f):
     f = click.option("--dict-size", type=click.IntRange(256, 1 << 20), default=16384, show_default=True,
                      help="Size in bytes of a trained zstd dictionary (with --dictionary).")(f)
     f = click.option("--dictionary/--no-dictionary", default=False, show_default=True,
                      help="Train a zstd dictionary on a sample of the chunks and store it in the file "
                           "(columns/label/zstd_dict); needs --layout shuffle. Helps small chunks most.")(f)
-    f = click.option("--level", type=click.IntRange(-7, 22), default=None,
+    f = click.option("--level", "level_deprecated", type=click.IntRange(-7, 22), default=None, hidden=True,
+                     help="Deprecated spelling of --zstd-level.")(f)
+    f = click.option("--zstd-level", "level", type=click.IntRange(-7, 22), default=None,
                      help="zstd level of the label column (default: 15 for top-k labels, where higher levels gain "
-                          "nothing measurable, 3 for dense ones, which barely compress). View columns use 19.")(f)
+                          "nothing measurable, 3 for dense ones, which barely compress). View columns use 19. "
+                          "The same option name as on relabel and import.")(f)
+    f = _merge_level_alias(f)
     f = click.option("--layout", type=click.Choice(LAYOUTS), default="planes", show_default=True,
                      help="planes: each byte plane of each field its own zstd frame (small, fast); "
                           "shuffle: bytes + byte shuffle + one zstd frame (allows --dictionary); "
                           "rans: top-k fp16 or index-only labels (no tail) coded with a context model learnt "
                           "from the labels and an rANS coder: the smallest lossless layout (k=100: 5 % smaller "
                           "than planes), decoding at 1-2 GB/s of dense-equivalent labels per core (planes: "
-                          "4-18 GB/s); --level and --index-coding do not apply to it; needs numba "
+                          "4-18 GB/s); --zstd-level and --index-coding do not apply to it; needs numba "
                           "(pip install 'lplabel[rans]').")(f)
     f = click.option("--class-order", type=click.Choice(CLASS_ORDERS), default="auto", show_default=True,
                      help="Renumber classes before coding (stored in the header, undone on read): "
@@ -76,9 +98,14 @@ def _summary(path) -> str:
     from ..store import store_info
 
     f = store_info(path)
-    return (f"wrote {path}: {f['records']:,} records in {f['steps']:,} steps, {human_bytes(f['file_bytes'])}, "
-            f"{f['bytes_per_record']:.2f} B/record, {ratio_phrase(f['ratio_vs_dense_fp16'])}"
-            if f["records"] else f"wrote {path}: no records")
+    if not f["records"]:
+        return f"wrote {path}: no records"
+    out = (f"wrote {path}: {f['records']:,} records in {f['steps']:,} steps, {human_bytes(f['file_bytes'])}, "
+           f"{f['bytes_per_record']:.2f} bytes per stored record, "
+           f"{ratio_phrase(f['smaller_than_dense_fp16_stored'], 'stored')}")
+    if f["nominal_records"] != f["records"]:  # pruned (or partial): what pruning and codecs gained together
+        out += f", {ratio_phrase(f['smaller_than_dense_fp16_nominal'], 'nominal')} ({f['nominal_records']:,})"
+    return out
 
 
 def _resolve_class_order(class_order: str, index_coding: str) -> str:
@@ -398,8 +425,9 @@ def quantize(src, out, force, steps_per_chunk, k, values, tail, scale_type, inde
 @click.command()
 @click.argument("src", type=click.Path(exists=False))
 @_out_opts
-@click.option("--keep", required=True, help="Fraction of the stored steps (or epochs, with --by epoch) to keep, "
-                                            "in (0, 1]; e.g. 0.1 = LPLD's 10x pruning.")
+@click.option("--keep", required=True, type=KEEP,
+              help="Fraction of the stored steps (or epochs, with --by epoch) to keep, in (0, 1]: 0.025, 1/40 "
+                   "and 2.5% are the same (1 step in 40); e.g. 1/10 = LPLD's 10x pruning.")
 @click.option("--by", "unit", type=click.Choice(UNITS), default="step", show_default=True,
               help="Keep or drop single steps, or whole epochs.")
 @click.option("--metric", type=click.Choice(METRICS), default="random", show_default=True,
@@ -461,9 +489,11 @@ def prune(src, out, force, steps_per_chunk, keep, unit, metric, seed, reuse):
 def compare(reference, candidate, mode, as_json):
     """Fidelity of the lossy store CANDIDATE against REFERENCE (the store it was made from).
 
-    Over the (epoch, step) both hold: top-1 agreement, top-5 overlap, KL(candidate || reference)
-    and total variation of softmax(z/T) at T=1 and T=20, bytes per record and the ratio to dense
-    fp16 labels. No training needed.
+    Over the (epoch, step) both hold: top-1 agreement, top-5 overlap (skipped, and said so, when
+    a store keeps fewer than 5 classes per record), KL(candidate || reference) and total
+    variation of softmax(z/T) at T=1 and T=20; then bytes per stored record and how many times
+    smaller each file is than dense fp16 of its stored and of its nominal records (see
+    `lplabel info --help`). No training needed.
     """
     from ..fidelity import compare_stores
     from ..store import LabelStore
@@ -489,11 +519,22 @@ def compare(reference, candidate, mode, as_json):
     c, r = res["candidate"], res["reference"]
     click.echo(f"{res['records']:,} records in {res['steps']:,} common steps (candidate mode {mode})")
     click.echo(f"  top-1 agreement      {100 * res['top1_agreement']:.2f} %")
-    click.echo(f"  top-5 overlap        {100 * res['top5_overlap']:.2f} %")
+    if res["top5_overlap"] is None:
+        click.echo(f"  top-5 overlap        skipped: {res.get('top5_overlap_skipped', 'not computed')}")
+    else:
+        click.echo(f"  top-5 overlap        {100 * res['top5_overlap']:.2f} %")
     for t in ("1", "20"):
         click.echo(f"  KL(cand||ref) T={t:<3}  {res[f'kl_t{t}']:.5f} nats   TV {res[f'tv_t{t}']:.5f}")
-    click.echo(f"  bytes/record         {c['bytes_per_record']:.2f} (reference {r['bytes_per_record']:.2f})")
-    click.echo(f"  vs dense fp16        {c['ratio_vs_dense_fp16']:.1f}x (reference {r['ratio_vs_dense_fp16']:.1f}x)")
+    click.echo(f"  {'bytes per stored record':<31} {c['bytes_per_record']:.2f} (reference {r['bytes_per_record']:.2f})")
+    for which in ("stored", "nominal"):
+        key = f"smaller_than_dense_fp16_{which}"
+        click.echo(f"  {'vs dense fp16, ' + which + ' records':<31} {_times(c[key])} (reference {_times(r[key])})")
+
+
+def _times(ratio) -> str:
+    if not ratio:
+        return "-"
+    return f"{ratio:.1f}x smaller" if ratio >= 1 else f"{1 / ratio:.1f}x larger"
 
 
 for _cmd in (encode, quantize, prune, compare):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli import register
+from ..cli import KEEP, register
 
 
 def _echo(msg: str) -> None:
@@ -54,8 +54,9 @@ def _echo(msg: str) -> None:
 @click.option("--amp/--no-amp", default=False, show_default=True, help="Autocast the teacher (bf16/fp16).")
 @click.option("--amp-dtype", type=click.Choice(["auto", "bfloat16", "float16"]), default="auto", show_default=True)
 @click.option("--channels-last/--no-channels-last", default=None, help="[default: on with CUDA]")
-@click.option("--keep", type=click.FloatRange(0, 1, min_open=True), default=None,
-              help="Compute and store only this fraction of the steps (seeded random; LPLD pruning).")
+@click.option("--keep", type=KEEP, default=None,
+              help="Compute and store only this fraction of the steps, in (0, 1]: 0.025, 1/40 or 2.5% (seeded "
+                   "random; LPLD pruning).")
 @click.option("--keep-seed", type=int, default=None, help="Seed of the --keep choice [default: --seed].")
 @click.option("--keep-unit", type=click.Choice(["step", "epoch"]), default="step", show_default=True,
               help="What --keep keeps or drops as a whole.")

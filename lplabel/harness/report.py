@@ -8,10 +8,12 @@ One row per setting (see :func:`summarize` for the columns). Bytes are counted t
   overhead, a few KiB whatever the store holds): what grows with the number of records;
 * ``label_bytes``: the label column alone.
 
-Ratios are against ``baseline`` = (records of the full store) x C x 2 bytes, the dense fp16
-logits of every record -- the same yardstick as ``lplabel info``'s "ratio vs dense fp16",
-extended to pruned stores (whose own records are fewer). Configurations and the container are
-in the numerator, never in the baseline, so ratios are conservative.
+The ratios (``ratio``, ``payload_ratio``, ``label_ratio``; tables say "x smaller") are
+``baseline`` / bytes, ``baseline`` = (records of the full store) x C x 2 bytes: "x smaller than
+dense fp16 of the nominal records", the same figure and words as ``lplabel info``'s (a pruned
+store is judged against every record the full store holds, not its own fewer records).
+Configurations and the container are in the numerator, never in the baseline, so ratios are
+conservative. Tables never call a setting's pruning a ratio: ``keep1in40`` keeps 1 step in 40.
 
 Accuracy: mean, sample standard deviation (ddof 1), min and max of the students' top-1 over the
 seeds; ``delta`` against the reference row ``full``.
@@ -172,11 +174,24 @@ def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
 
-def format_table(res: dict, markdown: bool = False) -> str:
-    """The results table as plain text (terminal) or GitHub Markdown."""
-    head = ["setting", "labels", "T", "records", "file bytes", "ratio", "payload ratio", "top-1 agree",
-            "student top-1 %", "Δ vs full"]
-    lines = []
+#: the widest the terminal table may be (the wide table goes to results.md / results.csv)
+NARROW_WIDTH = 100
+
+
+def format_table(res: dict, markdown: bool = False, narrow: bool = False) -> str:
+    """The results table as plain text (terminal) or GitHub Markdown.
+
+    ``narrow``: the terminal's table, at most :data:`NARROW_WIDTH` characters wide (setting, T,
+    records, file bytes, x smaller, student top-1, delta); the wide one (labels in words, payload
+    ratio, top-1 agreement) is what the files hold.
+    """
+    if narrow:
+        head = ["setting", "T", "records", "file B", "x smaller", "student top-1 %", "Δ full"]
+        body = [[r["setting"], r["temperature"], f"{r['records']:,}", f"{r['file_bytes']:,}", f"{r['ratio']:.1f}x",
+                 _acc(r), "-" if r["delta"] is None else f"{r['delta']:+.2f}"] for r in res["rows"]]
+        return _plain(head, body, left=2, sep=" ")
+    head = ["setting", "labels", "T", "records", "file bytes", "x smaller (file)", "x smaller (payload)",
+            "top-1 agree", "student top-1 %", "Δ vs full"]
     body = []
     for r in res["rows"]:
         body.append([r["setting"], r["description"], r["temperature"], f"{r['records']:,}",
@@ -185,16 +200,116 @@ def format_table(res: dict, markdown: bool = False) -> str:
                      _pct(r["top1_agreement"]), _acc(r),
                      "-" if r["delta"] is None else f"{r['delta']:+.2f}"])
     if markdown:
-        lines.append("| " + " | ".join(head) + " |")
-        lines.append("|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|")
-        for b in body:
-            lines.append("| " + " | ".join(b) + " |")
+        lines = ["| " + " | ".join(head) + " |",
+                 "|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|"]
+        lines.extend("| " + " | ".join(b) + " |" for b in body)
         return "\n".join(lines)
+    return _plain(head, body, left=3)
+
+
+def _plain(head, body, *, left: int, sep: str = "  ") -> str:
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
-    fmt = "  ".join("{:<%d}" % w if i < 3 else "{:>%d}" % w for i, w in enumerate(widths))
-    lines.append(fmt.format(*head))
-    lines.extend(fmt.format(*b) for b in body)
-    return "\n".join(lines)
+    fmt = sep.join("{:<%d}" % w if i < left else "{:>%d}" % w for i, w in enumerate(widths))
+    return "\n".join([fmt.format(*head)] + [fmt.format(*b) for b in body])
+
+
+def legend_lines(res: dict) -> list[str]:
+    """What the table's words mean: x smaller, keep1in<X>, the T column (DKR)."""
+    from .settings import DKR_EXPLAINED
+
+    base = res["baseline"]
+    lines = [f"x smaller: than dense fp16 of the nominal records ({base['records']:,} records, every view of the "
+             f"full store, x {res['config']['resolved']['num_classes']} classes x 2 B = "
+             f"{base['dense_fp16_label_bytes']:,} B); the whole file counts.",
+             "keep1in<X>: a random 1/X of the steps is kept (pruning; not the size ratio)."]
+    if any(r["temperature"] == _dkr_label() for r in res["rows"]):
+        lines.append(DKR_EXPLAINED + ".")
+    return lines
+
+
+def _dkr_label() -> str:
+    from .settings import DKR_LABEL
+
+    return DKR_LABEL
+
+
+def recommend(res: dict) -> dict | None:
+    """The row to use: the smallest store (whole file) whose students stay within the full
+    labels' seed spread; else the smallest within 2 points; else None. With the exact CLI
+    commands that rebuild its store from the sweep's relabelled source (``stores/source.lpl``):
+    ``prune`` (same seed, keep, metric and reuse as the sweep) then ``encode --codecs`` with the
+    setting's label chain. The rebuilt store has the sweep's steps, labels and label chain (its
+    view columns are zstd 19, as lplabel's own settings'; LPLD/LPQLD-style rows use level 3 there).
+    ``--no-header-copy``: the sweep's stores leave out the header's h5dump copy (spec §1.2).
+    """
+    import shlex
+
+    from .settings import parse_setting
+
+    rows = [r for r in res["rows"] if r["family"] != "reference" and r["top1_mean"] is not None]
+    for flag, why in (("within_spread", "the smallest store whose students stay within the full labels' seed "
+                                        "spread"),
+                      ("within_2pt", "the smallest store whose students stay within 2 points of the full labels")):
+        cands = [r for r in rows if r.get(flag)]
+        if cands:
+            best = min(cands, key=lambda r: r["file_bytes"])
+            break
+    else:
+        return None
+    c = res["config"]
+    C = c["resolved"]["num_classes"]
+    s = parse_setting(best["setting"], C)
+    out = Path(c["resolved"]["out"])
+    src = out / "stores" / "source.lpl"
+    q = shlex.quote
+    cmds = []
+    store_in = src
+    if s.pruned:
+        x = 1.0 / s.keep
+        keep = f"1/{x:.0f}" if abs(x - round(x)) < 1e-9 and 1.0 / round(x) == s.keep else f"{s.keep!r}"
+        pruned = Path(f"{s.store_name}.pruned.lpl")
+        cmds.append(f"lplabel --no-header-copy prune {q(str(src))} -o {q(str(pruned))} --keep {keep} "
+                    f"--seed {int(c['seed'])} --reuse {s.reuse}" + ("" if s.metric == "random" else f" --metric {s.metric}"))
+        store_in = pruned
+    spc = min(int(res["facts"]["stores"]["steps_per_chunk"]), max(int(best.get("steps") or 1), 1))
+    chain = json.dumps([codec.to_json() for codec in s.label_codecs(C)], separators=(",", ":"))
+    cmds.append(f"lplabel --no-header-copy encode {q(str(store_in))} -o {q(s.store_name + '.lpl')} "
+                f"--steps-per-chunk {spc} --codecs {q(chain)}" + (" --allow-lossy" if s.k is not None or s.values != "fp16" else ""))
+    cmds.append(f"lplabel compare {q(str(src))} {q(s.store_name + '.lpl')}")
+    return {"setting": best["setting"], "why": why, "file_bytes": best["file_bytes"], "ratio": best["ratio"],
+            "top1_mean": best["top1_mean"], "top1_std": best["top1_std"], "description": best["description"],
+            "temperature": best["temperature"], "commands": cmds}
+
+
+def terminal_summary(res: dict) -> str:
+    """What a sweep prints at its end: the narrow table, the legend and the recommendation,
+    prose wrapped to :data:`NARROW_WIDTH` (the rebuild commands stay whole, to be copied)."""
+    import textwrap
+
+    out = [format_table(res, narrow=True), ""]
+    for line in legend_lines(res) + [""] + recommendation_lines(res):
+        if line.startswith("    lplabel "):
+            out.append(line)
+        else:
+            indent = line[:len(line) - len(line.lstrip())]
+            out += textwrap.wrap(line, NARROW_WIDTH, subsequent_indent=indent + "  ", break_on_hyphens=False) or [""]
+    return "\n".join(out)
+
+
+def recommendation_lines(res: dict) -> list[str]:
+    """The recommendation in a few plain lines (the terminal and results.md)."""
+    rec = res.get("recommendation") or recommend(res)
+    ref = next((r for r in res["rows"] if r["family"] == "reference"), None)
+    if rec is None:
+        return ["Recommendation: no setting keeps the students within 2 points of the full labels; use `full`."]
+    full = f" (full labels: {ref['top1_mean']:.2f} ± {ref['top1_std']:.2f} %)" if ref else ""
+    lines = [f"Recommendation: {rec['setting']} -- {rec['why']}: {rec['file_bytes']:,} B, {rec['ratio']:.1f}x smaller "
+             f"than dense fp16 of the nominal records; students {rec['top1_mean']:.2f} ± {rec['top1_std']:.2f} %"
+             f"{full}.",
+             f"  labels: {rec['description']}; student temperature {rec['temperature']}.",
+             "  Rebuild its store from the relabelled source with the CLI:"]
+    lines += ["    " + cmd for cmd in rec["commands"]]
+    return lines
 
 
 _TARGETS = (("x100_within_spread", ">= 100x smaller, within the seed spread of full labels", 100),
@@ -300,15 +415,23 @@ def markdown_report(res: dict) -> str:
                  + (f"; teacher and selection from the first {f['data']['train_limit_per_class']} train images of "
                     "each class" if f["data"].get("train_limit_per_class") else ""))
     lines += ["", format_table(res, markdown=True), ""]
+    lines += ["- " + x for x in legend_lines(res)] + [""]
+    lines += [recommendation_lines(res)[0], ""]
+    rec = res.get("recommendation") or recommend(res)
+    if rec:
+        lines += [f"Rebuild `{rec['setting']}`'s store from the relabelled source with the CLI:", "", "```bash"]
+        lines += rec["commands"] + ["```", ""]
     fixed = [r["fixed_bytes"] for r in res["rows"]]
     versions = sorted({r.get("format_version", "1.0") for r in res["rows"]})
     lines.append("Bytes: *file* is the whole `.lpl` file (lplabel store format "
                  + ", ".join(versions) + (", packed tables" if "1.1" in versions else "") + "); *payload* leaves "
                  "out the fixed per-file cost (JSON header with the image keys and classes + HDF5 container: "
-                 f"{min(fixed):,} to {max(fixed):,} B here, whatever the store holds); ratios are against the "
-                 "dense fp16 logits of every record of the full store (configs and container count against the "
-                 "store, never for the baseline). *top-1 agree*: records whose most probable class matches the "
-                 "full store's.")
+                 f"{min(fixed):,} to {max(fixed):,} B here, whatever the store holds; the stores leave out the "
+                 "header's `json` attribute copy for HDF5 tools, `lplabel --no-header-copy`); *x smaller* is the "
+                 "dense fp16 logits of the nominal records (every record of the full store) divided by the file's "
+                 "(or payload's) bytes -- what `lplabel info` calls \"x smaller than dense fp16 of the nominal "
+                 "records\" (configs and container count against the store, never for the baseline). *top-1 "
+                 "agree*: records whose most probable class matches the full store's.")
     lines += ["", "## Targets", ""] + targets_text(res) + [""] + limits_text(res) + [""]
     lines.append("![accuracy vs bytes](" + "accuracy_vs_bytes.png" + ")")
     return "\n".join(lines) + "\n"
@@ -334,8 +457,97 @@ FAMILY_STYLE = {"reference": ("black", "*"), "lpld": ("tab:blue", "s"), "lpqld":
                 "lplabel": ("tab:green", "o")}
 
 
-def plot(res: dict, path: Path) -> None:
-    """Accuracy vs bytes (log x), file bytes and payload bytes side by side, as PNG."""
+FAMILY_PREFIX = {"reference": "", "lpld": "lpld-", "lpqld": "lpqld-", "lplabel": "lpl-"}
+
+
+def point_label(row: dict) -> str:
+    """A plot label: the setting name without its family prefix (colour and legend say the
+    family) and ``keep1in<X>`` written ``1/X``; e.g. ``k2-bf16-tail 1/70``, ``1/40`` (LPLD)."""
+    name = row["setting"]
+    prefix = FAMILY_PREFIX.get(row["family"], "")
+    if prefix and name.startswith(prefix):
+        name = name[len(prefix):]
+    parts = name.split("-")
+    out = [p for p in parts if not p.startswith("keep1in")]
+    keep = [p[len("keep1in"):] for p in parts if p.startswith("keep1in")]
+    text = "-".join(out)
+    if not keep:
+        return text
+    return f"{text} 1/{keep[0]}" if text else f"1/{keep[0]}"
+
+
+def _label_offsets():
+    """Candidate label positions (points from the marker; ha): near ones first, then rings."""
+    near = [(6, 3, "left"), (6, -9, "left"), (-6, 3, "right"), (-6, -9, "right"), (0, 8, "center"),
+            (0, -15, "center")]
+    ring = []
+    for r in (16, 24, 34, 46, 60, 76, 94, 115):
+        for a in range(0, 360, 15):
+            dx, dy = r * math.cos(math.radians(a)), r * math.sin(math.radians(a))
+            ring.append((dx, dy - 3, "left" if dx > 1 else ("right" if dx < -1 else "center")))
+    return near + ring
+
+
+def _place_labels(fig, ax, items, marker_pts: float = 4.0, draw: bool = True) -> tuple[list, list]:
+    """Label each point where its text overlaps no other label and no marker, inside the axes.
+
+    ``items``: (x, y, text, color). Greedy over :func:`_label_offsets`; a label placed away from
+    its point gets a thin leader line. Returns (placed: [(text, display bbox extents)], unplaced
+    texts) -- unplaced ones are listed under the axes by the caller, never drawn on top of others.
+    """
+    from matplotlib.transforms import Bbox
+
+    if draw:  # the layout must be final: placement works in display coordinates
+        fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    px = fig.dpi / 72.0
+    axbox = ax.get_window_extent(renderer)
+    pts = ax.transData.transform([(x, y) for x, y, _, _ in items]) if items else []
+    r = marker_pts * px
+    obstacles = [Bbox.from_extents(u - r, v - r, u + r, v + r) for u, v in pts]
+    obstacles += [t.get_window_extent(renderer) for t in ax.texts]  # the 100x/500x guide labels
+    placed, boxes, unplaced = [], [], []
+    # crowded points first (most neighbours within 40 px), so they get the near spots
+    order = sorted(range(len(items)), key=lambda i: -sum(abs(pts[i][0] - u) < 40 * px and abs(pts[i][1] - v) < 40 * px
+                                                          for u, v in pts))
+    sizes = {}
+    for _, _, text, _ in items:  # each text's size in pixels, measured once
+        if text not in sizes:
+            t = ax.text(0, 0, text, fontsize=6.5, transform=None)
+            bb = t.get_window_extent(renderer)
+            sizes[text] = (bb.width, bb.height)
+            t.remove()
+    for i in order:
+        x, y, text, color = items[i]
+        w, h = sizes[text]
+        for dx, dy, ha in _label_offsets():
+            ax0 = pts[i][0] + dx * px - {"left": 0.0, "right": w, "center": w / 2}[ha]
+            ay0 = pts[i][1] + dy * px
+            bb = Bbox.from_extents(ax0, ay0, ax0 + w, ay0 + h).expanded(1.04, 1.12)
+            inside = (bb.x0 >= axbox.x0 and bb.x1 <= axbox.x1 and bb.y0 >= axbox.y0 and bb.y1 <= axbox.y1)
+            if inside and not any(bb.overlaps(o) for o in boxes + obstacles):
+                far = abs(dx) > 10 or dy > 10 or dy < -16
+                ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va="bottom",
+                            fontsize=6.5, color=color,
+                            arrowprops=dict(arrowstyle="-", color=color, lw=0.5, alpha=0.6, shrinkA=0, shrinkB=4)
+                            if far else None)
+                boxes.append(bb)
+                placed.append((text, tuple(bb.extents)))
+                break
+        else:
+            unplaced.append(text)
+    return placed, unplaced
+
+
+def plot(res: dict, path: Path) -> dict:
+    """Accuracy vs bytes (log x), file bytes and payload bytes side by side, as PNG.
+
+    Point labels follow one scheme (:func:`point_label`) and never overlap (:func:`_place_labels`;
+    a label with no free spot is listed under its panel instead). On the whole-file panel the
+    sizes below the smallest fixed per-file cost (header + container) are shaded as unreachable
+    and no guide line (100x/500x budget, accuracy bars) is drawn there. Returns the label
+    placement per panel (for tests).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -343,17 +555,33 @@ def plot(res: dict, path: Path) -> None:
 
     rows = [r for r in res["rows"] if r["top1_mean"] is not None]
     ref = next((r for r in rows if r["family"] == "reference"), None)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6), sharey=True)
-    for ax, col, title in ((axes[0], "file_bytes", "whole file"),
-                           (axes[1], "payload_bytes", "payload (without the fixed header + container)")):
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6.4), sharey=True)
+    fixed = min((r["fixed_bytes"] for r in res["rows"]), default=0)
+    base = res["baseline"]["dense_fp16_label_bytes"]
+    out = {}
+    panels = ((axes[0], "file_bytes", "whole file", fixed),
+              (axes[1], "payload_bytes", "payload (without the fixed header + container)", 0))
+    for ax, col, title, floor in panels:
+        xs_all = [r[col] for r in rows if r.get(col)]
+        lo = min(xs_all + [base / 500, floor or base]) / 1.6
+        hi = max(xs_all + [base]) * 1.6
+        ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        start = floor if floor and floor > lo else lo  # guide lines start where a store can be
+        if floor and floor > lo:
+            ax.axvspan(lo, floor, color="0.93", zorder=0, lw=0,
+                       label="unreachable: below the fixed per-file cost")
         if ref is not None:
-            ax.axhspan(ref["top1_min"], ref["top1_max"], color="0.85", zorder=0, label="full labels: seed range")
-            ax.axhline(ref["top1_mean"] - 2.0, color="0.6", ls=":", lw=1, label="full - 2 points")
-            base = res["baseline"]["dense_fp16_label_bytes"]
-            for x, lab in ((100, "100x"), (500, "500x")):
+            ax.fill_between([start, hi], ref["top1_min"], ref["top1_max"], color="0.85", zorder=0, lw=0,
+                            label="full labels: seed range")
+            ax.hlines(ref["top1_mean"] - 2.0, start, hi, color="0.6", ls=":", lw=1, label="full - 2 points")
+            for x, lab in ((100, "100x smaller"), (500, "500x smaller")):
+                if base / x < start:
+                    continue  # the budget lies in the unreachable region: no guide line there
                 ax.axvline(base / x, color="0.75", ls="--", lw=1)
                 ax.annotate(lab, (base / x, 1.0), xycoords=("data", "axes fraction"), xytext=(-2, -4),
                             textcoords="offset points", fontsize=7, color="0.4", rotation=90, va="top", ha="right")
+        items = []
         for fam, (color, marker) in FAMILY_STYLE.items():
             fr = sorted((r for r in rows if r["family"] == fam), key=lambda r: r[col])
             if not fr:
@@ -362,8 +590,8 @@ def plot(res: dict, path: Path) -> None:
             ys = [r["top1_mean"] for r in fr]
             es = [r["top1_std"] for r in fr]
             ax.errorbar(xs, ys, yerr=es, fmt=marker, color=color, capsize=3, ms=7,
-                        label={"reference": "full (dense fp16)", "lpld": "LPLD-style pruning",
-                               "lpqld": "LPQLD-style top-k fp16", "lplabel": "lplabel"}[fam])
+                        label={"reference": "full (dense fp16)", "lpld": "lpld-: LPLD-style pruning",
+                               "lpqld": "lpqld-: LPQLD-style top-k fp16", "lplabel": "lpl-: lplabel"}[fam])
             # the family's frontier: most accurate row at or below each size
             front, best = [], -1.0
             for r in fr:
@@ -372,22 +600,34 @@ def plot(res: dict, path: Path) -> None:
                     front.append(r)
             if len(front) > 1:
                 ax.plot([r[col] for r in front], [r["top1_mean"] for r in front], color=color, lw=1, alpha=0.5)
-            for i, r in enumerate(fr):
-                short = r["setting"].replace("lpl-", "").replace("-bf16", "")
-                ax.annotate(short, (r[col], r["top1_mean"]), textcoords="offset points",
-                            xytext=(5, 5 if i % 2 == 0 else -10), fontsize=6.5, color=color)
-        ax.set_xscale("log")
+            items += [(r[col], r["top1_mean"], point_label(r), color) for r in fr]
         ax.set_xlabel(f"bytes ({title}), log scale")
         ax.grid(True, which="both", alpha=0.3)
+        if ref is not None:
+            ys = [r["top1_mean"] - r["top1_std"] for r in rows] + [ref["top1_mean"] - 2.5]
+            ax.set_ylim(min(ys) - 0.5, max(r["top1_mean"] + r["top1_std"] for r in rows) + 0.8)
+        out[col] = {"items": items}
     axes[0].set_ylabel("student top-1 (%)  mean ± std over seeds")
     c = res["config"]["resolved"]
     fig.suptitle(f"lplabel: label storage vs student accuracy -- {c['dataset']} IPC {c['ipc']} "
-                 f"({res['facts']['distilled']['selection']}), {c['epochs']} epochs, {len(c['seeds'])} seeds")
+                 f"({res['facts']['distilled']['selection']}), {c['epochs']} epochs, {len(c['seeds'])} seeds\n"
+                 "labels: setting name without its family prefix; 1/X = keep1in<X> (a random 1/X of the steps); "
+                 "x smaller = than dense fp16 of the nominal records", fontsize=10)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    # labels last, in the final geometry (placement works in display coordinates)
+    notes = []
+    for i, (ax, col, title, _) in enumerate(panels):
+        placed, unplaced = _place_labels(fig, ax, out[col].pop("items"), draw=i == 0)
+        out[col] = {"placed": placed, "unplaced": unplaced}
+        if unplaced:
+            notes.append(f"{title.split(' (')[0]} panel, not labelled (no room): " + ", ".join(unplaced))
+    if notes:
+        fig.text(0.01, 0.125, "\n".join(notes), fontsize=6.5, va="top")
     fig.savefig(path, dpi=130)
     plt.close(fig)
+    return out
 
 
 def write_report(res: dict, out_dir, stem: str = "results") -> list[Path]:
@@ -395,6 +635,8 @@ def write_report(res: dict, out_dir, stem: str = "results") -> list[Path]:
     matplotlib is installed) into ``out_dir``; returns the paths written."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if "recommendation" not in res:
+        res["recommendation"] = recommend(res)
     paths = []
     p = out / f"{stem}.json"
     p.write_text(json.dumps(res, indent=2, default=_default) + "\n")

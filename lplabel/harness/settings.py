@@ -2,36 +2,43 @@
 
 A *setting* turns the full relabelled store (every step of every epoch, dense fp16 logits) into
 one label store and says how a student trains from it. Settings are named by a small grammar,
-so every row of a results table can be rebuilt from its name alone:
+so every row of a results table can be rebuilt from its name alone. ``keep1in<X>`` is the
+pruning: a random ``1/X`` of the steps is kept. It is *not* the size ratio (a ``keep1in40`` store
+is 40 times fewer records, and its file is smaller or larger than 1/40 of the full one depending
+on the codecs); sizes are measured separately (``x smaller than dense fp16 of the nominal
+records``). Names written ``-<X>x`` (lplabel 0.1.0, e.g. ``lpld-40x``) are still read as
+``-keep1in<X>``.
 
 ``full``
     The reference: every step, dense fp16 logits (``dense(float16) -> bytes -> shuffle ->
     zstd(3)``, lplabel's default dense chain), replayed epoch by epoch.
-``lpld-<X>x``
+``lpld-keep1in<X>``
     LPLD-style random label pruning: dense fp16 logits (same chain as ``full``) of a random
     ``1/X`` of the steps, reused across training epochs *with* replacement (LPLD's
-    ``batch_to_epoch``). LPLD's 10x and 40x are ``lpld-10x`` and ``lpld-40x``.
-``lpqld-k<K>[-<X>x]``
+    ``batch_to_epoch``). LPLD's 10x and 40x pruning are ``lpld-keep1in10`` and ``lpld-keep1in40``.
+``lpqld-k<K>[-keep1in<X>]``
     LPQLD-style "quantization": top-K fp16 logits + 16-bit class indices, no value quantization
     and no index coding (zstd(3) + shuffle as for ``full``), of a random ``1/X`` of the steps
     (default 10x, LPQLD's r = 0.9), reused *without* replacement within an epoch, renormalised
     over the K stored classes ("MR-K") and trained with LPQLD's dynamic temperature schedule
-    (``max(2, 20 * 0.7^(e // s))``, ``s`` = 30 epochs scaled to the run's length).
-``lpl-k<K>-<values>[-tail|-min][-<X>x]`` and ``lpl-dense-<values>[-<X>x]``
+    (``max(2, 20 * 0.7^(e // s))``, ``s`` = 30 epochs scaled to the run's length; its code calls
+    this temperature schedule "DKR", tables show it as ``step 20->2``).
+``lpl-k<K>-<values>[-tail|-min][-keep1in<X>]`` and ``lpl-dense-<values>[-keep1in<X>]``
     lplabel's own chains (:func:`lplabel.codecs.label_chain`): top-K (or dense) logits with
     ``values`` in fp16/bf16/int8/int4, optionally a ``logsumexp`` (``-tail``) or ``min``
     (``-min``) tail summary, index-delta coding of the top-K indices (one-byte indices when
     C <= 256), byte planes each zstd-19 coded (``zplanes``), view configurations at zstd 19; random
     ``1/X`` of the steps reused without replacement; labels reconstructed with the stored tail
     when there is one (else renormalised), at the recipe's constant temperature.
-``lpl-k<K>-none[-<X>x]``
+``lpl-k<K>-none[-keep1in<X>]``
     The same chains with ``values`` ``none``: the top-K class indices only, no logits and no tail
     (``topk`` type ``none``, spec §3.5). The K stored classes share the probability equally, so
     top-1 is a hard label (the teacher's top class on that view) at about 0.4 B/record for
     C = 10; the temperature changes nothing.
 
 Optional suffixes on any name: ``-T<t>`` (constant temperature ``t``) or ``-dkr`` (LPQLD's
-schedule) override the temperature; ``-keep<f>`` is the same as ``-<1/f>x``; ``-entropy`` or
+schedule) override the temperature; ``-keep<f>`` (a fraction) is the same as ``-keep1in<1/f>``;
+``-entropy`` or
 ``-margin`` (pruned settings) keep the steps whose labels have the highest mean entropy / the
 lowest mean top-1 - top-2 margin (:func:`lplabel.selection.step_scores`, spec §5) instead of a
 random ``1/X``.
@@ -128,7 +135,7 @@ class Setting:
 
     def temperature_label(self, default_t: float) -> str:
         if self.temperature == "dkr":
-            return "DKR 20->2"
+            return DKR_LABEL
         t = default_t if self.temperature is None else float(self.temperature)
         return f"{t:g}"
 
@@ -158,9 +165,15 @@ def _fmt_x(keep: float) -> str:
     return f"{x:.0f}" if abs(x - round(x)) < 1e-9 else f"{x:.4g}"
 
 
-_GRAMMAR = ("full | lpld-<X>x | lpqld-k<K>[-<X>x] | lpl-k<K>-<fp16|bf16|fp32|int8|int4>[-tail|-min][-<X>x] | "
-            "lpl-k<K>-none[-<X>x] | lpl-dense-<values>[-<X>x]; optional -T<t> or -dkr, and -entropy or -margin on "
-            "pruned settings")
+#: how tables show LPQLD's temperature schedule (its code's "DKR"): T from 20 down to 2 in steps
+DKR_LABEL = "step 20->2"
+DKR_EXPLAINED = ("T 'step 20->2' (-dkr in a name): LPQLD's temperature schedule, called DKR in its code: "
+                 "T = max(2, 20 * 0.7^(e // s)), s = 30 of 300 epochs scaled to the run")
+
+_GRAMMAR = ("full | lpld-keep1in<X> | lpqld-k<K>[-keep1in<X>] | "
+            "lpl-k<K>-<fp16|bf16|fp32|int8|int4>[-tail|-min][-keep1in<X>] | lpl-k<K>-none[-keep1in<X>] | "
+            "lpl-dense-<values>[-keep1in<X>]; keep1in<X> keeps a random 1/X of the steps (pruning, not the size "
+            "ratio); optional -T<t> or -dkr, and -entropy or -margin on pruned settings")
 
 
 def parse_setting(name: str, num_classes: int | None = None) -> Setting:
@@ -184,7 +197,8 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
     while len(toks) > 1:
         t = toks[-1]
         m_t = re.fullmatch(r"t(\d+(?:\.\d+)?)", t)
-        m_x = re.fullmatch(r"(\d+(?:\.\d+)?)x", t)
+        # keep1in<X> (and the old spelling <X>x): a random 1/X of the steps
+        m_x = re.fullmatch(r"keep1in(\d+(?:\.\d+)?)", t) or re.fullmatch(r"(\d+(?:\.\d+)?)x", t)
         m_k = re.fullmatch(r"keep(\d*\.?\d+(?:e-?\d+)?)", t)
         if m_t and temperature is None:
             temperature = float(m_t.group(1))
@@ -197,7 +211,7 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
         elif m_x and keep is None:
             x = float(m_x.group(1))
             if x < 1:
-                raise bad("the reduction <X>x needs X >= 1")
+                raise bad("keep1in<X> (or <X>x) needs X >= 1")
             keep = 1.0 / x
         elif m_k and keep is None:
             keep = float(m_k.group(1))
@@ -210,11 +224,11 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
     head = toks[0]
     if head == "full" and len(toks) == 1:
         if keep not in (None, 1.0):
-            raise bad("'full' keeps every step; use lpld-<X>x for pruning")
+            raise bad("'full' keeps every step; use lpld-keep1in<X> for pruning")
         s = Setting(name="full", family="reference", keep=1.0, reuse="epochs", temperature=temperature)
     elif head == "lpld" and len(toks) == 1:
         if keep is None:
-            raise bad("say how much to prune, e.g. lpld-10x or lpld-40x")
+            raise bad("say how much to prune, e.g. lpld-keep1in10 or lpld-keep1in40")
         s = Setting(name="", family="lpld", keep=keep, reuse="lpld", temperature=temperature)
     elif head == "lpqld" and len(toks) == 2 and re.fullmatch(r"k\d+", toks[1]):
         k = int(toks[1][1:])
@@ -251,7 +265,7 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
         raise bad("not in the grammar")
     if metric is not None:
         if not s.pruned:
-            raise bad(f"-{metric} chooses which steps a pruned setting keeps; add -<X>x")
+            raise bad(f"-{metric} chooses which steps a pruned setting keeps; add -keep1in<X>")
         s = replace(s, metric=metric)
     if s.k is not None:
         if s.k < 1:
@@ -286,7 +300,7 @@ def canonical_name(s: Setting) -> str:
         base = "lpl-" + ("dense" if s.k is None else f"k{s.k}") + f"-{s.values}"
         base += {"none": "", "logsumexp": "-tail", "min": "-min"}[s.tail]
     if s.family != "reference" and (s.pruned or s.family == "lpld"):
-        base += f"-{_fmt_x(s.keep)}x"
+        base += f"-keep1in{_fmt_x(s.keep)}"
     if s.metric != "random":
         base += f"-{s.metric}"
     default_t = "dkr" if s.family == "lpqld" else None
@@ -341,16 +355,17 @@ def default_setting_names(num_classes: int) -> list[str]:
     """
     ks = topk_values(num_classes)
     small_k = ks[0] if num_classes > 20 else 2
-    names = ["full", "lpld-10x", "lpld-40x", "lpld-100x", "lpld-200x"]
-    names += [f"lpqld-k{k}" for k in ks] + [f"lpqld-k{small_k}-40x", f"lpqld-k{small_k}-100x"]
+    names = ["full", "lpld-keep1in10", "lpld-keep1in40", "lpld-keep1in100", "lpld-keep1in200"]
+    names += [f"lpqld-k{k}-keep1in10" for k in ks] + [f"lpqld-k{small_k}-keep1in40", f"lpqld-k{small_k}-keep1in100"]
     if num_classes <= 20:
-        names += ["lpl-k3-bf16-tail-40x", "lpl-k2-bf16-tail-40x", "lpl-k2-bf16-tail-60x", "lpl-k2-bf16-tail-70x",
-                  "lpl-k2-bf16-tail-80x", "lpl-k2-bf16-tail-100x", "lpl-k2-bf16-tail-200x", "lpl-k1-bf16-40x",
-                  "lpl-k1-none-25x", "lpl-k1-none-40x"]
+        names += ["lpl-k3-bf16-tail-keep1in40", "lpl-k2-bf16-tail-keep1in40", "lpl-k2-bf16-tail-keep1in60",
+                  "lpl-k2-bf16-tail-keep1in70", "lpl-k2-bf16-tail-keep1in80", "lpl-k2-bf16-tail-keep1in100",
+                  "lpl-k2-bf16-tail-keep1in200", "lpl-k1-bf16-keep1in40", "lpl-k1-none-keep1in25",
+                  "lpl-k1-none-keep1in40"]
     else:
         k = ks[0]
-        names += [f"lpl-k{k}-int8-tail-10x", f"lpl-k{k}-int8-tail-40x", f"lpl-k{k}-int4-min-40x",
-                  f"lpl-k{k}-int4-min-100x", f"lpl-k{ks[1]}-int4-min-40x"]
+        names += [f"lpl-k{k}-int8-tail-keep1in10", f"lpl-k{k}-int8-tail-keep1in40", f"lpl-k{k}-int4-min-keep1in40",
+                  f"lpl-k{k}-int4-min-keep1in100", f"lpl-k{ks[1]}-int4-min-keep1in40"]
     return names
 
 

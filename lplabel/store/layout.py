@@ -12,6 +12,11 @@ HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 ATTR_FORMAT = "lplabel_format"
 ATTR_VERSION = "lplabel_version"
 ATTR_HEADER_CRC = "header_crc32"
+#: attribute of dataset ``header``: a convenience copy of the header JSON as an HDF5 string, for
+#: h5dump/h5ls (spec §1.2); lplabel never reads it
+ATTR_HEADER_JSON = "json"
+#: the copy is left out when the header is larger (HDF5 keeps attributes below 64 KiB compact)
+HEADER_JSON_MAX = 65000
 ATTR_CRC = "crc32"
 
 HEADER = "header"

@@ -196,6 +196,13 @@ class _Column:
             self.segment += 1
 
 
+def header_copy_default() -> bool:
+    """Whether stores get the header's ``json`` convenience attribute when the caller does not say:
+    yes, unless ``LPLABEL_HEADER_COPY`` is ``0`` (set by ``lplabel --no-header-copy``; inherited
+    by worker processes)."""
+    return os.environ.get("LPLABEL_HEADER_COPY", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 class StoreWriter:
     """Stream steps into a new label store.
 
@@ -235,6 +242,12 @@ class StoreWriter:
         the step tables, chunk index and image tables in one zstd-compressed dataset, so the
         file's fixed cost is about 1 KB of HDF5 plus the JSON header. False writes format 1.0,
         every table its own dataset, readable by lplabel releases that predate 1.1.
+    header_copy: also write the header JSON as the string attribute ``json`` of the ``header``
+        dataset (spec/FORMAT.md §1.2), so ``h5dump -A`` and ``h5ls -v`` show it; a convenience copy that
+        lplabel never reads (the ``header`` dataset is authoritative). It costs the header's size
+        again (about 2 KB); None (default): :func:`header_copy_default` (on unless the environment
+        sets ``LPLABEL_HEADER_COPY=0``, which ``lplabel --no-header-copy`` does). Left out for
+        headers over 65,000 bytes.
     """
 
     def __init__(self, path, *, num_classes: int, images, batch_size: int, epochs: int,
@@ -244,8 +257,9 @@ class StoreWriter:
                  extensions: dict | None = None, steps_per_chunk: int = 1,
                  segment_bytes: int = 16 << 20, zstd_level: int = 3, overwrite: bool = False,
                  label_stage: int = 0, view_codecs: dict | None = None, derived_views=None,
-                 packed_tables: bool = True):
+                 packed_tables: bool = True, header_copy: bool | None = None):
         self.path = Path(path)
+        self._header_copy = header_copy_default() if header_copy is None else bool(header_copy)
         if self.path.is_dir():
             raise OutputExistsError("output is a directory", path=self.path, hint="give a file name ending in .lpl")
         if self.path.exists() and not overwrite:
@@ -630,8 +644,13 @@ class StoreWriter:
                 write_dataset(self._f, L.PACKED_TABLES, blob, {L.ATTR_CRC: np.uint32(crc32_array(blob))})
             header = build_header(**self._header_args, records=self._records, steps=len(s["epoch"]))
             raw = np.frombuffer(encode_header(header), dtype=np.uint8)
-            self._reserve(raw.nbytes)
-            write_dataset(self._f, L.HEADER, raw)
+            copy = None
+            if self._header_copy and 0 < len(raw) <= L.HEADER_JSON_MAX:
+                # fixed-length ASCII (the JSON escapes non-ASCII): no 4 KiB global heap, as a
+                # variable-length string would bring; h5dump -A and h5ls -v print it as a string
+                copy = {L.ATTR_HEADER_JSON: np.bytes_(raw.tobytes())}
+            self._reserve(raw.nbytes * (2 if copy else 1))
+            write_dataset(self._f, L.HEADER, raw, copy)
             a = self._f.attrs
             if self._packed:  # same types and sizes as written by _start_file: rewritten in place
                 a.modify(L.ATTR_HEADER_CRC, np.uint32(crc32(raw.tobytes())))
