@@ -182,7 +182,10 @@ def with_torch(s: Smoke, v: Path, data: str) -> None:
     s.run(v, ["info", "a.lpl"], label=L, expect="records")
     s.run(v, ["info", "--json", "k.lpl"], label=L, expect='"records"')
     s.run(v, ["verify", "a.lpl"], label=L, expect="OK")
+    s.run(v, ["verify", "--json", "k.lpl"], label=L, expect='"status"')
+    s.run(v, ["show", "k.lpl", "--epoch", "1", "--step", "0"], label=L, expect="epoch 1")
     s.run(v, ["encode", "a.lpl", "-o", "e.lpl"], label=L, creates="e.lpl")
+    s.run(v, ["encode", "a.lpl", "-o", "es.lpl", "--views", "stored"], label=L, creates="es.lpl")
     s.run(v, ["encode", "k.lpl", "-o", "r.lpl", "--layout", "rans"], rc=2, expect="lplabel[rans]", label=L,
           absent="r.lpl")
     s.run(v, ["quantize", "a.lpl", "-o", "q.lpl", "--topk", "2", "--values", "int8"], label=L, creates="q.lpl")
@@ -227,6 +230,7 @@ def without_torch(s: Smoke, v: Path) -> None:
           name="python -c MAKE_STORE (StoreWriter, no torch)")
     s.run(v, ["info", "n.lpl"], label=L, expect="records")
     s.run(v, ["verify", "n.lpl"], label=L, expect="OK")
+    s.run(v, ["show", "n.lpl"], label=L, expect="epoch 0")
     s.run(v, ["encode", "n.lpl", "-o", "ne.lpl"], label=L, creates="ne.lpl")
     s.run(v, ["quantize", "n.lpl", "-o", "nq.lpl", "--topk", "2", "--values", "fp16"], label=L, creates="nq.lpl")
     s.run(v, ["prune", "n.lpl", "-o", "np.lpl", "--keep", "0.5"], label=L, creates="np.lpl")
