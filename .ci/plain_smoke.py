@@ -213,6 +213,11 @@ def with_torch(s: Smoke, v: Path, data: str) -> None:
           absent="demo")
     s.run(v, ["bench", "accuracy", "--quick", "--out", "bench"], rc=2, expect="lplabel[bench]", label=L,
           absent="bench")
+    # onnxruntime/onnx (the onnx extra) are not installed: named errors before any work
+    s.run(v, ["export-teacher", "teacher.pt", "-o", "t.onnx", "--images", "imgs"], rc=2, expect="lplabel[onnx]",
+          label=L, absent="t.onnx")
+    s.run(v, ["relabel", "imgs", "-o", "o.lpl", "--teacher", "t.onnx"] + common, rc=2, expect="lplabel[onnx]",
+          label=L, absent="o.lpl")
     s.run(v, ["-c", "import lplabel.torch"], label=L, exe="python")
     # every command must have run here at least once (not only --help): a new one needs a case above
     for c, group in listed:

@@ -301,7 +301,7 @@ def _load_extensions():
     """Import modules that add commands (codec tools, relabeler, interop...) if present."""
     import importlib
 
-    for mod in ("lplabel.commands",):
+    for mod in ("lplabel.commands", "lplabel.commands.onnx"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

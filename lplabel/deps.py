@@ -13,6 +13,8 @@ module                  extra            needed by
 ``sklearn``             ``bench``        the bundled ``digits`` data set (bench, demo)
 ``matplotlib``          ``bench``        ``bench accuracy``'s plot
 ``numba``               ``rans``         the ``rans`` label layout (``--layout rans``)
+``onnxruntime``         ``onnx``         ``.onnx`` teachers (relabel), ``export-teacher``
+``onnx``                ``onnx``         ``export-teacher`` (writes the file's metadata)
 ======================  ===============  ===================================================
 
 torch is best installed on its own, first and pinned (``pip install torch==2.13.0``): the
@@ -30,6 +32,8 @@ OPTIONAL = {
     "sklearn": ("scikit-learn", "bench"),
     "matplotlib": ("matplotlib", "bench"),
     "numba": ("numba", "rans"),
+    "onnxruntime": ("onnxruntime", "onnx"),
+    "onnx": ("onnx", "onnx"),
 }
 
 

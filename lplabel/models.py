@@ -63,6 +63,9 @@ def input_normalization(module: nn.Module):
     ``{"members": [...]}`` for an ensemble whose members differ (one entry per member); ``"none"``
     for any other module: it takes the 0..255 views as they are, whatever it does inside.
     """
+    recorded = getattr(module, "recorded_normalization", None)  # an ONNX teacher: what its file records
+    if recorded is not None:
+        return recorded
     members = getattr(module, "members", None)
     if isinstance(members, nn.ModuleList) and len(members):
         each = [input_normalization(m) for m in members]

@@ -604,6 +604,12 @@ def load_teacher(
     default_norm = None
     s = spec_str.strip()
 
+    if s.lower().endswith(".onnx"):
+        if sd is not None:
+            raise TeacherError(f"teacher {s!r} is an ONNX file, which carries its own weights; drop --checkpoint")
+        from .onnx_teacher import load_onnx_teacher
+
+        return load_onnx_teacher(s, normalize=normalize)
     if os.path.isfile(s):
         try:
             model: nn.Module = torch.jit.load(s, map_location="cpu")
@@ -703,7 +709,17 @@ def teacher_checksum(module: nn.Module) -> str:
     For each state-dict entry in sorted key order: the key (UTF-8), NUL, the dtype name (e.g.
     ``float32``), NUL, the shape as comma-separated decimals, NUL, then the tensor's raw bytes
     (C order, little-endian as stored on CPU).
+
+    An ONNX teacher (:class:`lplabel.onnx_teacher.OnnxTeacher`, no state dict) gives the checksum
+    its file records (its source's), else ``"sha256-file:<hex>"`` of the file; an ensemble with
+    ONNX members hashes its members' checksums in order.
     """
+    own = getattr(module, "checksum", None)
+    if isinstance(own, str):
+        return own
+    members = getattr(module, "members", None)
+    if isinstance(members, nn.ModuleList) and any(isinstance(getattr(m, "checksum", None), str) for m in members):
+        return "sha256:" + hashlib.sha256("\0".join(teacher_checksum(m) for m in members).encode()).hexdigest()
     h = hashlib.sha256()
     sd = module.state_dict()
     for key in sorted(sd):

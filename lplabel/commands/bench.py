@@ -38,6 +38,9 @@ def bench():
                    "20->2). keep1in<X> keeps a random 1/X of the steps (pruning, not the size ratio; the old "
                    "spelling <X>x is still read). 'full' is always included.")
 @click.option("--quick", is_flag=True, help="A short smoke run (fewer epochs and seeds).")
+@click.option("--preset", default=None, metavar="NAME",
+              help="Named defaults below your options: cpu (tiny-imagenet: IPC 10 over 200 classes, 50 epochs, "
+                   "2 seeds, ConvNet-3 students; lplabel/harness/sweep.py PRESETS).")
 @click.option("--temperature", type=float, default=None, help="Student/label temperature T [default: 2 for digits, 4 otherwise].")
 @click.option("--lr", type=float, default=None, help="Student AdamW learning rate [default: per dataset].")
 @click.option("--teacher-epochs", type=int, default=None, help="Epochs of the trained teacher.")
@@ -51,8 +54,8 @@ def bench():
               help="torch intra-op threads [default: 1 on the CPU, torch's default on a GPU].")
 @click.option("--force", is_flag=True, help="Recompute everything (ignore the cache in --out).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars [default: when stderr is a terminal].")
-def accuracy(dataset, ipc, selection, seeds, epochs, device, out, settings, quick, temperature, lr, teacher_epochs,
-             workers, seed, data_root, threads, force, progress):
+def accuracy(dataset, ipc, selection, seeds, epochs, device, out, settings, quick, preset, temperature, lr,
+             teacher_epochs, workers, seed, data_root, threads, force, progress):
     """Measure storage against student accuracy on real data.
 
     Trains a teacher (or loads EfficientNet-Lite0 for tiny-imagenet), builds a distilled set,
@@ -66,7 +69,7 @@ def accuracy(dataset, ipc, selection, seeds, epochs, device, out, settings, quic
     cfg = BenchConfig(dataset=dataset, ipc=ipc, selection=selection, seeds=seeds, epochs=epochs, device=device,
                       out=out, settings=settings, quick=quick, temperature=temperature, lr=lr,
                       teacher_epochs=teacher_epochs, num_workers=workers, seed=seed, force=force,
-                      data_root=data_root, progress=progress, threads=threads)
+                      data_root=data_root, progress=progress, threads=threads, preset=preset)
     resolved = resolve_config(cfg)  # every check before any work
     command = "lplabel " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
     return run_bench(resolved, echo=_echo, command=command)

@@ -15,8 +15,9 @@ def _echo(msg: str) -> None:
 @click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
               help="The label store to write (*.lpl).")
 @click.option("--teacher", "teachers", multiple=True, required=True, metavar="SPEC",
-              help="TorchScript file, 'package.module:factory[{json}]', torchvision:NAME, timm:NAME or "
-                   "efficientnet-lite0. Repeat for an ensemble (logits are averaged). The teacher gets float32 "
+              help="TorchScript file, 'package.module:factory[{json}]', torchvision:NAME, timm:NAME, "
+                   "efficientnet-lite0, or an ONNX file (*.onnx, run by onnxruntime: pip install 'lplabel[onnx]'; "
+                   "lplabel export-teacher writes one). Repeat for an ensemble (logits are averaged). The teacher gets float32 "
                    "NCHW RGB pixels in 0..255 (see --normalize) and must return one logit per class.")
 @click.option("--checkpoint", "checkpoints", multiple=True, metavar="PATH",
               help="State-dict file for a factory teacher; once per --teacher, in order ('-' for none).")

@@ -105,6 +105,20 @@ def profile_for(dataset: str) -> Profile:
     raise BenchError(f"unknown dataset {dataset!r}", hint=f"choose one of {', '.join(DATASET_CLASSES)}")
 
 
+#: Named presets (``--preset``): defaults for a data set, below the user's explicit options.
+#: ``cpu`` (issue 18's CPU preset, a skeleton): the 1000-class experiment sized for about an hour
+#: on 2 cores. 10 images per class over Tiny-ImageNet's 200 classes (2,000 images), 50 relabel
+#: epochs = 100,000 views, which the ONNX Lite0 teacher (``lplabel export-teacher``, ~160
+#: images/s on 2 quiet cores; ``benchmarks/results/onnx_teacher.md``) labels in about 10 minutes;
+#: 2 seeds of a ConvNet-3 (width 64) student per setting, predicting over the 1,000 classes the
+#: labels carry (the teacher's), evaluated on the 200. Not yet wired: the harness still runs the
+#: teacher in eager PyTorch and trains students at the views' 64 px.
+PRESETS = {
+    "cpu": {"datasets": ("tiny-imagenet",), "ipc": 10, "epochs": 50, "seeds": 2,
+            "recipe": {"model": "convnet", "model_kwargs": {"width": 64, "depth": 3}}},
+}
+
+
 @dataclass
 class BenchConfig:
     """What ``lplabel bench accuracy`` was asked to do (None = the dataset profile's default)."""
@@ -127,6 +141,7 @@ class BenchConfig:
     data_root: str | None = None
     progress: bool | None = None
     threads: int | None = None
+    preset: str | None = None
 
 
 @dataclass
@@ -188,6 +203,10 @@ def resolve_config(config: BenchConfig) -> Resolved:
     (one line, exit status 2 on the command line) before any work is done."""
     dataset = _canonical_dataset(config.dataset)
     prof = profile_for(dataset)
+    preset = _preset(config.preset, dataset)
+    if preset:
+        _check_data(dataset, config.data_root)  # a preset's data first: its whole point is that data set
+        config = replace(config, **{k: preset[k] for k in ("ipc", "epochs", "seeds") if getattr(config, k) is None})
     if config.selection not in ("random", "rded"):
         raise BenchError(f"unknown selection {config.selection!r}", hint="choose random or rded")
     # optional packages first: a missing one stops the run before any work, naming the extra
@@ -199,7 +218,7 @@ def resolve_config(config: BenchConfig) -> Resolved:
     teacher = dict(prof.teacher)
     teacher.update(quick.get("teacher", {}))
     recipe = replace(prof.recipe)
-    for k, v in quick.get("recipe", {}).items():
+    for k, v in {**(preset or {}).get("recipe", {}), **quick.get("recipe", {})}.items():
         setattr(recipe, k, v)
     train_limit = quick.get("train_limit", prof.train_limit)
     test_limit = quick.get("test_limit", prof.test_limit)
@@ -255,6 +274,19 @@ def resolve_config(config: BenchConfig) -> Resolved:
     return Resolved(config=config, profile=prof, dataset=dataset, num_classes=C, ipc=ipc,
                     seeds=list(range(int(seeds_n))), epochs=int(epochs), device=device, out=out, settings=settings,
                     recipe=recipe, teacher=teacher, relabel=relabel, train_limit=train_limit, test_limit=test_limit)
+
+
+def _preset(name, dataset: str) -> dict | None:
+    """The preset ``name`` (None: none) after checking it exists and fits ``dataset``."""
+    if name is None:
+        return None
+    if name not in PRESETS:
+        raise BenchError(f"unknown preset {name!r}", hint=f"choose one of {', '.join(PRESETS)}, or leave --preset out")
+    p = PRESETS[name]
+    if dataset not in p["datasets"]:
+        raise BenchError(f"preset {name!r} is for --dataset {' or '.join(p['datasets'])}, not {dataset!r}",
+                         hint=f"pass --dataset {p['datasets'][0]}, or leave --preset out")
+    return p
 
 
 def _check_data(dataset: str, root) -> None:

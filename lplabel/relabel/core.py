@@ -159,7 +159,7 @@ class _Teacher:
     def __init__(self, module: nn.Module, device: torch.device, amp: bool, amp_dtype: str, channels_last: bool):
         self.channels_last = channels_last
         self.autocast, self.precision = amp_settings(device, amp, amp_dtype)
-        self.module = prepare_teacher(module, device, channels_last)
+        self.module = prepare_teacher(module, device, channels_last, self.precision)
         self.class_index = None
         self.device = device
 

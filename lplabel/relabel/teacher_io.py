@@ -20,6 +20,8 @@ def load_teachers(specs: Sequence[str], checkpoints: Sequence[str | None] = (), 
     """Load one teacher per spec (``lplabel.teachers.load_teacher``); several make an Ensemble.
 
     ``random_weights``: allow ``torchvision:``/``timm:`` teachers without pretrained weights.
+    A spec ending in ``.onnx`` is run by onnxruntime (:mod:`lplabel.onnx_teacher`); its
+    description names the file, its sha256 and what it was exported from.
 
     ``checkpoints``: empty, or one entry per spec (``None``/``"-"``/``"none"`` for no checkpoint),
     or a single checkpoint when there is a single spec. Returns ``(module, description)``.
@@ -35,11 +37,19 @@ def load_teachers(specs: Sequence[str], checkpoints: Sequence[str | None] = (), 
     if len(cks) != len(specs):
         raise RelabelError(f"{len(specs)} teachers but {len(cks)} checkpoints",
                            hint="give --checkpoint once per --teacher, in the same order ('-' for none)")
+    from ..onnx_teacher import is_onnx_path, require_onnxruntime
+
+    for spec in specs:  # the missing optional package is named before any teacher is loaded
+        if is_onnx_path(spec):
+            require_onnxruntime(f"the ONNX teacher {spec}")
     members, parts = [], []
     for spec, ck in zip(specs, cks):
         members.append(load_teacher(spec, checkpoint=ck, device="cpu", normalize=normalize,
                                     random_weights=random_weights))
-        parts.append(spec if ck is None else f"{spec} @ {Path(ck).name}")
+        if is_onnx_path(spec):
+            parts.append(members[-1].describe())
+        else:
+            parts.append(spec if ck is None else f"{spec} @ {Path(ck).name}")
     if len(members) == 1:
         return members[0], parts[0]
     return Ensemble(members).eval(), f"ensemble (mean logits) of {len(members)}: " + " + ".join(parts)
@@ -89,9 +99,21 @@ def amp_settings(device: torch.device, amp: bool, amp_dtype: str = "auto"):
     return (lambda: torch.autocast(device_type=device.type, dtype=dtype)), f"{name}-autocast"
 
 
-def prepare_teacher(teacher: nn.Module, device: torch.device, channels_last: bool) -> nn.Module:
+def prepare_teacher(teacher: nn.Module, device: torch.device, channels_last: bool,
+                    precision: str = "float32") -> nn.Module:
+    """The teacher on ``device`` in the loop's layout. ONNX teachers (also inside an ensemble or a
+    ``Normalized`` wrapper) are checked here, before any work: onnxruntime must have the device's
+    execution provider, and autocast (``precision`` other than float32) is refused -- it does not
+    reach onnxruntime, so the header would name a precision the teacher did not run at."""
     from ..memory_format import network_module
+    from ..onnx_teacher import OnnxTeacher
 
+    onnx = [m for m in teacher.modules() if isinstance(m, OnnxTeacher)]
+    for m in onnx:
+        m.check_device(device)
+    if onnx and precision != "float32":
+        raise RelabelError(f"--amp ({precision}) does not apply to an ONNX teacher: onnxruntime runs the graph in "
+                           "the precision it was exported at", hint="drop --amp (or export a float16 graph yourself)")
     return network_module(teacher, device, channels_last).eval()
 
 
