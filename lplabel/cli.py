@@ -11,27 +11,12 @@ import sys
 
 import click
 
-from . import __version__
+from ._version import __version__
 from .errors import LplabelError, LplabelWarning, output_write_error
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return str(n)
-
-
-def ratio_phrase(ratio, which: str = "stored") -> str:
-    """'12.3x smaller than dense fp16 of the stored records' (or 'n.nx larger' when the store is
-    bigger); ``which`` is ``stored`` or ``nominal`` (see :mod:`lplabel.store.info` for the words)."""
-    if not ratio:
-        return "no records"
-    if ratio >= 1:
-        return f"{ratio:.1f}x smaller than dense fp16 of the {which} records"
-    # tiny stores: view configs and container dominate
-    return f"{1 / ratio:.1f}x larger than dense fp16 of the {which} records"
+# formatting helpers: owned by the library (lplabel.store.info), re-exported for old imports
+from .store.info import human_bytes, ratio_phrase  # noqa: E402,F401
 
 
 class KeepFraction(click.ParamType):

@@ -640,7 +640,7 @@ def machine_info(device: str) -> dict:
     info["cpu"] = cpu_name()
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    from .. import __version__
+    from .._version import __version__
 
     info["lplabel"] = __version__
     return info

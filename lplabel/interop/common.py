@@ -262,7 +262,7 @@ def legacy_extension(layout: str, **facts) -> dict:
     """The ``legacy`` header extension: what export needs to rebuild the legacy files exactly."""
     import torch
 
-    from .. import __version__
+    from .._version import __version__
 
     ext = {"must_understand": False, "version": LEGACY_EXTENSION_VERSION, "layout": layout,
            "imported_with": {"lplabel": __version__, "torch": torch.__version__, "numpy": np.__version__}}
