@@ -17,21 +17,7 @@ from .errors import LplabelError, LplabelWarning, output_write_error
 
 # formatting helpers: owned by the library (lplabel.store.info), re-exported for old imports
 from .store.info import human_bytes, ratio_phrase  # noqa: E402,F401
-
-
-class KeepFraction(click.ParamType):
-    """A --keep fraction written 0.025, 1/40 or 2.5% (:func:`lplabel.selection.parse_keep`);
-    nonsense raises a named KeepFractionError (one line, exit 2)."""
-
-    name = "FRACTION"
-
-    def convert(self, value, param, ctx):
-        from .selection import parse_keep
-
-        return parse_keep(value)
-
-
-KEEP = KeepFraction()
+from .commands._common import KEEP, KeepFraction  # noqa: E402,F401  (old import path)
 
 
 class LplabelGroup(click.Group):
@@ -282,19 +268,11 @@ def demo(output, epochs, force):
     run_demo(output, epochs=epochs, force=force, echo=click.echo)
 
 
-def _load_extensions():
-    """Import modules that add commands (codec tools, relabeler, interop...) if present."""
-    import importlib
+# the other command families (codec tools, relabeler, interop, bench), from lplabel.commands
+from .commands import COMMANDS  # noqa: E402
 
-    for mod in ("lplabel.commands",):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-
-
-_load_extensions()
+for _command in COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -14,7 +14,6 @@ labels bit-exactly, without re-quantizing).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -24,6 +23,7 @@ from .dtypes import to_float32
 from .errors import LplabelError, OutputExistsError
 from .images import ImageIndex
 from .progress import progress_bar  # noqa: F401  (the one owner of progress output; re-exported)
+from .sources import SourceMeta, SourceStep  # noqa: F401  (defined apart so source readers need not import recode)
 
 
 class RecodeError(LplabelError):
@@ -36,59 +36,6 @@ class SameFileError(RecodeError):
 
 class LossyChainError(RecodeError):
     """A chain that would lose information, where a lossless one was asked for."""
-
-
-@dataclass
-class SourceMeta:
-    """What a writer needs to know about a source of steps."""
-
-    num_classes: int
-    images: ImageIndex
-    batch_size: int
-    epochs: int
-    steps_per_epoch: int
-    drop_last: bool = False
-    augmentation: dict = field(default_factory=dict)
-    teacher: dict = field(default_factory=dict)
-    seed: object = None
-    selection: dict | None = None
-    extensions: dict | None = None
-    crop_type: str = "float32"
-    steps_per_chunk: int = 1
-    #: "logits" or ("topk", k) or ("topk", k, "tail") or ("topk", k, "indices") -- what the labels are
-    label_input: object = "logits"
-    #: value type of the labels as stored ("float32", "float16", "bfloat16"); "quantized" when a
-    #: quantize codec made them; "none" for top-k class indices only (topk type 'none')
-    value_type: str = "float16"
-    #: tail summary kind of a top-k source ("none", "logsumexp", "min")
-    tail: str = "none"
-    #: the source's label chain (JSON list) when it has one, and the stage its labels come at
-    codecs: list | None = None
-    #: label_input of the source chain's *input* (what a writer copying encoded labels declares)
-    chain_label_input: object = None
-    stage: int = 0
-    num_steps: int | None = None
-    path: str | None = None
-    #: int32 [N, 2] image sizes when the source's view columns are derived (spec §1.4): copies
-    #: keep them derived (``write_steps(store_views=True)`` stores them instead); else None
-    image_sizes: np.ndarray | None = None
-    #: True when the order of each record's top-k entries is information to keep: legacy files
-    #: (LPQLD, FKD) list tied values in their generator's order, and export must give the same
-    #: bytes back. Re-encoding chains then carry an ``entryorder`` codec (see :func:`keeps_order`).
-    keep_order: bool = False
-
-
-@dataclass
-class SourceStep:
-    epoch: int
-    step: int
-    image: np.ndarray
-    crop: np.ndarray
-    flip: np.ndarray
-    mix_partner: np.ndarray
-    mix_lambda: float
-    mix_box: np.ndarray
-    label: dict
 
 
 # -- an lplabel store as a source ---------------------------------------------------------------
@@ -416,9 +363,23 @@ class StoreSource:
         self.store.close()
 
 
+def _legacy_can_open(path) -> bool:
+    from .interop.source import can_open
+
+    return can_open(path)
+
+
+def _open_legacy(path):
+    from .interop.source import LegacySource
+
+    return LegacySource(path)
+
+
 #: Openers tried in order by :func:`open_source`: ``(name, can_open(path) -> bool, open(path) -> source)``.
-#: A legacy LPLD/LPQLD directory reader registers itself here (see :func:`register_source`).
-SOURCE_OPENERS: list = []
+#: The legacy label-directory reader (:mod:`lplabel.interop.source`, imported when first asked) is
+#: built in, so what :func:`open_source` accepts does not depend on which modules were imported
+#: before; :func:`register_source` adds others in front of it.
+SOURCE_OPENERS: list = [("legacy", _legacy_can_open, _open_legacy)]
 
 
 def register_source(name: str, can_open: Callable, opener: Callable) -> None:

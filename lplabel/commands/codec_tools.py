@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import KEEP, human_bytes, ratio_phrase, register
+from ._common import KEEP, human_bytes, ratio_phrase, register
 from ..codecs import INDEX_CODINGS, LAYOUTS, VALUE_FORMATS, Pipeline, get_codec, label_chain, parse_chain
 from ..codecs.classmap import ORDER_METHODS, learn_class_order
 from ..errors import CodecConfigError, NoValuesError
