@@ -47,7 +47,7 @@ import teacher_data  # noqa: E402
 from lplabel import StoreWriter, open_store  # noqa: E402
 from lplabel.codecs import Field, Pipeline, label_chain  # noqa: E402
 from lplabel.codecs.classmap import learn_class_order  # noqa: E402
-from lplabel.commands.codec_tools import default_level  # noqa: E402
+from lplabel.recode import default_level  # noqa: E402
 from lplabel.fidelity import FidelityAccumulator  # noqa: E402
 from lplabel.images import ImageIndex  # noqa: E402
 from lplabel.reconstruct import tail_kind_of  # noqa: E402
