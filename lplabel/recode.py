@@ -27,7 +27,7 @@ import numpy as np
 
 from .codecs import Pipeline
 from .codecs.classmap import ORDER_METHODS, learn_class_order
-from .dtypes import to_float32
+from .dtypes import holds_exactly, to_float32
 from .errors import CodecConfigError, LplabelError, NoValuesError, OutputExistsError
 from .images import ImageIndex
 from .progress import progress_bar  # noqa: F401  (the one owner of progress output; re-exported)
@@ -192,11 +192,6 @@ def store_steps(store, positions=None, stage: int = 0) -> Iterator[SourceStep]:
 # -- checks ------------------------------------------------------------------------------------
 
 
-def _holds(dst: str, src: str) -> bool:
-    """Does float type ``dst`` represent every value of ``src`` exactly?"""
-    return dst == src or dst == "float32"
-
-
 def chain_loses(codecs, meta: SourceMeta) -> str | None:
     """Why ``codecs`` would lose information on labels from ``meta`` (None when lossless)."""
     if meta.value_type == "quantized":
@@ -210,7 +205,7 @@ def chain_loses(codecs, meta: SourceMeta) -> str | None:
     if meta.label_input == "logits":
         if first.name == "topk":
             return f"keeps only the top {first.k} of {meta.num_classes} logits"
-        if first.name == "dense" and not _holds(first.type, meta.value_type):
+        if first.name == "dense" and not holds_exactly(src=meta.value_type, dst=first.type):
             return f"narrows {meta.value_type} logits to {first.type}"
         return None
     k = meta.label_input[1]
@@ -218,7 +213,7 @@ def chain_loses(codecs, meta: SourceMeta) -> str | None:
         return None
     if first.k < k:
         return f"keeps {first.k} of the {k} stored entries"
-    if not _holds(first.type, meta.value_type):
+    if not holds_exactly(src=meta.value_type, dst=first.type):
         return f"narrows {meta.value_type} values to {first.type}"
     if meta.tail != "none" and first.tail == "none":
         return f"drops the {meta.tail} tail summary"

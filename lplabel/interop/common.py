@@ -14,6 +14,7 @@ import numpy as np
 
 from ..progress import progress_bar  # noqa: F401  (the one owner of progress output; re-exported)
 
+from ..dtypes import holds_exactly
 from ..errors import OutputExistsError
 from ..images import ImageIndex
 from .errors import LegacyExportError, LegacyFormatError
@@ -218,12 +219,6 @@ def parse_codecs(codecs):
     return parse_chain(codecs)
 
 
-def _holds(src: str, dst: str) -> bool:
-    """Can type ``dst`` hold every value of ``src`` exactly?"""
-    order = {"float16": 0, "float32": 1, "float64": 2}
-    return src == dst or (src in order and dst in order and order[dst] >= order[src])
-
-
 def plan_labels(kind: str, *, value_dtype: str, k: int | None = None, num_classes: int,
                 codecs=None, level: int = 3) -> LabelPlan:
     """Label chain for legacy labels: ``kind`` is ``"dense"`` (logits [B, C]) or ``"topk"``
@@ -246,9 +241,10 @@ def plan_labels(kind: str, *, value_dtype: str, k: int | None = None, num_classe
         c = transforms[0]
         cfg = c.get_config()
         if kind == "dense" and c.name == "dense":
-            lossless = _holds(value_dtype, cfg.get("type"))
+            lossless = holds_exactly(src=value_dtype, dst=cfg.get("type"))
         elif kind == "topk" and c.name == "topk":
-            lossless = cfg.get("k") == k and _holds(value_dtype, cfg.get("type")) and cfg.get("tail", "none") == "none"
+            lossless = (cfg.get("k") == k and holds_exactly(src=value_dtype, dst=cfg.get("type"))
+                        and cfg.get("tail", "none") == "none")
     # validate the chain against the input now, before anything is read
     from ..codecs import Field
 
