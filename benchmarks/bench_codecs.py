@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import math
 import os
 import platform
 import shutil
@@ -50,6 +49,7 @@ from lplabel.codecs.classmap import learn_class_order  # noqa: E402
 from lplabel.recode import default_level  # noqa: E402
 from lplabel.fidelity import FidelityAccumulator  # noqa: E402
 from lplabel.images import ImageIndex  # noqa: E402
+from lplabel.interop import du_bytes as _du_bytes  # noqa: E402
 from lplabel.reconstruct import tail_kind_of  # noqa: E402
 from lplabel.recode import view_codecs  # noqa: E402
 
@@ -57,7 +57,8 @@ BLOCK = 4096
 
 
 def du_bytes(path: Path) -> int:
-    return int(math.ceil(path.stat().st_size / BLOCK) * BLOCK)
+    """A file's size rounded up to 4 KiB blocks (the README's "as du counts"; lplabel.interop.du_bytes owns it)."""
+    return _du_bytes(path, block=BLOCK)
 
 
 # ------------------------------------------------------------------------------ data

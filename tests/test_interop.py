@@ -507,3 +507,23 @@ def test_open_source_does_not_depend_on_the_cli(tmp_path):
 
     with pytest.raises(UnknownLayoutError):
         open_source(tmp_path)
+
+
+def test_du_bytes_two_named_counts(tmp_path):
+    """One du_bytes: allocated blocks as `du` reports them (block=None), or sizes rounded up to
+    whole blocks (block=4096, the README's "as du counts" ratios)."""
+    import os
+
+    from lplabel.interop import du_bytes
+
+    d = tmp_path / "tree"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.bin").write_bytes(os.urandom(5000))
+    (d / "sub" / "b.bin").write_bytes(os.urandom(4096))
+    (d / "empty").write_bytes(b"")
+    assert du_bytes(d / "a.bin", block=4096) == 8192
+    assert du_bytes(d, block=4096) == 8192 + 4096
+    assert du_bytes(d / "a.bin", block=512) == 5120
+    assert du_bytes(d / "a.bin") == os.stat(d / "a.bin").st_blocks * 512
+    walked = sum(os.stat(p).st_blocks * 512 for p in [d, d / "sub", d / "a.bin", d / "sub" / "b.bin", d / "empty"])
+    assert du_bytes(d) == walked

@@ -100,9 +100,20 @@ def scan_batches(folder: Path, *, strict: bool = True) -> list:
     return [found[b] for b in range(len(found))]
 
 
-def du_bytes(path) -> int:
-    """Bytes a file or tree occupies on disk, counted as ``du`` does (allocated 512-byte blocks)."""
+def du_bytes(path, *, block: int | None = None) -> int:
+    """Bytes a file or tree occupies on disk, the one owner of "as ``du`` counts".
+
+    ``block=None`` (what import/export reports print): what ``du`` itself reports here, the
+    allocated 512-byte blocks (``st_blocks``) of every file and directory; it depends on the
+    filesystem (block size, sparse files, compression). ``block=N``: every file's size rounded up
+    to whole N-byte blocks (directories not counted) -- ``du`` on an N-byte-block filesystem
+    without those effects, the same number on every machine. The README's "vs LPQLD files as
+    ``du`` counts" ratios use ``block=4096`` (``benchmarks/bench_codecs.py``, ``floor_topk.py``).
+    """
     p = Path(path)
+    if block is not None:
+        files = [p] if p.is_file() else [Path(d, f) for d, _, fs in os.walk(p) for f in fs]
+        return sum(-(-os.lstat(f).st_size // block) * block for f in files)
     if p.is_file():
         return os.stat(p).st_blocks * 512
     total = 0
