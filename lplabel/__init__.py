@@ -3,7 +3,7 @@
 Core objects: :class:`StoreWriter` writes a label store step by step, :func:`open_store` reads
 one, :mod:`lplabel.codecs` holds the codecs that shrink it. See spec/FORMAT.md for the format.
 """
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: E402  (one owner; pyproject repeats it)
 
 from .errors import LplabelError  # noqa: E402
 from .images import ImageIndex, ImageSet  # noqa: E402

@@ -11,42 +11,13 @@ import sys
 
 import click
 
-from . import __version__
+from ._version import __version__
 from .errors import LplabelError, LplabelWarning, output_write_error
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return str(n)
-
-
-def ratio_phrase(ratio, which: str = "stored") -> str:
-    """'12.3x smaller than dense fp16 of the stored records' (or 'n.nx larger' when the store is
-    bigger); ``which`` is ``stored`` or ``nominal`` (see :mod:`lplabel.store.info` for the words)."""
-    if not ratio:
-        return "no records"
-    if ratio >= 1:
-        return f"{ratio:.1f}x smaller than dense fp16 of the {which} records"
-    # tiny stores: view configs and container dominate
-    return f"{1 / ratio:.1f}x larger than dense fp16 of the {which} records"
-
-
-class KeepFraction(click.ParamType):
-    """A --keep fraction written 0.025, 1/40 or 2.5% (:func:`lplabel.selection.parse_keep`);
-    nonsense raises a named KeepFractionError (one line, exit 2)."""
-
-    name = "FRACTION"
-
-    def convert(self, value, param, ctx):
-        from .selection import parse_keep
-
-        return parse_keep(value)
-
-
-KEEP = KeepFraction()
+# formatting helpers: owned by the library (lplabel.store.info), re-exported for old imports
+from .store.info import human_bytes, ratio_phrase  # noqa: E402,F401
+from .commands._common import KEEP, KeepFraction  # noqa: E402,F401  (old import path)
 
 
 class LplabelGroup(click.Group):
@@ -297,19 +268,11 @@ def demo(output, epochs, force):
     run_demo(output, epochs=epochs, force=force, echo=click.echo)
 
 
-def _load_extensions():
-    """Import modules that add commands (codec tools, relabeler, interop...) if present."""
-    import importlib
+# the other command families (codec tools, relabeler, interop, bench), from lplabel.commands
+from .commands import COMMANDS  # noqa: E402
 
-    for mod in ("lplabel.commands", "lplabel.commands.onnx"):
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
-
-
-_load_extensions()
+for _command in COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 def run_demo(output, *, epochs: int = 20, force: bool = False, echo=print) -> dict:
-    from .cli import ratio_phrase
+    from .store.info import ratio_phrase
     from .datasets import load_dataset, select_per_class
     from .relabel import relabel
     from .store import store_info, verify_store

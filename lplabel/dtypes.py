@@ -103,3 +103,25 @@ def exactly_representable(x: np.ndarray, name: str) -> bool:
     if name == "bool":
         return bool(np.array_equal(stored.astype(bool), x))
     return bool(np.array_equal(stored, x, equal_nan=np.issubdtype(stored.dtype, np.floating)))
+
+
+#: (exponent bits, significand bits) of the float types a label can come in or be stored as.
+_FLOAT_BITS = {"float16": (5, 10), "bfloat16": (8, 7), "float32": (8, 23), "float64": (11, 52)}
+
+
+def holds_exactly(*, src: str, dst: str) -> bool:
+    """Can float type ``dst`` represent every value of type ``src`` exactly (a cast src -> dst ->
+    src gives the same bits back)? The one rule for "is this narrowing?" (re-encoding and legacy
+    import both ask it).
+
+    Equal names always hold. Otherwise ``dst`` needs at least ``src``'s exponent bits (range) and
+    significand bits (precision): float16 and bfloat16 fit float32 and float64, float32 fits
+    float64; float64 does not fit float32, and float16 and bfloat16 do not fit each other (range
+    vs precision). Names that are not float types (``none``, ``quantized``) hold only themselves.
+    """
+    if src == dst:
+        return True
+    if src not in _FLOAT_BITS or dst not in _FLOAT_BITS:
+        return False
+    (se, sm), (de, dm) = _FLOAT_BITS[src], _FLOAT_BITS[dst]
+    return de >= se and dm >= sm

@@ -97,8 +97,6 @@ def compare_blocks(reference: dict, candidate: dict, num_classes: int, *, mode: 
 
 def compare_stores(reference, candidate, *, mode: str = "auto", temperatures=TEMPERATURES, progress=None) -> dict:
     """Fidelity of store ``candidate`` against store ``reference`` over the steps both hold."""
-    import os
-
     from .store import LabelStore
 
     ref = reference if isinstance(reference, LabelStore) else LabelStore(reference)

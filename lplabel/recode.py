@@ -10,20 +10,28 @@ A source is a :class:`SourceMeta` (what the header needs) and an iterator of
 floats: ``{"logits"}`` or ``{"indices", "values"[, "tail"]}``; or, when ``SourceMeta.stage`` > 0,
 a block already encoded up to that stage of ``SourceMeta.codecs`` (used to copy quantized
 labels bit-exactly, without re-quantizing).
+
+The Python API of the three commands is :func:`encode`, :func:`quantize` and :func:`prune`
+(paths in, a :class:`RecodeResult` out); :func:`build_chain` is the friendly-options chain they
+learn, :func:`encode_source` the re-encoding of an already opened source. The click commands in
+:mod:`lplabel.commands.codec_tools` only parse arguments, call them and print.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from .dtypes import to_float32
-from .errors import LplabelError, OutputExistsError
+from .codecs import Pipeline
+from .codecs.classmap import ORDER_METHODS, learn_class_order
+from .dtypes import holds_exactly, to_float32
+from .errors import CodecConfigError, LplabelError, NoValuesError, OutputExistsError
 from .images import ImageIndex
 from .progress import progress_bar  # noqa: F401  (the one owner of progress output; re-exported)
+from .sources import SourceMeta, SourceStep  # noqa: F401  (defined apart so source readers need not import recode)
 
 
 class RecodeError(LplabelError):
@@ -36,59 +44,6 @@ class SameFileError(RecodeError):
 
 class LossyChainError(RecodeError):
     """A chain that would lose information, where a lossless one was asked for."""
-
-
-@dataclass
-class SourceMeta:
-    """What a writer needs to know about a source of steps."""
-
-    num_classes: int
-    images: ImageIndex
-    batch_size: int
-    epochs: int
-    steps_per_epoch: int
-    drop_last: bool = False
-    augmentation: dict = field(default_factory=dict)
-    teacher: dict = field(default_factory=dict)
-    seed: object = None
-    selection: dict | None = None
-    extensions: dict | None = None
-    crop_type: str = "float32"
-    steps_per_chunk: int = 1
-    #: "logits" or ("topk", k) or ("topk", k, "tail") or ("topk", k, "indices") -- what the labels are
-    label_input: object = "logits"
-    #: value type of the labels as stored ("float32", "float16", "bfloat16"); "quantized" when a
-    #: quantize codec made them; "none" for top-k class indices only (topk type 'none')
-    value_type: str = "float16"
-    #: tail summary kind of a top-k source ("none", "logsumexp", "min")
-    tail: str = "none"
-    #: the source's label chain (JSON list) when it has one, and the stage its labels come at
-    codecs: list | None = None
-    #: label_input of the source chain's *input* (what a writer copying encoded labels declares)
-    chain_label_input: object = None
-    stage: int = 0
-    num_steps: int | None = None
-    path: str | None = None
-    #: int32 [N, 2] image sizes when the source's view columns are derived (spec §1.4): copies
-    #: keep them derived (``write_steps(store_views=True)`` stores them instead); else None
-    image_sizes: np.ndarray | None = None
-    #: True when the order of each record's top-k entries is information to keep: legacy files
-    #: (LPQLD, FKD) list tied values in their generator's order, and export must give the same
-    #: bytes back. Re-encoding chains then carry an ``entryorder`` codec (see :func:`keeps_order`).
-    keep_order: bool = False
-
-
-@dataclass
-class SourceStep:
-    epoch: int
-    step: int
-    image: np.ndarray
-    crop: np.ndarray
-    flip: np.ndarray
-    mix_partner: np.ndarray
-    mix_lambda: float
-    mix_box: np.ndarray
-    label: dict
 
 
 # -- an lplabel store as a source ---------------------------------------------------------------
@@ -237,11 +192,6 @@ def store_steps(store, positions=None, stage: int = 0) -> Iterator[SourceStep]:
 # -- checks ------------------------------------------------------------------------------------
 
 
-def _holds(dst: str, src: str) -> bool:
-    """Does float type ``dst`` represent every value of ``src`` exactly?"""
-    return dst == src or dst == "float32"
-
-
 def chain_loses(codecs, meta: SourceMeta) -> str | None:
     """Why ``codecs`` would lose information on labels from ``meta`` (None when lossless)."""
     if meta.value_type == "quantized":
@@ -255,7 +205,7 @@ def chain_loses(codecs, meta: SourceMeta) -> str | None:
     if meta.label_input == "logits":
         if first.name == "topk":
             return f"keeps only the top {first.k} of {meta.num_classes} logits"
-        if first.name == "dense" and not _holds(first.type, meta.value_type):
+        if first.name == "dense" and not holds_exactly(src=meta.value_type, dst=first.type):
             return f"narrows {meta.value_type} logits to {first.type}"
         return None
     k = meta.label_input[1]
@@ -263,7 +213,7 @@ def chain_loses(codecs, meta: SourceMeta) -> str | None:
         return None
     if first.k < k:
         return f"keeps {first.k} of the {k} stored entries"
-    if not _holds(first.type, meta.value_type):
+    if not holds_exactly(src=meta.value_type, dst=first.type):
         return f"narrows {meta.value_type} values to {first.type}"
     if meta.tail != "none" and first.tail == "none":
         return f"drops the {meta.tail} tail summary"
@@ -416,9 +366,23 @@ class StoreSource:
         self.store.close()
 
 
+def _legacy_can_open(path) -> bool:
+    from .interop.source import can_open
+
+    return can_open(path)
+
+
+def _open_legacy(path):
+    from .interop.source import LegacySource
+
+    return LegacySource(path)
+
+
 #: Openers tried in order by :func:`open_source`: ``(name, can_open(path) -> bool, open(path) -> source)``.
-#: A legacy LPLD/LPQLD directory reader registers itself here (see :func:`register_source`).
-SOURCE_OPENERS: list = []
+#: The legacy label-directory reader (:mod:`lplabel.interop.source`, imported when first asked) is
+#: built in, so what :func:`open_source` accepts does not depend on which modules were imported
+#: before; :func:`register_source` adds others in front of it.
+SOURCE_OPENERS: list = [("legacy", _legacy_can_open, _open_legacy)]
 
 
 def register_source(name: str, can_open: Callable, opener: Callable) -> None:
@@ -510,3 +474,306 @@ def train_chain_dictionary(source, chain: list, spec, positions, steps_per_chunk
     if pending:
         samples.append(pre.encode({k: np.concatenate([p[k] for p in pending]) for k in pending[0]}))
     return train_dictionary(samples, size=size, level=chain[-1].level)
+
+
+# -- the engine of `lplabel encode | quantize | prune`: a Python API ------------------------------
+
+SAMPLE_STEPS = 256
+#: zstd level of the view columns (image, crop, flip, mix partner): small, so a high level is cheap
+VIEW_LEVEL = 19
+CLASS_ORDERS = ("auto", "none") + ORDER_METHODS
+
+
+class TailMismatchError(RecodeError):
+    """A tail summary that cannot be derived from the source's labels."""
+
+
+def resolve_class_order(class_order: str, index_coding: str) -> str:
+    """``auto`` becomes the class order that suits ``index_coding`` (co-occurrence for index-delta,
+    frequency for value-delta, none otherwise); other names stay."""
+    if class_order == "auto":
+        return "cooccurrence" if index_coding == "index-delta" else ("frequency" if index_coding == "value-delta"
+                                                                      else "none")
+    return class_order
+
+
+def default_level(k) -> int:
+    """The label column's zstd level when none is given: 15 for top-k labels (higher levels gain
+    nothing measurable), 3 for dense ones (which barely compress)."""
+    return 3 if k is None else 15
+
+
+def build_chain(source, *, k, values, tail, index_coding, class_order, layout, level, dictionary, dict_size,
+                scale_type="float16", steps_per_chunk=1, keep_order=False) -> list:
+    """A label chain for ``source`` from friendly options, learning a class order / dictionary.
+
+    ``keep_order``: the entries' input order is information (``SourceMeta.keep_order``): the
+    chain gets an ``entryorder`` codec (:func:`lplabel.recode.with_entry_order`), which stores
+    only the order among tied values (nothing for records without ties)."""
+    meta: SourceMeta = source.meta
+    level = default_level(k) if level is None else level
+    if dictionary and layout != "shuffle":
+        raise CodecConfigError("--dictionary needs --layout shuffle (zplanes frames take no dictionary)")
+    order = None
+    # rans codes class membership in class order whatever --index-coding says: co-occurrence suits it
+    method = resolve_class_order(class_order, "index-delta" if layout == "rans" else index_coding) \
+        if k is not None else "none"
+    index_type = "uint16" if meta.num_classes <= 65536 else "int32"
+    opts = dict(k=k, values=values, tail=tail, index_coding=index_coding, level=level, layout=layout,
+                scale_type=scale_type, index_type=index_type, classes=meta.num_classes)
+    def label_chain(**kw):  # every chain built here keeps the input order when asked to
+        from .codecs import label_chain as build
+
+        chain = build(**kw)
+        return with_entry_order(chain) if keep_order and k is not None else chain
+
+    # validate cheaply before sampling anything
+    chain = label_chain(**opts)
+    spec = input_spec(meta)
+    Pipeline(chain, spec)
+    if layout == "rans":
+        from .codecs.rans import warm_up
+
+        warm_up()  # numba present and the coder compiled, or a named error before any work
+    positions = sample_positions(meta.num_steps or 0, SAMPLE_STEPS)
+    if method != "none":
+        order = learn_class_order(sample_topk_indices(source, k, positions), meta.num_classes, method)
+    chain = label_chain(**opts, class_order=order)
+    if layout == "rans":  # the model is learnt from the sample, like the class order (None: no sample)
+        chain = label_chain(**opts, class_order=order, rans_model=learn_rans_model(source, chain, spec, positions))
+    if dictionary:
+        data = train_chain_dictionary(source, chain, spec, positions, steps_per_chunk, dict_size)
+        chain = label_chain(**opts, class_order=order, dictionary=data)
+    Pipeline(chain, spec)
+    return chain
+
+
+def values_of(meta: SourceMeta) -> str:
+    """The ``values`` option (fp32/fp16/bf16/none) that keeps a source's value type."""
+    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "none": "none"}.get(meta.value_type, "fp16")
+
+
+def encode_source(source, out, *, codecs=None, index_coding="index-delta", class_order="auto", layout="planes",
+                  level=None, dictionary=False, dict_size=16384, steps_per_chunk=None, allow_lossy=False,
+                  force=False, store_views=False, views="keep", images=None) -> Path:
+    """Re-encode every step of ``source`` (see :func:`lplabel.recode.open_source`) into ``out``.
+
+    Without ``codecs`` the chain keeps the source's representation exactly (lossless) and codes
+    it as compactly as the options say; with ``codecs`` (a list of codecs) the chain is checked
+    not to lose information unless ``allow_lossy``. ``views`` (``keep``, ``stored``, ``v2``; see
+    :func:`lplabel.recode.views_for_copy`, which needs ``images`` to derive stored views) says what
+    becomes of the view columns; ``store_views`` is ``views="stored"``.
+    """
+    meta: SourceMeta = views_for_copy(source.meta, "stored" if store_views else views, images)
+    spc = steps_per_chunk or meta.steps_per_chunk
+    stage = 0
+    if meta.value_type == "quantized" and codecs is None and layout == "rans":
+        raise CodecConfigError("layout 'rans' codes fp16 (or index-only) top-k labels; this store's values are "
+                               "quantized integers", hint="use --layout planes, or re-quantize from a store with "
+                                                          "fp16 values: lplabel quantize --values fp16 --layout rans")
+    if meta.value_type == "quantized":
+        # quantized labels are copied encoded (no re-quantization): keep the chain's prefix
+        pipe = source.label_pipeline
+        stage = pipe.stored_stage
+        prefix = pipe.codecs[:stage]
+        if codecs is None:
+            tail_codecs = [c for c in pipe.codecs[stage:]]
+            codecs = prefix + tail_codecs
+        elif [c.to_json() for c in codecs[:stage]] != [c.to_json() for c in prefix]:
+            raise LossyChainError("the new chain does not start with the source's quantization "
+                                  f"({' | '.join(c.name for c in prefix)}); re-encoding would re-quantize",
+                                  hint="use `lplabel quantize` to change the quantization")
+    elif codecs is None:
+        k = None if meta.label_input == "logits" else meta.label_input[1]
+        codecs = build_chain(source, k=k, values=values_of(meta), tail=meta.tail, index_coding=index_coding,
+                             class_order=class_order, layout=layout, level=level, dictionary=dictionary,
+                             dict_size=dict_size, steps_per_chunk=spc, keep_order=meta.keep_order)
+    else:
+        Pipeline(codecs, input_spec(meta))
+        why = chain_loses(codecs, meta)
+        if why and not allow_lossy:
+            raise LossyChainError(f"the chain {why}; encode is lossless by default",
+                                  hint="pass --allow-lossy, or use `lplabel quantize` / `lplabel prune`")
+        if why:
+            meta = mark_lossy(meta, why)
+    return write_steps(meta, source.steps(stage=stage), out, codecs, steps_per_chunk=spc, force=force, stage=stage,
+                       zstd_level=VIEW_LEVEL, total=meta.num_steps, desc="encode")
+
+
+def mark_lossy(meta: SourceMeta, why: str) -> SourceMeta:
+    """``meta`` whose ``legacy`` header extension (if any) no longer claims a lossless import:
+    export cannot give the original files back once a chain lost something."""
+    import dataclasses
+
+    ext = dict(meta.extensions or {})
+    if isinstance(ext.get("legacy"), dict):
+        ext["legacy"] = dict(ext["legacy"], lossless=False, lossy_because=why)
+    return dataclasses.replace(meta, extensions=ext or None)
+
+
+
+
+@dataclass(frozen=True)
+class RecodeResult:
+    """What :func:`encode`, :func:`quantize` and :func:`prune` wrote: the new store's ``path``, and
+    ``notes`` about the source worth showing the user (a legacy directory's import notes)."""
+
+    path: Path
+    notes: tuple = ()
+
+
+#: ``lplabel import``'s options for a legacy directory read by :func:`encode` (None: the importer's default).
+LEGACY_OPTIONS = ("images", "num_images", "num_classes", "seed", "order", "replay", "steps_per_epoch", "fkd_values",
+                  "fkd_temperature", "input_size")
+
+
+def encode(src, out, *, codecs=None, index_coding="index-delta", class_order="auto", layout="planes", level=None,
+           dictionary=False, dict_size=16384, steps_per_chunk=None, allow_lossy=False, force=False,
+           views="keep", source_layout="auto", **legacy) -> RecodeResult:
+    """``lplabel encode``: re-encode the store (or legacy label directory) ``src`` into ``out``.
+
+    ``codecs``: None (a lossless chain from the friendly options, learnt from a sample of the
+    labels), a list of codecs, or the chain as JSON text. ``source_layout``: ``auto`` (a file is a
+    store, a directory a legacy label set whose layout is detected), ``lplabel``, or a legacy
+    layout (``sre2l``, ``lpld``, ``lpqld``, ``fkd``, ``gvbsm``). ``legacy``: the options of
+    :func:`lplabel.interop.import_legacy` named in :data:`LEGACY_OPTIONS`; with a store ``src``
+    only ``images`` applies (the image set, for ``views="v2"``). See :func:`encode_source`.
+    """
+    unknown = sorted(set(legacy) - set(LEGACY_OPTIONS))
+    if unknown:
+        raise TypeError(f"encode() got unexpected keyword arguments {unknown}")
+    check_paths(src, out, force)
+    if isinstance(codecs, str):
+        from .codecs import get_codec, parse_chain
+
+        codecs = [get_codec(c) for c in parse_chain(codecs)]
+    claimed = any(name != "legacy" and can_open(src) for name, can_open, _ in SOURCE_OPENERS)
+    given = {k: v for k, v in legacy.items() if v is not None}
+    notes = []
+    if source_layout not in ("auto", "lplabel") or (source_layout == "auto" and not claimed and Path(src).is_dir()):
+        # A legacy directory, read as a source of steps: same plan, checks and header as `import`
+        from .interop.source import LegacySource
+
+        source = LegacySource(src, source_layout, **given)
+        notes = source.notes
+        images = None
+        if layout == "rans" and codecs is None and source.meta.value_type == "float32" and source.layout == "fkd":
+            raise CodecConfigError("layout 'rans' codes float16 values; FKD labels imported as log-probabilities "
+                                   "are float32", path=src,
+                                   hint="add --fkd-values prob (the files' own float16 probabilities), or use "
+                                        "--layout planes")
+    else:
+        images_src = given.pop("images", None)
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise RecodeError(f"{flags} only apply to a legacy label directory; SRC is a label store", path=src,
+                              hint="drop them (the store's header already says all of it)")
+        images = None
+        if images_src is not None:
+            if views != "v2":
+                raise RecodeError("--images with a label store SRC is only for --views v2 (the image sizes the "
+                                  "v2 sampler needs)", path=src, hint="drop --images, or add --views v2")
+            from .relabel.inputs import load_images
+
+            images = load_images(images_src)
+        source = open_source(src, None if source_layout == "auto" else "lplabel")
+    try:
+        path = encode_source(source, out, codecs=codecs, index_coding=index_coding, class_order=class_order,
+                             layout=layout, level=level, dictionary=dictionary, dict_size=dict_size,
+                             steps_per_chunk=steps_per_chunk, allow_lossy=allow_lossy, force=force,
+                             views=views, images=images)
+    finally:
+        source.close()
+    return RecodeResult(path, tuple(notes))
+
+
+def quantize(src, out, *, topk=None, values="fp16", tail="none", scale_type="float16", index_coding="index-delta",
+             class_order="auto", layout="planes", level=None, dictionary=False, dict_size=16384,
+             steps_per_chunk=None, force=False) -> RecodeResult:
+    """``lplabel quantize``: a smaller, lossy copy of the store ``src`` -- top-``topk`` sparsification
+    (None: dense) and value format ``values`` (fp32/fp16/bf16, int8/int4, or none: class indices
+    only), with an optional ``tail`` summary. The loss is named in ``out``'s header."""
+    k = topk
+    check_paths(src, out, force)
+    source = open_source(src)
+    try:
+        meta = source.meta
+        if k is not None:
+            if k < 1:
+                raise CodecConfigError(f"--topk must be a positive integer, got {k}")
+            if k >= meta.num_classes:
+                raise CodecConfigError(f"--topk {k} must be smaller than the number of classes ({meta.num_classes})",
+                                       path=src, hint="omit --topk to keep every class")
+            if meta.label_input != "logits" and k > meta.label_input[1]:
+                raise CodecConfigError(f"the store holds top-{meta.label_input[1]} labels; cannot re-quantize them "
+                                       f"to top-{k}", path=src, hint=f"choose --topk {meta.label_input[1]} or less, "
+                                       "or quantize the dense source")
+            if meta.value_type == "none" and values != "none":
+                raise NoValuesError(f"the store keeps class indices only (no values); --values {values} cannot be "
+                                    "filled from it (values cannot be invented)", path=src,
+                                    hint="use --values none, or quantize the store the labels came from")
+            if tail != "none" and meta.label_input != "logits" and meta.tail != tail:
+                raise TailMismatchError(
+                    f"a {tail!r} tail needs the dense logits or a source tail of that kind; the source has "
+                    f"{'none' if meta.tail == 'none' else repr(meta.tail)}", path=src,
+                    hint="use --tail none" + (f" or --tail {meta.tail}" if meta.tail != "none" else ""))
+        else:
+            if values == "none":
+                raise NoValuesError("--values none keeps the class indices of top-k labels; give --topk K",
+                                    hint="e.g. --topk 1 for hard labels")
+            if tail != "none":
+                raise CodecConfigError("--tail needs --topk (dense labels drop no classes)")
+            if meta.label_input != "logits":
+                raise CodecConfigError("the store holds top-k labels; give --topk", path=src,
+                                       hint=f"e.g. --topk {meta.label_input[1]}")
+        spc = steps_per_chunk or meta.steps_per_chunk
+        chain = build_chain(source, k=k, values=values, tail=tail, index_coding=index_coding,
+                            class_order=class_order, layout=layout, level=level, dictionary=dictionary,
+                            dict_size=dict_size, scale_type=scale_type, steps_per_chunk=spc)
+        why = chain_loses(chain, meta)
+        if why:  # a store imported from legacy files no longer exports them back
+            meta = mark_lossy(meta, why)
+        path = write_steps(meta, source.steps(), out, chain, steps_per_chunk=spc, force=force, zstd_level=VIEW_LEVEL,
+                           total=meta.num_steps, desc="quantize")
+    finally:
+        source.close()
+    return RecodeResult(path)
+
+
+def prune(src, out, *, keep, unit="step", metric="random", seed=0, reuse="lpld", steps_per_chunk=None,
+          force=False) -> RecodeResult:
+    """``lplabel prune``: keep the fraction ``keep`` of the steps (``unit="epoch"``: of the epochs) of
+    the store ``src``, chosen by ``metric`` (see :mod:`lplabel.selection`), copied bit-exactly; the
+    header records the selection so loaders follow the ``reuse`` schedule."""
+    from .selection import LABEL_METRICS, check_selection_args, select_steps, step_scores
+
+    check_selection_args(keep, unit, metric, reuse, seed)
+    check_paths(src, out, force)
+    source = open_source(src)
+    try:
+        meta = source.meta
+        st = source.store
+        steps = list(zip(st.step_epoch.tolist(), st.step_index.tolist()))
+        scores = None
+        if metric in LABEL_METRICS:
+            from .reconstruct import tail_kind_of
+
+            tk = tail_kind_of(source.label_pipeline)
+            bar = progress_bar(meta.num_steps, f"scoring ({metric})")
+            scores = []
+            for s in source.steps():
+                scores.append(step_scores(s.label, meta.num_classes, metric, tail_kind=tk))
+                bar.update(1)
+            bar.close()
+        kept, selection = select_steps(steps, keep=float(keep), unit=unit, metric=metric, seed=seed, reuse=reuse,
+                                       scores=scores)
+        keyset = set(kept)
+        positions = [i for i, key in enumerate(steps) if key in keyset]
+        pipe = source.label_pipeline
+        stage = pipe.stored_stage
+        path = write_steps(meta, source.steps(positions, stage=stage), out, list(pipe.codecs), selection=selection,
+                           steps_per_chunk=steps_per_chunk or meta.steps_per_chunk, force=force, stage=stage,
+                           zstd_level=VIEW_LEVEL, total=len(positions), desc="prune")
+    finally:
+        source.close()
+    return RecodeResult(path)

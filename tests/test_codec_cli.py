@@ -298,3 +298,27 @@ def test_damaged_dictionary_is_reported(stores, tmp_path):
         open_store(out)
     code, _, stderr = run("info", out)
     assert code == 2 and "zstd_dict" in stderr
+
+
+def test_python_api_matches_the_commands(stores):
+    """`lplabel.recode.encode/quantize/prune` are the commands' engine (issue 14): called directly
+    they write the same labels and selection as the CLI, and return the path they wrote."""
+    from lplabel import recode
+
+    d = stores["dir"]
+    q = recode.quantize(stores["dense"], d / "api-k6.lpl", topk=6, tail="logsumexp")
+    assert q.path == d / "api-k6.lpl" and q.notes == ()
+    for (e1, s1, a, _), (e2, s2, b, _) in zip(labels(q.path), labels(stores["k6"]), strict=True):
+        assert (e1, s1) == (e2, s2) and a.keys() == b.keys()
+        for key in a:
+            assert np.array_equal(a[key], b[key]), key
+    e = recode.encode(q.path, d / "api-k6-enc.lpl", layout="shuffle", codecs=None)
+    assert [(x, y) for x, y, _, _ in labels(e.path)] == [(x, y) for x, y, _, _ in labels(q.path)]
+    p = recode.prune(stores["k6i8"], d / "api-pruned.lpl", keep=0.5, seed=7, reuse="lpqld")
+    cli_out = d / "api-pruned-cli.lpl"
+    assert run("prune", stores["k6i8"], "-o", cli_out, "--keep", "0.5", "--seed", "7", "--reuse", "lpqld")[0] == 0
+    assert [(x, y) for x, y, _, _ in labels(p.path)] == [(x, y) for x, y, _, _ in labels(cli_out)]
+    assert open_store(p.path).header["selection"] == open_store(cli_out).header["selection"]
+    with pytest.raises(recode.TailMismatchError):
+        recode.quantize(stores["k6i8"], d / "api-bad.lpl", topk=3, tail="min")
+    assert not (d / "api-bad.lpl").exists()

@@ -288,3 +288,48 @@ def test_classmap_decode_refuses_ranks_outside_the_classes(itype):
     for b in bad:
         with pytest.raises(CodecError, match="outside"):
             cm.decode({"indices": np.array(b[0], itype)}, spec)
+
+
+def test_holds_exactly_is_one_rule_and_matches_real_casts():
+    """One rule for "does this type hold that one" (issue 14: recode and interop disagreed on
+    bf16->f32, f64->f32 and f32->f64), checked against real casts of real bit patterns."""
+    from lplabel.dtypes import bfloat16_to_float32, float32_to_bfloat16, holds_exactly
+
+    # bf16 -> f32: every finite bf16 bit pattern survives float32 and back
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    f = bfloat16_to_float32(bits)
+    fin = np.isfinite(f)
+    assert np.array_equal(float32_to_bfloat16(f)[fin], bits[fin])
+    assert holds_exactly(src="bfloat16", dst="float32")
+    # f64 -> f32 loses (1 + 2**-30 is a float64, not a float32)
+    x = np.array([1 + 2.0 ** -30], np.float64)
+    assert x.astype(np.float32).astype(np.float64)[0] != x[0]
+    assert not holds_exactly(src="float64", dst="float32")
+    # f32 -> f64 keeps every float32
+    y = np.random.default_rng(0).standard_normal(10_000).astype(np.float32) * np.float32(1e30)
+    assert np.array_equal(y.astype(np.float64).astype(np.float32), y)
+    assert holds_exactly(src="float32", dst="float64")
+    # range vs precision: float16 and bfloat16 do not fit each other
+    assert not holds_exactly(src="float16", dst="bfloat16") and not holds_exactly(src="bfloat16", dst="float16")
+    with np.errstate(over="ignore"):
+        assert np.float32(70000.0).astype(np.float16) == np.inf  # in bfloat16's range, not float16's
+    assert holds_exactly(src="none", dst="none") and not holds_exactly(src="quantized", dst="float32")
+
+
+def test_narrowing_is_named_the_same_by_encode_and_import():
+    """chain_loses (encode/quantize) and plan_labels (legacy import) apply that one rule."""
+    from lplabel.codecs import default_label_codecs
+    from lplabel.images import ImageIndex
+    from lplabel.interop.common import plan_labels
+    from lplabel.recode import SourceMeta, chain_loses
+
+    def meta(vt):
+        return SourceMeta(num_classes=10, images=ImageIndex([f"{i}" for i in range(4)], np.zeros(4, np.int64)),
+                          batch_size=2, epochs=1, steps_per_epoch=2, label_input="logits", value_type=vt)
+
+    for src, dst, exact in [("bfloat16", "float32", True), ("float64", "float32", False),
+                            ("float32", "float16", False), ("float16", "float32", True)]:
+        chain = default_label_codecs("dense", type=dst)
+        assert (chain_loses(chain, meta(src)) is None) == exact, (src, dst)
+        plan = plan_labels("dense", value_dtype=src, num_classes=10, codecs=[c.to_json() for c in chain])
+        assert plan.lossless == exact, (src, dst)

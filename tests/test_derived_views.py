@@ -463,7 +463,7 @@ def test_relabel_cli_store_views(tmp_path, digits):
 
 def test_encode_views_v2_derives_stored_v2_views_and_refuses_v1(pair, tmp_path):
     """`lplabel encode --views v2|stored` converts; views v2 did not draw cannot become v2-derived."""
-    from lplabel.commands.codec_tools import encode_source
+    from lplabel.recode import encode_source
     from lplabel.errors import WriterError
     from lplabel.recode import open_source
 
@@ -502,7 +502,7 @@ def test_encode_views_v2_derives_stored_v2_views_and_refuses_v1(pair, tmp_path):
 
 def test_encode_views_v2_refuses_views_that_do_not_regenerate(tmp_path):
     """A stored store that claims v2 but holds other views: the writer checks every step."""
-    from lplabel.commands.codec_tools import encode_source
+    from lplabel.recode import encode_source
     from lplabel.errors import WriterError
     from lplabel.recode import open_source
 

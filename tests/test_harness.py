@@ -392,3 +392,19 @@ def test_plot_labels_one_scheme_no_overlaps_no_guides_where_unreachable(tmp_path
     payload = next(v for k, v in seen.items() if "payload" in k)
     assert "500x smaller" not in whole and "100x smaller" in whole
     assert "500x smaller" in payload
+
+
+def test_machine_description_has_one_owner():
+    """The harness and the benchmarks describe the machine through lplabel.testing (issue 14)."""
+    import os
+
+    from lplabel.harness.sweep import machine_info
+    from lplabel.testing import cpu_name, describe_machine
+
+    m = machine_info("cpu")
+    assert m["cpu"] == cpu_name() and m["cpu_count"] == os.cpu_count() and m["device"] == "cpu"
+    for key in ("platform", "python", "torch", "torch_threads", "lplabel", "numpy", "zstd"):
+        assert key in m, key
+    line = describe_machine(m)
+    assert line.startswith(f"{m['cpu']}, {m['cpu_count']} logical CPUs") and f"torch {m['torch']}" in line
+    assert ("no GPU" in line) == ("gpu" not in m)

@@ -441,7 +441,6 @@ def test_plain_ints_export_loads_with_default_torch_load(legacy, tmp_path):
 
 def test_legacy_source_for_encode(legacy, tmp_path):
     """`lplabel encode DIR`: a legacy directory is a recode source; the result exports back bit-exactly."""
-    recode = pytest.importorskip("lplabel.recode")
     from click.testing import CliRunner
 
     from lplabel.cli import main
@@ -454,10 +453,6 @@ def test_legacy_source_for_encode(legacy, tmp_path):
     fk = LegacySource(legacy["fkd"], layout="fkd", num_classes=1000)
     st = next(fk.steps(positions=[2]))
     assert st.step == 2 and (st.image == 2).all() and st.label["indices"].shape == (20, 5)
-    if not any(name == "legacy" for name, _, _ in recode.SOURCE_OPENERS):
-        pytest.skip("the CLI did not register the legacy source")
-    if "encode" not in main.commands:
-        pytest.skip("no encode command in this build")
     res = CliRunner().invoke(main, ["encode", str(legacy["sre2l"]), "-o", str(tmp_path / "e.lpl")])
     assert res.exit_code == 0, res.output
     export_legacy(tmp_path / "e.lpl", tmp_path / "back", layout="sre2l", progress=False)
@@ -494,3 +489,41 @@ def test_encode_from_named_layout_round_trips(legacy, tmp_path, layout):
     assert compare_dirs(legacy[layout], tmp_path / "back") == []
     res = CliRunner().invoke(main, ["encode", str(legacy[layout]), "--from", "fkd", "-o", str(tmp_path / "x.lpl")])
     assert res.exit_code == 2 and "Traceback" not in res.output and not (tmp_path / "x.lpl").exists()
+
+
+def test_open_source_does_not_depend_on_the_cli(tmp_path):
+    """`recode.open_source` knows legacy directories whether or not `lplabel.cli` was imported (issue 14):
+    an empty directory is a legacy source whose layout cannot be told, in a fresh interpreter too."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom lplabel.recode import open_source\n"
+            "try:\n    open_source(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__)\n"
+            "print('lplabel.cli' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert res.stdout.split() == ["UnknownLayoutError", "False"]
+    from lplabel.interop import UnknownLayoutError
+    from lplabel.recode import open_source
+
+    with pytest.raises(UnknownLayoutError):
+        open_source(tmp_path)
+
+
+def test_du_bytes_two_named_counts(tmp_path):
+    """One du_bytes: allocated blocks as `du` reports them (block=None), or sizes rounded up to
+    whole blocks (block=4096, the README's "as du counts" ratios)."""
+    import os
+
+    from lplabel.interop import du_bytes
+
+    d = tmp_path / "tree"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.bin").write_bytes(os.urandom(5000))
+    (d / "sub" / "b.bin").write_bytes(os.urandom(4096))
+    (d / "empty").write_bytes(b"")
+    assert du_bytes(d / "a.bin", block=4096) == 8192
+    assert du_bytes(d, block=4096) == 8192 + 4096
+    assert du_bytes(d / "a.bin", block=512) == 5120
+    assert du_bytes(d / "a.bin") == os.stat(d / "a.bin").st_blocks * 512
+    walked = sum(os.stat(p).st_blocks * 512 for p in [d, d / "sub", d / "a.bin", d / "sub" / "b.bin", d / "empty"])
+    assert du_bytes(d) == walked

@@ -9,8 +9,6 @@ ties whose file order is *not* the canonical one (by class index) -- the case th
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 

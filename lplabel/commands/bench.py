@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..cli import register
+from ._common import register
 
 
 def _echo(msg: str) -> None:

@@ -8,28 +8,17 @@ one-line message naming an ``LplabelError`` subclass's problem.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
-from ..cli import KEEP, human_bytes, ratio_phrase, register
-from ..codecs import INDEX_CODINGS, LAYOUTS, VALUE_FORMATS, Pipeline, get_codec, label_chain, parse_chain
-from ..codecs.classmap import ORDER_METHODS, learn_class_order
-from ..errors import CodecConfigError, NoValuesError
-from ..recode import (SOURCE_OPENERS, LossyChainError, RecodeError, SourceMeta, chain_loses, check_paths, input_spec,
-                      learn_rans_model, open_source, progress_bar, sample_positions, sample_topk_indices,
-                      train_chain_dictionary, views_for_copy, with_entry_order, write_steps)
-from ..selection import LABEL_METRICS, METRICS, REUSE, UNITS, check_selection_args, select_steps, step_scores
-
-SAMPLE_STEPS = 256
-#: zstd level of the view columns (image, crop, flip, mix partner): small, so a high level is cheap
-VIEW_LEVEL = 19
-CLASS_ORDERS = ("auto", "none") + ORDER_METHODS
-
-
-class TailMismatchError(RecodeError):
-    """A tail summary that cannot be derived from the source's labels."""
-
+from .. import recode
+from ..codecs import INDEX_CODINGS, LAYOUTS, VALUE_FORMATS, get_codec, parse_chain
+from ..errors import CodecConfigError
+from ..recode import CLASS_ORDERS, check_paths, progress_bar
+from ..recode import (SAMPLE_STEPS, VIEW_LEVEL, TailMismatchError, build_chain as _build_chain,  # noqa: F401
+                      default_level, encode_source)  # (their old home: the engine is lplabel.recode)
+from ..selection import METRICS, REUSE, UNITS
+from ._common import KEEP, human_bytes, ratio_phrase, register
 
 # -- shared pieces -----------------------------------------------------------------------------------
 
@@ -108,66 +97,6 @@ def _summary(path) -> str:
     return out
 
 
-def _resolve_class_order(class_order: str, index_coding: str) -> str:
-    if class_order == "auto":
-        return "cooccurrence" if index_coding == "index-delta" else ("frequency" if index_coding == "value-delta"
-                                                                      else "none")
-    return class_order
-
-
-def default_level(k) -> int:
-    return 3 if k is None else 15
-
-
-def _build_chain(source, *, k, values, tail, index_coding, class_order, layout, level, dictionary, dict_size,
-                 scale_type="float16", steps_per_chunk=1, keep_order=False) -> list:
-    """A label chain for ``source`` from friendly options, learning a class order / dictionary.
-
-    ``keep_order``: the entries' input order is information (``SourceMeta.keep_order``): the
-    chain gets an ``entryorder`` codec (:func:`lplabel.recode.with_entry_order`), which stores
-    only the order among tied values (nothing for records without ties)."""
-    meta: SourceMeta = source.meta
-    level = default_level(k) if level is None else level
-    if dictionary and layout != "shuffle":
-        raise CodecConfigError("--dictionary needs --layout shuffle (zplanes frames take no dictionary)")
-    order = None
-    # rans codes class membership in class order whatever --index-coding says: co-occurrence suits it
-    method = _resolve_class_order(class_order, "index-delta" if layout == "rans" else index_coding) \
-        if k is not None else "none"
-    index_type = "uint16" if meta.num_classes <= 65536 else "int32"
-    opts = dict(k=k, values=values, tail=tail, index_coding=index_coding, level=level, layout=layout,
-                scale_type=scale_type, index_type=index_type, classes=meta.num_classes)
-    def label_chain(**kw):  # every chain built here keeps the input order when asked to
-        from ..codecs import label_chain as build
-
-        chain = build(**kw)
-        return with_entry_order(chain) if keep_order and k is not None else chain
-
-    # validate cheaply before sampling anything
-    chain = label_chain(**opts)
-    spec = input_spec(meta)
-    Pipeline(chain, spec)
-    if layout == "rans":
-        from ..codecs.rans import warm_up
-
-        warm_up()  # numba present and the coder compiled, or a named error before any work
-    positions = sample_positions(meta.num_steps or 0, SAMPLE_STEPS)
-    if method != "none":
-        order = learn_class_order(sample_topk_indices(source, k, positions), meta.num_classes, method)
-    chain = label_chain(**opts, class_order=order)
-    if layout == "rans":  # the model is learnt from the sample, like the class order (None: no sample)
-        chain = label_chain(**opts, class_order=order, rans_model=learn_rans_model(source, chain, spec, positions))
-    if dictionary:
-        data = train_chain_dictionary(source, chain, spec, positions, steps_per_chunk, dict_size)
-        chain = label_chain(**opts, class_order=order, dictionary=data)
-    Pipeline(chain, spec)
-    return chain
-
-
-def _values_of(meta: SourceMeta) -> str:
-    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "none": "none"}.get(meta.value_type, "fp16")
-
-
 def _parse_codecs(text: str) -> list:
     return [get_codec(c) for c in parse_chain(text)]
 
@@ -204,64 +133,6 @@ def _legacy_opts(f):
     for o in reversed(opts):
         f = o(f)
     return f
-
-
-def encode_source(source, out, *, codecs=None, index_coding="index-delta", class_order="auto", layout="planes",
-                  level=None, dictionary=False, dict_size=16384, steps_per_chunk=None, allow_lossy=False,
-                  force=False, store_views=False, views="keep", images=None) -> Path:
-    """Re-encode every step of ``source`` (see :func:`lplabel.recode.open_source`) into ``out``.
-
-    Without ``codecs`` the chain keeps the source's representation exactly (lossless) and codes
-    it as compactly as the options say; with ``codecs`` (a list of codecs) the chain is checked
-    not to lose information unless ``allow_lossy``. ``views`` (``keep``, ``stored``, ``v2``; see
-    :func:`lplabel.recode.views_for_copy`, which needs ``images`` to derive stored views) says what
-    becomes of the view columns; ``store_views`` is ``views="stored"``.
-    """
-    meta: SourceMeta = views_for_copy(source.meta, "stored" if store_views else views, images)
-    spc = steps_per_chunk or meta.steps_per_chunk
-    stage = 0
-    if meta.value_type == "quantized" and codecs is None and layout == "rans":
-        raise CodecConfigError("layout 'rans' codes fp16 (or index-only) top-k labels; this store's values are "
-                               "quantized integers", hint="use --layout planes, or re-quantize from a store with "
-                                                          "fp16 values: lplabel quantize --values fp16 --layout rans")
-    if meta.value_type == "quantized":
-        # quantized labels are copied encoded (no re-quantization): keep the chain's prefix
-        pipe = source.label_pipeline
-        stage = pipe.stored_stage
-        prefix = pipe.codecs[:stage]
-        if codecs is None:
-            tail_codecs = [c for c in pipe.codecs[stage:]]
-            codecs = prefix + tail_codecs
-        elif [c.to_json() for c in codecs[:stage]] != [c.to_json() for c in prefix]:
-            raise LossyChainError("the new chain does not start with the source's quantization "
-                                  f"({' | '.join(c.name for c in prefix)}); re-encoding would re-quantize",
-                                  hint="use `lplabel quantize` to change the quantization")
-    elif codecs is None:
-        k = None if meta.label_input == "logits" else meta.label_input[1]
-        codecs = _build_chain(source, k=k, values=_values_of(meta), tail=meta.tail, index_coding=index_coding,
-                              class_order=class_order, layout=layout, level=level, dictionary=dictionary,
-                              dict_size=dict_size, steps_per_chunk=spc, keep_order=meta.keep_order)
-    else:
-        Pipeline(codecs, input_spec(meta))
-        why = chain_loses(codecs, meta)
-        if why and not allow_lossy:
-            raise LossyChainError(f"the chain {why}; encode is lossless by default",
-                                  hint="pass --allow-lossy, or use `lplabel quantize` / `lplabel prune`")
-        if why:
-            meta = _mark_lossy(meta, why)
-    return write_steps(meta, source.steps(stage=stage), out, codecs, steps_per_chunk=spc, force=force, stage=stage,
-                       zstd_level=VIEW_LEVEL, total=meta.num_steps, desc="encode")
-
-
-def _mark_lossy(meta: SourceMeta, why: str) -> SourceMeta:
-    """``meta`` whose ``legacy`` header extension (if any) no longer claims a lossless import:
-    export cannot give the original files back once a chain lost something."""
-    import dataclasses
-
-    ext = dict(meta.extensions or {})
-    if isinstance(ext.get("legacy"), dict):
-        ext["legacy"] = dict(ext["legacy"], lossless=False, lossy_because=why)
-    return dataclasses.replace(meta, extensions=ext or None)
 
 
 @click.command()
@@ -302,45 +173,12 @@ def encode(src, out, force, steps_per_chunk, index_coding, class_order, layout, 
     if store_views and views not in ("keep", "stored"):
         raise click.UsageError("--store-views contradicts --views " + views)
     codecs = _parse_codecs(codecs_json) if codecs_json else None
-    claimed = any(name != "legacy" and can_open(src) for name, can_open, _ in SOURCE_OPENERS)
-    given = {k: v for k, v in legacy.items() if v is not None}
-    notes = []
-    if source_layout not in ("auto", "lplabel") or (source_layout == "auto" and not claimed and Path(src).is_dir()):
-        # A legacy directory, read as a source of steps: same plan, checks and header as `import`
-        from ..interop.source import LegacySource
-
-        source = LegacySource(src, source_layout, **given)
-        notes = source.notes
-        images = None
-        if layout == "rans" and codecs is None and source.meta.value_type == "float32" and source.layout == "fkd":
-            raise CodecConfigError("layout 'rans' codes float16 values; FKD labels imported as log-probabilities "
-                                   "are float32", path=src,
-                                   hint="add --fkd-values prob (the files' own float16 probabilities), or use "
-                                        "--layout planes")
-    else:
-        images_src = given.pop("images", None)
-        if given:
-            flags = ", ".join("--" + k.replace("_", "-") for k in given)
-            raise RecodeError(f"{flags} only apply to a legacy label directory; SRC is a label store", path=src,
-                              hint="drop them (the store's header already says all of it)")
-        images = None
-        if images_src is not None:
-            if views != "v2":
-                raise RecodeError("--images with a label store SRC is only for --views v2 (the image sizes the "
-                                  "v2 sampler needs)", path=src, hint="drop --images, or add --views v2")
-            from ..relabel.inputs import load_images
-
-            images = load_images(images_src)
-        source = open_source(src, None if source_layout == "auto" else "lplabel")
-    try:
-        path = encode_source(source, out, codecs=codecs, index_coding=index_coding, class_order=class_order,
-                             layout=layout, level=level, dictionary=dictionary, dict_size=dict_size,
-                             steps_per_chunk=steps_per_chunk, allow_lossy=allow_lossy, force=force,
-                             views="stored" if store_views else views, images=images)
-    finally:
-        source.close()
-    click.echo(_summary(path))
-    for note in notes:
+    res = recode.encode(src, out, codecs=codecs, index_coding=index_coding, class_order=class_order, layout=layout,
+                        level=level, dictionary=dictionary, dict_size=dict_size, steps_per_chunk=steps_per_chunk,
+                        allow_lossy=allow_lossy, force=force, views="stored" if store_views else views,
+                        source_layout=source_layout, **legacy)
+    click.echo(_summary(res.path))
+    for note in res.notes:
         click.echo(f"  note: {note}")
 
 
@@ -374,50 +212,10 @@ def quantize(src, out, force, steps_per_chunk, k, values, tail, scale_type, inde
     top-K class indices alone. The loss is named in OUT's
     header. Judge it with `lplabel compare SRC OUT`.
     """
-    check_paths(src, out, force)
-    source = open_source(src)
-    try:
-        meta = source.meta
-        if k is not None:
-            if k < 1:
-                raise CodecConfigError(f"--topk must be a positive integer, got {k}")
-            if k >= meta.num_classes:
-                raise CodecConfigError(f"--topk {k} must be smaller than the number of classes ({meta.num_classes})",
-                                       path=src, hint="omit --topk to keep every class")
-            if meta.label_input != "logits" and k > meta.label_input[1]:
-                raise CodecConfigError(f"the store holds top-{meta.label_input[1]} labels; cannot re-quantize them "
-                                       f"to top-{k}", path=src, hint=f"choose --topk {meta.label_input[1]} or less, "
-                                       "or quantize the dense source")
-            if meta.value_type == "none" and values != "none":
-                raise NoValuesError(f"the store keeps class indices only (no values); --values {values} cannot be "
-                                    "filled from it (values cannot be invented)", path=src,
-                                    hint="use --values none, or quantize the store the labels came from")
-            if tail != "none" and meta.label_input != "logits" and meta.tail != tail:
-                raise TailMismatchError(
-                    f"a {tail!r} tail needs the dense logits or a source tail of that kind; the source has "
-                    f"{'none' if meta.tail == 'none' else repr(meta.tail)}", path=src,
-                    hint="use --tail none" + (f" or --tail {meta.tail}" if meta.tail != "none" else ""))
-        else:
-            if values == "none":
-                raise NoValuesError("--values none keeps the class indices of top-k labels; give --topk K",
-                                    hint="e.g. --topk 1 for hard labels")
-            if tail != "none":
-                raise CodecConfigError("--tail needs --topk (dense labels drop no classes)")
-            if meta.label_input != "logits":
-                raise CodecConfigError("the store holds top-k labels; give --topk", path=src,
-                                       hint=f"e.g. --topk {meta.label_input[1]}")
-        spc = steps_per_chunk or meta.steps_per_chunk
-        chain = _build_chain(source, k=k, values=values, tail=tail, index_coding=index_coding,
-                             class_order=class_order, layout=layout, level=level, dictionary=dictionary,
-                             dict_size=dict_size, scale_type=scale_type, steps_per_chunk=spc)
-        why = chain_loses(chain, meta)
-        if why:  # a store imported from legacy files no longer exports them back
-            meta = _mark_lossy(meta, why)
-        path = write_steps(meta, source.steps(), out, chain, steps_per_chunk=spc, force=force, zstd_level=VIEW_LEVEL,
-                           total=meta.num_steps, desc="quantize")
-    finally:
-        source.close()
-    click.echo(_summary(path))
+    res = recode.quantize(src, out, topk=k, values=values, tail=tail, scale_type=scale_type,
+                          index_coding=index_coding, class_order=class_order, layout=layout, level=level,
+                          dictionary=dictionary, dict_size=dict_size, steps_per_chunk=steps_per_chunk, force=force)
+    click.echo(_summary(res.path))
 
 
 # -- prune ----------------------------------------------------------------------------------------------
@@ -444,36 +242,9 @@ def prune(src, out, force, steps_per_chunk, keep, unit, metric, seed, reuse):
     The kept steps are copied bit-exactly with the same codec chain; OUT's header records the
     selection (unit, metric, keep, seed, source_steps, reuse) so loaders follow the reuse schedule.
     """
-    check_selection_args(keep, unit, metric, reuse, seed)
-    check_paths(src, out, force)
-    source = open_source(src)
-    try:
-        meta = source.meta
-        st = source.store
-        steps = list(zip(st.step_epoch.tolist(), st.step_index.tolist()))
-        scores = None
-        if metric in LABEL_METRICS:
-            from ..reconstruct import tail_kind_of
-
-            tk = tail_kind_of(source.label_pipeline)
-            bar = progress_bar(meta.num_steps, f"scoring ({metric})")
-            scores = []
-            for s in source.steps():
-                scores.append(step_scores(s.label, meta.num_classes, metric, tail_kind=tk))
-                bar.update(1)
-            bar.close()
-        kept, selection = select_steps(steps, keep=float(keep), unit=unit, metric=metric, seed=seed, reuse=reuse,
-                                       scores=scores)
-        keyset = set(kept)
-        positions = [i for i, key in enumerate(steps) if key in keyset]
-        pipe = source.label_pipeline
-        stage = pipe.stored_stage
-        path = write_steps(meta, source.steps(positions, stage=stage), out, list(pipe.codecs), selection=selection,
-                           steps_per_chunk=steps_per_chunk or meta.steps_per_chunk, force=force, stage=stage,
-                           zstd_level=VIEW_LEVEL, total=len(positions), desc="prune")
-    finally:
-        source.close()
-    click.echo(_summary(path))
+    res = recode.prune(src, out, keep=keep, unit=unit, metric=metric, seed=seed, reuse=reuse,
+                       steps_per_chunk=steps_per_chunk, force=force)
+    click.echo(_summary(res.path))
 
 
 # -- compare -------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import json
 
 import click
 
-from ..cli import human_bytes, register
+from ._common import human_bytes, register
 
 _LAYOUT_CHOICES = ["auto", "sre2l", "lpld", "lpqld", "fkd", "gvbsm"]
 _EXPORT_CHOICES = ["lpld", "sre2l", "lpqld", "gvbsm", "fkd"]
@@ -150,8 +150,3 @@ def export_cmd(store, out, layout, force, k, seed, replay, allow_gaps, plain_int
 
 register(import_cmd)
 register(export_cmd)
-
-# `lplabel encode DIR`: a legacy directory is a source of steps for the codec tools too
-from ..interop.source import register as _register_source  # noqa: E402
-
-_register_source()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli import register
+from ._common import register
 
 
 @click.command("export-teacher")

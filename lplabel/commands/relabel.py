@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..cli import KEEP, register
+from ._common import KEEP, register
 
 
 def _echo(msg: str) -> None:
@@ -171,7 +171,7 @@ def merge_cmd(sources, out, force, allow_incomplete, remove_sources, progress):
         for s in sources:
             if Path(s).is_dir() and WorkDir(s).exists():
                 shutil.rmtree(s, ignore_errors=True)
-    from ..cli import human_bytes, ratio_phrase
+    from ._common import human_bytes, ratio_phrase
     from ..store import store_info
 
     info = store_info(path)

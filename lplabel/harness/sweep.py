@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -662,20 +661,10 @@ class Bench:
 
 
 def machine_info(device: str) -> dict:
-    import torch
+    """The machine facts of a run (:func:`lplabel.testing.machine_info`, their one owner)."""
+    from ..testing import machine_info as facts
 
-    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-            "torch_threads": torch.get_num_threads(), "device": device}
-    from ..testing import cpu_name
-
-    info["cpu"] = cpu_name()
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    from .. import __version__
-
-    info["lplabel"] = __version__
-    return info
+    return facts(device)
 
 
 def run_bench(config: BenchConfig | Resolved, echo: Callable[[str], None] = print, command: str | None = None) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..progress import progress_bar  # noqa: F401  (the one owner of progress output; re-exported)
 
+from ..dtypes import holds_exactly
 from ..errors import OutputExistsError
 from ..images import ImageIndex
 from .errors import LegacyExportError, LegacyFormatError
@@ -99,9 +100,20 @@ def scan_batches(folder: Path, *, strict: bool = True) -> list:
     return [found[b] for b in range(len(found))]
 
 
-def du_bytes(path) -> int:
-    """Bytes a file or tree occupies on disk, counted as ``du`` does (allocated 512-byte blocks)."""
+def du_bytes(path, *, block: int | None = None) -> int:
+    """Bytes a file or tree occupies on disk, the one owner of "as ``du`` counts".
+
+    ``block=None`` (what import/export reports print): what ``du`` itself reports here, the
+    allocated 512-byte blocks (``st_blocks``) of every file and directory; it depends on the
+    filesystem (block size, sparse files, compression). ``block=N``: every file's size rounded up
+    to whole N-byte blocks (directories not counted) -- ``du`` on an N-byte-block filesystem
+    without those effects, the same number on every machine. The README's "vs LPQLD files as
+    ``du`` counts" ratios use ``block=4096`` (``benchmarks/bench_codecs.py``, ``floor_topk.py``).
+    """
     p = Path(path)
+    if block is not None:
+        files = [p] if p.is_file() else [Path(d, f) for d, _, fs in os.walk(p) for f in fs]
+        return sum(-(-os.lstat(f).st_size // block) * block for f in files)
     if p.is_file():
         return os.stat(p).st_blocks * 512
     total = 0
@@ -218,12 +230,6 @@ def parse_codecs(codecs):
     return parse_chain(codecs)
 
 
-def _holds(src: str, dst: str) -> bool:
-    """Can type ``dst`` hold every value of ``src`` exactly?"""
-    order = {"float16": 0, "float32": 1, "float64": 2}
-    return src == dst or (src in order and dst in order and order[dst] >= order[src])
-
-
 def plan_labels(kind: str, *, value_dtype: str, k: int | None = None, num_classes: int,
                 codecs=None, level: int = 3) -> LabelPlan:
     """Label chain for legacy labels: ``kind`` is ``"dense"`` (logits [B, C]) or ``"topk"``
@@ -246,9 +252,10 @@ def plan_labels(kind: str, *, value_dtype: str, k: int | None = None, num_classe
         c = transforms[0]
         cfg = c.get_config()
         if kind == "dense" and c.name == "dense":
-            lossless = _holds(value_dtype, cfg.get("type"))
+            lossless = holds_exactly(src=value_dtype, dst=cfg.get("type"))
         elif kind == "topk" and c.name == "topk":
-            lossless = cfg.get("k") == k and _holds(value_dtype, cfg.get("type")) and cfg.get("tail", "none") == "none"
+            lossless = (cfg.get("k") == k and holds_exactly(src=value_dtype, dst=cfg.get("type"))
+                        and cfg.get("tail", "none") == "none")
     # validate the chain against the input now, before anything is read
     from ..codecs import Field
 
@@ -262,7 +269,7 @@ def legacy_extension(layout: str, **facts) -> dict:
     """The ``legacy`` header extension: what export needs to rebuild the legacy files exactly."""
     import torch
 
-    from .. import __version__
+    from .._version import __version__
 
     ext = {"must_understand": False, "version": LEGACY_EXTENSION_VERSION, "layout": layout,
            "imported_with": {"lplabel": __version__, "torch": torch.__version__, "numpy": np.__version__}}

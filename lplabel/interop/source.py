@@ -5,7 +5,7 @@ orders, index coding, zstd dictionaries...). :class:`LegacySource` presents a le
 the way :mod:`lplabel.recode` expects (``meta``, ``steps(positions=None, stage=0)``, ``close()``):
 the same plan, validation and header facts as :func:`lplabel.interop.import_legacy`, so a store
 made by ``encode`` from a legacy directory carries the same ``legacy`` extension and exports
-back the same way. :func:`register` adds it to ``recode``'s openers (done when the CLI loads).
+back the same way. ``recode`` lists it among its built-in openers (:data:`lplabel.recode.SOURCE_OPENERS`).
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ class LegacySource:
                  input_size=None):
         """Options as :func:`lplabel.interop.import_legacy`'s (None: its default). An option given
         for a layout it does not apply to is refused by name (never accepted and ignored)."""
-        from ..recode import SourceMeta
+        from ..sources import SourceMeta
 
         given = {"seed": seed, "order": order, "replay": replay, "steps_per_epoch": steps_per_epoch,
                  "fkd_values": fkd_values, "fkd_temperature": fkd_temperature, "input_size": input_size}
@@ -110,7 +110,7 @@ class LegacySource:
         self.notes = list(plan.notes)
 
     def steps(self, positions=None, stage: int = 0):
-        from ..recode import SourceStep
+        from ..sources import SourceStep
 
         if stage:
             raise ValueError("a legacy directory has no encoded stages")
@@ -139,14 +139,3 @@ class LegacySource:
 def can_open(path) -> bool:
     """Directories are legacy label sets (an lplabel store is a file)."""
     return Path(path).is_dir()
-
-
-def register() -> bool:
-    """Add :class:`LegacySource` to ``lplabel.recode``'s openers as ``"legacy"``; False when absent."""
-    try:
-        from ..recode import SOURCE_OPENERS, register_source
-    except ImportError:  # pragma: no cover - recode not in this build
-        return False
-    if not any(name == "legacy" for name, _, _ in SOURCE_OPENERS):
-        register_source("legacy", can_open, LegacySource)
-    return True

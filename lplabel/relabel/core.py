@@ -654,7 +654,7 @@ def _topk_canonical(z: torch.Tensor, k: int) -> dict:
 
 
 def _summary(report: RelabelReport, say, total_seconds: float) -> None:
-    from ..cli import human_bytes, ratio_phrase
+    from ..store.info import human_bytes, ratio_phrase
 
     info = report.info
     if report.views_computed:

@@ -29,7 +29,6 @@ def label_spec(label_input, num_classes: int):
 
 _VALUE_ALIASES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "fp32": "fp32", "fp16": "fp16",
                   "bf16": "bf16", "int8": "int8", "int4": "int4", "none": "none"}
-_FLOAT_NAME = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def build_label_chain(num_classes: int, *, topk: int | None = None, values: str = "fp16",
@@ -39,17 +38,14 @@ def build_label_chain(num_classes: int, *, topk: int | None = None, values: str 
 
     ``label_codecs`` (a full chain, codec objects or JSON dicts) overrides the other options and
     is fed dense float32 logits. Otherwise ``topk`` None/0 keeps dense logits and ``topk=k`` the
-    k largest; ``values`` is ``fp32``/``fp16``/``bf16`` (also ``float16`` ...) or, with
-    :func:`lplabel.codecs.label_chain` present, ``int8``/``int4``; ``index_coding`` (top-k) as in
-    that function (default ``value-delta`` there, ``none`` without it). Top-k is computed on the
+    k largest; ``values`` is ``fp32``/``fp16``/``bf16`` (also ``float16`` ...), ``int8`` or ``int4``;
+    ``index_coding`` (top-k) as in :func:`lplabel.codecs.label_chain` (default ``value-delta``). Top-k is computed on the
     device when the chain is re-feedable (no tail, no quantization); otherwise the chain is fed
     dense logits.
     """
+    from ..codecs import label_chain
+
     device_topk = None
-    try:
-        from ..codecs import label_chain
-    except ImportError:  # an lplabel without the quantization chains
-        label_chain = None
     try:
         if label_codecs is not None:
             chain, label_input = list(label_codecs), "logits"
@@ -57,21 +53,13 @@ def build_label_chain(num_classes: int, *, topk: int | None = None, values: str 
             v = _VALUE_ALIASES.get(str(values).lower())
             if v is None:
                 raise RelabelError(f"unknown value format {values!r}",
-                                   hint="use fp32, fp16, bf16" + (", int8 or int4" if label_chain else ""))
+                                   hint="use fp32, fp16, bf16, int8 or int4")
             k = int(topk) if topk else None
             if k is not None and not 1 <= k < num_classes:
                 raise RelabelError(f"top-k needs 1 <= k < number of classes ({num_classes}), got k={k}",
                                    hint="drop --topk to store dense labels")
-            if label_chain is not None:
-                kw = {} if index_coding is None else {"index_coding": index_coding}
-                chain = label_chain(k=k, values=v, tail=tail, index_type=index_type, level=zstd_level, **kw)
-            elif v not in _FLOAT_NAME:
-                raise RelabelError(f"value format {v!r} needs lplabel.codecs.label_chain (not in this build)")
-            elif k is None:
-                chain = default_label_codecs("dense", type=_FLOAT_NAME[v], level=zstd_level)
-            else:
-                chain = default_label_codecs("topk", k=k, type=_FLOAT_NAME[v], index_type=index_type, tail=tail,
-                                             level=zstd_level)
+            kw = {} if index_coding is None else {"index_coding": index_coding}
+            chain = label_chain(k=k, values=v, tail=tail, index_type=index_type, level=zstd_level, **kw)
             label_input = ("topk", k) if k is not None and tail == "none" else "logits"
             pipe = Pipeline(chain, label_spec(label_input, num_classes))
             if label_input != "logits" and refeedable(pipe.codecs, label_input):

@@ -159,7 +159,7 @@ def _check_input(column: str, fields: list, num_classes: int) -> None:
 def build_header(*, num_classes, images: dict, epochs, steps_per_epoch, batch_size, drop_last,
                  augmentation, teacher, columns, steps_per_chunk, segment_bytes, seed, selection,
                  extensions, records=0, steps=0, version=FORMAT_VERSION, tool_extra=None) -> dict:
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "format": FORMAT_NAME,

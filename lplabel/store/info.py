@@ -81,10 +81,28 @@ def header_copy_bytes(path) -> int:
         return int(d.attrs.get_id(L.ATTR_HEADER_JSON).get_storage_size())
 
 
+def human_bytes(n: float) -> str:
+    """``n`` bytes in binary units (``512 B``, ``1.50 KiB``, ...), as every lplabel report prints them."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def ratio_phrase(ratio, which: str = "stored") -> str:
+    """'12.3x smaller than dense fp16 of the stored records' (or 'n.nx larger' when the store is
+    bigger); ``which`` is ``stored`` or ``nominal`` (see :mod:`lplabel.store.info` for the words)."""
+    if not ratio:
+        return "no records"
+    if ratio >= 1:
+        return f"{ratio:.1f}x smaller than dense fp16 of the {which} records"
+    # tiny stores: view configs and container dominate
+    return f"{1 / ratio:.1f}x larger than dense fp16 of the {which} records"
+
+
 def ratio_words(facts: dict) -> list[tuple[str, str]]:
     """The three size figures of a store, as (name, value) lines in lplabel's fixed wording."""
-    from ..cli import human_bytes
-
     if not facts["records"]:
         return [("bytes per stored record", "- (no records)")]
     out = [("bytes per stored record", f"{facts['bytes_per_record']:.2f}")]
