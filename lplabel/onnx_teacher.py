@@ -87,8 +87,6 @@ class OnnxTeacher(nn.Module):
     def __init__(self, path):
         super().__init__()
         require_onnxruntime(f"the ONNX teacher {os.fspath(path)}")
-        import onnxruntime as ort
-
         p = Path(path)
         if not p.is_file():
             raise OnnxTeacherError(f"ONNX teacher file not found: {p}",
