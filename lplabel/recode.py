@@ -549,8 +549,19 @@ def build_chain(source, *, k, values, tail, index_coding, class_order, layout, l
 
 
 def values_of(meta: SourceMeta) -> str:
-    """The ``values`` option (fp32/fp16/bf16/none) that keeps a source's value type."""
-    return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "none": "none"}.get(meta.value_type, "fp16")
+    """The ``values`` option (fp32/fp16/bf16/none) that keeps a source's value type.
+
+    A value type no lossless default chain can keep (e.g. float64 legacy labels) is refused by
+    name rather than narrowed to fp16 without a word: narrowing is a lossy step the user names.
+    """
+    vals = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "none": "none"}.get(meta.value_type)
+    if vals is None:
+        raise LossyChainError(f"the source's label values are {meta.value_type}; the default chains keep float32, "
+                              "float16 or bfloat16 values exactly, and narrowing them loses information",
+                              path=meta.path or None,
+                              hint="name the narrowing: pass --codecs with a dense/topk chain of the type you want "
+                                   "and --allow-lossy, or use `lplabel quantize --values fp32`")
+    return vals
 
 
 def encode_source(source, out, *, codecs=None, index_coding="index-delta", class_order="auto", layout="planes",
