@@ -1,6 +1,8 @@
 """View samplers lplabel-views-v1 and -v2: bytes per record of derived stores, and sampler cost.
 
     PYTHONPATH=. python benchmarks/bench_views.py [--out benchmarks/results/views-v2-DATE.md] [--quick]
+    PYTHONPATH=. python benchmarks/bench_views.py --tiny-seeds 3 [--tiny-ipc 5 --tiny-epochs 2 --tiny-px 64]
+    PYTHONPATH=. python benchmarks/bench_views.py --view-stats 4000
 
 For each data set, the same images, teacher, policy, seed and label chain are relabelled twice —
 once with each sampler — into stores with derived view columns (spec §1.4), exactly as the
@@ -18,11 +20,18 @@ Label payloads differ a little between the two stores (other views give other lo
 columns cost nothing in both, so what the sampler itself changes is the step tables and the
 header. Then the sampler's own time per step and per epoch order, v1 and v2 in one run (min of
 repeats, interleaved), so the ratio is meaningful on a noisy machine.
+
+``--tiny-seeds S`` is the larger Tiny-ImageNet study: S seeds per sampler, each relabelled once
+into a dense fp32 store and quantized by ``lplabel quantize`` to top-10 and top-100 (planes and
+rans), reporting each sampler's mean and spread of bytes/record over seeds and the view statistics
+of every run; ``--view-stats STEPS`` compares the samplers' crop, aspect, λ and CutMix statistics
+over many steps without a teacher (quantiles and a two-sample KS test).
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import platform
 import sys
 import time
@@ -72,6 +81,144 @@ def relabel_pair(name, iset, teacher, classes, size, batch, epochs, k, out_dir, 
     return rows
 
 
+def view_stats(views_list, sizes) -> dict:
+    """Statistics of what a sampler decided over a run's views (the label payload follows from them).
+
+    Crop area as a fraction of the image, log aspect (width/height of the crop in pixels), the
+    share of views whose crop is the whole image (RandomResizedCrop's fallback on square images,
+    or a draw of scale 1), flip rate, and λ and the CutMix box's share of the view per step.
+    """
+    crop = np.concatenate([v.crop for v in views_list]).astype(np.float64)
+    img = np.concatenate([v.image for v in views_list])
+    hw = np.asarray(sizes, dtype=np.float64)[img]
+    area = crop[:, 2] * crop[:, 3]
+    aspect = np.log((crop[:, 3] * hw[:, 1]) / (crop[:, 2] * hw[:, 0]))
+    lam = np.array([v.mix_lambda for v in views_list])
+    box = np.array([v.mix_box for v in views_list], dtype=np.float64)
+    size = max(1.0, float(box[:, 2:].max()))  # the view side S bounds every box; an estimate is enough here
+    pasted = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]) / size ** 2
+    return {"views": len(crop), "area": area, "aspect": aspect, "whole": float(np.mean(area >= 0.999999)),
+            "flip": float(np.mean(np.concatenate([v.flip for v in views_list]))), "lambda": lam, "pasted": pasted}
+
+
+def relabel_seeds(name, iset, teacher, classes, size, batch, epochs, seeds, ks, out_dir, log):
+    """Relabel ``iset`` once per (sampler, seed) into a dense fp32 store, then quantize each to top-k.
+
+    The top-k stores are written by ``lplabel quantize --topk K`` (the CLI, as a user would), in
+    the default lossless layout (planes) and ``--layout rans``; bytes/record come from
+    ``lplabel info``'s accounting (:func:`store_info`). Returns the rows and each run's view stats.
+    """
+    import subprocess
+
+    import torch
+
+    from lplabel.replay import render_step
+
+    rows, stats = [], {}
+    sizes = iset.sizes()
+    n_steps = len(iset) // batch
+    pairs = [(e, s) for e in range(epochs) for s in range(n_steps)]
+    env = {**__import__("os").environ, "PYTHONPATH": str(REPO)}
+    for seed in seeds:
+        for sampler in (SAMPLER_V1, SAMPLER_V2):  # interleaved: load changes hit both samplers alike
+            policy = AugmentPolicy(size, mix="cutmix", sampler=sampler)
+            src = out_dir / f"{name}-{sampler}-seed{seed}-dense.lpl"
+            t0 = time.perf_counter()
+            views = []
+            with StoreWriter(src, num_classes=classes, images=iset, batch_size=batch, epochs=epochs, drop_last=True,
+                             augmentation=policy.to_json(), seed=seed, overwrite=True, steps_per_chunk=16,
+                             teacher={"description": name, "checksum": None, "temperature": 1.0},
+                             label_codecs=label_chain(values="fp32", layout="planes", level=3),
+                             derived_views=sizes) as w, torch.inference_mode():
+                for e, s, v in plan_steps(seed, pairs, sizes, batch, policy, drop_last=True):
+                    views.append(v)
+                    x = render_step(iset.images, v, policy).contiguous(memory_format=torch.channels_last)
+                    z = teacher(x).float().numpy()
+                    w.write_step(e, s, image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
+                                 mix_lambda=v.mix_lambda, mix_box=v.mix_box, logits=z)
+            stats[(sampler, seed)] = view_stats(views, sizes)
+            log(f"  {name} {sampler} seed {seed}: relabelled {len(views) * batch} views "
+                f"({time.perf_counter() - t0:.0f} s)")
+            for k in ks:
+                for layout in ("planes", "rans"):
+                    out = out_dir / f"{name}-{sampler}-seed{seed}-top{k}-{layout}.lpl"
+                    subprocess.run([sys.executable, "-m", "lplabel", "quantize", str(src), "-o", str(out), "--topk",
+                                    str(k), "--force"] + (["--layout", "rans"] if layout == "rans" else []),
+                                   check=True, env=env, stdout=subprocess.DEVNULL)
+                    info = store_info(out)
+                    rows.append({"store": f"top{k} {layout}", "sampler": sampler, "seed": seed,
+                                 "records": info["records"], "file": info["file_bytes"],
+                                 "bpr": info["bytes_per_record"], "label": info["label_payload_bytes"]})
+                    out.unlink()
+                    log(f"    top{k} {layout}: {info['bytes_per_record']:.3f} B/record")
+            src.unlink()
+    return rows, stats
+
+
+def seeds_report(rows, stats, seeds) -> list:
+    """Per store kind: each sampler's mean ± spread of bytes/record over seeds, and the verdict."""
+    lines = ["| store | sampler | B/record per seed | mean | sd (n-1) | range |", "|---|---|---|---|---|---|"]
+    verdicts = []
+    for store in dict.fromkeys(r["store"] for r in rows):
+        means = {}
+        for sampler in (SAMPLER_V1, SAMPLER_V2):
+            b = np.array([r["bpr"] for r in rows if r["store"] == store and r["sampler"] == sampler])
+            means[sampler] = b
+            lines.append(f"| {store} | {sampler} | {' / '.join(f'{x:.3f}' for x in b)} | {b.mean():.3f} | "
+                         f"{b.std(ddof=1) if len(b) > 1 else 0:.3f} | {b.max() - b.min():.3f} |")
+        b1, b2 = means[SAMPLER_V1], means[SAMPLER_V2]
+        # paired by seed is meaningless (different samplers, unrelated views), so compare as two samples
+        diff = b2.mean() - b1.mean()
+        se = np.sqrt(b1.var(ddof=1) / len(b1) + b2.var(ddof=1) / len(b2)) if len(b1) > 1 else float("nan")
+        inside = b2.min() <= b1.max() and b1.min() <= b2.max()
+        verdicts.append(f"* {store}: v2/v1 {b2.mean() / b1.mean():.4f} (difference {diff:+.3f} B/record, "
+                        f"{diff / se if se else float('nan'):+.1f} standard errors); v1 seed range "
+                        f"{b1.min():.3f}-{b1.max():.3f}, v2 {b2.min():.3f}-{b2.max():.3f}: "
+                        f"{'ranges overlap' if inside else 'ranges DO NOT overlap'}")
+    if not stats:
+        return lines + [""] + verdicts
+    lines += [""] + verdicts + ["", "View statistics of the same runs (what each sampler decided):", "",
+                                "| sampler | seed | views | mean crop area | sd area | mean log aspect | sd log aspect "
+                                "| whole-image crops | flips | steps | mean λ | sd λ | mean pasted share |",
+                                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for (sampler, seed), st in sorted(stats.items()):
+        lines.append(f"| {sampler} | {seed} | {st['views']:,} | {st['area'].mean():.4f} | {st['area'].std():.4f} | "
+                     f"{st['aspect'].mean():+.4f} | {st['aspect'].std():.4f} | {st['whole']:.4f} | "
+                     f"{st['flip']:.4f} | {len(st['lambda'])} | {st['lambda'].mean():.4f} | "
+                     f"{st['lambda'].std():.4f} | {st['pasted'].mean():.4f} |")
+    return lines
+
+
+def sampler_stats(n_steps: int, side: int = 64, batch: int = 50) -> list:
+    """Both samplers' view statistics over many steps of square ``side``-px images (no teacher).
+
+    Same policy as the seeds study; quantiles and the two-sample Kolmogorov-Smirnov distance D
+    (with its p-value) per quantity, so a difference in what the samplers decide would show.
+    """
+    from scipy.stats import ks_2samp
+
+    sizes = np.full((n_steps * batch, 2), side)
+    st = {}
+    for sampler in (SAMPLER_V1, SAMPLER_V2):
+        pol = AugmentPolicy(side, mix="cutmix", sampler=sampler)
+        views = [sample_step(7, 0, s, np.arange(s * batch, (s + 1) * batch), sizes, pol) for s in range(n_steps)]
+        st[sampler] = view_stats(views, sizes)
+        st[sampler]["cut_side"] = np.array([v.mix_box[2] - v.mix_box[0] for v in views], dtype=np.float64)
+    lines = [f"| quantity ({n_steps:,} steps, {n_steps * batch:,} views of {side}×{side} images) | sampler | mean | "
+             "5 % | 25 % | 50 % | 75 % | 95 % | KS D (p) |", "|---|---|---|---|---|---|---|---|---|"]
+    for q in ("area", "aspect", "lambda", "pasted"):
+        a1, a2 = st[SAMPLER_V1][q], st[SAMPLER_V2][q]
+        ks = ks_2samp(a1, a2)
+        for sampler, a in ((SAMPLER_V1, a1), (SAMPLER_V2, a2)):
+            qs = " | ".join(f"{x:.4f}" for x in np.quantile(a, (0.05, 0.25, 0.5, 0.75, 0.95)))
+            tail = f"{ks.statistic:.4f} ({ks.pvalue:.2g})" if sampler == SAMPLER_V2 else ""
+            lines.append(f"| {q} | {sampler} | {a.mean():.4f} | {qs} | {tail} |")
+    for sampler in (SAMPLER_V1, SAMPLER_V2):
+        lines.append(f"| whole-image crops / flips | {sampler} | {st[sampler]['whole']:.5f} / "
+                     f"{st[sampler]['flip']:.4f} | | | | | | |")
+    return lines
+
+
 def sampler_times(repeats: int = 7):
     """Min-of-repeats seconds of v1, v2 compiled (numba, when available) and v2 numpy, interleaved."""
     from lplabel import views_v2
@@ -116,6 +263,18 @@ def main(argv=None):
     ap.add_argument("--work", type=Path, default=REPO / "out" / "bench-views")
     ap.add_argument("--quick", action="store_true", help="fewer epochs (a smoke run)")
     ap.add_argument("--times-only", action="store_true", help="only the sampler timings")
+    ap.add_argument("--tiny-seeds", type=int, default=0, metavar="S",
+                    help="only the Tiny-ImageNet seeds study: S seeds per sampler, top-10 and top-100, "
+                         "planes and rans (see --tiny-ipc, --tiny-epochs, --tiny-px)")
+    ap.add_argument("--tiny-seed0", type=int, default=0, help="first seed of the seeds study")
+    ap.add_argument("--tiny-merge", nargs="+", type=Path, default=None, metavar="JSON",
+                    help="only print the seeds report over the JSON files of earlier --tiny-seeds runs")
+    ap.add_argument("--tiny-ipc", type=int, default=5, help="images per class of the seeds study")
+    ap.add_argument("--tiny-epochs", type=int, default=3, help="epochs of batch 50 of the seeds study")
+    ap.add_argument("--tiny-px", type=int, default=128,
+                    help="view side the seeds study renders and runs EfficientNet-Lite0 at (native: 224)")
+    ap.add_argument("--view-stats", type=int, default=0, metavar="STEPS",
+                    help="only compare the samplers' view statistics over STEPS steps of 64-px images")
     a = ap.parse_args(argv)
     import torch
 
@@ -126,6 +285,14 @@ def main(argv=None):
     if a.times_only:
         print("\n".join(times_table(sampler_times(15))))
         return
+    if a.tiny_merge:
+        print("\n".join(tiny_merge(a.tiny_merge)))
+        return
+    if a.view_stats:
+        print("\n".join(sampler_stats(a.view_stats)))
+        return
+    if a.tiny_seeds:
+        return tiny_seeds_main(a, torch)
     a.work.mkdir(parents=True, exist_ok=True)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     rows = []
@@ -167,6 +334,60 @@ def main(argv=None):
     print(text)
     if a.out:
         a.out.write_text(text)
+
+
+def tiny_seeds_main(a, torch):
+    """The Tiny-ImageNet seeds study (``--tiny-seeds S``): is v2's store larger beyond seed noise?"""
+    from lplabel.datasets import load_dataset
+    from lplabel.teachers import load_teacher
+
+    a.work.mkdir(parents=True, exist_ok=True)
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    tiny = load_dataset("tiny-imagenet", "train", limit_per_class=a.tiny_ipc)
+    eff = load_teacher("efficientnet-lite0").eval()
+    eff.input_size = a.tiny_px  # the views are rendered at this side, so the teacher sees them unresized
+    eff = eff.to(memory_format=torch.channels_last)
+    seeds = list(range(a.tiny_seed0, a.tiny_seed0 + a.tiny_seeds))
+    t0 = time.perf_counter()
+    rows, stats = relabel_seeds(f"tiny-imagenet-ipc{a.tiny_ipc}", tiny, eff, 1000, a.tiny_px, 50, a.tiny_epochs,
+                                seeds, (10, 100), a.work, log)
+    took = time.perf_counter() - t0
+    date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    argv = " ".join(sys.argv[1:])
+    lines = [f"# View samplers v1 vs v2 on Tiny-ImageNet, {len(seeds)} seeds each ({date})", "",
+             f"Machine: {platform.machine()} 2-core AMD EPYC VM shared with other jobs, no GPU, torch "
+             f"{torch.__version__}, numpy {np.__version__}. Command: `PYTHONPATH=. python "
+             f"benchmarks/bench_views.py {argv}` ({took / 60:.0f} min).", "",
+             f"Tiny-ImageNet training images, {a.tiny_ipc} per class ({len(tiny):,} images, 64 px), {a.tiny_epochs} "
+             f"epochs of batch 50 = {len(tiny) // 50 * 50 * a.tiny_epochs:,} records per store; policy "
+             f"RandomResizedCrop 0.08-1 / 3:4-4:3, flip, CutMix, rendered at {a.tiny_px} px; teacher "
+             f"EfficientNet-Lite0 (ImageNet-1K weights, C = 1000) run at {a.tiny_px}×{a.tiny_px}"
+             f"{'' if a.tiny_px == 224 else ' instead of its native 224 (affordable on this shared CPU; for any side whose stride-2 inputs stay even, 64 and 128 included, its same-padding equals that at 224)'}. "
+             "Per (sampler, seed): one dense fp32 store with derived view columns, then "
+             "`lplabel quantize SRC -o OUT --topk K` (default: fp16, planes, index-delta, class order auto) and the "
+             "same with `--layout rans`; B/record as `lplabel info` counts it (whole file / records).", ""]
+    lines += seeds_report(rows, stats, seeds)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        a.out.write_text(text)
+        dump = {"rows": rows, "stats": [{"sampler": k[0], "seed": k[1], **{n: (v.tolist() if isinstance(v, np.ndarray)
+                                                                            else v) for n, v in st.items()}}
+                                        for k, st in stats.items()]}
+        a.out.with_suffix(".json").write_text(json.dumps(dump))
+
+
+def tiny_merge(paths) -> list:
+    """The seeds report over several ``--tiny-seeds`` runs (their ``--out`` JSON files) together."""
+    rows, stats = [], {}
+    for p in paths:
+        d = json.loads(Path(p).read_text())
+        rows += d["rows"]
+        for st in d.get("stats", []):
+            stats[(st["sampler"], st["seed"])] = {n: (np.asarray(v) if isinstance(v, list) else v)
+                                                  for n, v in st.items()}
+    rows.sort(key=lambda r: (r["seed"], r["sampler"]))
+    return seeds_report(rows, stats, sorted({r["seed"] for r in rows}))
 
 
 if __name__ == "__main__":
