@@ -211,3 +211,13 @@ class ImageSetMismatchError(LplabelError):
 
 class ScheduleError(LplabelError):
     """An epoch or step that the store's reuse schedule cannot serve."""
+
+
+def first_line(e: BaseException, limit: int = 160) -> str:
+    """``Type: first sentence`` of an exception from another library, for a one-line named error."""
+    text = str(e).strip().splitlines()
+    line = text[0] if text else ""
+    line = line.split(". ")[0]
+    if len(line) > limit:
+        line = line[:limit] + "..."
+    return f"{type(e).__name__}: {line}" if line else type(e).__name__

@@ -69,6 +69,7 @@ from .models import (
 
 # --------------------------------------------------------------------------------------- errors
 from .errors import TeacherError  # noqa: E402  (defined with the other lplabel errors)
+from .errors import first_line as _first_line  # noqa: E402
 
 
 class TeacherNotFoundError(TeacherError, FileNotFoundError):
@@ -466,15 +467,6 @@ def read_checkpoint(path) -> dict[str, torch.Tensor]:
     return dict(sd)
 
 
-def _first_line(e: BaseException, limit: int = 160) -> str:
-    text = str(e).strip().splitlines()
-    line = text[0] if text else ""
-    line = line.split(". ")[0]
-    if len(line) > limit:
-        line = line[:limit] + "..."
-    return f"{type(e).__name__}: {line}" if line else type(e).__name__
-
-
 def _looks_like_torchscript(p: Path) -> bool:
     import zipfile
 
@@ -609,7 +601,7 @@ def load_teacher(
             raise TeacherError(f"teacher {s!r} is an ONNX file, which carries its own weights; drop --checkpoint")
         from .onnx_teacher import load_onnx_teacher
 
-        return load_onnx_teacher(s, normalize=normalize)
+        return load_onnx_teacher(s, norm=norm)
     if os.path.isfile(s):
         try:
             model: nn.Module = torch.jit.load(s, map_location="cpu")

@@ -20,7 +20,8 @@ pytest.importorskip("sklearn")  # the digits data set
 
 from lplabel import open_store  # noqa: E402
 from lplabel.cli import main  # noqa: E402
-from lplabel.onnx_teacher import META_KEY, OnnxTeacher, export_teacher  # noqa: E402
+from lplabel.onnx_export import export_teacher
+from lplabel.onnx_teacher import META_KEY, OnnxTeacher  # noqa: E402
 from lplabel.teachers import save_teacher, train_teacher  # noqa: E402
 
 from relabel_helpers import one_torch_thread  # noqa: F401,E402  (autouse fixture)
