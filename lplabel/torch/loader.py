@@ -29,6 +29,7 @@ import torch
 
 from ..errors import LplabelError
 from ..store import LabelStore
+from ..threads import ThreadPlan, available_cores, plan_threads, set_worker_threads
 from .batch import StepKey
 from .dataset import StepDataset, WorkerFailure, raise_worker_failure, warn_pixels_unset
 from .group import SlabPool, StepGroup, StepGroupKey
@@ -143,6 +144,39 @@ def _unwrap(e: BaseException):
     return err
 
 
+class _WorkerInit:
+    """``worker_init_fn`` of the loader's workers: :data:`~lplabel.threads.WORKER_THREADS` torch
+    threads (workers decode in parallel with each other; more threads each would only fight), then
+    the user's own ``worker_init_fn``, which may still choose otherwise. A class, not a closure, so
+    that spawned workers can unpickle it."""
+
+    def __init__(self, user=None):
+        self.user = user
+
+    def __call__(self, worker_id: int) -> None:
+        set_worker_threads(worker_id)
+        if self.user is not None:
+            self.user(worker_id)
+
+
+def _loader_thread_plan(threads, num_workers: int) -> ThreadPlan:
+    """The main process's torch threads for ``ReplayLoader(threads=...)`` (see its doc).
+
+    ``"auto"`` leaves a count the user already chose alone: ``OMP_NUM_THREADS`` in the environment
+    (:func:`~lplabel.threads.plan_threads` keeps it), or ``torch.set_num_threads`` called before the
+    loader was built, recognised as a count other than torch's default of one thread per available
+    core -- torch has no record of who set it, so a user who set exactly that default gets the plan.
+    """
+    if threads == "auto" and torch.get_num_threads() != available_cores():
+        import os
+
+        if not os.environ.get("OMP_NUM_THREADS"):
+            plan = plan_threads(None)
+            return ThreadPlan(plan.main, plan.worker, plan.cores, plan.load,
+                              "set by the user before the loader was built (torch.set_num_threads)")
+    return plan_threads(threads, workers=num_workers)
+
+
 def _is_worker_death(e: BaseException) -> bool:
     msg = str(e)
     return isinstance(e, RuntimeError) and not msg.startswith("Caught ") and any(s in msg for s in _WORKER_DEATH)
@@ -179,6 +213,16 @@ class ReplayLoader:
         ``"0-255"`` (lplabel's rendering), ``"0-1"``, ``"imagenet"`` or ``(mean, std)`` in 0..1 units
         (torchvision's ``ToTensor`` + ``Normalize``). Not given: 0..255 with a warning (see
         :mod:`lplabel.torch.pixels` and docs/loader.md).
+    threads: torch threads of the main process while an iteration runs (the training loop's own
+        work between batches included); ``thread_plan`` says what was chosen and why. ``"auto"``
+        (default): the cores the workers leave, no more than other processes leave idle now
+        (:func:`lplabel.threads.plan_threads`) -- on a busy 2-core machine torch's default of one
+        thread per core made the ``num_workers=0`` label path 10x slower (issue 19) -- but a count the
+        user already chose (``OMP_NUM_THREADS``, or ``torch.set_num_threads`` before the loader was
+        built) is kept. An int: that many. ``None``: leave torch's setting alone. The previous count
+        is restored when the iteration ends (exhausted, ``break``, exception).
+        Worker processes always run :data:`~lplabel.threads.WORKER_THREADS` torch thread each (set
+        before the user's ``worker_init_fn``, which may override it).
     num_workers, persistent_workers, pin_memory (default: CUDA device), prefetch_factor,
     multiprocessing_context, timeout, worker_init_fn: passed to the DataLoader.
     """
@@ -190,11 +234,18 @@ class ReplayLoader:
                  full_steps_only: bool = False, rank=None, world_size=None, uneven: str = "pad", epoch: int = 0,
                  num_workers: int = 0, persistent_workers: bool = False, pin_memory=None, prefetch_factor=None,
                  multiprocessing_context=None, timeout: float = 0, worker_init_fn=None,
-                 steps_per_item="auto", shared_memory="auto", prefetch_threads="auto", normalize=None):
+                 steps_per_item="auto", shared_memory="auto", prefetch_threads="auto", normalize=None,
+                 threads="auto"):
         if normalize is None and images is not None and transform is None:
             warn_pixels_unset()
             normalize = "0-255"
         self.device = _check_device(device)
+        if not (threads is None or threads == "auto" or (isinstance(threads, int) and not isinstance(threads, bool)
+                                                          and threads >= 1)):
+            raise ValueError(f"threads must be 'auto', None or a positive integer, got {threads!r}")
+        #: the main process's torch threads during iteration, and why (:class:`lplabel.threads.ThreadPlan`)
+        self.thread_plan = _loader_thread_plan(threads, num_workers)
+        self._set_threads = threads is not None
         cuda = self.device.type == "cuda"
         if labels_on is None:
             labels_on = "device" if cuda else "worker"
@@ -251,7 +302,7 @@ class ReplayLoader:
         kw = {}
         if num_workers > 0:
             kw.update(persistent_workers=persistent_workers, multiprocessing_context=multiprocessing_context,
-                      timeout=timeout, worker_init_fn=worker_init_fn)
+                      timeout=timeout, worker_init_fn=_WorkerInit(worker_init_fn))
             if prefetch_factor is not None:
                 kw["prefetch_factor"] = prefetch_factor
         self.dataloader = torch.utils.data.DataLoader(self.dataset, batch_size=None, sampler=_Groups(self.sampler),
@@ -316,9 +367,13 @@ class ReplayLoader:
         non_blocking = self.pin_memory
         if self.pool is not None:  # slabs of workers that died before handing them over
             self.pool.reclaim()
-        it = self._threaded() if self.prefetch_threads > 0 else iter(self.dataloader)
+        old_threads = torch.get_num_threads()
+        if self._set_threads and self.thread_plan.main != old_threads:
+            torch.set_num_threads(self.thread_plan.main)
         finished = False
+        it = None
         try:
+            it = self._threaded() if self.prefetch_threads > 0 else iter(self.dataloader)
             while True:
                 try:
                     batch = next(it)
@@ -343,8 +398,10 @@ class ReplayLoader:
                 yield from self._steps_of(batch, non_blocking)
                 batch = None
         finally:
-            if not finished:
+            if not finished and it is not None:
                 self._left_early(it)
+            if torch.get_num_threads() != old_threads:
+                torch.set_num_threads(old_threads)
 
     def _left_early(self, it) -> None:
         """The loop left the epoch before its end (``break``, an exception, the generator closed).
