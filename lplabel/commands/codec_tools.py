@@ -20,6 +20,7 @@ from ..recode import (SOURCE_OPENERS, LossyChainError, RecodeError, SourceMeta, 
                       learn_rans_model, open_source, progress_bar, sample_positions, sample_topk_indices,
                       train_chain_dictionary, views_for_copy, with_entry_order, write_steps)
 from ..selection import LABEL_METRICS, METRICS, REUSE, UNITS, check_selection_args, select_steps, step_scores
+from ..schedule import default_steps_per_chunk
 
 SAMPLE_STEPS = 256
 #: zstd level of the view columns (image, crop, flip, mix partner): small, so a high level is cheap
@@ -36,8 +37,10 @@ class TailMismatchError(RecodeError):
 def _out_opts(f):
     f = click.option("--force", is_flag=True, help="Replace OUT if it exists (only once the new store is complete).")(f)
     f = click.option("--steps-per-chunk", type=click.IntRange(1, 1 << 16), default=None,
-                     help="Steps per independently decodable chunk (default: the source's). Larger chunks "
-                          "compress a little better; 1 gives the finest random access.")(f)
+                     help="Steps per independently decodable chunk. Default: 8 for stores training reads in "
+                          "stored order (full stores, reuse 'order'), 1 for LPLD/LPQLD-pruned stores (read in "
+                          "random order). Larger chunks compress better and decode faster in order; 1 gives "
+                          "the finest random access.")(f)
     f = click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
                      help="The store to write (*.lpl).")(f)
     return f
@@ -218,7 +221,7 @@ def encode_source(source, out, *, codecs=None, index_coding="index-delta", class
     becomes of the view columns; ``store_views`` is ``views="stored"``.
     """
     meta: SourceMeta = views_for_copy(source.meta, "stored" if store_views else views, images)
-    spc = steps_per_chunk or meta.steps_per_chunk
+    spc = steps_per_chunk or default_steps_per_chunk(meta.selection)
     stage = 0
     if meta.value_type == "quantized" and codecs is None and layout == "rans":
         raise CodecConfigError("layout 'rans' codes fp16 (or index-only) top-k labels; this store's values are "
@@ -406,7 +409,7 @@ def quantize(src, out, force, steps_per_chunk, k, values, tail, scale_type, inde
             if meta.label_input != "logits":
                 raise CodecConfigError("the store holds top-k labels; give --topk", path=src,
                                        hint=f"e.g. --topk {meta.label_input[1]}")
-        spc = steps_per_chunk or meta.steps_per_chunk
+        spc = steps_per_chunk or default_steps_per_chunk(meta.selection)
         chain = _build_chain(source, k=k, values=values, tail=tail, index_coding=index_coding,
                              class_order=class_order, layout=layout, level=level, dictionary=dictionary,
                              dict_size=dict_size, scale_type=scale_type, steps_per_chunk=spc)
@@ -469,7 +472,7 @@ def prune(src, out, force, steps_per_chunk, keep, unit, metric, seed, reuse):
         pipe = source.label_pipeline
         stage = pipe.stored_stage
         path = write_steps(meta, source.steps(positions, stage=stage), out, list(pipe.codecs), selection=selection,
-                           steps_per_chunk=steps_per_chunk or meta.steps_per_chunk, force=force, stage=stage,
+                           steps_per_chunk=steps_per_chunk or default_steps_per_chunk(selection), force=force, stage=stage,
                            zstd_level=VIEW_LEVEL, total=len(positions), desc="prune")
     finally:
         source.close()
