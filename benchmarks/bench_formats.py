@@ -11,7 +11,8 @@ Rows (a missing optional package gives a "not installed" row, never a crash):
 
 * lplabel, the default lossless layout (``planes``: sorted entries, index gaps in a learnt class
   order, byte planes, zstd) and ``rans`` (context models + rANS), 8 steps per chunk -- the chain
-  ``lplabel encode DIR [--layout rans]`` builds, written with ``StoreWriter``;
+  ``lplabel encode DIR [--layout rans]`` builds, written with ``StoreWriter`` (LPQLD's order among
+  tied values kept, as the general formats keep it); and ``planes`` without that tie order;
 * HDF5 + hdf5plugin Blosc2 (zstd, bitshuffle), chunks of 800 records;
 * zarr v3 (Blosc zstd + bitshuffle), chunks of 800 records;
 * Parquet via pyarrow (zstd, fixed-size lists, BYTE_STREAM_SPLIT on the values), row groups of 800;
@@ -77,6 +78,13 @@ def need(module: str):
         raise Missing(f"{NOT_INSTALLED} ({module}: {e})") from None
 
 
+def file_bytes(path: Path) -> int:
+    """Exact bytes of a file or of every file under a directory (``du`` rounds to 4 KiB blocks, which
+    is several % of a small store)."""
+    p = Path(path)
+    return p.stat().st_size if p.is_file() else sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+
 def best(fn, repeat: int) -> float:
     t = float("inf")
     for _ in range(repeat):
@@ -114,14 +122,17 @@ class Content:
 # ------------------------------------------------------------------------------ formats
 # Each returns dict(bytes=, enc=, dec=, step=) in seconds; ``work`` is an empty directory.
 
-def fmt_lplabel(c: Content, work: Path, repeat: int, layout: str, lpqld_dir: Path) -> dict:
+def fmt_lplabel(c: Content, work: Path, repeat: int, layout: str, lpqld_dir: Path, tie_order: bool = True) -> dict:
+    """``tie_order=False``: the chain without its ``entryorder`` codec, i.e. the same (index, value)
+    pairs per record without LPQLD's order among tied values (what training needs)."""
     d = c.d
     # the chain `lplabel encode DIR --layout L` builds (class order / model learnt from the data)
     probe = work / "probe.lpl"
     src = LegacySource(lpqld_dir, "lpqld", num_classes=c.C)
     encode_source(src, probe, layout=layout, steps_per_chunk=STEPS_PER_CHUNK, force=True)
     st = open_store(probe)
-    chain = [get_codec(x) for x in st.header["columns"]["label"]["codecs"]]
+    chain = [get_codec(x) for x in st.header["columns"]["label"]["codecs"]
+             if tie_order or x["name"] != "entryorder"]
     st.close()
     meta = bench_codecs.meta_of(d)
     idx64 = c.idx.astype(np.int64)
@@ -163,6 +174,7 @@ def fmt_lplabel(c: Content, work: Path, repeat: int, layout: str, lpqld_dir: Pat
             and np.array_equal(ref_v.view(np.uint16), got_v.view(np.uint16))):
         raise AssertionError(f"lplabel {layout}: decoded top-k differs from the content")
     size = du_bytes(path)
+    label = int(st.chunks["label"][:, 2].sum())  # (segment, offset, length) rows
     st.close()
     one = work / f"{layout}-1.lpl"
     write(one, 1)
@@ -175,7 +187,7 @@ def fmt_lplabel(c: Content, work: Path, repeat: int, layout: str, lpqld_dir: Pat
 
     lat = best(step, max(repeat, 20))
     st1.close()
-    return dict(bytes=size, enc=enc, dec=dt, step=lat)
+    return dict(bytes=size, file=file_bytes(path), label=label, enc=enc, dec=dt, step=lat)
 
 
 def fmt_hdf5_blosc2(c: Content, work: Path, repeat: int) -> dict:
@@ -204,7 +216,7 @@ def fmt_hdf5_blosc2(c: Content, work: Path, repeat: int) -> dict:
     a = (c.S // 2) * c.B
     lat = best(lambda: (f1["indices"][a:a + c.B], f1["values"][a:a + c.B]), max(repeat, 20))
     f1.close()
-    return dict(bytes=du_bytes(path), enc=enc, dec=dt, step=lat)
+    return dict(bytes=du_bytes(path), file=file_bytes(path), enc=enc, dec=dt, step=lat)
 
 
 def fmt_zarr(c: Content, work: Path, repeat: int) -> dict:
@@ -239,7 +251,7 @@ def fmt_zarr(c: Content, work: Path, repeat: int) -> dict:
     i1, v1 = g1["indices"], g1["values"]
     a = (c.S // 2) * c.B
     lat = best(lambda: (i1[a:a + c.B], v1[a:a + c.B]), max(repeat, 20))
-    return dict(bytes=du_bytes(path), enc=enc, dec=dt, step=lat)
+    return dict(bytes=du_bytes(path), file=file_bytes(path), enc=enc, dec=dt, step=lat)
 
 
 def fmt_parquet(c: Content, work: Path, repeat: int) -> dict:
@@ -280,7 +292,7 @@ def fmt_parquet(c: Content, work: Path, repeat: int) -> dict:
             t.column("values").combine_chunks().flatten().to_numpy()
 
     lat = best(step, max(repeat, 20))
-    return dict(bytes=du_bytes(path), enc=enc, dec=dt, step=lat)
+    return dict(bytes=du_bytes(path), file=file_bytes(path), enc=enc, dec=dt, step=lat)
 
 
 def fmt_npz(c: Content, work: Path, repeat: int) -> dict:
@@ -305,7 +317,7 @@ def fmt_npz(c: Content, work: Path, repeat: int) -> dict:
             return z[f"i{g}"], z[f"v{g}"]
 
     lat = best(step, max(repeat, 20))
-    return dict(bytes=du_bytes(path), enc=enc, dec=dt, step=lat)
+    return dict(bytes=du_bytes(path), file=file_bytes(path), enc=enc, dec=dt, step=lat)
 
 
 def fmt_safetensors_zstd(c: Content, work: Path, repeat: int) -> dict:
@@ -350,7 +362,7 @@ def fmt_safetensors_zstd(c: Content, work: Path, repeat: int) -> dict:
             return st_np.load(zstandard.ZstdDecompressor().decompress(f.read(n)))
 
     lat = best(step, max(repeat, 20))
-    return dict(bytes=du_bytes(path), enc=enc, dec=dt, step=lat)
+    return dict(bytes=du_bytes(path), file=file_bytes(path), enc=enc, dec=dt, step=lat)
 
 
 def fmt_lpqld(c: Content, work: Path, repeat: int) -> dict:
@@ -372,7 +384,7 @@ def fmt_lpqld(c: Content, work: Path, repeat: int) -> dict:
     c.check(res["i"], res["v"], "lpqld")
     mid = files[c.S // 2]
     lat = best(lambda: torch.load(mid, weights_only=True), max(repeat, 20))
-    return dict(bytes=du_bytes(out), enc=enc, dec=dt, step=lat)
+    return dict(bytes=du_bytes(out), file=file_bytes(out), enc=enc, dec=dt, step=lat)
 
 
 def copy_ceiling(c: Content, repeat: int) -> float:
@@ -384,6 +396,7 @@ def copy_ceiling(c: Content, repeat: int) -> float:
 FORMATS = [
     ("lplabel default (planes)", lambda c, w, r, src: fmt_lplabel(c, w, r, "planes", src)),
     ("lplabel rans", lambda c, w, r, src: fmt_lplabel(c, w, r, "rans", src)),
+    ("lplabel planes without LPQLD's tie order", lambda c, w, r, src: fmt_lplabel(c, w, r, "planes", src, False)),
     ("HDF5 + Blosc2 zstd bitshuffle", lambda c, w, r, src: fmt_hdf5_blosc2(c, w, r)),
     ("zarr v3 (Blosc zstd bitshuffle)", lambda c, w, r, src: fmt_zarr(c, w, r)),
     ("Parquet (zstd, BYTE_STREAM_SPLIT)", lambda c, w, r, src: fmt_parquet(c, w, r)),
@@ -436,19 +449,23 @@ def render(results: list, cmd: str, repeat: int) -> str:
     for k, c, rows, copy_s in results:
         ref = rows[0][1]
         lines += [f"## k = {k} ({c.R:,} records, {c.dense_bytes / mb:.1f} MB dense-equivalent)", "",
-                  "| format | bytes/record | x | encode MB/s | x | decode MB/s | x | one step µs | x |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| format | bytes/record (du) | x | file bytes/record | x | encode MB/s | x | decode MB/s | x | one step µs | x |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for name, r in rows:
             if "missing" in r:
-                lines.append(f"| {name} | {r['missing']} | | | | | | | |")
+                lines.append(f"| {name} | {r['missing']} | | | | | | | | | |")
                 continue
             bpr = r["bytes"] / c.R
             e, dd = c.dense_bytes / r["enc"] / mb, c.dense_bytes / r["dec"] / mb
-            lines.append(f"| {name} | {bpr:.1f} | {r['bytes'] / ref['bytes']:.2f} | {e:,.0f} | {ref['enc'] / r['enc']:.2f} "
+            lines.append(f"| {name} | {bpr:.1f} | {r['bytes'] / ref['bytes']:.2f} | {r['file'] / c.R:.1f} | "
+                         f"{r['file'] / ref['file']:.2f} | {e:,.0f} | {ref['enc'] / r['enc']:.2f} "
                          f"| {dd:,.0f} | {ref['dec'] / r['dec']:.2f} | {r['step'] * 1e6:,.0f} | "
                          f"{ref['step'] / r['step']:.2f} |")
-        lines += [f"| memory-copy ceiling (np.copyto of the raw top-k arrays) | {c.k * 4:.1f} (raw) | | | | "
+        lines += [f"| memory-copy ceiling (np.copyto of the raw top-k arrays) | {c.k * 4:.1f} (raw) | | | | | | "
                   f"{c.dense_bytes / copy_s / mb:,.0f} | {ref['dec'] / copy_s:.2f} | | |", ""]
+        own = [f"{name}: {r['label'] / c.R:.1f}" for name, r in rows if "label" in r]
+        lines += ["Label column alone (lplabel, bytes/record; the rest of the file is the view columns, header "
+                  "and tables): " + "; ".join(own) + ".", ""]
     return "\n".join(lines) + "\n"
 
 
