@@ -31,6 +31,7 @@ from .dtypes import holds_exactly, to_float32
 from .errors import CodecConfigError, LplabelError, NoValuesError, OutputExistsError
 from .images import ImageIndex
 from .progress import progress_bar  # noqa: F401  (the one owner of progress output; re-exported)
+from .schedule import default_steps_per_chunk
 from .sources import SourceMeta, SourceStep  # noqa: F401  (defined apart so source readers need not import recode)
 
 
@@ -576,7 +577,7 @@ def encode_source(source, out, *, codecs=None, index_coding="index-delta", class
     becomes of the view columns; ``store_views`` is ``views="stored"``.
     """
     meta: SourceMeta = views_for_copy(source.meta, "stored" if store_views else views, images)
-    spc = steps_per_chunk or meta.steps_per_chunk
+    spc = steps_per_chunk or default_steps_per_chunk(meta.selection)
     stage = 0
     if meta.value_type == "quantized" and codecs is None and layout == "rans":
         raise CodecConfigError("layout 'rans' codes fp16 (or index-only) top-k labels; this store's values are "
@@ -737,7 +738,7 @@ def quantize(src, out, *, topk=None, values="fp16", tail="none", scale_type="flo
             if meta.label_input != "logits":
                 raise CodecConfigError("the store holds top-k labels; give --topk", path=src,
                                        hint=f"e.g. --topk {meta.label_input[1]}")
-        spc = steps_per_chunk or meta.steps_per_chunk
+        spc = steps_per_chunk or default_steps_per_chunk(meta.selection)
         chain = build_chain(source, k=k, values=values, tail=tail, index_coding=index_coding,
                             class_order=class_order, layout=layout, level=level, dictionary=dictionary,
                             dict_size=dict_size, scale_type=scale_type, steps_per_chunk=spc)
@@ -783,7 +784,8 @@ def prune(src, out, *, keep, unit="step", metric="random", seed=0, reuse="lpld",
         pipe = source.label_pipeline
         stage = pipe.stored_stage
         path = write_steps(meta, source.steps(positions, stage=stage), out, list(pipe.codecs), selection=selection,
-                           steps_per_chunk=steps_per_chunk or meta.steps_per_chunk, force=force, stage=stage,
+                           steps_per_chunk=steps_per_chunk or default_steps_per_chunk(selection), force=force,
+                           stage=stage,
                            zstd_level=VIEW_LEVEL, total=len(positions), desc="prune")
     finally:
         source.close()

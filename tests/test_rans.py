@@ -425,3 +425,36 @@ def test_encode_rans_refuses_quantized_sources(tmp_path):
                              "--values", "int8"]).exit_code == 0
     r = run.invoke(main, ["encode", str(tmp_path / "q8.lpl"), "-o", str(tmp_path / "r.lpl"), "--layout", "rans"])
     assert r.exit_code != 0 and "quantized" in r.output and not (tmp_path / "r.lpl").exists()
+
+
+def test_tie_order_digits_round_trip_and_refuse_bad_digits():
+    """The compiled tie-order decoder inverts ``encode_order`` on tie-heavy records (every run
+    length up to a whole record) and names a digit out of range instead of mis-ordering."""
+    from lplabel.codecs.rans import decode_order, encode_order
+    from lplabel.errors import CodecError
+
+    rng = np.random.default_rng(11)
+    n, k = 64, 9
+    vals = rng.integers(0, 3, (n, k)).astype(np.float16)
+    vals[0] = 1.0  # one run of the whole record
+    vals[1] = np.arange(k)  # no ties at all
+    u16 = vals.view(np.uint16)
+    # shift = rank within its run of equal values, in a random order among the tied entries
+    from lplabel.codecs.entryorder import run_lengths, run_starts
+
+    start = run_starts(u16, "float16")
+    length = run_lengths(start)
+    shift = np.zeros((n, k), np.int64)
+    for r in range(n):
+        for a in np.unique(start[r]):
+            cols = np.flatnonzero(start[r] == a)
+            shift[r, cols] = rng.permutation(len(cols))
+    data = encode_order(u16, shift.astype(np.uint8))
+    assert data[0] == 0 and (length > 1).any()
+    got = decode_order(data, u16, np.dtype(np.uint8), n, k)
+    assert got.dtype == np.uint8 and np.array_equal(got, shift)
+    three = np.array([[2.0, 2.0, 2.0]], np.float16).view(np.uint16)   # first digit: 2 bits, 0..2 valid
+    with pytest.raises(CodecError, match="digit is out of range"):
+        decode_order(b"\x00\x03", three, np.dtype(np.uint8), 1, 3)
+    with pytest.raises(CodecError, match="entry order part holds"):
+        decode_order(b"\x00\x01\x00", three, np.dtype(np.uint8), 1, 3)

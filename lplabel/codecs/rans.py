@@ -172,25 +172,16 @@ def decode_order(data: bytes, values16: np.ndarray, dtype, n: int, k: int) -> np
     if data[0] != 0:
         raise CodecError(f"rans: corrupt chunk: unknown entry order mode {data[0]}")
     start, length = _tie_runs(np.asarray(values16))
-    out = np.zeros((n, k), dtype)
-    acc, pos = int.from_bytes(data[1:], "little"), 0
-    for r in np.flatnonzero((length > 1).any(axis=1)):
-        st, ln = start[r], length[r]
-        for a in np.unique(st[ln > 1]):
-            cols = np.flatnonzero(st == a)
-            m = len(cols)
-            free = list(range(m))
-            for j in range(m):
-                nb = (m - j - 1).bit_length()
-                d = (acc >> pos) & ((1 << nb) - 1)
-                pos += nb
-                if d >= len(free):
-                    raise CodecError("rans: corrupt chunk: an entry order digit is out of range")
-                out[r, cols[j]] = free.pop(d)
+    out = np.zeros((n, k), np.int64)
+    pos = _kernels().decode_order_digits(np.frombuffer(data, np.uint8, offset=1),
+                                         np.ascontiguousarray(start, dtype=np.int64),
+                                         np.ascontiguousarray(length, dtype=np.int64), out)
+    if pos < 0:
+        raise CodecError("rans: corrupt chunk: an entry order digit is out of range")
     if (pos + 7) // 8 != len(data) - 1:
         raise CodecError(f"rans: corrupt chunk: the entry order part holds {len(data) - 1} bytes, "
                          f"{(pos + 7) // 8} expected")
-    return out
+    return out.astype(dtype, copy=False)
 
 
 def _freq_table(counts: np.ndarray) -> np.ndarray:

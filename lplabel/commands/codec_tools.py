@@ -25,8 +25,10 @@ from ._common import KEEP, human_bytes, ratio_phrase, register
 def _out_opts(f):
     f = click.option("--force", is_flag=True, help="Replace OUT if it exists (only once the new store is complete).")(f)
     f = click.option("--steps-per-chunk", type=click.IntRange(1, 1 << 16), default=None,
-                     help="Steps per independently decodable chunk (default: the source's). Larger chunks "
-                          "compress a little better; 1 gives the finest random access.")(f)
+                     help="Steps per independently decodable chunk. Default: 8 for stores training reads in "
+                          "stored order (full stores, reuse 'order'), 1 for LPLD/LPQLD-pruned stores (read in "
+                          "random order). Larger chunks compress better and decode faster in order; 1 gives "
+                          "the finest random access.")(f)
     f = click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
                      help="The store to write (*.lpl).")(f)
     return f

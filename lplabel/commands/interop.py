@@ -59,7 +59,8 @@ def friendly_codecs(codecs: str | None, topk: int | None, values: str | None, in
 @click.option("--index-type", type=click.Choice(["int16", "uint16", "int32"]), default=None,
               help="Top-k index type with --topk [default: uint16].")
 @click.option("--zstd-level", type=click.IntRange(-7, 22), default=None, help="zstd level [default: 3].")
-@click.option("--steps-per-chunk", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--steps-per-chunk", type=click.IntRange(1), default=None,
+              help="Steps per chunk [default: 8, the steps a training loader item reads together; 1 for FKD].")
 @click.option("--images", default=None, type=click.Path(exists=True),
               help="The distilled ImageFolder (or a file of image keys) the labels index; default keys 0..N-1.")
 @click.option("--num-images", type=click.IntRange(1), default=None, help="N, when the files cannot tell it.")

@@ -76,7 +76,9 @@ def _echo(msg: str) -> None:
 @click.option("--tail", type=click.Choice(["none", "logsumexp", "min"]), default="none", show_default=True,
               help="Top-k tail summary.")
 @click.option("--zstd-level", type=click.IntRange(1, 22), default=3, show_default=True)
-@click.option("--steps-per-chunk", type=click.IntRange(1), default=1, show_default=True)
+@click.option("--steps-per-chunk", type=click.IntRange(1), default=None,
+              help="Steps per chunk [default: 8, the steps a training loader item reads together; 1 for an "
+                   "LPLD/LPQLD-pruned store, read in random order].")
 @click.option("--class-map", default=None, metavar="in1k|FILE",
               help="Map teacher outputs to the image set's classes: 'in1k' (Tiny-ImageNet's in1k_index) or a "
                    ".npy / text file with one teacher output index per class; the store keeps logits[:, map].")

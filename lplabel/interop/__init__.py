@@ -30,7 +30,7 @@ def import_legacy(src_dir, out_path, *, layout: str = "auto", codecs=None, force
                   progress: bool = True, images=None, num_images: int | None = None, num_classes: int | None = None,
                   seed: int = 42, order=None, replay: str = "torch>=1.11", steps_per_epoch: int | None = None,
                   fkd_values: str = "logprob", fkd_temperature: float = 1.0, input_size: int | None = None,
-                  steps_per_chunk: int = 1, zstd_level: int = 3) -> ImportReport:
+                  steps_per_chunk: int | None = None, zstd_level: int = 3) -> ImportReport:
     """Import a legacy soft-label directory into a new label store ``out_path``.
 
     Parameters
@@ -54,7 +54,8 @@ def import_legacy(src_dir, out_path, *, layout: str = "auto", codecs=None, force
     fkd_values, fkd_temperature: FKD only: ``"logprob"`` (default) or ``"prob"``, and the
         ``--temp`` the probabilities were taken at (recorded as the teacher temperature).
     input_size: the relabel ``--input-size`` (for the header's view policy; files do not say).
-    steps_per_chunk, zstd_level: writer settings.
+    steps_per_chunk, zstd_level: writer settings (steps per chunk: default
+        :func:`lplabel.schedule.default_steps_per_chunk` of a full store, 8; FKD: 1).
 
     Returns an :class:`ImportReport`. Raises a :class:`LegacyFormatError` subclass naming the
     file for bad input; nothing is left at ``out_path`` then.

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..store import StoreWriter
+from ..schedule import default_steps_per_chunk
 from .common import (ImportReport, du_bytes, legacy_extension, plan_labels, progress_bar, resolve_images,
                      settle_num_classes)
 from .errors import LegacyFormatError
@@ -209,7 +210,7 @@ def iter_steps(prep: Prepared, positions=None):
 
 
 def run_import(plan: BatchPlan, out_path, *, codecs=None, force=False, progress=True, images=None,
-               num_images=None, num_classes=None, input_size=None, steps_per_chunk=1, zstd_level=3,
+               num_images=None, num_classes=None, input_size=None, steps_per_chunk=None, zstd_level=3,
                teacher: dict | None = None) -> ImportReport:
     prep = prepare(plan, images=images, num_images=num_images, num_classes=num_classes, input_size=input_size,
                    teacher=teacher)
@@ -220,7 +221,8 @@ def run_import(plan: BatchPlan, out_path, *, codecs=None, force=False, progress=
                          steps_per_epoch=plan.steps_per_epoch, drop_last=plan.drop_last,
                          label_codecs=label.codecs, label_input=label.label_input, crop_type=sig["coords_dtype"],
                          augmentation=prep.augmentation, teacher=prep.teacher, seed=plan.seed,
-                         extensions=prep.extension(lossless=label.lossless), steps_per_chunk=steps_per_chunk,
+                         extensions=prep.extension(lossless=label.lossless),
+                         steps_per_chunk=steps_per_chunk or default_steps_per_chunk(None),  # a full store
                          zstd_level=zstd_level, overwrite=force)
     bar = progress_bar(len(plan.files), f"import {plan.layout}", progress, unit="file")
     records = 0

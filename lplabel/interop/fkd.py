@@ -223,7 +223,7 @@ def iter_fkd(prep: FkdPrepared, positions=None):
 
 
 def import_fkd(root, out_path, *, codecs=None, force=False, progress=True, images=None, num_images=None,
-               num_classes=None, values: str = "logprob", temperature: float = 1.0, steps_per_chunk: int = 1,
+               num_classes=None, values: str = "logprob", temperature: float = 1.0, steps_per_chunk: int | None = None,
                zstd_level: int = 3, **_) -> ImportReport:
     prep = prepare_fkd(root, images=images, num_images=num_images, num_classes=num_classes, values=values,
                        temperature=temperature)
@@ -235,7 +235,9 @@ def import_fkd(root, out_path, *, codecs=None, force=False, progress=True, image
     writer = StoreWriter(out_path, num_classes=prep.num_classes, images=prep.index, batch_size=P, epochs=1,
                          steps_per_epoch=N, label_codecs=label.codecs, label_input=label.label_input,
                          crop_type=prep.sig["coords_dtype"], augmentation=prep.augmentation, teacher=prep.teacher,
-                         extensions=ext, steps_per_chunk=steps_per_chunk, zstd_level=zstd_level, overwrite=force)
+                         extensions=ext, zstd_level=zstd_level, overwrite=force,
+                         # a step is one image's crops, which FKD-style training reads in shuffled order
+                         steps_per_chunk=steps_per_chunk or 1)
     bar = progress_bar(len(prep.rels), "import fkd", progress, unit="file")
     try:
         for img, _, coords, flip, idx, vals in iter_fkd(prep):

@@ -37,6 +37,7 @@ from ..memory_format import network_input, use_channels_last
 from ..replay import ImageBank, render_step, render_views
 from ..store import LabelStore, StoreWriter, store_info
 from ..views import AugmentPolicy, StepViews, plan_steps, steps_per_epoch as _steps_per_epoch
+from ..schedule import default_steps_per_chunk
 from .distributed import DistContext
 from .errors import (DistributedError, ImageInputError, OutputExistsError, RelabelError, TeacherOutputError,
                      WorkDirError)
@@ -211,7 +212,7 @@ def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out,
                 keep_unit: str = "step", keep_metric: str = "random",
                 topk: int | None = None, values: str = "fp16", index_type: str = "uint16", tail: str = "none",
                 index_coding: str | None = None,
-                zstd_level: int = 3, label_codecs=None, steps_per_chunk: int = 1, class_map=None,
+                zstd_level: int = 3, label_codecs=None, steps_per_chunk: int | None = None, class_map=None,
                 teacher_description: str | None = None, teacher_checksum: str | None = None,
                 force: bool = False, fresh: bool = False, work_dir=None, steps_per_part: int | None = None,
                 rank: int | None = None, world_size: int | None = None, merge: bool = True,
@@ -236,7 +237,7 @@ def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out,
     ``keep_seed`` (default ``seed``), ``reuse`` (recorded for training: ``lpld`` or ``lpqld``).
     Labels: ``topk`` (None = dense), ``values`` (fp32/fp16/bf16/int8/int4), ``index_type``, ``tail``,
     ``index_coding``, ``zstd_level`` (see :func:`lplabel.relabel.labels.build_label_chain`), or a full
-    ``label_codecs`` chain; ``steps_per_chunk``.
+    ``label_codecs`` chain; ``steps_per_chunk`` (None: :func:`lplabel.schedule.default_steps_per_chunk`).
     Output and resuming: ``force`` (replace ``out``), ``fresh`` (discard an unfinished run's work
     directory), ``work_dir`` (default ``OUT.partial``), ``steps_per_part`` (checkpoint interval;
     default about 32k views; a resumed run keeps the original value), ``merge`` (merge at the end).
@@ -386,13 +387,14 @@ def _run(images, teacher, out, dist, dev, say, t_begin, plan, locals_):
         num_classes, topk=a["topk"], values=a["values"], index_type=a["index_type"], tail=a["tail"],
         index_coding=a["index_coding"], zstd_level=a["zstd_level"], label_codecs=a["label_codecs"])
     pcodecs, pinput, pmode = part_chain(codecs, label_input)
-    spc = int(a["steps_per_chunk"])
-    if spc < 1:
-        raise RelabelError("steps_per_chunk must be >= 1")
     teacher_hdr = describe_teacher(teacher, a["teacher_description"], a["teacher_checksum"], runner.precision,
                                    cmap_desc)
     keep_seed = seed if a["keep_seed"] is None else int(a["keep_seed"])
     ids, selection = make_plan(E, spe, a["keep"], keep_seed, a["reuse"], a["keep_unit"], a["keep_metric"])
+    # default: what training reads together from this store (8 in order, 1 for LPLD/LPQLD draws)
+    spc = default_steps_per_chunk(selection) if a["steps_per_chunk"] is None else int(a["steps_per_chunk"])
+    if spc < 1:
+        raise RelabelError("steps_per_chunk must be >= 1")
     index = image_index(images)
     wd = WorkDir(a["work_dir"] if a["work_dir"] is not None else default_work_dir(out))
     K = a["steps_per_part"]
