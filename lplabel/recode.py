@@ -228,7 +228,7 @@ def chain_loses(codecs, meta: SourceMeta) -> str | None:
 def keeps_order(codecs) -> bool:
     """Does the chain give every record's entries back in their input order?  True without a
     reordering codec (``sort``, ``rans``), or with ``entryorder`` before the first one."""
-    names = [getattr(c, "name", None) for c in codecs]
+    names = [c.name for c in codecs]
     first = min((i for i, n in enumerate(names) if n in ("sort", "rans")), default=None)
     return first is None or "entryorder" in names[:first]
 
@@ -244,10 +244,10 @@ def with_entry_order(codecs) -> list:
         return list(codecs)
     out = []
     for c in codecs:
-        if getattr(c, "name", None) == "rans" and not c.order:
+        if c.name == "rans" and not c.order:
             c = Rans(c.classes, c.k, c.values, c.model, order=True)
         out.append(c)
-        if getattr(c, "name", None) == "topk":
+        if c.name == "topk":
             out.append(EntryOrder())
     return out
 

@@ -333,3 +333,38 @@ def test_narrowing_is_named_the_same_by_encode_and_import():
         assert (chain_loses(chain, meta(src)) is None) == exact, (src, dst)
         plan = plan_labels("dense", value_dtype=src, num_classes=10, codecs=[c.to_json() for c in chain])
         assert plan.lossless == exact, (src, dst)
+
+
+def test_codec_hooks_are_declared_with_defaults():
+    """Every registered codec answers the pipeline's and the store's hooks directly (declared on
+    the base classes); only the codecs that need one override its default."""
+    from lplabel.codecs import available_codecs, codec_class
+    from lplabel.codecs.abc import ArrayArrayCodec, ArrayBytesCodec, BytesBytesCodec, Codec
+
+    for name in available_codecs():
+        cls = codec_class(name)
+        assert callable(cls.check_chain)
+        if issubclass(cls, ArrayArrayCodec):
+            assert cls.reencode_exact is (name != "quantize")
+        if issubclass(cls, ArrayBytesCodec):
+            assert callable(cls.check_spec) and callable(cls.check_input)
+        if issubclass(cls, BytesBytesCodec):
+            assert cls.bounded_decode is (name == "zstd")
+        overrides = {h for h in ("check_chain", "uses_dictionary", "dictionary_data", "attach_dictionary")
+                     if getattr(cls, h) is not getattr(Codec, h)}
+        want = {"rans": {"check_chain"}, "quantize": {"check_chain"}, "derived": {"check_chain"},
+                "zstd": {"uses_dictionary", "dictionary_data", "attach_dictionary"}}.get(name, set())
+        assert overrides == want, name
+    plain = Zstd(3)
+    assert not plain.uses_dictionary and plain.dictionary_data() is None
+    d = train_dictionary([bytes(range(64)) * 4] * 8, size=512)
+    z = Zstd.with_dictionary(d, 3)
+    assert z.uses_dictionary and z.dictionary_data() == d
+    with pytest.raises(CodecError, match="'shuffle' takes no dictionary"):
+        Shuffle(2).attach_dictionary(d)
+    # a chain of codecs that keep every default validates and round-trips
+    spec = (Field("logits", "float32", (8,)),)
+    pipe = Pipeline([{"name": "dense", "configuration": {"type": "float32"}}, {"name": "bytes"}, Shuffle(4)], spec)
+    x = np.arange(16, dtype=np.float32).reshape(2, 8)
+    assert pipe.stored_stage == 0
+    assert np.array_equal(pipe.decode(pipe.encode({"logits": x}), 2)["logits"], x)

@@ -22,7 +22,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..dtypes import check_type, storage_dtype
-from ..errors import CodecConfigError, NoValuesError
+from ..errors import CodecConfigError, CodecError, NoValuesError
 
 Block = dict  # name -> np.ndarray, all with the same first dimension
 
@@ -85,7 +85,16 @@ def no_values(what: str, hint: str) -> NoValuesError:
 
 class Codec:
     """Base of all codecs. Subclasses set ``name`` and ``kind`` and keep their parameters as
-    attributes; ``get_config`` returns them as JSON-compatible values."""
+    attributes; ``get_config`` returns them as JSON-compatible values.
+
+    Besides encode/decode, a codec has *hooks* that :class:`~lplabel.codecs.pipeline.Pipeline`
+    and the store call on every codec of a chain. They are declared here (and on the three kind
+    bases) with defaults that do nothing, so a codec overrides only the hooks it needs and the
+    callers never have to probe for them: ``check_chain`` (every kind), ``check_spec`` and
+    ``check_input`` (array->bytes), ``reencode_exact`` (array->array), ``bounded_decode``
+    (bytes->bytes), and the stored-dictionary hooks ``uses_dictionary`` / ``dictionary_data`` /
+    ``attach_dictionary`` (zstd's dictionary, kept beside the column by the store).
+    """
 
     name: ClassVar[str]
     kind: ClassVar[str]
@@ -94,6 +103,28 @@ class Codec:
 
     def get_config(self) -> dict:
         return {}
+
+    # -- hooks (defaults: nothing to check, no dictionary) ------------------------------------------
+    def check_chain(self, codecs) -> None:
+        """Refuse, when the chain is built, a rule that involves several codecs of ``codecs`` (the
+        whole chain, codec objects), e.g. int4 quantize with a logsumexp tail. The default has no
+        such rule: most codecs only constrain their own input, which ``resolve`` checks."""
+
+    @property
+    def uses_dictionary(self) -> bool:
+        """Does this codec's configuration name a dictionary the store keeps beside the column
+        (``columns/<name>/zstd_dict``, spec §6)? The writer stores :meth:`dictionary_data`, the
+        reader loads the bytes and hands them to :meth:`attach_dictionary`. Default: no."""
+        return False
+
+    def dictionary_data(self) -> bytes | None:
+        """The dictionary bytes the writer stores for this codec (None when it has none loaded)."""
+        return None
+
+    def attach_dictionary(self, data: bytes, where: str = "") -> None:
+        """Give a codec read from a header the dictionary bytes its configuration names. Only codecs
+        whose :attr:`uses_dictionary` is true take one; the default refuses by name."""
+        raise CodecError(f"{where}codec {self.name!r} takes no dictionary")
 
     @classmethod
     def from_config(cls, config: dict) -> "Codec":
@@ -121,6 +152,11 @@ class Codec:
 
 class ArrayArrayCodec(Codec):
     kind = "array->array"
+    #: Does encoding what ``decode`` returns give the stored block back exactly? True for lossless
+    #: codecs and for lossy ones whose decode is the identity (topk, a cast); False where decode is
+    #: an approximation (quantize dequantizes). A copy of a store (prune, re-chunk) keeps the block
+    #: encoded from the first such codec on (:attr:`~lplabel.codecs.pipeline.Pipeline.stored_stage`).
+    reencode_exact: ClassVar[bool] = True
 
     def resolve(self, spec: Spec) -> Spec:
         """Spec of this codec's output given its input spec; raises CodecChainError if unfit."""
@@ -142,6 +178,14 @@ class ArrayArrayCodec(Codec):
 class ArrayBytesCodec(Codec):
     kind = "array->bytes"
 
+    def check_spec(self, spec: Spec) -> None:
+        """Refuse, when the chain is built, a stored block spec (the last array->array codec's
+        output) this layout cannot serialise. The default layout takes any block."""
+
+    def check_input(self, spec: Spec) -> None:
+        """Refuse, when the chain is built, a chain input (what the writer hands in) this codec is
+        not configured for (e.g. rans's number of classes). The default takes any input."""
+
     def encode(self, block: Block, spec: Spec) -> bytes:
         raise NotImplementedError
 
@@ -151,6 +195,10 @@ class ArrayBytesCodec(Codec):
 
 class BytesBytesCodec(Codec):
     kind = "bytes->bytes"
+    #: Does ``decode`` take ``max_size`` (the most bytes the chunk's layout can hold, spec §6)? A
+    #: codec that inflates (zstd) sets it so a hostile frame is refused before it is inflated; a
+    #: size-preserving codec (shuffle) needs no cap and keeps the one-argument ``decode``.
+    bounded_decode: ClassVar[bool] = False
 
     def encode(self, data: bytes) -> bytes:
         raise NotImplementedError

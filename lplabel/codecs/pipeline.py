@@ -53,16 +53,10 @@ class Pipeline:
         for c in self.array_array:
             specs.append(tuple(c.resolve(specs[-1])))
         self._specs = specs  # specs[i] is the input of array_array[i]; specs[-1] is what gets serialised
-        check_spec = getattr(self.array_bytes, "check_spec", None)  # array->bytes codecs for one kind of block
-        if check_spec is not None:
-            check_spec(specs[-1])
-        check_input = getattr(self.array_bytes, "check_input", None)
-        if check_input is not None:
-            check_input(self.input_spec)
+        self.array_bytes.check_spec(specs[-1])  # array->bytes codecs for one kind of block
+        self.array_bytes.check_input(self.input_spec)
         for c in self.codecs:  # rules that involve several codecs of the chain (e.g. int4 + logsumexp tail)
-            check = getattr(c, "check_chain", None)
-            if check is not None:
-                check(self.codecs)
+            c.check_chain(self.codecs)
 
     @property
     def stored_spec(self) -> Spec:
@@ -109,7 +103,7 @@ class Pipeline:
         """
         stage = 0
         for i, c in enumerate(self.array_array):
-            if not getattr(c, "reencode_exact", True):
+            if not c.reencode_exact:
                 stage = i + 1
         return stage
 
@@ -151,7 +145,7 @@ class Pipeline:
         codecs un-decoded (the block is then at stage ``stop``, see :attr:`stored_stage`)."""
         cap = self.max_serialized_bytes(n)
         for c in reversed(self.bytes_bytes):
-            data = c.decode(data, max_size=cap) if getattr(c, "bounded_decode", False) else c.decode(data)
+            data = c.decode(data, max_size=cap) if c.bounded_decode else c.decode(data)
         block = self.array_bytes.decode(data, self._specs[-1], n)
         for i in range(len(self.array_array) - 1, stop - 1, -1):
             block = self.array_array[i].decode(block, self._specs[i])

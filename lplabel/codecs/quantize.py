@@ -145,7 +145,7 @@ class Quantize(ArrayArrayCodec):
     def check_chain(self, codecs) -> None:
         if self.bits == 4:
             for c in codecs:
-                if c.name == "topk" and getattr(c, "tail", "none") == "logsumexp":
+                if c.name == "topk" and c.tail == "logsumexp":
                     raise CodecChainError(
                         "int4 values with a 'logsumexp' tail are refused: the tail restores the dropped mass "
                         "exactly at T=1, which int4 errors in the kept logits defeat",

@@ -366,7 +366,7 @@ class Rans(ArrayBytesCodec):
     def check_chain(self, codecs) -> None:
         """A class map before it must renumber the same number of classes."""
         for c in codecs:
-            if getattr(c, "name", None) == "classmap" and c.classes != self.classes:
+            if c.name == "classmap" and c.classes != self.classes:
                 raise CodecChainError(f"'rans' is configured for {self.classes} classes, 'classmap' for {c.classes}")
 
     # -- coding ------------------------------------------------------------------------------------

@@ -130,6 +130,15 @@ class Zstd(BytesBytesCodec):
         self._dict = _make_dict(data)
         self._c = None
 
+    @property
+    def uses_dictionary(self) -> bool:
+        """True when the configuration names a dictionary (see :class:`~lplabel.codecs.abc.Codec`)."""
+        return self.dictionary is not None
+
+    def dictionary_data(self) -> bytes | None:
+        """The dictionary bytes (from :meth:`with_dictionary` or :meth:`attach_dictionary`), or None."""
+        return self.dictionary_bytes
+
     def get_config(self):
         cfg = {"level": self.level}
         if self.dictionary is not None:

@@ -87,7 +87,7 @@ def refeedable(codecs, label_input) -> bool:
         ok = first.tail == "none" and first.type != "none" and label_input != "logits"
     else:
         ok = False
-    return ok and not any(getattr(c, "lossy", True) for c in rest)
+    return ok and not any(c.lossy for c in rest)
 
 
 def part_chain(codecs, label_input):

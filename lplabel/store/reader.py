@@ -312,7 +312,7 @@ class LabelStore:
     def _attach_dictionaries(self, f: h5py.File, name: str) -> None:
         """Load ``columns/<name>/zstd_dict`` into the column's zstd codec when its config names one."""
         for c in self.pipelines[name].codecs:
-            if getattr(c, "dictionary", None) is None:
+            if not c.uses_dictionary:
                 continue
             data = _read_table(f, dictionary_dataset(name), self.path)
             self.dictionary_bytes[name] = int(np.asarray(data).nbytes)

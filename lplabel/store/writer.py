@@ -416,7 +416,7 @@ class StoreWriter:
         # groups, each sized for the links it gets (packed: only columns with payload have one)
         groups = {}
         for name, col in self._columns.items():
-            n = 1 + any(getattr(c, "dictionary", None) is not None for c in col.pipeline.codecs)
+            n = 1 + any(c.uses_dictionary for c in col.pipeline.codecs)
             if not self._packed:
                 groups[L.column_group(name)] = n + 2  # + chunks, crc32
             elif not col.derived:
@@ -438,12 +438,12 @@ class StoreWriter:
     def _write_dictionaries(self) -> None:
         """Store the zstd dictionary of any column whose chain uses one (``columns/<name>/zstd_dict``)."""
         for name, col in self._columns.items():
-            dicts = [c for c in col.pipeline.codecs if getattr(c, "dictionary", None) is not None]
+            dicts = [c for c in col.pipeline.codecs if c.uses_dictionary]
             if len(dicts) > 1:
                 raise WriterError(f"column {name!r}: at most one zstd codec with a dictionary per column",
                                   path=self.path)
             if dicts:
-                data = getattr(dicts[0], "dictionary_bytes", None)
+                data = dicts[0].dictionary_data()
                 if data is None:
                     raise WriterError(f"column {name!r}: the zstd codec names a dictionary but holds no bytes",
                                       path=self.path, hint="build it with Zstd.with_dictionary(bytes, level)")
