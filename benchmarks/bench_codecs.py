@@ -42,9 +42,7 @@ sys.path.insert(0, str(HERE.parent))
 import teacher_data  # noqa: E402
 
 from lplabel import StoreWriter, open_store  # noqa: E402
-from lplabel.codecs import Field, Pipeline, label_chain  # noqa: E402
-from lplabel.codecs.classmap import learn_class_order  # noqa: E402
-from lplabel.recode import default_level  # noqa: E402
+from lplabel.codecs import Field, learn_label_chain  # noqa: E402
 from lplabel.fidelity import FidelityAccumulator  # noqa: E402
 from lplabel.images import ImageIndex  # noqa: E402
 from lplabel.interop import du_bytes as _du_bytes  # noqa: E402
@@ -160,27 +158,22 @@ def check_lossless(d: dict, k: int, path: Path) -> None:
     st.close()
 
 
-def rans_model(d: dict, k: int, order) -> str:
-    """The ``rans`` model learnt from every record's top-k (class ranks in ``order``, fp16 values)."""
-    from lplabel.codecs.rans import learn_model
-
-    C = d["logits"].shape[2]
-    idx, val = (np.concatenate(a) for a in zip(*(lpqld_topk(d["logits"][s], k) for s in range(len(d["epoch"])))))
-    rank = np.empty(C, np.int64)
-    rank[np.asarray(order)] = np.arange(C)
-    return learn_model(rank[idx.astype(np.int64)], val, C)
-
-
-def train_label_dictionary(d: dict, k: int, chain, size: int = 16384) -> bytes:
-    """A zstd dictionary trained on every step's label chunk (the chain up to its final zstd)."""
-    from lplabel.codecs.zstd import train_dictionary
-
-    pre = Pipeline(chain[:-1], (Field("indices", "int64", (k,)), Field("values", "float32", (k,))))
-    samples = []
+def lpqld_blocks(d: dict, k: int) -> list:
+    """Every step's LPQLD top-k as the label block the writer is fed (``label_input=("topk", k)``)."""
+    out = []
     for s in range(len(d["epoch"])):
         idx, val = lpqld_topk(d["logits"][s], k)
-        samples.append(pre.encode({"indices": idx.astype(np.int64), "values": val.astype(np.float32)}))
-    return train_dictionary(samples, size=size, level=chain[-1].level)
+        out.append({"indices": idx.astype(np.int64), "values": val.astype(np.float32)})
+    return out
+
+
+def lpqld_chain(d: dict, k: int, blocks: list | None = None, **options) -> list:
+    """lplabel's chain for LPQLD's content, learnt from every step (class order, rANS model, zstd
+    dictionary as ``options`` ask) by :func:`lplabel.codecs.learn_label_chain`, as ``lplabel encode``
+    learns it from its sample of steps."""
+    spec = (Field("indices", "int64", (k,)), Field("values", "float32", (k,)))
+    return learn_label_chain(lpqld_blocks(d, k) if blocks is None else blocks, spec, num_classes=d["logits"].shape[2],
+                             k=k, **options)
 
 
 def decode_seconds(path: Path, repeat: int = 5) -> float:
@@ -207,7 +200,7 @@ def byte_accounting(path: Path) -> dict:
 
 # ------------------------------------------------------------------------------ part 1
 LOSSLESS_VARIANTS = {
-    # name: (label_chain options, class order method, steps_per_chunk)
+    # name: (learn_label_chain options, class order method, steps_per_chunk)
     "shuffle+zstd, raw (no index coding)": (dict(index_coding="none", layout="shuffle"), None, 1),
     "planes, value-delta, frequency order": (dict(index_coding="value-delta", layout="planes"), "frequency", 1),
     "shuffle+zstd, index-delta, co-occurrence order": (dict(index_coding="index-delta", layout="shuffle"),
@@ -227,19 +220,16 @@ def part1(d: dict, workdir: Path, ks=(10, 50, 100), log=print) -> list:
     rows = []
     for k in ks:
         lp = lpqld_layout_bytes(d, k, workdir)
-        idx_all = np.concatenate([lpqld_topk(d["logits"][s], k)[0] for s in range(S)]).astype(np.int64)
+        blocks = lpqld_blocks(d, k)
         for name, (opts, method, spc) in LOSSLESS_VARIANTS.items():
-            order = learn_class_order(idx_all, C, method) if method else None
             path = workdir / f"lossless-k{k}.lpl"
             if path.exists():
                 path.unlink()
             opts = dict(opts)
-            if opts.get("layout") == "rans":  # its model is learnt from the labels, like the class order
-                opts.update(classes=C, rans_model=rans_model(d, k, order))
-            if opts.pop("dictionary", None) == "train":
-                opts["dictionary"] = train_label_dictionary(d, k, label_chain(k=k, class_order=order, level=19, **opts))
-            enc_s = write_lpqld_content(d, k, path, label_chain(k=k, class_order=order, level=19, **opts),
-                                        steps_per_chunk=spc)
+            opts["dictionary"] = opts.pop("dictionary", None) == "train"
+            # class order, rANS model, dictionary: learnt from every step's labels
+            chain = lpqld_chain(d, k, blocks, class_order=method or "none", level=19, steps_per_chunk=spc, **opts)
+            enc_s = write_lpqld_content(d, k, path, chain, steps_per_chunk=spc)
             check_lossless(d, k, path)
             acc = byte_accounting(path)
             R = acc["records"]
@@ -307,8 +297,6 @@ def fidelity_vs_logits(d: dict, path: Path) -> dict:
 
 
 def part2(d: dict, workdir: Path, steps_per_chunk: int = 1, log=print) -> list:
-    from lplabel.codecs.topk import topk_of
-
     S, B, C = d["logits"].shape
     rows = []
     sample = d["logits"][np.linspace(0, S - 1, min(S, 32)).round().astype(int)].reshape(-1, C)
@@ -317,9 +305,9 @@ def part2(d: dict, workdir: Path, steps_per_chunk: int = 1, log=print) -> list:
         if path.exists():
             path.unlink()
         t0 = time.perf_counter()
-        order = learn_class_order(topk_of(sample, k)[0], C, "cooccurrence") if k else None
-        chain = label_chain(k=k, values=values, tail=tail, index_coding=coding, layout="planes",
-                            level=default_level(k), class_order=order)
+        chain = learn_label_chain([{"logits": sample}], (Field("logits", "float32", (C,)),), num_classes=C, k=k,
+                                  values=values, tail=tail, index_coding=coding, layout="planes",
+                                  class_order="cooccurrence")
         learn_s = time.perf_counter() - t0
         enc_s = write_from_logits(d, path, chain, steps_per_chunk) + learn_s
         acc = byte_accounting(path)

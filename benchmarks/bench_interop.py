@@ -81,14 +81,10 @@ class Cycler:
 
 
 def recommended_chain(k, values="fp16"):
-    from lplabel.codecs import default_label_codecs
+    from lplabel.codecs import preset_chain
 
-    try:
-        from lplabel.codecs import label_chain
-
-        return label_chain(k=k, values=values, level=19), "label_chain(k=%d, %s, value-delta, zstd 19)" % (k, values)
-    except Exception:  # pragma: no cover - older tree
-        return default_label_codecs("topk", k=k, level=19), "topk(k=%d) | bytes | shuffle | zstd 19" % k
+    return (preset_chain("shuffle", k=k, values=values, level=19),
+            "label_chain(k=%d, %s, value-delta, zstd 19)" % (k, values))
 
 
 def same_pairs(a, b) -> bool:

@@ -66,7 +66,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lplabel import ImageSet, StoreWriter  # noqa: E402
-from lplabel.codecs import default_label_codecs  # noqa: E402
+from lplabel.codecs import preset_chain  # noqa: E402
 from lplabel.images import ImageIndex  # noqa: E402
 from lplabel.torch import ReplayLoader, StepDataset, kl_div_loss  # noqa: E402
 from lplabel.views import AugmentPolicy, plan_steps  # noqa: E402
@@ -123,18 +123,10 @@ def write_legacy(folder: Path, pairs, views, logits, kind: str):
 def rans_chain(logits) -> list:
     """LPQLD's top-K content in the smallest lossless layout (``--layout rans``): class order and
     rANS model learnt from the labels, as ``lplabel encode`` does."""
-    from lplabel.codecs import label_chain
-    from lplabel.codecs.classmap import learn_class_order
-    from lplabel.codecs.rans import learn_model
-    from lplabel.codecs.topk import topk_of
+    from lplabel.codecs import Field, learn_label_chain
 
-    idx, val = topk_of(np.concatenate(logits), K)
-    idx = np.asarray(idx, np.int64)
-    order = learn_class_order(idx, C, "cooccurrence")
-    rank = np.empty(C, np.int64)
-    rank[order] = np.arange(C)
-    model = learn_model(rank[idx], np.asarray(val, np.float16), C)
-    return label_chain(k=K, layout="rans", classes=C, class_order=order, rans_model=model)
+    return learn_label_chain([{"logits": z} for z in logits], (Field("logits", "float32", (C,)),), num_classes=C, k=K,
+                             layout="rans", class_order="cooccurrence")
 
 
 def write_store(path: Path, pairs, views, logits, kind: str, n_images: int, steps_per_chunk: int = 1,
@@ -147,7 +139,7 @@ def write_store(path: Path, pairs, views, logits, kind: str, n_images: int, step
     elif rans:
         codecs = rans_chain(logits)
     else:
-        codecs = default_label_codecs("dense") if kind == "dense" else default_label_codecs("topk", k=K)
+        codecs = preset_chain("plain", k=None if kind == "dense" else K)
     idx = ImageIndex([str(i) for i in range(n_images)], np.arange(n_images) % C)
     with StoreWriter(path, num_classes=C, images=idx, batch_size=B, epochs=max(e for e, _ in pairs) + 1,
                      drop_last=True, label_codecs=codecs, steps_per_chunk=steps_per_chunk,

@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lplabel import StoreWriter, store_info  # noqa: E402
-from lplabel.codecs import label_chain  # noqa: E402
+from lplabel.codecs import preset_chain  # noqa: E402
 from lplabel.views import SAMPLER_V1, SAMPLER_V2, AugmentPolicy, epoch_order, plan_steps, sample_step  # noqa: E402
 
 
@@ -63,7 +63,7 @@ def relabel_pair(name, iset, teacher, classes, size, batch, epochs, k, out_dir, 
         with StoreWriter(path, num_classes=classes, images=iset, batch_size=batch, epochs=epochs, drop_last=True,
                          augmentation=policy.to_json(), seed=seed, overwrite=True, steps_per_chunk=16,
                          teacher={"description": name, "checksum": None, "temperature": 1.0},
-                         label_codecs=label_chain(k=k, values="fp16", layout="planes", level=19),
+                         label_codecs=preset_chain("planes", k=k, values="fp16", level=19),
                          derived_views=sizes) as w, torch.inference_mode():
             for e, s, v in plan_steps(seed, pairs, sizes, batch, policy, drop_last=True):
                 z = teacher(render_step(iset.images, v, policy)).float().numpy()
@@ -128,7 +128,7 @@ def relabel_seeds(name, iset, teacher, classes, size, batch, epochs, seeds, ks, 
             with StoreWriter(src, num_classes=classes, images=iset, batch_size=batch, epochs=epochs, drop_last=True,
                              augmentation=policy.to_json(), seed=seed, overwrite=True, steps_per_chunk=16,
                              teacher={"description": name, "checksum": None, "temperature": 1.0},
-                             label_codecs=label_chain(values="fp32", layout="planes", level=3),
+                             label_codecs=preset_chain("planes", values="fp32", level=3),
                              derived_views=sizes) as w, torch.inference_mode():
                 for e, s, v in plan_steps(seed, pairs, sizes, batch, policy, drop_last=True):
                     views.append(v)

@@ -62,20 +62,10 @@ def stored_now(d: dict, k: int, workdir: Path, layout: str = "planes") -> dict:
     back and checked equal: ``planes`` (byte planes, index gaps in the learnt co-occurrence class
     order, zstd 19) or ``rans`` (the same class order, then the context-modelled rANS codec with its
     model learnt from the labels); 8 steps per chunk. Also the label decode speed."""
-    from lplabel.codecs import label_chain
-
     C = d["logits"].shape[2]
-    idx_all = np.concatenate([bench_codecs.lpqld_topk(d["logits"][s], k)[0] for s in range(len(d["epoch"]))])
-    order = learn_class_order(idx_all.astype(np.int64), C, "cooccurrence")
-    if layout == "rans":
-        model = bench_codecs.rans_model(d, k, order)
-        chain = label_chain(k=k, values="fp16", layout="rans", classes=C, class_order=order, rans_model=model)
-    else:
-        chain = bench_codecs.label_chain(k=k, class_order=order, level=19, index_coding="index-delta", layout="planes")
-    if layout == "rans":
-        from lplabel.codecs.rans import warm_up
-
-        warm_up()  # compile before timing
+    # learnt from every step (class order; for rans also its model), which compiles the rans coder before timing
+    chain = bench_codecs.lpqld_chain(d, k, class_order="cooccurrence", layout=layout, index_coding="index-delta",
+                                     level=None if layout == "rans" else 19)
     path = workdir / f"lossless-k{k}-{layout}.lpl"
     path.unlink(missing_ok=True)
     enc_s = bench_codecs.write_lpqld_content(d, k, path, chain, steps_per_chunk=8)

@@ -15,9 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lplabel.codecs import Field, Pipeline, label_chain  # noqa: E402
-from lplabel.codecs.classmap import learn_class_order  # noqa: E402
-from lplabel.codecs.topk import topk_of  # noqa: E402
+from lplabel.codecs import Field, Pipeline, learn_label_chain  # noqa: E402
 
 RECORDS = 1024  # 8 steps of 128
 
@@ -46,10 +44,10 @@ CASES = {
 
 
 def _pipeline(logits, case, layout="planes"):
-    opts = CASES[case]
-    order = learn_class_order(topk_of(logits[:256], opts["k"])[0], 1000) if opts["k"] else None
-    return Pipeline(label_chain(**opts, class_order=order, layout=layout, level=19),
-                    (Field("logits", "float32", (1000,)),))
+    spec = (Field("logits", "float32", (1000,)),)  # class order learnt from the first 256 records
+    chain = learn_label_chain([{"logits": logits[:256]}], spec, num_classes=1000, **CASES[case],
+                              class_order="cooccurrence", layout=layout, level=19)
+    return Pipeline(chain, spec)
 
 
 @pytest.mark.parametrize("case", list(CASES))

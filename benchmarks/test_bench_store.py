@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lplabel import StoreWriter, open_store
-from lplabel.codecs import default_label_codecs
+from lplabel.codecs import preset_chain
 from lplabel.testing import realistic_logits
 
 C, B, STEPS = 1000, 128, 40
@@ -27,9 +27,9 @@ def content():
 
 
 CHAINS = {
-    "dense-fp16": lambda: default_label_codecs("dense", type="float16"),
-    "topk100-fp16": lambda: default_label_codecs("topk", k=100),
-    "topk10-fp16": lambda: default_label_codecs("topk", k=10),
+    "dense-fp16": lambda: preset_chain("plain", type="float16"),
+    "topk100-fp16": lambda: preset_chain("plain", k=100),
+    "topk10-fp16": lambda: preset_chain("plain", k=10),
 }
 
 

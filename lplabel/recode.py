@@ -26,7 +26,8 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .codecs import Pipeline
-from .codecs.classmap import ORDER_METHODS, learn_class_order
+from .codecs.chains import (CLASS_ORDERS, default_level, keeps_order, learn_label_chain,  # noqa: F401  (re-exported)
+                            resolve_class_order, view_codecs, with_entry_order)
 from .dtypes import holds_exactly, to_float32
 from .errors import CodecConfigError, LplabelError, NoValuesError, OutputExistsError
 from .images import ImageIndex
@@ -225,33 +226,6 @@ def chain_loses(codecs, meta: SourceMeta) -> str | None:
     return None
 
 
-def keeps_order(codecs) -> bool:
-    """Does the chain give every record's entries back in their input order?  True without a
-    reordering codec (``sort``, ``rans``), or with ``entryorder`` before the first one."""
-    names = [c.name for c in codecs]
-    first = min((i for i, n in enumerate(names) if n in ("sort", "rans")), default=None)
-    return first is None or "entryorder" in names[:first]
-
-
-def with_entry_order(codecs) -> list:
-    """``codecs`` with an ``entryorder`` codec after its ``topk`` (and ``rans`` told to carry its
-    field), so the entries' input order survives the chain's reordering; unchanged when it
-    already keeps the order (see :func:`keeps_order`)."""
-    from .codecs.entryorder import EntryOrder
-    from .codecs.rans import Rans
-
-    if keeps_order(codecs):
-        return list(codecs)
-    out = []
-    for c in codecs:
-        if c.name == "rans" and not c.order:
-            c = Rans(c.classes, c.k, c.values, c.model, order=True)
-        out.append(c)
-        if c.name == "topk":
-            out.append(EntryOrder())
-    return out
-
-
 def codecs_prefix_equal(codecs, meta: SourceMeta) -> bool:
     """Does the chain start with the source chain's codecs up to and including its last quantize?"""
     from .codecs import get_codec
@@ -281,14 +255,6 @@ def check_paths(src, out, force: bool) -> Path:
 
 
 # -- writing -------------------------------------------------------------------------------------
-
-def view_codecs(level: int) -> dict:
-    """View-column chains the re-encoding commands use: crop boxes as byte planes (measured ~12 %
-    smaller than bytes + shuffle + zstd); the other columns keep the writer's default."""
-    from .codecs.zplanes import ZPlanes
-
-    return {"crop": [ZPlanes(level)]}
-
 
 def write_steps(meta: SourceMeta, steps: Iterable[SourceStep], out, label_codecs, *, selection="keep",
                 steps_per_chunk: int | None = None, force: bool = False, stage: int = 0,
@@ -426,55 +392,15 @@ def sample_positions(num_steps: int, count: int) -> np.ndarray:
     return np.unique(np.linspace(0, num_steps - 1, count).round().astype(np.int64))
 
 
-def sample_topk_indices(source, k: int, positions) -> np.ndarray:
-    """Top-k class indices [n, k] of the sampled steps (what a class order is learnt from)."""
-    from .codecs.topk import topk_of
+class _SampledLabels:
+    """The label blocks of ``source``'s steps at ``positions``, re-read on each ``iter`` (so
+    learning a chain from them keeps memory bounded by one step)."""
 
-    out = []
-    for st in source.steps(positions):
-        lab = st.label
-        if "logits" in lab:
-            idx, _ = topk_of(lab["logits"], k)
-        else:
-            idx = lab["indices"]
-            if idx.shape[1] > k:
-                pos, _ = topk_of(lab["values"], k, tiebreak=np.asarray(idx, dtype=np.int64))
-                idx = np.take_along_axis(idx, pos, axis=1)
-        out.append(np.asarray(idx, dtype=np.int64))
-    return np.concatenate(out) if out else np.zeros((0, k), np.int64)
+    def __init__(self, source, positions):
+        self.source, self.positions = source, positions
 
-
-def learn_rans_model(source, chain: list, spec, positions) -> str | None:
-    """The ``rans`` model (see :mod:`lplabel.codecs.rans`) learnt from the sampled steps, coded by
-    ``chain`` up to its final ``rans`` codec (so the sample looks exactly like what it will code);
-    None (a flat model) when there is nothing to learn from."""
-    from .codecs import Pipeline
-    from .codecs.rans import learn_model
-
-    pre = Pipeline(chain, spec)
-    blocks = [pre.encode_arrays(st.label) for st in source.steps(positions)]
-    blocks = [b for b in blocks if len(b["indices"])]
-    if not blocks:
-        return None
-    values = np.concatenate([b["values"] for b in blocks]) if "values" in blocks[0] else None
-    return learn_model(np.concatenate([b["indices"] for b in blocks]), values, chain[-1].classes)
-
-
-def train_chain_dictionary(source, chain: list, spec, positions, steps_per_chunk: int, size: int) -> bytes:
-    """Train a zstd dictionary on the sampled steps encoded by ``chain`` up to its final zstd."""
-    from .codecs import Pipeline
-    from .codecs.zstd import train_dictionary
-
-    pre = Pipeline(chain[:-1], spec)
-    samples, pending = [], []
-    for st in source.steps(positions):
-        pending.append(st.label)
-        if len(pending) >= steps_per_chunk:
-            samples.append(pre.encode({k: np.concatenate([p[k] for p in pending]) for k in pending[0]}))
-            pending = []
-    if pending:
-        samples.append(pre.encode({k: np.concatenate([p[k] for p in pending]) for k in pending[0]}))
-    return train_dictionary(samples, size=size, level=chain[-1].level)
+    def __iter__(self):
+        return (st.label for st in self.source.steps(self.positions))
 
 
 # -- the engine of `lplabel encode | quantize | prune`: a Python API ------------------------------
@@ -482,26 +408,10 @@ def train_chain_dictionary(source, chain: list, spec, positions, steps_per_chunk
 SAMPLE_STEPS = 256
 #: zstd level of the view columns (image, crop, flip, mix partner): small, so a high level is cheap
 VIEW_LEVEL = 19
-CLASS_ORDERS = ("auto", "none") + ORDER_METHODS
 
 
 class TailMismatchError(RecodeError):
     """A tail summary that cannot be derived from the source's labels."""
-
-
-def resolve_class_order(class_order: str, index_coding: str) -> str:
-    """``auto`` becomes the class order that suits ``index_coding`` (co-occurrence for index-delta,
-    frequency for value-delta, none otherwise); other names stay."""
-    if class_order == "auto":
-        return "cooccurrence" if index_coding == "index-delta" else ("frequency" if index_coding == "value-delta"
-                                                                      else "none")
-    return class_order
-
-
-def default_level(k) -> int:
-    """The label column's zstd level when none is given: 15 for top-k labels (higher levels gain
-    nothing measurable), 3 for dense ones (which barely compress)."""
-    return 3 if k is None else 15
 
 
 def build_chain(source, *, k, values, tail, index_coding, class_order, layout, level, dictionary, dict_size,
@@ -512,41 +422,12 @@ def build_chain(source, *, k, values, tail, index_coding, class_order, layout, l
     chain gets an ``entryorder`` codec (:func:`lplabel.recode.with_entry_order`), which stores
     only the order among tied values (nothing for records without ties)."""
     meta: SourceMeta = source.meta
-    level = default_level(k) if level is None else level
-    if dictionary and layout != "shuffle":
-        raise CodecConfigError("--dictionary needs --layout shuffle (zplanes frames take no dictionary)")
-    order = None
-    # rans codes class membership in class order whatever --index-coding says: co-occurrence suits it
-    method = resolve_class_order(class_order, "index-delta" if layout == "rans" else index_coding) \
-        if k is not None else "none"
-    index_type = "uint16" if meta.num_classes <= 65536 else "int32"
-    opts = dict(k=k, values=values, tail=tail, index_coding=index_coding, level=level, layout=layout,
-                scale_type=scale_type, index_type=index_type, classes=meta.num_classes)
-    def label_chain(**kw):  # every chain built here keeps the input order when asked to
-        from .codecs import label_chain as build
-
-        chain = build(**kw)
-        return with_entry_order(chain) if keep_order and k is not None else chain
-
-    # validate cheaply before sampling anything
-    chain = label_chain(**opts)
-    spec = input_spec(meta)
-    Pipeline(chain, spec)
-    if layout == "rans":
-        from .codecs.rans import warm_up
-
-        warm_up()  # numba present and the coder compiled, or a named error before any work
-    positions = sample_positions(meta.num_steps or 0, SAMPLE_STEPS)
-    if method != "none":
-        order = learn_class_order(sample_topk_indices(source, k, positions), meta.num_classes, method)
-    chain = label_chain(**opts, class_order=order)
-    if layout == "rans":  # the model is learnt from the sample, like the class order (None: no sample)
-        chain = label_chain(**opts, class_order=order, rans_model=learn_rans_model(source, chain, spec, positions))
-    if dictionary:
-        data = train_chain_dictionary(source, chain, spec, positions, steps_per_chunk, dict_size)
-        chain = label_chain(**opts, class_order=order, dictionary=data)
-    Pipeline(chain, spec)
-    return chain
+    # validated before sampling anything; learnt from the sampled steps (chain policy: lplabel.codecs.chains)
+    return learn_label_chain(_SampledLabels(source, sample_positions(meta.num_steps or 0, SAMPLE_STEPS)),
+                             input_spec(meta), num_classes=meta.num_classes, k=k, values=values, tail=tail,
+                             index_coding=index_coding, class_order=class_order, layout=layout, level=level,
+                             dictionary=dictionary, dict_size=dict_size, scale_type=scale_type,
+                             steps_per_chunk=steps_per_chunk, keep_order=keep_order)
 
 
 def values_of(meta: SourceMeta) -> str:

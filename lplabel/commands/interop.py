@@ -20,7 +20,7 @@ _TYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "float32": "
 def friendly_codecs(codecs: str | None, topk: int | None, values: str | None, index_type: str | None,
                     level: int | None):
     """A label codec chain from ``--codecs`` JSON or the friendly flags (None: the lossless default)."""
-    from ..codecs import default_label_codecs
+    from ..codecs import preset_chain
     from ..errors import LplabelError
 
     if codecs is not None:
@@ -41,8 +41,8 @@ def friendly_codecs(codecs: str | None, topk: int | None, values: str | None, in
     if topk is None:
         if index_type is not None:
             raise LplabelError("--index-type needs --topk")
-        return default_label_codecs("dense", type=vtype, level=lv)
-    return default_label_codecs("topk", k=topk, type=vtype, index_type=index_type or "uint16", level=lv)
+        return preset_chain("plain", type=vtype, level=lv)
+    return preset_chain("plain", k=topk, type=vtype, index_type=index_type or "uint16", level=lv)
 
 
 @click.command("import")

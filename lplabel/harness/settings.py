@@ -144,16 +144,15 @@ class Setting:
 
     def label_codecs(self, num_classes: int) -> list:
         """The label codec chain of this setting's store."""
-        from ..codecs import default_label_codecs, label_chain
+        from ..codecs import preset_chain
 
         if self.family in ("reference", "lpld"):
-            return default_label_codecs("dense", type="float16", level=self.zstd_level)
+            return preset_chain("reference", level=self.zstd_level)
         # lplabel's own chains narrow the indices to one byte when the classes fit (C <= 256);
         # LPQLD-style rows keep 16-bit indices as LPQLD stores them
         index_type = "uint8" if (self.family == "lplabel" and num_classes <= 256) else "uint16"
-        kw = {"layout": self.layout} if self.layout != "shuffle" else {}
-        return label_chain(k=self.k, values=self.values, tail=self.tail, index_coding=self.index_coding,
-                           index_type=index_type, level=self.zstd_level, shuffle=self.shuffle, **kw)
+        return preset_chain(self.layout, k=self.k, values=self.values, tail=self.tail, index_coding=self.index_coding,
+                            index_type=index_type, level=self.zstd_level, shuffle=self.shuffle)
 
 
 def _fmt_keep(keep: float) -> str:

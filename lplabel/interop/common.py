@@ -234,16 +234,13 @@ def plan_labels(kind: str, *, value_dtype: str, k: int | None = None, num_classe
                 codecs=None, level: int = 3) -> LabelPlan:
     """Label chain for legacy labels: ``kind`` is ``"dense"`` (logits [B, C]) or ``"topk"``
     (values + indices [B, k]). Without ``codecs`` the chain stores them bit-exactly."""
-    from ..codecs import Pipeline, default_label_codecs, get_codec
+    from ..codecs import Pipeline, get_codec, preset_chain
     from ..codecs.abc import ArrayArrayCodec
 
     label_input = "logits" if kind == "dense" else ("topk", int(k))
     if codecs is None:
-        if kind == "dense":
-            chain = default_label_codecs("dense", type=value_dtype, level=level)
-        else:
-            index_type = "int16" if num_classes <= 32768 else "int32"
-            chain = default_label_codecs("topk", k=int(k), type=value_dtype, index_type=index_type, level=level)
+        chain = preset_chain("exact", value_type=value_dtype, k=None if kind == "dense" else k,
+                             num_classes=num_classes, level=level)
         return LabelPlan(label_input, chain, True, f"lossless ({kind} {value_dtype})")
     chain = [c if not isinstance(c, (dict, str)) else get_codec(c) for c in parse_codecs(codecs)]
     transforms = [c for c in chain if isinstance(c, ArrayArrayCodec)]

@@ -13,7 +13,7 @@ encode time, so its parts keep float32 dense logits and the final chain runs in 
 """
 from __future__ import annotations
 
-from ..codecs import Field, Pipeline, default_label_codecs
+from ..codecs import Field, Pipeline, preset_chain
 from ..codecs.abc import ArrayArrayCodec
 from ..codecs.dense import Dense
 from ..codecs.topk import TopK
@@ -43,8 +43,6 @@ def build_label_chain(num_classes: int, *, topk: int | None = None, values: str 
     device when the chain is re-feedable (no tail, no quantization); otherwise the chain is fed
     dense logits.
     """
-    from ..codecs import label_chain
-
     device_topk = None
     try:
         if label_codecs is not None:
@@ -59,7 +57,7 @@ def build_label_chain(num_classes: int, *, topk: int | None = None, values: str 
                 raise RelabelError(f"top-k needs 1 <= k < number of classes ({num_classes}), got k={k}",
                                    hint="drop --topk to store dense labels")
             kw = {} if index_coding is None else {"index_coding": index_coding}
-            chain = label_chain(k=k, values=v, tail=tail, index_type=index_type, level=zstd_level, **kw)
+            chain = preset_chain("shuffle", k=k, values=v, tail=tail, index_type=index_type, level=zstd_level, **kw)
             label_input = ("topk", k) if k is not None and tail == "none" else "logits"
             pipe = Pipeline(chain, label_spec(label_input, num_classes))
             if label_input != "logits" and refeedable(pipe.codecs, label_input):
@@ -94,7 +92,7 @@ def part_chain(codecs, label_input):
     """(codecs, label_input, mode) the work-directory parts use for a final chain."""
     if refeedable(codecs, label_input):
         return list(codecs), label_input, "final"
-    return default_label_codecs("dense", type="float32", level=1), "logits", "float32"
+    return preset_chain("work"), "logits", "float32"
 
 
 def label_input_from_spec(spec_json) -> object:

@@ -14,8 +14,7 @@ import math
 
 import numpy as np
 
-from ..codecs.bytes import Bytes
-from ..codecs.derived import Derived
+from ..codecs.chains import derived_chain  # noqa: F401  (chain policy's; re-exported for the writer)
 from ..views import SAMPLER_V1, VIEW_SAMPLERS, AugmentPolicy, StepViews, epoch_order, sample_step
 from ..views import steps_per_epoch as _steps_per_epoch
 
@@ -38,11 +37,6 @@ def mismatch_message(header: dict) -> str:
     wrote = tool.get("numpy")
     wrote = wrote if isinstance(wrote, str) else "(not recorded: the store predates lplabel recording it)"
     return MISMATCH_V1.format(wrote=wrote, numpy=np.__version__)
-
-
-def derived_chain(sampler: str) -> list:
-    """The chain of a derived view column: the marker, then what its CRC-32 covers."""
-    return [Derived(sampler), Bytes()]
 
 
 def derived_sampler(codecs) -> str | None:

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from ..checksum import crc32, crc32_array
-from ..codecs import Field, Pipeline, default_column_codecs, default_label_codecs
+from ..codecs import Field, Pipeline, default_column_codecs, preset_chain
 from ..codecs.zstd import dictionary_dataset
 from ..errors import CodecError, LplabelError, LplabelWarning, OutputExistsError, WriterError, output_write_error
 from ..images import image_index
@@ -302,9 +302,8 @@ class StoreWriter:
             raise WriterError("label_input must be 'logits', ('topk', k), ('topk', k, 'tail') or ('topk', k, "
                               f"'indices'), got {label_input!r}", path=self.path)
         if label_codecs is None:
-            label_codecs = default_label_codecs("dense", level=zstd_level) if self._label_kind == "logits" else \
-                default_label_codecs("topk", k=self._k, level=zstd_level,
-                                     type="none" if getattr(self, "_index_only", False) else "float16")
+            label_codecs = preset_chain("plain", k=self._k, level=zstd_level,
+                                        type="none" if getattr(self, "_index_only", False) else "float16")
         try:
             label_pipe = Pipeline(label_codecs, label_spec)
         except LplabelError as e:
