@@ -7,11 +7,13 @@ readers itself (:func:`lplabel.recode.open_source`): no import cycle. ``recode``
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .images import ImageIndex
+from .views import StepViews
 
 
 @dataclass
@@ -54,14 +56,18 @@ class SourceMeta:
     keep_order: bool = False
 
 
-@dataclass
-class SourceStep:
+@dataclass(init=False, eq=False)
+class SourceStep(StepViews):
+    """One step of a source: its ``(epoch, step)``, its views -- a :class:`~lplabel.views.StepViews`,
+    so the six view fields are declared and coerced to the store's dtypes in one place -- and its
+    ``label`` block (see :mod:`lplabel.recode`). Positional order as before:
+    ``SourceStep(epoch, step, image, crop, flip, mix_partner, mix_lambda, mix_box, label)``; a
+    ``mix_lambda`` of None means no mixing (NaN), as the writer reads it."""
+
     epoch: int
     step: int
-    image: np.ndarray
-    crop: np.ndarray
-    flip: np.ndarray
-    mix_partner: np.ndarray
-    mix_lambda: float
-    mix_box: np.ndarray
     label: dict
+
+    def __init__(self, epoch, step, image, crop, flip, mix_partner, mix_lambda, mix_box, label):
+        self.epoch, self.step, self.label = int(epoch), int(step), label
+        super().__init__(image, crop, flip, mix_partner, math.nan if mix_lambda is None else mix_lambda, mix_box)

@@ -4,11 +4,16 @@ from __future__ import annotations
 import numpy as np
 
 
-def realistic_logits(rng: np.random.Generator, n: int, c: int, classes=None) -> np.ndarray:
-    """Logits shaped like a trained teacher's: one or a few dominant classes over a noisy floor."""
-    z = rng.normal(0.0, 1.5, size=(n, c)).astype(np.float32)
+def realistic_logits(rng: np.random.Generator, n: int, c: int, classes=None, *, spread: float = 1.5,
+                     margin=(4.0, 10.0)) -> np.ndarray:
+    """Logits shaped like a trained teacher's: one or a few dominant classes over a noisy floor.
+
+    The one owner of synthetic teacher logits: ``n`` rows of ``c`` normal(0, ``spread``) logits, the
+    row's class (random, or ``classes`` mod ``c``) raised by uniform(``margin``). The legacy-directory
+    writers (:func:`lplabel.interop.synth.realistic_logits`) call it with their own spread and margin."""
+    z = rng.normal(0.0, spread, size=(n, c)).astype(np.float32)
     target = rng.integers(0, c, size=n) if classes is None else np.asarray(classes) % c
-    z[np.arange(n), target] += rng.uniform(4.0, 10.0, size=n).astype(np.float32)
+    z[np.arange(n), target] += rng.uniform(*margin, size=n).astype(np.float32)
     return z
 
 

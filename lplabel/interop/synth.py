@@ -21,12 +21,13 @@ LogitsFn = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
 def realistic_logits(num_classes: int, spread: float = 1.5) -> LogitsFn:
-    """Logits shaped like a trained teacher's: each image has a class with a margin over a noisy floor."""
+    """A teacher for the legacy writers: ``fn(ids, rng)`` gives :func:`lplabel.testing.realistic_logits`
+    for images ``ids``, each image's class ``ids * 7919 mod C`` raised by a margin of 3..9."""
+    from ..testing import realistic_logits as logits_of
+
     def fn(ids, rng):
         ids = np.asarray(ids)
-        z = rng.normal(0.0, spread, size=(len(ids), num_classes)).astype(np.float32)
-        z[np.arange(len(ids)), (ids * 7919) % num_classes] += rng.uniform(3.0, 9.0, len(ids)).astype(np.float32)
-        return z
+        return logits_of(rng, len(ids), num_classes, classes=ids * 7919, spread=spread, margin=(3.0, 9.0))
     return fn
 
 
