@@ -4,6 +4,10 @@ Every error says *which file*, *which part* and *what to do*, so the CLI can pri
 line instead of a traceback from deep inside h5py. Errors are picklable (they keep their
 constructor arguments), because DataLoader workers raise them in a child process and PyTorch
 re-raises them in the parent.
+
+The index of every error class (this module's and the ones defined next to their subsystem:
+``lplabel.recode``, ``lplabel.interop.errors``, ``lplabel.relabel.errors``, ...), with its module
+and the CLI's exit status, is ``docs/errors.md`` (checked against the code by the tests).
 """
 from __future__ import annotations
 

@@ -43,3 +43,44 @@ def test_synthetic_logits_have_one_generator():
     a = teacher(100, spread=2.0)(ids, np.random.default_rng(1))
     b = realistic_logits(np.random.default_rng(1), 4, 100, classes=ids * 7919, spread=2.0, margin=(3.0, 9.0))
     assert a.dtype == np.float32 and np.array_equal(a, b)
+
+
+def test_error_index_lists_every_error_class():
+    """docs/errors.md lists every exception and warning class lplabel defines, under the module that
+    defines it, with its bases and the CLI's exit status (2 for every LplabelError)."""
+    import importlib
+    import inspect
+    import pkgutil
+    import re
+    from pathlib import Path
+
+    import lplabel
+    from lplabel.errors import LplabelError
+
+    found, unimportable = {}, set()
+    for m in pkgutil.walk_packages(lplabel.__path__, "lplabel."):
+        if m.name.endswith("__main__"):  # runs the CLI
+            continue
+        try:
+            mod = importlib.import_module(m.name)
+        except ModuleNotFoundError as e:  # an optional package missing here: its rows cannot be checked
+            assert not (e.name or "").startswith("lplabel"), e
+            unimportable.add(m.name)
+            continue
+        for obj in vars(mod).values():
+            if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == mod.__name__:
+                found[(mod.__name__, obj.__qualname__)] = obj
+    rows, module = {}, None
+    for line in (Path(__file__).resolve().parents[1] / "docs" / "errors.md").read_text().splitlines():
+        head = re.match(r"### `([\w.]+)`$", line)
+        if head:
+            module = head.group(1)
+        row = re.match(r"\| `(\w+)` \| (.+?) \| (.+?) \| .+ \|$", line)
+        if row:
+            rows[(module, row.group(1))] = (row.group(2), row.group(3))
+    assert {k for k in rows if k[0] not in unimportable} == set(found)
+    for key, cls in found.items():
+        bases, exit_status = rows[key]
+        assert bases == ", ".join(f"`{b.__name__}`" for b in cls.__bases__), key
+        assert (exit_status == "2") == issubclass(cls, LplabelError), key
+    assert sum(issubclass(c, LplabelError) for c in found.values()) >= 49
