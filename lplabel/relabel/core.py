@@ -35,7 +35,7 @@ from ..threads import ThreadPlan, load_average, plan_threads, torch_threads
 from ..images import ImageSet, image_index
 from ..memory_format import network_input, use_channels_last
 from ..replay import ImageBank, render_step, render_views
-from ..store import LabelStore, StoreWriter, store_info
+from ..store import LabelColumn, LabelStore, StoreLayout, StoreWriter, ViewColumns, store_info
 from ..views import AugmentPolicy, StepViews, plan_steps, steps_per_epoch as _steps_per_epoch
 from ..schedule import default_steps_per_chunk
 from .distributed import DistContext
@@ -598,9 +598,9 @@ def _compute(report: RelabelReport, job: _Job, todo, renderer: _Renderer, runner
 
     def open_part(j):
         return StoreWriter(job.wd.part_path(j), num_classes=num_classes, images=job.index, batch_size=B, epochs=E,
-                           steps_per_epoch=spe, drop_last=drop_last, label_codecs=job.pcodecs, label_input=pinput,
-                           augmentation=policy.to_json(), teacher=job.teacher_hdr, seed=seed, selection=job.selection,
-                           steps_per_chunk=1, overwrite=True, derived_views=derived)
+                           steps_per_epoch=spe, drop_last=drop_last, labels=LabelColumn(job.pcodecs, pinput),
+                           views=ViewColumns(derived=derived), augmentation=policy.to_json(), teacher=job.teacher_hdr,
+                           seed=seed, selection=job.selection, layout=StoreLayout(steps_per_chunk=1), overwrite=True)
 
     writer = WriterThread(open_part, {j: len(v) for j, v in part_steps.items()}, label_input=pinput,
                           maxsize=job.cfg.process.queue_size, on_step=bar.update)
