@@ -281,7 +281,8 @@ def main(argv=None):
     if args.threads_study:
         return threads_study(args, argv)
 
-    from lplabel.relabel import run_relabel
+    from lplabel.relabel import (LabelsConfig, OutputConfig, ProcessConfig, RelabelConfig, TeacherConfig,
+                                 ViewsPolicy, run_relabel)
 
     device = torch.device(args.device)
     src = args.source_size or args.size
@@ -316,9 +317,12 @@ def main(argv=None):
             out = tmp / "labels.lpl"
             timed = TimedTeacher(teacher, skip_first=True) if device.type == "cpu" else None
             t0 = time.perf_counter()
-            rep = run_relabel(images, timed or teacher, out, epochs=args.epochs, batch_size=args.batch_size, size=args.size,
-                              mix="cutmix", seed=0, device=device, amp=args.amp, amp_dtype=args.amp_dtype,
-                              topk=args.topk, values="fp16", force=True, fresh=True, progress=False)
+            config = RelabelConfig(views=ViewsPolicy(epochs=args.epochs, batch_size=args.batch_size, size=args.size,
+                                               mix="cutmix", seed=0),
+                                   teacher=TeacherConfig(device=device, amp=args.amp, amp_dtype=args.amp_dtype),
+                                   labels=LabelsConfig(topk=args.topk, values="fp16"),
+                                   output=OutputConfig(force=True, fresh=True), process=ProcessConfig(progress=False))
+            rep = run_relabel(images, timed or teacher, out, config)
             e2e = time.perf_counter() - t0
             lp_views = rep.views_computed
             lps.append(rep.views_per_second)
@@ -420,7 +424,8 @@ def _busy_loops(n: int) -> list:
 def threads_study(args, argv=None):
     """See the module doc (``--threads-study``)."""
 
-    from lplabel.relabel import run_relabel
+    from lplabel.relabel import (LabelsConfig, OutputConfig, ProcessConfig, RelabelConfig, TeacherConfig,
+                                 ViewsPolicy, run_relabel)
     from lplabel.threads import available_cores, busy_cpus
 
     default_threads = torch.get_num_threads()  # torch's own choice in this process (one per core)
@@ -443,10 +448,13 @@ def threads_study(args, argv=None):
             for r in range(args.rounds):
                 for label, t in settings:
                     busy_seen[cond].append(busy_cpus())
-                    rep = run_relabel(images, teacher, tmp / "t.lpl", epochs=args.epochs, batch_size=args.batch_size,
-                                      size=args.size, mix="cutmix", seed=0, device="cpu", topk=args.topk,
-                                      values="fp16", force=True, fresh=True, progress=False, teacher_check=False,
-                                      threads=t)
+                    config = RelabelConfig(views=ViewsPolicy(epochs=args.epochs, batch_size=args.batch_size,
+                                                       size=args.size, mix="cutmix", seed=0),
+                                           teacher=TeacherConfig(device="cpu", check=False),
+                                           labels=LabelsConfig(topk=args.topk, values="fp16"),
+                                           output=OutputConfig(force=True, fresh=True),
+                                           process=ProcessConfig(progress=False, threads=t))
+                    rep = run_relabel(images, teacher, tmp / "t.lpl", config)
                     results.setdefault((cond, label), []).append(
                         (rep.views_per_second, rep.teacher_views_per_second, rep.threads.main))
                     print(f"[{cond}, round {r + 1}] {label}: {rep.views_per_second:,.0f} views/s, pure forward "

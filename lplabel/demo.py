@@ -7,6 +7,7 @@ harness (`lplabel bench accuracy`) is the full experiment.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from pathlib import Path
 def run_demo(output, *, epochs: int = 20, force: bool = False, echo=print) -> dict:
     from .store.info import ratio_phrase
     from .datasets import load_dataset, select_per_class
-    from .relabel import relabel
+    from .relabel import (LabelsConfig, OutputConfig, ProcessConfig, RelabelConfig, TeacherConfig, ViewsPolicy,
+                          relabel)
     from .store import store_info, verify_store
     from .teachers import evaluate, train_teacher
 
@@ -29,10 +31,12 @@ def run_demo(output, *, epochs: int = 20, force: bool = False, echo=print) -> di
     echo(f"[2/4] relabelling {len(distilled)} distilled images x {epochs} epochs (crops, flips, CutMix) ...")
     dense = out
     topk = out.with_name(out.stem + "-top2-int8" + out.suffix)
-    common = dict(epochs=epochs, batch_size=25, seed=0, mix="cutmix", crop_scale=(0.5, 1.0), device="cpu",
-                  force=force, progress=False)
-    relabel(distilled, teacher, dense, **common)
-    relabel(distilled, teacher, topk, topk=2, values="int8", tail="logsumexp", **common)
+    config = RelabelConfig(views=ViewsPolicy(epochs=epochs, batch_size=25, seed=0, mix="cutmix", crop_scale=(0.5, 1.0)),
+                           teacher=TeacherConfig(device="cpu"), output=OutputConfig(force=force),
+                           process=ProcessConfig(progress=False))
+    relabel(distilled, teacher, dense, config)
+    relabel(distilled, teacher, topk,
+            dataclasses.replace(config, labels=LabelsConfig(topk=2, values="int8", tail="logsumexp")))
     results = {}
     for i, path in enumerate((dense, topk), start=3):
         echo(f"[{i}/4] {path}")

@@ -125,7 +125,8 @@ def relabel_cmd(images, out, teachers, checkpoints, normalize, random_weights, s
     """
     from pathlib import Path
 
-    from ..relabel import load_images, load_teachers, run_relabel
+    from ..relabel import (LabelsConfig, OutputConfig, ProcessConfig, Pruning, RelabelConfig, TeacherConfig,
+                           ViewsPolicy, load_images, load_teachers, run_relabel)
 
     import warnings
 
@@ -135,16 +136,19 @@ def relabel_cmd(images, out, teachers, checkpoints, normalize, random_weights, s
     iset = load_images(images, ipc=ipc, ipc_seed=ipc_seed, split=split, data_root=data_root)
     model, desc = load_teachers(teachers, checkpoints, normalize=None if normalize == "auto" else normalize,
                                 random_weights=random_weights)
-    run_relabel(iset, model, Path(out), epochs=epochs, batch_size=batch_size, size=size, crop_scale=crop_scale,
-                crop_ratio=crop_ratio, flip_p=flip_p, mix=mix, mix_alpha=mix_alpha, seed=seed, drop_last=drop_last,
-                device=device, amp=amp, amp_dtype=amp_dtype, channels_last=channels_last, keep=keep,
-                keep_seed=keep_seed, keep_unit=keep_unit, keep_metric=keep_metric, reuse=reuse,
-                topk=topk or None, values=values, index_type=index_type,
-                tail=tail, index_coding=index_coding, zstd_level=zstd_level, steps_per_chunk=steps_per_chunk,
-                class_map=class_map, teacher_description=desc, force=force, fresh=fresh, work_dir=work_dir,
-                steps_per_part=part_steps, rank=rank, world_size=world_size, merge=merge, progress=progress,
-                views="stored" if store_views else "derived", threads="auto" if threads is None else threads,
-                log=_echo)
+    config = RelabelConfig(
+        views=ViewsPolicy(epochs=epochs, batch_size=batch_size, size=size, crop_scale=crop_scale, crop_ratio=crop_ratio,
+                          flip_p=flip_p, mix=mix, mix_alpha=mix_alpha, seed=seed, drop_last=drop_last),
+        pruning=Pruning(keep=keep, keep_seed=keep_seed, keep_unit=keep_unit, keep_metric=keep_metric, reuse=reuse),
+        teacher=TeacherConfig(device=device, amp=amp, amp_dtype=amp_dtype, channels_last=channels_last,
+                              class_map=class_map, description=desc),
+        labels=LabelsConfig(topk=topk or None, values=values, index_type=index_type, tail=tail,
+                            index_coding=index_coding, zstd_level=zstd_level),
+        output=OutputConfig(force=force, fresh=fresh, work_dir=work_dir, steps_per_part=part_steps, merge=merge,
+                            views="stored" if store_views else "derived", steps_per_chunk=steps_per_chunk),
+        process=ProcessConfig(rank=rank, world_size=world_size, threads="auto" if threads is None else threads,
+                              progress=progress))
+    run_relabel(iset, model, Path(out), config, log=_echo)
 
 
 @click.command("merge")

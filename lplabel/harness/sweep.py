@@ -480,7 +480,8 @@ class Bench:
 
     # 4 ---------------------------------------------------------------------------------------
     def relabel(self):
-        from ..relabel import run_relabel
+        from ..relabel import (LabelsConfig, OutputConfig, ProcessConfig, RelabelConfig, TeacherConfig,
+                               ViewsPolicy, run_relabel)
         from ..teachers import teacher_checksum
 
         r = self.r
@@ -500,13 +501,15 @@ class Bench:
             self.echo("      (cached)")
         else:
             show = sys.stderr.isatty() if self.progress is None else bool(self.progress)
-            rep = run_relabel(self.distilled, self.teacher, path, epochs=rl["epochs"], batch_size=rl["batch_size"],
-                              crop_scale=tuple(rl["crop_scale"]), mix=rl["mix"], seed=r.config.seed, device=r.device,
-                              amp=bool(rl.get("amp", False)) and r.device.startswith("cuda"),
-                              label_codecs=full.label_codecs(r.num_classes), steps_per_chunk=spc, force=True,
-                              teacher_description=self.facts["teacher"]["description"],
-                              teacher_checksum=teacher_checksum(self.teacher), progress=show,
-                              log=lambda s: self.echo("      " + s))
+            config = RelabelConfig(
+                views=ViewsPolicy(epochs=rl["epochs"], batch_size=rl["batch_size"], crop_scale=tuple(rl["crop_scale"]),
+                                  mix=rl["mix"], seed=r.config.seed),
+                teacher=TeacherConfig(device=r.device, amp=bool(rl.get("amp", False)) and r.device.startswith("cuda"),
+                                      description=self.facts["teacher"]["description"],
+                                      checksum=teacher_checksum(self.teacher)),
+                labels=LabelsConfig(codecs=full.label_codecs(r.num_classes)),
+                output=OutputConfig(force=True, steps_per_chunk=spc), process=ProcessConfig(progress=show))
+            rep = run_relabel(self.distilled, self.teacher, path, config, log=lambda s: self.echo("      " + s))
             meta = {"key": key, "views": rep.views_computed, "views_per_second": rep.views_per_second,
                     "compute_seconds": rep.compute_seconds}
             _write_json(meta_p, meta)

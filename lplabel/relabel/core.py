@@ -35,17 +35,17 @@ from ..threads import ThreadPlan, load_average, plan_threads, torch_threads
 from ..images import ImageSet, image_index
 from ..memory_format import network_input, use_channels_last
 from ..replay import ImageBank, render_step, render_views
-from ..store import LabelStore, StoreWriter, store_info
+from ..store import LabelColumn, LabelStore, StoreLayout, StoreWriter, ViewColumns, store_info
 from ..views import AugmentPolicy, StepViews, plan_steps, steps_per_epoch as _steps_per_epoch
 from ..schedule import default_steps_per_chunk
 from .distributed import DistContext
 from .errors import (DistributedError, ImageInputError, OutputExistsError, RelabelError, TeacherOutputError,
                      WorkDirError)
 from .check import AccuracyCheck, ViewAccuracy, known_classes, sample_check
+from .config import RelabelConfig
 from .inputs import check_images
-from .labels import build_label_chain, label_spec, part_chain
-from .plan import (default_steps_per_part, make_plan, num_parts, owned_parts, part_ids, rle_encode,
-                   split_ids)
+from .labels import label_spec, part_chain
+from .plan import default_steps_per_part, num_parts, owned_parts, part_ids, rle_encode, split_ids
 from .teacher_io import amp_settings, describe_teacher, load_class_map, prepare_teacher, resolve_device
 from .workdir import MANIFEST_KIND, MANIFEST_VERSION, WorkDir, default_work_dir
 from .writer_thread import WriterThread
@@ -194,66 +194,45 @@ class _Teacher:
         return int(z.shape[1])
 
 
-def relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out, **kwargs) -> Path:
+def relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out, config: RelabelConfig | None = None,
+            **kwargs) -> Path:
     """Label seeded augmented views of ``images`` with ``teacher`` and write the store ``out``.
 
     Returns the path of the store (or, for a shard process whose merge is left to another
-    process, the work directory). Keyword arguments: see :func:`run_relabel`.
+    process, the work directory). Arguments: see :func:`run_relabel`.
     """
-    return run_relabel(images, teacher, out, **kwargs).path
+    return run_relabel(images, teacher, out, config, **kwargs).path
 
 
-def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out, *,
-                epochs: int = 300, batch_size: int = 128, size: int | None = None,
-                crop_scale=(0.08, 1.0), crop_ratio=(3.0 / 4.0, 4.0 / 3.0), flip_p: float | None = None,
-                mix: str = "cutmix", mix_alpha: float | None = None, seed: int = 0, drop_last: bool = False,
-                device="auto", amp: bool = False, amp_dtype: str = "auto", channels_last: bool | None = None,
-                keep: float | None = None, keep_seed: int | None = None, reuse: str = "lpld",
-                keep_unit: str = "step", keep_metric: str = "random",
-                topk: int | None = None, values: str = "fp16", index_type: str = "uint16", tail: str = "none",
-                index_coding: str | None = None,
-                zstd_level: int = 3, label_codecs=None, steps_per_chunk: int | None = None, class_map=None,
-                teacher_description: str | None = None, teacher_checksum: str | None = None,
-                force: bool = False, fresh: bool = False, work_dir=None, steps_per_part: int | None = None,
-                rank: int | None = None, world_size: int | None = None, merge: bool = True,
-                bank_device=None, queue_size: int = 8, progress: bool | None = None,
-                views: str = "derived", threads: int | str | None = None, teacher_check: bool = True,
-                log: Callable[[str], None] | None = None) -> RelabelReport:
-    """Relabel: see the module doc. Arguments:
+def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out, config: RelabelConfig | None = None,
+                *, log: Callable[[str], None] | None = None, **kwargs) -> RelabelReport:
+    """Relabel (see the module doc) ``images`` with ``teacher`` into the store ``out``, as ``config``
+    says (a :class:`~lplabel.relabel.config.RelabelConfig`; None: the defaults). ``log`` is called
+    with the summary lines.
 
-    Views: ``epochs``, ``batch_size`` (B), ``size`` (output side S; default the images' side when
-    they are all square and equal), ``crop_scale``, ``crop_ratio``, ``flip_p`` (default 0.5, or 0
-    when ``images.meta["hflip"]`` is false), ``mix`` (``cutmix``/``mixup``/``none``),
-    ``mix_alpha``, ``seed``, ``drop_last``.
-    Teacher: ``teacher`` (a module taking float32 NCHW RGB pixels in 0..255 -- not 0..1, not
-    normalised: wrap it in :class:`lplabel.models.Normalized` if it expects that -- or a list =
-    ensemble of mean logits), ``device`` (``cpu``/``cuda``/``auto``), ``amp`` + ``amp_dtype`` (autocast),
-    ``channels_last`` (CUDA only, default on; the CPU always runs plain NCHW, docs/cpu.md),
-    ``class_map`` (None: the teacher's width must equal the number of classes; ``"in1k"``, a file,
-    or a list of ints: store ``logits[:, class_map]``),
-    ``teacher_description`` / ``teacher_checksum`` (header; default: class name / weight hash).
-    Pruning (:func:`lplabel.selection.select_steps`): ``keep`` (fraction of steps, or of epochs
-    with ``keep_unit="epoch"``, computed and stored), ``keep_metric`` (``random`` or ``order``),
-    ``keep_seed`` (default ``seed``), ``reuse`` (recorded for training: ``lpld`` or ``lpqld``).
-    Labels: ``topk`` (None = dense), ``values`` (fp32/fp16/bf16/int8/int4), ``index_type``, ``tail``,
-    ``index_coding``, ``zstd_level`` (see :func:`lplabel.relabel.labels.build_label_chain`), or a full
-    ``label_codecs`` chain; ``steps_per_chunk`` (None: :func:`lplabel.schedule.default_steps_per_chunk`).
-    Output and resuming: ``force`` (replace ``out``), ``fresh`` (discard an unfinished run's work
-    directory), ``work_dir`` (default ``OUT.partial``), ``steps_per_part`` (checkpoint interval;
-    default about 32k views; a resumed run keeps the original value), ``merge`` (merge at the end).
-    Distribution: ``rank``/``world_size`` for hand-started shards (default: torchrun's environment).
-    Performance: ``bank_device`` (None: on the device when it fits, else ``"stream"``: each step's
-    images are uploaded; ``"cpu"`` with a CUDA device also streams), ``queue_size`` (steps in
-    flight to the writer). ``views``: ``"derived"`` (default: the store holds no view payload; readers
-    regenerate the views from the header and ``images/size``, spec/FORMAT.md §1.4) or ``"stored"``
-    (the view columns are stored). ``progress``: None (default) or True: a bar on a terminal, a plain
-    line every minute otherwise (:mod:`lplabel.progress`); False: nothing. ``log``: called with summary lines.
-    ``threads``: torch threads of this process while it relabels (:func:`lplabel.threads.plan_threads`):
-    an int, ``"auto"`` (the cores that other processes and ``LOCAL_WORLD_SIZE`` leave; the CLI's
-    default), or None (keep the process's setting; the Python default). ``teacher_check``: print the
-    teacher's top-1 on the images' own classes on a sample before and on the views after the run, and
-    warn (:class:`~lplabel.relabel.check.TeacherAccuracyWarning`) near chance (:mod:`~lplabel.relabel.check`).
+    ``teacher``: a module taking float32 NCHW RGB pixels in 0..255 -- not 0..1, not normalised:
+    wrap it in :class:`lplabel.models.Normalized` if it expects that -- or a list = ensemble of
+    mean logits.
+
+    The config's parts: :class:`~lplabel.relabel.config.ViewsPolicy` (epochs, batch size, crops,
+    flips, mixing, seed), :class:`~lplabel.relabel.config.Pruning` (which steps are computed),
+    :class:`~lplabel.relabel.config.TeacherConfig` (device, precision, class map, header facts,
+    accuracy check), :class:`~lplabel.relabel.config.LabelsConfig` (top-k, values, codec chain),
+    :class:`~lplabel.relabel.config.OutputConfig` (force, resuming, parts, merge, view columns,
+    chunking), :class:`~lplabel.relabel.config.ProcessConfig` (shard, threads, image bank, writer
+    queue, progress). Each documents its fields.
+
+    For one release the former keyword arguments (``epochs=``, ``topk=``, ``force=``, ... --
+    every field name of the parts, with ``teacher_description``, ``teacher_checksum``,
+    ``teacher_check`` and ``label_codecs`` for the renamed ones) are accepted instead of
+    ``config`` (:meth:`RelabelConfig.from_kwargs <lplabel.relabel.config.RelabelConfig.from_kwargs>`).
     """
+    if config is None:
+        config = RelabelConfig.from_kwargs(**kwargs)
+    elif kwargs:
+        raise TypeError(f"run_relabel() takes a RelabelConfig or keyword options, not both (got {sorted(kwargs)})")
+    elif not isinstance(config, RelabelConfig):
+        raise TypeError(f"run_relabel() config must be a RelabelConfig, got {type(config).__name__}")
     t_begin = time.perf_counter()
     say = log or (lambda s: None)
     images = check_images(images)
@@ -262,26 +241,17 @@ def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out,
         from ..teachers import Ensemble
 
         teacher = Ensemble(list(teacher))
-    dev = resolve_device(device)
-    dist = DistContext.detect(rank, world_size, dev.type)
+    dev = resolve_device(config.teacher.device)
+    dist = DistContext.detect(config.process.rank, config.process.world_size, dev.type)
     try:
-        plan = plan_threads(threads)
+        plan = plan_threads(config.process.threads)
     except ValueError as e:
         raise RelabelError(str(e), hint="give --threads a positive number") from None
     try:
         if dist.group and dev.type == "cuda" and dev.index is None:
             dev = torch.device("cuda", dist.local_rank)
         with torch_threads(plan.main):
-            return _run(images, teacher, out, dist, dev, say, t_begin, plan, locals_=dict(
-            epochs=epochs, batch_size=batch_size, size=size, crop_scale=crop_scale, crop_ratio=crop_ratio,
-            flip_p=flip_p, mix=mix, mix_alpha=mix_alpha, seed=seed, drop_last=drop_last, amp=amp,
-            amp_dtype=amp_dtype, channels_last=channels_last, keep=keep, keep_seed=keep_seed, reuse=reuse,
-            keep_unit=keep_unit, keep_metric=keep_metric,
-            topk=topk, values=values, index_type=index_type, tail=tail, index_coding=index_coding, zstd_level=zstd_level,
-            label_codecs=label_codecs, steps_per_chunk=steps_per_chunk, class_map=class_map,
-            teacher_description=teacher_description, teacher_checksum=teacher_checksum, force=force, fresh=fresh,
-            work_dir=work_dir, steps_per_part=steps_per_part, merge=merge, bank_device=bank_device,
-            queue_size=queue_size, progress=progress, views=views, teacher_check=teacher_check))
+            return _run(images, teacher, out, config, _Env(dist, dev, say, t_begin, plan))
     finally:
         dist.close()
 
@@ -311,46 +281,115 @@ def _collective(dist: DistContext, fn, *args):
     return res[1]
 
 
-def _run(images, teacher, out, dist, dev, say, t_begin, plan, locals_):
-    a = locals_
-    B = int(a["batch_size"])
-    E = int(a["epochs"])
-    if E < 1 or not 1 <= B <= 32767:
-        raise RelabelError(f"epochs must be >= 1 and batch size in [1, 32767]; got {E} and {B}")
-    N = len(images)
-    sizes = images.sizes()
-    size = a["size"]
-    if size is None:
-        uniq = np.unique(sizes, axis=0)
-        if len(uniq) != 1 or uniq[0, 0] != uniq[0, 1]:
-            raise RelabelError("images are not all square and of one size: give the output side (--size)")
-        size = int(uniq[0, 0])
-    flip_p = a["flip_p"]
-    if flip_p is None:
-        flip_p = 0.5 if (getattr(images, "meta", {}) or {}).get("hflip", True) else 0.0
-    try:
-        policy = AugmentPolicy(output_size=int(size), crop_scale=tuple(a["crop_scale"]),
-                               crop_ratio=tuple(a["crop_ratio"]), flip_p=flip_p, mix=a["mix"],
-                               mix_alpha=a["mix_alpha"])
-    except ValueError as e:
-        raise RelabelError(f"invalid augmentation: {e}") from None
-    seed = int(a["seed"])
-    if not 0 <= seed < 2**32:
-        raise RelabelError(f"seed must be in [0, 2**32), got {seed}")
-    drop_last = bool(a["drop_last"])
-    spe = _steps_per_epoch(N, B, drop_last)
+@dataclass
+class _Env:
+    """Where this process runs: its shard, device, log, start time and thread plan."""
+
+    dist: DistContext
+    dev: torch.device
+    say: Callable[[str], None]
+    t_begin: float
+    threads: ThreadPlan
+
+
+@dataclass
+class _Job:
+    """What a run resolved from its config, images and teacher: the facts its steps share."""
+
+    cfg: RelabelConfig
+    out: Path
+    policy: AugmentPolicy
+    sizes: np.ndarray
+    N: int
+    spe: int
+    num_classes: int
+    codecs: list
+    label_input: object
+    device_topk: int | None
+    pcodecs: list
+    pinput: object
+    pmode: str
+    teacher_hdr: dict
+    ids: np.ndarray
+    selection: dict | None
+    spc: int
+    index: object
+    wd: WorkDir
+    K: int
+    P: int
+
+    @property
+    def B(self) -> int:
+        return self.cfg.views.batch_size
+
+    @property
+    def E(self) -> int:
+        return self.cfg.views.epochs
+
+    @property
+    def seed(self) -> int:
+        return self.cfg.views.seed
+
+    @property
+    def drop_last(self) -> bool:
+        return self.cfg.views.drop_last
+
+    def manifest(self) -> dict:
+        """The work directory's manifest (what a resumed run must match, see :mod:`.workdir`)."""
+        li = self.label_input
+        return {
+            "kind": MANIFEST_KIND, "version": MANIFEST_VERSION, "output": self.out.name,
+            "config": {"images": self.index.header_entry(), "num_classes": self.num_classes, "batch_size": self.B,
+                       "epochs": self.E, "steps_per_epoch": self.spe, "drop_last": self.drop_last,
+                       "augmentation": self.policy.to_json(), "teacher": self.teacher_hdr, "seed": self.seed},
+            "plan": {"steps": rle_encode(self.ids), "num_steps": int(len(self.ids)), "steps_per_part": self.K,
+                     "num_parts": self.P, "selection": self.selection},
+            "final": {"label_codecs": Pipeline(self.codecs, label_spec(li, self.num_classes)).to_json(),
+                      "label_input": li if li == "logits" else list(li),
+                      "part_mode": self.pmode, "steps_per_chunk": self.spc, "views": self.cfg.output.views},
+        }
+
+
+def _run(images, teacher, out, cfg: RelabelConfig, env: _Env) -> RelabelReport:
+    """The run, step by step: views, output check, teacher probe, plan, work directory, the
+    parts of this process, the view check, the merge."""
+    dist, say = env.dist, env.say
+    policy = cfg.views.augment_policy(images)
+    N, B = len(images), cfg.views.batch_size
+    spe = _steps_per_epoch(N, B, cfg.views.drop_last)
     if spe < 1:
         raise RelabelError(f"{N} images make no full step of {B} with drop_last", hint="lower --batch-size")
-    if a["views"] not in ("derived", "stored"):
-        raise RelabelError(f"views must be 'derived' or 'stored', got {a['views']!r}")
-    _check_output(out, a["force"])
+    _check_output(out, cfg.output.force)
+    t = cfg.teacher
+    runner = _Teacher(teacher, env.dev, t.amp, t.amp_dtype, use_channels_last(env.dev, t.channels_last))
+    num_classes, cmap_desc = _probe_classes(images, runner, policy, cfg, env.dev)
+    job = _plan_job(images, teacher, runner, out, cfg, policy, spe, num_classes, cmap_desc)
 
-    channels_last = use_channels_last(dev, a["channels_last"])
-    runner = _Teacher(teacher, dev, a["amp"], a["amp_dtype"], channels_last)
-    renderer = None
+    classes, before = _check_before(images, job, runner, env)
+    created = cfg.output.fresh or not job.wd.exists()  # the work directory holds only what this run writes
+    _collective(dist, lambda: job.wd.prepare(job.manifest(), fresh=cfg.output.fresh))
+    if job.wd.replaced and dist.is_main:
+        say(f"{job.wd.path}: replaced an unfinished run's work directory that held no finished part "
+            "(it used other settings)")
+    todo, resumed = _parts_to_compute(job, dist, say)
+    report = RelabelReport(path=out, merged=False, work_dir=job.wd.path, rank=dist.rank, world_size=dist.world_size,
+                           steps_planned=int(len(job.ids)), parts_total=job.P, parts_resumed=resumed,
+                           device=str(env.dev), precision=runner.precision, threads=env.threads,
+                           sample_check=before)
+    accuracy = ViewAccuracy(classes, num_classes, env.dev, policy, images) if classes is not None else None
+    _compute_share(report, job, todo, images, runner, accuracy, env, created)
+    if accuracy is not None:  # only for a run that computed all its views
+        report.view_check = accuracy.result()
+        if report.view_check is not None and dist.is_main:
+            report.view_check.report(say)
+    return _merge_parts(report, job, env)
 
-    # -- probe the teacher on two views of step 0: output shape, width, classes -------------
-    first = next(plan_steps(seed, [(0, 0)], sizes, B, policy, drop_last))[2]
+
+def _probe_classes(images, runner: "_Teacher", policy: AugmentPolicy, cfg: RelabelConfig, dev) -> tuple:
+    """Probe the teacher on two views of step 0 (output shape, width), then settle the number of
+    classes with the class map and the images' classes: (num_classes, class map description)."""
+    v = cfg.views
+    first = next(plan_steps(v.seed, [(0, 0)], images.sizes(), v.batch_size, policy, v.drop_last))[2]
     m = min(2, len(first))
     probe_views = StepViews(image=first.image[:m], crop=first.crop[:m], flip=first.flip[:m],
                             mix_partner=np.full(m, -1), mix_lambda=math.nan, mix_box=np.zeros(4))
@@ -363,7 +402,7 @@ def _run(images, teacher, out, dist, dev, say, t_begin, plan, locals_):
         width = runner.probe(render_views(probe_bank, probe_views, policy))
     del probe_bank
     n_img_classes = _num_classes_of(images)
-    cmap, cmap_desc = load_class_map(a["class_map"], images, width)
+    cmap, cmap_desc = load_class_map(cfg.teacher.class_map, images, width)
     if cmap is not None:
         if n_img_classes is not None and len(cmap) != n_img_classes:
             raise TeacherOutputError(f"the class map has {len(cmap)} entries, the image set {n_img_classes} classes")
@@ -381,67 +420,70 @@ def _run(images, teacher, out, dist, dev, say, t_begin, plan, locals_):
     if len(images.classes) and images.classes.max() >= num_classes:
         raise ImageInputError(f"image classes go up to {int(images.classes.max())} but labels have {num_classes} "
                               "classes")
+    return num_classes, cmap_desc
 
-    # -- labels, header facts, plan ---------------------------------------------------------
-    codecs, label_input, device_topk = build_label_chain(
-        num_classes, topk=a["topk"], values=a["values"], index_type=a["index_type"], tail=a["tail"],
-        index_coding=a["index_coding"], zstd_level=a["zstd_level"], label_codecs=a["label_codecs"])
+
+def _plan_job(images, teacher, runner: "_Teacher", out: Path, cfg: RelabelConfig, policy: AugmentPolicy, spe: int,
+              num_classes: int, cmap_desc) -> _Job:
+    """Labels, header facts and the plan: the label chain and what the parts store, the steps
+    computed, the chunking, the work directory and its parts."""
+    codecs, label_input, device_topk = cfg.labels.chain(num_classes)
     pcodecs, pinput, pmode = part_chain(codecs, label_input)
-    teacher_hdr = describe_teacher(teacher, a["teacher_description"], a["teacher_checksum"], runner.precision,
+    teacher_hdr = describe_teacher(teacher, cfg.teacher.description, cfg.teacher.checksum, runner.precision,
                                    cmap_desc)
-    keep_seed = seed if a["keep_seed"] is None else int(a["keep_seed"])
-    ids, selection = make_plan(E, spe, a["keep"], keep_seed, a["reuse"], a["keep_unit"], a["keep_metric"])
+    v = cfg.views
+    ids, selection = cfg.pruning.plan(v.epochs, spe, v.seed)
     # default: what training reads together from this store (8 in order, 1 for LPLD/LPQLD draws)
-    spc = default_steps_per_chunk(selection) if a["steps_per_chunk"] is None else int(a["steps_per_chunk"])
-    if spc < 1:
-        raise RelabelError("steps_per_chunk must be >= 1")
-    index = image_index(images)
-    wd = WorkDir(a["work_dir"] if a["work_dir"] is not None else default_work_dir(out))
-    K = a["steps_per_part"]
-    if K is None:
-        K = default_steps_per_part(B)
-        if wd.exists() and not a["fresh"]:
-            try:
-                K = int(wd.read_manifest()["plan"]["steps_per_part"])
-            except (WorkDirError, KeyError, TypeError, ValueError):
-                pass
-    K = int(K)
-    if K < 1:
-        raise RelabelError("steps_per_part must be >= 1")
-    P = num_parts(len(ids), K)
-    manifest = {
-        "kind": MANIFEST_KIND, "version": MANIFEST_VERSION, "output": out.name,
-        "config": {"images": index.header_entry(), "num_classes": num_classes, "batch_size": B, "epochs": E,
-                   "steps_per_epoch": spe, "drop_last": drop_last, "augmentation": policy.to_json(),
-                   "teacher": teacher_hdr, "seed": seed},
-        "plan": {"steps": rle_encode(ids), "num_steps": int(len(ids)), "steps_per_part": K, "num_parts": P,
-                 "selection": selection},
-        "final": {"label_codecs": Pipeline(codecs, label_spec(label_input, num_classes)).to_json(),
-                  "label_input": label_input if label_input == "logits" else list(label_input),
-                  "part_mode": pmode, "steps_per_chunk": spc, "views": a["views"]},
-    }
-    # -- does the teacher recognise the images? (before any work directory exists) -------------
-    classes = known_classes(images) if a["teacher_check"] else None
+    spc = cfg.output.steps_per_chunk
+    if spc is None:
+        spc = default_steps_per_chunk(selection)
+    wd = WorkDir(cfg.output.work_dir if cfg.output.work_dir is not None else default_work_dir(out))
+    K = _steps_per_part(cfg, wd)
+    return _Job(cfg=cfg, out=out, policy=policy, sizes=images.sizes(), N=len(images), spe=spe,
+                num_classes=num_classes, codecs=codecs, label_input=label_input, device_topk=device_topk,
+                pcodecs=pcodecs, pinput=pinput, pmode=pmode, teacher_hdr=teacher_hdr, ids=ids, selection=selection,
+                spc=spc, index=image_index(images), wd=wd, K=K, P=num_parts(len(ids), K))
+
+
+def _steps_per_part(cfg: RelabelConfig, wd: WorkDir) -> int:
+    """The checkpoint interval: as given; else what the unfinished run in ``wd`` used (a resumed
+    run keeps it); else about 32k views."""
+    if cfg.output.steps_per_part is not None:
+        return cfg.output.steps_per_part
+    if wd.exists() and not cfg.output.fresh:
+        try:
+            K = int(wd.read_manifest()["plan"]["steps_per_part"])
+        except (WorkDirError, KeyError, TypeError, ValueError):
+            K = 0
+        if K >= 1:
+            return K
+    return default_steps_per_part(cfg.views.batch_size)
+
+
+def _check_before(images, job: _Job, runner: "_Teacher", env: _Env) -> tuple:
+    """Does the teacher recognise the images? (before any work directory exists):
+    (the images' classes or None, the sample check or None)."""
+    check = job.cfg.teacher.check
+    classes = known_classes(images) if check else None
     before = None
     if classes is not None:
-        before = sample_check(images, classes, runner, policy, dev, num_classes)
-        if dist.is_main:
-            before.report(say)
-    elif a["teacher_check"] and dist.is_main:
-        say("teacher check: the images carry no classes, so the teacher's accuracy on them cannot be checked")
+        before = sample_check(images, classes, runner, job.policy, env.dev, job.num_classes)
+        if env.dist.is_main:
+            before.report(env.say)
+    elif check and env.dist.is_main:
+        env.say("teacher check: the images carry no classes, so the teacher's accuracy on them cannot be checked")
+    return classes, before
 
-    created = a["fresh"] or not wd.exists()  # the work directory holds only what this run writes
-    _collective(dist, lambda: wd.prepare(manifest, fresh=a["fresh"]))
-    if wd.replaced and dist.is_main:
-        say(f"{wd.path}: replaced an unfinished run's work directory that held no finished part "
-            "(it used other settings)")
 
-    # -- which parts this process computes ----------------------------------------------------
-    mine = owned_parts(P, dist.rank, dist.world_size)
+def _parts_to_compute(job: _Job, dist: DistContext, say) -> tuple:
+    """(parts this process computes, number of its parts resumed): a finished part that holds
+    exactly its planned steps is kept; any other is redone."""
+    wd = job.wd
+    mine = owned_parts(job.P, dist.rank, dist.world_size)
     finished = wd.finished_parts()
     todo, resumed = [], 0
     for j in mine:
-        if j in finished and _part_ok(wd.part_path(j), part_ids(ids, K, j), spe):
+        if j in finished and _part_ok(wd.part_path(j), part_ids(job.ids, job.K, j), job.spe):
             resumed += 1
         else:
             wd.part_path(j).unlink(missing_ok=True)
@@ -449,23 +491,24 @@ def _run(images, teacher, out, dist, dev, say, t_begin, plan, locals_):
     wd.clean_temps(mine)
     if resumed:
         say(f"resuming: {resumed} of {len(mine)} parts already done in {wd.path}")
+    return todo, resumed
 
-    report = RelabelReport(path=out, merged=False, work_dir=wd.path, rank=dist.rank, world_size=dist.world_size,
-                           steps_planned=int(len(ids)), parts_total=P, parts_resumed=resumed, device=str(dev),
-                           precision=runner.precision, threads=plan, sample_check=before)
-    accuracy = ViewAccuracy(classes, num_classes, dev, policy, images) if classes is not None else None
+
+def _compute_share(report: RelabelReport, job: _Job, todo, images, runner: "_Teacher", accuracy, env: _Env,
+                   created: bool) -> None:
+    """Compute this process's parts; on failure drop a work directory that holds nothing to
+    resume, and (in a process group) raise every rank's failure on every rank."""
+    dist = env.dist
     err = None
     try:
         if todo:
-            renderer = _Renderer(images, dev, policy, a["bank_device"])
-            _compute(report, todo, ids, K, spe, N, B, seed, sizes, policy, drop_last, renderer, runner,
-                     device_topk, num_classes, label_input, pcodecs, pinput, wd, index, teacher_hdr, selection,
-                     a, dist, accuracy)
+            renderer = _Renderer(images, env.dev, job.policy, job.cfg.process.bank_device)
+            _compute(report, job, todo, renderer, runner, dist, accuracy)
     except LplabelError as e:
         err = e
     except BaseException as e:
         if not dist.group or not isinstance(e, Exception):
-            _drop_if_empty(wd, created, dist)
+            _drop_if_empty(job.wd, created, dist)
             raise
         err = DistributedError(f"rank {dist.rank} failed: {_first_line(e)}")
     if dist.group:
@@ -475,31 +518,32 @@ def _run(images, teacher, out, dist, dev, say, t_begin, plan, locals_):
                 raise err
             raise DistributedError(f"another rank failed: {errs[0]}") from None
     elif err is not None:
-        _drop_if_empty(wd, created, dist)
+        _drop_if_empty(job.wd, created, dist)
         raise err
-    if accuracy is not None:  # only for a run that computed all its views
-        report.view_check = accuracy.result()
-        if report.view_check is not None and dist.is_main:
-            report.view_check.report(say)
 
-    # -- merge ----------------------------------------------------------------------------------
-    if not a["merge"]:
+
+def _merge_parts(report: RelabelReport, job: _Job, env: _Env) -> RelabelReport:
+    """Merge the work directory into the output (when asked, and when every part is there), then
+    print the summary."""
+    dist, say, out, wd, o = env.dist, env.say, job.out, job.wd, job.cfg.output
+    progress = job.cfg.process.progress
+    if not o.merge:
         report.path = wd.path
         say(f"parts written to {wd.path}; merge them with: lplabel merge {wd.path} -o {out}")
         return report
     t_merge = time.perf_counter()
     if dist.group:
-        _collective(dist, lambda: _merge_workdir(wd, out, a["force"], a["progress"], say))
+        _collective(dist, lambda: _merge_workdir(wd, out, o.force, progress, say))
         report.merged = True
     else:
         with wd.lock():
             if not wd.exists():  # another shard process merged already
                 report.merged = out.exists()
-            elif wd.finished_parts() >= set(range(P)):
-                _merge_workdir(wd, out, a["force"], a["progress"], say)
+            elif wd.finished_parts() >= set(range(job.P)):
+                _merge_workdir(wd, out, o.force, progress, say)
                 report.merged = True
             else:
-                missing = P - len(wd.finished_parts() & set(range(P)))
+                missing = job.P - len(wd.finished_parts() & set(range(job.P)))
                 say(f"rank {dist.rank}/{dist.world_size}: done; {missing} part(s) of other shards are missing. "
                     f"The last shard to finish merges; or run: lplabel merge {wd.path} -o {out}")
     report.merge_seconds = time.perf_counter() - t_merge
@@ -508,7 +552,7 @@ def _run(images, teacher, out, dist, dev, say, t_begin, plan, locals_):
         return report
     if dist.is_main and out.exists():
         report.info = store_info(out)
-        _summary(report, say, time.perf_counter() - t_begin)
+        _summary(report, say, time.perf_counter() - env.t_begin)
     return report
 
 
@@ -540,23 +584,26 @@ def _merge_workdir(wd: WorkDir, out: Path, force: bool, progress, say) -> None:
     wd.remove()
 
 
-def _compute(report, todo, ids, K, spe, N, B, seed, sizes, policy, drop_last, renderer, runner, device_topk,
-             num_classes, label_input, pcodecs, pinput, wd, index, teacher_hdr, selection, a, dist, accuracy=None):
-    part_steps = {j: part_ids(ids, K, j) for j in todo}
+def _compute(report: RelabelReport, job: _Job, todo, renderer: _Renderer, runner: "_Teacher", dist: DistContext,
+             accuracy=None) -> None:
+    """Compute and write the parts ``todo``: render, run the teacher, hand the labels to the writer thread."""
+    spe, N, B, seed, policy, drop_last = job.spe, job.N, job.B, job.seed, job.policy, job.drop_last
+    num_classes, device_topk, pinput = job.num_classes, job.device_topk, job.pinput
+    part_steps = {j: part_ids(job.ids, job.K, j) for j in todo}
     total_views = sum(_views_in_steps(v, spe, N, B) for v in part_steps.values())
-    bar = progress_bar(total_views, "relabel", a["progress"] is not False and dist.is_main, unit="view",
+    bar = progress_bar(total_views, "relabel", job.cfg.process.progress is not False and dist.is_main, unit="view",
                        unit_scale=True)
-    E = int(a["epochs"])
+    E = job.E
+    derived = job.sizes if job.cfg.output.views == "derived" else None
 
     def open_part(j):
-        return StoreWriter(wd.part_path(j), num_classes=num_classes, images=index, batch_size=B, epochs=E,
-                           steps_per_epoch=spe, drop_last=drop_last, label_codecs=pcodecs, label_input=pinput,
-                           augmentation=policy.to_json(), teacher=teacher_hdr, seed=seed, selection=selection,
-                           steps_per_chunk=1, overwrite=True,
-                           derived_views=sizes if a["views"] == "derived" else None)
+        return StoreWriter(job.wd.part_path(j), num_classes=num_classes, images=job.index, batch_size=B, epochs=E,
+                           steps_per_epoch=spe, drop_last=drop_last, labels=LabelColumn(job.pcodecs, pinput),
+                           views=ViewColumns(derived=derived), augmentation=policy.to_json(), teacher=job.teacher_hdr,
+                           seed=seed, selection=job.selection, layout=StoreLayout(steps_per_chunk=1), overwrite=True)
 
     writer = WriterThread(open_part, {j: len(v) for j, v in part_steps.items()}, label_input=pinput,
-                          maxsize=a["queue_size"], on_step=bar.update)
+                          maxsize=job.cfg.process.queue_size, on_step=bar.update)
     cuda = runner.device.type == "cuda"
     if cuda:
         # Render on a side stream: replay's small host->device copies synchronise *their* stream,
@@ -572,7 +619,7 @@ def _compute(report, todo, ids, K, spe, N, B, seed, sizes, policy, drop_last, re
         with torch.inference_mode():
             for j in todo:
                 pairs = split_ids(part_steps[j], spe)
-                for epoch, step, sv in plan_steps(seed, pairs, sizes, B, policy, drop_last):
+                for epoch, step, sv in plan_steps(seed, pairs, job.sizes, B, policy, drop_last):
                     if cuda:
                         while len(in_flight) >= MAX_IN_FLIGHT:
                             in_flight.popleft().synchronize()
@@ -696,11 +743,3 @@ def _speed_lines(report: RelabelReport) -> list[str]:
                    f"them.{hint}")
     return out
 
-
-def _copy_signature():
-    import inspect
-
-    relabel.__signature__ = inspect.signature(run_relabel).replace(return_annotation="Path")
-
-
-_copy_signature()

@@ -22,7 +22,7 @@ import numpy as np
 from ..codecs import get_codec
 from ..errors import LplabelError
 from ..images import ImageIndex
-from ..store import LabelStore, StoreWriter
+from ..store import LabelColumn, LabelStore, StoreLayout, StoreWriter, ViewColumns
 from .errors import MergeError, OutputExistsError
 from .labels import label_input_from_spec, label_kwargs, refeedable
 from .plan import rle_decode
@@ -157,12 +157,13 @@ def merge(sources: Sequence, out, *, force: bool = False, allow_incomplete: bool
         try:
             with StoreWriter(out, num_classes=h0["num_classes"], images=index, batch_size=h0["batch_size"],
                              epochs=h0["epochs"], steps_per_epoch=h0["steps_per_epoch"], drop_last=h0["drop_last"],
-                             label_codecs=codecs, label_input=label_input, crop_type=crop_type,
+                             labels=LabelColumn(codecs, label_input),
+                             views=ViewColumns(crop_type, derived=stores[0].image_sizes),
                              augmentation=h0["augmentation"], teacher=h0["teacher"], seed=h0["seed"],
                              selection=h0.get("selection"), extensions=h0.get("extensions") or None,
-                             steps_per_chunk=steps_per_chunk,
-                             segment_bytes=int(h0["chunking"].get("segment_bytes", 16 << 20)),
-                             overwrite=force, derived_views=stores[0].image_sizes) as w:
+                             layout=StoreLayout(steps_per_chunk,
+                                                int(h0["chunking"].get("segment_bytes", 16 << 20))),
+                             overwrite=force) as w:
                 prev = None
                 for i in range(len(keys)):
                     st = stores[src[i]]
