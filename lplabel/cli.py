@@ -1,4 +1,6 @@
-"""The ``lplabel`` command line. Each command is a thin layer over the Python API.
+"""The ``lplabel`` command line. Each command is a thin layer over the Python API
+(:mod:`lplabel.api`): it parses its arguments, calls one function and prints the result with
+:mod:`lplabel.store.text`.
 
 Errors from lplabel (bad files, bad arguments) print as one line on stderr with exit code 2;
 they never show a traceback. Set ``LPLABEL_DEBUG=1`` to see the traceback anyway.
