@@ -46,13 +46,15 @@ def main(root: Path) -> None:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.col_offset in (0, 4):
                 if node.col_offset == 4 and node.name not in ("convert", "invoke"):
                     continue  # nested helpers are counted in their function
-                rows.append((f.relative_to(root).as_posix(), node.name, body_lines(node, src), complexity(node)))
+                rows.append((f.relative_to(root).as_posix(), node.name, body_lines(node, src), complexity(node),
+                             len({n.lineno for s in node.body for n in ast.walk(s) if isinstance(n, ast.JoinedStr)})))
     logic = [r for r in rows if r[1] not in PARSING]
     print(f"root: {root}")
     print(f"functions: {len(rows)}; body lines: {sum(r[2] for r in logic)} outside the option-declaring helpers "
           f"({sum(r[2] for r in rows if r[1] in PARSING)} in them)")
+    print(f"lines with an f-string in function bodies (text built in the CLI): {sum(r[4] for r in logic)}")
     print("longest (body lines, complexity):")
-    for path, name, n, c in sorted(logic, key=lambda r: -r[2])[:8]:
+    for path, name, n, c, _ in sorted(logic, key=lambda r: -r[2])[:8]:
         print(f"  {n:4d} {c:3d}  {path}:{name}")
 
 
