@@ -2,6 +2,7 @@
 
 Core objects: :class:`StoreWriter` writes a label store step by step, :func:`open_store` reads
 one, :mod:`lplabel.codecs` holds the codecs that shrink it. See spec/FORMAT.md for the format.
+The Python API of every ``lplabel`` command is :mod:`lplabel.api` (docs/api.md).
 """
 from ._version import __version__  # noqa: E402  (one owner; pyproject repeats it)
 

@@ -1,4 +1,6 @@
-"""The ``lplabel`` command line. Each command is a thin layer over the Python API.
+"""The ``lplabel`` command line. Each command is a thin layer over the Python API
+(:mod:`lplabel.api`): it parses its arguments, calls one function and prints the result with
+:mod:`lplabel.store.text`.
 
 Errors from lplabel (bad files, bad arguments) print as one line on stderr with exit code 2;
 they never show a traceback. Set ``LPLABEL_DEBUG=1`` to see the traceback anyway.
@@ -115,42 +117,22 @@ def info(stores, as_json):
     every epoch the header declares, before pruning. Several STOREs are summarised one after
     the other.
     """
-    from .store import store_info
+    from . import api
+    from .store.text import info_lines
 
-    facts = [store_info(s) for s in stores]  # every file opens (or fails by name) before any output
+    facts = [api.info(s) for s in stores]  # every file opens (or fails by name) before any output
     if as_json:
         click.echo(json.dumps(facts[0] if len(facts) == 1 else facts, indent=2))
         return
     for i, f in enumerate(facts):
         if i:
             click.echo("")
-        _echo_info(f)
+        _echo_lines(info_lines(f))
 
 
-def _echo_info(f: dict) -> None:
-    from .store.info import ratio_words
-
-    click.echo(f"{f['path']}  (lplabel format {f['format_version'][0]}.{f['format_version'][1]})")
-    click.echo(f"  records         {f['records']:,}  in {f['steps']:,} steps "
-               f"({f['stored_epochs']} of {f['epochs']} epochs stored, {f['steps_per_epoch']} steps/epoch, "
-               f"batch {f['batch_size']})")
-    click.echo(f"  images          {f['images']:,}   classes {f['classes']:,}")
-    click.echo(f"  labels          {f['labels']}")
-    click.echo(f"  label codecs    {f['label_codec_summary']}" + ("  [lossy]" if f["label_lossy"] else ""))
-    if f["selection"]:
-        click.echo(f"  selection       {json.dumps(f['selection'])}")
-    t = f["teacher"]
-    click.echo(f"  teacher         {t.get('description') or '-'} (logits at T={t.get('temperature', 1.0)})")
-    click.echo("  bytes by field")
-    total = f["file_bytes"]
-    derived = {f"column.{c}" for c in f.get("derived_columns", ())}
-    for name, n in f["bytes_by_field"].items():
-        pct = 100.0 * n / total if total else 0.0
-        click.echo(f"    {name:<20} {n:>14,}  {human_bytes(n):>11}  {pct:5.1f} %" + ("  (derived)" if name in derived else ""))
-    click.echo(f"    {'file':<20} {total:>14,}  {human_bytes(total):>11}")
-    click.echo("  size")
-    for name, value in ratio_words(f):
-        click.echo(f"    {name:<31} {value}")
+def _echo_lines(lines, err: bool = False) -> None:
+    for line in lines:
+        click.echo(line, err=err)
 
 
 @main.command()
@@ -167,39 +149,16 @@ def verify(store, quiet, as_json):
     column could only be checksummed, not decoded, because a codec's optional dependency is
     missing here (e.g. numba for ``rans``).
     """
-    from .store import verify_store
+    from . import api
+    from .store.text import verify_lines
 
-    report = verify_store(store)
+    report = api.verify(store)
     if as_json:
-        code = _echo_verify_json(report)
-        if code:
-            sys.exit(code)
-        return
-    if report.ok and report.undecoded:
-        for col, why in report.undecoded.items():
-            click.echo(f"UNCHECKED  column {col!r}: checksums match, chunks not decoded: {why}", err=True)
-        sys.exit(3)
-    if report.ok:
-        if not quiet:
-            click.echo(f"OK  {store}: {report.chunks_checked:,} chunks, {human_bytes(report.bytes_checked)} of payload "
-                       "checked")
-        return
-    for p in report.problems:
-        click.echo(f"DAMAGED  {p}", err=True)
-    click.echo(f"{len(report.problems)} problem(s) found in {store}", err=True)
-    sys.exit(1)
-
-
-def _echo_verify_json(report) -> int:
-    """``verify --json``: every field of the report, plus its verdict; returns the exit status."""
-    import dataclasses
-
-    facts = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else dict(vars(report))
-    status, code = ("damaged", 1) if not report.ok else (("unchecked", 3) if report.undecoded else ("ok", 0))
-    facts.update(ok=bool(report.ok), status=status, exit_status=code,
-                 problems=[str(p) for p in report.problems])
-    click.echo(json.dumps(facts, indent=2, default=str))
-    return code
+        click.echo(json.dumps(report.to_json(), indent=2, default=str))
+    elif report.status != "ok" or not quiet:
+        _echo_lines(verify_lines(report), err=report.status != "ok")
+    if report.exit_status:
+        sys.exit(report.exit_status)
 
 
 @main.command()
@@ -223,32 +182,15 @@ def show(store, epoch, step, top, records, show_all, temperature, mode, as_json)
     fractions of the image), the flip, the mix partner (CutMix/MixUp, with the step's lambda and
     box) and the top classes with their probabilities at -T, as the loader would hand them out.
     """
-    from .store.info import peek_step
+    from . import api
+    from .store.text import show_lines
 
-    v = peek_step(store, epoch, step, top=top, temperature=temperature, mode=mode,
-                  records=None if show_all else records)
+    v = api.show(store, epoch, step, top=top, temperature=temperature, mode=mode,
+                 records=None if show_all else records)
     if as_json:
         click.echo(json.dumps(v, indent=2))
         return
-    mix = "no mixing" if v["mix"] is None else (f"{v['mix_kind'] or 'mix'} lambda {v['mix']['lambda']:.3f}, "
-                                                 f"box {tuple(v['mix']['box'])}")
-    click.echo(f"{v['path']}  epoch {v['epoch']}, step {v['step']}  (stored step {v['position'] + 1} of "
-               f"{v['steps']:,}; {v['records']} records; {mix})")
-    click.echo(f"  labels: {v['labels']}" + (" [lossy]" if v["label_lossy"] else "")
-               + f"; probabilities at T={v['temperature']:g}" + (f", mode {v['mode']}" if v["mode"] != "auto" else ""))
-    key_w = min(max([3] + [len(str(r["key"])) for r in v["rows"]]), 24)
-    click.echo(f"  {'rec':>4} {'image':>6} {'key':<{key_w}} {'class':>5}  {'crop (t, l, h, w)':<23} {'flip':<4} "
-               f"{'mix':>4}  top classes (p)")
-    for r in v["rows"]:
-        key = str(r["key"])
-        key = key if len(key) <= key_w else "…" + key[-(key_w - 1):]
-        crop = " ".join(f"{x:.2f}" for x in r["crop"])
-        tops = "  ".join(f"{t['class']}:{t['p']:.3f}" for t in r["top"])
-        cls = "-" if r["image_class"] < 0 else str(r["image_class"])
-        click.echo(f"  {r['record']:>4} {r['image']:>6} {key:<{key_w}} {cls:>5}  {crop:<23} "
-                   f"{'yes' if r['flip'] else 'no':<4} {'-' if r['mix_partner'] < 0 else r['mix_partner']:>4}  {tops}")
-    if v["shown"] < v["records"]:
-        click.echo(f"  ... {v['records'] - v['shown']} more records (--all or -n N to see them)")
+    _echo_lines(show_lines(v))
 
 
 @main.command()

@@ -96,11 +96,40 @@ def compare_blocks(reference: dict, candidate: dict, num_classes: int, *, mode: 
 
 
 def compare_stores(reference, candidate, *, mode: str = "auto", temperatures=TEMPERATURES, progress=None) -> dict:
-    """Fidelity of store ``candidate`` against store ``reference`` over the steps both hold."""
+    """Fidelity of store ``candidate`` against store ``reference`` over the steps both hold.
+
+    ``reference``, ``candidate``: open :class:`~lplabel.store.LabelStore` objects or paths (those
+    opened here are closed here). ``mode``: how the candidate's top-k labels become probabilities
+    (see :mod:`lplabel.reconstruct`); ``tail``/``uniform`` need a stored tail summary.
+    ``progress``: called with 1 after each step. Returns the metrics of the module doc, the step
+    count, both stores' size facts and the mode (what ``lplabel compare --json`` prints).
+    """
     from .store import LabelStore
 
-    ref = reference if isinstance(reference, LabelStore) else LabelStore(reference)
-    cand = candidate if isinstance(candidate, LabelStore) else LabelStore(candidate)
+    opened = []
+
+    def use(store):
+        if isinstance(store, LabelStore):
+            return store
+        opened.append(LabelStore(store))
+        return opened[-1]
+
+    try:
+        ref = use(reference)
+        return _compare(ref, use(candidate), mode, temperatures, progress)
+    finally:
+        for st in opened:
+            st.close()
+
+
+def _compare(ref, cand, mode, temperatures, progress) -> dict:
+    cand_fields = [f.name for f in cand.pipelines["label"].decoded_spec]
+    if mode in ("tail", "uniform") and "tail" not in cand_fields:
+        from .reconstruct import ReconstructError, index_only
+
+        what = "keeps class indices only (no values, no tail)" if index_only(cand_fields) else "has none"
+        raise ReconstructError(f"--mode {mode} needs a stored tail summary; the candidate {what}", path=cand.path,
+                               hint="use --mode renorm or auto")
     if ref.num_classes != cand.num_classes:
         raise CompareError(f"the stores have {ref.num_classes} and {cand.num_classes} classes",
                            path=cand.path, hint="compare a store with the store it was made from")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from ..store.info import human_bytes, ratio_phrase  # noqa: F401  (the commands' formatting helpers)
+from ..store.info import human_bytes, ratio_phrase  # noqa: F401  (old import path; text: lplabel.store.text)
 
 #: The commands the modules of :mod:`lplabel.commands` define, in import order.
 COMMANDS: list = []

@@ -11,14 +11,13 @@ import json
 
 import click
 
-from .. import recode
 from ..codecs import INDEX_CODINGS, LAYOUTS, VALUE_FORMATS, get_codec, parse_chain
 from ..errors import CodecConfigError
-from ..recode import CLASS_ORDERS, check_paths, progress_bar
+from ..recode import CLASS_ORDERS, check_paths
 from ..recode import (SAMPLE_STEPS, VIEW_LEVEL, TailMismatchError, build_chain as _build_chain,  # noqa: F401
                       default_level, encode_source)  # (their old home: the engine is lplabel.recode)
 from ..selection import METRICS, REUSE, UNITS
-from ._common import KEEP, human_bytes, ratio_phrase, register
+from ._common import KEEP, register
 
 # -- shared pieces -----------------------------------------------------------------------------------
 
@@ -87,16 +86,9 @@ def _chain_opts(f):
 
 def _summary(path) -> str:
     from ..store import store_info
+    from ..store.text import written_line
 
-    f = store_info(path)
-    if not f["records"]:
-        return f"wrote {path}: no records"
-    out = (f"wrote {path}: {f['records']:,} records in {f['steps']:,} steps, {human_bytes(f['file_bytes'])}, "
-           f"{f['bytes_per_record']:.2f} bytes per stored record, "
-           f"{ratio_phrase(f['smaller_than_dense_fp16_stored'], 'stored')}")
-    if f["nominal_records"] != f["records"]:  # pruned (or partial): what pruning and codecs gained together
-        out += f", {ratio_phrase(f['smaller_than_dense_fp16_nominal'], 'nominal')} ({f['nominal_records']:,})"
-    return out
+    return written_line(store_info(path))
 
 
 def _parse_codecs(text: str) -> list:
@@ -171,14 +163,16 @@ def encode(src, out, force, steps_per_chunk, index_coding, class_order, layout, 
     it is imported and coded in one pass with every option above, and the order of tied top-k
     entries is kept (entryorder), so `lplabel export` still gives the original files back.
     """
+    from .. import api
+
     check_paths(src, out, force)
     if store_views and views not in ("keep", "stored"):
         raise click.UsageError("--store-views contradicts --views " + views)
     codecs = _parse_codecs(codecs_json) if codecs_json else None
-    res = recode.encode(src, out, codecs=codecs, index_coding=index_coding, class_order=class_order, layout=layout,
-                        level=level, dictionary=dictionary, dict_size=dict_size, steps_per_chunk=steps_per_chunk,
-                        allow_lossy=allow_lossy, force=force, views="stored" if store_views else views,
-                        source_layout=source_layout, **legacy)
+    res = api.encode(src, out, codecs=codecs, index_coding=index_coding, class_order=class_order, layout=layout,
+                     level=level, dictionary=dictionary, dict_size=dict_size, steps_per_chunk=steps_per_chunk,
+                     allow_lossy=allow_lossy, force=force, views="stored" if store_views else views,
+                     source_layout=source_layout, **legacy)
     click.echo(_summary(res.path))
     for note in res.notes:
         click.echo(f"  note: {note}")
@@ -214,9 +208,11 @@ def quantize(src, out, force, steps_per_chunk, k, values, tail, scale_type, inde
     top-K class indices alone. The loss is named in OUT's
     header. Judge it with `lplabel compare SRC OUT`.
     """
-    res = recode.quantize(src, out, topk=k, values=values, tail=tail, scale_type=scale_type,
-                          index_coding=index_coding, class_order=class_order, layout=layout, level=level,
-                          dictionary=dictionary, dict_size=dict_size, steps_per_chunk=steps_per_chunk, force=force)
+    from .. import api
+
+    res = api.quantize(src, out, topk=k, values=values, tail=tail, scale_type=scale_type,
+                       index_coding=index_coding, class_order=class_order, layout=layout, level=level,
+                       dictionary=dictionary, dict_size=dict_size, steps_per_chunk=steps_per_chunk, force=force)
     click.echo(_summary(res.path))
 
 
@@ -244,8 +240,10 @@ def prune(src, out, force, steps_per_chunk, keep, unit, metric, seed, reuse):
     The kept steps are copied bit-exactly with the same codec chain; OUT's header records the
     selection (unit, metric, keep, seed, source_steps, reuse) so loaders follow the reuse schedule.
     """
-    res = recode.prune(src, out, keep=keep, unit=unit, metric=metric, seed=seed, reuse=reuse,
-                       steps_per_chunk=steps_per_chunk, force=force)
+    from .. import api
+
+    res = api.prune(src, out, keep=keep, unit=unit, metric=metric, seed=seed, reuse=reuse,
+                    steps_per_chunk=steps_per_chunk, force=force)
     click.echo(_summary(res.path))
 
 
@@ -268,46 +266,15 @@ def compare(reference, candidate, mode, as_json):
     smaller each file is than dense fp16 of its stored and of its nominal records (see
     `lplabel info --help`). No training needed.
     """
-    from ..fidelity import compare_stores
-    from ..store import LabelStore
+    from .. import api
+    from ..store.text import compare_lines
 
-    ref, cand = LabelStore(reference), LabelStore(candidate)
-    cand_fields = [f.name for f in cand.pipelines["label"].decoded_spec]
-    if mode in ("tail", "uniform") and "tail" not in cand_fields:
-        from ..reconstruct import ReconstructError, index_only
-
-        what = "keeps class indices only (no values, no tail)" if index_only(cand_fields) else "has none"
-        raise ReconstructError(f"--mode {mode} needs a stored tail summary; the candidate {what}", path=candidate,
-                               hint="use --mode renorm or auto")
-    bar = progress_bar(None, "compare")
-    try:
-        res = compare_stores(ref, cand, mode=mode, progress=bar.update)
-    finally:
-        bar.close()
-        ref.close()
-        cand.close()
+    res = api.compare(reference, candidate, mode=mode)
     if as_json:
         click.echo(json.dumps(res, indent=2))
         return
-    c, r = res["candidate"], res["reference"]
-    click.echo(f"{res['records']:,} records in {res['steps']:,} common steps (candidate mode {mode})")
-    click.echo(f"  top-1 agreement      {100 * res['top1_agreement']:.2f} %")
-    if res["top5_overlap"] is None:
-        click.echo(f"  top-5 overlap        skipped: {res.get('top5_overlap_skipped', 'not computed')}")
-    else:
-        click.echo(f"  top-5 overlap        {100 * res['top5_overlap']:.2f} %")
-    for t in ("1", "20"):
-        click.echo(f"  KL(cand||ref) T={t:<3}  {res[f'kl_t{t}']:.5f} nats   TV {res[f'tv_t{t}']:.5f}")
-    click.echo(f"  {'bytes per stored record':<31} {c['bytes_per_record']:.2f} (reference {r['bytes_per_record']:.2f})")
-    for which in ("stored", "nominal"):
-        key = f"smaller_than_dense_fp16_{which}"
-        click.echo(f"  {'vs dense fp16, ' + which + ' records':<31} {_times(c[key])} (reference {_times(r[key])})")
-
-
-def _times(ratio) -> str:
-    if not ratio:
-        return "-"
-    return f"{ratio:.1f}x smaller" if ratio >= 1 else f"{1 / ratio:.1f}x larger"
+    for line in compare_lines(res):
+        click.echo(line)
 
 
 for _cmd in (encode, quantize, prune, compare):

@@ -9,7 +9,7 @@ import json
 
 import click
 
-from ._common import human_bytes, register
+from ._common import register
 
 _LAYOUT_CHOICES = ["auto", "sre2l", "lpld", "lpqld", "fkd", "gvbsm"]
 _EXPORT_CHOICES = ["lpld", "sre2l", "lpqld", "gvbsm", "fkd"]
@@ -91,26 +91,20 @@ def import_cmd(source, out, layout, force, codecs, topk, values, index_type, zst
     original files back. Legacy files are unpickled with torch.load(weights_only=True) and only
     the numpy types those files contain allowed; any other pickle is refused.
     """
-    from ..interop import import_legacy
+    from .. import api
+    from ..store.text import import_lines
 
     chain = friendly_codecs(codecs, topk, values, index_type, zstd_level)
-    report = import_legacy(source, out, layout=layout, codecs=chain, force=force, progress=progress, images=images,
-                           num_images=num_images, num_classes=num_classes, seed=seed, order=order, replay=replay,
-                           steps_per_epoch=steps_per_epoch, fkd_values=fkd_values, fkd_temperature=fkd_temperature,
-                           input_size=input_size, steps_per_chunk=steps_per_chunk,
-                           zstd_level=3 if zstd_level is None else zstd_level)
+    report = api.import_legacy(source, out, layout=layout, codecs=chain, force=force, progress=progress,
+                               images=images, num_images=num_images, num_classes=num_classes, seed=seed, order=order,
+                               replay=replay, steps_per_epoch=steps_per_epoch, fkd_values=fkd_values,
+                               fkd_temperature=fkd_temperature, input_size=input_size,
+                               steps_per_chunk=steps_per_chunk, zstd_level=3 if zstd_level is None else zstd_level)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
         return
-    r = report
-    click.echo(f"{r.output}: {r.layout} label set, {r.files:,} files -> {r.steps:,} steps, {r.records:,} records "
-               f"({r.epochs} epochs x {r.steps_per_epoch} steps, batch {r.batch_size}, {r.num_images:,} images, "
-               f"{r.num_classes:,} classes)")
-    ratio = r.source_bytes / r.output_bytes if r.output_bytes else float("nan")
-    click.echo(f"  on disk  {human_bytes(r.source_bytes)} -> {human_bytes(r.output_bytes)} ({ratio:.2f}x)   "
-               + ("lossless (export gives the files back bit-exactly)" if r.lossless else "lossy codecs"))
-    for note in r.notes:
-        click.echo(f"  note: {note}")
+    for line in import_lines(report):
+        click.echo(line)
 
 
 @click.command("export")
@@ -137,16 +131,16 @@ def export_cmd(store, out, layout, force, k, seed, replay, allow_gaps, plain_int
     Same file names, Python/tensor types and dtypes and JSON files as the legacy generators
     write; a store imported from that layout comes back bit-exactly.
     """
-    from ..interop import export_legacy
+    from .. import api
+    from ..store.text import export_lines
 
-    report = export_legacy(store, out, layout=layout, force=force, progress=progress, k=k, seed=seed, replay=replay,
-                           allow_gaps=allow_gaps, plain_ints=plain_ints)
+    report = api.export_legacy(store, out, layout=layout, force=force, progress=progress, k=k, seed=seed,
+                               replay=replay, allow_gaps=allow_gaps, plain_ints=plain_ints)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
         return
-    click.echo(f"{report.output}: {report.layout} directory, {report.files:,} files, {report.records:,} records")
-    for note in report.notes:
-        click.echo(f"  note: {note}")
+    for line in export_lines(report):
+        click.echo(line)
 
 
 register(import_cmd)

@@ -165,24 +165,13 @@ def merge_cmd(sources, out, force, allow_incomplete, remove_sources, progress):
     shard stores of one run. Steps must be disjoint; with work directories every planned step
     must be present (else the missing parts are listed). The result equals a single-process run.
     """
-    import shutil
-    from pathlib import Path
-
-    from ..relabel import merge
-    from ..relabel.workdir import WorkDir
-
-    path = merge(list(sources), Path(out), force=force, allow_incomplete=allow_incomplete, progress=progress,
-                 log=_echo)
-    if remove_sources:
-        for s in sources:
-            if Path(s).is_dir() and WorkDir(s).exists():
-                shutil.rmtree(s, ignore_errors=True)
-    from ._common import human_bytes, ratio_phrase
+    from .. import api
     from ..store import store_info
+    from ..store.text import merged_line
 
-    info = store_info(path)
-    _echo(f"{path}: {info['records']:,} records, {human_bytes(info['file_bytes'])}, "
-          f"{ratio_phrase(info['ratio_vs_dense_fp16'])}")
+    res = api.merge(sources, out, force=force, allow_incomplete=allow_incomplete, remove_sources=remove_sources,
+                    progress=progress, log=_echo)
+    _echo(merged_line(store_info(res.path)))
 
 
 register(relabel_cmd)

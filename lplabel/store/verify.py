@@ -29,6 +29,27 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def status(self) -> str:
+        """The verdict: ``ok``, ``damaged`` (problems found) or ``unchecked`` (no damage found, but a
+        column could only be checksummed, not decoded, here)."""
+        return "damaged" if self.problems else ("unchecked" if self.undecoded else "ok")
+
+    @property
+    def exit_status(self) -> int:
+        """``lplabel verify``'s exit status for :attr:`status`: 0 ok, 1 damaged, 3 unchecked."""
+        return {"ok": 0, "damaged": 1, "unchecked": 3}[self.status]
+
+    def to_json(self) -> dict:
+        """Every field, plus the verdict (``ok``, ``status``, ``exit_status``); problems as text
+        (what ``lplabel verify --json`` prints)."""
+        import dataclasses
+
+        facts = dataclasses.asdict(self)
+        facts.update(ok=bool(self.ok), status=self.status, exit_status=self.exit_status,
+                     problems=[str(p) for p in self.problems])
+        return facts
+
 
 def _segment_tiling(store: LabelStore, name: str) -> list:
     """Chunks must tile each segment exactly: no gaps, no overlaps, nothing past the end."""
