@@ -12,6 +12,7 @@ import pytest
 
 pytest.importorskip("numba")
 
+import lplabel.codecs._compiled as _compiled  # noqa: E402
 import lplabel.codecs.entryorder as eo  # noqa: E402
 from lplabel import open_store  # noqa: E402
 from lplabel.codecs import Field, Pipeline  # noqa: E402
@@ -23,6 +24,11 @@ from lplabel.codecs.zplanes import ZPlanes  # noqa: E402
 from lplabel.errors import CodecError  # noqa: E402
 from lplabel.interop import synth  # noqa: E402
 from tests.test_golden import EXPECTED, HERE  # noqa: E402
+
+
+def no_numba(monkeypatch):
+    """The path of an install without numba: every codec finds no compiled loops."""
+    monkeypatch.setattr(_compiled, "_FOUND", {"_entryorder_kernels": None, "_row_kernels": None})
 
 
 def lpqld_topk(n: int, c: int, k: int, seed: int, grid: float | None):
@@ -56,7 +62,7 @@ def test_run_starts_and_shifts_match_the_reference(k, grid, monkeypatch):
         assert np.array_equal(eo.run_starts(v, t), eo.run_starts(v, t, compiled=False))
     spec = (Field("indices", "int16", (k,)), Field("values", "float16", (k,)))
     got = eo.EntryOrder().encode({"indices": idx, "values": val}, spec)["entry_shift"]
-    monkeypatch.setattr(eo, "_KERNELS", [None])      # the reference
+    no_numba(monkeypatch)      # the reference
     ref = eo.EntryOrder().encode({"indices": idx, "values": val}, spec)["entry_shift"]
     assert got.dtype == ref.dtype and np.array_equal(got, ref)
     if grid:  # the case that matters: ties whose file order is not the class order
@@ -72,7 +78,7 @@ def test_chain_decodes_identically_with_and_without_numba(k, grid, monkeypatch):
     block = {"indices": idx.astype(np.int64), "values": val.astype(np.float32)}
     data = p.encode(block)
     fast = p.decode(data, n)
-    monkeypatch.setattr(eo, "_KERNELS", [None])
+    no_numba(monkeypatch)
     assert p.encode(block) == data                       # the same bytes are written either way
     ref = p.decode(data, n)
     for f in ("indices", "values"):
@@ -103,7 +109,7 @@ def test_any_input_order_and_all_field_types():
 @pytest.mark.parametrize("compiled", [True, False])
 def test_corrupt_shifts_are_a_named_error_on_both_paths(compiled, monkeypatch):
     if not compiled:
-        monkeypatch.setattr(eo, "_KERNELS", [None])
+        no_numba(monkeypatch)
     spec = (Field("indices", "int16", (3,)), Field("values", "float16", (3,)))
     block = eo.EntryOrder().encode({"indices": np.array([[2, 1, 0]], np.int16),
                                     "values": np.ones((1, 3), np.float16)}, spec)
@@ -123,10 +129,42 @@ def test_golden_tie_order_files_decode_identically_without_numba(name, monkeypat
             return [s.decode_chunk("label", i) for i in range(len(s.chunks["label"]))]
 
     fast = blocks()
-    monkeypatch.setattr(eo, "_KERNELS", [None])
+    no_numba(monkeypatch)
     ref = blocks()
     assert len(fast) == len(ref)
     for a, b in zip(fast, ref):
         assert sorted(a) == sorted(b)
         for f in a:
             assert np.asarray(a[f]).dtype == np.asarray(b[f]).dtype and bits(a[f]) == bits(b[f])
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+@pytest.mark.parametrize("type_", ["uint8", "int16", "uint16", "float16", "uint32", "float32"])
+def test_delta_running_sums_match_numpy_with_wraparound(order, type_, monkeypatch):
+    """The compiled running sum wraps modulo 2^w exactly as numpy's (random input: every gap)."""
+    rng = np.random.default_rng(11)
+    dt = np.dtype({"float16": "uint16", "float32": "uint32"}.get(type_, type_))
+    raw = rng.integers(np.iinfo(dt).min, np.iinfo(dt).max, (33, 17), endpoint=True, dtype=dt)
+    vals = raw.view(np.float16 if type_ == "float16" else np.float32) if type_.startswith("float") else raw
+    spec = (Field("indices", "int32", (17,)), Field("x", type_, (17,)))
+    codec = Delta("x", order)
+    enc = codec.encode({"indices": np.zeros((33, 17), np.int32), "x": vals}, spec)
+    fast = codec.decode(enc, spec)["x"]
+    no_numba(monkeypatch)
+    ref = codec.decode(enc, spec)["x"]
+    assert fast.dtype == ref.dtype and bits(fast) == bits(ref) == bits(vals)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_classmap_lookup_and_out_of_range_rank(compiled, monkeypatch):
+    if not compiled:
+        no_numba(monkeypatch)
+    rng = np.random.default_rng(2)
+    order = rng.permutation(300)
+    cm = ClassMap.from_order(order)
+    spec = (Field("indices", "uint16", (5,)),)
+    ranks = rng.integers(0, 300, (7, 5)).astype(np.uint16)
+    assert np.array_equal(cm.decode({"indices": ranks}, spec)["indices"], order[ranks])
+    ranks[3, 2] = 300
+    with pytest.raises(CodecError, match="outside 0..299"):
+        cm.decode({"indices": ranks}, spec)

@@ -31,28 +31,19 @@ both give identical results (tested), so a store decodes the same with or withou
 """
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 
 from ..dtypes import FLOAT_TYPES, storage_dtype
 from ..errors import CodecChainError, CodecError
+from ._compiled import compiled
 from .abc import ArrayArrayCodec, Field, spec_field
 from .registry import register_codec
 
 FIELD = "entry_shift"
 
-_KERNELS: list = []  # [module or None] once looked up
-
-
 def _kernels():
     """The compiled loops, or None when numba is absent or broken (then numpy does the work)."""
-    if not _KERNELS:
-        try:
-            _KERNELS.append(importlib.import_module(f"{__package__}._entryorder_kernels"))
-        except Exception:  # ImportError, or numba's own errors: the numpy reference is always there
-            _KERNELS.append(None)
-    return _KERNELS[0]
+    return compiled("_entryorder_kernels")
 
 
 def warm_up() -> None:
