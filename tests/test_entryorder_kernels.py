@@ -199,3 +199,10 @@ def test_rans_tie_order_digits_match_the_python_reference(k, grid):
     data = encode_order(v, s)
     assert data == _lehmer_reference(start, eo.run_lengths(start), s.astype(np.int64))
     assert np.array_equal(decode_order(data, v, s.dtype, *s.shape), s)
+
+
+@pytest.mark.parametrize("k,grid", [(1, None), (10, 0.25), (100, 0.25), (300, 0.5)])
+def test_run_lengths_match_the_reference(k, grid):
+    _, val = lpqld_topk(50, 1000, k, seed=k + 1, grid=grid)
+    start = eo.run_starts(val, "float16")
+    assert np.array_equal(eo.run_lengths(start), eo.run_lengths(start, compiled=False))

@@ -124,3 +124,18 @@ def scatter_rows(a, target, out):
     for r in range(n):
         for j in range(k):
             out[r, target[r, j]] = a[r, j]
+
+
+@njit(cache=True, nogil=True)
+def run_lengths(start, out):
+    """Per entry, how many entries of its record share its value, from :func:`run_starts`'s
+    output (entries of one run share their start): ``out[r, j] = #{i: start[r, i] == start[r, j]}``."""
+    n, k = start.shape
+    cnt = np.zeros(k, np.int64)
+    for r in range(n):
+        for j in range(k):
+            cnt[j] = 0
+        for j in range(k):
+            cnt[start[r, j]] += 1
+        for j in range(k):
+            out[r, j] = cnt[start[r, j]]

@@ -96,9 +96,14 @@ def run_starts(values: np.ndarray, type_: str, compiled: bool = True) -> np.ndar
     return out
 
 
-def run_lengths(start: np.ndarray) -> np.ndarray:
+def run_lengths(start: np.ndarray, compiled: bool = True) -> np.ndarray:
     """Per entry, how many entries of its record share its value (from :func:`run_starts`)."""
+    kern = _kernels() if compiled else None
     n, k = start.shape
+    if kern is not None and n and start.min() >= 0 and start.max() < k:
+        out = np.empty((n, k), np.int64)
+        kern.run_lengths(np.ascontiguousarray(start, dtype=np.int64), out)
+        return out
     flat = (np.arange(n)[:, None] * k + start).ravel()
     return np.bincount(flat, minlength=n * k)[flat].reshape(n, k)
 
