@@ -206,3 +206,18 @@ def test_run_lengths_match_the_reference(k, grid):
     _, val = lpqld_topk(50, 1000, k, seed=k + 1, grid=grid)
     start = eo.run_starts(val, "float16")
     assert np.array_equal(eo.run_lengths(start), eo.run_lengths(start, compiled=False))
+
+
+@pytest.mark.parametrize("name", sorted(n for n in EXPECTED if n.endswith("rans")))
+def test_rans_encoder_rewrites_golden_chunks_byte_for_byte(name):
+    """The rANS encoder (tie-order digits compiled) writes exactly the bytes of the committed golden
+    stores."""
+    with open_store(HERE / "v1" / f"{name}.lpl") as s:
+        p = s.pipelines["label"]
+        stage = len(p.array_array)  # the block as the array->bytes codec received it
+        assert p.array_bytes.name == "rans" and not p.bytes_bytes
+        for i in range(len(s.chunks["label"])):
+            data = bytes(s.read_chunk_bytes("label", i))
+            n = len(s.decode_chunk("label", i)["indices"])
+            assert p.encode(p.decode(data, n, stop=stage), start=stage) == data
+
