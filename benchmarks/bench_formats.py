@@ -12,7 +12,9 @@ Rows (a missing optional package gives a "not installed" row, never a crash):
 * lplabel, the default lossless layout (``planes``: sorted entries, index gaps in a learnt class
   order, byte planes, zstd) and ``rans`` (context models + rANS), 8 steps per chunk -- the chain
   ``lplabel encode DIR [--layout rans]`` builds, written with ``StoreWriter`` (LPQLD's order among
-  tied values kept, as the general formats keep it); and ``planes`` without that tie order;
+  tied values kept, as the general formats keep it); ``planes`` without that tie order; and the
+  default layout with the numpy code of entryorder/delta/classmap instead of their compiled loops
+  (an install without numba; every install before those loops were compiled);
 * HDF5 + hdf5plugin Blosc2 (zstd, bitshuffle), chunks of 800 records;
 * zarr v3 (Blosc zstd + bitshuffle), chunks of 800 records;
 * Parquet via pyarrow (zstd, fixed-size lists, BYTE_STREAM_SPLIT on the values), row groups of 800;
@@ -121,9 +123,22 @@ class Content:
 # ------------------------------------------------------------------------------ formats
 # Each returns dict(bytes=, enc=, dec=, step=) in seconds; ``work`` is an empty directory.
 
-def fmt_lplabel(c: Content, work: Path, repeat: int, layout: str, lpqld_dir: Path, tie_order: bool = True) -> dict:
+def fmt_lplabel(c: Content, work: Path, repeat: int, layout: str, lpqld_dir: Path, tie_order: bool = True,
+                kernels: bool = True) -> dict:
     """``tie_order=False``: the chain without its ``entryorder`` codec, i.e. the same (index, value)
-    pairs per record without LPQLD's order among tied values (what training needs)."""
+    pairs per record without LPQLD's order among tied values (what training needs).
+    ``kernels=False``: entryorder, delta and classmap run their numpy reference code (what an
+    install without numba runs, and what every install ran before they were compiled)."""
+    if not kernels:
+        from lplabel.codecs import _compiled
+
+        saved = dict(_compiled._FOUND)
+        _compiled._FOUND.update({"_entryorder_kernels": None, "_row_kernels": None})
+        try:
+            return fmt_lplabel(c, work, repeat, layout, lpqld_dir, tie_order)
+        finally:
+            _compiled._FOUND.clear()
+            _compiled._FOUND.update(saved)
     d = c.d
     # the chain `lplabel encode DIR --layout L` builds (class order / model learnt from the data)
     probe = work / "probe.lpl"
@@ -396,6 +411,8 @@ FORMATS = [
     ("lplabel default (planes)", lambda c, w, r, src: fmt_lplabel(c, w, r, "planes", src)),
     ("lplabel rans", lambda c, w, r, src: fmt_lplabel(c, w, r, "rans", src)),
     ("lplabel planes without LPQLD's tie order", lambda c, w, r, src: fmt_lplabel(c, w, r, "planes", src, False)),
+    ("lplabel default (planes), numpy loops (before this change; no numba)",
+     lambda c, w, r, src: fmt_lplabel(c, w, r, "planes", src, kernels=False)),
     ("HDF5 + Blosc2 zstd bitshuffle", lambda c, w, r, src: fmt_hdf5_blosc2(c, w, r)),
     ("zarr v3 (Blosc zstd bitshuffle)", lambda c, w, r, src: fmt_zarr(c, w, r)),
     ("Parquet (zstd, BYTE_STREAM_SPLIT)", lambda c, w, r, src: fmt_parquet(c, w, r)),

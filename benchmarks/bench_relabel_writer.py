@@ -9,7 +9,13 @@ how many views per second the writer sustains -- the ceiling the writer puts on 
 against the 20,000 views/s target. The main thread does nothing else (no teacher, no rendering),
 so this is the writer's best case on this machine's core(s); it competes only with the submitter.
 
-    python benchmarks/bench_relabel_writer.py [--steps 200] [--out FILE.md]
+Each case runs twice: as fast as the main thread can submit (the writer's ceiling), and paced at
+``--rate`` views/s (a teacher at that speed: step i is submitted at i x B / rate seconds). The paced
+run reports what the relabel summary reports (:class:`~lplabel.relabel.writer_thread.WriterStats`):
+how often and how long the teacher loop waited for room in the writer's queue -- zero means the
+writer never held the teacher back -- and how busy the writer thread was.
+
+    python benchmarks/bench_relabel_writer.py [--steps 200] [--rate 20000] [--out FILE.md]
 """
 from __future__ import annotations
 
@@ -41,7 +47,7 @@ from lplabel.testing import cpu_name  # noqa: E402
 TARGET = 20_000
 
 
-def run_case(d: dict, topk, steps: int, work: Path) -> dict:
+def run_case(d: dict, topk, steps: int, work: Path, rate: float | None = None) -> dict:
     import torch
 
     S, B, C = d["logits"].shape
@@ -72,9 +78,14 @@ def run_case(d: dict, topk, steps: int, work: Path) -> dict:
     t0 = time.perf_counter()
     for i in range(steps):
         s = i % S
+        if rate:  # a teacher at `rate` views/s hands over step i at i * B / rate
+            pause = t0 + i * B / rate - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
         tb = time.perf_counter()
         w.submit(0, i // spe, i % spe, views[s], labels[s])
         blocked += time.perf_counter() - tb
+    loop = time.perf_counter() - t0
     w.finish()
     dt = time.perf_counter() - t0
     size = part.stat().st_size if part.exists() else 0
@@ -82,24 +93,27 @@ def run_case(d: dict, topk, steps: int, work: Path) -> dict:
         p.unlink()
     chain = "+".join(c.name for c in pcodecs)
     return dict(topk=topk, mode=pmode, chain=chain, views=steps * B, seconds=dt, blocked=blocked, bytes=size,
-                dense_mb=steps * B * C * 2 / 1e6)
+                dense_mb=steps * B * C * 2 / 1e6, rate=rate, stats=w.stats, loop=loop)
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--rate", type=float, default=TARGET, help="views/s of the simulated teacher (paced runs)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     import torch
 
     torch.set_num_threads(1)
     d = bench_import_smallest.real_logits()
-    rows = []
+    rows, paced = [], []
     work = Path(tempfile.mkdtemp(prefix="lplabel-bench-writer-"))
     try:
         for topk in (100, 10, None):
             rows.append(run_case(d, topk, args.steps, work))
             print(rows[-1], flush=True)
+            paced.append(run_case(d, topk, args.steps, work, rate=args.rate))
+            print(paced[-1], flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     ver = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
@@ -119,6 +133,16 @@ def main(argv=None) -> None:
         lines.append(f"| {'top-' + str(r['topk']) if r['topk'] else 'dense logits'} | {r['mode']} | {r['chain']} | "
                      f"{vps:,.0f} | {vps / TARGET:.2f}x | {r['dense_mb'] / r['seconds']:,.0f} | "
                      f"{r['blocked'] / r['seconds']:.0%} | {r['bytes'] / r['views']:.0f} |")
+    lines += ["", f"Paced at {args.rate:,.0f} views/s (a teacher at that speed; what the relabel summary's writer line "
+                  "reports): the teacher loop's waits on the writer's queue (8 steps), the writer thread's busy time "
+                  "over the loop, and the time `finish()` took to write what was queued when the loop ended.", "",
+              "| labels | views/s reached | steps that waited | waited s | writer busy | drain after the loop s |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for r in paced:
+        st = r["stats"]
+        lines.append(f"| {'top-' + str(r['topk']) if r['topk'] else 'dense logits'} | {r['views'] / r['seconds']:,.0f} | "
+                     f"{st.waits} of {st.steps} | {st.wait_seconds:.3f} | {st.busy_seconds / r['loop']:.0%} | "
+                     f"{st.drain_seconds:.3f} |")
     text = "\n".join(lines) + "\n"
     out = args.out or REPO / "benchmarks" / "results" / f"relabel-writer-{_dt.date.today():%Y-%m-%d}.md"
     out.write_text(text)

@@ -16,6 +16,7 @@ from lplabel import StoreWriter, open_store
 from lplabel.codecs import default_label_codecs, label_chain
 from lplabel.codecs.bytes import Bytes
 from lplabel.codecs.dense import Dense
+from lplabel.codecs.zplanes import ZPlanes
 from lplabel.errors import ChecksumError
 from lplabel.torch import ReplayLoader, StepDataset, StepKey, StepSampler, lpqld_step
 from lplabel.torch.fastread import LabelRows
@@ -434,6 +435,15 @@ CHAINS = {
     "topk value-delta": (lambda: label_chain(k=4), False),
     "topk int8 quantized": (lambda: label_chain(k=4, values="int8"), False),
     "topk zplanes": (lambda: label_chain(k=4, layout="planes", index_coding="none"), False),
+    # zplanes with identity array codecs: the loader's planes fast path (rows.zplanes)
+    "dense zplanes": (lambda: [Dense("float16"), ZPlanes(3)], False),
+    "dense bf16 zplanes": (lambda: [Dense("bfloat16"), ZPlanes(3)], False),
+    "topk zplanes int16": (lambda: label_chain(k=3, layout="planes", index_coding="none",
+                                                          index_type="int16"), False),
+    "topk zplanes int32 bf16 min tail": (lambda: label_chain(k=4, layout="planes", index_coding="none",
+                                                             index_type="int32", values="bf16", tail="min"), False),
+    "topk zplanes uint8": (lambda: label_chain(k=3, layout="planes", index_coding="none", index_type="uint8"),
+                           False),
 }
 
 
@@ -445,6 +455,8 @@ def test_label_rows_match_the_codec_pipeline(tmp_path, name):
     rows = LabelRows(st)
     assert rows.fast == fast
     pipe = st.pipelines["label"]
+    assert rows.zplanes == (pipe.array_bytes.name == "zplanes" and all(c.name in ("dense", "topk")
+                                                                        for c in pipe.array_array))
     cs = st.tables["chunks/step_start"]
     rs = st.record_start
     for c in range(len(cs) - 1):

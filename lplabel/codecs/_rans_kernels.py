@@ -457,3 +457,59 @@ def decode_order_digits(bits, start, length, out):
                     left -= 1
             b0 = b1
     return pos
+
+
+@njit(cache=True, nogil=True)
+def encode_order_digits(start, length, shift, out):
+    """Inverse of :func:`decode_order_digits`: the Lehmer digit of every entry but the last of each
+    run of tied entries (runs by increasing start, entries in column order; ``#{i > j: shift_i <
+    shift_j}`` in ceil(log2(m - j)) bits, LSB first) packed LSB-first into ``out`` (zeros in, at
+    least ``n * k * 2`` bytes). Returns the number of bits written.
+
+    Why compiled: the Python loop (a big integer shifted per digit, ``np.unique`` per record) took
+    about half of a ``rans`` chunk's encode at k = 100 on LPQLD content."""
+    n, k = start.shape
+    cnt = np.zeros(k + 1, np.int64)
+    cols = np.empty(k, np.int64)
+    pos = 0
+    for r in range(n):
+        tied = False
+        for c in range(k):
+            if length[r, c] > 1:
+                tied = True
+                break
+        if not tied:
+            continue
+        for a in range(k + 1):
+            cnt[a] = 0
+        for c in range(k):
+            if length[r, c] > 1:
+                cnt[start[r, c] + 1] += 1
+        for a in range(k):
+            cnt[a + 1] += cnt[a]
+        for c in range(k):
+            if length[r, c] > 1:
+                a = start[r, c]
+                cols[cnt[a]] = c
+                cnt[a] += 1
+        b0 = 0
+        for a in range(k):
+            b1 = cnt[a]
+            m = b1 - b0
+            for j in range(m - 1):
+                sj = shift[r, cols[b0 + j]]
+                d = 0
+                for i in range(j + 1, m):
+                    if shift[r, cols[b0 + i]] < sj:
+                        d += 1
+                nb = 0
+                x = m - j - 1
+                while x > 0:
+                    nb += 1
+                    x >>= 1
+                for b in range(nb):
+                    if (d >> b) & 1:
+                        out[pos >> 3] |= np.uint8(1 << (pos & 7))
+                    pos += 1
+            b0 = b1
+    return pos

@@ -23,6 +23,11 @@ Decoding: ``entry_shift`` travels with its entry through every later codec (``so
 all [k] fields alike), so the decoder recomputes each entry's run start a from the decoded values
 and puts it back at ``f = (a + shift) mod k``; shifts that do not give a permutation are a
 corrupt chunk.
+
+Speed: the run starts are a rank of each record's values. The loops are compiled with numba
+(:mod:`._entryorder_kernels`, the optional ``rans`` extra) when it is installed -- about 7x the
+numpy reference at k = 100 -- and fall back to the numpy code below, which is the reference:
+both give identical results (tested), so a store decodes the same with or without numba.
 """
 from __future__ import annotations
 
@@ -30,10 +35,33 @@ import numpy as np
 
 from ..dtypes import FLOAT_TYPES, storage_dtype
 from ..errors import CodecChainError, CodecError
+from ._compiled import compiled
 from .abc import ArrayArrayCodec, Field, spec_field
 from .registry import register_codec
 
 FIELD = "entry_shift"
+
+def _kernels():
+    """The compiled loops, or None when numba is absent or broken (then numpy does the work)."""
+    return compiled("_entryorder_kernels")
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the loops for the common case (float16 values, 16-bit
+    indices) now, e.g. before forking DataLoader workers; nothing to do without numba."""
+    if _kernels() is None:
+        return
+    spec = (Field("indices", "int16", (2,)), Field("values", "float16", (2,)))
+    block = {"indices": np.array([[3, 0]], np.int16), "values": np.array([[1.0, 1.0]], np.float16)}
+    codec = EntryOrder()
+    codec.decode(codec.encode(block, spec), spec)
+
+
+def _bits(values: np.ndarray, type_: str) -> tuple:
+    """The stored values' unsigned bit patterns [n, k] (C-contiguous) and their sign bit."""
+    dt = storage_dtype(type_)
+    u = np.ascontiguousarray(values, dtype=dt).view(f"<u{dt.itemsize}")
+    return u, 1 << (8 * dt.itemsize - 1)
 
 
 def order_key(values: np.ndarray, type_: str) -> np.ndarray:
@@ -47,8 +75,15 @@ def order_key(values: np.ndarray, type_: str) -> np.ndarray:
     return np.where(u & top, (~u) & mask, u | top)
 
 
-def run_starts(values: np.ndarray, type_: str) -> np.ndarray:
-    """Per entry, the number of entries of its record with a larger value (int64 [n, k])."""
+def run_starts(values: np.ndarray, type_: str, compiled: bool = True) -> np.ndarray:
+    """Per entry, the number of entries of its record with a larger value (int64 [n, k]).
+    ``compiled=False`` runs the numpy reference even when numba is there (for tests)."""
+    kern = _kernels() if compiled else None
+    if kern is not None and np.ndim(values) == 2:
+        u, top = _bits(values, type_)
+        out = np.empty(u.shape, np.int64)
+        kern.run_starts(u, top, *kern.key_buffers(u, u.shape[1]), out)
+        return out
     key = order_key(values, type_)
     n, k = key.shape
     perm = np.argsort(-key, axis=1, kind="stable")          # decreasing value
@@ -61,9 +96,14 @@ def run_starts(values: np.ndarray, type_: str) -> np.ndarray:
     return out
 
 
-def run_lengths(start: np.ndarray) -> np.ndarray:
+def run_lengths(start: np.ndarray, compiled: bool = True) -> np.ndarray:
     """Per entry, how many entries of its record share its value (from :func:`run_starts`)."""
+    kern = _kernels() if compiled else None
     n, k = start.shape
+    if kern is not None and n and start.min() >= 0 and start.max() < k:
+        out = np.empty((n, k), np.int64)
+        kern.run_lengths(np.ascontiguousarray(start, dtype=np.int64), out)
+        return out
     flat = (np.arange(n)[:, None] * k + start).ravel()
     return np.bincount(flat, minlength=n * k)[flat].reshape(n, k)
 
@@ -95,15 +135,52 @@ class EntryOrder(ArrayArrayCodec):
     def encode(self, block, spec):
         idx = np.asarray(block["indices"])
         n, k = idx.shape
-        start = run_starts(np.asarray(block["values"]), spec_field(spec, "values").type)
         out = dict(block)
+        kern = _kernels()
+        vtype = spec_field(spec, "values").type
+        if kern is not None:
+            u, top = _bits(np.asarray(block["values"]), vtype)
+            out[FIELD] = np.empty((n, k), np.uint8 if k <= 256 else np.uint16)
+            kern.shifts(u, top, *kern.key_buffers(u, k), out[FIELD])
+            return out
+        start = run_starts(np.asarray(block["values"]), vtype)
         out[FIELD] = ((np.arange(k)[None, :] - start) % k).astype(np.uint8 if k <= 256 else np.uint16)
         return out
 
     def decode(self, block, spec):
+        kern = _kernels()
+        if kern is not None:
+            return self._decode_compiled(kern, block, spec)
+        return self._decode_numpy(block, spec)
+
+    def _decode_compiled(self, kern, block, spec):
         idx = np.asarray(block["indices"])
         n, k = idx.shape
-        start = run_starts(np.asarray(block["values"]), spec_field(spec, "values").type)
+        u, top = _bits(np.asarray(block["values"]), spec_field(spec, "values").type)
+        target = np.empty((n, k), np.int64)
+        if kern.targets(u, top, *kern.key_buffers(u, k), np.ascontiguousarray(block[FIELD]), target) != kern.OK:
+            raise CodecError("entryorder: corrupt chunk: the stored shifts do not give a permutation of the entries")
+        out = {}
+        for f in spec:
+            a = np.asarray(block[f.name])
+            if f.shape != (k,):
+                out[f.name] = a
+                continue
+            a = np.ascontiguousarray(a)
+            res = np.empty_like(a)
+            if a.dtype.kind in "biuf" and a.dtype.itemsize in (1, 2, 4, 8):  # bit copies (numba has no float16)
+                uint = np.dtype(f"<u{a.dtype.itemsize}")
+                kern.scatter_rows(a.view(uint), target, res.view(uint))
+            else:
+                np.put_along_axis(res, target, a, axis=1)
+            out[f.name] = res
+        return out
+
+    def _decode_numpy(self, block, spec):
+        """The reference decode (also the path without numba)."""
+        idx = np.asarray(block["indices"])
+        n, k = idx.shape
+        start = run_starts(np.asarray(block["values"]), spec_field(spec, "values").type, compiled=False)
         target = (start + np.asarray(block[FIELD]).astype(np.int64)) % k     # input position of each entry
         check = np.zeros((n, k), np.int64)
         np.put_along_axis(check, target, 1, axis=1)

@@ -129,15 +129,23 @@ class Pipeline:
     def max_record_bytes(self) -> int:
         """The most bytes one record takes at any stage of the chain (input, every array->array
         stage, decoded): what a reader may need per record, checked before a chunk is decoded."""
-        specs = list(self._specs) + [self.decoded_spec]
-        return max(sum(f.items_per_record * storage_dtype(f.type).itemsize for f in spec) for spec in specs)
+        got = self.__dict__.get("_max_record_bytes")  # computed once: the reader asks for every chunk
+        if got is None:
+            specs = list(self._specs) + [self.decoded_spec]
+            got = self._max_record_bytes = max(sum(f.items_per_record * storage_dtype(f.type).itemsize for f in spec)
+                                               for spec in specs)
+        return got
 
     def max_serialized_bytes(self, n: int) -> int:
         """The most bytes the array->bytes codec's output can take for ``n`` records: the
         ``bytes`` layout exactly, other layouts (zplanes, rans: headers, incompressible planes)
         at most twice that plus 64 KiB. Every bytes->bytes frame's output is capped at this
         (spec §6): a zstd frame that would inflate past it is refused before it is inflated."""
-        layout = n * sum(f.items_per_record * storage_dtype(f.type).itemsize for f in self._specs[-1])
+        per = self.__dict__.get("_stored_record_bytes")  # computed once (asked for every chunk decoded)
+        if per is None:
+            per = self._stored_record_bytes = sum(f.items_per_record * storage_dtype(f.type).itemsize
+                                                  for f in self._specs[-1])
+        layout = n * per
         return layout if self.array_bytes.name == "bytes" else 2 * layout + (64 << 10)
 
     def decode(self, data, n: int, stop: int = 0) -> dict:

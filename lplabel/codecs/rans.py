@@ -143,17 +143,11 @@ def encode_order(values16: np.ndarray, shift: np.ndarray) -> bytes:
     ok = (s < length).all() and (np.sort(target, axis=1) == np.arange(k)).all()
     if not ok:
         return b"\x01" + zstandard.ZstdCompressor(level=19, write_content_size=True).compress(shift.tobytes())
-    acc, pos = 0, 0
-    for r in np.flatnonzero((length > 1).any(axis=1)):
-        st, ln, sh = start[r], length[r], s[r]
-        for a in np.unique(st[ln > 1]):                       # runs by increasing start = decreasing value
-            pi = sh[st == a].tolist()
-            m = len(pi)
-            for j in range(m - 1):
-                d = sum(1 for x in pi[j + 1:] if x < pi[j])
-                acc |= d << pos
-                pos += (m - j - 1).bit_length()
-    return b"\x00" + acc.to_bytes((pos + 7) // 8, "little")
+    out = np.zeros(2 * n * k + 1, np.uint8)           # at most 16 bits a digit
+    pos = _kernels().encode_order_digits(np.ascontiguousarray(start, dtype=np.int64),
+                                         np.ascontiguousarray(length, dtype=np.int64),
+                                         np.ascontiguousarray(s), out)
+    return b"\x00" + out[:(pos + 7) // 8].tobytes()
 
 
 def decode_order(data: bytes, values16: np.ndarray, dtype, n: int, k: int) -> np.ndarray:

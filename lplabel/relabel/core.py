@@ -48,7 +48,7 @@ from .labels import label_spec, part_chain
 from .plan import default_steps_per_part, num_parts, owned_parts, part_ids, rle_encode, split_ids
 from .teacher_io import amp_settings, describe_teacher, load_class_map, prepare_teacher, resolve_device
 from .workdir import MANIFEST_KIND, MANIFEST_VERSION, WorkDir, default_work_dir
-from .writer_thread import WriterThread
+from .writer_thread import WriterStats, WriterThread
 
 #: Keep the image bank on the GPU when it needs less than this fraction of the free memory.
 BANK_GPU_FRACTION = 0.3
@@ -82,6 +82,8 @@ class RelabelReport:
     sample_check: AccuracyCheck | None = None
     view_check: AccuracyCheck | None = None
     info: dict | None = field(default=None, repr=False)
+    #: whether the writer thread kept up (the teacher loop's waits on it; writer_thread.WriterStats)
+    writer: WriterStats | None = None
 
     @property
     def views_per_second(self) -> float:
@@ -660,6 +662,7 @@ def _compute(report: RelabelReport, job: _Job, todo, renderer: _Renderer, runner
     finally:
         bar.close()
     report.compute_seconds = time.perf_counter() - t0
+    report.writer = writer.stats
     report.steps_computed = steps
     report.views_computed = views
     if full is not None:
@@ -733,6 +736,8 @@ def _speed_lines(report: RelabelReport) -> list[str]:
     if plan is not None and cpu:
         line += f"; {plan.describe()}"
     out = [line]
+    if report.writer is not None:
+        out.append("  " + report.writer.describe(report.compute_seconds))
     if pure == pure and pure > 0 and v < 0.5 * pure:
         out.append(f"  slow loop: {100 * v / pure:.0f}% of the teacher's own speed; the rest went to rendering views, "
                    "top-k and writing" + (" (on CPU they share the cores with the teacher)" if cpu else ""))

@@ -4,18 +4,50 @@ Only this thread touches the StoreWriter objects. The main thread hands it one i
 through a bounded queue (so memory stays bounded when the disk is slower than the device); on
 CUDA each item carries an event recorded after the device-to-host copy, and the thread waits on
 it, so the main thread never blocks on the GPU.
+
+It also keeps the numbers that say whether it kept up (:class:`WriterStats`): how long the main
+thread (the teacher loop) waited for room in the queue -- time the teacher sat idle because
+encoding and writing were slower than labelling -- and how long this thread was busy. The
+relabel summary prints them, so a run shows whether the writer was ever the bottleneck.
 """
 from __future__ import annotations
 
 import errno
 import queue
 import threading
+import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from ..errors import LplabelError
 from .errors import RelabelWriteError, TeacherOutputError
+
+
+@dataclass
+class WriterStats:
+    """What the writer thread did: ``wait_seconds`` the main thread spent blocked in ``submit``
+    (the queue full: the teacher loop waited on encoding/writing), over ``waits`` of ``steps``
+    submits; ``busy_seconds`` this thread spent encoding and writing steps; ``drain_seconds`` the
+    main thread spent in ``finish`` (writing what was still queued when the loop ended)."""
+
+    steps: int = 0
+    waits: int = 0
+    wait_seconds: float = 0.0
+    busy_seconds: float = 0.0
+    drain_seconds: float = 0.0
+
+    def describe(self, loop_seconds: float) -> str:
+        """One line for the relabel summary."""
+        busy = f"busy {self.busy_seconds:.1f} s ({100 * self.busy_seconds / loop_seconds:.0f}% of the loop)" \
+            if loop_seconds > 0 else f"busy {self.busy_seconds:.1f} s"
+        busy += f", {self.drain_seconds:.2f} s to write the queue's last steps after the loop"
+        if not self.waits:
+            return f"writer: never waited on (the teacher loop never found its queue full); {busy}"
+        return (f"writer: the teacher loop waited {self.wait_seconds:.2f} s on it ({self.waits:,} of "
+                f"{self.steps:,} steps found the queue full: encoding and writing were slower than labelling); "
+                f"{busy}")
 
 
 class WriterThread:
@@ -40,12 +72,29 @@ class WriterThread:
         self._writer = None
         self._part = None
         self._count = 0
+        self.stats = WriterStats()
         self._thread = threading.Thread(target=self._run, name="lplabel-relabel-writer", daemon=True)
         self._thread.start()
 
     # -- main-thread side -------------------------------------------------------------------
     def submit(self, part, epoch, step, views, labels, event=None) -> None:
         item = (part, epoch, step, views, labels, event)
+        self.stats.steps += 1
+        if self.error is not None:
+            raise self.error
+        try:
+            self._q.put_nowait(item)  # the common case when the writer keeps up: no wait at all
+            return
+        except queue.Full:
+            pass
+        self.stats.waits += 1
+        t0 = time.perf_counter()
+        try:
+            self._wait_put(item)
+        finally:
+            self.stats.wait_seconds += time.perf_counter() - t0
+
+    def _wait_put(self, item) -> None:
         while True:
             if self.error is not None:
                 raise self.error
@@ -58,6 +107,13 @@ class WriterThread:
 
     def finish(self) -> None:
         """Wait for every submitted step to be written; re-raise the thread's error if any."""
+        t0 = time.perf_counter()
+        try:
+            self._finish()
+        finally:
+            self.stats.drain_seconds += time.perf_counter() - t0
+
+    def _finish(self) -> None:
         while self._thread.is_alive():
             try:
                 self._q.put(None, timeout=0.2)
@@ -91,7 +147,9 @@ class WriterThread:
                     continue
                 if item is None:
                     break
+                t0 = time.perf_counter()
                 self._write(*item)
+                self.stats.busy_seconds += time.perf_counter() - t0
         except BaseException as e:  # noqa: BLE001 - handed to the main thread
             self.error = self._wrap(e)
         finally:

@@ -251,6 +251,10 @@ class StepDataset(torch.utils.data.Dataset):
             from ..codecs.rans import warm_up
 
             warm_up()
+        if any(c.name == "entryorder" for c in pipe.array_array):  # the same for the tie-order loops
+            from ..codecs.entryorder import warm_up as warm_up_entryorder
+
+            warm_up_entryorder()
         self.tail_kind = tail_kind_of(pipe)
         self._field_types = {f.name: f.type for f in pipe.decoded_spec}
         self.is_topk = "indices" in self._field_types

@@ -10,8 +10,11 @@ For the chains lplabel writes (``dense``/``topk`` | ``bytes`` | ``shuffle`` | ``
 dictionary) the byte shuffle is not undone on the whole chunk: each field's rows are rebuilt
 from the byte planes directly into the destination (for 2-byte elements ``lo | hi << 8`` in
 uint16 arithmetic, about 3x faster than the codec's plane-by-plane strided copy), and the
-``bytes`` layout is never materialised. Every other chain (quantize, delta, bitpack, zplanes,
-...) is decoded by its own :class:`~lplabel.codecs.Pipeline` and the rows are copied.
+``bytes`` layout is never materialised. The same holds for ``dense``/``topk`` | ``zplanes`` (what
+``lplabel encode`` writes for dense labels, and for top-k labels whose chain keeps the stored
+order): its byte planes are decompressed once per chunk and each field's rows are rebuilt from
+its own planes. Every other chain (quantize, delta, bitpack, entryorder, ...) is decoded by its
+own :class:`~lplabel.codecs.Pipeline` and the rows are copied.
 
 Destinations have the loader's transit types: ``indices`` int32 (whatever the stored index
 type), ``bool`` as bool, ``bfloat16`` as its uint16 bits, everything else as decoded.
@@ -25,6 +28,7 @@ import numpy as np
 from ..codecs.abc import ArrayArrayCodec
 from ..codecs.bytes import Bytes
 from ..codecs.shuffle import Shuffle
+from ..codecs.zplanes import ZPlanes
 from ..dtypes import storage_dtype
 from ..errors import CodecError, LplabelError
 from ..store import layout as L
@@ -61,8 +65,10 @@ class LabelRows:
         self._chunk_records = (rs[cs[1:]] - rs[cs[:-1]]).astype(np.int64).tolist() if len(cs) > 1 else []
         self._local = threading.local()
         stored = pipe.stored_spec
-        fast = isinstance(pipe.array_bytes, Bytes) and all(_identity_decode(c) for c in pipe.array_array) \
-            and tuple(pipe.decoded_spec) == tuple(stored)
+        identity = all(_identity_decode(c) for c in pipe.array_array) and tuple(pipe.decoded_spec) == tuple(stored)
+        # dense/topk | zplanes: each field's byte planes, decompressed once per chunk
+        self.zplanes = identity and isinstance(pipe.array_bytes, ZPlanes) and not pipe.bytes_bytes
+        fast = isinstance(pipe.array_bytes, Bytes) and identity
         bb = list(pipe.bytes_bytes)
         shuffle = bb[0].elementsize if fast and bb and isinstance(bb[0], Shuffle) else None
         self._rest = bb[1:] if shuffle is not None else bb
@@ -91,7 +97,7 @@ class LabelRows:
     def _transit_types(self) -> dict:
         """name -> (numpy dtype, per-record shape, stored type name) of the destination arrays."""
         out = {}
-        if self.fast:
+        if self.fast or self.zplanes:
             for f in self.pipeline.stored_spec:
                 dt = storage_dtype(f.type)
                 if f.name == "indices":
@@ -127,7 +133,15 @@ class LabelRows:
         hit = cache.get(chunk)
         if hit is not None:
             return hit
-        if self.fast:
+        if self.zplanes:
+            data = self.store.read_chunk_bytes(self.column, chunk)
+            try:
+                hit = (None, self.pipeline.array_bytes.planes(data, self.pipeline.stored_spec,
+                                                              self._chunk_records[chunk]))
+            except LplabelError as e:
+                raise CodecError(e.message, path=self.store.path, part=self.store._part(self.column, chunk),
+                                 hint=e.hint) from None
+        elif self.fast:
             data = self.store.read_chunk_bytes(self.column, chunk)
             try:
                 for c in reversed(self._rest):
@@ -156,6 +170,9 @@ class LabelRows:
     def read(self, chunk: int, a: int, b: int, dests: dict) -> None:
         """Copy rows ``a..b`` (chunk-relative) of every field into ``dests[name]`` ([b - a, ...])."""
         hit = self._decoded(chunk)
+        if self.zplanes:
+            self._read_planes(hit[1], a, b, dests)
+            return
         if not self.fast:
             for name, dst in dests.items():
                 src = hit[name][a:b]
@@ -191,3 +208,22 @@ class LabelRows:
                     _unshuffle_into(planes, e0, e1, tmp.view(_UINT[es]))
                     np.copyto(dst, tmp.view(sdt).reshape(dst.shape), casting="unsafe")
             pos += n * rb
+
+    def _read_planes(self, field_planes: list, a: int, b: int, dests: dict) -> None:
+        """The zplanes fast path: rows a..b of each field rebuilt from that field's own planes."""
+        for (name, sdt, k, shape), planes in zip(self._stored, field_planes):
+            dst = dests[name]
+            e0, e1 = a * k, b * k
+            es = sdt.itemsize
+            flat = dst.reshape(-1) if dst.flags.c_contiguous else None
+            if es == 1:
+                src = planes[0][e0:e1].reshape((b - a, *shape))
+                np.copyto(dst, src.view(bool) if dst.dtype == bool else src.view(sdt), casting="unsafe")
+            elif flat is not None and flat.dtype.itemsize == es:
+                _unshuffle_into(planes, e0, e1, flat.view(np.uint8).view(_UINT[es]))
+            elif flat is not None and sdt.kind == "u" and dst.dtype.kind == "i" and dst.dtype.itemsize > es:
+                _unshuffle_into(planes, e0, e1, flat)   # unsigned stored indices widened (int32)
+            else:
+                tmp = np.empty((e1 - e0) * es, dtype=np.uint8)
+                _unshuffle_into(planes, e0, e1, tmp.view(_UINT[es]))
+                np.copyto(dst, tmp.view(sdt).reshape(dst.shape), casting="unsafe")
