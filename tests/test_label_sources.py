@@ -202,3 +202,21 @@ def test_other_weights_warn_and_bad_arguments(setup):
         ReplayLoader(setup["stores"]["float32"], None, label_source=setup["teacher"])
     with pytest.raises(TypeError, match="label_source must be"):
         ReplayLoader(setup["stores"]["float32"], setup["images"], normalize="0-255", label_source="teacher.pt")
+
+
+def test_students_trained_online_equal_students_trained_from_the_fp32_store(setup):
+    """At training scale (every step of every epoch, a real student): the labels are the fp32
+    store's bit for bit on this CPU, so the trained students are identical weights."""
+    from lplabel.harness.student import StudentRecipe, train_student
+    from lplabel.datasets import load_dataset
+
+    test = load_dataset("digits", "test", limit_per_class=20)
+    recipe = StudentRecipe(model="convnet", model_kwargs={"width": 16, "depth": 2}, lr=3e-3, temperature=2.0,
+                           epochs=EPOCHS, amp=False)
+    p = setup["stores"]["float32"]
+    stored = train_student(p, setup["images"], test, recipe, seed=3, progress=False)
+    src = OnlineTeacher(setup["teacher"])
+    online = train_student(p, setup["images"], test, recipe, seed=3, progress=False, label_source=src)
+    assert online["steps"] == stored["steps"] == EPOCHS * 3
+    assert online["student_checksum"] == stored["student_checksum"] and online["top1"] == stored["top1"]
+    assert online["label_source"]["calls"] == EPOCHS * 3 and "label_source" not in stored

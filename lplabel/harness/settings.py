@@ -36,6 +36,11 @@ records``). Names written ``-<X>x`` (lplabel 0.1.0, e.g. ``lpld-40x``) are still
     top-1 is a hard label (the teacher's top class on that view) at about 0.4 B/record for
     C = 10; the temperature changes nothing.
 
+``online-teacher``
+    No stored labels: the teacher labels the full store's views inside the training loop
+    (:class:`lplabel.torch.OnlineTeacher`, :mod:`lplabel.harness.online`). Its bytes are the
+    teacher checkpoint plus the views; its row also reports the teacher's compute per step.
+
 Optional suffixes on any name: ``-T<t>`` (constant temperature ``t``) or ``-dkr`` (LPQLD's
 schedule) override the temperature; ``-keep<f>`` (a fraction) is the same as ``-keep1in<1/f>``;
 ``-entropy`` or
@@ -53,7 +58,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ..errors import LplabelError
 
-FAMILIES = ("reference", "lpld", "lpqld", "lplabel")
+FAMILIES = ("reference", "lpld", "lpqld", "lplabel", "online")
 VALUE_TYPES = ("fp16", "bf16", "fp32", "int8", "int4", "none")
 TAILS = ("none", "logsumexp", "min")
 
@@ -106,6 +111,8 @@ class Setting:
     def store_name(self) -> str:
         """The name of the store this setting trains from: settings that differ only in their
         temperature share one store."""
+        if self.family == "online":  # labels from the teacher, views from the full store
+            return "full"
         default_t = "dkr" if self.family == "lpqld" else None
         return canonical_name(replace(self, temperature=default_t))
 
@@ -118,6 +125,8 @@ class Setting:
 
     def describe(self) -> str:
         """A short human description for tables."""
+        if self.family == "online":
+            return "teacher run in the training loop (no stored labels)"
         rep = "dense" if self.k is None else f"top-{self.k}"
         if self.values == "none":
             parts = [f"{rep} {'index' if self.k == 1 else 'indices'} only"]
@@ -172,7 +181,7 @@ DKR_EXPLAINED = ("T 'step 20->2' (-dkr in a name): LPQLD's temperature schedule,
 
 _GRAMMAR = ("full | lpld-keep1in<X> | lpqld-k<K>[-keep1in<X>] | "
             "lpl-k<K>-<fp16|bf16|fp32|int8|int4>[-tail|-min][-keep1in<X>] | lpl-k<K>-none[-keep1in<X>] | "
-            "lpl-dense-<values>[-keep1in<X>]; keep1in<X> keeps a random 1/X of the steps (pruning, not the size "
+            "lpl-dense-<values>[-keep1in<X>] | online-teacher; keep1in<X> keeps a random 1/X of the steps (pruning, not the size "
             "ratio); optional -T<t> or -dkr, and -entropy or -margin on pruned settings")
 
 
@@ -230,6 +239,10 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
         if keep is None:
             raise bad("say how much to prune, e.g. lpld-keep1in10 or lpld-keep1in40")
         s = Setting(name="", family="lpld", keep=keep, reuse="lpld", temperature=temperature)
+    elif head == "online" and toks == ["online", "teacher"]:
+        if keep is not None or metric is not None:
+            raise bad("online-teacher labels every view of the full store: no pruning")
+        s = Setting(name="online-teacher", family="online", keep=1.0, reuse="epochs", temperature=temperature)
     elif head == "lpqld" and len(toks) == 2 and re.fullmatch(r"k\d+", toks[1]):
         k = int(toks[1][1:])
         s = Setting(name="", family="lpqld", keep=0.1 if keep is None else keep, reuse="lpqld", k=k,
@@ -274,7 +287,7 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
             raise UnknownSettingError(f"setting {raw!r}: top-{s.k} needs k < number of classes ({num_classes})",
                                       hint="pick a smaller k")
     s = replace(s, name=canonical_name(s))
-    if num_classes is not None:
+    if num_classes is not None and s.family != "online":
         check_chain(s, num_classes)
     return s
 
@@ -292,6 +305,8 @@ def canonical_name(s: Setting) -> str:
     """The grammar name of a setting (parse_setting(canonical_name(s)) == s)."""
     if s.family == "reference":
         base = "full"
+    elif s.family == "online":
+        base = "online-teacher"
     elif s.family == "lpld":
         base = "lpld"
     elif s.family == "lpqld":
@@ -299,7 +314,7 @@ def canonical_name(s: Setting) -> str:
     else:
         base = "lpl-" + ("dense" if s.k is None else f"k{s.k}") + f"-{s.values}"
         base += {"none": "", "logsumexp": "-tail", "min": "-min"}[s.tail]
-    if s.family != "reference" and (s.pruned or s.family == "lpld"):
+    if s.family not in ("reference", "online") and (s.pruned or s.family == "lpld"):
         base += f"-keep1in{_fmt_x(s.keep)}"
     if s.metric != "random":
         base += f"-{s.metric}"
