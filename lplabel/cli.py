@@ -141,6 +141,8 @@ def _echo_info(f: dict) -> None:
         click.echo(f"  selection       {json.dumps(f['selection'])}")
     t = f["teacher"]
     click.echo(f"  teacher         {t.get('description') or '-'} (logits at T={t.get('temperature', 1.0)})")
+    if f.get("label_generator"):
+        click.echo(f"  label generator {f['label_generator']['text']}")
     click.echo("  bytes by field")
     total = f["file_bytes"]
     derived = {f"column.{c}" for c in f.get("derived_columns", ())}

@@ -51,11 +51,10 @@ def source_key(bench, s: Setting) -> dict:
     return {"label_source": s.family, "teacher": bench.teacher_key}
 
 
-def prepare(bench, settings) -> None:
+def prepare(bench, settings, cache_key, read_json, write_json) -> None:
     """Stage 5 for the label-source rows: point them at the ``full`` store and check the labels
-    they make against it on the first stored epoch (cached beside the stores)."""
-    from .sweep import _read_json, _write_json, cache_key
-
+    they make against it on the first stored epoch (cached beside the stores with the sweep's
+    ``cache_key`` / ``read_json`` / ``write_json``)."""
     full = bench.stores.get("full")
     for s in settings:
         if not is_label_source(s):
@@ -66,11 +65,11 @@ def prepare(bench, settings) -> None:
             raise BenchError(f"setting {s.name!r} labels the 'full' store's views; add 'full' to the settings")
         key = cache_key({"full": full["key"], **source_key(bench, s), "device": bench.r.device.split(":")[0]})
         meta_p = bench.out / "stores" / f"{s.name}.json"
-        meta = None if bench.force else _read_json(meta_p)
+        meta = None if bench.force else read_json(meta_p)
         if meta is None or meta.get("key") != key:
             meta = {"key": key, "fidelity": check_against_store(full["path"], bench.distilled,
                                                                 label_source(bench, s), bench.r.device)}
-            _write_json(meta_p, meta)
+            write_json(meta_p, meta)
         bench.stores[s.name] = {"path": full["path"], "info": full["info"], "fidelity": meta["fidelity"],
                                 "key": key}
         f = meta["fidelity"]
@@ -129,9 +128,10 @@ def row(s: Setting, bench, runs: list, baseline: int, default_t: float) -> dict:
     return out
 
 
-def markdown_lines(res: dict) -> list[str]:
-    """The label-source rows' costs in words (results.md): bytes, compute, step time."""
-    rows = [r for r in res["rows"] if r.get("label_source")]
+def markdown_lines(rows: list) -> list[str]:
+    """The label-source rows' costs in words (results.md's section, kept in the results as
+    ``label_sources_md``): bytes, compute, step time."""
+    rows = [r for r in rows if r.get("label_source")]
     if not rows:
         return []
     out = ["## Labels made in the training loop", ""]

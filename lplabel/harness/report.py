@@ -433,9 +433,7 @@ def markdown_report(res: dict) -> str:
                  "(or payload's) bytes -- what `lplabel info` calls \"x smaller than dense fp16 of the nominal "
                  "records\" (configs and container count against the store, never for the baseline). *top-1 "
                  "agree*: records whose most probable class matches the full store's.")
-    from .online import markdown_lines
-
-    lines += ["", *markdown_lines(res)]
+    lines += ["", *res.get("label_sources_md", [])]  # labels made in the loop (harness/online.py)
     lines += ["", "## Targets", ""] + targets_text(res) + [""] + limits_text(res) + [""]
     lines.append("![accuracy vs bytes](" + "accuracy_vs_bytes.png" + ")")
     return "\n".join(lines) + "\n"

@@ -560,7 +560,7 @@ class Bench:
             self.echo(f"      {s.name:<27} {inf['file_bytes']:>10,} B  {inf['records']:>7,} records  "
                       f"{self.baseline_bytes / inf['file_bytes']:6.1f}x smaller" + ("  (cached)" if cached else ""))
         src.close()
-        online.prepare(self, r.settings)
+        online.prepare(self, r.settings, cache_key, _read_json, _write_json)
         self.facts["stores"] = {"steps_per_chunk": spc, "crop_type": crop_type}
         self.timings["stores"] = time.perf_counter() - t0
 
@@ -662,6 +662,7 @@ class Bench:
                          "definition": "records of the full store x classes x 2 bytes (dense fp16 logits, no "
                                        "configs, no container)"},
             "rows": rows,
+            "label_sources_md": online.markdown_lines(rows),
             "targets": evaluate_targets(rows),
             "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
             "wall_seconds": round(wall, 1),

@@ -320,13 +320,3 @@ class OnlineTeacher(LabelSource):
                 "precision": getattr(self, "precision_used", None), "calls": calls,
                 "views": tm.views if tm is not None else 0, "seconds": secs,
                 "ms_per_step": 1000.0 * secs / calls if calls else None}
-
-
-def as_label_source(source) -> LabelSource | None:
-    """``label_source=`` as given: None, a :class:`LabelSource`, or a bare teacher module."""
-    if source is None or isinstance(source, LabelSource):
-        return source
-    if isinstance(source, nn.Module):
-        return OnlineTeacher(source)
-    raise TypeError(f"label_source must be None, a LabelSource (OnlineTeacher, ...) or a teacher nn.Module, got "
-                    f"{type(source).__name__}")

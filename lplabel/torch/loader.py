@@ -26,6 +26,7 @@ import multiprocessing
 from collections import deque
 
 import torch
+from torch import nn
 
 from ..errors import LplabelError
 from ..store import LabelStore
@@ -33,7 +34,8 @@ from ..threads import ThreadPlan, available_cores, plan_threads, set_worker_thre
 from .batch import StepBatch, StepKey
 from .dataset import StepDataset, WorkerFailure, raise_worker_failure, warn_pixels_unset
 from .group import SlabPool, StepGroup, StepGroupKey
-from .label_sources import as_label_source
+from .generator import StoredGenerator, store_generator
+from .label_sources import LabelSource, OnlineTeacher
 from .pixels import parse_normalize
 from .sampler import StepSampler, resolve_temperature
 
@@ -184,6 +186,24 @@ def _is_worker_death(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and not msg.startswith("Caught ") and any(s in msg for s in _WORKER_DEATH)
 
 
+def as_label_source(source, store=None) -> LabelSource | None:
+    """``label_source=`` as given: ``None`` (``"auto"``: the store's label generator when its
+    header has one, spec §12, else the label column), ``"column"`` (the label column), ``"generator"``
+    (the store's generator), a :class:`LabelSource`, or a bare teacher module (an
+    :class:`OnlineTeacher`). None is returned for the label column."""
+    if isinstance(source, LabelSource):
+        return source
+    if isinstance(source, nn.Module):
+        return OnlineTeacher(source)
+    if source is None or (isinstance(source, str) and source in ("auto", "column", "generator")):
+        if source == "generator" or (source in (None, "auto") and store is not None
+                                     and store_generator(store) is not None):
+            return StoredGenerator()
+        return None
+    raise TypeError(f"label_source must be None, 'auto', 'column', 'generator', a LabelSource (OnlineTeacher, "
+                    f"StoredGenerator) or a teacher nn.Module, got {source!r}")
+
+
 class ReplayLoader:
     """Stored steps, replayed, on a device, per epoch (see the module doc).
 
@@ -225,8 +245,10 @@ class ReplayLoader:
         is restored when the iteration ends (exhausted, ``break``, exception).
         Worker processes always run :data:`~lplabel.threads.WORKER_THREADS` torch thread each (set
         before the user's ``worker_init_fn``, which may override it).
-    label_source: where the labels come from (:mod:`lplabel.torch.label_sources`). None (default):
-        the store's label column. An :class:`~lplabel.torch.OnlineTeacher` (or a bare teacher
+    label_source: where the labels come from (:mod:`lplabel.torch.label_sources`). None (default,
+        ``"auto"``): the store's label generator when its header has one (spec §12), else the
+        label column; ``"column"``: the label column; ``"generator"``: the store's generator
+        (:class:`~lplabel.torch.StoredGenerator`). An :class:`~lplabel.torch.OnlineTeacher` (or a bare teacher
         ``nn.Module``): the teacher labels each step's rendered, mixed views in this process, on
         ``device``, one forward per step; the label column is not read, and ``normalize`` /
         ``transform`` are applied here after the teacher saw the 0..255 views. Checked (device,
@@ -259,19 +281,20 @@ class ReplayLoader:
             labels_on = "device" if cuda else "worker"
         if labels_on not in ("worker", "device") or render_on not in ("worker", "device"):
             raise ValueError("labels_on and render_on must be 'worker' or 'device'")
-        self.label_source = as_label_source(label_source)
+        store = store if isinstance(store, LabelStore) else LabelStore(store)
+        self.label_source = as_label_source(label_source, store)
         online = self.label_source is not None
         if online:
             if images is None:
-                raise ValueError("a label source labels rendered views: pass the images (images=None serves labels "
-                                 "only, and there are none without the store's label column)")
+                raise ValueError(f"{store.path}: the labels come from a {self.label_source.kind}, which labels "
+                                 "rendered views: pass the images (images=None serves labels only; "
+                                 "label_source='column' reads the label column)")
             if labels not in ("dense", "raw"):
                 raise ValueError(f"label_source= makes dense logits: labels must be 'dense' or 'raw', got {labels!r}")
             labels_on = "worker"  # nothing to reconstruct after the copy: labels are made on the device
         self.labels = labels
         self.labels_on = labels_on
         self.render_on = render_on
-        store = store if isinstance(store, LabelStore) else LabelStore(store)
         temperature = resolve_temperature(temperature, store)
         # an online source sees the 0..255 views: the pixels are converted after it, here
         self._after = (parse_normalize(normalize), transform) if online else None
