@@ -59,3 +59,32 @@ def test_online_teacher_row(tmp_path):
     again = run_bench(cfg, echo=lines2.append)
     assert {r["setting"]: r["top1_per_seed"] for r in again["rows"]} == {n: r["top1_per_seed"] for n, r in rows.items()}
     assert sum("(cached)" in s for s in lines2 if "online-teacher" in s) >= 2
+
+
+def test_generator_grammar():
+    s = parse_setting("generator-8k", 10)
+    assert (s.family, s.budget, s.name, s.store_name) == ("generator", 8000, "generator-8000", "generator-8000")
+    assert parse_setting(canonical_name(s), 10) == s and parse_setting("generator-1.5m", 10).budget == 1_500_000
+    assert "budget" not in parse_setting("full", 10).store_json()  # other settings' cache keys unchanged
+    with pytest.raises(UnknownSettingError, match="no pruning"):
+        parse_setting("generator-8k-keep1in10", 10)
+    with pytest.raises(UnknownSettingError, match="not in the grammar"):
+        parse_setting("generator-lots", 10)
+
+
+def test_generator_row(tmp_path):
+    from lplabel import open_store
+
+    cfg = BenchConfig(out=str(tmp_path / "b"), epochs=4, seeds=2, teacher_epochs=2, device="cpu", progress=False,
+                      settings="full,generator-8k")
+    res = run_bench(cfg, echo=lambda s: None)
+    rows = {r["setting"]: r for r in res["rows"]}
+    full, g = rows["full"], rows["generator-8000"]
+    path = tmp_path / "b" / "stores" / "generator-8000.lpl"
+    with open_store(path) as st:  # the row trained from a real store with the generator in its header
+        assert "label_generator" in st.header["extensions"] and st.num_records == full["records"]
+    assert g["file_bytes"] == path.stat().st_size  # the whole file counts
+    assert 0 < g["generator_bytes"] <= 8000 and g["generator_parameters"] > 0
+    assert 0.0 <= g["top1_agreement"] <= 1.0 and g["teacher_gflops_per_step"] > 0
+    assert g["n_seeds"] == 2 and g["top1_mean"] is not None
+    assert any(line.startswith("- `generator-8000`: a convnet-lite-v1") for line in res["label_sources_md"])

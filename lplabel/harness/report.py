@@ -456,10 +456,10 @@ def write_csv(res: dict, path: Path) -> None:
 
 
 FAMILY_STYLE = {"reference": ("black", "*"), "lpld": ("tab:blue", "s"), "lpqld": ("tab:orange", "^"),
-                "lplabel": ("tab:green", "o"), "online": ("tab:red", "D")}
+                "lplabel": ("tab:green", "o"), "online": ("tab:red", "D"), "generator": ("tab:purple", "P")}
 
 
-FAMILY_PREFIX = {"reference": "", "lpld": "lpld-", "lpqld": "lpqld-", "lplabel": "lpl-", "online": ""}
+FAMILY_PREFIX = {"reference": "", "lpld": "lpld-", "lpqld": "lpqld-", "lplabel": "lpl-", "online": "", "generator": ""}
 
 
 def point_label(row: dict) -> str:
@@ -594,7 +594,8 @@ def plot(res: dict, path: Path) -> dict:
             ax.errorbar(xs, ys, yerr=es, fmt=marker, color=color, capsize=3, ms=7,
                         label={"reference": "full (dense fp16)", "lpld": "lpld-: LPLD-style pruning",
                                "lpqld": "lpqld-: LPQLD-style top-k fp16", "lplabel": "lpl-: lplabel",
-                               "online": "online teacher (checkpoint + views)"}[fam])
+                               "online": "online teacher (checkpoint + views)",
+                               "generator": "label generator in the file (spec §12)"}[fam])
             # the family's frontier: most accurate row at or below each size
             front, best = [], -1.0
             for r in fr:
