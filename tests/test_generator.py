@@ -240,3 +240,10 @@ def test_cli(digits, tmp_path, monkeypatch):
     assert "label generator convnet-lite-v1" in r.output and "label_generator" in r.output
     r = CliRunner().invoke(main, ["distill-generator", "all.lpl", "digits:test", "-o", "h.lpl", "--budget", "6000"])
     assert r.exit_code == 2 and "the image set has" in r.output
+
+
+def test_step_dataset_on_a_generator_store_says_what_the_column_is():
+    from lplabel.torch import LabelSourceWarning, StepDataset
+
+    with pytest.warns(LabelSourceWarning, match="made by its label generator"):
+        StepDataset(GOLDEN / f"{NAME}.lpl", None, labels="raw")

@@ -323,6 +323,13 @@ class StepDataset(torch.utils.data.Dataset):
             self._configs = self._decode_configs()
         self._labels = LabelRows(st, "label")
         self._label_fields = self._labels.fields if self.read_labels else {}
+        if self.read_labels and "label_generator" in (st.header.get("extensions") or {}):
+            from .label_sources import LabelSourceWarning
+
+            warnings.warn(f"{st.path}: this store's labels are made by its label generator (spec §12); its label "
+                          "column holds only top-1 class indices, which StepDataset reads here -- use "
+                          "ReplayLoader (it labels the views with the generator) or label_source='column' to "
+                          "mean the column", LabelSourceWarning, stacklevel=2)
         self._max_views = int(np.diff(rs).max()) if st.num_steps else 0
         self._layouts: dict = {}
         self._pool = None  # a SlabPool set by ReplayLoader (forked workers decode into its slabs)

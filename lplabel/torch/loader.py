@@ -23,6 +23,7 @@ prefetch depth and grouping; and turns a dead or stuck worker into a :class:`Loa
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 from collections import deque
 
 import torch
@@ -35,7 +36,7 @@ from .batch import StepBatch, StepKey
 from .dataset import StepDataset, WorkerFailure, raise_worker_failure, warn_pixels_unset
 from .group import SlabPool, StepGroup, StepGroupKey
 from .generator import StoredGenerator, store_generator
-from .label_sources import LabelSource, OnlineTeacher
+from .label_sources import LabelSource, LabelSourceWarning, OnlineTeacher
 from .pixels import parse_normalize
 from .sampler import StepSampler, resolve_temperature
 
@@ -298,12 +299,15 @@ class ReplayLoader:
         temperature = resolve_temperature(temperature, store)
         # an online source sees the 0..255 views: the pixels are converted after it, here
         self._after = (parse_normalize(normalize), transform) if online else None
-        self.dataset = StepDataset(store, images, policy=policy,
-                                   labels="raw" if online or labels_on != "worker" else labels,
-                                   temperature=temperature, mode=mode, render=render_on == "worker",
-                                   apply_mix=apply_mix, transform=None if online else transform,
-                                   check_images=check_images, cache_configs=cache_configs,
-                                   normalize="0-255" if online else normalize, read_labels=not online)
+        with warnings.catch_warnings():
+            if label_source == "column":  # asked for by name: the generator store's column is what is meant
+                warnings.simplefilter("ignore", LabelSourceWarning)
+            self.dataset = StepDataset(store, images, policy=policy,
+                                       labels="raw" if online or labels_on != "worker" else labels,
+                                       temperature=temperature, mode=mode, render=render_on == "worker",
+                                       apply_mix=apply_mix, transform=None if online else transform,
+                                       check_images=check_images, cache_configs=cache_configs,
+                                       normalize="0-255" if online else normalize, read_labels=not online)
         if online:
             pol = self.dataset.policy
             self._after[0].check_channels(self.dataset.bank.channels, str(store.path))
