@@ -302,7 +302,8 @@ def recommendation_lines(res: dict) -> list[str]:
     rec = res.get("recommendation") or recommend(res)
     ref = next((r for r in res["rows"] if r["family"] == "reference"), None)
     if rec is None:
-        return ["Recommendation: no setting keeps the students within 2 points of the full labels; use `full`."]
+        what = "stored setting" if any(r.get("label_source") for r in res["rows"]) else "setting"
+        return [f"Recommendation: no {what} keeps the students within 2 points of the full labels; use `full`."]
     full = f" (full labels: {ref['top1_mean']:.2f} ± {ref['top1_std']:.2f} %)" if ref else ""
     lines = [f"Recommendation: {rec['setting']} -- {rec['why']}: {rec['file_bytes']:,} B, {rec['ratio']:.1f}x smaller "
              f"than dense fp16 of the nominal records; students {rec['top1_mean']:.2f} ± {rec['top1_std']:.2f} %"
