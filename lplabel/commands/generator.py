@@ -21,7 +21,8 @@ from ._common import register
 @click.option("--epochs", type=click.IntRange(1), default=None,
               help="Training epochs through STORE's schedule [default: STORE's epochs, every stored view once].")
 @click.option("--depth", type=click.IntRange(1, 8), default=2, show_default=True, help="3x3 convolutions.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-2, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
+              help="Adam's learning rate [default: min(0.01, 0.1 / width)].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None,

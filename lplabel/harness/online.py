@@ -62,7 +62,7 @@ def source_key(bench, s: Setting) -> dict:
     if not is_label_source(s):
         return {}
     if s.family == "generator":
-        return {"label_source": s.family, "budget": s.budget, "passes": GENERATOR_PASSES, "format": 1}
+        return {"label_source": s.family, "budget": s.budget, "passes": GENERATOR_PASSES, "format": 2}
     return {"label_source": s.family, "teacher": bench.teacher_key}
 
 

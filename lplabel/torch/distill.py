@@ -27,13 +27,15 @@ def _top1_chain(num_classes: int):
 
 
 def distill_generator(store, images, out, *, budget: int, teacher=None, checkpoint=None, epochs: int | None = None,
-                      depth: int = 2, lr: float = 1e-2, seed: int = 0, device="cpu", force: bool = False,
+                      depth: int = 2, lr: float | None = None, seed: int = 0, device="cpu", force: bool = False,
                       log=None) -> dict:
     """Train a generator of at most ``budget`` bytes to imitate ``store``'s labels on its views
     and write ``out`` (see the module doc). Returns a report dict.
 
     ``teacher`` (a module or a spec string, with ``checkpoint``): imitate the teacher run online on
-    the store's views instead of the stored labels. ``epochs``: training epochs through the
+    the store's views instead of the stored labels. ``lr``: Adam's learning rate (cosine decay);
+    None: ``min(1e-2, 0.1 / width)`` -- measured on CIFAR-10 (quick profile), a width-32 generator
+    fit 38 % top-1 agreement at 1e-2 and 61 % at 3e-3, while widths <= 16 fit best at 1e-2. ``epochs``: training epochs through the
     store's schedule (default: the store's epochs, every stored view once). Every check runs
     before any training: the budget (:class:`~lplabel.generator.GeneratorBudgetError`), the
     images against the store, the teacher against the store's views and classes, the output path.
@@ -77,6 +79,8 @@ def distill_generator(store, images, out, *, budget: int, teacher=None, checkpoi
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         net = GeneratorNet(arch).to(dev)
+    if lr is None:
+        lr = min(1e-2, 0.1 / arch["width"])
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     total = max(1, n_epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1.0 + math.cos(math.pi * min(i, total) / total)))
@@ -103,6 +107,7 @@ def distill_generator(store, images, out, *, budget: int, teacher=None, checkpoi
     trained = {"targets": "teacher (online)" if source is not None else "stored labels",
                "teacher_checksum": (st.header.get("teacher") or {}).get("checksum"),
                "source": Path(st.path).name, "epochs": n_epochs, "steps": n_epochs * len(loader), "loss": "KL at T=1",
+               "lr": lr,
                "top1_agreement": round(agree / max(views, 1), 6), "kl_t1": round(kl_sum / max(views, 1), 6)}
     entry = encode(arch, net.tensors(), trained=trained)
     nbytes = entry_bytes(entry)
