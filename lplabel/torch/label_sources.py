@@ -11,6 +11,9 @@ teacher itself), so :class:`~lplabel.torch.ReplayLoader` takes them interchangea
   loader's device, one forward per stored step (the relabeler's batching), after the views were
   rendered and mixed exactly as for stored labels. The label column is not read at all: the
   store serves only its views (a store written with ``views="derived"`` holds them in its header).
+* :class:`~lplabel.torch.StoredGenerator` (:mod:`lplabel.torch.generator`): a small network stored
+  in the ``.lpl`` file (spec §12) labels the views the same way; the loader's default for a store
+  whose header holds one.
 
 Why the teacher runs in the main process, on the collated step, and not in the DataLoader
 workers: the workers are CPU processes (a CUDA context per worker would cost each about 300 MB
