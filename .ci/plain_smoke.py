@@ -191,6 +191,11 @@ def with_torch(s: Smoke, v: Path, data: str) -> None:
     s.run(v, ["quantize", "a.lpl", "-o", "q.lpl", "--topk", "2", "--values", "int8"], label=L, creates="q.lpl")
     s.run(v, ["prune", "a.lpl", "-o", "p.lpl", "--keep", "0.5"], label=L, creates="p.lpl")
     s.run(v, ["compare", "a.lpl", "q.lpl"], label=L, expect="agreement")
+    s.run(v, ["distill-generator", "a.lpl", "imgs", "-o", "g.lpl", "--budget", "20000"], label=L, creates="g.lpl")
+    s.run(v, ["info", "g.lpl"], label=L, expect="label generator")
+    s.run(v, ["verify", "g.lpl"], label=L, expect="OK")
+    s.run(v, ["distill-generator", "a.lpl", "imgs", "-o", "g2.lpl", "--budget", "100"], rc=2,
+          expect="smaller than the smallest generator", label=L, absent="g2.lpl")
     s.run(v, ["export", "a.lpl", "-o", "legacy", "--to", "lpld"], label=L, creates="legacy")
     s.run(v, ["import", "legacy", "-o", "i.lpl"], label=L, creates="i.lpl")
     # shards started by hand, joined by merge
@@ -248,6 +253,8 @@ def without_torch(s: Smoke, v: Path) -> None:
     s.run(v, ["export", "n.lpl", "-o", "nlegacy", "--to", "lpld"], rc=2, expect="pip install torch", label=L,
           absent="nlegacy")
     s.run(v, ["merge", "n.lpl", "-o", "nm.lpl"], rc=2, expect="pip install torch", label=L, absent="nm.lpl")
+    s.run(v, ["distill-generator", "n.lpl", "imgs", "-o", "ng.lpl", "--budget", "20000"], rc=2,
+          expect="pip install torch", label=L, absent="ng.lpl")
     s.run(v, ["demo", "-o", "ndemo/d.lpl"], rc=2, expect="pip install torch", label=L, absent="ndemo")
     s.run(v, ["bench", "accuracy", "--quick", "--out", "nbench"], rc=2, expect="pip install torch", label=L,
           absent="nbench")

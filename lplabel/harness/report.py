@@ -246,7 +246,8 @@ def recommend(res: dict) -> dict | None:
 
     from .settings import parse_setting
 
-    rows = [r for r in res["rows"] if r["family"] != "reference" and r["top1_mean"] is not None]
+    rows = [r for r in res["rows"] if r["family"] != "reference" and not r.get("label_source")
+            and r["top1_mean"] is not None]  # a store to rebuild: not a label made in the loop
     for flag, why in (("within_spread", "the smallest store whose students stay within the full labels' seed "
                                         "spread"),
                       ("within_2pt", "the smallest store whose students stay within 2 points of the full labels")):
@@ -301,7 +302,8 @@ def recommendation_lines(res: dict) -> list[str]:
     rec = res.get("recommendation") or recommend(res)
     ref = next((r for r in res["rows"] if r["family"] == "reference"), None)
     if rec is None:
-        return ["Recommendation: no setting keeps the students within 2 points of the full labels; use `full`."]
+        what = "stored setting" if any(r.get("label_source") for r in res["rows"]) else "setting"
+        return [f"Recommendation: no {what} keeps the students within 2 points of the full labels; use `full`."]
     full = f" (full labels: {ref['top1_mean']:.2f} ± {ref['top1_std']:.2f} %)" if ref else ""
     lines = [f"Recommendation: {rec['setting']} -- {rec['why']}: {rec['file_bytes']:,} B, {rec['ratio']:.1f}x smaller "
              f"than dense fp16 of the nominal records; students {rec['top1_mean']:.2f} ± {rec['top1_std']:.2f} %"
@@ -432,6 +434,7 @@ def markdown_report(res: dict) -> str:
                  "(or payload's) bytes -- what `lplabel info` calls \"x smaller than dense fp16 of the nominal "
                  "records\" (configs and container count against the store, never for the baseline). *top-1 "
                  "agree*: records whose most probable class matches the full store's.")
+    lines += ["", *res.get("label_sources_md", [])]  # labels made in the loop (harness/online.py)
     lines += ["", "## Targets", ""] + targets_text(res) + [""] + limits_text(res) + [""]
     lines.append("![accuracy vs bytes](" + "accuracy_vs_bytes.png" + ")")
     return "\n".join(lines) + "\n"
@@ -454,10 +457,10 @@ def write_csv(res: dict, path: Path) -> None:
 
 
 FAMILY_STYLE = {"reference": ("black", "*"), "lpld": ("tab:blue", "s"), "lpqld": ("tab:orange", "^"),
-                "lplabel": ("tab:green", "o")}
+                "lplabel": ("tab:green", "o"), "online": ("tab:red", "D"), "generator": ("tab:purple", "P")}
 
 
-FAMILY_PREFIX = {"reference": "", "lpld": "lpld-", "lpqld": "lpqld-", "lplabel": "lpl-"}
+FAMILY_PREFIX = {"reference": "", "lpld": "lpld-", "lpqld": "lpqld-", "lplabel": "lpl-", "online": "", "generator": ""}
 
 
 def point_label(row: dict) -> str:
@@ -591,7 +594,9 @@ def plot(res: dict, path: Path) -> dict:
             es = [r["top1_std"] for r in fr]
             ax.errorbar(xs, ys, yerr=es, fmt=marker, color=color, capsize=3, ms=7,
                         label={"reference": "full (dense fp16)", "lpld": "lpld-: LPLD-style pruning",
-                               "lpqld": "lpqld-: LPQLD-style top-k fp16", "lplabel": "lpl-: lplabel"}[fam])
+                               "lpqld": "lpqld-: LPQLD-style top-k fp16", "lplabel": "lpl-: lplabel",
+                               "online": "online teacher (checkpoint + views)",
+                               "generator": "label generator in the file (spec §12)"}[fam])
             # the family's frontier: most accurate row at or below each size
             front, best = [], -1.0
             for r in fr:

@@ -36,6 +36,16 @@ records``). Names written ``-<X>x`` (lplabel 0.1.0, e.g. ``lpld-40x``) are still
     top-1 is a hard label (the teacher's top class on that view) at about 0.4 B/record for
     C = 10; the temperature changes nothing.
 
+``online-teacher``
+    No stored labels: the teacher labels the full store's views inside the training loop
+    (:class:`lplabel.torch.OnlineTeacher`, :mod:`lplabel.harness.online`). Its bytes are the
+    teacher checkpoint plus the views; its row also reports the teacher's compute per step.
+``generator-<budget>``
+    A label generator of at most ``budget`` bytes (``8000``, ``8k``, ``1.5m``: decimal k/m)
+    trained on the full store's labels and stored in the file (spec §12,
+    :func:`lplabel.torch.distill.distill_generator`); students train on its labels of the same
+    views. Its bytes are the whole file (views, the generator, the top-1 index column).
+
 Optional suffixes on any name: ``-T<t>`` (constant temperature ``t``) or ``-dkr`` (LPQLD's
 schedule) override the temperature; ``-keep<f>`` (a fraction) is the same as ``-keep1in<1/f>``;
 ``-entropy`` or
@@ -53,7 +63,7 @@ from dataclasses import asdict, dataclass, replace
 
 from ..errors import LplabelError
 
-FAMILIES = ("reference", "lpld", "lpqld", "lplabel")
+FAMILIES = ("reference", "lpld", "lpqld", "lplabel", "online", "generator")
 VALUE_TYPES = ("fp16", "bf16", "fp32", "int8", "int4", "none")
 TAILS = ("none", "logsumexp", "min")
 
@@ -93,6 +103,7 @@ class Setting:
     temperature: object = None
     mode: str = "auto"
     metric: str = "random"
+    budget: int | None = None  # generator-<budget>: the generator's byte budget
 
     @property
     def pruned(self) -> bool:
@@ -106,6 +117,10 @@ class Setting:
     def store_name(self) -> str:
         """The name of the store this setting trains from: settings that differ only in their
         temperature share one store."""
+        if self.family == "online":  # labels from the teacher, views from the full store
+            return "full"
+        if self.family == "generator":
+            return f"generator-{self.budget}"
         default_t = "dkr" if self.family == "lpqld" else None
         return canonical_name(replace(self, temperature=default_t))
 
@@ -114,10 +129,16 @@ class Setting:
         d = self.to_json()
         for k in ("name", "temperature", "mode"):
             d.pop(k)
+        if d.get("budget") is None:  # the keys of every other setting stay as they were
+            d.pop("budget", None)
         return d
 
     def describe(self) -> str:
         """A short human description for tables."""
+        if self.family == "online":
+            return "teacher run in the training loop (no stored labels)"
+        if self.family == "generator":
+            return f"label generator (<= {self.budget:,} B) in the file (spec §12) + top-1 index column"
         rep = "dense" if self.k is None else f"top-{self.k}"
         if self.values == "none":
             parts = [f"{rep} {'index' if self.k == 1 else 'indices'} only"]
@@ -171,7 +192,7 @@ DKR_EXPLAINED = ("T 'step 20->2' (-dkr in a name): LPQLD's temperature schedule,
 
 _GRAMMAR = ("full | lpld-keep1in<X> | lpqld-k<K>[-keep1in<X>] | "
             "lpl-k<K>-<fp16|bf16|fp32|int8|int4>[-tail|-min][-keep1in<X>] | lpl-k<K>-none[-keep1in<X>] | "
-            "lpl-dense-<values>[-keep1in<X>]; keep1in<X> keeps a random 1/X of the steps (pruning, not the size "
+            "lpl-dense-<values>[-keep1in<X>] | online-teacher | generator-<bytes>[k|m]; keep1in<X> keeps a random 1/X of the steps (pruning, not the size "
             "ratio); optional -T<t> or -dkr, and -entropy or -margin on pruned settings")
 
 
@@ -229,6 +250,18 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
         if keep is None:
             raise bad("say how much to prune, e.g. lpld-keep1in10 or lpld-keep1in40")
         s = Setting(name="", family="lpld", keep=keep, reuse="lpld", temperature=temperature)
+    elif head == "generator" and len(toks) == 2 and re.fullmatch(r"\d+(?:\.\d+)?[km]?", toks[1]):
+        if keep is not None or metric is not None:
+            raise bad("a generator labels every view of the full store: no pruning")
+        num = toks[1].rstrip("km")
+        budget = int(round(float(num) * {"k": 1000, "m": 1000_000}.get(toks[1][-1], 1)))
+        if budget < 1:
+            raise bad("the budget must be at least 1 byte")
+        s = Setting(name="", family="generator", keep=1.0, reuse="epochs", temperature=temperature, budget=budget)
+    elif head == "online" and toks == ["online", "teacher"]:
+        if keep is not None or metric is not None:
+            raise bad("online-teacher labels every view of the full store: no pruning")
+        s = Setting(name="online-teacher", family="online", keep=1.0, reuse="epochs", temperature=temperature)
     elif head == "lpqld" and len(toks) == 2 and re.fullmatch(r"k\d+", toks[1]):
         k = int(toks[1][1:])
         s = Setting(name="", family="lpqld", keep=0.1 if keep is None else keep, reuse="lpqld", k=k,
@@ -273,7 +306,7 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
             raise UnknownSettingError(f"setting {raw!r}: top-{s.k} needs k < number of classes ({num_classes})",
                                       hint="pick a smaller k")
     s = replace(s, name=canonical_name(s))
-    if num_classes is not None:
+    if num_classes is not None and s.family not in ("online", "generator"):
         check_chain(s, num_classes)
     return s
 
@@ -291,6 +324,10 @@ def canonical_name(s: Setting) -> str:
     """The grammar name of a setting (parse_setting(canonical_name(s)) == s)."""
     if s.family == "reference":
         base = "full"
+    elif s.family == "online":
+        base = "online-teacher"
+    elif s.family == "generator":
+        base = f"generator-{s.budget}"
     elif s.family == "lpld":
         base = "lpld"
     elif s.family == "lpqld":
@@ -298,7 +335,7 @@ def canonical_name(s: Setting) -> str:
     else:
         base = "lpl-" + ("dense" if s.k is None else f"k{s.k}") + f"-{s.values}"
         base += {"none": "", "logsumexp": "-tail", "min": "-min"}[s.tail]
-    if s.family != "reference" and (s.pruned or s.family == "lpld"):
+    if s.family not in ("reference", "online", "generator") and (s.pruned or s.family == "lpld"):
         base += f"-keep1in{_fmt_x(s.keep)}"
     if s.metric != "random":
         base += f"-{s.metric}"

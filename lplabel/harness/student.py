@@ -126,13 +126,16 @@ def _autocast(device, amp: bool):
 
 
 def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe, *, seed: int = 0, device="cpu",
-                  temperature=None, class_index=None, progress: bool | None = None, desc: str = "student") -> dict:
+                  temperature=None, class_index=None, progress: bool | None = None, desc: str = "student",
+                  label_source=None) -> dict:
     """Train one student from ``store`` on ``images`` and evaluate it on ``test``.
 
     ``temperature``: the setting's (None = the recipe's constant T, a number, or ``"dkr"``).
     Returns ``{"top1", "seed", "epochs", "steps", "final_loss", "seconds", "temperature",
     "student_checksum"}`` (the trained weights' :func:`~lplabel.teachers.teacher_checksum`: equal
-    for equal runs on the same torch build and thread count).
+    for equal runs on the same torch build and thread count). ``label_source``: a
+    :class:`~lplabel.torch.label_sources.LabelSource` (e.g. an online teacher) that labels the
+    store's views instead of its label column; its ``stats()`` are returned as ``label_source``.
     """
     from tqdm import tqdm
 
@@ -150,7 +153,7 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
     cuda = dev.type == "cuda"
     loader = ReplayLoader(st, images, device=dev, temperature=sched, seed=int(seed), labels="dense",
                           render_on="device" if cuda else "worker", num_workers=int(recipe.num_workers),
-                          persistent_workers=recipe.num_workers > 0,
+                          persistent_workers=recipe.num_workers > 0, label_source=label_source,
                           normalize="0-255")  # the student is wrapped in models.Normalized (0..255 in)
     decay, no_decay = [], []
     for p in model.parameters():
@@ -187,6 +190,9 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
     top1 = evaluate_student(model, test, dev, recipe.eval_batch, class_index, recipe.amp)
     if not math.isfinite(last):
         last = None
-    return {"top1": top1, "seed": int(seed), "epochs": epochs, "steps": steps, "final_loss": last,
-            "seconds": round(time.perf_counter() - t0, 3), "train_seconds": round(train_s, 3),
-            "temperature": repr(sched), "student_checksum": teacher_checksum(model)}
+    res = {"top1": top1, "seed": int(seed), "epochs": epochs, "steps": steps, "final_loss": last,
+           "seconds": round(time.perf_counter() - t0, 3), "train_seconds": round(train_s, 3),
+           "temperature": repr(sched), "student_checksum": teacher_checksum(model)}
+    if loader.label_source is not None:
+        res["label_source"] = loader.label_source.stats()
+    return res

@@ -42,6 +42,8 @@ from typing import Callable
 import numpy as np
 
 from ..deps import require
+from . import online
+from .online import is_label_source
 from .settings import BenchError, Setting, default_setting_names, parse_settings
 from .student import StudentRecipe
 
@@ -533,6 +535,8 @@ class Bench:
         self.stores: dict = {}
         t0 = time.perf_counter()
         for s in r.settings:
+            if is_label_source(s):  # no store of its own: harness/online.py
+                continue
             path = self.out / "stores" / f"{s.store_name}.lpl"
             meta_p = self.out / "stores" / f"{s.store_name}.json"
             key = cache_key({"source": self.source_key, "store": s.store_json(), "spc": spc, "seed": r.config.seed,
@@ -559,6 +563,7 @@ class Bench:
             self.echo(f"      {s.name:<27} {inf['file_bytes']:>10,} B  {inf['records']:>7,} records  "
                       f"{self.baseline_bytes / inf['file_bytes']:6.1f}x smaller" + ("  (cached)" if cached else ""))
         src.close()
+        online.prepare(self, r.settings, cache_key, _read_json, _write_json)
         self.facts["stores"] = {"steps_per_chunk": spc, "crop_type": crop_type}
         self.timings["stores"] = time.perf_counter() - t0
 
@@ -613,7 +618,7 @@ class Bench:
                 p = runs_dir / s.name / f"seed{seed}.json"
                 key = cache_key({"store": st["key"], "recipe": r.recipe.to_json(), "seed": seed, "epochs": r.epochs,
                                  "temperature": s.temperature, "device": r.device.split(":")[0],
-                                 "distilled": self.distilled_key})
+                                 "distilled": self.distilled_key, **online.source_key(self, s)})
                 res = None if self.force else _read_json(p)
                 if res is not None and res.get("key") == key:
                     tag = "cached"
@@ -621,7 +626,7 @@ class Bench:
                     res = train_student(st["path"], self.distilled, self.test, replace(r.recipe, epochs=r.epochs),
                                         seed=seed, device=r.device, temperature=s.temperature,
                                         class_index=self.class_index, progress=self.progress,
-                                        desc=f"{s.name} s{seed}")
+                                        desc=f"{s.name} s{seed}", label_source=online.label_source(self, s))
                     res["key"] = key
                     _write_json(p, res)
                     tag = f"{res['seconds']:.1f} s"
@@ -638,6 +643,9 @@ class Bench:
         rows = []
         for s in r.settings:
             st = self.stores[s.name]
+            if is_label_source(s):
+                rows.append(online.row(s, self, self.runs[s.name], self.baseline_bytes, r.recipe.temperature))
+                continue
             rows.append(summarize(s, st["info"], st["fidelity"], self.runs[s.name], self.baseline_bytes,
                                   r.recipe.temperature))
         from .report import add_reference_deltas, evaluate_targets
@@ -657,6 +665,7 @@ class Bench:
                          "definition": "records of the full store x classes x 2 bytes (dense fp16 logits, no "
                                        "configs, no container)"},
             "rows": rows,
+            "label_sources_md": online.markdown_lines(rows),
             "targets": evaluate_targets(rows),
             "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
             "wall_seconds": round(wall, 1),

@@ -31,7 +31,7 @@ _VIEW_INPUTS = {"image": ("image", ("int32",), []), "crop": ("crop", ("float32",
 
 #: Extensions this version understands: ``packed_tables`` (spec §1.5). A store may carry
 #: others; those marked ``must_understand: true`` make this reader refuse the file.
-KNOWN_EXTENSIONS: frozenset = frozenset({"packed_tables"})
+KNOWN_EXTENSIONS: frozenset = frozenset({"packed_tables", "label_generator"})
 
 
 def now_iso() -> str:
@@ -115,6 +115,10 @@ def validate_header(h: dict) -> None:
                 f"the store needs extension {name!r}, which this lplabel does not understand",
                 hint="upgrade lplabel to a version that supports it",
             )
+    if "label_generator" in ext:  # spec §12: checked (CRC-32 included) when the store is opened
+        from ..generator import check_entry
+
+        check_entry(ext["label_generator"], h["num_classes"])
 
 
 def _check_input(column: str, fields: list, num_classes: int) -> None:

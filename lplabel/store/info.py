@@ -150,6 +150,13 @@ def store_info(path) -> dict:
         fields.update({g: sum(int(np.asarray(arrays[t]).nbytes) for t in names) for g, names in groups.items()})
     from .header import encode_header
     fields["header"] += len(encode_header(h)) + header_copy_bytes(path)
+    generator = (h.get("extensions") or {}).get("label_generator")
+    if generator is not None:  # spec §12: the generator's entry sits in the header; count it on its own
+        from ..generator import summary
+
+        generator = summary(generator)
+        fields["header"] -= generator["bytes"]
+        fields["label_generator"] = generator["bytes"]
     accounted = sum(fields.values())
     fields["container_overhead"] = file_bytes - accounted
     R = store.num_records
@@ -183,6 +190,7 @@ def store_info(path) -> dict:
         "file_bytes": file_bytes,
         "bytes_by_field": fields,
         "label_payload_bytes": fields["column.label"] + fields.get("column.label.dictionary", 0),
+        "label_generator": generator,
         "config_bytes": configs,
         "container_overhead_bytes": fields["container_overhead"],
         "bytes_per_record": (file_bytes / R) if R else None,

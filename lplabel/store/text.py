@@ -31,6 +31,8 @@ def info_lines(f: dict) -> list[str]:
         out.append(f"  selection       {json.dumps(f['selection'])}")
     t = f["teacher"]
     out.append(f"  teacher         {t.get('description') or '-'} (logits at T={t.get('temperature', 1.0)})")
+    if f.get("label_generator"):
+        out.append(f"  label generator {f['label_generator']['text']}")
     out.append("  bytes by field")
     total = f["file_bytes"]
     derived = {f"column.{c}" for c in f.get("derived_columns", ())}

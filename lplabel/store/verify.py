@@ -92,6 +92,14 @@ def verify_store(path, *, progress=None) -> VerifyReport:
         report.problems.append(str(e))
         return report
     with store:
+        generator = (store.header.get("extensions") or {}).get("label_generator")
+        if generator is not None:  # spec §12 (its CRC-32 was checked when the store opened): the weights decode
+            from ..generator import decode
+
+            try:
+                decode(generator, store.num_classes)
+            except LplabelError as e:
+                report.problems.append(f"{path}: label generator: {e}")
         cs = store.tables[L.CHUNK_STEP_START]
         nchunks = len(cs) - 1
         for name in L.COLUMNS:

@@ -17,6 +17,10 @@ from .batch import LogitTargets, SparseLabels, StepBatch, StepKey, sparse_probs
 from .calibration import CalibratedStudentTemperature, calibrate_student_temperature, temperature_losses
 from .dataset import StepDataset, check_image_set
 from .group import StepGroup, StepGroupKey
+from .distill import distill_generator
+from .generator import GeneratorNet, StoredGenerator
+from .label_sources import (LabelSource, LabelSourceError, LabelSourceMismatchError, LabelSourceWarning,
+                            OnlineTeacher, TeacherDeviceError)
 from .loader import DeviceUnavailableError, LoaderWorkerError, ReplayLoader
 from .losses import kl_div_loss, mse_gt_loss, mse_logits_loss, soft_cross_entropy
 from .pixels import IMAGENET_MEAN, IMAGENET_STD
@@ -30,4 +34,6 @@ __all__ = [
     "calibrate_student_temperature", "temperature_losses", "CalibratedStudentTemperature",
     "ReuseSchedule", "Constant", "StepDecay", "Cosine", "constant", "cosine", "lpqld_step", "as_temperature",
     "legacy_batch", "lpqld_batch", "gvbsm_batch", "dense_logits", "IMAGENET_MEAN", "IMAGENET_STD",
+    "LabelSource", "OnlineTeacher", "LabelSourceError", "LabelSourceMismatchError", "LabelSourceWarning",
+    "TeacherDeviceError", "StoredGenerator", "GeneratorNet", "distill_generator",
 ]

@@ -226,11 +226,14 @@ class StepDataset(torch.utils.data.Dataset):
     cache_configs: keep the decoded config columns in memory (``"auto"``: when the store holds at
         most :data:`CONFIG_CACHE_RECORDS` records). Decoded in the constructing process so forked
         workers share them.
+    read_labels: read the label column (default). ``False`` (``labels="raw"`` only): the views
+        alone, ``batch.label`` empty -- for a label source that makes the labels itself
+        (:mod:`lplabel.torch.label_sources`); no label chunk is read or decompressed.
     """
 
     def __init__(self, store, images=None, *, policy=None, labels: str = "dense", temperature=1.0,
                  mode: str = "auto", render: bool = True, apply_mix: bool = True, transform=None,
-                 check_images: bool = True, cache_configs="auto", normalize=None):
+                 check_images: bool = True, cache_configs="auto", normalize=None, read_labels: bool = True):
         if normalize is None and images is not None and transform is None:
             warn_pixels_unset()
         self.normalize = parse_normalize(normalize)
@@ -240,6 +243,9 @@ class StepDataset(torch.utils.data.Dataset):
         if labels not in LABEL_FORMATS:
             raise ValueError(f"labels must be one of {LABEL_FORMATS}, got {labels!r}")
         self.label_format = labels
+        if not read_labels and labels != "raw":
+            raise ValueError(f"read_labels=False serves views without labels: labels must be 'raw', got {labels!r}")
+        self.read_labels = bool(read_labels)
         self.temperature = as_temperature(temperature)
         if mode not in ("auto", "renorm", "tail", "uniform"):
             raise ValueError(f"unknown reconstruction mode {mode!r}")
@@ -320,6 +326,14 @@ class StepDataset(torch.utils.data.Dataset):
         if cache_configs:
             self._configs = self._decode_configs()
         self._labels = LabelRows(st, "label")
+        self._label_fields = self._labels.fields if self.read_labels else {}
+        if self.read_labels and "label_generator" in (st.header.get("extensions") or {}):
+            from .label_sources import LabelSourceWarning
+
+            warnings.warn(f"{st.path}: this store's labels are made by its label generator (spec §12); its label "
+                          "column holds only top-1 class indices, which StepDataset reads here -- use "
+                          "ReplayLoader (it labels the views with the generator) or label_source='column' to "
+                          "mean the column", LabelSourceWarning, stacklevel=2)
         self._max_views = int(np.diff(rs).max()) if st.num_steps else 0
         self._layouts: dict = {}
         self._pool = None  # a SlabPool set by ReplayLoader (forked workers decode into its slabs)
@@ -400,7 +414,7 @@ class StepDataset(torch.utils.data.Dataset):
         fields = [("image_ids", np.dtype(np.int64), (r,), None), ("crop", np.dtype(np.float32), (r, 4), None),
                   ("flip", np.dtype(bool), (r,), None), ("mix_partner", np.dtype(np.int64), (r,), None),
                   ("target", np.dtype(np.int64), (r,), None), ("mix_box", np.dtype(np.int64), (g, 4), None)]
-        for name, (dt, shape, typ) in self._labels.fields.items():
+        for name, (dt, shape, typ) in self._label_fields.items():
             fields.append((f"label/{name}", dt, (r, *shape), torch.bfloat16 if typ == "bfloat16" else None))
         if self.label_format == "dense":  # computed straight into the item's buffer
             fields.append(("probs", np.dtype(np.float32), (r, self.store.num_classes), None))
@@ -540,7 +554,9 @@ class StepDataset(torch.utils.data.Dataset):
                 o += n
         np.take(self._classes, a["image_ids"], out=a["target"])
         np.take(self._box, positions, axis=0, out=a["mix_box"])
-        dests = [(name, a[f"label/{name}"]) for name in self._labels.fields]
+        dests = [(name, a[f"label/{name}"]) for name in self._label_fields]
+        if not dests:  # views only (read_labels=False)
+            return
         chunk_of, rec0 = self._chunk_of, self._chunk_rec0
         run = None  # [chunk, first row, end row, output offset]: consecutive rows of one chunk
         o = 0

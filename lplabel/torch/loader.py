@@ -23,16 +23,21 @@ prefetch depth and grouping; and turns a dead or stuck worker into a :class:`Loa
 from __future__ import annotations
 
 import multiprocessing
+import warnings
 from collections import deque
 
 import torch
+from torch import nn
 
 from ..errors import LplabelError
 from ..store import LabelStore
 from ..threads import ThreadPlan, available_cores, plan_threads, set_worker_threads
-from .batch import StepKey
+from .batch import StepBatch, StepKey
 from .dataset import StepDataset, WorkerFailure, raise_worker_failure, warn_pixels_unset
 from .group import SlabPool, StepGroup, StepGroupKey
+from .generator import StoredGenerator, store_generator
+from .label_sources import LabelSource, LabelSourceWarning, OnlineTeacher
+from .pixels import parse_normalize
 from .sampler import StepSampler, resolve_temperature
 
 #: ``steps_per_item="auto"`` groups steps until an item holds about this many bytes in-process ...
@@ -182,6 +187,24 @@ def _is_worker_death(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and not msg.startswith("Caught ") and any(s in msg for s in _WORKER_DEATH)
 
 
+def as_label_source(source, store=None) -> LabelSource | None:
+    """``label_source=`` as given: ``None`` (``"auto"``: the store's label generator when its
+    header has one, spec §12, else the label column), ``"column"`` (the label column), ``"generator"``
+    (the store's generator), a :class:`LabelSource`, or a bare teacher module (an
+    :class:`OnlineTeacher`). None is returned for the label column."""
+    if isinstance(source, LabelSource):
+        return source
+    if isinstance(source, nn.Module):
+        return OnlineTeacher(source)
+    if source is None or (isinstance(source, str) and source in ("auto", "column", "generator")):
+        if source == "generator" or (source in (None, "auto") and store is not None
+                                     and store_generator(store) is not None):
+            return StoredGenerator()
+        return None
+    raise TypeError(f"label_source must be None, 'auto', 'column', 'generator', a LabelSource (OnlineTeacher, "
+                    f"StoredGenerator) or a teacher nn.Module, got {source!r}")
+
+
 class ReplayLoader:
     """Stored steps, replayed, on a device, per epoch (see the module doc).
 
@@ -223,6 +246,14 @@ class ReplayLoader:
         is restored when the iteration ends (exhausted, ``break``, exception).
         Worker processes always run :data:`~lplabel.threads.WORKER_THREADS` torch thread each (set
         before the user's ``worker_init_fn``, which may override it).
+    label_source: where the labels come from (:mod:`lplabel.torch.label_sources`). None (default,
+        ``"auto"``): the store's label generator when its header has one (spec §12), else the
+        label column; ``"column"``: the label column; ``"generator"``: the store's generator
+        (:class:`~lplabel.torch.StoredGenerator`). An :class:`~lplabel.torch.OnlineTeacher` (or a bare teacher
+        ``nn.Module``): the teacher labels each step's rendered, mixed views in this process, on
+        ``device``, one forward per step; the label column is not read, and ``normalize`` /
+        ``transform`` are applied here after the teacher saw the 0..255 views. Checked (device,
+        input size, class count) when the loader is built. ``labels`` must be ``"dense"`` or ``"raw"``.
     num_workers, persistent_workers, pin_memory (default: CUDA device), prefetch_factor,
     multiprocessing_context, timeout, worker_init_fn: passed to the DataLoader.
     """
@@ -235,7 +266,7 @@ class ReplayLoader:
                  num_workers: int = 0, persistent_workers: bool = False, pin_memory=None, prefetch_factor=None,
                  multiprocessing_context=None, timeout: float = 0, worker_init_fn=None,
                  steps_per_item="auto", shared_memory="auto", prefetch_threads="auto", normalize=None,
-                 threads="auto"):
+                 threads="auto", label_source=None):
         if normalize is None and images is not None and transform is None:
             warn_pixels_unset()
             normalize = "0-255"
@@ -251,15 +282,38 @@ class ReplayLoader:
             labels_on = "device" if cuda else "worker"
         if labels_on not in ("worker", "device") or render_on not in ("worker", "device"):
             raise ValueError("labels_on and render_on must be 'worker' or 'device'")
+        store = store if isinstance(store, LabelStore) else LabelStore(store)
+        self.label_source = as_label_source(label_source, store)
+        online = self.label_source is not None
+        if online:
+            if images is None:
+                raise ValueError(f"{store.path}: the labels come from a {self.label_source.kind}, which labels "
+                                 "rendered views: pass the images (images=None serves labels only; "
+                                 "label_source='column' reads the label column)")
+            if labels not in ("dense", "raw"):
+                raise ValueError(f"label_source= makes dense logits: labels must be 'dense' or 'raw', got {labels!r}")
+            labels_on = "worker"  # nothing to reconstruct after the copy: labels are made on the device
         self.labels = labels
         self.labels_on = labels_on
         self.render_on = render_on
-        store = store if isinstance(store, LabelStore) else LabelStore(store)
         temperature = resolve_temperature(temperature, store)
-        self.dataset = StepDataset(store, images, policy=policy, labels=labels if labels_on == "worker" else "raw",
-                                   temperature=temperature, mode=mode, render=render_on == "worker",
-                                   apply_mix=apply_mix, transform=transform, check_images=check_images,
-                                   cache_configs=cache_configs, normalize=normalize)
+        # an online source sees the 0..255 views: the pixels are converted after it, here
+        self._after = (parse_normalize(normalize), transform) if online else None
+        with warnings.catch_warnings():
+            if label_source == "column":  # asked for by name: the generator store's column is what is meant
+                warnings.simplefilter("ignore", LabelSourceWarning)
+            self.dataset = StepDataset(store, images, policy=policy,
+                                       labels="raw" if online or labels_on != "worker" else labels,
+                                       temperature=temperature, mode=mode, render=render_on == "worker",
+                                       apply_mix=apply_mix, transform=None if online else transform,
+                                       check_images=check_images, cache_configs=cache_configs,
+                                       normalize="0-255" if online else normalize, read_labels=not online)
+        if online:
+            pol = self.dataset.policy
+            self._after[0].check_channels(self.dataset.bank.channels, str(store.path))
+            self._pixels = "custom" if transform is not None else self._after[0].kind
+            self.label_source.bind(store, self.device, (self.dataset.bank.channels, pol.output_size,
+                                                        pol.output_size))
         if shared_memory not in ("auto", True, False):
             raise ValueError(f"shared_memory must be 'auto', True or False, got {shared_memory!r}")
         if prefetch_threads == "auto":
@@ -424,12 +478,31 @@ class ReplayLoader:
         if self.labels_on == "device":
             group.finalize(self.labels)
         batches = group.batches()
-        views = host.batches() if self._device_bank is not None and group is not host else batches
+        host_views = (self._device_bank is not None or self.label_source is not None) and group is not host
+        views = host.batches() if host_views else batches
         for batch, view in zip(batches, views):
             if self._device_bank is not None:
                 self.dataset.render_batch(batch, self._device_bank, views=view)
+            if self.label_source is not None:
+                self._label(batch, view)
             self._consumed = batch.slot + 1
             yield batch
+
+    def _label(self, batch: StepBatch, view: StepBatch) -> None:
+        """The label source's labels for one step (in place): logits of the mixed 0..255 views,
+        probabilities at the step's temperature, then the pixels in the ``normalize=`` convention."""
+        x = batch.images
+        if not self.dataset.apply_mix and view.mixed:  # the loop mixes later; the teacher sees the mix now
+            from ..replay import apply_mix
+
+            x = apply_mix(x, view.mix_partner, view.mix_lambda, view.mix_box, self.dataset.policy.mix)
+        batch.label = {"logits": self.label_source.logits(x)}
+        batch.label_format, batch.recon_mode, batch.tail_kind, batch.probs = "raw", "auto", "none", None
+        batch.finalize(self.labels)
+        norm, transform = self._after
+        imgs = norm(batch.images)
+        batch.images = transform(imgs) if transform is not None else imgs
+        batch.pixels = self._pixels
 
     # -- resume ------------------------------------------------------------------------------------
     def state_dict(self) -> dict:

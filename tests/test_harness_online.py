@@ -1,0 +1,90 @@
+"""The harness row ``online-teacher`` (issue 16): grammar, bytes, compute, report."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lplabel.harness import BenchConfig, UnknownSettingError, parse_setting, parse_settings, run_bench
+from lplabel.harness.settings import canonical_name
+
+pytest.importorskip("sklearn")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_online_teacher_grammar():
+    s = parse_setting("online-teacher", 10)
+    assert (s.family, s.keep, s.store_name, s.temperature) == ("online", 1.0, "full", None)
+    assert parse_setting(canonical_name(s), 10) == s
+    assert parse_setting("online-teacher-T4", 10).temperature == 4.0
+    assert [x.name for x in parse_settings("online-teacher", 10)] == ["full", "online-teacher"]
+    with pytest.raises(UnknownSettingError, match="no pruning"):
+        parse_setting("online-teacher-keep1in10", 10)
+    with pytest.raises(UnknownSettingError, match="not in the grammar"):
+        parse_setting("online", 10)
+
+
+def test_online_teacher_row(tmp_path):
+    lines = []
+    cfg = BenchConfig(out=str(tmp_path / "b"), epochs=4, seeds=2, teacher_epochs=2, device="cpu", progress=False,
+                      settings="full,online-teacher,lpld-keep1in10")
+    res = run_bench(cfg, echo=lines.append)
+    rows = {r["setting"]: r for r in res["rows"]}
+    full, on = rows["full"], rows["online-teacher"]
+    # the same views, the same labels up to the full store's fp16 rounding
+    assert on["records"] == full["records"] and on["steps"] == full["steps"]
+    assert 0 < on["max_abs_logit_delta"] <= 2.0 ** -11 * 32 and on["top1_agreement"] == 1.0
+    # bytes: the teacher checkpoint plus the full store without its label column; no label bytes
+    ckpt = (tmp_path / "b" / "teacher" / "teacher.pt").stat().st_size
+    assert abs(on["teacher_bytes"] - ckpt) < 4096
+    assert on["file_bytes"] == on["teacher_bytes"] + on["views_bytes"]
+    assert on["views_bytes"] == full["file_bytes"] - full["label_bytes"]
+    assert on["label_bytes"] == 0 and on["label_ratio"] is None
+    # compute per step next to the accuracy
+    assert on["teacher_gflops_per_step"] > 0 and on["teacher_ms_per_step"] > 0
+    assert on["student_ms_per_step"] > 0 and on["full_student_ms_per_step"] > 0
+    assert on["n_seeds"] == 2 and on["top1_mean"] > 20.0
+    # the recommendation names a store to rebuild, never the loop's teacher
+    assert (res.get("recommendation") or {}).get("setting") != "online-teacher"
+    md = (tmp_path / "b" / "results.md").read_text()
+    assert "## Labels made in the training loop" in md and f"{on['teacher_bytes']:,} B" in md
+    # a rerun reuses the cached check and students
+    lines2 = []
+    again = run_bench(cfg, echo=lines2.append)
+    assert {r["setting"]: r["top1_per_seed"] for r in again["rows"]} == {n: r["top1_per_seed"] for n, r in rows.items()}
+    assert sum("(cached)" in s for s in lines2 if "online-teacher" in s) >= 2
+
+
+def test_generator_grammar():
+    s = parse_setting("generator-8k", 10)
+    assert (s.family, s.budget, s.name, s.store_name) == ("generator", 8000, "generator-8000", "generator-8000")
+    assert parse_setting(canonical_name(s), 10) == s and parse_setting("generator-1.5m", 10).budget == 1_500_000
+    assert "budget" not in parse_setting("full", 10).store_json()  # other settings' cache keys unchanged
+    with pytest.raises(UnknownSettingError, match="no pruning"):
+        parse_setting("generator-8k-keep1in10", 10)
+    with pytest.raises(UnknownSettingError, match="not in the grammar"):
+        parse_setting("generator-lots", 10)
+
+
+def test_generator_row(tmp_path):
+    from lplabel import open_store
+
+    cfg = BenchConfig(out=str(tmp_path / "b"), epochs=4, seeds=2, teacher_epochs=2, device="cpu", progress=False,
+                      settings="full,generator-8k")
+    res = run_bench(cfg, echo=lambda s: None)
+    rows = {r["setting"]: r for r in res["rows"]}
+    full, g = rows["full"], rows["generator-8000"]
+    path = tmp_path / "b" / "stores" / "generator-8000.lpl"
+    with open_store(path) as st:  # the row trained from a real store with the generator in its header
+        assert "label_generator" in st.header["extensions"] and st.num_records == full["records"]
+    assert g["file_bytes"] == path.stat().st_size  # the whole file counts
+    assert 0 < g["generator_bytes"] <= 8000 and g["generator_parameters"] > 0
+    assert 0.0 <= g["top1_agreement"] <= 1.0 and g["teacher_gflops_per_step"] > 0
+    assert g["n_seeds"] == 2 and g["top1_mean"] is not None
+    assert any(line.startswith("- `generator-8000`: a convnet-lite-v1") for line in res["label_sources_md"])
