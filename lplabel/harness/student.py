@@ -13,6 +13,12 @@ The recipe is the peers' (SRe2L / LPLD / LPQLD / RDED validation), scaled to sma
   (``0.5 (1 + cos(pi e / E))``), no warm-up; bf16 autocast on CUDA when ``amp``;
 * top-1 on the real test split at the end of training (the last epoch, not the best one).
 
+``image_size`` (optional) trains the student at a smaller side than the views were relabelled at:
+each rendered (and mixed) view -- exactly what the teacher saw -- is downscaled to
+``image_size`` (:func:`downscale`: bilinear with antialiasing), and the test images are resized
+the same way. The 1000-class CPU preset uses it: the teacher sees 224-px views, a small student
+trains on the same views at 32 px.
+
 Everything that differs between rows of a sweep is the label store (and, for LPQLD-style rows,
 the temperature schedule); images, teacher, recipe and seeds are shared.
 """
@@ -35,8 +41,9 @@ class StudentRecipe:
 
     ``model``/``model_kwargs``: a :data:`lplabel.models.MODEL_FACTORIES` name and its keyword
     arguments (``num_classes`` and ``in_channels`` come from the store and images; ConvNets get
-    ``image_size`` = the view size unless given). ``temperature``: the constant label/student
-    temperature T. ``epochs``: training epochs (None: the store's epochs). ``amp``: bf16
+    ``image_size`` = the view size unless given). ``image_size``: the side the student trains and
+    is evaluated at (None: the store's view size; smaller: views downscaled, see the module doc).
+    ``temperature``: the constant label/student temperature T. ``epochs``: training epochs (None: the store's epochs). ``amp``: bf16
     autocast on CUDA. ``num_workers``: DataLoader workers (0 = render in the main process).
     """
 
@@ -49,9 +56,34 @@ class StudentRecipe:
     amp: bool = True
     num_workers: int = 0
     eval_batch: int = 512
+    image_size: int | None = None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["image_size"] is None:  # the key of every run trained before the field existed stays
+            d.pop("image_size")
+        return d
+
+
+def downscale(x: torch.Tensor, size: int) -> torch.Tensor:
+    """A float NCHW batch resized to ``size`` x ``size`` (bilinear, antialiased: an area-like
+    average when shrinking, so small students see the views without aliasing); unchanged when it
+    already is that size."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    import torch.nn.functional as F
+
+    return F.interpolate(x, size=(int(size), int(size)), mode="bilinear", antialias=True, align_corners=False)
+
+
+class _Downscale:
+    """The loader's ``transform``: rendered views -> ``size`` (picklable for DataLoader workers)."""
+
+    def __init__(self, size: int):
+        self.size = int(size)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return downscale(x, self.size)
 
 
 def temperature_schedule(spec, default_t: float, epochs: int):
@@ -94,9 +126,10 @@ def build_student(recipe: StudentRecipe, num_classes: int, images: ImageSet, siz
 
 @torch.no_grad()
 def evaluate_student(model: torch.nn.Module, test: ImageSet, device, batch_size: int = 512,
-                     class_index=None, amp: bool = False) -> float:
+                     class_index=None, amp: bool = False, image_size: int | None = None) -> float:
     """Top-1 accuracy on ``test`` (labelled images). With ``class_index``, class ``c`` of the test
-    set is output ``class_index[c]`` and the argmax is over those outputs only."""
+    set is output ``class_index[c]`` and the argmax is over those outputs only. ``image_size``:
+    test images resized to it first (:func:`downscale`), as the student's training views were."""
     from ..memory_format import network_input
     from ..teachers import images_to_tensor
 
@@ -107,7 +140,10 @@ def evaluate_student(model: torch.nn.Module, test: ImageSet, device, batch_size:
     model.eval()
     correct = 0
     for a in range(0, len(x), batch_size):
-        xb = network_input(x[a:a + batch_size].to(device).float())
+        xb = x[a:a + batch_size].to(device).float()
+        if image_size is not None:
+            xb = downscale(xb, image_size)
+        xb = network_input(xb)
         with _autocast(device, amp):
             z = model(xb).float()
         if ci is not None:
@@ -145,13 +181,19 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
     st = store if isinstance(store, LabelStore) else LabelStore(store)
     epochs = int(recipe.epochs or st.epochs)
     sched = temperature_schedule(temperature, recipe.temperature, epochs)
-    size = int(st.header["augmentation"]["output_size"])
+    view_size = int(st.header["augmentation"]["output_size"])
+    size = view_size if recipe.image_size is None else int(recipe.image_size)
+    if size > view_size:
+        raise ValueError(f"StudentRecipe.image_size {size} is larger than the store's {view_size}-px views; "
+                         "students train on the views as rendered or downscaled, never upscaled")
     model = network_module(build_student(recipe, st.num_classes, images, size, seed), dev)
     cuda = dev.type == "cuda"
+    # the student is wrapped in models.Normalized (0..255 in); a smaller student gets each rendered,
+    # mixed view downscaled (the loader's transform runs after mixing)
     loader = ReplayLoader(st, images, device=dev, temperature=sched, seed=int(seed), labels="dense",
                           render_on="device" if cuda else "worker", num_workers=int(recipe.num_workers),
-                          persistent_workers=recipe.num_workers > 0,
-                          normalize="0-255")  # the student is wrapped in models.Normalized (0..255 in)
+                          persistent_workers=recipe.num_workers > 0, normalize="0-255",
+                          transform=_Downscale(size) if size != view_size else None)
     decay, no_decay = [], []
     for p in model.parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
@@ -184,9 +226,10 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
             bar.set_postfix(loss=f"{last:.4f}", T=f"{sched(epoch):g}")
     bar.close()
     train_s = time.perf_counter() - t0
-    top1 = evaluate_student(model, test, dev, recipe.eval_batch, class_index, recipe.amp)
+    top1 = evaluate_student(model, test, dev, recipe.eval_batch, class_index, recipe.amp,
+                            image_size=size if size != view_size else None)
     if not math.isfinite(last):
         last = None
     return {"top1": top1, "seed": int(seed), "epochs": epochs, "steps": steps, "final_loss": last,
             "seconds": round(time.perf_counter() - t0, 3), "train_seconds": round(train_s, 3),
-            "temperature": repr(sched), "student_checksum": teacher_checksum(model)}
+            "temperature": repr(sched), "student_checksum": teacher_checksum(model), "image_size": size}
