@@ -165,3 +165,44 @@ def test_cpu_preset_runs_end_to_end_at_toy_size(tmp_path):
     text = "\n".join(said)
     assert "(cached export)" in text and text.count("(cached)") >= 3
     assert [r["top1_per_seed"] for r in again["rows"]] == [r["top1_per_seed"] for r in res["rows"]]
+
+
+# ------------------------------------------------------------ the GPU preset and its device check
+def test_gpu_preset_defaults(tmp_path):
+    if _real_root() is None:
+        pytest.skip("the Tiny-ImageNet files are not here")
+    r = resolve_config(BenchConfig(dataset="tiny-imagenet", preset="gpu", device="cpu", out=str(tmp_path / "o")))
+    assert (r.ipc, r.epochs, r.seeds, r.classes) == (10, 300, [0, 1], None)
+    assert r.teacher == {"kind": "pretrained", "spec": "efficientnet-lite0", "input_size": 224}
+    assert r.relabel["size"] == 224 and r.relabel["amp"] and r.recipe.image_size == 64
+    assert r.recipe.model == "resnet18_small" and not r.recipe.amp  # bf16 autocast only on CUDA
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_device_check_script_runs_at_toy_size_on_the_cpu(tmp_path):
+    """benchmarks/device_check.sh end to end (DEVICE_CHECK_TOY=1): the GPU preset's sweep, the
+    relabeler against the pure forward, the loader paths -- every step, a toy size, the CPU."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if _real_root() is None:
+        pytest.skip("the Tiny-ImageNet files are not here")
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("numba")
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DEVICE_CHECK_TOY": "1", "PYTHON": sys.executable, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = tmp_path / "dc"
+    r = subprocess.run(["bash", str(repo / "benchmarks" / "device_check.sh"), str(out)], env=env, cwd=repo,
+                       capture_output=True, text=True, timeout=900)
+    logs = "\n".join(p.read_text()[-2000:] for p in out.glob("*.log")) if out.exists() else ""
+    assert r.returncode == 0, r.stdout + r.stderr + logs
+    res = json.loads((out / "gpu-ipc1" / "results.json").read_text())
+    assert res["config"]["resolved"]["num_classes"] == 1000 and res["recipe"]["image_size"] == 64
+    assert {x["setting"] for x in res["rows"]} >= {"full", "lpqld-k10-keep1in2-rans"}
+    assert "views/s" in (out / "loader.md").read_text()
+    assert "pure forward" in next(out.glob("relabel-*.md")).read_text()
+    assert "gpu: none" in (out / "machine.txt").read_text() or "GPU" in (out / "machine.txt").read_text()
