@@ -43,7 +43,12 @@ class StudentRecipe:
     arguments (``num_classes`` and ``in_channels`` come from the store and images; ConvNets get
     ``image_size`` = the view size unless given). ``image_size``: the side the student trains and
     is evaluated at (None: the store's view size; smaller: views downscaled, see the module doc).
-    ``temperature``: the constant label/student temperature T. ``epochs``: training epochs (None: the store's epochs). ``amp``: bf16
+    ``temperature``: the constant label/student temperature T. ``label_classes``: ``"all"`` (the
+    student learns every class the labels carry) or ``"evaluated"`` (with a ``class_index``: each
+    label restricted to the evaluated classes and renormalised -- for dense labels exactly the
+    teacher's softmax over those classes' logits -- and the student's log-softmax taken over the
+    same classes; a view whose stored top-k holds none of them has no such label and is left out
+    of the loss, counted in ``views_without_label``). ``epochs``: training epochs (None: the store's epochs). ``amp``: bf16
     autocast on CUDA. ``num_workers``: DataLoader workers (0 = render in the main process).
     """
 
@@ -57,12 +62,33 @@ class StudentRecipe:
     num_workers: int = 0
     eval_batch: int = 512
     image_size: int | None = None
+    label_classes: str = "all"
 
     def to_json(self) -> dict:
         d = asdict(self)
-        if d["image_size"] is None:  # the key of every run trained before the field existed stays
+        # the keys of runs trained before these fields existed stay
+        if d["image_size"] is None:
             d.pop("image_size")
+        if d["label_classes"] == "all":
+            d.pop("label_classes")
         return d
+
+
+def restricted_kl(out: torch.Tensor, probs: torch.Tensor, classes: torch.Tensor, temperature: float):
+    """KL of the student's log-softmax over ``classes`` against the labels restricted to them and
+    renormalised (rows with no mass there are left out). Returns (loss, rows left out)."""
+    from ..torch import kl_div_loss
+
+    p = probs.index_select(1, classes)
+    mass = p.sum(1)
+    keep = mass > 0
+    n_out = int((~keep).sum())
+    if n_out == len(keep):
+        return out.sum() * 0.0, n_out
+    if n_out:
+        p, mass, out = p[keep], mass[keep], out[keep]
+    loss = kl_div_loss(out.index_select(1, classes).float(), p / mass[:, None], temperature)
+    return loss * (len(p) / len(keep)), n_out  # a batch mean over all its views, as the unrestricted loss
 
 
 def downscale(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -178,6 +204,13 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
     from ..torch import ReplayLoader, kl_div_loss
 
     dev = torch.device(device)
+    if recipe.label_classes not in ("all", "evaluated"):
+        raise ValueError(f"StudentRecipe.label_classes must be 'all' or 'evaluated', got {recipe.label_classes!r}")
+    restrict = None
+    if recipe.label_classes == "evaluated":
+        if class_index is None:
+            raise ValueError("label_classes 'evaluated' needs the class_index of the evaluated classes")
+        restrict = torch.as_tensor(np.asarray(class_index), dtype=torch.int64, device=dev)
     st = store if isinstance(store, LabelStore) else LabelStore(store)
     epochs = int(recipe.epochs or st.epochs)
     sched = temperature_schedule(temperature, recipe.temperature, epochs)
@@ -205,6 +238,7 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
                dynamic_ncols=True)
     t0 = time.perf_counter()
     steps = 0
+    left_out = 0
     last = float("nan")
     for epoch in bar:
         loader.set_epoch(epoch)
@@ -213,7 +247,11 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
         for batch in loader:
             with _autocast(dev, recipe.amp):
                 out = model(network_input(batch.images))
-            loss = kl_div_loss(out.float(), batch.probs, batch.temperature)
+            if restrict is None:
+                loss = kl_div_loss(out.float(), batch.probs, batch.temperature)
+            else:
+                loss, n_out = restricted_kl(out.float(), batch.probs, restrict, batch.temperature)
+                left_out += n_out
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -232,4 +270,5 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
         last = None
     return {"top1": top1, "seed": int(seed), "epochs": epochs, "steps": steps, "final_loss": last,
             "seconds": round(time.perf_counter() - t0, 3), "train_seconds": round(train_s, 3),
-            "temperature": repr(sched), "student_checksum": teacher_checksum(model), "image_size": size}
+            "temperature": repr(sched), "student_checksum": teacher_checksum(model), "image_size": size,
+            **({"label_classes": "evaluated", "views_without_label": left_out} if restrict is not None else {})}

@@ -748,8 +748,11 @@ class Bench:
         for s in r.settings:
             path = self.out / "stores" / f"{s.store_name}.lpl"
             meta_p = self.out / "stores" / f"{s.store_name}.json"
-            key = cache_key({"source": self.source_key, "store": s.store_json(), "spc": spc, "seed": r.config.seed,
-                             "crop_type": crop_type})
+            kd = {"source": self.source_key, "store": s.store_json(), "spc": spc, "seed": r.config.seed,
+                  "crop_type": crop_type}
+            if s.family == "lpqld" and s.pruned:
+                kd["full_steps_only"] = True  # see _derive
+            key = cache_key(kd)
             if s.twin is not None:  # LPQLD's files of the twin's content, re-coded: keyed by the twin
                 key = cache_key({"twin": self.stores[s.twin]["key"], "rans": RANS_ROW_VERSION})
             meta = None if self.force else _read_json(meta_p)
@@ -791,7 +794,18 @@ class Bench:
         selection = None
         if s.pruned:
             scores = self._step_scores(src, s.metric) if s.metric != "random" else None
-            kept, selection = select_steps([tuple(x) for x in steps.tolist()], keep=s.keep, unit="step",
+            cand = steps
+            if s.family == "lpqld":
+                # LPQLD's generator drops the short last batch of an epoch when it prunes
+                # (``drop_last = prune_ratio > 0``; research/lpld-lpqld.md 1.1), so its files hold
+                # only full batches -- and its layout can hold nothing else. (A set smaller than
+                # one batch has only short steps, all of one size: they are its full batches.)
+                sizes = np.diff(src.record_start.astype(np.int64))
+                full = sizes == sizes.max()
+                cand = steps[full]
+                if scores is not None:
+                    scores = np.asarray(scores)[full]
+            kept, selection = select_steps([tuple(x) for x in cand.tolist()], keep=s.keep, unit="step",
                                            metric=s.metric, seed=int(self.r.config.seed), reuse=s.reuse,
                                            scores=scores)
             kept = np.asarray(kept, dtype=np.int64).reshape(-1, 2)
