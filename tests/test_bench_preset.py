@@ -206,3 +206,26 @@ def test_device_check_script_runs_at_toy_size_on_the_cpu(tmp_path):
     assert "views/s" in (out / "loader.md").read_text()
     assert "pure forward" in next(out.glob("relabel-*.md")).read_text()
     assert "gpu: none" in (out / "machine.txt").read_text() or "GPU" in (out / "machine.txt").read_text()
+
+
+def test_report_only_reports_the_students_in_out_and_names_the_missing(tmp_path):
+    """--report-only (an interrupted run): no student is trained; rows hold the seeds that exist."""
+    if _real_root() is None:
+        pytest.skip("the Tiny-ImageNet files are not here")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from dataclasses import replace
+
+    from lplabel.harness import run_bench
+
+    cfg = BenchConfig(dataset="tiny-imagenet", preset="cpu", device="cpu", out=str(tmp_path / "o"), ipc=1, epochs=1,
+                      seeds=1, classes=2, test_limit=2, progress=False, settings="full,lpld-keep1in2")
+    first = run_bench(cfg, echo=lambda s: None)
+    said = []
+    res = run_bench(replace(cfg, seeds=2, report_only=True), echo=said.append)
+    assert res["students_missing"] == ["full seed 1", "lpld-keep1in2 seed 1"]
+    assert [r["n_seeds"] for r in res["rows"]] == [1, 1]
+    assert [r["top1_per_seed"] for r in res["rows"]] == [r["top1_per_seed"] for r in first["rows"]]
+    assert not (tmp_path / "o" / "runs" / "full" / "seed1.json").exists()
+    md = (tmp_path / "o" / "results.md").read_text()
+    assert "(1 seed)" in md and "Not trained (the report was written with --report-only): full seed 1" in md

@@ -63,9 +63,12 @@ def bench():
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch intra-op threads [default: 1 on the CPU, torch's default on a GPU].")
 @click.option("--force", is_flag=True, help="Recompute everything (ignore the cache in --out).")
+@click.option("--report-only", is_flag=True,
+              help="Train no student: write the report from the students already in --out (an interrupted run; "
+                   "rows say how many seeds they have).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars [default: when stderr is a terminal].")
 def accuracy(dataset, ipc, selection, seeds, epochs, device, out, settings, quick, preset, temperature, lr,
-             teacher_epochs, workers, seed, data_root, threads, force, progress, teacher, classes, test_limit):
+             teacher_epochs, workers, seed, data_root, threads, force, progress, teacher, classes, test_limit, report_only):
     """Measure storage against student accuracy on real data.
 
     Trains a teacher (or loads EfficientNet-Lite0 for tiny-imagenet), builds a distilled set,
@@ -80,7 +83,7 @@ def accuracy(dataset, ipc, selection, seeds, epochs, device, out, settings, quic
                       out=out, settings=settings, quick=quick, temperature=temperature, lr=lr,
                       teacher_epochs=teacher_epochs, num_workers=workers, seed=seed, force=force,
                       data_root=data_root, progress=progress, threads=threads, preset=preset, teacher=teacher,
-                      classes=classes, test_limit=test_limit)
+                      classes=classes, test_limit=test_limit, report_only=report_only)
     resolved = resolve_config(cfg)  # every check before any work
     command = "lplabel " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
     return run_bench(resolved, echo=_echo, command=command)

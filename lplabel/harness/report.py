@@ -293,6 +293,8 @@ def _bytes(n) -> str:
 def _acc(r) -> str:
     if r["top1_mean"] is None:
         return "-"
+    if r.get("n_seeds") == 1:  # no spread to show: say so rather than print ± 0.00
+        return f"{r['top1_mean']:.2f} (1 seed)"
     return f"{r['top1_mean']:.2f} ± {r['top1_std']:.2f}"
 
 
@@ -543,6 +545,8 @@ def markdown_report(res: dict) -> str:
                  + (f"; teacher and selection from the first {f['data']['train_limit_per_class']} train images of "
                     "each class" if f["data"].get("train_limit_per_class") else ""))
     lines += ["", format_table(res, markdown=True), ""]
+    if res.get("students_missing"):
+        lines += [f"Not trained (the report was written with --report-only): {', '.join(res['students_missing'])}.", ""]
     lines += ["- " + x for x in legend_lines(res)] + [""]
     lines += [recommendation_lines(res)[0], ""]
     rec = res.get("recommendation") or recommend(res)

@@ -182,6 +182,7 @@ class BenchConfig:
     preset: str | None = None
     teacher: str | None = None  # an ONNX teacher file (the cpu preset; default: exported into --out)
     classes: int | None = None  # a fixed subset of this many classes (default: the preset's, else all)
+    report_only: bool = False  # train no student: report the ones already in --out (an interrupted run)
     test_limit: int | None = None  # test images per class (default: the profile's, else all)
 
 
@@ -888,6 +889,7 @@ class Bench:
         done = 0
         t0 = time.perf_counter()
         # seed by seed over the settings: an interrupted run already holds one student per setting
+        self.missing_runs: list[str] = []
         for s in r.settings:
             self.runs[s.name] = []
         for seed in r.seeds:
@@ -909,6 +911,10 @@ class Bench:
                 res = None if self.force else _read_json(p)
                 if res is not None and res.get("key") == key:
                     tag = "cached"
+                elif r.config.report_only:
+                    self.echo(f"      [{done:>3}/{total}] {s.name:<27} seed {seed}: not trained (--report-only)")
+                    self.missing_runs.append(f"{s.name} seed {seed}")
+                    continue
                 else:
                     res = train_student(st["path"], self.distilled, self.test, replace(r.recipe, epochs=r.epochs),
                                         seed=seed, device=r.device, temperature=s.temperature,
@@ -965,6 +971,7 @@ class Bench:
             "rows": rows,
             "targets": evaluate_targets(rows),
             "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
+            "students_missing": list(getattr(self, "missing_runs", [])),
             "wall_seconds": round(wall, 1),
         }
 
