@@ -155,7 +155,8 @@ def test_cpu_preset_runs_end_to_end_at_toy_size(tmp_path):
     runs = [json.loads(p.read_text()) for p in (out / "runs").glob("*/seed*.json")]
     assert runs and all(r["image_size"] == 32 for r in runs) and len(runs) == 2 * 4  # not the -rans row
     t = res["targets"]["c1000"]
-    assert set(t) == {"lossless", "half_of_best_lpqld", "x100_within_2pt"}
+    assert set(t) == {"lossless", "half_of_best_lpqld", "x100_within_2pt", "chance_top1"}
+    assert t["chance_top1"] == pytest.approx(100 / 3)  # 3 evaluated classes
     assert t["lossless"]["rows"][0]["lpqld_du_bytes"] == twin["lpqld_du_bytes"]
     md = (out / "results.md").read_text()
     assert "Targets at C = 1,000" in md and (out / "accuracy_vs_bytes.png").stat().st_size > 0
