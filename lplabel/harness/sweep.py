@@ -966,7 +966,7 @@ class Bench:
             st = self.stores[s.name]
             rows.append(summarize(s, st["info"], st["fidelity"], self.runs[s.name], self.baseline_bytes,
                                   r.recipe.temperature))
-        from .report import add_reference_deltas, evaluate_targets
+        from .report import add_reference_deltas
 
         self._legacy_columns(rows)
         add_reference_deltas(rows)
