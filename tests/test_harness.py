@@ -408,3 +408,28 @@ def test_machine_description_has_one_owner():
     line = describe_machine(m)
     assert line.startswith(f"{m['cpu']}, {m['cpu_count']} logical CPUs") and f"torch {m['torch']}" in line
     assert ("no GPU" in line) == ("gpu" not in m)
+
+
+def test_restricted_kl_renormalises_over_the_evaluated_classes_and_skips_empty_rows():
+    """label_classes 'evaluated' (the cpu preset): the label restricted to the evaluated classes
+    and renormalised is, for dense labels, the softmax over those classes' logits; a row with no
+    mass there (top-k holding none of them) is left out, the batch mean still over every row."""
+    import torch
+
+    from lplabel.harness.student import restricted_kl
+    from lplabel.torch import kl_div_loss
+
+    g = torch.Generator().manual_seed(0)
+    z_t = torch.randn(4, 12, generator=g)
+    z_s = torch.randn(4, 12, generator=g)
+    cls = torch.tensor([1, 5, 7])
+    T = 2.0
+    loss, n_out = restricted_kl(z_s, torch.softmax(z_t / T, 1), cls, T)
+    want = kl_div_loss(z_s[:, cls], torch.softmax(z_t[:, cls] / T, 1), T)
+    assert n_out == 0 and torch.allclose(loss, want, atol=1e-6)
+    p = torch.softmax(z_t / T, 1)
+    p[2, cls] = 0.0  # a top-k label holding none of the evaluated classes
+    loss, n_out = restricted_kl(z_s, p, cls, T)
+    keep = torch.tensor([0, 1, 3])
+    part = kl_div_loss(z_s[keep][:, cls], p[keep][:, cls] / p[keep][:, cls].sum(1, keepdim=True), T)
+    assert n_out == 1 and torch.allclose(loss, part * 3 / 4, atol=1e-6)

@@ -23,6 +23,12 @@ records``). Names written ``-<X>x`` (lplabel 0.1.0, e.g. ``lpld-40x``) are still
     over the K stored classes ("MR-K") and trained with LPQLD's dynamic temperature schedule
     (``max(2, 20 * 0.7^(e // s))``, ``s`` = 30 epochs scaled to the run's length; its code calls
     this temperature schedule "DKR", tables show it as ``step 20->2``).
+``lpqld-k<K>[-keep1in<X>]-rans``
+    The same LPQLD content, as LPQLD's own files hold it, stored losslessly by lplabel: the
+    LPQLD-style store is exported to LPQLD's layout (``torch.save`` files, :mod:`lplabel.interop`),
+    those files are measured (``du``) and then encoded with ``--layout rans`` (context-modelled
+    rANS, :mod:`lplabel.codecs.rans`). Its labels are checked bit-identical to the LPQLD-style
+    row's, so its students are that row's (same accuracy by construction, fewer bytes).
 ``lpl-k<K>-<values>[-tail|-min][-keep1in<X>]`` and ``lpl-dense-<values>[-keep1in<X>]``
     lplabel's own chains (:func:`lplabel.codecs.label_chain`): top-K (or dense) logits with
     ``values`` in fp16/bf16/int8/int4, optionally a ``logsumexp`` (``-tail``) or ``min``
@@ -110,6 +116,13 @@ class Setting:
         return self.keep < 1.0
 
     @property
+    def twin(self) -> str | None:
+        """An ``-rans`` row's LPQLD-style row (same content, LPQLD's coding); None for others."""
+        if self.layout != "rans":
+            return None
+        return canonical_name(replace(self, layout="shuffle"))
+
+    @property
     def lossy(self) -> bool:
         return self.pruned or self.k is not None or self.values != "fp16"
 
@@ -148,7 +161,10 @@ class Setting:
             parts.append(f"{self.tail} tail")
         if self.k is not None and self.index_coding != "none":
             parts.append(self.index_coding)
-        parts.append(("byte planes + " if self.layout == "planes" else "") + f"zstd{self.zstd_level}")
+        if self.layout == "rans":
+            parts.append("LPQLD's files re-coded losslessly: rANS")
+        else:
+            parts.append(("byte planes + " if self.layout == "planes" else "") + f"zstd{self.zstd_level}")
         if self.pruned:
             how = "" if self.metric == "random" else f" by {self.metric}"
             parts.append(f"keep {_fmt_keep(self.keep)}{how} ({self.reuse} reuse)")
@@ -172,8 +188,9 @@ class Setting:
         # lplabel's own chains narrow the indices to one byte when the classes fit (C <= 256);
         # LPQLD-style rows keep 16-bit indices as LPQLD stores them
         index_type = "uint8" if (self.family == "lplabel" and num_classes <= 256) else "uint16"
+        kw = {"classes": int(num_classes)} if self.layout == "rans" else {}  # rans: the harness learns the model
         return preset_chain(self.layout, k=self.k, values=self.values, tail=self.tail, index_coding=self.index_coding,
-                            index_type=index_type, level=self.zstd_level, shuffle=self.shuffle)
+                            index_type=index_type, level=self.zstd_level, shuffle=self.shuffle, **kw)
 
 
 def _fmt_keep(keep: float) -> str:
@@ -192,8 +209,9 @@ DKR_EXPLAINED = ("T 'step 20->2' (-dkr in a name): LPQLD's temperature schedule,
 
 _GRAMMAR = ("full | lpld-keep1in<X> | lpqld-k<K>[-keep1in<X>] | "
             "lpl-k<K>-<fp16|bf16|fp32|int8|int4>[-tail|-min][-keep1in<X>] | lpl-k<K>-none[-keep1in<X>] | "
-            "lpl-dense-<values>[-keep1in<X>] | online-teacher | generator-<bytes>[k|m]; keep1in<X> keeps a random 1/X of the steps (pruning, not the size "
-            "ratio); optional -T<t> or -dkr, and -entropy or -margin on pruned settings")
+            "lpl-dense-<values>[-keep1in<X>] | online-teacher | generator-<bytes>[k|m]; keep1in<X> keeps a random "
+            "1/X of the steps (pruning, not the size ratio); optional -T<t> or -dkr, and -entropy or -margin on pruned "
+            "settings; -rans on lpqld names")
 
 
 def parse_setting(name: str, num_classes: int | None = None) -> Setting:
@@ -209,6 +227,7 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
     temperature = None
     keep = None
     metric = None
+    rans = False
 
     def bad(why: str) -> UnknownSettingError:
         return UnknownSettingError(f"unknown setting {raw!r}: {why}", hint=f"settings are named: {_GRAMMAR}")
@@ -228,6 +247,8 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
             temperature = "dkr"
         elif t in ("entropy", "margin") and metric is None:
             metric = t
+        elif t == "rans" and not rans:
+            rans = True
         elif m_x and keep is None:
             x = float(m_x.group(1))
             if x < 1:
@@ -305,6 +326,10 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
         if num_classes is not None and s.k >= num_classes:
             raise UnknownSettingError(f"setting {raw!r}: top-{s.k} needs k < number of classes ({num_classes})",
                                       hint="pick a smaller k")
+    if rans:
+        if s.family != "lpqld":
+            raise bad("-rans stores LPQLD's own content losslessly: it follows an lpqld-k<K>... name")
+        s = replace(s, layout="rans")
     s = replace(s, name=canonical_name(s))
     if num_classes is not None and s.family not in ("online", "generator"):
         check_chain(s, num_classes)
@@ -339,6 +364,8 @@ def canonical_name(s: Setting) -> str:
         base += f"-keep1in{_fmt_x(s.keep)}"
     if s.metric != "random":
         base += f"-{s.metric}"
+    if s.family == "lpqld" and s.layout == "rans":
+        base += "-rans"
     default_t = "dkr" if s.family == "lpqld" else None
     if s.temperature != default_t:
         base += "-dkr" if s.temperature == "dkr" else f"-T{float(s.temperature):g}"
