@@ -43,7 +43,7 @@ import teacher_data  # noqa: E402
 
 from lplabel import StoreWriter, open_store  # noqa: E402
 from lplabel.codecs import Field, learn_label_chain  # noqa: E402
-from lplabel.fidelity import FidelityAccumulator  # noqa: E402
+from lplabel.reconstruct.fidelity import FidelityAccumulator  # noqa: E402
 from lplabel.images import ImageIndex  # noqa: E402
 from lplabel.interop import du_bytes as _du_bytes  # noqa: E402
 from lplabel.reconstruct import tail_kind_of  # noqa: E402

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 def _train(store, images, source, recipe, epochs, seed=0):
     import torch
 
-    from lplabel.harness.student import build_student
+    from lplabel.experiment.harness.student import build_student
     from lplabel.memory_format import network_input
     from lplabel.torch import ReplayLoader, kl_div_loss
 
@@ -57,8 +57,8 @@ def main(argv=None) -> int:
 
     from lplabel.codecs import default_label_codecs
     from lplabel.datasets import load_dataset
-    from lplabel.harness.distill import random_real
-    from lplabel.harness.sweep import profile_for
+    from lplabel.experiment.harness.distill import random_real
+    from lplabel.experiment.harness.sweep import profile_for
     from lplabel.relabel import run_relabel
     from lplabel.teachers import train_teacher
     from lplabel.testing import machine_info

@@ -37,7 +37,7 @@ Usage::
    softmax at T that lplabel cannot skip) and what that implies for the 20x target.
 
 2. **Training step**: a ConvNet-3 student (width 64, 32×32 views, C=1000, B=128, SGD) on CPU,
-   images in memory, CutMix views rendered with lplabel.replay in both cases; labels either from
+   images in memory, CutMix views rendered with lplabel.views.replay in both cases; labels either from
    lplabel's loader (store → dense probabilities at T) or precomputed in memory (a list of dense
    probability tensors). The two loops are interleaved step by step (paired differences), so
    the load of a shared machine affects both alike.
@@ -400,7 +400,7 @@ class InMemoryLabels(torch.utils.data.Dataset):
         return len(self.views)
 
     def __getitem__(self, i):
-        from lplabel.replay import render_step
+        from lplabel.views.replay import render_step
 
         return render_step(self.bank, self.views[i], self.policy), self.probs[i]
 
@@ -408,8 +408,8 @@ class InMemoryLabels(torch.utils.data.Dataset):
 def training(args, content, log):
     """Paired, interleaved timing: each round runs one lplabel step and one in-memory step, in
     alternating order, on the same model, so load changes on a shared machine hit both alike."""
-    from lplabel.models import convnet
-    from lplabel.replay import ImageBank
+    from lplabel.teachers.models import convnet
+    from lplabel.views.replay import ImageBank
 
     policy, pairs, views, logits, how = content
     n = min(len(pairs), args.train_steps)

@@ -5,8 +5,8 @@ relabeler feeds the teacher) go through the same teacher two ways:
 
 * **eager**: ``load_teacher("efficientnet-lite0")`` (lplabel's wrapper, normalisation inside), fp32,
   channels_last input and weights (faster than plain NCHW on this CPU), ``torch.inference_mode``;
-* **onnx**: the file written by :func:`lplabel.onnx_teacher.export_teacher` (the same wrapper,
-  exported), run by :class:`lplabel.onnx_teacher.OnnxTeacher` with as many intra-op threads as torch has.
+* **onnx**: the file written by :func:`lplabel.teachers.onnx.export_teacher` (the same wrapper,
+  exported), run by :class:`lplabel.teachers.onnx.OnnxTeacher` with as many intra-op threads as torch has.
 
 For each thread count, the two are timed in alternation (eager batch, onnx batch, ...) over
 ``--rounds`` rounds, so that a noisy shared machine slows both alike; the medians give images/s and
@@ -46,7 +46,7 @@ def main() -> int:
     import onnxruntime
 
     from lplabel.datasets import load_dataset
-    from lplabel.onnx_teacher import OnnxTeacher, export_teacher
+    from lplabel.teachers.onnx import OnnxTeacher, export_teacher
     from lplabel.teachers import load_teacher
 
     iset = load_dataset("tiny-imagenet", split="val")

@@ -55,7 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lplabel.images import ImageSet  # noqa: E402
-from lplabel.models import IMAGENET_MEAN, IMAGENET_STD, BasicBlock, Normalized  # noqa: E402
+from lplabel.teachers.models import IMAGENET_MEAN, IMAGENET_STD, BasicBlock, Normalized  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------ teacher

@@ -6,7 +6,7 @@
 
 For each data set, the same images, teacher, policy, seed and label chain are relabelled twice —
 once with each sampler — into stores with derived view columns (spec §1.4), exactly as the
-relabeler does (views from lplabel.views, rendered by lplabel.replay, teacher logits, a top-k
+relabeler does (views from lplabel.views, rendered by lplabel.views.replay, teacher logits, a top-k
 label chain), and ``lplabel info``'s byte accounting is reported:
 
 * digits (scikit-learn, 10 images per class, 8 px, a ConvNet teacher trained here), C = 10,
@@ -50,7 +50,7 @@ from lplabel.views import SAMPLER_V1, SAMPLER_V2, AugmentPolicy, epoch_order, pl
 def relabel_pair(name, iset, teacher, classes, size, batch, epochs, k, out_dir, log):
     import torch
 
-    from lplabel.replay import render_step
+    from lplabel.views.replay import render_step
 
     rows = []
     sizes = iset.sizes()
@@ -112,7 +112,7 @@ def relabel_seeds(name, iset, teacher, classes, size, batch, epochs, seeds, ks, 
 
     import torch
 
-    from lplabel.replay import render_step
+    from lplabel.views.replay import render_step
 
     rows, stats = [], {}
     sizes = iset.sizes()
@@ -221,7 +221,7 @@ def sampler_stats(n_steps: int, side: int = 64, batch: int = 50) -> list:
 
 def sampler_times(repeats: int = 7):
     """Min-of-repeats seconds of v1, v2 compiled (numba, when available) and v2 numpy, interleaved."""
-    from lplabel import views_v2
+    from lplabel.views import v2 as views_v2
 
     compiled = views_v2.kernels()
     sizes = np.random.default_rng(0).integers(32, 500, (50_000, 2))

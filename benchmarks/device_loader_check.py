@@ -29,8 +29,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lplabel.harness.distill import load_distilled  # noqa: E402
-from lplabel.harness.student import _Downscale  # noqa: E402
+from lplabel.experiment.harness.distill import load_distilled  # noqa: E402
+from lplabel.experiment.harness.student import _Downscale  # noqa: E402
 from lplabel.store import LabelStore  # noqa: E402
 from lplabel.testing import machine_info  # noqa: E402
 from lplabel.torch import ReplayLoader  # noqa: E402

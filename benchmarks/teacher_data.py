@@ -2,7 +2,7 @@
 
 * ``imagenet1k``: EfficientNet-Lite0 (ImageNet-1K, C=1000) on Tiny-ImageNet training images
   (64 px) rendered as RandomResizedCrop(0.08-1) + flip views at 224 px, CutMix within each step,
-  exactly as a relabeler would (lplabel.views / lplabel.replay when present, else a fallback
+  exactly as a relabeler would (lplabel.views / lplabel.views.replay when present, else a fallback
   crop loop in this file).
 * ``cifar10``: a small ConvNet (width 32) trained for 10 epochs on 3,000 CIFAR-10 JPEG training
   images (C=10); 1,280 of them viewed at 32 px.
@@ -26,7 +26,7 @@ DATA = REPO.parent / "shared" / "data"
 
 def _views_api():
     try:
-        from lplabel.replay import ImageBank, render_step
+        from lplabel.views.replay import ImageBank, render_step
         from lplabel.views import AugmentPolicy, plan_steps
         return AugmentPolicy, plan_steps, ImageBank, render_step
     except Exception:  # pragma: no cover - depends on the tree
@@ -101,7 +101,7 @@ def generate(name: str, *, images: np.ndarray, teacher, out_size: int, epochs: i
               plan_steps(seed, steps, sizes, batch_size, policy, drop_last=True))
         it = ((e, s, dict(image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
                           mix_lambda=v.mix_lambda, mix_box=v.mix_box), r) for e, s, v, r in it)
-        how = "lplabel.views + lplabel.replay"
+        how = "lplabel.views + lplabel.views.replay"
     else:
         it = ((e, s, v, (lambda v=v: _fallback_render(images, v, out_size)))
               for e, s, v in _fallback_steps(seed, epochs, n, batch_size, sizes, out_size, mix))

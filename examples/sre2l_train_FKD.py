@@ -85,7 +85,7 @@ def get_args(argv=None):
 
 
 def build_student(name: str, num_classes: int, size: int) -> nn.Module:
-    from lplabel.models import MODEL_FACTORIES, build_model
+    from lplabel.teachers.models import MODEL_FACTORIES, build_model
 
     key = name.lower().replace("-", "_")
     if key in MODEL_FACTORIES:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .fidelity import compare_stores
+from .reconstruct.fidelity import compare_stores
 from .interop import ExportReport, ImportReport, export_legacy, import_legacy
 from .recode import RecodeResult, encode, prune, quantize
 from .store import VerifyReport
@@ -76,7 +76,7 @@ def merge(sources: Sequence, out, *, force: bool = False, allow_incomplete: bool
 def compare(reference, candidate, *, mode: str = "auto", progress: bool | None = None) -> dict:
     """``lplabel compare``: fidelity of the lossy store ``candidate`` against ``reference`` (paths
     or open stores) over the steps both hold -- top-1 agreement, top-5 overlap, KL and TV at T=1
-    and T=20, both stores' size facts; see :mod:`lplabel.fidelity`. ``progress``: False for
+    and T=20, both stores' size facts; see :mod:`lplabel.reconstruct.fidelity`. ``progress``: False for
     none; None or True for a bar on a terminal (plain lines otherwise)."""
     from .progress import progress_bar
 

@@ -205,7 +205,7 @@ def demo(output, epochs, force):
 
     require("torch", "lplabel demo")  # both before any work
     require("sklearn", "lplabel demo (the built-in data set 'digits')")
-    from .demo import run_demo
+    from .experiment.demo import run_demo
 
     run_demo(output, epochs=epochs, force=force, echo=click.echo)
 

@@ -32,7 +32,7 @@ from .dtypes import holds_exactly, to_float32
 from .errors import CodecConfigError, LplabelError, NoValuesError, OutputExistsError
 from .images import ImageIndex
 from .progress import progress_bar  # noqa: F401  (the one owner of progress output; re-exported)
-from .schedule import default_steps_per_chunk
+from .selection.schedule import default_steps_per_chunk
 from .sources import SourceMeta, SourceStep  # noqa: F401  (defined apart so source readers need not import recode)
 
 

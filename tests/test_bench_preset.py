@@ -12,7 +12,7 @@ pytest.importorskip("matplotlib")
 
 from lplabel.cli import main  # noqa: E402
 from lplabel.datasets import DataRootError, data_root  # noqa: E402
-from lplabel.harness import BenchConfig, BenchError, resolve_config  # noqa: E402
+from lplabel.experiment.harness import BenchConfig, BenchError, resolve_config  # noqa: E402
 
 
 def _real_root():
@@ -83,7 +83,7 @@ def test_onnx_teacher_of_the_wrong_width_is_named_before_any_work(tmp_path):
     pytest.importorskip("onnx")
     import torch
 
-    from lplabel.onnx_export import export_teacher
+    from lplabel.teachers.onnx_export import export_teacher
     from lplabel.teachers import train_teacher
 
     from relabel_helpers import digits_small
@@ -108,7 +108,7 @@ def test_onnx_teacher_of_the_wrong_width_is_named_before_any_work(tmp_path):
 
 
 def test_fixed_class_subset_is_even_and_stable():
-    from lplabel.harness.sweep import fixed_class_subset
+    from lplabel.experiment.harness.sweep import fixed_class_subset
 
     assert fixed_class_subset(100, 200) == list(range(0, 200, 2))
     assert fixed_class_subset(4, 200) == [0, 50, 100, 150]
@@ -126,7 +126,7 @@ def test_cpu_preset_runs_end_to_end_at_toy_size(tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     pytest.importorskip("numba")
-    from lplabel.harness import run_bench
+    from lplabel.experiment.harness import run_bench
     from lplabel.store import open_store
 
     out = tmp_path / "o"
@@ -217,7 +217,7 @@ def test_report_only_reports_the_students_in_out_and_names_the_missing(tmp_path)
     pytest.importorskip("onnx")
     from dataclasses import replace
 
-    from lplabel.harness import run_bench
+    from lplabel.experiment.harness import run_bench
 
     cfg = BenchConfig(dataset="tiny-imagenet", preset="cpu", device="cpu", out=str(tmp_path / "o"), ipc=1, epochs=1,
                       seeds=1, classes=2, test_limit=2, progress=False, settings="full,lpld-keep1in2")

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from conftest import write_store
 from lplabel import open_store
 from lplabel.cli import main
-from lplabel.schedule import TRAINING_STEPS_PER_CHUNK, default_steps_per_chunk
+from lplabel.selection.schedule import TRAINING_STEPS_PER_CHUNK, default_steps_per_chunk
 
 
 def run(*args):

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from lplabel import datasets as D
-from lplabel import models as M
+from lplabel.teachers import models as M
 from lplabel import teachers as T
 from lplabel.memory_format import contiguous_strides, network_input, network_module, plain_nchw, use_channels_last
 
@@ -131,7 +131,7 @@ import numpy as np, torch
 torch.set_num_threads(int(sys.argv[1]))
 from lplabel import datasets as D
 from lplabel.images import ImageSet
-from lplabel.harness.student import StudentRecipe, train_student
+from lplabel.experiment.harness.student import StudentRecipe, train_student
 from lplabel.relabel import relabel
 from lplabel.teachers import teacher_checksum, train_teacher
 

@@ -156,7 +156,7 @@ EPOCHS = 4
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     from lplabel.datasets import load_dataset
-    from lplabel.harness.distill import random_real
+    from lplabel.experiment.harness.distill import random_real
     from lplabel.relabel import run_relabel
     from lplabel.teachers import train_teacher
 

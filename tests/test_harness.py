@@ -11,11 +11,11 @@ from click.testing import CliRunner
 
 from lplabel.cli import main
 from lplabel.errors import LplabelError
-from lplabel.harness import (BenchConfig, BenchError, UnknownSettingError, default_setting_names, evaluate_targets,
+from lplabel.experiment.harness import (BenchConfig, BenchError, UnknownSettingError, default_setting_names, evaluate_targets,
                              load_distilled, parse_setting, parse_settings, rded_select, resolve_config,
                              save_distilled)
-from lplabel.harness.report import add_reference_deltas, format_table, targets_text, write_report
-from lplabel.harness.settings import canonical_name
+from lplabel.experiment.harness.report import add_reference_deltas, format_table, targets_text, write_report
+from lplabel.experiment.harness.settings import canonical_name
 from lplabel.images import ImageSet
 
 
@@ -304,7 +304,7 @@ def test_terminal_table_is_narrow_and_files_keep_the_wide_one(tmp_path):
     """Item 12: the table printed at the end of a sweep fits 100 columns; results.md holds the
     wide table (labels in words, payload ratio, top-1 agreement); 'x smaller' and keep1in<X>
     and the DKR temperature schedule are explained."""
-    from lplabel.harness.report import NARROW_WIDTH, terminal_summary
+    from lplabel.experiment.harness.report import NARROW_WIDTH, terminal_summary
 
     res = _long_results()
     text = terminal_summary(res)
@@ -329,7 +329,7 @@ def test_recommendation_is_the_smallest_row_within_the_spread():
             _row("lpld-keep1in10", "lpld", 100_000, [91, 91, 91]),
             _row("lpl-k2-bf16-tail-keep1in70", "lplabel", 8_000, [90.5, 91, 91.5]),     # within spread
             _row("lpl-k1-none-keep1in40", "lplabel", 4_000, [89.5, 89.5, 89.5])]         # within 2 points only
-    from lplabel.harness.report import recommend
+    from lplabel.experiment.harness.report import recommend
 
     rec = recommend(_results(rows))
     assert rec["setting"] == "lpl-k2-bf16-tail-keep1in70" and "seed spread" in rec["why"]
@@ -352,7 +352,7 @@ def test_plot_labels_one_scheme_no_overlaps_no_guides_where_unreachable(tmp_path
     """Item 12: the plot's point labels use one scheme (family prefix dropped, keep1in<X> as
     1/X), never overlap, and the whole-file panel draws no guide line below the fixed cost."""
     pytest.importorskip("matplotlib")
-    from lplabel.harness.report import plot, point_label
+    from lplabel.experiment.harness.report import plot, point_label
 
     assert point_label({"setting": "lpl-k2-bf16-tail-keep1in70", "family": "lplabel"}) == "k2-bf16-tail 1/70"
     assert point_label({"setting": "lpld-keep1in40", "family": "lpld"}) == "1/40"
@@ -377,7 +377,7 @@ def test_plot_labels_one_scheme_no_overlaps_no_guides_where_unreachable(tmp_path
                 assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (placed[i][0], placed[j][0])
     assert (tmp_path / "p.png").stat().st_size > 10_000
     # the guide lines: 500x only on the payload panel (as a whole file it is below the fixed cost)
-    from lplabel.harness import report as rp
+    from lplabel.experiment.harness import report as rp
 
     seen = {}
     orig = rp._place_labels
@@ -398,7 +398,7 @@ def test_machine_description_has_one_owner():
     """The harness and the benchmarks describe the machine through lplabel.testing (issue 14)."""
     import os
 
-    from lplabel.harness.sweep import machine_info
+    from lplabel.experiment.harness.sweep import machine_info
     from lplabel.testing import cpu_name, describe_machine
 
     m = machine_info("cpu")
@@ -416,7 +416,7 @@ def test_restricted_kl_renormalises_over_the_evaluated_classes_and_skips_empty_r
     mass there (top-k holding none of them) is left out, the batch mean still over every row."""
     import torch
 
-    from lplabel.harness.student import restricted_kl
+    from lplabel.experiment.harness.student import restricted_kl
     from lplabel.torch import kl_div_loss
 
     g = torch.Generator().manual_seed(0)

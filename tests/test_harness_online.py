@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lplabel.harness import BenchConfig, UnknownSettingError, parse_setting, parse_settings, run_bench
-from lplabel.harness.settings import canonical_name
+from lplabel.experiment.harness import BenchConfig, UnknownSettingError, parse_setting, parse_settings, run_bench
+from lplabel.experiment.harness.settings import canonical_name
 
 pytest.importorskip("sklearn")
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from lplabel import open_store
 from lplabel.cli import main
-from lplabel.harness import BenchConfig, resolve_config, run_bench
+from lplabel.experiment.harness import BenchConfig, resolve_config, run_bench
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ def test_recommended_row_rebuilds_with_the_printed_cli_commands(tmp_path, monkey
     labels, same label chain, same bytes."""
     import shlex
 
-    from lplabel.harness.report import recommend
+    from lplabel.experiment.harness.report import recommend
 
     res = run_bench(_config(tmp_path / "b", settings="full,lpl-k2-bf16-tail-keep1in4,lpld-keep1in10", seeds=1,
                             epochs=8), echo=lambda s: None)

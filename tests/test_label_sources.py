@@ -23,7 +23,7 @@ EPOCHS = 6
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     from lplabel.datasets import load_dataset
-    from lplabel.harness.distill import random_real
+    from lplabel.experiment.harness.distill import random_real
     from lplabel.relabel import run_relabel
     from lplabel.teachers import train_teacher
 
@@ -144,7 +144,7 @@ def test_class_count_mismatch(setup):
 
 def test_input_size_mismatch(setup):
     """A ConvNet built for 16x16 inputs cannot take the store's 8x8 views."""
-    from lplabel.models import Normalized, convnet
+    from lplabel.teachers.models import Normalized, convnet
 
     net = Normalized(convnet(num_classes=10, in_channels=1, width=8, depth=2, image_size=32), [0.5], [0.25])
     with pytest.raises(LabelSourceMismatchError, match=r"fails on the store's views \(float32 \[B, 1, 8, 8\]"):
@@ -207,7 +207,7 @@ def test_other_weights_warn_and_bad_arguments(setup):
 def test_students_trained_online_equal_students_trained_from_the_fp32_store(setup):
     """At training scale (every step of every epoch, a real student): the labels are the fp32
     store's bit for bit on this CPU, so the trained students are identical weights."""
-    from lplabel.harness.student import StudentRecipe, train_student
+    from lplabel.experiment.harness.student import StudentRecipe, train_student
     from lplabel.datasets import load_dataset
 
     test = load_dataset("digits", "test", limit_per_class=20)

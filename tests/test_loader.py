@@ -11,7 +11,7 @@ import torch
 from lplabel import open_store
 from lplabel.errors import ChecksumError, ImageSetMismatchError, ScheduleError
 from lplabel.reconstruct import probs_numpy
-from lplabel.replay import render_step
+from lplabel.views.replay import render_step
 from lplabel.torch import (LoaderWorkerError, ReplayLoader, ResumeStateError, StepDataset, StepKey, StepSampler,
                            dense_logits, gvbsm_batch, legacy_batch, lpqld_batch, lpqld_step)
 from lplabel.views import StepViews

@@ -20,8 +20,8 @@ pytest.importorskip("sklearn")  # the digits data set
 
 from lplabel import open_store  # noqa: E402
 from lplabel.cli import main  # noqa: E402
-from lplabel.onnx_export import export_teacher
-from lplabel.onnx_teacher import META_KEY, OnnxTeacher  # noqa: E402
+from lplabel.teachers.onnx_export import export_teacher
+from lplabel.teachers.onnx import META_KEY, OnnxTeacher  # noqa: E402
 from lplabel.teachers import save_teacher, train_teacher  # noqa: E402
 
 from relabel_helpers import one_torch_thread  # noqa: F401,E402  (autouse fixture)
@@ -53,7 +53,7 @@ def test_export_checks_against_pytorch_and_records_the_source(trained):
     assert f["images"] == 32 and f["num_outputs"] == 10
     assert f["max_abs_diff"] <= 1e-3 and f["top1_agreement"] == 1.0
     o = OnnxTeacher(trained["onnx"])
-    from lplabel.models import input_normalization
+    from lplabel.teachers.models import input_normalization
     from lplabel.teachers import teacher_checksum
 
     assert o.record["source"] == f"{trained['spec']} @ teacher.pt"
@@ -150,7 +150,7 @@ def test_foreign_onnx_file_is_hashed_and_can_be_normalised(tmp_path):
     torch.onnx.export(net, (torch.zeros(1, 1, 8, 8),), p, input_names=["x"], output_names=["y"],
                       dynamic_axes={"x": {0: "b"}, "y": {0: "b"}}, opset_version=17, dynamo=False)
     assert META_KEY not in {q.key for q in onnx.load(p).metadata_props}
-    from lplabel.onnx_teacher import file_sha256
+    from lplabel.teachers.onnx import file_sha256
     from lplabel.teachers import load_teacher, teacher_checksum
 
     t = load_teacher(p)

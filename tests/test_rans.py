@@ -263,7 +263,7 @@ def test_loader_reads_rans_stores_in_workers(tmp_path):
     """The loader (0 and 2 DataLoader workers) serves a rans store exactly as the store it was
     re-encoded from: the compiled decoder also runs in forked workers."""
     from loader_helpers import make_store
-    from lplabel.schedule import lpqld_step
+    from lplabel.selection.schedule import lpqld_step
     from lplabel.torch import ReplayLoader
 
     src, iset, *_ = make_store(tmp_path / "src.lpl", epochs=3, topk=4, steps_per_chunk=2)

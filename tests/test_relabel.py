@@ -12,7 +12,7 @@ from lplabel.errors import LplabelError, OutputExistsError
 from lplabel.relabel import (MergeError, RelabelWriteError, TeacherOutputError, WorkDirError, merge, relabel,
                              run_relabel)
 from lplabel.relabel.plan import make_plan
-from lplabel.replay import ImageBank, render_step
+from lplabel.views.replay import ImageBank, render_step
 from lplabel.teachers import teacher_checksum
 from lplabel.views import AugmentPolicy, plan_steps
 

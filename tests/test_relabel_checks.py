@@ -147,7 +147,7 @@ def test_wrong_range_teacher_warns_in_python(tmp_path, digits, trained):
         rep = run_relabel(digits, Expects01(trained), tmp_path / "b.lpl", **BASE)
     assert rep.sample_check.suspicious and rep.view_check.suspicious
     # the fix the warning names: the same network given the input it expects
-    from lplabel.models import Normalized
+    from lplabel.teachers.models import Normalized
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", TeacherAccuracyWarning)

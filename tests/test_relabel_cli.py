@@ -77,7 +77,7 @@ def test_npz_pack_dataset_name_ipc_and_ensemble(tmp_path, ts_teacher):
 
 
 def test_factory_spec_with_checkpoint(tmp_path):
-    from lplabel.models import convnet
+    from lplabel.teachers.models import convnet
 
     net = convnet(num_classes=10, in_channels=1, width=8, depth=1)
     ck = tmp_path / "ck.pt"

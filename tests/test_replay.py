@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lplabel.replay import ImageBank, apply_mix, render_step, render_views
+from lplabel.views.replay import ImageBank, apply_mix, render_step, render_views
 from lplabel.views import AugmentPolicy, StepViews, crop_pixels, sample_step
 
 
@@ -209,7 +209,7 @@ def test_independent_replay_reproduces_stored_logits_from_the_file(tmp_path):
     from relabel_helpers import TinyTeacher, digits_small
 
     from lplabel import open_store
-    from lplabel.models import Normalized
+    from lplabel.teachers.models import Normalized
     from lplabel.relabel import relabel
 
     digits = digits_small(6)

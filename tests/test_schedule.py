@@ -7,7 +7,7 @@ import pytest
 
 from lplabel import open_store
 from lplabel.errors import ScheduleError
-from lplabel.schedule import Constant, Cosine, ReuseSchedule, StepDecay, as_temperature, lpqld_step
+from lplabel.selection.schedule import Constant, Cosine, ReuseSchedule, StepDecay, as_temperature, lpqld_step
 
 from loader_helpers import make_store
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lplabel import datasets as D
-from lplabel import models as M
+from lplabel.teachers import models as M
 from lplabel import teachers as T
 
 FACTORY = 'lplabel.models:convnet{"num_classes": 10, "in_channels": 1, "width": 64}'

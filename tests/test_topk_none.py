@@ -138,7 +138,7 @@ def test_store_round_trip_gives_uniform_over_the_topk(none_store):
 
 
 def test_info_fidelity_and_selection(none_store):
-    from lplabel.fidelity import compare_stores
+    from lplabel.reconstruct.fidelity import compare_stores
     from lplabel.selection import step_scores
     from lplabel.store import store_info
 
@@ -297,7 +297,7 @@ def test_export_refuses_index_only(cli_stores, tmp_path):
 # -- the benchmark grammar -------------------------------------------------------------------------------------
 
 def test_harness_settings_parse():
-    from lplabel.harness.settings import UnknownSettingError, default_setting_names, parse_setting
+    from lplabel.experiment.harness.settings import UnknownSettingError, default_setting_names, parse_setting
 
     s = parse_setting("lpl-k1-none-20x", 10)
     assert (s.k, s.values, s.tail, s.keep, s.name) == (1, "none", "none", 0.05, "lpl-k1-none-keep1in20")

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lplabel import views_v2 as V2
+from lplabel.views import v2 as V2
 from lplabel.views import SAMPLER_V2, AugmentPolicy, crop_pixels, epoch_order, plan_steps, sample_step
 
 ROOT = Path(__file__).resolve().parents[1]

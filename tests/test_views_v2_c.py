@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lplabel import views_v2
+from lplabel.views import v2 as views_v2
 
 REPO = Path(__file__).resolve().parents[1]
 C_SOURCE = REPO / "spec" / "ref" / "views_v2.c"

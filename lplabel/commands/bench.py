@@ -42,7 +42,7 @@ def bench():
               help="Named defaults below your options: cpu (tiny-imagenet, the 1000-class experiment in about an "
                    "hour on 2 cores: a fixed 100 of the 200 classes at IPC 10, the ONNX EfficientNet-Lite0 teacher at "
                    "224 px, 30 epochs, 2 seeds of ConvNet-3 students at 32 px) or gpu (one H100/H200: 200 classes, "
-                   "300 epochs, bf16 Lite0, ResNet-18-style students at 64 px); lplabel/harness/sweep.py PRESETS.")
+                   "300 epochs, bf16 Lite0, ResNet-18-style students at 64 px); lplabel/experiment/harness/sweep.py PRESETS.")
 @click.option("--teacher", "teacher", type=click.Path(dir_okay=False), default=None,
               help="--preset cpu: an ONNX teacher file (1000 outputs, 224 px) [default: EfficientNet-Lite0 exported "
                    "once into OUT/teacher/].")
@@ -77,7 +77,7 @@ def accuracy(dataset, ipc, selection, seeds, epochs, device, out, settings, quic
     loader and writes results.{csv,json,md} and accuracy_vs_bytes.png to --out. Reruns reuse
     every finished stage.
     """
-    from ..harness import BenchConfig, resolve_config, run_bench
+    from ..experiment.harness import BenchConfig, resolve_config, run_bench
 
     cfg = BenchConfig(dataset=dataset, ipc=ipc, selection=selection, seeds=seeds, epochs=epochs, device=device,
                       out=out, settings=settings, quick=quick, temperature=temperature, lr=lr,

@@ -43,7 +43,7 @@ def export_teacher_cmd(spec, out, checkpoint, normalize, random_weights, input_s
 
     require("onnxruntime", "lplabel export-teacher")  # before any work (images, teacher)
     require("onnx", "lplabel export-teacher")
-    from ..onnx_export import export_teacher
+    from ..teachers.onnx_export import export_teacher
     from ..relabel import load_images
 
     iset = load_images(images, data_root=data_root)

@@ -13,12 +13,12 @@ from pathlib import Path
 
 
 def run_demo(output, *, epochs: int = 20, force: bool = False, echo=print) -> dict:
-    from .store.info import ratio_phrase
-    from .datasets import load_dataset, select_per_class
-    from .relabel import (LabelsConfig, OutputConfig, ProcessConfig, RelabelConfig, TeacherConfig, ViewsPolicy,
+    from ..store.info import ratio_phrase
+    from ..datasets import load_dataset, select_per_class
+    from ..relabel import (LabelsConfig, OutputConfig, ProcessConfig, RelabelConfig, TeacherConfig, ViewsPolicy,
                           relabel)
-    from .store import store_info, verify_store
-    from .teachers import evaluate, train_teacher
+    from ..store import store_info, verify_store
+    from ..teachers import evaluate, train_teacher
 
     t0 = time.perf_counter()
     out = Path(output)

@@ -55,7 +55,7 @@ def import_legacy(src_dir, out_path, *, layout: str = "auto", codecs=None, force
         ``--temp`` the probabilities were taken at (recorded as the teacher temperature).
     input_size: the relabel ``--input-size`` (for the header's view policy; files do not say).
     steps_per_chunk, zstd_level: writer settings (steps per chunk: default
-        :func:`lplabel.schedule.default_steps_per_chunk` of a full store, 8; FKD: 1).
+        :func:`lplabel.selection.schedule.default_steps_per_chunk` of a full store, 8; FKD: 1).
 
     Returns an :class:`ImportReport`. Raises a :class:`LegacyFormatError` subclass naming the
     file for bad input; nothing is left at ``out_path`` then.

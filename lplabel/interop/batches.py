@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..store import StoreWriter
-from ..schedule import default_steps_per_chunk
+from ..selection.schedule import default_steps_per_chunk
 from .common import (ImportReport, du_bytes, legacy_extension, plan_labels, progress_bar, resolve_images,
                      settle_num_classes)
 from .errors import LegacyFormatError

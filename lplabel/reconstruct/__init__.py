@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .dtypes import bfloat16_to_float32
-from .errors import LplabelError
+from ..dtypes import bfloat16_to_float32
+from ..errors import LplabelError
 
 MODES = ("auto", "renorm", "tail", "uniform")
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import LplabelError
-from .reconstruct import probs_numpy
+from ..errors import LplabelError
+from . import probs_numpy
 
 TEMPERATURES = (1.0, 20.0)
 
@@ -104,7 +104,7 @@ def compare_stores(reference, candidate, *, mode: str = "auto", temperatures=TEM
     ``progress``: called with 1 after each step. Returns the metrics of the module doc, the step
     count, both stores' size facts and the mode (what ``lplabel compare --json`` prints).
     """
-    from .store import LabelStore
+    from ..store import LabelStore
 
     opened = []
 
@@ -125,7 +125,7 @@ def compare_stores(reference, candidate, *, mode: str = "auto", temperatures=TEM
 def _compare(ref, cand, mode, temperatures, progress) -> dict:
     cand_fields = [f.name for f in cand.pipelines["label"].decoded_spec]
     if mode in ("tail", "uniform") and "tail" not in cand_fields:
-        from .reconstruct import ReconstructError, index_only
+        from . import ReconstructError, index_only
 
         what = "keeps class indices only (no values, no tail)" if index_only(cand_fields) else "has none"
         raise ReconstructError(f"--mode {mode} needs a stored tail summary; the candidate {what}", path=cand.path,
@@ -140,7 +140,7 @@ def _compare(ref, cand, mode, temperatures, progress) -> dict:
     if len(common) == 0:
         raise CompareError("the stores hold no (epoch, step) in common", path=cand.path,
                            hint="compare a store with the store it was made from")
-    from .reconstruct import tail_kind_of
+    from . import tail_kind_of
 
     acc = FidelityAccumulator(ref.num_classes, mode=mode, temperatures=temperatures,
                               reference_tail=tail_kind_of(ref.pipelines["label"]),
@@ -158,7 +158,7 @@ def _compare(ref, cand, mode, temperatures, progress) -> dict:
     res["steps"] = int(len(common))
 
     def size_facts(store):
-        from .store import store_info
+        from ..store import store_info
 
         f = store_info(store.path)  # the same three size figures as `lplabel info` (lplabel.store.info)
         R = f["records"]

@@ -132,7 +132,7 @@ def sample_check(images, classes: np.ndarray, runner, policy, device, num_classe
     :class:`~lplabel.relabel.errors.TeacherOutputError` when the teacher returns NaN/Inf logits
     here already, before any work directory exists.
     """
-    from ..replay import ImageBank, render_views
+    from ..views.replay import ImageBank, render_views
     from .errors import TeacherOutputError
 
     labelled = np.flatnonzero(classes >= 0)

@@ -156,7 +156,7 @@ class OutputConfig:
     (checkpoint interval; None: about 32k views, or what a resumed run used), ``merge`` (merge the
     parts at the end), ``views`` (``"derived"``: the store holds no view payload, readers
     regenerate the views, spec/FORMAT.md §1.4; ``"stored"``: the view columns are stored),
-    ``steps_per_chunk`` (None: :func:`lplabel.schedule.default_steps_per_chunk`)."""
+    ``steps_per_chunk`` (None: :func:`lplabel.selection.schedule.default_steps_per_chunk`)."""
 
     force: bool = False
     fresh: bool = False

@@ -3,7 +3,7 @@
 Per step (all of it a pure function of ``(seed, epoch, step)``, see :mod:`lplabel.views`):
 
 1. the host plans the step's views (image ids, crop boxes, flips, mix partner/λ/box);
-2. the device renders them from the uint8 :class:`~lplabel.replay.ImageBank` (kept on the GPU
+2. the device renders them from the uint8 :class:`~lplabel.views.replay.ImageBank` (kept on the GPU
    when it fits, else streamed per step) and applies CutMix/MixUp (:func:`render_step`);
 3. the teacher runs under ``torch.inference_mode()``, with autocast when ``amp`` and
    channels_last on CUDA; top-k (when the chain is plain top-k) runs on the device too;
@@ -34,10 +34,10 @@ from ..progress import progress_bar
 from ..threads import ThreadPlan, load_average, plan_threads, torch_threads
 from ..images import ImageSet, image_index
 from ..memory_format import network_input, use_channels_last
-from ..replay import ImageBank, render_step, render_views
+from ..views.replay import ImageBank, render_step, render_views
 from ..store import LabelColumn, LabelStore, StoreLayout, StoreWriter, ViewColumns, store_info
 from ..views import AugmentPolicy, StepViews, plan_steps, steps_per_epoch as _steps_per_epoch
-from ..schedule import default_steps_per_chunk
+from ..selection.schedule import default_steps_per_chunk
 from .distributed import DistContext
 from .errors import (DistributedError, ImageInputError, OutputExistsError, RelabelError, TeacherOutputError,
                      WorkDirError)
@@ -213,7 +213,7 @@ def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out,
     with the summary lines.
 
     ``teacher``: a module taking float32 NCHW RGB pixels in 0..255 -- not 0..1, not normalised:
-    wrap it in :class:`lplabel.models.Normalized` if it expects that -- or a list = ensemble of
+    wrap it in :class:`lplabel.teachers.models.Normalized` if it expects that -- or a list = ensemble of
     mean logits.
 
     The config's parts: :class:`~lplabel.relabel.config.ViewsPolicy` (epochs, batch size, crops,

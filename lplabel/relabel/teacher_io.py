@@ -20,7 +20,7 @@ def load_teachers(specs: Sequence[str], checkpoints: Sequence[str | None] = (), 
     """Load one teacher per spec (``lplabel.teachers.load_teacher``); several make an Ensemble.
 
     ``random_weights``: allow ``torchvision:``/``timm:`` teachers without pretrained weights.
-    A spec ending in ``.onnx`` is run by onnxruntime (:mod:`lplabel.onnx_teacher`); its
+    A spec ending in ``.onnx`` is run by onnxruntime (:mod:`lplabel.teachers.onnx`); its
     description names the file, its sha256 and what it was exported from.
 
     ``checkpoints``: empty, or one entry per spec (``None``/``"-"``/``"none"`` for no checkpoint),
@@ -37,7 +37,7 @@ def load_teachers(specs: Sequence[str], checkpoints: Sequence[str | None] = (), 
     if len(cks) != len(specs):
         raise RelabelError(f"{len(specs)} teachers but {len(cks)} checkpoints",
                            hint="give --checkpoint once per --teacher, in the same order ('-' for none)")
-    from ..onnx_teacher import is_onnx_path, require_onnxruntime
+    from ..teachers.onnx import is_onnx_path, require_onnxruntime
 
     for spec in specs:  # the missing optional package is named before any teacher is loaded
         if is_onnx_path(spec):
@@ -64,7 +64,7 @@ def describe_teacher(teacher: nn.Module, description: str | None = None, checksu
         description = type(teacher).__name__
     if checksum is None:
         checksum = teacher_checksum(teacher)
-    from ..models import input_normalization
+    from ..teachers.models import input_normalization
 
     out = {"description": str(description), "checksum": checksum, "temperature": 1.0, "precision": precision,
            "normalization": input_normalization(teacher)}  # spec §2.3: replay needs it
@@ -106,7 +106,7 @@ def prepare_teacher(teacher: nn.Module, device: torch.device, channels_last: boo
     execution provider, and autocast (``precision`` other than float32) is refused -- it does not
     reach onnxruntime, so the header would name a precision the teacher did not run at."""
     from ..memory_format import network_module
-    from ..onnx_teacher import OnnxTeacher
+    from ..teachers.onnx import OnnxTeacher
 
     onnx = [m for m in teacher.modules() if isinstance(m, OnnxTeacher)]
     for m in onnx:

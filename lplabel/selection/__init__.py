@@ -43,7 +43,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import LplabelError
+from ..errors import LplabelError
 
 UNITS = ("step", "epoch")
 METRICS = ("random", "order", "entropy", "margin")
@@ -185,7 +185,7 @@ def step_scores(label_block: dict, num_classes: int, metric: str, *, mode: str =
                 tail_kind: str = "logsumexp") -> float:
     """Mean entropy (nats) or mean top-1/top-2 probability margin of one step's records at T=1
     (top-k labels are reconstructed with ``mode``, see :mod:`lplabel.reconstruct`)."""
-    from .reconstruct import probs_numpy
+    from ..reconstruct import probs_numpy
 
     p = probs_numpy(label_block, num_classes, temperature=1.0, mode=mode, tail_kind=tail_kind).astype(np.float64)
     if metric == "entropy":

@@ -64,7 +64,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import ScheduleError
+from ..errors import ScheduleError
 
 REUSE_MODES = ("epochs", "lpld", "lpqld", "order")
 
@@ -230,7 +230,7 @@ class ReuseSchedule:
             if self.shuffle:
                 out = out[reuse_rng(self.seed, e).permutation(len(out))]
             return out
-        from .selection import reuse_steps
+        from . import reuse_steps
 
         return self.pool[reuse_steps(self.reuse, n, spe, e, self.seed)]
 

@@ -90,7 +90,7 @@ def times_phrase(ratio) -> str:
 
 
 def compare_lines(res: dict) -> list[str]:
-    """``lplabel compare``: the metrics of :func:`lplabel.fidelity.compare_stores`."""
+    """``lplabel compare``: the metrics of :func:`lplabel.reconstruct.fidelity.compare_stores`."""
     c, r = res["candidate"], res["reference"]
     out = [f"{res['records']:,} records in {res['steps']:,} common steps (candidate mode {res['mode']})",
            f"  top-1 agreement      {100 * res['top1_agreement']:.2f} %"]

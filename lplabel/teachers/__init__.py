@@ -3,8 +3,8 @@
 Input convention
 ----------------
 Every teacher and student in lplabel takes **float32 NCHW pixel values in 0..255** and
-normalises itself (see :mod:`lplabel.models`). :func:`train_teacher` returns a
-:class:`lplabel.models.Normalized` wrapper whose ``normalize_mean``/``normalize_std`` buffers hold
+normalises itself (see :mod:`lplabel.teachers.models`). :func:`train_teacher` returns a
+:class:`lplabel.teachers.models.Normalized` wrapper whose ``normalize_mean``/``normalize_std`` buffers hold
 the training data's per-channel statistics; :func:`load_teacher` wraps third-party models so they
 follow the same convention (``normalize=`` argument).
 
@@ -37,7 +37,7 @@ Checkpoints
 loaded strictly into the model the spec built. Accepted shapes: a flat ``{name: tensor}`` dict,
 or one nested under ``state_dict`` / ``model`` / ``model_state_dict`` / ``net`` / ``teacher``;
 prefixes ``module.`` (DDP) and ``_orig_mod.`` (``torch.compile``) are removed. A state dict taken
-from a :class:`~lplabel.models.Normalized` teacher (keys ``normalize_mean``, ``normalize_std``,
+from a :class:`~lplabel.teachers.models.Normalized` teacher (keys ``normalize_mean``, ``normalize_std``,
 ``net.*``, e.g. ``torch.save(train_teacher(...).state_dict(), f)``) is recognised: the factory's
 model is wrapped and the stored statistics restored.
 """
@@ -57,8 +57,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .images import ImageSet
-from .memory_format import network_input, network_module, plain_nchw
+from ..images import ImageSet
+from ..memory_format import network_input, network_module, plain_nchw
 from .models import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -68,8 +68,8 @@ from .models import (
 )
 
 # --------------------------------------------------------------------------------------- errors
-from .errors import TeacherError  # noqa: E402  (defined with the other lplabel errors)
-from .errors import first_line as _first_line  # noqa: E402
+from ..errors import TeacherError  # noqa: E402  (defined with the other lplabel errors)
+from ..errors import first_line as _first_line  # noqa: E402
 
 
 class TeacherNotFoundError(TeacherError, FileNotFoundError):
@@ -208,7 +208,7 @@ def train_teacher(
 ) -> Normalized:
     """Train a classifier on ``imageset`` with plain supervised learning; return it in eval mode.
 
-    ``model`` is a short name from :data:`lplabel.models.MODEL_FACTORIES` (``convnet``,
+    ``model`` is a short name from :data:`lplabel.teachers.models.MODEL_FACTORIES` (``convnet``,
     ``resnet18_small``, ``resnet_tiny``), a ``module:factory[{json}]`` spec, or a callable; it is
     called with ``num_classes`` (``len(class_names)`` or ``max(class) + 1``), ``in_channels``
     and ``model_kwargs``. For ``convnet`` on square images, ``image_size`` defaults to the image
@@ -226,7 +226,7 @@ def train_teacher(
     ``flip`` is true, random horizontal flips (default: on, unless ``imageset.meta["hflip"]`` is
     false, as for digits).
 
-    The returned :class:`~lplabel.models.Normalized` module takes float32 NCHW 0..255 input and
+    The returned :class:`~lplabel.teachers.models.Normalized` module takes float32 NCHW 0..255 input and
     normalises it with the per-channel mean/std of ``imageset`` (stored as buffers).
     Deterministic for a given ``seed`` on CPU (same torch build and thread count); the caller's
     global RNG state is left untouched.
@@ -583,9 +583,9 @@ def load_teacher(
     ``checkpoint``: optional local state-dict file loaded strictly into the built model.
     ``normalize``: ``None`` (automatic: TorchScript files and factory models are returned as
     they are — they must already take 0..255 input — except that a checkpoint saved from a
-    :class:`~lplabel.models.Normalized` teacher restores its wrapper; torchvision/timm models
+    :class:`~lplabel.teachers.models.Normalized` teacher restores its wrapper; torchvision/timm models
     get ImageNet normalisation), ``"imagenet"``, ``"unit"`` (``x/255``: 0..1 pixels), ``"none"``, or ``(mean, std)`` in 0..1 units
-    to wrap the model in :class:`~lplabel.models.Normalized`. ``random_weights``: allow a
+    to wrap the model in :class:`~lplabel.teachers.models.Normalized`. ``random_weights``: allow a
     ``torchvision:``/``timm:`` network without pretrained weights or checkpoint (refused by default).
 
     Raises :class:`TeacherError` subclasses naming the file or spec and what to do.
@@ -599,7 +599,7 @@ def load_teacher(
     if s.lower().endswith(".onnx"):
         if sd is not None:
             raise TeacherError(f"teacher {s!r} is an ONNX file, which carries its own weights; drop --checkpoint")
-        from .onnx_teacher import load_onnx_teacher
+        from .onnx import load_onnx_teacher
 
         return load_onnx_teacher(s, norm=norm)
     if os.path.isfile(s):
@@ -702,7 +702,7 @@ def teacher_checksum(module: nn.Module) -> str:
     ``float32``), NUL, the shape as comma-separated decimals, NUL, then the tensor's raw bytes
     (C order, little-endian as stored on CPU).
 
-    An ONNX teacher (:class:`lplabel.onnx_teacher.OnnxTeacher`, no state dict) gives the checksum
+    An ONNX teacher (:class:`lplabel.teachers.onnx.OnnxTeacher`, no state dict) gives the checksum
     its file records (its source's), else ``"sha256-file:<hex>"`` of the file; an ensemble with
     ONNX members hashes its members' checksums in order.
     """

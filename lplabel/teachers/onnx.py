@@ -7,7 +7,7 @@ Input convention
 ----------------
 An ONNX teacher follows the same convention as every lplabel teacher: it takes **float32 NCHW
 RGB pixels in 0..255** and returns ``[batch, classes]`` logits. :func:`export_teacher` exports the
-lplabel teacher module *with* its normalisation (a :class:`~lplabel.models.Normalized` wrapper,
+lplabel teacher module *with* its normalisation (a :class:`~lplabel.teachers.models.Normalized` wrapper,
 EfficientNet-Lite's ``(x - 127) / 128``), so the ``.onnx`` file takes 0..255 pixels as they are,
 and records in the file's metadata (key :data:`META_KEY`, a JSON object):
 
@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import TeacherError
-from .errors import first_line as _first_line
+from ..errors import TeacherError
+from ..errors import first_line as _first_line
 
 #: metadata key (ONNX ``metadata_props``) holding lplabel's record of an exported teacher
 META_KEY = "lplabel.teacher"
@@ -55,7 +55,7 @@ class OnnxTeacherError(TeacherError):
 
 def require_onnxruntime(what: str) -> None:
     """Named error (extra ``onnx``) unless onnxruntime is installed; call before any work."""
-    from .deps import require
+    from ..deps import require
 
     require("onnxruntime", what)
 
@@ -188,7 +188,7 @@ class OnnxTeacher(nn.Module):
 
 def load_onnx_teacher(path, norm=None) -> nn.Module:
     """An :class:`OnnxTeacher`; ``norm`` (``load_teacher``'s ``normalize`` parsed: None/False for
-    none, or (mean, std)) wraps it in :class:`~lplabel.models.Normalized` (refused for a file exported by lplabel, whose graph
+    none, or (mean, std)) wraps it in :class:`~lplabel.teachers.models.Normalized` (refused for a file exported by lplabel, whose graph
     already normalises: that would normalise twice)."""
     t = OnnxTeacher(path)
     if norm:

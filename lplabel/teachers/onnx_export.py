@@ -1,6 +1,6 @@
 """Export an lplabel teacher to ONNX and check the graph against PyTorch (``lplabel export-teacher``).
 
-Apart from :mod:`lplabel.onnx_teacher` (which runs ``.onnx`` teachers and is imported by
+Apart from :mod:`lplabel.teachers.onnx` (which runs ``.onnx`` teachers and is imported by
 :func:`lplabel.teachers.load_teacher`) because exporting needs :mod:`lplabel.teachers` itself:
 one module each keeps the import graph free of cycles.
 """
@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import TeacherError
-from .errors import first_line as _first_line
-from .onnx_teacher import DEFAULT_TOLERANCE, INPUT_CONVENTION, META_KEY, OPSET, OnnxTeacher, OnnxTeacherError
+from ..errors import TeacherError
+from ..errors import first_line as _first_line
+from .onnx import DEFAULT_TOLERANCE, INPUT_CONVENTION, META_KEY, OPSET, OnnxTeacher, OnnxTeacherError
 
 # --------------------------------------------------------------------------------------- export
 def export_teacher(spec: str, out, *, checkpoint=None, normalize=None, random_weights: bool = False,
@@ -34,17 +34,17 @@ def export_teacher(spec: str, out, *, checkpoint=None, normalize=None, random_we
     teacher that resizes its input (EfficientNet-Lite) is traced without the resize when the
     sizes agree. Written to a temporary name in the same folder, renamed when checked.
     """
-    from .deps import require
+    from ..deps import require
 
     require("onnxruntime", "lplabel export-teacher")  # all three before any work
     require("onnx", "lplabel export-teacher")
-    from .teachers import load_teacher, teacher_checksum
+    from . import load_teacher, teacher_checksum
     from .models import input_normalization
 
     say = log or (lambda s: None)
     out = Path(out)
     if out.exists() and not force:
-        from .errors import OutputExistsError
+        from ..errors import OutputExistsError
 
         raise OutputExistsError("output exists", path=out, hint="choose another name or pass --force")
     if not out.parent.is_dir():
@@ -99,7 +99,7 @@ def export_teacher(spec: str, out, *, checkpoint=None, normalize=None, random_we
 
 def _check_batch(images, size: int, channels: int, count: int) -> torch.Tensor:
     """The first ``count`` images as float32 NCHW 0..255 at ``size`` (bicubic, clamped)."""
-    from .teachers import images_to_tensor
+    from . import images_to_tensor
 
     imgs = images.images if hasattr(images, "images") else images
     picked = [np.asarray(imgs[i]) for i in range(min(int(count), len(imgs)))]

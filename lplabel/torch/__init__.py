@@ -10,7 +10,7 @@ from ..deps import require as _require
 
 _require("torch", "lplabel.torch (the loader)")  # a named ImportError, not "No module named 'torch'"
 
-from ..schedule import (Constant, Cosine, ReuseSchedule, StepDecay, as_temperature, constant, cosine,  # noqa: F401
+from ..selection.schedule import (Constant, Cosine, ReuseSchedule, StepDecay, as_temperature, constant, cosine,  # noqa: F401
                         lpqld_step)
 from .adapters import dense_logits, gvbsm_batch, legacy_batch, lpqld_batch
 from .batch import LogitTargets, SparseLabels, StepBatch, StepKey, sparse_probs

@@ -2,7 +2,7 @@
 
 ``StepDataset[key]`` reads one stored step of a label store and returns a
 :class:`~lplabel.torch.batch.StepBatch`: the step's views rendered from the distilled images with
-:mod:`lplabel.replay` (crop, bilinear resize, flip, then the step's CutMix/MixUp) -- the same
+:mod:`lplabel.views.replay` (crop, bilinear resize, flip, then the step's CutMix/MixUp) -- the same
 pixels the teacher labelled -- and the step's soft labels. ``key`` is a stored-step position
 (int) or a :class:`~lplabel.torch.batch.StepKey` from :class:`~lplabel.torch.StepSampler`, which
 also carries the training epoch and the label temperature, so workers hold no epoch state.
@@ -19,7 +19,7 @@ into the item's arrays.
 
 Process model: the dataset holds a :class:`~lplabel.store.LabelStore` (no HDF5 handle; payload is
 read with ``os.pread`` on a file descriptor each process opens for itself), numpy tables, and the
-images as one uint8 :class:`~lplabel.replay.ImageBank` built once in the constructing process
+images as one uint8 :class:`~lplabel.views.replay.ImageBank` built once in the constructing process
 (forked workers share its pages; spawned workers receive it through shared memory). It is safe
 with any worker count, ``fork``/``spawn``/``forkserver``, and persistent workers.
 """
@@ -37,7 +37,7 @@ import torch
 from ..errors import ImageSetMismatchError, LplabelError
 from ..images import FINGERPRINT_ALGORITHM, ImageSet, fingerprint_images, keys_digest
 from ..reconstruct import ReconstructError, tail_kind_of
-from ..schedule import as_temperature
+from ..selection.schedule import as_temperature
 from ..store import LabelStore
 from ..store import layout as L
 from .batch import LABEL_FORMATS, StepBatch, StepKey, probs_into
@@ -179,7 +179,7 @@ def _policy_from_header(aug):
 
 def _as_image_source(images):
     """(ImageSet or None, pixel source for ImageBank) from what the user gave."""
-    from ..replay import ImageBank
+    from ..views.replay import ImageBank
 
     if isinstance(images, (str, os.PathLike)):
         from ..datasets import load_image_folder
@@ -200,7 +200,7 @@ class StepDataset(torch.utils.data.Dataset):
     store: a ``.lpl`` path or an open :class:`~lplabel.store.LabelStore`.
     images: the distilled set -- an :class:`~lplabel.images.ImageSet`, an ImageFolder path
         (loaded with :func:`lplabel.datasets.load_image_folder`), a uint8 array [N, H, W, C], a
-        list of uint8 H×W×C arrays, or a prepared :class:`~lplabel.replay.ImageBank` -- or
+        list of uint8 H×W×C arrays, or a prepared :class:`~lplabel.views.replay.ImageBank` -- or
         ``None`` for labels-only batches (views and labels, no pixels).
     policy: the :class:`~lplabel.views.AugmentPolicy` (output size, resize kernel, mix kind);
         default: the one in the store's header. Needed only to render images.
@@ -283,7 +283,7 @@ class StepDataset(torch.utils.data.Dataset):
         self.bank = None
         if images is not None:
             iset, source = _as_image_source(images)
-            from ..replay import ImageBank
+            from ..views.replay import ImageBank
 
             if check_images:
                 if isinstance(source, ImageBank):
@@ -595,7 +595,7 @@ class StepDataset(torch.utils.data.Dataset):
 
     def _render(self, bank, ids, crop, flip, partner, lam, box):
         from ..memory_format import network_input
-        from ..replay import apply_mix, render_views
+        from ..views.replay import apply_mix, render_views
 
         imgs = network_input(render_views(bank, (ids, crop, flip), self.policy))
         if self.apply_mix and not math.isnan(lam):

@@ -493,7 +493,7 @@ class ReplayLoader:
         probabilities at the step's temperature, then the pixels in the ``normalize=`` convention."""
         x = batch.images
         if not self.dataset.apply_mix and view.mixed:  # the loop mixes later; the teacher sees the mix now
-            from ..replay import apply_mix
+            from ..views.replay import apply_mix
 
             x = apply_mix(x, view.mix_partner, view.mix_lambda, view.mix_box, self.dataset.policy.mix)
         batch.label = {"logits": self.label_source.logits(x)}

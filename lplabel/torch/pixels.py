@@ -1,7 +1,7 @@
 """The pixel convention of ``batch.images``: 0..255, 0..1, or normalised with a mean and std.
 
 lplabel renders views in 0..255 float32 pixel units because that is what the relabeler fed the
-teacher (``lplabel.replay``, lplabel's teachers normalise internally). A student written for
+teacher (``lplabel.views.replay``, lplabel's teachers normalise internally). A student written for
 torchvision/timm expects ``transforms.ToTensor()`` (0..1) followed by ``transforms.Normalize(mean,
 std)`` with 0..1 statistics: applied to 0..255 pixels that ``Normalize`` gives inputs with a mean
 of several hundred, silently. ``normalize=`` (``ReplayLoader``, ``StepDataset``) converts the

@@ -1,7 +1,7 @@
 """The sampler: which stored step each training step reads, per epoch, per rank, resumable.
 
 :class:`StepSampler` runs in the main process. For the current epoch it asks the store's
-:class:`~lplabel.schedule.ReuseSchedule` for the epoch's stored-step positions, takes this
+:class:`~lplabel.selection.schedule.ReuseSchedule` for the epoch's stored-step positions, takes this
 rank's share, and yields one :class:`~lplabel.torch.batch.StepKey` per step carrying the
 position, the epoch, the step's slot and the epoch's label temperature. Workers therefore need
 no epoch state, and ``persistent_workers=True`` works: the DataLoader re-iterates the sampler in
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..errors import LplabelError, ScheduleError
-from ..schedule import ReuseSchedule, as_temperature
+from ..selection.schedule import ReuseSchedule, as_temperature
 from ..store import LabelStore
 from .batch import StepBatch, StepKey
 from .group import StepGroupKey
@@ -109,10 +109,10 @@ class StepSampler(torch.utils.data.Sampler):
     ----------
     store: path or :class:`~lplabel.store.LabelStore`.
     temperature: the label temperature, a number or a schedule ``epoch -> T`` (see
-        :mod:`lplabel.schedule`: ``lpqld_step()``, ``Cosine``...). Not given: 1.0, with a warning
+        :mod:`lplabel.selection.schedule`: ``lpqld_step()``, ``Cosine``...). Not given: 1.0, with a warning
         when the store's method trains at another temperature (:func:`implied_temperature`).
     reuse, seed, steps_per_epoch, wrap, shuffle, full_steps_only: passed to
-        :class:`~lplabel.schedule.ReuseSchedule` (``reuse="auto"`` follows the store).
+        :class:`~lplabel.selection.schedule.ReuseSchedule` (``reuse="auto"`` follows the store).
     rank, world_size: this process's share; default from ``torch.distributed`` if initialised.
     uneven: ``"pad"`` | ``"drop"`` | ``"allow"`` (see the module doc); irrelevant for one rank.
     epoch: the starting epoch (``set_epoch`` changes it; without ``set_epoch`` each new iteration

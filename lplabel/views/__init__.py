@@ -8,7 +8,7 @@ Everything here is numpy only (no torch), so the relabeler, the loader and indep
 can share it without pulling in a framework.
 
 Two samplers (``AugmentPolicy.sampler``): ``lplabel-views-v2`` (:data:`SAMPLER_V2`, the default;
-spec/FORMAT.md §11.3, implemented in :mod:`lplabel.views_v2`) is defined bit for bit by the spec
+spec/FORMAT.md §11.3, implemented in :mod:`lplabel.views.v2`) is defined bit for bit by the spec
 — Philox4x32-10 words addressed by (seed, epoch, step, purpose, index), exact bounded integers,
 crop geometry in IEEE basic operations — so any language reproduces it. ``lplabel-views-v1``
 (:data:`SAMPLER_V1`, stores written before format 1.2) draws from numpy's ``Generator`` as
@@ -72,12 +72,12 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import views_v2 as _v2
+from . import v2 as _v2
 
 #: The numpy-stream sampler described above (spec/FORMAT.md §11.1); stores drawn with it stay
 #: readable forever, but its streams are numpy's, reproducible only under a matching numpy.
 SAMPLER_V1 = "lplabel-views-v1"
-#: The sampler every bit of which the spec defines (§11.3, :mod:`lplabel.views_v2`): Philox4x32-10,
+#: The sampler every bit of which the spec defines (§11.3, :mod:`lplabel.views.v2`): Philox4x32-10,
 #: exact bounded integers, crop geometry in IEEE basic operations. What new relabels draw.
 SAMPLER_V2 = _v2.SAMPLER
 #: The sampler new policies use (``AugmentPolicy(sampler=...)`` picks another). Recorded in the
@@ -85,7 +85,7 @@ SAMPLER_V2 = _v2.SAMPLER
 VIEW_SAMPLER = SAMPLER_V2
 VIEW_SAMPLERS = (SAMPLER_V1, SAMPLER_V2)
 
-#: Resize kernels by policy name; the value names the exact sampling grid (see lplabel.replay).
+#: Resize kernels by policy name; the value names the exact sampling grid (see lplabel.views.replay).
 RESIZE_KERNELS = {"bilinear": "bilinear-grid-v1"}
 
 MIX_KINDS = ("none", "cutmix", "mixup")

@@ -1,5 +1,5 @@
 """Compiled (numba) form of the ``lplabel-views-v2`` sampler: the same arithmetic as
-:mod:`lplabel.views_v2`, one scalar at a time, as spec/FORMAT.md §11.3 writes it.
+:mod:`lplabel.views.v2`, one scalar at a time, as spec/FORMAT.md §11.3 writes it.
 
 Why: the numpy form is exact but runs ~150 small array operations per step (Philox rounds,
 the 32-factor aspect product, rejection bookkeeping), ~1.5 ms for a step of 256 views, and the

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .views import AugmentPolicy, StepViews, crop_pixels
+from . import AugmentPolicy, StepViews, crop_pixels
 
 RESIZE_KERNEL = "bilinear-grid-v1"
 

@@ -19,7 +19,7 @@ careful C programmer reproduces it from the spec text alone:
   the stored λ (the CutMix box) is checked bit for bit.
 
 Everything is vectorised over the views of a step; Philox runs in uint64 numpy arithmetic. When
-numba can be used, :mod:`lplabel._views_v2_kernels` runs the same arithmetic compiled, one scalar
+numba can be used, :mod:`lplabel.views._v2_kernels` runs the same arithmetic compiled, one scalar
 at a time (≈ v1's speed; the numpy form is ~7x slower per step and ~35x per epoch order, measured
 in benchmarks/results/views-v2-2026-12-05.md); :func:`kernels` checks it against this form once.
 """
@@ -50,7 +50,7 @@ RATIO_BITS = 32
 _MASK = np.uint64(0xFFFFFFFF)
 _U32 = 1 << 32
 
-#: The compiled form (:mod:`lplabel._views_v2_kernels`, numba) when it can be used; ``False`` when
+#: The compiled form (:mod:`lplabel.views._v2_kernels`, numba) when it can be used; ``False`` when
 #: not, ``None`` until first asked. ``LPLABEL_VIEWS_NUMPY=1`` keeps the numpy form (tests compare).
 _KERNELS = None
 
@@ -62,7 +62,7 @@ def kernels():
         _KERNELS = False
         if os.environ.get("LPLABEL_VIEWS_NUMPY", "") in ("", "0"):
             try:
-                from . import _views_v2_kernels as k
+                from . import _v2_kernels as k
                 _KERNELS = k if _self_check(k) else False
             except Exception:  # numba missing or unusable: the numpy form is exact too
                 _KERNELS = False

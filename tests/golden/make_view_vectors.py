@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lplabel import views_v2 as V2  # noqa: E402
+from lplabel.views import v2 as V2  # noqa: E402
 from lplabel.views import AugmentPolicy, crop_pixels, epoch_order, sample_step, steps_per_epoch  # noqa: E402
 
 OUT = ROOT / "spec" / "views-v2-vectors.json"

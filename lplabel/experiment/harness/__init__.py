@@ -1,10 +1,10 @@
 """The accuracy harness: measure label storage against student accuracy, end to end, on real data.
 
 ``lplabel bench accuracy`` (:func:`run_bench`) trains or loads a teacher, builds a distilled set
-(random real images or an RDED-style patch selection, :mod:`~lplabel.harness.distill`), relabels
+(random real images or an RDED-style patch selection, :mod:`~lplabel.experiment.harness.distill`), relabels
 it (:mod:`lplabel.relabel`), derives one label store per storage setting
-(:mod:`~lplabel.harness.settings`), trains students from each through the loader
-(:mod:`~lplabel.harness.student`) and reports bytes against top-1 (:mod:`~lplabel.harness.report`).
+(:mod:`~lplabel.experiment.harness.settings`), trains students from each through the loader
+(:mod:`~lplabel.experiment.harness.student`) and reports bytes against top-1 (:mod:`~lplabel.experiment.harness.report`).
 """
 from .distill import SELECTIONS, load_distilled, random_real, rded_select, save_distilled
 from .report import evaluate_targets, format_table, write_report

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..images import ImageSet
+from ...images import ImageSet
 from .settings import BenchError
 
 SELECTIONS = ("random", "rded")
@@ -37,7 +37,7 @@ SELECTIONS = ("random", "rded")
 
 def random_real(train: ImageSet, ipc: int, seed: int = 0) -> ImageSet:
     """``ipc`` random real images per class (seeded); see :func:`lplabel.datasets.select_per_class`."""
-    from ..datasets import select_per_class
+    from ...datasets import select_per_class
 
     out = select_per_class(train, ipc, seed=seed)
     out.meta["distill"] = {"method": "random", "ipc": int(ipc), "seed": int(seed)}
@@ -52,7 +52,7 @@ def _class_list(imageset: ImageSet) -> list[int]:
 
 @torch.no_grad()
 def _score(teacher, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    from ..memory_format import network_input
+    from ...memory_format import network_input
 
     z = teacher(network_input(x)).float()
     return torch.log_softmax(z, dim=1).gather(1, target[:, None])[:, 0]
@@ -68,8 +68,8 @@ def rded_select(train: ImageSet, teacher: torch.nn.Module, ipc: int, *, factor: 
     ``class_index`` maps class ``c`` to teacher output ``class_index[c]`` (e.g. Tiny-ImageNet
     under an ImageNet-1K teacher). ``progress`` is called with the number of classes done.
     """
-    from ..replay import ImageBank, render_views
-    from ..views import sample_crop_boxes
+    from ...views.replay import ImageBank, render_views
+    from ...views import sample_crop_boxes
 
     ipc, factor, crops_per_image = int(ipc), int(factor), int(crops_per_image)
     if ipc < 1 or factor < 1 or crops_per_image < 1:

@@ -1,10 +1,10 @@
 """Harness rows whose labels are not stored: ``online-teacher`` and ``generator-<budget>``.
 
-The stored settings (:mod:`~lplabel.harness.settings`) derive one label store each from the
+The stored settings (:mod:`~lplabel.experiment.harness.settings`) derive one label store each from the
 relabelled source. A *label-source* row stores no labels: it trains students from the ``full``
 store's views (the same views, mixing and temperature as ``full``), and a
 :class:`~lplabel.torch.label_sources.LabelSource` makes each step's labels in the training loop.
-This module owns everything such a row needs, so :mod:`~lplabel.harness.sweep` only asks
+This module owns everything such a row needs, so :mod:`~lplabel.experiment.harness.sweep` only asks
 :func:`is_label_source` and hands over:
 
 * :func:`prepare` (stage 5): check the source against the ``full`` store before any student
@@ -49,10 +49,10 @@ def label_source(bench, s: Setting):
     if not is_label_source(s):
         return None
     if s.family == "generator":
-        from ..torch.generator import StoredGenerator
+        from ...torch.generator import StoredGenerator
 
         return StoredGenerator()
-    from ..torch.label_sources import OnlineTeacher
+    from ...torch.label_sources import OnlineTeacher
 
     return OnlineTeacher(bench.teacher)
 
@@ -92,7 +92,7 @@ def prepare(bench, settings, cache_key, read_json, write_json) -> None:
             write_json(meta_p, meta)
         info = full["info"]
         if s.family == "generator":
-            from ..store import store_info
+            from ...store import store_info
 
             info = store_info(path)
         bench.stores[s.name] = {"path": path, "info": info, "fidelity": meta["fidelity"], "key": key,
@@ -105,7 +105,7 @@ def prepare(bench, settings, cache_key, read_json, write_json) -> None:
 
 
 def _distill(bench, s: Setting, full_path, out) -> dict:
-    from ..torch.distill import distill_generator
+    from ...torch.distill import distill_generator
 
     src_epochs = int(bench.stores["full"]["info"]["epochs"])
     rep = distill_generator(full_path, bench.distilled, out, budget=int(s.budget), epochs=GENERATOR_PASSES * src_epochs,
@@ -118,7 +118,7 @@ def check_against_store(store, images, source, device="cpu", epoch: int = 0, oth
     """The source's logits against the store's on every step of stored epoch ``epoch``:
     ``max_abs_logit_delta``, ``top1_agreement``, ``steps``, ``views``. ``other``: the store the
     source serves (another file with the same views, e.g. a generator's), default ``store``."""
-    from ..torch import ReplayLoader
+    from ...torch import ReplayLoader
 
     kw = dict(labels="raw", normalize="0-255", device=device, epoch=epoch)
     stored = ReplayLoader(store, images, label_source="column", **kw)

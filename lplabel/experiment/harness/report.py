@@ -292,7 +292,7 @@ def equal_bytes(rows: list[dict], col: str = "payload_bytes") -> list[dict]:
 
 # --------------------------------------------------------------------------------- formatting
 def _bytes(n) -> str:
-    from ..store.info import human_bytes
+    from ...store.info import human_bytes
 
     return human_bytes(n)
 

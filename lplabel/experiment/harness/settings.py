@@ -44,7 +44,7 @@ records``). Names written ``-<X>x`` (lplabel 0.1.0, e.g. ``lpld-40x``) are still
 
 ``online-teacher``
     No stored labels: the teacher labels the full store's views inside the training loop
-    (:class:`lplabel.torch.OnlineTeacher`, :mod:`lplabel.harness.online`). Its bytes are the
+    (:class:`lplabel.torch.OnlineTeacher`, :mod:`lplabel.experiment.harness.online`). Its bytes are the
     teacher checkpoint plus the views; its row also reports the teacher's compute per step.
 ``generator-<budget>``
     A label generator of at most ``budget`` bytes (``8000``, ``8k``, ``1.5m``: decimal k/m)
@@ -67,7 +67,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, replace
 
-from ..errors import LplabelError
+from ...errors import LplabelError
 
 FAMILIES = ("reference", "lpld", "lpqld", "lplabel", "online", "generator")
 VALUE_TYPES = ("fp16", "bf16", "fp32", "int8", "int4", "none")
@@ -181,7 +181,7 @@ class Setting:
 
     def label_codecs(self, num_classes: int) -> list:
         """The label codec chain of this setting's store."""
-        from ..codecs import preset_chain
+        from ...codecs import preset_chain
 
         if self.family in ("reference", "lpld"):
             return preset_chain("reference", level=self.zstd_level)
@@ -340,7 +340,7 @@ def _best_layout() -> str:
     """``planes`` (each byte plane its own zstd frame) when this lplabel's label_chain has it."""
     import inspect
 
-    from ..codecs import label_chain
+    from ...codecs import label_chain
 
     return "planes" if "layout" in inspect.signature(label_chain).parameters else "shuffle"
 
@@ -374,7 +374,7 @@ def canonical_name(s: Setting) -> str:
 
 def check_chain(s: Setting, num_classes: int) -> None:
     """Build the setting's codec chain on paper; refuse combinations the codecs refuse."""
-    from ..codecs import Field, Pipeline
+    from ...codecs import Field, Pipeline
 
     try:
         Pipeline(s.label_codecs(num_classes), (Field("logits", "float32", (int(num_classes),)),))

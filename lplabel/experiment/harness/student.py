@@ -2,8 +2,8 @@
 
 The recipe is the peers' (SRe2L / LPLD / LPQLD / RDED validation), scaled to small data:
 
-* the student is a fresh network (:func:`lplabel.models.build_model`) behind
-  :class:`~lplabel.models.Normalized` with the distilled set's per-channel mean/std;
+* the student is a fresh network (:func:`lplabel.teachers.models.build_model`) behind
+  :class:`~lplabel.teachers.models.Normalized` with the distilled set's per-channel mean/std;
 * batches come from :class:`lplabel.torch.ReplayLoader`: each training step is one stored step,
   rendered and mixed exactly as the teacher saw it, with its soft labels reconstructed at the
   epoch's temperature (reuse schedule from the store: full stores replay stored epoch ``e`` at
@@ -32,14 +32,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from ..images import ImageSet
+from ...images import ImageSet
 
 
 @dataclass
 class StudentRecipe:
     """How students are trained (see the module doc).
 
-    ``model``/``model_kwargs``: a :data:`lplabel.models.MODEL_FACTORIES` name and its keyword
+    ``model``/``model_kwargs``: a :data:`lplabel.teachers.models.MODEL_FACTORIES` name and its keyword
     arguments (``num_classes`` and ``in_channels`` come from the store and images; ConvNets get
     ``image_size`` = the view size unless given). ``image_size``: the side the student trains and
     is evaluated at (None: the store's view size; smaller: views downscaled, see the module doc).
@@ -77,7 +77,7 @@ class StudentRecipe:
 def restricted_kl(out: torch.Tensor, probs: torch.Tensor, classes: torch.Tensor, temperature: float):
     """KL of the student's log-softmax over ``classes`` against the labels restricted to them and
     renormalised (rows with no mass there are left out). Returns (loss, rows left out)."""
-    from ..torch import kl_div_loss
+    from ...torch import kl_div_loss
 
     p = probs.index_select(1, classes)
     mass = p.sum(1)
@@ -119,7 +119,7 @@ def temperature_schedule(spec, default_t: float, epochs: int):
     epochs, scaled to ``s = max(1, round(30 * epochs / 300))`` for other lengths so the run
     passes through the same temperatures.
     """
-    from ..schedule import Constant, StepDecay
+    from ...selection.schedule import Constant, StepDecay
 
     if spec == "dkr":
         return StepDecay(20.0, 0.7, max(1, round(30 * epochs / 300)), 2.0)
@@ -136,8 +136,8 @@ def image_stats(images: ImageSet) -> tuple[list[float], list[float]]:
 
 
 def build_student(recipe: StudentRecipe, num_classes: int, images: ImageSet, size: int, seed: int) -> torch.nn.Module:
-    """A fresh student (seeded), wrapped in :class:`~lplabel.models.Normalized`."""
-    from ..models import Normalized, build_model
+    """A fresh student (seeded), wrapped in :class:`~lplabel.teachers.models.Normalized`."""
+    from ...teachers.models import Normalized, build_model
 
     kw = dict(recipe.model_kwargs)
     channels = int(np.asarray(images.images[0]).shape[-1]) if len(images) else 3
@@ -156,8 +156,8 @@ def evaluate_student(model: torch.nn.Module, test: ImageSet, device, batch_size:
     """Top-1 accuracy on ``test`` (labelled images). With ``class_index``, class ``c`` of the test
     set is output ``class_index[c]`` and the argmax is over those outputs only. ``image_size``:
     test images resized to it first (:func:`downscale`), as the student's training views were."""
-    from ..memory_format import network_input
-    from ..teachers import images_to_tensor
+    from ...memory_format import network_input
+    from ...teachers import images_to_tensor
 
     keep = np.flatnonzero(test.classes >= 0)
     x = images_to_tensor(test, dtype=torch.uint8)[torch.as_tensor(keep)]
@@ -201,10 +201,10 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
     """
     from tqdm import tqdm
 
-    from ..memory_format import network_input, network_module
-    from ..store import LabelStore
-    from ..teachers import teacher_checksum
-    from ..torch import ReplayLoader, kl_div_loss
+    from ...memory_format import network_input, network_module
+    from ...store import LabelStore
+    from ...teachers import teacher_checksum
+    from ...torch import ReplayLoader, kl_div_loss
 
     dev = torch.device(device)
     if recipe.label_classes not in ("all", "evaluated"):

@@ -7,16 +7,16 @@
    Tiny-ImageNet the ImageNet-1K EfficientNet-Lite0 (1000-class labels; students are evaluated on
    the 200 classes through ``in1k_index``);
 3. **distilled set** -- ``ipc`` random real images per class, or an RDED-style selection
-   (:mod:`lplabel.harness.distill`);
+   (:mod:`lplabel.experiment.harness.distill`);
 4. **relabel** -- :func:`lplabel.relabel.run_relabel`: seeded views (RandomResizedCrop, flips
    where the data allow, CutMix) for ``epochs`` epochs, dense fp16 logits (``stores/source.lpl``);
 5. **stores** -- each setting's store (``full`` included) derived from the source by record
    selection and re-encoding
    (:func:`lplabel.selection.select_steps`, :func:`lplabel.recode.write_steps`), with its byte
    accounting (:func:`lplabel.store.store_info`) and label fidelity against ``full``
-   (:func:`lplabel.fidelity.compare_stores`);
-6. **students** -- ``seeds`` students per setting (:func:`lplabel.harness.student.train_student`);
-7. **report** -- table (CSV, JSON, Markdown) and plot (:mod:`lplabel.harness.report`).
+   (:func:`lplabel.reconstruct.fidelity.compare_stores`);
+6. **students** -- ``seeds`` students per setting (:func:`lplabel.experiment.harness.student.train_student`);
+7. **report** -- table (CSV, JSON, Markdown) and plot (:mod:`lplabel.experiment.harness.report`).
 
 Every stage's result is cached under ``--out`` with a key over everything it depends on, so a
 rerun (or a run interrupted and restarted) redoes only what changed; ``force=True`` redoes all.
@@ -41,7 +41,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..deps import require
+from ...deps import require
 from . import online
 from .online import is_label_source
 from .settings import BenchError, Setting, default_setting_names, parse_settings
@@ -223,7 +223,7 @@ def _canonical_dataset(name: str) -> str:
 
 
 def _digits_min_class() -> int:
-    from ..datasets import digits_split_indices
+    from ...datasets import digits_split_indices
     from sklearn.datasets import load_digits
 
     y = np.asarray(load_digits().target)[digits_split_indices("train")]
@@ -373,13 +373,13 @@ def fixed_class_subset(n: int, total: int) -> list[int]:
 def _check_onnx_teacher(teacher: dict, path, num_classes: int) -> None:
     """onnxruntime (and onnx, to export) installed; a given file readable with ``num_classes``
     outputs and the teacher's input side -- named one-line errors before any work."""
-    from ..deps import require
+    from ...deps import require
 
     require("onnxruntime", "the ONNX teacher of --preset cpu")
     if path is None:
         require("onnx", "exporting the preset's teacher to ONNX (lplabel export-teacher)")
         return
-    from ..onnx_teacher import OnnxTeacher
+    from ...teachers.onnx import OnnxTeacher
 
     t = OnnxTeacher(path)  # unreadable / not an image classifier: OnnxTeacherError naming the file
     width = t.num_outputs
@@ -416,7 +416,7 @@ def _preset(name, dataset: str) -> dict | None:
 def _check_data(dataset: str, root) -> None:
     if dataset == "digits":
         return  # bundled with scikit-learn, checked above
-    from ..datasets import DATASETS, data_root
+    from ...datasets import DATASETS, data_root
 
     base = data_root(root, dataset=f"the data set {dataset!r}")
     for split, rel in DATASETS[dataset].items():
@@ -440,7 +440,7 @@ def _check_pretrained(spec: str) -> None:
 
 def ResizedInput(teacher, size: int):
     """``teacher`` (which takes exactly ``size`` px) fed images of another size: bicubic resize,
-    clamped to 0..255 (as :func:`lplabel.onnx_export.export_teacher` checks the export and the
+    clamped to 0..255 (as :func:`lplabel.teachers.onnx_export.export_teacher` checks the export and the
     eager EfficientNet-Lite teacher resizes). Scores the teacher on the 64-px test images."""
     import torch
 
@@ -461,7 +461,7 @@ def ResizedInput(teacher, size: int):
 def class_subset(images, classes):
     """The images of ``classes`` (indices into the set's classes), renumbered 0..n-1 in that
     order; ``meta`` (``in1k_index`` included) is kept as it is: the caller narrows what it needs."""
-    from ..images import ImageSet
+    from ...images import ImageSet
 
     classes = np.asarray(classes, dtype=np.int64)
     remap = np.full(max(int(images.classes.max()), int(classes.max())) + 1, -1, dtype=np.int64)
@@ -529,7 +529,7 @@ class Bench:
 
     # 1 ---------------------------------------------------------------------------------------
     def load_data(self):
-        from ..datasets import load_dataset
+        from ...datasets import load_dataset
 
         r = self.r
         root = r.config.data_root
@@ -555,7 +555,7 @@ class Bench:
     def get_teacher(self):
         import torch
 
-        from ..teachers import evaluate, load_teacher, teacher_checksum, train_teacher
+        from ...teachers import evaluate, load_teacher, teacher_checksum, train_teacher
 
         r, t = self.r, self.r.teacher
         tdir = self.out / "teacher"
@@ -572,7 +572,7 @@ class Bench:
         meta = None if self.force else _read_json(meta_p)
         t0 = time.perf_counter()
         if t["kind"] == "onnx":
-            from ..onnx_teacher import OnnxTeacher
+            from ...teachers.onnx import OnnxTeacher
 
             teacher = OnnxTeacher(onnx_path)
             if r.device.startswith("cuda"):
@@ -624,7 +624,7 @@ class Bench:
         """The ONNX file of the teacher: ``--teacher`` as given, or ``t["spec"]`` exported once
         into ``tdir`` (checked against PyTorch on 16 real train images by the exporter; reused while
         the file's sha256 matches its record). Returns (path, facts)."""
-        from ..onnx_teacher import file_sha256
+        from ...teachers.onnx import file_sha256
 
         r = self.r
         if r.config.teacher is not None:
@@ -637,7 +637,7 @@ class Bench:
         if rec is not None and p.is_file() and rec.get("file_sha256") == file_sha256(p):
             self.echo(f"      ONNX teacher {p.name} (cached export)")
             return p, rec
-        from ..onnx_export import export_teacher
+        from ...teachers.onnx_export import export_teacher
 
         t0 = time.perf_counter()
         facts = export_teacher(t["spec"], p, input_size=side, check_images=self.train, check_count=16, force=True,
@@ -692,7 +692,7 @@ class Bench:
         """Tiny-ImageNet under a 1000-class teacher: classes become ImageNet-1K indices."""
         if self.class_index is None:
             return ds
-        from ..images import ImageSet
+        from ...images import ImageSet
 
         out = ImageSet(images=ds.images, classes=self.class_index[ds.classes], keys=list(ds.keys),
                        class_names=[f"in1k/{i}" for i in range(self.r.num_classes)])
@@ -702,9 +702,9 @@ class Bench:
 
     # 4 ---------------------------------------------------------------------------------------
     def relabel(self):
-        from ..relabel import (LabelsConfig, OutputConfig, ProcessConfig, RelabelConfig, TeacherConfig,
+        from ...relabel import (LabelsConfig, OutputConfig, ProcessConfig, RelabelConfig, TeacherConfig,
                                ViewsPolicy, run_relabel)
-        from ..teachers import teacher_checksum
+        from ...teachers import teacher_checksum
 
         r = self.r
         rl = r.relabel
@@ -742,7 +742,7 @@ class Bench:
 
     # 5 ---------------------------------------------------------------------------------------
     def derive_stores(self):
-        from ..store import open_store, store_info
+        from ...store import open_store, store_info
 
         r = self.r
         src = open_store(self.source_path)
@@ -780,7 +780,7 @@ class Bench:
             if s.twin is not None:  # LPQLD's flat layout renumbers the steps; the labels are the twin's
                 fid = self.stores[s.twin]["fidelity"]
             if s.family != "reference" and fid is None:
-                from ..fidelity import compare_stores
+                from ...reconstruct.fidelity import compare_stores
 
                 fid = compare_stores(self.source_path, path, mode=s.mode)
                 fid = {k: fid[k] for k in ("top1_agreement", "kl_t1", "kl_t20", "steps") if k in fid}
@@ -799,8 +799,8 @@ class Bench:
         self.timings["stores"] = time.perf_counter() - t0
 
     def _derive(self, src, steps: np.ndarray, s: Setting, path: Path, spc: int, crop_type: str) -> None:
-        from ..recode import store_meta, store_steps, write_steps
-        from ..selection import select_steps
+        from ...recode import store_meta, store_steps, write_steps
+        from ...selection import select_steps
 
         positions = None
         selection = None
@@ -833,17 +833,17 @@ class Bench:
                     header_copy=False)  # the bytes measured are the store's own, not the ~2 KB h5dump copy
 
     def _derive_rans(self, s: Setting, path: Path) -> dict:
-        """An ``-rans`` row (see :mod:`~lplabel.harness.settings`): the twin LPQLD-style store
+        """An ``-rans`` row (see :mod:`~lplabel.experiment.harness.settings`): the twin LPQLD-style store
         exported to LPQLD's own layout (``OUT/legacy/<twin>/``, kept: the files LPQLD would have
         written, measured as ``du`` and as bytes), those files encoded losslessly with
         ``--layout rans`` (the same path as ``lplabel encode DIR --layout rans``), and the
         labels checked bit-identical to the twin's record by record. Returns the measurements."""
         import shutil
 
-        from ..interop.export import export_legacy_store
-        from ..interop.source import LegacySource
-        from ..recode import encode_source
-        from ..store import open_store
+        from ...interop.export import export_legacy_store
+        from ...interop.source import LegacySource
+        from ...recode import encode_source
+        from ...store import open_store
 
         twin = self.stores[s.twin]
         ldir = self.out / "legacy" / s.twin
@@ -881,7 +881,7 @@ class Bench:
 
     def _step_scores(self, src, metric: str) -> np.ndarray:
         """Per stored step of the source: mean label entropy or top-1/top-2 margin (spec §5)."""
-        from ..selection import step_scores
+        from ...selection import step_scores
 
         cache = self.__dict__.setdefault("_scores", {})
         if metric not in cache:
@@ -1011,7 +1011,7 @@ def same_topk_labels(a, b) -> dict:
     (class index, fp16 value) pairs equal as sets (the coding may order them differently), and
     the same images, flips and mix partners. Returns ``{"identical": bool, "records": n,
     "first_difference": ...}``; a mismatch is reported, never fixed."""
-    from ..store import open_store
+    from ...store import open_store
 
     sa, sb = open_store(a), open_store(b)
     try:
@@ -1041,7 +1041,7 @@ def same_topk_labels(a, b) -> dict:
 
 def machine_info(device: str) -> dict:
     """The machine facts of a run (:func:`lplabel.testing.machine_info`, their one owner)."""
-    from ..testing import machine_info as facts
+    from ...testing import machine_info as facts
 
     return facts(device)
 
