@@ -214,24 +214,12 @@ _GRAMMAR = ("full | lpld-keep1in<X> | lpqld-k<K>[-keep1in<X>] | "
             "settings; -rans on lpqld names")
 
 
-def parse_setting(name: str, num_classes: int | None = None) -> Setting:
-    """The :class:`Setting` a name stands for (see the module doc); ``num_classes`` checks K < C.
-
-    Raises :class:`UnknownSettingError` (one line, with the grammar) for names it cannot read.
-    """
-    raw = str(name).strip()
-    low = raw.lower()
-    if not low:
-        raise UnknownSettingError("empty setting name", hint=f"settings are named: {_GRAMMAR}")
-    toks = low.split("-")
+def _modifiers(toks: list, bad) -> tuple:
+    """Take the trailing modifiers off ``toks``: (head tokens, temperature, keep, metric, rans)."""
     temperature = None
     keep = None
     metric = None
     rans = False
-
-    def bad(why: str) -> UnknownSettingError:
-        return UnknownSettingError(f"unknown setting {raw!r}: {why}", hint=f"settings are named: {_GRAMMAR}")
-
     # trailing modifiers: -T<t>, -dkr, -<X>x, -keep<f> (any order at the end)
     while len(toks) > 1:
         t = toks[-1]
@@ -261,7 +249,53 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
         else:
             break
         toks = toks[:-1]
+    return toks, temperature, keep, metric, rans
 
+
+def _lplabel_setting(toks: list, keep, temperature, bad) -> Setting:
+    """An ``lpl-<k<K>|dense>-<values>[-tail|-min]`` setting (modifiers already taken off ``toks``)."""
+    rep, values, rest = toks[1], toks[2], toks[3:]
+    if rep == "dense":
+        k = None
+    elif re.fullmatch(r"k\d+", rep):
+        k = int(rep[1:])
+    else:
+        raise bad(f"expected k<K> or dense after 'lpl-', got {rep!r}")
+    if values not in VALUE_TYPES:
+        raise bad(f"value type {values!r} is not one of {', '.join(VALUE_TYPES)}")
+    tail = "none"
+    if rest == ["tail"]:
+        tail = "logsumexp"
+    elif rest == ["min"]:
+        tail = "min"
+    elif rest:
+        raise bad(f"unexpected part {'-'.join(rest)!r}")
+    if k is None and tail != "none":
+        raise bad("a tail summary needs top-k (lpl-k<K>-...)")
+    if values == "none" and k is None:
+        raise bad("values 'none' keeps the class indices of top-k labels (lpl-k<K>-none...)")
+    if values == "none" and tail != "none":
+        raise bad("a tail summary needs stored values; 'none' keeps class indices only")
+    return Setting(name="", family="lplabel", keep=1.0 if keep is None else keep, reuse="lpqld", k=k,
+                   values=values, tail=tail, index_coding="index-delta" if (k is not None and k > 1) else "none",
+                   zstd_level=19, layout="planes", temperature=temperature)
+
+
+def parse_setting(name: str, num_classes: int | None = None) -> Setting:
+    """The :class:`Setting` a name stands for (see the module doc); ``num_classes`` checks K < C.
+
+    Raises :class:`UnknownSettingError` (one line, with the grammar) for names it cannot read.
+    """
+    raw = str(name).strip()
+    low = raw.lower()
+    if not low:
+        raise UnknownSettingError("empty setting name", hint=f"settings are named: {_GRAMMAR}")
+    toks = low.split("-")
+
+    def bad(why: str) -> UnknownSettingError:
+        return UnknownSettingError(f"unknown setting {raw!r}: {why}", hint=f"settings are named: {_GRAMMAR}")
+
+    toks, temperature, keep, metric, rans = _modifiers(toks, bad)
     head = toks[0]
     if head == "full" and len(toks) == 1:
         if keep not in (None, 1.0):
@@ -289,31 +323,7 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
                     values="fp16", index_coding="none", zstd_level=3,
                     temperature="dkr" if temperature is None else temperature, mode="renorm")
     elif head == "lpl" and len(toks) >= 3:
-        rep, values, rest = toks[1], toks[2], toks[3:]
-        if rep == "dense":
-            k = None
-        elif re.fullmatch(r"k\d+", rep):
-            k = int(rep[1:])
-        else:
-            raise bad(f"expected k<K> or dense after 'lpl-', got {rep!r}")
-        if values not in VALUE_TYPES:
-            raise bad(f"value type {values!r} is not one of {', '.join(VALUE_TYPES)}")
-        tail = "none"
-        if rest == ["tail"]:
-            tail = "logsumexp"
-        elif rest == ["min"]:
-            tail = "min"
-        elif rest:
-            raise bad(f"unexpected part {'-'.join(rest)!r}")
-        if k is None and tail != "none":
-            raise bad("a tail summary needs top-k (lpl-k<K>-...)")
-        if values == "none" and k is None:
-            raise bad("values 'none' keeps the class indices of top-k labels (lpl-k<K>-none...)")
-        if values == "none" and tail != "none":
-            raise bad("a tail summary needs stored values; 'none' keeps class indices only")
-        s = Setting(name="", family="lplabel", keep=1.0 if keep is None else keep, reuse="lpqld", k=k,
-                    values=values, tail=tail, index_coding="index-delta" if (k is not None and k > 1) else "none",
-                    zstd_level=19, layout=_best_layout(), temperature=temperature)
+        s = _lplabel_setting(toks, keep, temperature, bad)
     else:
         raise bad("not in the grammar")
     if metric is not None:
@@ -334,15 +344,6 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
     if num_classes is not None and s.family not in ("online", "generator"):
         check_chain(s, num_classes)
     return s
-
-
-def _best_layout() -> str:
-    """``planes`` (each byte plane its own zstd frame) when this lplabel's label_chain has it."""
-    import inspect
-
-    from ...codecs import label_chain
-
-    return "planes" if "layout" in inspect.signature(label_chain).parameters else "shuffle"
 
 
 def canonical_name(s: Setting) -> str:
