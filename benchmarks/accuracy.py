@@ -11,6 +11,7 @@ accepted; see ``lplabel bench accuracy --help``), then copies its table, data an
 
 ``--results-dir DIR`` changes where the dated copies go; ``--no-publish`` leaves them in --out.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -54,11 +55,18 @@ def main(argv: list[str]) -> int:
     c = res["config"]
     out = Path(c["resolved"]["out"])
     date = res["created"][:10] if res.get("created") else _dt.date.today().isoformat()
-    stem = (f"accuracy-{c['resolved']['dataset']}-ipc{c['resolved']['ipc']}-{c['selection']}"
-            + ("-quick" if c["quick"] else "") + f"-{date}")
+    stem = (
+        f"accuracy-{c['resolved']['dataset']}-ipc{c['resolved']['ipc']}-{c['selection']}"
+        + ("-quick" if c["quick"] else "")
+        + f"-{date}"
+    )
     results_dir.mkdir(parents=True, exist_ok=True)
-    for src, ext in (("results.md", "md"), ("results.csv", "csv"), ("results.json", "json"),
-                     ("accuracy_vs_bytes.png", "png")):
+    for src, ext in (
+        ("results.md", "md"),
+        ("results.csv", "csv"),
+        ("results.json", "json"),
+        ("accuracy_vs_bytes.png", "png"),
+    ):
         f = out / src
         if f.is_file():
             dst = results_dir / f"{stem}.{ext}"

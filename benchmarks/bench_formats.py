@@ -30,6 +30,7 @@ The memory-copy ceiling is ``np.copyto`` of the raw top-k arrays, in the same un
 
     python benchmarks/bench_formats.py [--ks 10,50,100] [--repeat 3] [--out benchmarks/results/formats-DATE.md]
 """
+
 from __future__ import annotations
 
 import os
@@ -111,20 +112,24 @@ class Content:
     def check(self, idx, val, what: str) -> None:
         idx = np.asarray(idx).reshape(self.idx.shape)
         val = np.asarray(val).reshape(self.val.shape)
-        if not (np.array_equal(idx.astype(np.int16), self.idx)
-                and np.array_equal(val.astype(np.float16).view(np.uint16), self.val.view(np.uint16))):
+        if not (
+            np.array_equal(idx.astype(np.int16), self.idx)
+            and np.array_equal(val.astype(np.float16).view(np.uint16), self.val.view(np.uint16))
+        ):
             raise AssertionError(f"{what}: decoded top-k differs from the content")
 
     def chunks(self, spc: int):
         for a in range(0, self.S, spc):
-            yield a, self.idx[a:a + spc].reshape(-1, self.k), self.val[a:a + spc].reshape(-1, self.k)
+            yield a, self.idx[a : a + spc].reshape(-1, self.k), self.val[a : a + spc].reshape(-1, self.k)
 
 
 # ------------------------------------------------------------------------------ formats
 # Each returns dict(bytes=, enc=, dec=, step=) in seconds; ``work`` is an empty directory.
 
-def fmt_lplabel(c: Content, work: Path, repeat: int, layout: str, lpqld_dir: Path, tie_order: bool = True,
-                kernels: bool = True) -> dict:
+
+def fmt_lplabel(
+    c: Content, work: Path, repeat: int, layout: str, lpqld_dir: Path, tie_order: bool = True, kernels: bool = True
+) -> dict:
     """``tie_order=False``: the chain without its ``entryorder`` codec, i.e. the same (index, value)
     pairs per record without LPQLD's order among tied values (what training needs).
     ``kernels=False``: entryorder, delta and classmap run their numpy reference code (what an
@@ -145,8 +150,7 @@ def fmt_lplabel(c: Content, work: Path, repeat: int, layout: str, lpqld_dir: Pat
     src = LegacySource(lpqld_dir, "lpqld", num_classes=c.C)
     encode_source(src, probe, layout=layout, steps_per_chunk=STEPS_PER_CHUNK, force=True)
     st = open_store(probe)
-    chain = [get_codec(x) for x in st.header["columns"]["label"]["codecs"]
-             if tie_order or x["name"] != "entryorder"]
+    chain = [get_codec(x) for x in st.header["columns"]["label"]["codecs"] if tie_order or x["name"] != "entryorder"]
     st.close()
     meta = bench_codecs.meta_of(d)
     idx64 = c.idx.astype(np.int64)
@@ -156,12 +160,30 @@ def fmt_lplabel(c: Content, work: Path, repeat: int, layout: str, lpqld_dir: Pat
     box = d["mix_box"].astype(np.uint8)
 
     def write(path, spc):
-        with StoreWriter(path, **meta, label_codecs=chain, label_input=("topk", c.k), crop_type="float16",
-                         steps_per_chunk=spc, zstd_level=19, view_codecs=view_codecs(19), overwrite=True) as w:
+        with StoreWriter(
+            path,
+            **meta,
+            label_codecs=chain,
+            label_input=("topk", c.k),
+            crop_type="float16",
+            steps_per_chunk=spc,
+            zstd_level=19,
+            view_codecs=view_codecs(19),
+            overwrite=True,
+        ) as w:
             for s in range(c.S):
-                w.write_step(int(d["epoch"][s]), int(d["step"][s]), image=d["image"][s], crop=crop16[s],
-                             flip=d["flip"][s], mix_partner=partner[s], mix_lambda=float(d["mix_lambda"][s]),
-                             mix_box=box[s], topk_indices=idx64[s], topk_values=val32[s])
+                w.write_step(
+                    int(d["epoch"][s]),
+                    int(d["step"][s]),
+                    image=d["image"][s],
+                    crop=crop16[s],
+                    flip=d["flip"][s],
+                    mix_partner=partner[s],
+                    mix_lambda=float(d["mix_lambda"][s]),
+                    mix_box=box[s],
+                    topk_indices=idx64[s],
+                    topk_values=val32[s],
+                )
 
     path = work / f"{layout}.lpl"
     enc = best(lambda: write(path, STEPS_PER_CHUNK), repeat)
@@ -184,8 +206,10 @@ def fmt_lplabel(c: Content, work: Path, repeat: int, layout: str, lpqld_dir: Pat
     b = np.argsort(gi, axis=1, kind="stable")
     ref_v = np.take_along_axis(c.val.reshape(c.R, -1), a, 1)
     got_v = np.take_along_axis(gv, b, 1).astype(np.float16)
-    if not (np.array_equal(np.take_along_axis(ri, a, 1), np.take_along_axis(gi, b, 1))
-            and np.array_equal(ref_v.view(np.uint16), got_v.view(np.uint16))):
+    if not (
+        np.array_equal(np.take_along_axis(ri, a, 1), np.take_along_axis(gi, b, 1))
+        and np.array_equal(ref_v.view(np.uint16), got_v.view(np.uint16))
+    ):
         raise AssertionError(f"lplabel {layout}: decoded top-k differs from the content")
     size = du_bytes(path)
     label = int(st.chunks["label"][:, 2].sum())  # (segment, offset, length) rows
@@ -228,7 +252,7 @@ def fmt_hdf5_blosc2(c: Content, work: Path, repeat: int) -> dict:
     write(one, c.B)
     f1 = h5py.File(one, "r")
     a = (c.S // 2) * c.B
-    lat = best(lambda: (f1["indices"][a:a + c.B], f1["values"][a:a + c.B]), max(repeat, 20))
+    lat = best(lambda: (f1["indices"][a : a + c.B], f1["values"][a : a + c.B]), max(repeat, 20))
     f1.close()
     return dict(bytes=du_bytes(path), file=file_bytes(path), enc=enc, dec=dt, step=lat)
 
@@ -245,8 +269,13 @@ def fmt_zarr(c: Content, work: Path, repeat: int) -> dict:
         shutil.rmtree(path, ignore_errors=True)
         g = zarr.open_group(str(path), mode="w", zarr_format=3)
         for name, a in (("indices", c.idx), ("values", c.val)):
-            arr = g.create_array(name, shape=(c.R, c.k), chunks=(rows, c.k), dtype=a.dtype,
-                                 compressors=BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"))
+            arr = g.create_array(
+                name,
+                shape=(c.R, c.k),
+                chunks=(rows, c.k),
+                dtype=a.dtype,
+                compressors=BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"),
+            )
             arr[...] = a.reshape(c.R, -1)
 
     path = work / "z.zarr"
@@ -264,7 +293,7 @@ def fmt_zarr(c: Content, work: Path, repeat: int) -> dict:
     g1 = zarr.open_group(str(one), mode="r")
     i1, v1 = g1["indices"], g1["values"]
     a = (c.S // 2) * c.B
-    lat = best(lambda: (i1[a:a + c.B], v1[a:a + c.B]), max(repeat, 20))
+    lat = best(lambda: (i1[a : a + c.B], v1[a : a + c.B]), max(repeat, 20))
     return dict(bytes=du_bytes(path), file=file_bytes(path), enc=enc, dec=dt, step=lat)
 
 
@@ -281,8 +310,14 @@ def fmt_parquet(c: Content, work: Path, repeat: int) -> dict:
         return pa.table({"indices": i, "values": v})
 
     def write(path, rows):
-        pq.write_table(table(), path, row_group_size=rows, compression="zstd", use_dictionary=["indices"],
-                       use_byte_stream_split=["values"])
+        pq.write_table(
+            table(),
+            path,
+            row_group_size=rows,
+            compression="zstd",
+            use_dictionary=["indices"],
+            use_byte_stream_split=["values"],
+        )
 
     path = work / "t.parquet"
     enc = best(lambda: write(path, STEPS_PER_CHUNK * c.B), repeat)
@@ -302,8 +337,9 @@ def fmt_parquet(c: Content, work: Path, repeat: int) -> dict:
 
     def step():
         t = pf.read_row_group(g, use_threads=False)
-        return t.column("indices").combine_chunks().flatten().to_numpy(), \
-            t.column("values").combine_chunks().flatten().to_numpy()
+        return t.column("indices").combine_chunks().flatten().to_numpy(), t.column(
+            "values"
+        ).combine_chunks().flatten().to_numpy()
 
     lat = best(step, max(repeat, 20))
     return dict(bytes=du_bytes(path), file=file_bytes(path), enc=enc, dec=dt, step=lat)
@@ -384,8 +420,7 @@ def fmt_lpqld(c: Content, work: Path, repeat: int) -> dict:
 
     d = c.d
     out = work / "lpqld"
-    enc = best(lambda: (shutil.rmtree(out, ignore_errors=True),
-                        bench_import_smallest.write_lpqld(d, c.k, out)), repeat)
+    enc = best(lambda: (shutil.rmtree(out, ignore_errors=True), bench_import_smallest.write_lpqld(d, c.k, out)), repeat)
     files = [out / f"batch_{s}.tar" for s in range(c.S)]
     res = {}
 
@@ -411,8 +446,10 @@ FORMATS = [
     ("lplabel default (planes)", lambda c, w, r, src: fmt_lplabel(c, w, r, "planes", src)),
     ("lplabel rans", lambda c, w, r, src: fmt_lplabel(c, w, r, "rans", src)),
     ("lplabel planes without LPQLD's tie order", lambda c, w, r, src: fmt_lplabel(c, w, r, "planes", src, False)),
-    ("lplabel default (planes), numpy loops (before this change; no numba)",
-     lambda c, w, r, src: fmt_lplabel(c, w, r, "planes", src, kernels=False)),
+    (
+        "lplabel default (planes), numpy loops (before this change; no numba)",
+        lambda c, w, r, src: fmt_lplabel(c, w, r, "planes", src, kernels=False),
+    ),
     ("HDF5 + Blosc2 zstd bitshuffle", lambda c, w, r, src: fmt_hdf5_blosc2(c, w, r)),
     ("zarr v3 (Blosc zstd bitshuffle)", lambda c, w, r, src: fmt_zarr(c, w, r)),
     ("Parquet (zstd, BYTE_STREAM_SPLIT)", lambda c, w, r, src: fmt_parquet(c, w, r)),
@@ -449,39 +486,56 @@ def run_k(d: dict, k: int, work: Path, repeat: int, log=print) -> tuple:
 def render(results: list, cmd: str, repeat: int) -> str:
     ver = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     mb = 1e6
-    lines = [f"# lplabel against general-purpose formats, top-k of real logits "
-             f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
-             f"Machine: {cpu_name()}, {os.cpu_count()} cores (2-core AMD EPYC VM, no GPU, shared with other "
-             f"jobs; every library pinned to one thread), Python {platform.python_version()}, tree "
-             f"{ver.stdout.strip()}.", f"Command: `{cmd}`", "",
-             "Content: LPQLD's top-k (fp16 values, int16 indices, `torch.topk` on fp32 logits) of EfficientNet-Lite0 "
-             "ImageNet-1K logits (C = 1,000) on 2,000 Tiny-ImageNet views at 224 px (20 steps of 100), the cache "
-             "of `bench_import_smallest.py`. Every row decodes the content back bit for bit (checked). "
-             "MB/s = dense-equivalent fp16 (records x 1,000 x 2 bytes) per second, best of "
-             f"{repeat}; bytes/record = `du` / records (lplabel and LPQLD include the view fields). "
-             "One step = read and decode one step's 100 records from a copy written with one step per "
-             "chunk (row group, frame, file). Ratios: x = this row / lplabel default (for bytes, below 1 is "
-             "smaller than lplabel; for speeds, above 1 is faster than lplabel).", ""]
+    lines = [
+        f"# lplabel against general-purpose formats, top-k of real logits "
+        f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores (2-core AMD EPYC VM, no GPU, shared with other "
+        f"jobs; every library pinned to one thread), Python {platform.python_version()}, tree "
+        f"{ver.stdout.strip()}.",
+        f"Command: `{cmd}`",
+        "",
+        "Content: LPQLD's top-k (fp16 values, int16 indices, `torch.topk` on fp32 logits) of EfficientNet-Lite0 "
+        "ImageNet-1K logits (C = 1,000) on 2,000 Tiny-ImageNet views at 224 px (20 steps of 100), the cache "
+        "of `bench_import_smallest.py`. Every row decodes the content back bit for bit (checked). "
+        "MB/s = dense-equivalent fp16 (records x 1,000 x 2 bytes) per second, best of "
+        f"{repeat}; bytes/record = `du` / records (lplabel and LPQLD include the view fields). "
+        "One step = read and decode one step's 100 records from a copy written with one step per "
+        "chunk (row group, frame, file). Ratios: x = this row / lplabel default (for bytes, below 1 is "
+        "smaller than lplabel; for speeds, above 1 is faster than lplabel).",
+        "",
+    ]
     for k, c, rows, copy_s in results:
         ref = rows[0][1]
-        lines += [f"## k = {k} ({c.R:,} records, {c.dense_bytes / mb:.1f} MB dense-equivalent)", "",
-                  "| format | bytes/record (du) | x | file bytes/record | x | encode MB/s | x | decode MB/s | x | one step µs | x |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## k = {k} ({c.R:,} records, {c.dense_bytes / mb:.1f} MB dense-equivalent)",
+            "",
+            "| format | bytes/record (du) | x | file bytes/record | x | encode MB/s | x | decode MB/s | x | one step µs | x |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for name, r in rows:
             if "missing" in r:
                 lines.append(f"| {name} | {r['missing']} | | | | | | | | | |")
                 continue
             bpr = r["bytes"] / c.R
             e, dd = c.dense_bytes / r["enc"] / mb, c.dense_bytes / r["dec"] / mb
-            lines.append(f"| {name} | {bpr:.1f} | {r['bytes'] / ref['bytes']:.2f} | {r['file'] / c.R:.1f} | "
-                         f"{r['file'] / ref['file']:.2f} | {e:,.0f} | {ref['enc'] / r['enc']:.2f} "
-                         f"| {dd:,.0f} | {ref['dec'] / r['dec']:.2f} | {r['step'] * 1e6:,.0f} | "
-                         f"{ref['step'] / r['step']:.2f} |")
-        lines += [f"| memory-copy ceiling (np.copyto of the raw top-k arrays) | {c.k * 4:.1f} (raw) | | | | | | "
-                  f"{c.dense_bytes / copy_s / mb:,.0f} | {ref['dec'] / copy_s:.2f} | | |", ""]
+            lines.append(
+                f"| {name} | {bpr:.1f} | {r['bytes'] / ref['bytes']:.2f} | {r['file'] / c.R:.1f} | "
+                f"{r['file'] / ref['file']:.2f} | {e:,.0f} | {ref['enc'] / r['enc']:.2f} "
+                f"| {dd:,.0f} | {ref['dec'] / r['dec']:.2f} | {r['step'] * 1e6:,.0f} | "
+                f"{ref['step'] / r['step']:.2f} |"
+            )
+        lines += [
+            f"| memory-copy ceiling (np.copyto of the raw top-k arrays) | {c.k * 4:.1f} (raw) | | | | | | "
+            f"{c.dense_bytes / copy_s / mb:,.0f} | {ref['dec'] / copy_s:.2f} | | |",
+            "",
+        ]
         own = [f"{name}: {r['label'] / c.R:.1f}" for name, r in rows if "label" in r]
-        lines += ["Label column alone (lplabel, bytes/record; the rest of the file is the view columns, header "
-                  "and tables): " + "; ".join(own) + ".", ""]
+        lines += [
+            "Label column alone (lplabel, bytes/record; the rest of the file is the view columns, header "
+            "and tables): " + "; ".join(own) + ".",
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -18,6 +18,7 @@ LPQLD's directory and of each store file; ratios = LPQLD / store.
 
     python benchmarks/bench_import_smallest.py --k 10 [--before /work/main] [--out FILE.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,7 @@ import teacher_data  # noqa: E402
 from lplabel.interop import du_bytes, export_legacy  # noqa: E402
 from lplabel.interop.compare import compare_dirs  # noqa: E402
 
-N_IMAGES, BATCH, EPOCHS = 500, 100, 4     # 4 x 5 batches x 100 = 2,000 records
+N_IMAGES, BATCH, EPOCHS = 500, 100, 4  # 4 x 5 batches x 100 = 2,000 records
 
 
 def real_logits() -> dict:
@@ -59,8 +60,14 @@ def real_logits() -> dict:
         rng = np.random.default_rng(0)
         pick = np.sort(rng.choice(len(iset), N_IMAGES, replace=False))
         images = np.stack([np.asarray(iset.images[i]) for i in pick])
-        teacher_data.generate(name, images=images, teacher=load_teacher("efficientnet-lite0"), out_size=224,
-                              epochs=EPOCHS, batch_size=BATCH)
+        teacher_data.generate(
+            name,
+            images=images,
+            teacher=load_teacher("efficientnet-lite0"),
+            out_size=224,
+            epochs=EPOCHS,
+            batch_size=BATCH,
+        )
     return teacher_data.load(path)
 
 
@@ -72,10 +79,15 @@ def write_lpqld(d: dict, k: int, out: Path) -> None:
     index = {}
     for s in range(len(d["epoch"])):
         top = torch.topk(torch.from_numpy(np.ascontiguousarray(d["logits"][s])), k)
-        obj = [torch.from_numpy(d["crop"][s]).half(), torch.from_numpy(d["flip"][s].astype(bool)),
-               torch.from_numpy(d["mix_partner"][s].astype(np.uint8)), float(d["mix_lambda"][s]),
-               [torch.tensor(int(b), dtype=torch.uint8) for b in d["mix_box"][s]],
-               top.values.half(), top.indices.short()]
+        obj = [
+            torch.from_numpy(d["crop"][s]).half(),
+            torch.from_numpy(d["flip"][s].astype(bool)),
+            torch.from_numpy(d["mix_partner"][s].astype(np.uint8)),
+            float(d["mix_lambda"][s]),
+            [torch.tensor(int(b), dtype=torch.uint8) for b in d["mix_box"][s]],
+            top.values.half(),
+            top.indices.short(),
+        ]
         torch.save(obj, out / f"batch_{s}.tar")
         index[str(s)] = [int(x) for x in d["image"][s]]
     with open(out / "sampler_indices_batch.json", "w") as fh:
@@ -87,8 +99,9 @@ def cli(tree: Path, *args) -> tuple:
     env = dict(os.environ, PYTHONPATH=str(tree))
     t0 = time.perf_counter()
     # cwd outside any tree: `python -m` puts the working directory ahead of PYTHONPATH
-    res = subprocess.run([sys.executable, "-m", "lplabel", *map(str, args)], env=env, capture_output=True, text=True,
-                         cwd="/")
+    res = subprocess.run(
+        [sys.executable, "-m", "lplabel", *map(str, args)], env=env, capture_output=True, text=True, cwd="/"
+    )
     dt = time.perf_counter() - t0
     if res.returncode != 0:
         raise SystemExit(f"lplabel {' '.join(map(str, args))} failed:\n{res.stdout}{res.stderr}")
@@ -99,7 +112,7 @@ def exports_back(store: Path, src: Path, work: Path) -> str:
     back = work / (store.stem + "-back")
     shutil.rmtree(back, ignore_errors=True)
     export_legacy(store, back, layout="lpqld", progress=False)
-    diffs = compare_dirs(src, back, limit=10 ** 6)
+    diffs = compare_dirs(src, back, limit=10**6)
     files = len([p for p in src.iterdir() if p.suffix == ".tar"])
     bad = len({d.split(":")[0] for d in diffs})
     shutil.rmtree(back)
@@ -129,51 +142,89 @@ def main(argv=None) -> None:
         for c in cmds:
             secs += cli(tree, *c)[0]
         size = du_bytes(store)
-        rows.append((label, " && ".join("lplabel " + " ".join(map(str, c)).replace(str(work) + "/", "")
-                                         for c in cmds), size, legacy / size, store.stat().st_size,
-                     exports_back(store, src, work) if check else "-", secs))
+        rows.append(
+            (
+                label,
+                " && ".join("lplabel " + " ".join(map(str, c)).replace(str(work) + "/", "") for c in cmds),
+                size,
+                legacy / size,
+                store.stat().st_size,
+                exports_back(store, src, work) if check else "-",
+                secs,
+            )
+        )
         print(rows[-1], flush=True)
 
     here = REPO
     imp = work / "import.lpl"
     row("import (this tree)", here, [["import", src, "-o", imp, *C]], imp)
     row("encode DIR (this tree)", here, [["encode", src, "-o", work / "enc.lpl", *C]], work / "enc.lpl")
-    row("encode DIR --layout rans (this tree)", here,
-        [["encode", src, "-o", work / "enc-rans.lpl", "--layout", "rans", *C]], work / "enc-rans.lpl")
-    row("import + encode STORE --layout rans (this tree)", here,
-        [["import", src, "-o", work / "import2.lpl", *C],
-         ["encode", work / "import2.lpl", "-o", work / "two-rans.lpl", "--layout", "rans"]], work / "two-rans.lpl")
+    row(
+        "encode DIR --layout rans (this tree)",
+        here,
+        [["encode", src, "-o", work / "enc-rans.lpl", "--layout", "rans", *C]],
+        work / "enc-rans.lpl",
+    )
+    row(
+        "import + encode STORE --layout rans (this tree)",
+        here,
+        [
+            ["import", src, "-o", work / "import2.lpl", *C],
+            ["encode", work / "import2.lpl", "-o", work / "two-rans.lpl", "--layout", "rans"],
+        ],
+        work / "two-rans.lpl",
+    )
     if args.before is not None:
         b = args.before
         bimp = work / "before-import.lpl"
         row("encode DIR (before)", b, [["encode", src, "-o", work / "before-enc.lpl"]], work / "before-enc.lpl")
-        row("encode DIR --layout rans (before)", b, [["encode", src, "-o", work / "before-enc-rans.lpl", "--layout",
-                                                       "rans"]], work / "before-enc-rans.lpl")
-        row("import + encode STORE --layout rans (before)", b,
+        row(
+            "encode DIR --layout rans (before)",
+            b,
+            [["encode", src, "-o", work / "before-enc-rans.lpl", "--layout", "rans"]],
+            work / "before-enc-rans.lpl",
+        )
+        row(
+            "import + encode STORE --layout rans (before)",
+            b,
             [["import", src, "-o", bimp], ["encode", bimp, "-o", work / "before-two-rans.lpl", "--layout", "rans"]],
-            work / "before-two-rans.lpl")
+            work / "before-two-rans.lpl",
+        )
     ver = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    lines = [f"# One command from an LPQLD directory to the smallest lossless store, k = {k} "
-             f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (2-core AMD EPYC VM, no GPU, shared with "
-             f"other jobs), Python {platform.python_version()}. Tree: {ver.stdout.strip()}"
-             + (f"; before = {args.before} (main)" if args.before else "") + ".",
-             f"Command: `python benchmarks/bench_import_smallest.py --k {k}"
-             + (f" --before {args.before}" if args.before else "") + "`", "",
-             f"Content: LPQLD MR-{k} files of {R:,} records (20 batches of 100), C = 1,000, real teacher logits "
-             "(EfficientNet-Lite0 on Tiny-ImageNet views at 224 px, RandomResizedCrop + flip + CutMix), written as "
-             "LPQLD's generator writes them (torch.topk on fp32 logits, .half() values, .short() indices). "
-             f"LPQLD directory: {legacy:,} bytes (`du`). Each command runs in its own process; *export* = "
-             "`lplabel export --to lpqld` compared with the original files (objects, storage bytes, JSON bytes).",
-             "", "| what | command(s) | store du bytes | vs LPQLD (du/du) | store file bytes | vs LPQLD (du/bytes) "
-             "| export | seconds |", "|---|---|---:|---:|---:|---:|---|---:|"]
+    lines = [
+        f"# One command from an LPQLD directory to the smallest lossless store, k = {k} "
+        f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (2-core AMD EPYC VM, no GPU, shared with "
+        f"other jobs), Python {platform.python_version()}. Tree: {ver.stdout.strip()}"
+        + (f"; before = {args.before} (main)" if args.before else "")
+        + ".",
+        f"Command: `python benchmarks/bench_import_smallest.py --k {k}"
+        + (f" --before {args.before}" if args.before else "")
+        + "`",
+        "",
+        f"Content: LPQLD MR-{k} files of {R:,} records (20 batches of 100), C = 1,000, real teacher logits "
+        "(EfficientNet-Lite0 on Tiny-ImageNet views at 224 px, RandomResizedCrop + flip + CutMix), written as "
+        "LPQLD's generator writes them (torch.topk on fp32 logits, .half() values, .short() indices). "
+        f"LPQLD directory: {legacy:,} bytes (`du`). Each command runs in its own process; *export* = "
+        "`lplabel export --to lpqld` compared with the original files (objects, storage bytes, JSON bytes).",
+        "",
+        "| what | command(s) | store du bytes | vs LPQLD (du/du) | store file bytes | vs LPQLD (du/bytes) "
+        "| export | seconds |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
     for label, cmd, size, ratio, nbytes, ok, secs in rows:
-        lines.append(f"| {label} | `{cmd}` | {size:,} | {ratio:.2f}x | {nbytes:,} | {legacy / nbytes:.2f}x | {ok} "
-                     f"| {secs:.1f} |")
-    lines += ["", "`du` counts whole 4 KiB blocks, so the store's du size moves in 4 KiB steps (about 5 % of a "
-              "k = 10 store here); the file-bytes column is exact.", "",
-              "Seconds are wall-clock of the commands on a busy shared machine (interpreter start included); "
-              "compare them only within this table."]
+        lines.append(
+            f"| {label} | `{cmd}` | {size:,} | {ratio:.2f}x | {nbytes:,} | {legacy / nbytes:.2f}x | {ok} | {secs:.1f} |"
+        )
+    lines += [
+        "",
+        "`du` counts whole 4 KiB blocks, so the store's du size moves in 4 KiB steps (about 5 % of a "
+        "k = 10 store here); the file-bytes column is exact.",
+        "",
+        "Seconds are wall-clock of the commands on a busy shared machine (interpreter start included); "
+        "compare them only within this table.",
+    ]
     text = "\n".join(lines) + "\n"
     out = args.out or REPO / "benchmarks" / "results" / f"import-smallest-k{k}-{_dt.date.today():%Y-%m-%d}.md"
     out.write_text(text)

@@ -27,6 +27,7 @@ legacy-style sampler in ``synth`` (they are 25 of ~2,025 bytes per record, so th
 the totals). FKD files take 500 consecutive cached views per image as its 500 crops, stored as
 FKD does: top-5 of ``softmax(z)`` in fp16.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,10 @@ def teacher_logits(log):
 
         d = teacher_data.load(teacher_data.imagenet1k(log=log))
         z = d["logits"].reshape(-1, d["logits"].shape[-1]).astype(np.float32)
-        return z, ("EfficientNet-Lite0 (ImageNet-1K) logits on Tiny-ImageNet views at 224 px "
-                   f"(RandomResizedCrop + flip + CutMix, {d['how']}), {len(z):,} views")
+        return z, (
+            "EfficientNet-Lite0 (ImageNet-1K) logits on Tiny-ImageNet views at 224 px "
+            f"(RandomResizedCrop + flip + CutMix, {d['how']}), {len(z):,} views"
+        )
     except Exception as e:  # pragma: no cover - fallback without the cache or the teacher packages
         log(f"teacher logits unavailable ({e}); using synthetic logits")
         rng = np.random.default_rng(0)
@@ -83,8 +86,10 @@ class Cycler:
 def recommended_chain(k, values="fp16"):
     from lplabel.codecs import preset_chain
 
-    return (preset_chain("shuffle", k=k, values=values, level=19),
-            "label_chain(k=%d, %s, value-delta, zstd 19)" % (k, values))
+    return (
+        preset_chain("shuffle", k=k, values=values, level=19),
+        "label_chain(k=%d, %s, value-delta, zstd 19)" % (k, values),
+    )
 
 
 def same_pairs(a, b) -> bool:
@@ -96,17 +101,25 @@ def same_pairs(a, b) -> bool:
         for (va, ia), (vb, ib) in [((x[5].numpy(), x[6].numpy()), (y[5].numpy(), y[6].numpy()))]:
             ka = np.lexsort((va.view(np.uint16), ia), axis=1)
             kb = np.lexsort((vb.view(np.uint16), ib), axis=1)
-            if not (np.array_equal(np.take_along_axis(ia, ka, 1), np.take_along_axis(ib, kb, 1)) and
-                    np.array_equal(np.take_along_axis(va, ka, 1).view(np.uint16),
-                                   np.take_along_axis(vb, kb, 1).view(np.uint16))):
+            if not (
+                np.array_equal(np.take_along_axis(ia, ka, 1), np.take_along_axis(ib, kb, 1))
+                and np.array_equal(
+                    np.take_along_axis(va, ka, 1).view(np.uint16), np.take_along_axis(vb, kb, 1).view(np.uint16)
+                )
+            ):
                 return False
     return True
 
 
 def measure(name, src, work, *, layout, rec_kw=None, lossless_kw=None, log=print):
     slug = src.name
-    out = {"format": name, "layout": layout, "files": sum(len(f) for _, _, f in os.walk(src)),
-           "legacy_du": du_bytes(src), "legacy_logical": logical_bytes(src)}
+    out = {
+        "format": name,
+        "layout": layout,
+        "files": sum(len(f) for _, _, f in os.walk(src)),
+        "legacy_du": du_bytes(src),
+        "legacy_logical": logical_bytes(src),
+    }
     lossless = work / f"{slug}.lpl"
     t = time.perf_counter()
     rep = import_legacy(src, lossless, progress=False, **(lossless_kw or {}))
@@ -134,17 +147,28 @@ def measure(name, src, work, *, layout, rec_kw=None, lossless_kw=None, log=print
         if layout == "lpqld":  # pairs kept: export back and compare objects (entry order may differ on ties)
             export_legacy(rec, back, layout=layout, progress=False)
             d = compare_dirs(src, back, storages=False)
-            out["recommended_round_trip"] = "bit-exact" if not d else \
-                ("same (index, value) pairs per record, tied values reordered" if same_pairs(src, back)
-                 else f"differs ({d[0]})")
+            out["recommended_round_trip"] = (
+                "bit-exact"
+                if not d
+                else (
+                    "same (index, value) pairs per record, tied values reordered"
+                    if same_pairs(src, back)
+                    else f"differs ({d[0]})"
+                )
+            )
             shutil.rmtree(back)
         rec.unlink()
     lossless.unlink()
     gb = out["legacy_du"] / 2**30
-    log(f"  {name}: legacy {out['legacy_du']:,} B ({gb:.4f} GiB) -> lossless {out['lossless_du']:,} B "
+    log(
+        f"  {name}: legacy {out['legacy_du']:,} B ({gb:.4f} GiB) -> lossless {out['lossless_du']:,} B "
         f"({out['legacy_du'] / out['lossless_du']:.2f}x)"
-        + (f", recommended {out['recommended_du']:,} B ({out['legacy_du'] / out['recommended_du']:.1f}x)"
-           if "recommended_du" in out else ""))
+        + (
+            f", recommended {out['recommended_du']:,} B ({out['legacy_du'] / out['recommended_du']:.1f}x)"
+            if "recommended_du" in out
+            else ""
+        )
+    )
     return out
 
 
@@ -165,26 +189,52 @@ def run(args, log=print):
         ]
         for name, kind, layout, extra, imp in specs:
             src = synth.write_batches(work / kind, kind, logits=Cycler(pool), **common, **extra)
-            rows.append(measure(name, src, work, layout=layout, rec_kw={"chain": recommended_chain(100)},
-                                lossless_kw=imp, log=log))
+            rows.append(
+                measure(
+                    name, src, work, layout=layout, rec_kw={"chain": recommended_chain(100)}, lossless_kw=imp, log=log
+                )
+            )
             shutil.rmtree(src)
         for k in args.lpqld_k:
             src = synth.write_batches(work / f"lpqld{k}", "lpqld", logits=Cycler(pool), k=k, **common)
-            rows.append(measure(f"LPQLD MR-{k} (fp16 top-{k} + int16)", src, work, layout="lpqld",
-                                lossless_kw={"num_classes": 1000},
-                                rec_kw={"chain": recommended_chain(k), "num_classes": 1000}, log=log))
+            rows.append(
+                measure(
+                    f"LPQLD MR-{k} (fp16 top-{k} + int16)",
+                    src,
+                    work,
+                    layout="lpqld",
+                    lossless_kw={"num_classes": 1000},
+                    rec_kw={"chain": recommended_chain(k), "num_classes": 1000},
+                    log=log,
+                )
+            )
             shutil.rmtree(src)
         n_img = max(1, len(pool) // args.crops)
-        src = synth.write_fkd(work / "fkd", num_images=n_img, num_crops=args.crops, k=5, num_classes=1000,
-                              logits=Cycler(pool))
-        rows.append(measure(f"FKD ({args.crops} crops, top-5 probs fp16; stored as fp32 log-probs)", src, work,
-                            layout="fkd",
-                            lossless_kw={"num_classes": 1000},
-                            rec_kw={"chain": recommended_chain(5, "fp16"), "num_classes": 1000,
-                                    "fkd_values": "prob"}, log=log))
+        src = synth.write_fkd(
+            work / "fkd", num_images=n_img, num_crops=args.crops, k=5, num_classes=1000, logits=Cycler(pool)
+        )
+        rows.append(
+            measure(
+                f"FKD ({args.crops} crops, top-5 probs fp16; stored as fp32 log-probs)",
+                src,
+                work,
+                layout="fkd",
+                lossless_kw={"num_classes": 1000},
+                rec_kw={"chain": recommended_chain(5, "fp16"), "num_classes": 1000, "fkd_values": "prob"},
+                log=log,
+            )
+        )
         rows[-1]["recommended"] += " on fp16 probabilities (--fkd-values prob)"
-        rows.append(measure("FKD, stored as fp16 probabilities (--fkd-values prob)", src, work, layout="fkd",
-                            lossless_kw={"num_classes": 1000, "fkd_values": "prob"}, log=log))
+        rows.append(
+            measure(
+                "FKD, stored as fp16 probabilities (--fkd-values prob)",
+                src,
+                work,
+                layout="fkd",
+                lossless_kw={"num_classes": 1000, "fkd_values": "prob"},
+                log=log,
+            )
+        )
         shutil.rmtree(src)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -202,22 +252,28 @@ def markdown(rows, how, args) -> str:
     import torch
 
     date = _dt.date.today().isoformat()
-    lines = [f"# Legacy label directories vs lplabel stores ({date})", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
-             f"torch {torch.__version__}, numpy {np.__version__}; file system block size "
-             f"{block_size(args.tmp or tempfile.gettempdir())} B. Command: `python benchmarks/bench_interop.py`.", "",
-             f"Teacher logits: {how}. Each legacy directory is written exactly as its generator writes it "
-             "(lplabel.interop.synth) with these logits; sizes are ImageNet-1K-like: C = 1,000, "
-             f"{args.images} images, batch {args.batch}, {args.epochs} epochs (LPLD r=0 writes one extra epoch), "
-             f"FKD {args.crops} crops per image.", "",
-             "Bytes are `du` bytes (allocated 4 KiB blocks) of the whole legacy directory and of the store file. "
-             "**lossless** = default import (labels in their legacy dtype + shuffle + zstd 3): `lplabel export` gives "
-             "every legacy file back bit-exactly (objects, tensor storage bytes, JSON bytes; column *round trip*). "
-             "**recommended** = top-k through `lplabel.codecs.label_chain` (value-delta coding, zstd 19): lossy "
-             "top-100 for dense layouts, the same pairs for LPQLD, fp16 probabilities for FKD.", "",
-             "| legacy format | files | records | legacy du bytes | B/record | lplabel lossless | ratio | round trip | "
-             "lplabel recommended | ratio | B/record | import | export |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# Legacy label directories vs lplabel stores ({date})",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+        f"torch {torch.__version__}, numpy {np.__version__}; file system block size "
+        f"{block_size(args.tmp or tempfile.gettempdir())} B. Command: `python benchmarks/bench_interop.py`.",
+        "",
+        f"Teacher logits: {how}. Each legacy directory is written exactly as its generator writes it "
+        "(lplabel.interop.synth) with these logits; sizes are ImageNet-1K-like: C = 1,000, "
+        f"{args.images} images, batch {args.batch}, {args.epochs} epochs (LPLD r=0 writes one extra epoch), "
+        f"FKD {args.crops} crops per image.",
+        "",
+        "Bytes are `du` bytes (allocated 4 KiB blocks) of the whole legacy directory and of the store file. "
+        "**lossless** = default import (labels in their legacy dtype + shuffle + zstd 3): `lplabel export` gives "
+        "every legacy file back bit-exactly (objects, tensor storage bytes, JSON bytes; column *round trip*). "
+        "**recommended** = top-k through `lplabel.codecs.label_chain` (value-delta coding, zstd 19): lossy "
+        "top-100 for dense layouts, the same pairs for LPQLD, fp16 probabilities for FKD.",
+        "",
+        "| legacy format | files | records | legacy du bytes | B/record | lplabel lossless | ratio | round trip | "
+        "lplabel recommended | ratio | B/record | import | export |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         rec = r.get("recommended_du")
         lines.append(
@@ -225,22 +281,27 @@ def markdown(rows, how, args) -> str:
             f"{r['legacy_du'] / r['records']:,.1f} | {r['lossless_du']:,} | {r['legacy_du'] / r['lossless_du']:.2f}x | "
             f"{'bit-exact' if r['round_trip_bit_exact'] else 'DIFFERS'} | "
             + (f"{rec:,} | {r['legacy_du'] / rec:.1f}x | {rec / r['records']:,.1f} | " if rec else "- | - | - | ")
-            + f"{r['import_s']:.2f} s | {r['export_s']:.2f} s |")
+            + f"{r['import_s']:.2f} s | {r['export_s']:.2f} s |"
+        )
     lines += ["", "Notes:", ""]
     for r in rows:
         if "recommended" in r:
             extra = f"; exported back: {r['recommended_round_trip']}" if "recommended_round_trip" in r else ""
-            lines.append(f"- {r['format']}: recommended = {r['recommended']} "
-                         f"({'lossless' if r.get('recommended_lossless') else 'lossy w.r.t. the files'}{extra}).")
-    lines += ["- The legacy files are byte-for-byte the size the research notes measured for the real generators "
-              "(an LPLD/SRe2L-format batch of 128 x 1000 fp16 logits is 261,661 bytes, an LPQLD MR-10 batch 9,673 "
-              "bytes), so the legacy columns scale linearly to full label sets (e.g. x 300 epochs x N/B files).",
-              "- Per-file legacy overhead: each `torch.save` zip holds the pickle, 64-byte aligned storages and "
-              "version records, and `du` rounds every file up to 4 KiB; lplabel stores one HDF5 file with zstd "
-              "chunks, so its gain is largest where files are small (LPQLD MR-10, FKD) or labels compress "
-              "(fp16 logits: ~1.2-1.3x from byte shuffle + zstd).",
-              "- Import/export times are wall-clock on this machine, single process, warm page cache; import "
-              "includes the safe `torch.load(weights_only=True)` of every file and the validation."]
+            lines.append(
+                f"- {r['format']}: recommended = {r['recommended']} "
+                f"({'lossless' if r.get('recommended_lossless') else 'lossy w.r.t. the files'}{extra})."
+            )
+    lines += [
+        "- The legacy files are byte-for-byte the size the research notes measured for the real generators "
+        "(an LPLD/SRe2L-format batch of 128 x 1000 fp16 logits is 261,661 bytes, an LPQLD MR-10 batch 9,673 "
+        "bytes), so the legacy columns scale linearly to full label sets (e.g. x 300 epochs x N/B files).",
+        "- Per-file legacy overhead: each `torch.save` zip holds the pickle, 64-byte aligned storages and "
+        "version records, and `du` rounds every file up to 4 KiB; lplabel stores one HDF5 file with zstd "
+        "chunks, so its gain is largest where files are small (LPQLD MR-10, FKD) or labels compress "
+        "(fp16 logits: ~1.2-1.3x from byte shuffle + zstd).",
+        "- Import/export times are wall-clock on this machine, single process, warm page cache; import "
+        "includes the safe `torch.load(weights_only=True)` of every file and the validation.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -259,8 +320,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"interop-{date}.md").write_text(markdown(rows, how, args))
-    (out / f"interop-{date}.json").write_text(json.dumps({"rows": rows, "teacher": how, "args": vars(args)},
-                                                         indent=2))
+    (out / f"interop-{date}.json").write_text(json.dumps({"rows": rows, "teacher": how, "args": vars(args)}, indent=2))
     print(out / f"interop-{date}.md")
 
 

@@ -47,6 +47,7 @@ imagenet1k-effnetlite0.npz`` (benchmarks/teacher_data.py) when that cache exists
 the benchmark's steps; otherwise synthetic ``lplabel.testing.realistic_logits``. The report says
 which.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,12 +83,16 @@ def teacher_logits(n_rows: int, seed: int = 0):
     if REAL_CACHE.exists():
         z = np.load(REAL_CACHE)["logits"].astype(np.float32).reshape(-1, C)
         reps = -(-n_rows // len(z))
-        return np.tile(z, (reps, 1))[:n_rows], (f"real: EfficientNet-Lite0 ImageNet-1K logits on Tiny-ImageNet "
-                                                f"views ({len(z)} distinct rows from {REAL_CACHE.name}, cycled)")
+        return np.tile(z, (reps, 1))[:n_rows], (
+            f"real: EfficientNet-Lite0 ImageNet-1K logits on Tiny-ImageNet "
+            f"views ({len(z)} distinct rows from {REAL_CACHE.name}, cycled)"
+        )
     from lplabel.testing import realistic_logits
 
     rng = np.random.default_rng(seed)
-    return realistic_logits(rng, n_rows, C), "synthetic: lplabel.testing.realistic_logits (N(0,1.5) + one peak of 4..10)"
+    return realistic_logits(
+        rng, n_rows, C
+    ), "synthetic: lplabel.testing.realistic_logits (N(0,1.5) + one peak of 4..10)"
 
 
 def build_content(steps: int, n_images: int, seed: int = 0):
@@ -106,14 +111,25 @@ def write_legacy(folder: Path, pairs, views, logits, kind: str):
     for i, ((e, s), v, z) in enumerate(zip(pairs, views, logits)):
         zt = torch.from_numpy(z)
         if kind == "lpld":
-            rec = [torch.from_numpy(v.crop.copy()), torch.from_numpy(v.flip.copy()),
-                   torch.from_numpy(v.mix_partner.astype(np.int64)), float(v.mix_lambda),
-                   [np.int64(x) for x in v.mix_box], zt.half()]
+            rec = [
+                torch.from_numpy(v.crop.copy()),
+                torch.from_numpy(v.flip.copy()),
+                torch.from_numpy(v.mix_partner.astype(np.int64)),
+                float(v.mix_lambda),
+                [np.int64(x) for x in v.mix_box],
+                zt.half(),
+            ]
         else:
             vals, idx = torch.topk(zt, K, dim=1)
-            rec = [torch.from_numpy(v.crop.copy()).half(), torch.from_numpy(v.flip.copy()),
-                   torch.from_numpy(v.mix_partner.astype(np.uint8)), float(v.mix_lambda),
-                   [torch.tensor(int(x), dtype=torch.uint8) for x in v.mix_box], vals.half(), idx.short()]
+            rec = [
+                torch.from_numpy(v.crop.copy()).half(),
+                torch.from_numpy(v.flip.copy()),
+                torch.from_numpy(v.mix_partner.astype(np.uint8)),
+                float(v.mix_lambda),
+                [torch.tensor(int(x), dtype=torch.uint8) for x in v.mix_box],
+                vals.half(),
+                idx.short(),
+            ]
         p = folder / f"batch_{i}.tar"
         torch.save(rec, p)
         files.append(str(p))
@@ -125,12 +141,27 @@ def rans_chain(logits) -> list:
     rANS model learnt from the labels, as ``lplabel encode`` does."""
     from lplabel.codecs import Field, learn_label_chain
 
-    return learn_label_chain([{"logits": z} for z in logits], (Field("logits", "float32", (C,)),), num_classes=C, k=K,
-                             layout="rans", class_order="cooccurrence")
+    return learn_label_chain(
+        [{"logits": z} for z in logits],
+        (Field("logits", "float32", (C,)),),
+        num_classes=C,
+        k=K,
+        layout="rans",
+        class_order="cooccurrence",
+    )
 
 
-def write_store(path: Path, pairs, views, logits, kind: str, n_images: int, steps_per_chunk: int = 1,
-                plain: bool = False, rans: bool = False):
+def write_store(
+    path: Path,
+    pairs,
+    views,
+    logits,
+    kind: str,
+    n_images: int,
+    steps_per_chunk: int = 1,
+    plain: bool = False,
+    rans: bool = False,
+):
     if plain:  # no byte shuffle, no zstd: what the loader costs without entropy decoding
         from lplabel.codecs.bytes import Bytes
         from lplabel.codecs.dense import Dense
@@ -141,12 +172,30 @@ def write_store(path: Path, pairs, views, logits, kind: str, n_images: int, step
     else:
         codecs = preset_chain("plain", k=None if kind == "dense" else K)
     idx = ImageIndex([str(i) for i in range(n_images)], np.arange(n_images) % C)
-    with StoreWriter(path, num_classes=C, images=idx, batch_size=B, epochs=max(e for e, _ in pairs) + 1,
-                     drop_last=True, label_codecs=codecs, steps_per_chunk=steps_per_chunk,
-                     augmentation=AugmentPolicy(output_size=32, mix="cutmix").to_json(), overwrite=True) as w:
+    with StoreWriter(
+        path,
+        num_classes=C,
+        images=idx,
+        batch_size=B,
+        epochs=max(e for e, _ in pairs) + 1,
+        drop_last=True,
+        label_codecs=codecs,
+        steps_per_chunk=steps_per_chunk,
+        augmentation=AugmentPolicy(output_size=32, mix="cutmix").to_json(),
+        overwrite=True,
+    ) as w:
         for (e, s), v, z in zip(pairs, views, logits):
-            w.write_step(e, s, image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
-                         mix_lambda=v.mix_lambda, mix_box=v.mix_box, logits=z)
+            w.write_step(
+                e,
+                s,
+                image=v.image,
+                crop=v.crop,
+                flip=v.flip,
+                mix_partner=v.mix_partner,
+                mix_lambda=v.mix_lambda,
+                mix_box=v.mix_box,
+                logits=z,
+            )
     return path
 
 
@@ -197,9 +246,15 @@ def _time_loaders(makers: dict, n_steps: int, repeats: int):
 #: "1 step/item, pickled" hands steps over as the loader did before grouping: one step per
 #: DataLoader item, pickled through the worker pipe (with today's decoding).
 def _configs(kind: str, workers: int):
-    out = [("1 step/item" + (", pickled (hand-over as before grouping)" if workers else ""), "1",
-            dict(steps_per_item=1, shared_memory=False)),
-           ("default", "1", {}), ("default", "8", {})]
+    out = [
+        (
+            "1 step/item" + (", pickled (hand-over as before grouping)" if workers else ""),
+            "1",
+            dict(steps_per_item=1, shared_memory=False),
+        ),
+        ("default", "1", {}),
+        ("default", "8", {}),
+    ]
     if kind == "dense":
         out.append(("default", "1, plain", {}))
     else:
@@ -218,14 +273,18 @@ def label_path(args, content, log):
     for kind, legacy_kind in (("dense", "lpld"), ("topk", "lpqld")):
         files = write_legacy(WORK / f"legacy-{legacy_kind}", pairs, views, logits, legacy_kind)
         legacy_bytes = sum(os.path.getsize(f) for f in files)
-        stores = {str(spc): write_store(WORK / f"{kind}-spc{spc}.lpl", pairs, views, logits, kind, args.images, spc)
-                  for spc in (1, 8)}
+        stores = {
+            str(spc): write_store(WORK / f"{kind}-spc{spc}.lpl", pairs, views, logits, kind, args.images, spc)
+            for spc in (1, 8)
+        }
         if kind == "dense":
-            stores["1, plain"] = write_store(WORK / "dense-plain.lpl", pairs, views, logits, kind, args.images, 1,
-                                             plain=True)
+            stores["1, plain"] = write_store(
+                WORK / "dense-plain.lpl", pairs, views, logits, kind, args.images, 1, plain=True
+            )
         else:
-            stores["8, rans"] = write_store(WORK / "topk-rans.lpl", pairs, views, logits, kind, args.images, 8,
-                                            rans=True)
+            stores["8, rans"] = write_store(
+                WORK / "topk-rans.lpl", pairs, views, logits, kind, args.images, 8, rans=True
+            )
         for fmt in ("stored", "dense@T"):
             for workers in args.workers:
                 wkw = dict(num_workers=workers)
@@ -237,13 +296,21 @@ def label_path(args, content, log):
                     return torch.utils.data.DataLoader(ds, batch_size=None, shuffle=False, **wkw)
 
                 def ours(path, kw):
-                    return ReplayLoader(path, None, labels="raw" if fmt == "stored" else "dense", temperature=T,
-                                        reuse="order", steps_per_epoch=n, **wkw, **kw)
+                    return ReplayLoader(
+                        path,
+                        None,
+                        labels="raw" if fmt == "stored" else "dense",
+                        temperature=T,
+                        reuse="order",
+                        steps_per_epoch=n,
+                        **wkw,
+                        **kw,
+                    )
 
                 configs = _configs(kind, workers)
                 makers = {"legacy": legacy}
                 for i, (_, spc, kw) in enumerate(configs):
-                    makers[i] = (lambda p=stores[spc], k=kw: ours(p, k))
+                    makers[i] = lambda p=stores[spc], k=kw: ours(p, k)
                 best, loaders = _time_loaders(makers, n, args.repeats)
                 t_leg = best["legacy"]
                 for i, (name, spc, kw) in enumerate(configs):
@@ -251,18 +318,33 @@ def label_path(args, content, log):
                     t_our = best[i]
                     if lo.pool is not None:
                         got = lo.pool.received
-                        transport = "shared memory" if got["slab"] and not got["pickled"] else \
-                            f"shared memory ({got['pickled']} of {got['slab'] + got['pickled']} items pickled)"
+                        transport = (
+                            "shared memory"
+                            if got["slab"] and not got["pickled"]
+                            else f"shared memory ({got['pickled']} of {got['slab'] + got['pickled']} items pickled)"
+                        )
                     else:
                         transport = "pickled" if workers else "in-process"
-                    row = dict(content="LPLD dense fp16" if kind == "dense" else f"LPQLD top-{K}", output=fmt,
-                               workers=workers, spc=spc, config=name, steps_per_item=lo.steps_per_item,
-                               transport=transport, legacy_sps=n / t_leg, ours_sps=n / t_our, ratio=t_leg / t_our,
-                               legacy_bytes=legacy_bytes / n, store_bytes=stores[spc].stat().st_size / n)
+                    row = dict(
+                        content="LPLD dense fp16" if kind == "dense" else f"LPQLD top-{K}",
+                        output=fmt,
+                        workers=workers,
+                        spc=spc,
+                        config=name,
+                        steps_per_item=lo.steps_per_item,
+                        transport=transport,
+                        legacy_sps=n / t_leg,
+                        ours_sps=n / t_our,
+                        ratio=t_leg / t_our,
+                        legacy_bytes=legacy_bytes / n,
+                        store_bytes=stores[spc].stat().st_size / n,
+                    )
                     rows.append(row)
-                    log(f"  {row['content']:16s} {fmt:8s} workers={workers} spc={spc:8s} {name:56s} "
+                    log(
+                        f"  {row['content']:16s} {fmt:8s} workers={workers} spc={spc:8s} {name:56s} "
                         f"G={lo.steps_per_item:2d}: legacy {row['legacy_sps']:7.0f} steps/s, lplabel "
-                        f"{row['ours_sps']:7.0f} steps/s, x{row['ratio']:.2f} ({transport})")
+                        f"{row['ours_sps']:7.0f} steps/s, x{row['ratio']:.2f} ({transport})"
+                    )
                 del loaders
         shutil.rmtree(WORK / f"legacy-{legacy_kind}", ignore_errors=True)
     return rows
@@ -355,8 +437,10 @@ def floors(args, content, log):
         ("legacy: torch.load of the step's file", lambda i: torch.load(files[i], weights_only=False)),
         ("legacy dense@T: torch.load + softmax(soft_label / T)", legacy_dense),
         ("read the legacy file's bytes (open + read)", read_file),
-        ("np.frombuffer + torch.from_numpy of those bytes (in memory)",
-         lambda i: torch.from_numpy(np.frombuffer(blobs[i], dtype=np.uint8))),
+        (
+            "np.frombuffer + torch.from_numpy of those bytes (in memory)",
+            lambda i: torch.from_numpy(np.frombuffer(blobs[i], dtype=np.uint8)),
+        ),
         ("copy the step's fp16 logits [128, 1000] (256 KB)", lambda i: out16.copy_(z16[i])),
         ("copy the step's fp32 probabilities [128, 1000] (512 KB)", lambda i: out32.copy_(p32[i])),
         ("pread of the stored chunk (default chain, 220 KB)", lambda i: os.pread(fd, locs[i][1], locs[i][0])),
@@ -364,10 +448,14 @@ def floors(args, content, log):
         ("zstd decode of the chunk", lambda i: zstd.decode(raw[i])),
         ("byte unshuffle into the batch (fused, uint16)", None),
         ("read + CRC-32 of the plain chunk (no zstd, 256 KB)", lambda i: plain.read_chunk_bytes("label", i)),
-        ("lplabel decode: pread + CRC-32 + zstd + unshuffle", lambda i: (rows._local.__dict__.clear(),
-                                                                       rows.read(i, 0, nrec, dests))),
-        ("softmax at T: widen fp16, divide by T, softmax (into the output)",
-         lambda i: probs_into({"logits": z16[i]}, out32, C, T, scratch=scratch)),
+        (
+            "lplabel decode: pread + CRC-32 + zstd + unshuffle",
+            lambda i: (rows._local.__dict__.clear(), rows.read(i, 0, nrec, dests)),
+        ),
+        (
+            "softmax at T: widen fp16, divide by T, softmax (into the output)",
+            lambda i: probs_into({"logits": z16[i]}, out32, C, T, scratch=scratch),
+        ),
     ]
     best = {}
     for _ in range(7):
@@ -378,10 +466,14 @@ def floors(args, content, log):
             for i in range(n):
                 fn(i)
             best[key] = min(best.get(key, float("inf")), (time.perf_counter() - t0) / n * 1e6)
-    parts = ("pread of the stored chunk (default chain, 220 KB)", "CRC-32 of the stored chunk",
-             "zstd decode of the chunk")
+    parts = (
+        "pread of the stored chunk (default chain, 220 KB)",
+        "CRC-32 of the stored chunk",
+        "zstd decode of the chunk",
+    )
     best["byte unshuffle into the batch (fused, uint16)"] = max(
-        0.0, best["lplabel decode: pread + CRC-32 + zstd + unshuffle"] - sum(best[k] for k in parts))
+        0.0, best["lplabel decode: pread + CRC-32 + zstd + unshuffle"] - sum(best[k] for k in parts)
+    )
     out = [(key, best[key]) for key, _ in tests]
     for key, v in out:
         log(f"  {key:64s} {v:7.1f} us")
@@ -417,11 +509,28 @@ def training(args, content, log):
     imgs = rng.integers(0, 256, (args.images, 64, 64, 3), dtype=np.uint8)
     iset = ImageSet(imgs, np.arange(args.images) % C, [str(i) for i in range(args.images)])
     path = WORK / "train.lpl"
-    with StoreWriter(path, num_classes=C, images=iset, batch_size=B, epochs=max(e for e, _ in pairs[:n]) + 1,
-                     drop_last=True, augmentation=policy.to_json(), overwrite=True) as w:
+    with StoreWriter(
+        path,
+        num_classes=C,
+        images=iset,
+        batch_size=B,
+        epochs=max(e for e, _ in pairs[:n]) + 1,
+        drop_last=True,
+        augmentation=policy.to_json(),
+        overwrite=True,
+    ) as w:
         for (e, s), v, z in zip(pairs[:n], views[:n], logits[:n]):
-            w.write_step(e, s, image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
-                         mix_lambda=v.mix_lambda, mix_box=v.mix_box, logits=z)
+            w.write_step(
+                e,
+                s,
+                image=v.image,
+                crop=v.crop,
+                flip=v.flip,
+                mix_partner=v.mix_partner,
+                mix_lambda=v.mix_lambda,
+                mix_box=v.mix_box,
+                logits=z,
+            )
     probs = [torch.softmax(torch.from_numpy(z).half().float() / T, 1) for z in logits[:n]]
     bank = ImageBank(imgs)
     results = {}
@@ -446,7 +555,7 @@ def training(args, content, log):
         for rnd in range(args.rounds + 1):  # round 0 warms up (workers, allocator, page cache)
             it_o, it_b = iter(ours), iter(base)
             for i in range(n):
-                for which in ((0, 1) if (i + rnd) % 2 == 0 else (1, 0)):
+                for which in (0, 1) if (i + rnd) % 2 == 0 else (1, 0):
                     t = time.perf_counter()
                     if which == 0:
                         x = next(it_o)
@@ -461,13 +570,23 @@ def training(args, content, log):
                     pass
         to, tb = np.array(t_ours), np.array(t_base)
         d = to - tb
-        res = dict(ours=to.mean(), base=tb.mean(), ours_med=float(np.median(to)), base_med=float(np.median(tb)),
-                   diff=d.mean(), diff_se=d.std(ddof=1) / np.sqrt(len(d)), n=len(d), steps_per_item=ours.steps_per_item,
-                   transport="in-process" if not workers else "shared memory" if ours.pool is not None else "pickled")
+        res = dict(
+            ours=to.mean(),
+            base=tb.mean(),
+            ours_med=float(np.median(to)),
+            base_med=float(np.median(tb)),
+            diff=d.mean(),
+            diff_se=d.std(ddof=1) / np.sqrt(len(d)),
+            n=len(d),
+            steps_per_item=ours.steps_per_item,
+            transport="in-process" if not workers else "shared memory" if ours.pool is not None else "pickled",
+        )
         results[workers] = res
-        log(f"  workers={workers}: lplabel {res['ours']*1e3:.1f} ms/step, in-memory {res['base']*1e3:.1f} ms/step, "
-            f"paired difference {res['diff']*1e3:+.2f} ± {res['diff_se']*1e3:.2f} ms "
-            f"({100*res['diff']/res['base']:+.2f} %), n={res['n']}")
+        log(
+            f"  workers={workers}: lplabel {res['ours'] * 1e3:.1f} ms/step, in-memory {res['base'] * 1e3:.1f} ms/step, "
+            f"paired difference {res['diff'] * 1e3:+.2f} ± {res['diff_se'] * 1e3:.2f} ms "
+            f"({100 * res['diff'] / res['base']:+.2f} %), n={res['n']}"
+        )
     return results
 
 
@@ -549,32 +668,45 @@ def floor_section(f: dict, rows: list) -> list:
     dec = g("lplabel decode: pread + CRC-32 + zstd + unshuffle")
     plain = g("read + CRC-32 of the plain chunk (no zstd, 256 KB)")
     smx = g("softmax at T: widen fp16, divide by T, softmax (into the output)")
-    lines = ["", "### Floors: what one step costs at least (µs, in-process, warm page cache, LPLD dense content)", "",
-             f"Best of 7 passes over {n} steps, one thread. The legacy rows are the 0-worker legacy step; the "
-             "others are pieces of work that any loader producing the same tensors (or lplabel with its checks) must "
-             "do. lplabel's workers write the probabilities straight into the shared-memory slab (no copy of the "
-             "512 KB afterwards, none on hand-over); the copy rows show what a copy would cost.",
-             "", "| work per step | µs | share of the legacy step |", "|---|---|---|"]
+    lines = [
+        "",
+        "### Floors: what one step costs at least (µs, in-process, warm page cache, LPLD dense content)",
+        "",
+        f"Best of 7 passes over {n} steps, one thread. The legacy rows are the 0-worker legacy step; the "
+        "others are pieces of work that any loader producing the same tensors (or lplabel with its checks) must "
+        "do. lplabel's workers write the probabilities straight into the shared-memory slab (no copy of the "
+        "512 KB afterwards, none on hand-over); the copy rows show what a copy would cost.",
+        "",
+        "| work per step | µs | share of the legacy step |",
+        "|---|---|---|",
+    ]
     for key, v in f.items():
         base = leg_d if "dense@T" in key or key.startswith("softmax") or "fp32" in key else leg
         lines.append(f"| {key} | {v:.1f} | {100 * v / base:.0f} % |")
-    lines += ["", "Shares: of the legacy dense@T step for the softmax, fp32 and dense@T rows, else of the legacy "
-              "stored step.", "",
-              f"- **0 workers, stored**: 20x the legacy step means {leg / 20:.1f} µs per step. Merely reading the "
-              f"legacy file's bytes and copying the output tensor (the same bytes, nothing decoded) costs "
-              f"{same_bytes:.1f} µs ({100 * same_bytes / leg:.0f} % of the legacy step). lplabel must also check "
-              f"the CRC-32 of every chunk: read + CRC-32 alone is {plain:.1f} µs for the uncompressed plain chain "
-              f"(a ceiling of {leg / plain:.1f}x), and the default chain's pread + CRC-32 + zstd + unshuffle is "
-              f"{dec:.1f} µs (ceiling {leg / dec:.1f}x). 20x in one process is not physically possible on warm "
-              "page cache: the legacy step is only ~" + f"{leg / max(same_bytes, 1e-9):.0f}x slower than touching "
-              "its own bytes once.",
-              f"- **0 workers, dense@T**: 20x means {leg_d / 20:.1f} µs per step, but the softmax the legacy step "
-              f"also does costs {smx:.1f} µs by itself (ceiling {leg_d / (dec + smx):.1f}x with the default chain, "
-              f"{leg_d / (plain + smx):.1f}x plain).",
-              ]
+    lines += [
+        "",
+        "Shares: of the legacy dense@T step for the softmax, fp32 and dense@T rows, else of the legacy stored step.",
+        "",
+        f"- **0 workers, stored**: 20x the legacy step means {leg / 20:.1f} µs per step. Merely reading the "
+        f"legacy file's bytes and copying the output tensor (the same bytes, nothing decoded) costs "
+        f"{same_bytes:.1f} µs ({100 * same_bytes / leg:.0f} % of the legacy step). lplabel must also check "
+        f"the CRC-32 of every chunk: read + CRC-32 alone is {plain:.1f} µs for the uncompressed plain chain "
+        f"(a ceiling of {leg / plain:.1f}x), and the default chain's pread + CRC-32 + zstd + unshuffle is "
+        f"{dec:.1f} µs (ceiling {leg / dec:.1f}x). 20x in one process is not physically possible on warm "
+        "page cache: the legacy step is only ~" + f"{leg / max(same_bytes, 1e-9):.0f}x slower than touching "
+        "its own bytes once.",
+        f"- **0 workers, dense@T**: 20x means {leg_d / 20:.1f} µs per step, but the softmax the legacy step "
+        f"also does costs {smx:.1f} µs by itself (ceiling {leg_d / (dec + smx):.1f}x with the default chain, "
+        f"{leg_d / (plain + smx):.1f}x plain).",
+    ]
     for r in rows:
-        if r["config"] == "default" and r["workers"] == 2 and r["output"] == "dense@T" and r["spc"] == "1" \
-                and r["content"].startswith("LPLD"):
+        if (
+            r["config"] == "default"
+            and r["workers"] == 2
+            and r["output"] == "dense@T"
+            and r["spc"] == "1"
+            and r["content"].startswith("LPLD")
+        ):
             work = dec + smx
             ceil = 2e6 / work
             lines.append(
@@ -585,72 +717,98 @@ def floor_section(f: dict, rows: list) -> list:
                 "~25-50 µs of CPU per step besides (DataLoader queues, the slab's layout, one StepBatch per step; "
                 "measured separately at 16 steps per item), and any other load on the two cores comes straight off "
                 "the workers' share, while the legacy loader, which mostly waits on its hand-overs, loses less: "
-                "that, not the hand-over (zero-copy slabs), separates the measured ratio from the ceiling.")
+                "that, not the hand-over (zero-copy slabs), separates the measured ratio from the ceiling."
+            )
     return lines
 
 
 def report(args, how, rows, breakdown, train, started, load_start, floor=None) -> str:
     cmd = "python benchmarks/bench_loader.py " + " ".join(sys.argv[1:])
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
     except OSError:
         rev = "?"
-    lines = [f"# Loader benchmark, {started:%Y-%m-%d}", "",
-             f"- machine: {machine(load_start)}",
-             f"- date: {started:%Y-%m-%d %H:%M} UTC; commit {rev} (+ working tree)",
-             f"- command: `{cmd}`",
-             f"- content: {len(rows) and args.steps} steps of B={B} views, C={C}; teacher logits {how}",
-             f"- load average (1/5/15 min) at the end: {_load()}",
-             "- page cache warm; torch intra-op threads: 1 (workers always use 1; set in the main process too)",
-             "", "## 1. Label path (no images): steps/s, legacy DataLoader vs lplabel ReplayLoader", "",
-             "Legacy: `DataLoader(batch_size=None)` over the per-batch files, one `torch.load` per step. lplabel: "
-             "`ReplayLoader(store, None, labels=...)` (labels only), same worker count and prefetch factor, one "
-             "StepBatch per step either way. spc = steps per stored chunk; \"plain\" = label chain "
-             "`dense fp16 | bytes` (no shuffle, no zstd; checksummed). steps/item = consecutive steps decoded "
-             "together and sent as one DataLoader item; transport = how items reach the main process. "
-             "ratio = lplabel steps/s ÷ legacy steps/s (higher is better), both measured in the same "
-             "interleaved passes.", "",
-             "| content | output | workers | spc | lplabel loader | steps/item | transport | legacy steps/s | "
-             "lplabel steps/s | ratio | legacy B/step on disk | store B/step |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Loader benchmark, {started:%Y-%m-%d}",
+        "",
+        f"- machine: {machine(load_start)}",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC; commit {rev} (+ working tree)",
+        f"- command: `{cmd}`",
+        f"- content: {len(rows) and args.steps} steps of B={B} views, C={C}; teacher logits {how}",
+        f"- load average (1/5/15 min) at the end: {_load()}",
+        "- page cache warm; torch intra-op threads: 1 (workers always use 1; set in the main process too)",
+        "",
+        "## 1. Label path (no images): steps/s, legacy DataLoader vs lplabel ReplayLoader",
+        "",
+        "Legacy: `DataLoader(batch_size=None)` over the per-batch files, one `torch.load` per step. lplabel: "
+        "`ReplayLoader(store, None, labels=...)` (labels only), same worker count and prefetch factor, one "
+        'StepBatch per step either way. spc = steps per stored chunk; "plain" = label chain '
+        "`dense fp16 | bytes` (no shuffle, no zstd; checksummed). steps/item = consecutive steps decoded "
+        "together and sent as one DataLoader item; transport = how items reach the main process. "
+        "ratio = lplabel steps/s ÷ legacy steps/s (higher is better), both measured in the same "
+        "interleaved passes.",
+        "",
+        "| content | output | workers | spc | lplabel loader | steps/item | transport | legacy steps/s | "
+        "lplabel steps/s | ratio | legacy B/step on disk | store B/step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['content']} | {r['output']} | {r['workers']} | {r['spc']} | {r['config']} | "
-                     f"{r['steps_per_item']} | {r['transport']} | {r['legacy_sps']:.0f} | {r['ours_sps']:.0f} | "
-                     f"**{r['ratio']:.1f}** | {r['legacy_bytes']:.0f} | {r['store_bytes']:.0f} |")
+        lines.append(
+            f"| {r['content']} | {r['output']} | {r['workers']} | {r['spc']} | {r['config']} | "
+            f"{r['steps_per_item']} | {r['transport']} | {r['legacy_sps']:.0f} | {r['ours_sps']:.0f} | "
+            f"**{r['ratio']:.1f}** | {r['legacy_bytes']:.0f} | {r['store_bytes']:.0f} |"
+        )
     lines += ["", "### Against the 20x target (default loader)", ""]
     for r in rows:
         if r["config"] != "default":
             continue
         verdict = "reaches 20x" if r["ratio"] >= 20 else "below 20x"
-        lines.append(f"- {r['content']}, {r['output']}, {r['workers']} workers, spc {r['spc']}: "
-                     f"{r['ratio']:.1f}x ({verdict})")
+        lines.append(
+            f"- {r['content']}, {r['output']}, {r['workers']} workers, spc {r['spc']}: {r['ratio']:.1f}x ({verdict})"
+        )
     lines += NOTES.split("\n")
-    lines += ["", "### In-process cost of one step (µs, spc=1, best of 5 passes over 64 steps)", "",
-              "pread+crc: read the chunk and check its CRC-32; zstd: decompress it; decode into batch: both plus "
-              "the fused unshuffle into the batch's arrays (what a loader item pays for its labels); item: a whole "
-              "StepBatch from `StepDataset[i]`; per step, loader default: through `ReplayLoader` with its default "
-              "grouping.", ""]
-    keys = sorted({k for b in breakdown for k in b if k != "store"}, key=lambda k: list(breakdown[0]).index(k)
-                  if k in breakdown[0] else 99)
+    lines += [
+        "",
+        "### In-process cost of one step (µs, spc=1, best of 5 passes over 64 steps)",
+        "",
+        "pread+crc: read the chunk and check its CRC-32; zstd: decompress it; decode into batch: both plus "
+        "the fused unshuffle into the batch's arrays (what a loader item pays for its labels); item: a whole "
+        "StepBatch from `StepDataset[i]`; per step, loader default: through `ReplayLoader` with its default "
+        "grouping.",
+        "",
+    ]
+    keys = sorted(
+        {k for b in breakdown for k in b if k != "store"},
+        key=lambda k: list(breakdown[0]).index(k) if k in breakdown[0] else 99,
+    )
     lines.append("| store | " + " | ".join(keys) + " |")
     lines.append("|---" * (len(keys) + 1) + "|")
     for b in breakdown:
         lines.append(f"| {b['store']} | " + " | ".join(f"{b.get(k, float('nan')):.0f}" for k in keys) + " |")
     if floor:
         lines += floor_section(floor, rows)
-    lines += ["", "## 2. Student training step (CPU), lplabel loader vs labels precomputed in memory", "",
-              f"ConvNet-3 (width {args.width}, instance norm) on 32x32 CutMix views rendered from in-memory uint8 "
-              f"64x64 images, B={B}, C={C}, KL at T={T}, SGD, 1 torch thread; {args.train_steps} steps x "
-              f"{args.rounds} rounds, the two loops interleaved step by step (paired). Time per step = fetch + "
-              "forward + backward + update, measured in the training loop.", "",
-              "| workers | lplabel loader (defaults) | lplabel ms/step (mean / median) "
-              "| in-memory ms/step (mean / median) | paired difference | relative |",
-              "|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## 2. Student training step (CPU), lplabel loader vs labels precomputed in memory",
+        "",
+        f"ConvNet-3 (width {args.width}, instance norm) on 32x32 CutMix views rendered from in-memory uint8 "
+        f"64x64 images, B={B}, C={C}, KL at T={T}, SGD, 1 torch thread; {args.train_steps} steps x "
+        f"{args.rounds} rounds, the two loops interleaved step by step (paired). Time per step = fetch + "
+        "forward + backward + update, measured in the training loop.",
+        "",
+        "| workers | lplabel loader (defaults) | lplabel ms/step (mean / median) "
+        "| in-memory ms/step (mean / median) | paired difference | relative |",
+        "|---|---|---|---|---|---|",
+    ]
     for w, r in train.items():
-        lines.append(f"| {w} | {r['steps_per_item']} step/item, {r['transport']} | {r['ours']*1e3:.1f} / "
-                     f"{r['ours_med']*1e3:.1f} | {r['base']*1e3:.1f} / "
-                     f"{r['base_med']*1e3:.1f} | {r['diff']*1e3:+.2f} ± {r['diff_se']*1e3:.2f} ms (n={r['n']}) | "
-                     f"{100*r['diff']/r['base']:+.2f} % |")
+        lines.append(
+            f"| {w} | {r['steps_per_item']} step/item, {r['transport']} | {r['ours'] * 1e3:.1f} / "
+            f"{r['ours_med'] * 1e3:.1f} | {r['base'] * 1e3:.1f} / "
+            f"{r['base_med'] * 1e3:.1f} | {r['diff'] * 1e3:+.2f} ± {r['diff_se'] * 1e3:.2f} ms (n={r['n']}) | "
+            f"{100 * r['diff'] / r['base']:+.2f} % |"
+        )
     return "\n".join(lines) + "\n"
 
 

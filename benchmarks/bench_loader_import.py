@@ -20,6 +20,7 @@ Content: real EfficientNet-Lite0 ImageNet-1K logits (C = 1,000; the 2,000-row ca
 
     python benchmarks/bench_loader_import.py [--steps 400] [--repeats 3] [--out FILE.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -91,9 +92,18 @@ def run(content: str, steps: int, repeats: int, work: Path, log=print) -> list:
 
     layout = "lpld" if content == "dense" else "lpqld"
     src = work / layout
-    synth.write_batches(src, layout, num_images=N_IMAGES, batch_size=B, epochs=-(-steps * B // N_IMAGES),
-                        num_classes=C, logits=real_fn, input_size=32, image_size=(64, 64),
-                        **({} if content == "dense" else {"k": 100}))
+    synth.write_batches(
+        src,
+        layout,
+        num_images=N_IMAGES,
+        batch_size=B,
+        epochs=-(-steps * B // N_IMAGES),
+        num_classes=C,
+        logits=real_fn,
+        input_size=32,
+        image_size=(64, 64),
+        **({} if content == "dense" else {"k": 100}),
+    )
     files = sorted((str(p) for p in src.rglob("batch_*.tar")), key=lambda p: int(Path(p).stem.split("_")[1]))[:steps]
     steps = len(files)
     imp = work / f"{content}-imported.lpl"
@@ -106,9 +116,13 @@ def run(content: str, steps: int, repeats: int, work: Path, log=print) -> list:
     def ours(p):
         return ReplayLoader(p, None, labels="raw", reuse="order", steps_per_epoch=steps, **wkw)
 
-    makers = {"legacy": lambda: torch.utils.data.DataLoader(BL.LegacyDataset(files, layout, False), batch_size=None,
-                                                            shuffle=False, **wkw),
-              "imported": lambda: ours(imp), "imported, before": lambda: _before(lambda: ours(imp))}
+    makers = {
+        "legacy": lambda: torch.utils.data.DataLoader(
+            BL.LegacyDataset(files, layout, False), batch_size=None, shuffle=False, **wkw
+        ),
+        "imported": lambda: ours(imp),
+        "imported, before": lambda: _before(lambda: ours(imp)),
+    }
     if content == "dense":
         BL.B = B  # bench_loader's content helpers at this batch size
         _, pairs, views, _, _ = BL.build_content(steps, 1000)
@@ -117,10 +131,12 @@ def run(content: str, steps: int, repeats: int, work: Path, log=print) -> list:
         makers["storewriter"] = lambda: ours(sw)
     best, loaders = BL._time_loaders(makers, steps, repeats)
     rows = []
-    names = {"legacy": "legacy `torch.load` per step",
-             "imported": f"`lplabel encode DIR` store ({chain}; {steps / chunks:.0f} steps/chunk), loader default",
-             "imported, before": "the same store, the loader before this change (generic decode, numpy loops)",
-             "storewriter": "`StoreWriter` default dense chain, 1 step/chunk (docs/loader.md's configuration)"}
+    names = {
+        "legacy": "legacy `torch.load` per step",
+        "imported": f"`lplabel encode DIR` store ({chain}; {steps / chunks:.0f} steps/chunk), loader default",
+        "imported, before": "the same store, the loader before this change (generic decode, numpy loops)",
+        "storewriter": "`StoreWriter` default dense chain, 1 step/chunk (docs/loader.md's configuration)",
+    }
     for k, t in best.items():
         rows.append((content, names[k], steps / t, best["legacy"] / t))
         log(f"{content} {names[k]}: {steps / t:,.0f} steps/s, x{best['legacy'] / t:.1f}")
@@ -145,18 +161,27 @@ def main(argv=None) -> None:
     shutil.rmtree(args.work, ignore_errors=True)
     ver = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     cmd = "python benchmarks/bench_loader_import.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = [f"# Loader on imported stores, labels only ({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
-             f"Machine: {cpu_name()}, {os.cpu_count()} cores (2-core AMD EPYC VM, no GPU, shared with other jobs), "
-             f"Python {platform.python_version()}, torch {torch.__version__}, tree {ver.stdout.strip()}; load average "
-             f"{load0} at the start, {_load()} at the end.", f"Command: `{cmd.strip()}`", "",
-             f"{args.steps} steps of B = {B} real EfficientNet-Lite0 logits (C = {C}); LPLD files (dense fp16) and "
-             "LPQLD MR-100 files (top-100) written in the generators' layouts, imported with `lplabel encode DIR` "
-             "defaults. Labels only (`labels=\"raw\"`), 2 persistent workers, prefetch factor 4, every loader warmed "
-             f"up, timed passes interleaved, best of {args.repeats}. x = steps/s ÷ the legacy loader's in the same "
-             "run.", "", "| content | loader | steps/s | x legacy |", "|---|---|---:|---:|"]
+    lines = [
+        f"# Loader on imported stores, labels only ({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores (2-core AMD EPYC VM, no GPU, shared with other jobs), "
+        f"Python {platform.python_version()}, torch {torch.__version__}, tree {ver.stdout.strip()}; load average "
+        f"{load0} at the start, {_load()} at the end.",
+        f"Command: `{cmd.strip()}`",
+        "",
+        f"{args.steps} steps of B = {B} real EfficientNet-Lite0 logits (C = {C}); LPLD files (dense fp16) and "
+        "LPQLD MR-100 files (top-100) written in the generators' layouts, imported with `lplabel encode DIR` "
+        'defaults. Labels only (`labels="raw"`), 2 persistent workers, prefetch factor 4, every loader warmed '
+        f"up, timed passes interleaved, best of {args.repeats}. x = steps/s ÷ the legacy loader's in the same "
+        "run.",
+        "",
+        "| content | loader | steps/s | x legacy |",
+        "|---|---|---:|---:|",
+    ]
     for content, name, sps, x in rows:
-        lines.append(f"| {'LPLD dense fp16' if content == 'dense' else 'LPQLD top-100'} | {name} | {sps:,.0f} | "
-                     f"{x:.1f} |")
+        lines.append(
+            f"| {'LPLD dense fp16' if content == 'dense' else 'LPQLD top-100'} | {name} | {sps:,.0f} | {x:.1f} |"
+        )
     text = "\n".join(lines) + "\n"
     out = args.out or REPO / "benchmarks" / "results" / f"loader-import-{_dt.date.today():%Y-%m-%d}.md"
     out.write_text(text)

@@ -13,6 +13,7 @@ T=4, no images), over all steps of a store. "default" = ``threads=None`` with
 changes hit both alike; the ratio plan/default is the result. "Under load" starts ``--busy``
 busy-loop processes (``while :; do :; done``) for the section and stops them after.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,10 @@ def measure(path, n, workers, repeats):
     def make(threads):
         def build():
             torch.set_num_threads(cores)  # torch's default, before each pass
-            return ReplayLoader(path, None, labels="dense", temperature=bl.T, reuse="order", steps_per_epoch=n,
-                                threads=threads, **wkw)
+            return ReplayLoader(
+                path, None, labels="dense", temperature=bl.T, reuse="order", steps_per_epoch=n, threads=threads, **wkw
+            )
+
         return build
 
     best = {"default": 0.0, "plan": 0.0}
@@ -95,17 +98,26 @@ def main(argv=None):
             for p in procs:
                 p.terminate()
                 p.wait()
-    lines = [f"# Loader threads: torch's default against lplabel's plan ({started:%Y-%m-%d %H:%M} UTC)", "",
-             f"Machine: {bl.machine(load_start)}.", "",
-             f"Command: `PYTHONPATH=$PWD python benchmarks/bench_loader_threads.py {' '.join(argv or sys.argv[1:])}`",
-             "", f"Content: {len(pairs)} steps of dense logits [{bl.B}, {bl.C}] ({how}); `labels='dense'` at "
-             f"T={bl.T}, no images, best of {args.repeats} alternating passes each.", "",
-             "| condition | workers | load (1/5/15) | default steps/s | plan steps/s | plan / default | plan |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Loader threads: torch's default against lplabel's plan ({started:%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"Machine: {bl.machine(load_start)}.",
+        "",
+        f"Command: `PYTHONPATH=$PWD python benchmarks/bench_loader_threads.py {' '.join(argv or sys.argv[1:])}`",
+        "",
+        f"Content: {len(pairs)} steps of dense logits [{bl.B}, {bl.C}] ({how}); `labels='dense'` at "
+        f"T={bl.T}, no images, best of {args.repeats} alternating passes each.",
+        "",
+        "| condition | workers | load (1/5/15) | default steps/s | plan steps/s | plan / default | plan |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for cond, w, load, d, p, desc in rows:
         lines.append(f"| {cond} | {w} | {load} | {d:.0f} | {p:.0f} | {p / d:.2f}x | {desc} |")
-    lines += ["", "The machine is shared with other jobs: read the ratios (measured in the same run, passes "
-              "alternating), not the absolute numbers."]
+    lines += [
+        "",
+        "The machine is shared with other jobs: read the ratios (measured in the same run, passes "
+        "alternating), not the absolute numbers.",
+    ]
     out = Path(args.out) if args.out else bl.REPO / "benchmarks" / "results" / f"loader-threads-{started:%Y-%m-%d}.md"
     out.write_text("\n".join(lines) + "\n")
     print(out)

@@ -15,6 +15,7 @@ Appends a Markdown section to ``benchmarks/results/onnx_teacher.md``.
 
     python benchmarks/bench_onnx_teacher.py --images 256 --batch 32 --rounds 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,7 +70,7 @@ def main() -> int:
         for th in [int(t) for t in a.threads.split(",")]:
             torch.set_num_threads(th)
             te, to = [], []
-            batches = [x[i:i + a.batch] for i in range(0, len(x), a.batch)]
+            batches = [x[i : i + a.batch] for i in range(0, len(x), a.batch)]
             with torch.inference_mode():
                 eager(batches[0].contiguous(memory_format=torch.channels_last))  # warm-up
                 onnx(batches[0])
@@ -82,12 +83,16 @@ def main() -> int:
                     onnx(b)
                     to.append(time.perf_counter() - t)
                 if th == 1:  # logits once (thread count does not change fp32 results beyond rounding)
-                    logits["eager"] = torch.cat([eager(b.contiguous(memory_format=torch.channels_last)) for b in batches])
+                    logits["eager"] = torch.cat(
+                        [eager(b.contiguous(memory_format=torch.channels_last)) for b in batches]
+                    )
                     logits["onnx"] = torch.cat([onnx(b) for b in batches])
             e_ips, o_ips = a.batch / statistics.median(te), a.batch / statistics.median(to)
             rows.append((th, e_ips, o_ips, o_ips / e_ips, os.getloadavg()[0]))
-            print(f"{th} thread(s): eager {e_ips:.1f} img/s, onnxruntime {o_ips:.1f} img/s, ratio {o_ips / e_ips:.2f}x",
-                  flush=True)
+            print(
+                f"{th} thread(s): eager {e_ips:.1f} img/s, onnxruntime {o_ips:.1f} img/s, ratio {o_ips / e_ips:.2f}x",
+                flush=True,
+            )
         if not logits:
             with torch.inference_mode():
                 logits["eager"] = eager(x.contiguous(memory_format=torch.channels_last))
@@ -135,8 +140,10 @@ def main() -> int:
     new = not out.exists()
     with open(out, "a", encoding="utf-8") as f:
         if new:
-            f.write("# ONNX teacher: onnxruntime vs eager PyTorch\n\n"
-                    "Written by `benchmarks/bench_onnx_teacher.py` (see its docstring); newest last.\n\n")
+            f.write(
+                "# ONNX teacher: onnxruntime vs eager PyTorch\n\n"
+                "Written by `benchmarks/bench_onnx_teacher.py` (see its docstring); newest last.\n\n"
+            )
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

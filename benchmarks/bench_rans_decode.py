@@ -11,6 +11,7 @@ the kernel (*after*), in one run, and the parts of *after*.
 
     python benchmarks/bench_rans_decode.py [--ks 10,50,100] [--repeat 5] [--out FILE.md]
 """
+
 from __future__ import annotations
 
 import os
@@ -75,6 +76,7 @@ def timed(name, fn):
             return fn(*a, **kw)
         finally:
             PARTS[name] += time.perf_counter() - t0
+
     return wrap
 
 
@@ -103,8 +105,9 @@ def main(argv=None) -> None:
         shutil.rmtree(w, ignore_errors=True)
         bench_import_smallest.write_lpqld(d, k, w / "src")
         path = w / "rans.lpl"
-        encode_source(LegacySource(w / "src", "lpqld", num_classes=C), path, layout="rans", steps_per_chunk=8,
-                      force=True)
+        encode_source(
+            LegacySource(w / "src", "lpqld", num_classes=C), path, layout="rans", steps_per_chunk=8, force=True
+        )
         st = open_store(path)
         best = {}
         outs = {}
@@ -132,24 +135,31 @@ def main(argv=None) -> None:
         shutil.rmtree(w, ignore_errors=True)
     ver = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     cmd = "python benchmarks/bench_rans_decode.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = [f"# `rans` decode: where the time goes, tie-order digits before/after "
-             f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
-             f"Machine: {cpu_name()}, {os.cpu_count()} cores (2-core AMD EPYC VM, no GPU, shared with other jobs), "
-             f"Python {platform.python_version()}, tree {ver.stdout.strip()} (+ working tree).",
-             f"Command: `{cmd.strip()}`", "",
-             f"Content: LPQLD MR-k files of {S * B:,} real records (EfficientNet-Lite0, C = 1,000), "
-             "`encode_source(..., layout='rans', steps_per_chunk=8)` as `lplabel encode DIR --layout rans` "
-             "builds it (LPQLD's tie order kept). Decode = every label chunk through `LabelStore.decode_chunk` "
-             f"(read, CRC, whole chain), one thread, best of {args.repeat}, before and after alternated in one "
-             "run; GB/s of dense-equivalent fp16 (records x 1,000 x 2 bytes). Outputs before and after are "
-             "checked equal.", "",
-             "| k | before s | before GB/s | after s | after GB/s | speed-up | after: tie-order part (of which run "
-             "starts) | after: the rest (rANS kernel, entryorder, classmap, topk, I/O) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# `rans` decode: where the time goes, tie-order digits before/after "
+        f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores (2-core AMD EPYC VM, no GPU, shared with other jobs), "
+        f"Python {platform.python_version()}, tree {ver.stdout.strip()} (+ working tree).",
+        f"Command: `{cmd.strip()}`",
+        "",
+        f"Content: LPQLD MR-k files of {S * B:,} real records (EfficientNet-Lite0, C = 1,000), "
+        "`encode_source(..., layout='rans', steps_per_chunk=8)` as `lplabel encode DIR --layout rans` "
+        "builds it (LPQLD's tie order kept). Decode = every label chunk through `LabelStore.decode_chunk` "
+        f"(read, CRC, whole chain), one thread, best of {args.repeat}, before and after alternated in one "
+        "run; GB/s of dense-equivalent fp16 (records x 1,000 x 2 bytes). Outputs before and after are "
+        "checked equal.",
+        "",
+        "| k | before s | before GB/s | after s | after GB/s | speed-up | after: tie-order part (of which run "
+        "starts) | after: the rest (rANS kernel, entryorder, classmap, topk, I/O) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for k, b, a, t_all, parts in rows:
-        lines.append(f"| {k} | {b:.4f} | {dense / b / 1e9:.2f} | {a:.4f} | {dense / a / 1e9:.2f} | {b / a:.2f}x | "
-                     f"{parts['decode_order'] / t_all:.0%} ({parts['_tie_runs'] / t_all:.0%}) | "
-                     f"{1 - parts['decode_order'] / t_all:.0%} |")
+        lines.append(
+            f"| {k} | {b:.4f} | {dense / b / 1e9:.2f} | {a:.4f} | {dense / a / 1e9:.2f} | {b / a:.2f}x | "
+            f"{parts['decode_order'] / t_all:.0%} ({parts['_tie_runs'] / t_all:.0%}) | "
+            f"{1 - parts['decode_order'] / t_all:.0%} |"
+        )
     text = "\n".join(lines) + "\n"
     out = args.out or REPO / "benchmarks" / "results" / f"rans-decode-{_dt.date.today():%Y-%m-%d}.md"
     out.write_text(text)

@@ -34,6 +34,7 @@ killed at the end), interleaved over ``--rounds`` rounds:
 
     python benchmarks/bench_relabel.py --threads-study --images 256 --epochs 2 --busy 4
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,11 +65,15 @@ class ResNet18ImageNet(nn.Module):
 
     def __init__(self, num_classes=1000, width=64):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 7, 2, 3, bias=False), nn.BatchNorm2d(width),
-                                  nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, width, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1),
+        )
         blocks, cin = [], width
         for i in range(4):
-            cout = width * 2 ** i
+            cout = width * 2**i
             for j in range(2):
                 blocks.append(BasicBlock(cin, cout, 2 if (j == 0 and i > 0) else 1))
                 cin = cout
@@ -126,8 +131,12 @@ def synthetic_images(n: int, side: int, num_classes: int, seed: int = 0) -> Imag
     big = nn.functional.interpolate(t, size=(side, side), mode="bilinear", align_corners=False)
     big = big + torch.from_numpy(rng.normal(0, 8, size=big.shape).astype(np.float32))
     arr = big.clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
-    return ImageSet(images=arr, classes=np.arange(n) % num_classes, keys=[f"{i:06d}.jpg" for i in range(n)],
-                    class_names=[str(c) for c in range(num_classes)])
+    return ImageSet(
+        images=arr,
+        classes=np.arange(n) % num_classes,
+        keys=[f"{i:06d}.jpg" for i in range(n)],
+        class_names=[str(c) for c in range(num_classes)],
+    )
 
 
 def write_jpegs(images: ImageSet, root: Path) -> list[Path]:
@@ -195,18 +204,20 @@ def run_legacy(paths, teacher, device, *, epochs, batch_size, size, workers, out
     t0 = time.perf_counter()
     for e in range(epochs):
         sampler = torch.utils.data.RandomSampler(ds, generator=torch.Generator().manual_seed(seed + e))
-        loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                                             pin_memory=device.type == "cuda")
+        loader = torch.utils.data.DataLoader(
+            ds, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda"
+        )
         (out_dir / f"epoch_{e}").mkdir(parents=True, exist_ok=True)
         for b, (x, coords, flip) in enumerate(loader):
             x = x.to(device, non_blocking=True)
             lam = float(np.random.beta(1.0, 1.0))
             index = torch.randperm(x.shape[0], device=device)
             bbox = _rand_bbox(size, lam)
-            x[:, :, bbox[0]:bbox[2], bbox[1]:bbox[3]] = x[index, :, bbox[0]:bbox[2], bbox[1]:bbox[3]]
+            x[:, :, bbox[0] : bbox[2], bbox[1] : bbox[3]] = x[index, :, bbox[0] : bbox[2], bbox[1] : bbox[3]]
             soft = teacher(x).half()  # fp32 forward, as the legacy scripts (no no_grad: no graph anyway)
-            torch.save([coords, flip, index.cpu(), lam, bbox, soft.detach().cpu()],
-                       out_dir / f"epoch_{e}" / f"batch_{b}.tar")
+            torch.save(
+                [coords, flip, index.cpu(), lam, bbox, soft.detach().cpu()], out_dir / f"epoch_{e}" / f"batch_{b}.tar"
+            )
             views += x.shape[0]
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -269,20 +280,34 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="legacy DataLoader workers")
     ap.add_argument("--forward-seconds", type=float, default=10.0)
     ap.add_argument("--skip-legacy", action="store_true")
-    ap.add_argument("--rounds", type=int, default=1 if cuda else 3,
-                    help="repeat (a), (b), (c) this many times, interleaved; the best of each is reported "
-                         "(a shared or busy machine slows some rounds)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1 if cuda else 3,
+        help="repeat (a), (b), (c) this many times, interleaved; the best of each is reported "
+        "(a shared or busy machine slows some rounds)",
+    )
     ap.add_argument("--results", default=str(REPO / "benchmarks" / "results"))
     ap.add_argument("--note", default="")
-    ap.add_argument("--threads-study", action="store_true",
-                    help="measure thread counts as the machine is and under --busy busy loops (CPU)")
+    ap.add_argument(
+        "--threads-study",
+        action="store_true",
+        help="measure thread counts as the machine is and under --busy busy loops (CPU)",
+    )
     ap.add_argument("--busy", type=int, default=4, help="busy-loop processes of the loaded half of --threads-study")
     args = ap.parse_args(argv)
     if args.threads_study:
         return threads_study(args, argv)
 
-    from lplabel.relabel import (LabelsConfig, OutputConfig, ProcessConfig, RelabelConfig, TeacherConfig,
-                                 ViewsPolicy, run_relabel)
+    from lplabel.relabel import (
+        LabelsConfig,
+        OutputConfig,
+        ProcessConfig,
+        RelabelConfig,
+        TeacherConfig,
+        ViewsPolicy,
+        run_relabel,
+    )
 
     device = torch.device(args.device)
     src = args.source_size or args.size
@@ -302,26 +327,42 @@ def main(argv=None):
             paths = write_jpegs(images, tmp / "jpeg")
         for r in range(args.rounds):
             # (a) pure forward, same batch / precision / layout as the relabeler
-            fwd, precision = pure_forward(teacher, device, batch_size=args.batch_size, size=args.size, amp=args.amp,
-                                          amp_dtype=args.amp_dtype, channels_last=channels_last,
-                                          seconds=args.forward_seconds)
+            fwd, precision = pure_forward(
+                teacher,
+                device,
+                batch_size=args.batch_size,
+                size=args.size,
+                amp=args.amp,
+                amp_dtype=args.amp_dtype,
+                channels_last=channels_last,
+                seconds=args.forward_seconds,
+            )
             fwds.append(fwd)
             print(f"[round {r + 1}] (a) pure forward ({precision}): {fwd:,.0f} views/s", flush=True)
             if args.amp and not args.skip_legacy:
-                f32, _ = pure_forward(build_teacher(args.teacher, args.classes), device, batch_size=args.batch_size,
-                                      size=args.size, amp=False, amp_dtype=None, channels_last=False,
-                                      seconds=args.forward_seconds)
+                f32, _ = pure_forward(
+                    build_teacher(args.teacher, args.classes),
+                    device,
+                    batch_size=args.batch_size,
+                    size=args.size,
+                    amp=False,
+                    amp_dtype=None,
+                    channels_last=False,
+                    seconds=args.forward_seconds,
+                )
                 fwd32s.append(f32)
                 print(f"[round {r + 1}]     pure forward fp32 (legacy precision): {f32:,.0f} views/s", flush=True)
             # (b) lplabel relabel
             out = tmp / "labels.lpl"
             timed = TimedTeacher(teacher, skip_first=True) if device.type == "cpu" else None
             t0 = time.perf_counter()
-            config = RelabelConfig(views=ViewsPolicy(epochs=args.epochs, batch_size=args.batch_size, size=args.size,
-                                               mix="cutmix", seed=0),
-                                   teacher=TeacherConfig(device=device, amp=args.amp, amp_dtype=args.amp_dtype),
-                                   labels=LabelsConfig(topk=args.topk, values="fp16"),
-                                   output=OutputConfig(force=True, fresh=True), process=ProcessConfig(progress=False))
+            config = RelabelConfig(
+                views=ViewsPolicy(epochs=args.epochs, batch_size=args.batch_size, size=args.size, mix="cutmix", seed=0),
+                teacher=TeacherConfig(device=device, amp=args.amp, amp_dtype=args.amp_dtype),
+                labels=LabelsConfig(topk=args.topk, values="fp16"),
+                output=OutputConfig(force=True, fresh=True),
+                process=ProcessConfig(progress=False),
+            )
             rep = run_relabel(images, timed or teacher, out, config)
             e2e = time.perf_counter() - t0
             lp_views = rep.views_computed
@@ -331,23 +372,36 @@ def main(argv=None):
             out.unlink()
             if timed is not None:
                 shares.append(timed.seconds / rep.compute_seconds)
-            print(f"[round {r + 1}] (b) lplabel relabel: {lps[-1]:,.0f} views/s compute loop, {lp_e2es[-1]:,.0f} "
-                  f"views/s end to end (merge {rep.merge_seconds:.1f} s); {lp_bytes:,} bytes", flush=True)
+            print(
+                f"[round {r + 1}] (b) lplabel relabel: {lps[-1]:,.0f} views/s compute loop, {lp_e2es[-1]:,.0f} "
+                f"views/s end to end (merge {rep.merge_seconds:.1f} s); {lp_bytes:,} bytes",
+                flush=True,
+            )
             # (c) legacy loop
             if not args.skip_legacy:
                 le = args.legacy_epochs or args.epochs
                 shutil.rmtree(tmp / "legacy", ignore_errors=True)
                 lt = build_teacher(args.teacher, args.classes)
                 ltimed = TimedTeacher(lt) if device.type == "cpu" else None
-                views, secs, nbytes = run_legacy(paths, ltimed or lt, device,
-                                                 epochs=le, batch_size=args.batch_size, size=args.size,
-                                                 workers=args.workers, out_dir=tmp / "legacy")
+                views, secs, nbytes = run_legacy(
+                    paths,
+                    ltimed or lt,
+                    device,
+                    epochs=le,
+                    batch_size=args.batch_size,
+                    size=args.size,
+                    workers=args.workers,
+                    out_dir=tmp / "legacy",
+                )
                 legs.append(views / secs)
                 if ltimed is not None:
                     leg_shares.append(ltimed.seconds / secs)
                 nbytes_scaled = int(nbytes * args.epochs / le)  # same content: the lplabel run's epochs
-                print(f"[round {r + 1}] (c) legacy loop ({args.workers} workers, fp32): {legs[-1]:,.0f} views/s; "
-                      f"{nbytes_scaled:,} bytes", flush=True)
+                print(
+                    f"[round {r + 1}] (c) legacy loop ({args.workers} workers, fp32): {legs[-1]:,.0f} views/s; "
+                    f"{nbytes_scaled:,} bytes",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -361,46 +415,65 @@ def main(argv=None):
     legacy = best(legs) if legs else None
     rows = [("pure teacher forward (" + precision + ")", spread(fwds), "1.00", "-")]
     if fwd32s:
-        rows.append(("pure teacher forward (float32, legacy precision)", spread(fwd32s), f"{best(fwd32s) / fwd:.2f}",
-                     "-"))
+        rows.append(
+            ("pure teacher forward (float32, legacy precision)", spread(fwd32s), f"{best(fwd32s) / fwd:.2f}", "-")
+        )
     rows.append(("lplabel relabel, compute loop", spread(lps), f"{lp_rate / fwd:.2f}", f"{lp_bytes:,}"))
-    rows.append(("lplabel relabel, end to end (incl. setup + merge)", spread(lp_e2es), f"{lp_e2e / fwd:.2f}",
-                 f"{lp_bytes:,}"))
+    rows.append(
+        ("lplabel relabel, end to end (incl. setup + merge)", spread(lp_e2es), f"{lp_e2e / fwd:.2f}", f"{lp_bytes:,}")
+    )
     if legacy is not None:
-        rows.append((f"legacy loop (PIL crops in {args.workers} workers, fp32, torch.save per batch)", spread(legs),
-                     f"{legacy / fwd:.2f}", f"{nbytes_scaled:,}"))
+        rows.append(
+            (
+                f"legacy loop (PIL crops in {args.workers} workers, fp32, torch.save per batch)",
+                spread(legs),
+                f"{legacy / fwd:.2f}",
+                f"{nbytes_scaled:,}",
+            )
+        )
 
     date = _dt.date.today().isoformat()
     cmd = "python benchmarks/bench_relabel.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    lines = [
-        f"## Relabel throughput — {device.type}, {args.teacher} at {args.size} px, batch {args.batch_size}"
-        + (f" ({args.note})" if args.note else ""),
-        "",
-        f"- date: {_dt.datetime.now().isoformat(timespec='seconds')}",
-        f"- machine: {machine()}",
-        f"- command: `{cmd}`",
-        f"- content: {args.images} synthetic {src}x{src} RGB images, {args.epochs} epochs "
-        f"({lp_views:,} views), CutMix, {args.classes} classes, labels "
-        + (f"top-{args.topk} fp16" if args.topk else "dense fp16")
-        + f"; relabel precision {precision}"
-        + ("" if legacy is None else f"; legacy loop {args.legacy_epochs or args.epochs} epochs, fp32"),
-        "",
-        f"Views/s: best of {args.rounds} interleaved round(s)" + (" (range in brackets)" if args.rounds > 1 else "")
-        + "; ratios use the best values.",
-        "",
-        "| pipeline | views/s | vs pure forward | bytes on disk |",
-        "|---|---:|---:|---:|",
-    ] + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows] + [""]
+    lines = (
+        [
+            f"## Relabel throughput — {device.type}, {args.teacher} at {args.size} px, batch {args.batch_size}"
+            + (f" ({args.note})" if args.note else ""),
+            "",
+            f"- date: {_dt.datetime.now().isoformat(timespec='seconds')}",
+            f"- machine: {machine()}",
+            f"- command: `{cmd}`",
+            f"- content: {args.images} synthetic {src}x{src} RGB images, {args.epochs} epochs "
+            f"({lp_views:,} views), CutMix, {args.classes} classes, labels "
+            + (f"top-{args.topk} fp16" if args.topk else "dense fp16")
+            + f"; relabel precision {precision}"
+            + ("" if legacy is None else f"; legacy loop {args.legacy_epochs or args.epochs} epochs, fp32"),
+            "",
+            f"Views/s: best of {args.rounds} interleaved round(s)"
+            + (" (range in brackets)" if args.rounds > 1 else "")
+            + "; ratios use the best values.",
+            "",
+            "| pipeline | views/s | vs pure forward | bytes on disk |",
+            "|---|---:|---:|---:|",
+        ]
+        + [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+        + [""]
+    )
     summary = [f"- relabel / pure forward: **{lp_rate / fwd:.0%}** (compute loop), {lp_e2e / fwd:.0%} end to end"]
     if legacy is not None:
-        summary.append(f"- relabel / legacy loop: **{lp_rate / legacy:.1f}x** (compute loop), "
-                       f"{lp_e2e / legacy:.1f}x end to end")
+        summary.append(
+            f"- relabel / legacy loop: **{lp_rate / legacy:.1f}x** (compute loop), {lp_e2e / legacy:.1f}x end to end"
+        )
     if shares:
-        summary.append(f"- teacher share of the loop's wall time (CPU, timed inside the same run, so less sensitive to "
-                       f"load from other processes): lplabel **{max(shares):.0%}** "
-                       f"(rounds: {', '.join(f'{x:.0%}' for x in shares)})"
-                       + (f", legacy {max(leg_shares):.0%} (rounds: {', '.join(f'{x:.0%}' for x in leg_shares)})"
-                          if leg_shares else ""))
+        summary.append(
+            f"- teacher share of the loop's wall time (CPU, timed inside the same run, so less sensitive to "
+            f"load from other processes): lplabel **{max(shares):.0%}** "
+            f"(rounds: {', '.join(f'{x:.0%}' for x in shares)})"
+            + (
+                f", legacy {max(leg_shares):.0%} (rounds: {', '.join(f'{x:.0%}' for x in leg_shares)})"
+                if leg_shares
+                else ""
+            )
+        )
     lines += summary + ["", ""]
     res = Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
@@ -424,13 +497,23 @@ def _busy_loops(n: int) -> list:
 def threads_study(args, argv=None):
     """See the module doc (``--threads-study``)."""
 
-    from lplabel.relabel import (LabelsConfig, OutputConfig, ProcessConfig, RelabelConfig, TeacherConfig,
-                                 ViewsPolicy, run_relabel)
+    from lplabel.relabel import (
+        LabelsConfig,
+        OutputConfig,
+        ProcessConfig,
+        RelabelConfig,
+        TeacherConfig,
+        ViewsPolicy,
+        run_relabel,
+    )
     from lplabel.threads import available_cores, busy_cpus
 
     default_threads = torch.get_num_threads()  # torch's own choice in this process (one per core)
-    settings = [("1 thread", 1), (f"torch default ({default_threads} threads)", default_threads),
-                ("auto (lplabel.threads)", "auto")]
+    settings = [
+        ("1 thread", 1),
+        (f"torch default ({default_threads} threads)", default_threads),
+        ("auto (lplabel.threads)", "auto"),
+    ]
     images = synthetic_images(args.images, args.source_size or args.size, args.classes)
     teacher = build_teacher(args.teacher, args.classes)
     mach = machine()
@@ -448,17 +531,24 @@ def threads_study(args, argv=None):
             for r in range(args.rounds):
                 for label, t in settings:
                     busy_seen[cond].append(busy_cpus())
-                    config = RelabelConfig(views=ViewsPolicy(epochs=args.epochs, batch_size=args.batch_size,
-                                                       size=args.size, mix="cutmix", seed=0),
-                                           teacher=TeacherConfig(device="cpu", check=False),
-                                           labels=LabelsConfig(topk=args.topk, values="fp16"),
-                                           output=OutputConfig(force=True, fresh=True),
-                                           process=ProcessConfig(progress=False, threads=t))
+                    config = RelabelConfig(
+                        views=ViewsPolicy(
+                            epochs=args.epochs, batch_size=args.batch_size, size=args.size, mix="cutmix", seed=0
+                        ),
+                        teacher=TeacherConfig(device="cpu", check=False),
+                        labels=LabelsConfig(topk=args.topk, values="fp16"),
+                        output=OutputConfig(force=True, fresh=True),
+                        process=ProcessConfig(progress=False, threads=t),
+                    )
                     rep = run_relabel(images, teacher, tmp / "t.lpl", config)
                     results.setdefault((cond, label), []).append(
-                        (rep.views_per_second, rep.teacher_views_per_second, rep.threads.main))
-                    print(f"[{cond}, round {r + 1}] {label}: {rep.views_per_second:,.0f} views/s, pure forward "
-                          f"{rep.teacher_views_per_second:,.0f} views/s, {rep.threads.describe()}", flush=True)
+                        (rep.views_per_second, rep.teacher_views_per_second, rep.threads.main)
+                    )
+                    print(
+                        f"[{cond}, round {r + 1}] {label}: {rep.views_per_second:,.0f} views/s, pure forward "
+                        f"{rep.teacher_views_per_second:,.0f} views/s, {rep.threads.describe()}",
+                        flush=True,
+                    )
             for p in procs:
                 p.kill()
                 p.wait()
@@ -473,17 +563,23 @@ def threads_study(args, argv=None):
         return float(np.median(xs))
 
     cmd = "python benchmarks/bench_relabel.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    lines = [f"## Torch threads on a shared CPU — {args.teacher} at {args.size} px, batch {args.batch_size}"
-             + (f" ({args.note})" if args.note else ""), "",
-             f"- date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
-             f"- machine: {mach}; {available_cores()} cores available to the process",
-             f"- command: `{cmd}`",
-             f"- content: {args.images} synthetic images, {args.epochs} epochs, CutMix, {args.classes} classes, "
-             f"labels " + (f"top-{args.topk}" if args.topk else "dense") + " fp16; teacher check off",
-             "", "Median of the rounds (range in brackets); the ratio columns compare with the 1-thread row of "
-             "the same condition, measured interleaved with it.", "",
-             "| condition | threads | busy tasks seen | relabel views/s | vs 1 thread | pure forward views/s | "
-             "loop / pure forward |", "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"## Torch threads on a shared CPU — {args.teacher} at {args.size} px, batch {args.batch_size}"
+        + (f" ({args.note})" if args.note else ""),
+        "",
+        f"- date: {_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}",
+        f"- machine: {mach}; {available_cores()} cores available to the process",
+        f"- command: `{cmd}`",
+        f"- content: {args.images} synthetic images, {args.epochs} epochs, CutMix, {args.classes} classes, "
+        f"labels " + (f"top-{args.topk}" if args.topk else "dense") + " fp16; teacher check off",
+        "",
+        "Median of the rounds (range in brackets); the ratio columns compare with the 1-thread row of "
+        "the same condition, measured interleaved with it.",
+        "",
+        "| condition | threads | busy tasks seen | relabel views/s | vs 1 thread | pure forward views/s | "
+        "loop / pure forward |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for cond, _ in conditions:
         base = med([v for v, _, _ in results[(cond, "1 thread")]])
         seen = busy_seen[cond]
@@ -492,9 +588,12 @@ def threads_study(args, argv=None):
             v = [a for a, _, _ in xs]
             f = [b for _, b, _ in xs]
             used = sorted({c for _, _, c in xs})
-            lines.append(f"| {cond} | {label}" + (f" → {'/'.join(map(str, used))}" if label.startswith("auto") else "")
-                         + f" | {min(seen):.1f}–{max(seen):.1f} | {med(v):,.0f} ({min(v):,.0f}–{max(v):,.0f}) | "
-                         f"{med(v) / base:.2f} | {med(f):,.0f} | {med(v) / med(f):.0%} |")
+            lines.append(
+                f"| {cond} | {label}"
+                + (f" → {'/'.join(map(str, used))}" if label.startswith("auto") else "")
+                + f" | {min(seen):.1f}–{max(seen):.1f} | {med(v):,.0f} ({min(v):,.0f}–{max(v):,.0f}) | "
+                f"{med(v) / base:.2f} | {med(f):,.0f} | {med(v) / med(f):.0%} |"
+            )
     lines += ["", ""]
     res = Path(args.results)
     res.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ writer never held the teacher back -- and how busy the writer thread was.
 
     python benchmarks/bench_relabel_writer.py [--steps 200] [--rate 20000] [--out FILE.md]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,20 +59,38 @@ def run_case(d: dict, topk, steps: int, work: Path, rate: float | None = None) -
     for s in range(S):
         z = torch.from_numpy(np.ascontiguousarray(d["logits"][s]))
         labels.append(_topk_canonical(z, device_topk) if device_topk else {"logits": z})
-    views = [SimpleNamespace(image=d["image"][s].astype(np.int32), crop=d["crop"][s].astype(np.float32),
-                             flip=d["flip"][s].astype(bool), mix_partner=d["mix_partner"][s].astype(np.int16),
-                             mix_lambda=float(d["mix_lambda"][s]), mix_box=d["mix_box"][s].astype(np.int16))
-             for s in range(S)]
+    views = [
+        SimpleNamespace(
+            image=d["image"][s].astype(np.int32),
+            crop=d["crop"][s].astype(np.float32),
+            flip=d["flip"][s].astype(bool),
+            mix_partner=d["mix_partner"][s].astype(np.int16),
+            mix_lambda=float(d["mix_lambda"][s]),
+            mix_box=d["mix_box"][s].astype(np.int16),
+        )
+        for s in range(S)
+    ]
     spe = 50  # steps per epoch of the simulated run (n_img is small: views repeat images, as epochs do)
     epochs = -(-steps // spe)
     part = work / "part.lpl"
 
     def open_part(j):
-        return StoreWriter(part, num_classes=C, images=n_img, batch_size=B, epochs=epochs, steps_per_epoch=spe,
-                           drop_last=True, label_codecs=pcodecs, label_input=pinput,
-                           augmentation={"output_size": 224, "mix": "cutmix"},
-                           teacher={"description": "bench", "temperature": 1.0}, seed=0, steps_per_chunk=1,
-                           overwrite=True)
+        return StoreWriter(
+            part,
+            num_classes=C,
+            images=n_img,
+            batch_size=B,
+            epochs=epochs,
+            steps_per_epoch=spe,
+            drop_last=True,
+            label_codecs=pcodecs,
+            label_input=pinput,
+            augmentation={"output_size": 224, "mix": "cutmix"},
+            teacher={"description": "bench", "temperature": 1.0},
+            seed=0,
+            steps_per_chunk=1,
+            overwrite=True,
+        )
 
     w = WriterThread(open_part, {0: steps}, label_input=pinput, maxsize=8)
     blocked = 0.0
@@ -92,8 +111,19 @@ def run_case(d: dict, topk, steps: int, work: Path, rate: float | None = None) -
     for p in work.iterdir():
         p.unlink()
     chain = "+".join(c.name for c in pcodecs)
-    return dict(topk=topk, mode=pmode, chain=chain, views=steps * B, seconds=dt, blocked=blocked, bytes=size,
-                dense_mb=steps * B * C * 2 / 1e6, rate=rate, stats=w.stats, loop=loop)
+    return dict(
+        topk=topk,
+        mode=pmode,
+        chain=chain,
+        views=steps * B,
+        seconds=dt,
+        blocked=blocked,
+        bytes=size,
+        dense_mb=steps * B * C * 2 / 1e6,
+        rate=rate,
+        stats=w.stats,
+        loop=loop,
+    )
 
 
 def main(argv=None) -> None:
@@ -118,31 +148,46 @@ def main(argv=None) -> None:
         shutil.rmtree(work, ignore_errors=True)
     ver = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     cmd = "python benchmarks/bench_relabel_writer.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = [f"# Relabeler writer thread against a 20,000 views/s teacher, simulated "
-             f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)", "",
-             f"Machine: {cpu_name()}, {os.cpu_count()} cores (2-core AMD EPYC VM, no GPU, shared with other jobs), "
-             f"Python {platform.python_version()}, tree {ver.stdout.strip()}.", f"Command: `{cmd.strip()}`", "",
-             f"{args.steps} steps of 100 real EfficientNet-Lite0 views (C = 1,000) submitted to `WriterThread` as fast "
-             "as the main thread can (no teacher, no rendering); the writer encodes with the part chain "
-             "`run_relabel` uses for those label options (`relabel --topk K`, default fp16 values) and writes one "
-             "part store, 1 step per chunk as parts are written. Views/s = views / (first submit .. `finish()`).",
-             "", "| labels | part mode | part chain | views/s | vs 20,000 | dense-eq. fp16 MB/s | main thread blocked "
-                 "in submit | part bytes/view |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# Relabeler writer thread against a 20,000 views/s teacher, simulated "
+        f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
+        "",
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores (2-core AMD EPYC VM, no GPU, shared with other jobs), "
+        f"Python {platform.python_version()}, tree {ver.stdout.strip()}.",
+        f"Command: `{cmd.strip()}`",
+        "",
+        f"{args.steps} steps of 100 real EfficientNet-Lite0 views (C = 1,000) submitted to `WriterThread` as fast "
+        "as the main thread can (no teacher, no rendering); the writer encodes with the part chain "
+        "`run_relabel` uses for those label options (`relabel --topk K`, default fp16 values) and writes one "
+        "part store, 1 step per chunk as parts are written. Views/s = views / (first submit .. `finish()`).",
+        "",
+        "| labels | part mode | part chain | views/s | vs 20,000 | dense-eq. fp16 MB/s | main thread blocked "
+        "in submit | part bytes/view |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
         vps = r["views"] / r["seconds"]
-        lines.append(f"| {'top-' + str(r['topk']) if r['topk'] else 'dense logits'} | {r['mode']} | {r['chain']} | "
-                     f"{vps:,.0f} | {vps / TARGET:.2f}x | {r['dense_mb'] / r['seconds']:,.0f} | "
-                     f"{r['blocked'] / r['seconds']:.0%} | {r['bytes'] / r['views']:.0f} |")
-    lines += ["", f"Paced at {args.rate:,.0f} views/s (a teacher at that speed; what the relabel summary's writer line "
-                  "reports): the teacher loop's waits on the writer's queue (8 steps), the writer thread's busy time "
-                  "over the loop, and the time `finish()` took to write what was queued when the loop ended.", "",
-              "| labels | views/s reached | steps that waited | waited s | writer busy | drain after the loop s |",
-              "|---|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {'top-' + str(r['topk']) if r['topk'] else 'dense logits'} | {r['mode']} | {r['chain']} | "
+            f"{vps:,.0f} | {vps / TARGET:.2f}x | {r['dense_mb'] / r['seconds']:,.0f} | "
+            f"{r['blocked'] / r['seconds']:.0%} | {r['bytes'] / r['views']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Paced at {args.rate:,.0f} views/s (a teacher at that speed; what the relabel summary's writer line "
+        "reports): the teacher loop's waits on the writer's queue (8 steps), the writer thread's busy time "
+        "over the loop, and the time `finish()` took to write what was queued when the loop ended.",
+        "",
+        "| labels | views/s reached | steps that waited | waited s | writer busy | drain after the loop s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for r in paced:
         st = r["stats"]
-        lines.append(f"| {'top-' + str(r['topk']) if r['topk'] else 'dense logits'} | {r['views'] / r['seconds']:,.0f} | "
-                     f"{st.waits} of {st.steps} | {st.wait_seconds:.3f} | {st.busy_seconds / r['loop']:.0%} | "
-                     f"{st.drain_seconds:.3f} |")
+        lines.append(
+            f"| {'top-' + str(r['topk']) if r['topk'] else 'dense logits'} | {r['views'] / r['seconds']:,.0f} | "
+            f"{st.waits} of {st.steps} | {st.wait_seconds:.3f} | {st.busy_seconds / r['loop']:.0%} | "
+            f"{st.drain_seconds:.3f} |"
+        )
     text = "\n".join(lines) + "\n"
     out = args.out or REPO / "benchmarks" / "results" / f"relabel-writer-{_dt.date.today():%Y-%m-%d}.md"
     out.write_text(text)

@@ -27,6 +27,7 @@ rans), reporting each sampler's mean and spread of bytes/record over seeds and t
 of every run; ``--view-stats STEPS`` compares the samplers' crop, aspect, λ and CutMix statistics
 over many steps without a teacher (quantiles and a two-sample KS test).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,24 +61,58 @@ def relabel_pair(name, iset, teacher, classes, size, batch, epochs, k, out_dir, 
         policy = AugmentPolicy(size, mix="cutmix", sampler=sampler)
         path = out_dir / f"{name}-{sampler}-seed{seed}.lpl"
         t0 = time.perf_counter()
-        with StoreWriter(path, num_classes=classes, images=iset, batch_size=batch, epochs=epochs, drop_last=True,
-                         augmentation=policy.to_json(), seed=seed, overwrite=True, steps_per_chunk=16,
-                         teacher={"description": name, "checksum": None, "temperature": 1.0},
-                         label_codecs=preset_chain("planes", k=k, values="fp16", level=19),
-                         derived_views=sizes) as w, torch.inference_mode():
+        with (
+            StoreWriter(
+                path,
+                num_classes=classes,
+                images=iset,
+                batch_size=batch,
+                epochs=epochs,
+                drop_last=True,
+                augmentation=policy.to_json(),
+                seed=seed,
+                overwrite=True,
+                steps_per_chunk=16,
+                teacher={"description": name, "checksum": None, "temperature": 1.0},
+                label_codecs=preset_chain("planes", k=k, values="fp16", level=19),
+                derived_views=sizes,
+            ) as w,
+            torch.inference_mode(),
+        ):
             for e, s, v in plan_steps(seed, pairs, sizes, batch, policy, drop_last=True):
                 z = teacher(render_step(iset.images, v, policy)).float().numpy()
-                w.write_step(e, s, image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
-                             mix_lambda=v.mix_lambda, mix_box=v.mix_box, logits=z)
+                w.write_step(
+                    e,
+                    s,
+                    image=v.image,
+                    crop=v.crop,
+                    flip=v.flip,
+                    mix_partner=v.mix_partner,
+                    mix_lambda=v.mix_lambda,
+                    mix_box=v.mix_box,
+                    logits=z,
+                )
         info = store_info(path)
-        log(f"  {name} {sampler} seed {seed}: {info['records']} records, {info['bytes_per_record']:.3f} B/record "
-            f"({time.perf_counter() - t0:.0f} s)")
+        log(
+            f"  {name} {sampler} seed {seed}: {info['records']} records, {info['bytes_per_record']:.3f} B/record "
+            f"({time.perf_counter() - t0:.0f} s)"
+        )
         bb = info["bytes_by_field"]
-        rows.append({"store": name, "sampler": sampler, "seed": seed, "records": info["records"], "file": info["file_bytes"],
-                     "bpr": info["bytes_per_record"], "label": info["label_payload_bytes"],
-                     "views": sum(bb.get(f"column.{c}", 0) for c in ("image", "crop", "flip", "mix_partner")),
-                     "tables": bb.get("step_tables", 0) + bb.get("image_sizes", 0) + bb.get("chunk_index", 0),
-                     "header": bb.get("header", 0), "overhead": info["container_overhead_bytes"]})
+        rows.append(
+            {
+                "store": name,
+                "sampler": sampler,
+                "seed": seed,
+                "records": info["records"],
+                "file": info["file_bytes"],
+                "bpr": info["bytes_per_record"],
+                "label": info["label_payload_bytes"],
+                "views": sum(bb.get(f"column.{c}", 0) for c in ("image", "crop", "flip", "mix_partner")),
+                "tables": bb.get("step_tables", 0) + bb.get("image_sizes", 0) + bb.get("chunk_index", 0),
+                "header": bb.get("header", 0),
+                "overhead": info["container_overhead_bytes"],
+            }
+        )
     return rows
 
 
@@ -96,9 +131,16 @@ def view_stats(views_list, sizes) -> dict:
     lam = np.array([v.mix_lambda for v in views_list])
     box = np.array([v.mix_box for v in views_list], dtype=np.float64)
     size = max(1.0, float(box[:, 2:].max()))  # the view side S bounds every box; an estimate is enough here
-    pasted = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]) / size ** 2
-    return {"views": len(crop), "area": area, "aspect": aspect, "whole": float(np.mean(area >= 0.999999)),
-            "flip": float(np.mean(np.concatenate([v.flip for v in views_list]))), "lambda": lam, "pasted": pasted}
+    pasted = (box[:, 2] - box[:, 0]) * (box[:, 3] - box[:, 1]) / size**2
+    return {
+        "views": len(crop),
+        "area": area,
+        "aspect": aspect,
+        "whole": float(np.mean(area >= 0.999999)),
+        "flip": float(np.mean(np.concatenate([v.flip for v in views_list]))),
+        "lambda": lam,
+        "pasted": pasted,
+    }
 
 
 def relabel_seeds(name, iset, teacher, classes, size, batch, epochs, seeds, ks, out_dir, log):
@@ -125,30 +167,77 @@ def relabel_seeds(name, iset, teacher, classes, size, batch, epochs, seeds, ks, 
             src = out_dir / f"{name}-{sampler}-seed{seed}-dense.lpl"
             t0 = time.perf_counter()
             views = []
-            with StoreWriter(src, num_classes=classes, images=iset, batch_size=batch, epochs=epochs, drop_last=True,
-                             augmentation=policy.to_json(), seed=seed, overwrite=True, steps_per_chunk=16,
-                             teacher={"description": name, "checksum": None, "temperature": 1.0},
-                             label_codecs=preset_chain("planes", values="fp32", level=3),
-                             derived_views=sizes) as w, torch.inference_mode():
+            with (
+                StoreWriter(
+                    src,
+                    num_classes=classes,
+                    images=iset,
+                    batch_size=batch,
+                    epochs=epochs,
+                    drop_last=True,
+                    augmentation=policy.to_json(),
+                    seed=seed,
+                    overwrite=True,
+                    steps_per_chunk=16,
+                    teacher={"description": name, "checksum": None, "temperature": 1.0},
+                    label_codecs=preset_chain("planes", values="fp32", level=3),
+                    derived_views=sizes,
+                ) as w,
+                torch.inference_mode(),
+            ):
                 for e, s, v in plan_steps(seed, pairs, sizes, batch, policy, drop_last=True):
                     views.append(v)
                     x = render_step(iset.images, v, policy).contiguous(memory_format=torch.channels_last)
                     z = teacher(x).float().numpy()
-                    w.write_step(e, s, image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
-                                 mix_lambda=v.mix_lambda, mix_box=v.mix_box, logits=z)
+                    w.write_step(
+                        e,
+                        s,
+                        image=v.image,
+                        crop=v.crop,
+                        flip=v.flip,
+                        mix_partner=v.mix_partner,
+                        mix_lambda=v.mix_lambda,
+                        mix_box=v.mix_box,
+                        logits=z,
+                    )
             stats[(sampler, seed)] = view_stats(views, sizes)
-            log(f"  {name} {sampler} seed {seed}: relabelled {len(views) * batch} views "
-                f"({time.perf_counter() - t0:.0f} s)")
+            log(
+                f"  {name} {sampler} seed {seed}: relabelled {len(views) * batch} views "
+                f"({time.perf_counter() - t0:.0f} s)"
+            )
             for k in ks:
                 for layout in ("planes", "rans"):
                     out = out_dir / f"{name}-{sampler}-seed{seed}-top{k}-{layout}.lpl"
-                    subprocess.run([sys.executable, "-m", "lplabel", "quantize", str(src), "-o", str(out), "--topk",
-                                    str(k), "--force"] + (["--layout", "rans"] if layout == "rans" else []),
-                                   check=True, env=env, stdout=subprocess.DEVNULL)
+                    subprocess.run(
+                        [
+                            sys.executable,
+                            "-m",
+                            "lplabel",
+                            "quantize",
+                            str(src),
+                            "-o",
+                            str(out),
+                            "--topk",
+                            str(k),
+                            "--force",
+                        ]
+                        + (["--layout", "rans"] if layout == "rans" else []),
+                        check=True,
+                        env=env,
+                        stdout=subprocess.DEVNULL,
+                    )
                     info = store_info(out)
-                    rows.append({"store": f"top{k} {layout}", "sampler": sampler, "seed": seed,
-                                 "records": info["records"], "file": info["file_bytes"],
-                                 "bpr": info["bytes_per_record"], "label": info["label_payload_bytes"]})
+                    rows.append(
+                        {
+                            "store": f"top{k} {layout}",
+                            "sampler": sampler,
+                            "seed": seed,
+                            "records": info["records"],
+                            "file": info["file_bytes"],
+                            "bpr": info["bytes_per_record"],
+                            "label": info["label_payload_bytes"],
+                        }
+                    )
                     out.unlink()
                     log(f"    top{k} {layout}: {info['bytes_per_record']:.3f} B/record")
             src.unlink()
@@ -164,28 +253,42 @@ def seeds_report(rows, stats, seeds) -> list:
         for sampler in (SAMPLER_V1, SAMPLER_V2):
             b = np.array([r["bpr"] for r in rows if r["store"] == store and r["sampler"] == sampler])
             means[sampler] = b
-            lines.append(f"| {store} | {sampler} | {' / '.join(f'{x:.3f}' for x in b)} | {b.mean():.3f} | "
-                         f"{b.std(ddof=1) if len(b) > 1 else 0:.3f} | {b.max() - b.min():.3f} |")
+            lines.append(
+                f"| {store} | {sampler} | {' / '.join(f'{x:.3f}' for x in b)} | {b.mean():.3f} | "
+                f"{b.std(ddof=1) if len(b) > 1 else 0:.3f} | {b.max() - b.min():.3f} |"
+            )
         b1, b2 = means[SAMPLER_V1], means[SAMPLER_V2]
         # paired by seed is meaningless (different samplers, unrelated views), so compare as two samples
         diff = b2.mean() - b1.mean()
         se = np.sqrt(b1.var(ddof=1) / len(b1) + b2.var(ddof=1) / len(b2)) if len(b1) > 1 else float("nan")
         inside = b2.min() <= b1.max() and b1.min() <= b2.max()
-        verdicts.append(f"* {store}: v2/v1 {b2.mean() / b1.mean():.4f} (difference {diff:+.3f} B/record, "
-                        f"{diff / se if se else float('nan'):+.1f} standard errors); v1 seed range "
-                        f"{b1.min():.3f}-{b1.max():.3f}, v2 {b2.min():.3f}-{b2.max():.3f}: "
-                        f"{'ranges overlap' if inside else 'ranges DO NOT overlap'}")
+        verdicts.append(
+            f"* {store}: v2/v1 {b2.mean() / b1.mean():.4f} (difference {diff:+.3f} B/record, "
+            f"{diff / se if se else float('nan'):+.1f} standard errors); v1 seed range "
+            f"{b1.min():.3f}-{b1.max():.3f}, v2 {b2.min():.3f}-{b2.max():.3f}: "
+            f"{'ranges overlap' if inside else 'ranges DO NOT overlap'}"
+        )
     if not stats:
         return lines + [""] + verdicts
-    lines += [""] + verdicts + ["", "View statistics of the same runs (what each sampler decided):", "",
-                                "| sampler | seed | views | mean crop area | sd area | mean log aspect | sd log aspect "
-                                "| whole-image crops | flips | steps | mean λ | sd λ | mean pasted share |",
-                                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += (
+        [""]
+        + verdicts
+        + [
+            "",
+            "View statistics of the same runs (what each sampler decided):",
+            "",
+            "| sampler | seed | views | mean crop area | sd area | mean log aspect | sd log aspect "
+            "| whole-image crops | flips | steps | mean λ | sd λ | mean pasted share |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+    )
     for (sampler, seed), st in sorted(stats.items()):
-        lines.append(f"| {sampler} | {seed} | {st['views']:,} | {st['area'].mean():.4f} | {st['area'].std():.4f} | "
-                     f"{st['aspect'].mean():+.4f} | {st['aspect'].std():.4f} | {st['whole']:.4f} | "
-                     f"{st['flip']:.4f} | {len(st['lambda'])} | {st['lambda'].mean():.4f} | "
-                     f"{st['lambda'].std():.4f} | {st['pasted'].mean():.4f} |")
+        lines.append(
+            f"| {sampler} | {seed} | {st['views']:,} | {st['area'].mean():.4f} | {st['area'].std():.4f} | "
+            f"{st['aspect'].mean():+.4f} | {st['aspect'].std():.4f} | {st['whole']:.4f} | "
+            f"{st['flip']:.4f} | {len(st['lambda'])} | {st['lambda'].mean():.4f} | "
+            f"{st['lambda'].std():.4f} | {st['pasted'].mean():.4f} |"
+        )
     return lines
 
 
@@ -204,8 +307,11 @@ def sampler_stats(n_steps: int, side: int = 64, batch: int = 50) -> list:
         views = [sample_step(7, 0, s, np.arange(s * batch, (s + 1) * batch), sizes, pol) for s in range(n_steps)]
         st[sampler] = view_stats(views, sizes)
         st[sampler]["cut_side"] = np.array([v.mix_box[2] - v.mix_box[0] for v in views], dtype=np.float64)
-    lines = [f"| quantity ({n_steps:,} steps, {n_steps * batch:,} views of {side}×{side} images) | sampler | mean | "
-             "5 % | 25 % | 50 % | 75 % | 95 % | KS D (p) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| quantity ({n_steps:,} steps, {n_steps * batch:,} views of {side}×{side} images) | sampler | mean | "
+        "5 % | 25 % | 50 % | 75 % | 95 % | KS D (p) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for q in ("area", "aspect", "lambda", "pasted"):
         a1, a2 = st[SAMPLER_V1][q], st[SAMPLER_V2][q]
         ks = ks_2samp(a1, a2)
@@ -214,8 +320,10 @@ def sampler_stats(n_steps: int, side: int = 64, batch: int = 50) -> list:
             tail = f"{ks.statistic:.4f} ({ks.pvalue:.2g})" if sampler == SAMPLER_V2 else ""
             lines.append(f"| {q} | {sampler} | {a.mean():.4f} | {qs} | {tail} |")
     for sampler in (SAMPLER_V1, SAMPLER_V2):
-        lines.append(f"| whole-image crops / flips | {sampler} | {st[sampler]['whole']:.5f} / "
-                     f"{st[sampler]['flip']:.4f} | | | | | | |")
+        lines.append(
+            f"| whole-image crops / flips | {sampler} | {st[sampler]['whole']:.5f} / "
+            f"{st[sampler]['flip']:.4f} | | | | | | |"
+        )
     return lines
 
 
@@ -238,7 +346,7 @@ def sampler_times(repeats: int = 7):
             for b in (50, 256):
                 t = time.perf_counter()
                 for s in range(10):
-                    sample_step(1, rep, s, order[s * b:(s + 1) * b], sizes, pol)
+                    sample_step(1, rep, s, order[s * b : (s + 1) * b], sizes, pol)
                 out.setdefault((form, f"step B={b}"), []).append((time.perf_counter() - t) / 10)
             out.setdefault((form, "epoch order N=50,000"), []).append(t_order)
     views_v2._KERNELS = compiled if compiled is not None else False
@@ -246,8 +354,10 @@ def sampler_times(repeats: int = 7):
 
 
 def times_table(times) -> list:
-    lines = ["| what | v1 (numpy Generator) | v2 compiled (numba) | v2 numpy | v2 compiled / v1 | v2 numpy / v1 |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| what | v1 (numpy Generator) | v2 compiled (numba) | v2 numpy | v2 compiled / v1 | v2 numpy / v1 |",
+        "|---|---|---|---|---|---|",
+    ]
     for what in ("step B=50", "step B=256", "epoch order N=50,000"):
         t1, tn = times[("v1", what)], times[("v2 numpy", what)]
         tc = times.get(("v2 numba", what))
@@ -263,18 +373,38 @@ def main(argv=None):
     ap.add_argument("--work", type=Path, default=REPO / "out" / "bench-views")
     ap.add_argument("--quick", action="store_true", help="fewer epochs (a smoke run)")
     ap.add_argument("--times-only", action="store_true", help="only the sampler timings")
-    ap.add_argument("--tiny-seeds", type=int, default=0, metavar="S",
-                    help="only the Tiny-ImageNet seeds study: S seeds per sampler, top-10 and top-100, "
-                         "planes and rans (see --tiny-ipc, --tiny-epochs, --tiny-px)")
+    ap.add_argument(
+        "--tiny-seeds",
+        type=int,
+        default=0,
+        metavar="S",
+        help="only the Tiny-ImageNet seeds study: S seeds per sampler, top-10 and top-100, "
+        "planes and rans (see --tiny-ipc, --tiny-epochs, --tiny-px)",
+    )
     ap.add_argument("--tiny-seed0", type=int, default=0, help="first seed of the seeds study")
-    ap.add_argument("--tiny-merge", nargs="+", type=Path, default=None, metavar="JSON",
-                    help="only print the seeds report over the JSON files of earlier --tiny-seeds runs")
+    ap.add_argument(
+        "--tiny-merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="only print the seeds report over the JSON files of earlier --tiny-seeds runs",
+    )
     ap.add_argument("--tiny-ipc", type=int, default=5, help="images per class of the seeds study")
     ap.add_argument("--tiny-epochs", type=int, default=3, help="epochs of batch 50 of the seeds study")
-    ap.add_argument("--tiny-px", type=int, default=128,
-                    help="view side the seeds study renders and runs EfficientNet-Lite0 at (native: 224)")
-    ap.add_argument("--view-stats", type=int, default=0, metavar="STEPS",
-                    help="only compare the samplers' view statistics over STEPS steps of 64-px images")
+    ap.add_argument(
+        "--tiny-px",
+        type=int,
+        default=128,
+        help="view side the seeds study renders and runs EfficientNet-Lite0 at (native: 224)",
+    )
+    ap.add_argument(
+        "--view-stats",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="only compare the samplers' view statistics over STEPS steps of 64-px images",
+    )
     a = ap.parse_args(argv)
     import torch
 
@@ -302,33 +432,51 @@ def main(argv=None):
     rows += relabel_pair("digits-ipc10-top4", digits, teacher, 10, 8, 50, 20 if a.quick else 100, 4, a.work, log)
     tiny = load_dataset("tiny-imagenet", "train", limit_per_class=1)
     eff = load_teacher("efficientnet-lite0").eval()
-    rows += relabel_pair("tiny-imagenet-ipc1-effnetlite0-top10", tiny, eff, 1000, 224, 50, 1 if a.quick else 2, 10,
-                         a.work, log)
+    rows += relabel_pair(
+        "tiny-imagenet-ipc1-effnetlite0-top10", tiny, eff, 1000, 224, 50, 1 if a.quick else 2, 10, a.work, log
+    )
     times = sampler_times(3 if a.quick else 7)
 
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"# View samplers v1 vs v2 ({date})", "",
-             f"Machine: {platform.machine()} 2-core AMD EPYC VM, no GPU, torch {torch.__version__}, numpy "
-             f"{np.__version__}. Command: `PYTHONPATH=. python benchmarks/bench_views.py"
-             f"{' --quick' if a.quick else ''}`.", "",
-             "Derived stores (spec §1.4) of the same images, teacher, policy (RandomResizedCrop 0.08-1, flip, "
-             "CutMix), seed and top-k label chain (`label_chain(k, fp16, layout=planes, level=19)`), one per sampler. "
-             "Bytes as `lplabel info` counts them; `views` = the four view columns (derived: 0), `tables` = step "
-             "tables + image sizes + chunk index.", "",
-             "| store | sampler | seed | records | file B | B/record | label B | views B | tables B | header B | HDF5 B |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# View samplers v1 vs v2 ({date})",
+        "",
+        f"Machine: {platform.machine()} 2-core AMD EPYC VM, no GPU, torch {torch.__version__}, numpy "
+        f"{np.__version__}. Command: `PYTHONPATH=. python benchmarks/bench_views.py"
+        f"{' --quick' if a.quick else ''}`.",
+        "",
+        "Derived stores (spec §1.4) of the same images, teacher, policy (RandomResizedCrop 0.08-1, flip, "
+        "CutMix), seed and top-k label chain (`label_chain(k, fp16, layout=planes, level=19)`), one per sampler. "
+        "Bytes as `lplabel info` counts them; `views` = the four view columns (derived: 0), `tables` = step "
+        "tables + image sizes + chunk index.",
+        "",
+        "| store | sampler | seed | records | file B | B/record | label B | views B | tables B | header B | HDF5 B |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['store']} | {r['sampler']} | {r['seed']} | {r['records']:,} | {r['file']:,} | {r['bpr']:.3f} | "
-                     f"{r['label']:,} | {r['views']:,} | {r['tables']:,} | {r['header']:,} | {r['overhead']:,} |")
-    lines += ["", "v2 against v1 (ratio of bytes per record; < 1: v2 smaller). Other views give other logits, so "
-              "the label payloads differ by chance; v1 with another seed shows how much:", ""]
+        lines.append(
+            f"| {r['store']} | {r['sampler']} | {r['seed']} | {r['records']:,} | {r['file']:,} | {r['bpr']:.3f} | "
+            f"{r['label']:,} | {r['views']:,} | {r['tables']:,} | {r['header']:,} | {r['overhead']:,} |"
+        )
+    lines += [
+        "",
+        "v2 against v1 (ratio of bytes per record; < 1: v2 smaller). Other views give other logits, so "
+        "the label payloads differ by chance; v1 with another seed shows how much:",
+        "",
+    ]
     for i in range(0, len(rows), 3):
         v1, v2, v1b = rows[i], rows[i + 1], rows[i + 2]
-        lines.append(f"* {v1['store']}: v2/v1 {v2['bpr'] / v1['bpr']:.4f}; v1 seed 1 / v1 seed 0 "
-                     f"{v1b['bpr'] / v1['bpr']:.4f}; non-label bytes (everything the sampler decides) "
-                     f"{v1['file'] - v1['label']:,} (v1) -> {v2['file'] - v2['label']:,} (v2)")
-    lines += ["", "Sampler time (one process, min of interleaved repeats; the ratios are the numbers to read). "
-              "lplabel runs v2 compiled when numba is importable (the `rans` extra), else the numpy form:", ""]
+        lines.append(
+            f"* {v1['store']}: v2/v1 {v2['bpr'] / v1['bpr']:.4f}; v1 seed 1 / v1 seed 0 "
+            f"{v1b['bpr'] / v1['bpr']:.4f}; non-label bytes (everything the sampler decides) "
+            f"{v1['file'] - v1['label']:,} (v1) -> {v2['file'] - v2['label']:,} (v2)"
+        )
+    lines += [
+        "",
+        "Sampler time (one process, min of interleaved repeats; the ratios are the numbers to read). "
+        "lplabel runs v2 compiled when numba is importable (the `rans` extra), else the numpy form:",
+        "",
+    ]
     lines += times_table(times)
     text = "\n".join(lines) + "\n"
     print(text)
@@ -349,31 +497,45 @@ def tiny_seeds_main(a, torch):
     eff = eff.to(memory_format=torch.channels_last)
     seeds = list(range(a.tiny_seed0, a.tiny_seed0 + a.tiny_seeds))
     t0 = time.perf_counter()
-    rows, stats = relabel_seeds(f"tiny-imagenet-ipc{a.tiny_ipc}", tiny, eff, 1000, a.tiny_px, 50, a.tiny_epochs,
-                                seeds, (10, 100), a.work, log)
+    rows, stats = relabel_seeds(
+        f"tiny-imagenet-ipc{a.tiny_ipc}", tiny, eff, 1000, a.tiny_px, 50, a.tiny_epochs, seeds, (10, 100), a.work, log
+    )
     took = time.perf_counter() - t0
     date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     argv = " ".join(sys.argv[1:])
-    lines = [f"# View samplers v1 vs v2 on Tiny-ImageNet, {len(seeds)} seeds each ({date})", "",
-             f"Machine: {platform.machine()} 2-core AMD EPYC VM shared with other jobs, no GPU, torch "
-             f"{torch.__version__}, numpy {np.__version__}. Command: `PYTHONPATH=. python "
-             f"benchmarks/bench_views.py {argv}` ({took / 60:.0f} min).", "",
-             f"Tiny-ImageNet training images, {a.tiny_ipc} per class ({len(tiny):,} images, 64 px), {a.tiny_epochs} "
-             f"epochs of batch 50 = {len(tiny) // 50 * 50 * a.tiny_epochs:,} records per store; policy "
-             f"RandomResizedCrop 0.08-1 / 3:4-4:3, flip, CutMix, rendered at {a.tiny_px} px; teacher "
-             f"EfficientNet-Lite0 (ImageNet-1K weights, C = 1000) run at {a.tiny_px}×{a.tiny_px}"
-             f"{'' if a.tiny_px == 224 else ' instead of its native 224 (affordable on this shared CPU; for any side whose stride-2 inputs stay even, 64 and 128 included, its same-padding equals that at 224)'}. "
-             "Per (sampler, seed): one dense fp32 store with derived view columns, then "
-             "`lplabel quantize SRC -o OUT --topk K` (default: fp16, planes, index-delta, class order auto) and the "
-             "same with `--layout rans`; B/record as `lplabel info` counts it (whole file / records).", ""]
+    lines = [
+        f"# View samplers v1 vs v2 on Tiny-ImageNet, {len(seeds)} seeds each ({date})",
+        "",
+        f"Machine: {platform.machine()} 2-core AMD EPYC VM shared with other jobs, no GPU, torch "
+        f"{torch.__version__}, numpy {np.__version__}. Command: `PYTHONPATH=. python "
+        f"benchmarks/bench_views.py {argv}` ({took / 60:.0f} min).",
+        "",
+        f"Tiny-ImageNet training images, {a.tiny_ipc} per class ({len(tiny):,} images, 64 px), {a.tiny_epochs} "
+        f"epochs of batch 50 = {len(tiny) // 50 * 50 * a.tiny_epochs:,} records per store; policy "
+        f"RandomResizedCrop 0.08-1 / 3:4-4:3, flip, CutMix, rendered at {a.tiny_px} px; teacher "
+        f"EfficientNet-Lite0 (ImageNet-1K weights, C = 1000) run at {a.tiny_px}×{a.tiny_px}"
+        f"{'' if a.tiny_px == 224 else ' instead of its native 224 (affordable on this shared CPU; for any side whose stride-2 inputs stay even, 64 and 128 included, its same-padding equals that at 224)'}. "
+        "Per (sampler, seed): one dense fp32 store with derived view columns, then "
+        "`lplabel quantize SRC -o OUT --topk K` (default: fp16, planes, index-delta, class order auto) and the "
+        "same with `--layout rans`; B/record as `lplabel info` counts it (whole file / records).",
+        "",
+    ]
     lines += seeds_report(rows, stats, seeds)
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
         a.out.write_text(text)
-        dump = {"rows": rows, "stats": [{"sampler": k[0], "seed": k[1], **{n: (v.tolist() if isinstance(v, np.ndarray)
-                                                                            else v) for n, v in st.items()}}
-                                        for k, st in stats.items()]}
+        dump = {
+            "rows": rows,
+            "stats": [
+                {
+                    "sampler": k[0],
+                    "seed": k[1],
+                    **{n: (v.tolist() if isinstance(v, np.ndarray) else v) for n, v in st.items()},
+                }
+                for k, st in stats.items()
+            ],
+        }
         a.out.with_suffix(".json").write_text(json.dumps(dump))
 
 
@@ -384,8 +546,9 @@ def tiny_merge(paths) -> list:
         d = json.loads(Path(p).read_text())
         rows += d["rows"]
         for st in d.get("stats", []):
-            stats[(st["sampler"], st["seed"])] = {n: (np.asarray(v) if isinstance(v, list) else v)
-                                                  for n, v in st.items()}
+            stats[(st["sampler"], st["seed"])] = {
+                n: (np.asarray(v) if isinstance(v, list) else v) for n, v in st.items()
+            }
     rows.sort(key=lambda r: (r["seed"], r["sampler"]))
     return seeds_report(rows, stats, sorted({r["seed"] for r in rows}))
 

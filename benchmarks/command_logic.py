@@ -7,6 +7,7 @@ option-declaring helpers (``_out_opts``, ``_chain_opts``, ``_legacy_opts``: list
 
     python benchmarks/command_logic.py [ROOT]     # ROOT: a checkout (default: this one)
 """
+
 from __future__ import annotations
 
 import ast
@@ -22,7 +23,7 @@ def body_lines(fn: ast.AST, src: list[str]) -> int:
         body = body[1:]
     if not body:
         return 0
-    lines = src[body[0].lineno - 1: fn.end_lineno]
+    lines = src[body[0].lineno - 1 : fn.end_lineno]
     return sum(1 for line in lines if line.strip() and not line.strip().startswith("#"))
 
 
@@ -46,12 +47,21 @@ def main(root: Path) -> None:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.col_offset in (0, 4):
                 if node.col_offset == 4 and node.name not in ("convert", "invoke"):
                     continue  # nested helpers are counted in their function
-                rows.append((f.relative_to(root).as_posix(), node.name, body_lines(node, src), complexity(node),
-                             len({n.lineno for s in node.body for n in ast.walk(s) if isinstance(n, ast.JoinedStr)})))
+                rows.append(
+                    (
+                        f.relative_to(root).as_posix(),
+                        node.name,
+                        body_lines(node, src),
+                        complexity(node),
+                        len({n.lineno for s in node.body for n in ast.walk(s) if isinstance(n, ast.JoinedStr)}),
+                    )
+                )
     logic = [r for r in rows if r[1] not in PARSING]
     print(f"root: {root}")
-    print(f"functions: {len(rows)}; body lines: {sum(r[2] for r in logic)} outside the option-declaring helpers "
-          f"({sum(r[2] for r in rows if r[1] in PARSING)} in them)")
+    print(
+        f"functions: {len(rows)}; body lines: {sum(r[2] for r in logic)} outside the option-declaring helpers "
+        f"({sum(r[2] for r in rows if r[1] in PARSING)} in them)"
+    )
     print(f"lines with an f-string in function bodies (text built in the CLI): {sum(r[4] for r in logic)}")
     print("longest (body lines, complexity):")
     for path, name, n, c, _ in sorted(logic, key=lambda r: -r[2])[:8]:

@@ -16,6 +16,7 @@ A loader-only measurement: no student step (the sweep's own timings hold those).
 
     python benchmarks/device_loader_check.py OUT/gpu-ipc10 --device cuda --out OUT/loader.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,12 +43,23 @@ def paths_for(device: torch.device) -> list[tuple[str, str]]:
     return [("worker", "worker")]
 
 
-def time_path(store: Path, images, device: torch.device, render_on: str, labels_on: str, epochs: int,
-              image_size: int | None) -> dict:
+def time_path(
+    store: Path, images, device: torch.device, render_on: str, labels_on: str, epochs: int, image_size: int | None
+) -> dict:
     st = LabelStore(store)
-    loader = ReplayLoader(st, images, device=device, temperature=4.0, seed=0, labels="dense", render_on=render_on,
-                          labels_on=labels_on, normalize="0-255", check_images=False,
-                          transform=_Downscale(image_size) if image_size else None)
+    loader = ReplayLoader(
+        st,
+        images,
+        device=device,
+        temperature=4.0,
+        seed=0,
+        labels="dense",
+        render_on=render_on,
+        labels_on=labels_on,
+        normalize="0-255",
+        check_images=False,
+        transform=_Downscale(image_size) if image_size else None,
+    )
     views = 0
     loader.set_epoch(0)
     for b in loader:  # warm-up epoch (allocations, the device image bank)
@@ -64,16 +76,25 @@ def time_path(store: Path, images, device: torch.device, render_on: str, labels_
             torch.cuda.synchronize()
     sec = time.perf_counter() - t0
     st.close()
-    return {"store": store.name, "render_on": render_on, "labels_on": labels_on, "views": views,
-            "seconds": round(sec, 3), "views_per_second": views / sec if sec > 0 else None}
+    return {
+        "store": store.name,
+        "render_on": render_on,
+        "labels_on": labels_on,
+        "views": views,
+        "seconds": round(sec, 3),
+        "views_per_second": views / sec if sec > 0 else None,
+    }
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("bench_out", help="a `lplabel bench accuracy` output folder")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--stores", default="full,lpqld-k100-keep1in10",
-                    help="comma-separated store names under BENCH_OUT/stores (missing ones are skipped)")
+    ap.add_argument(
+        "--stores",
+        default="full,lpqld-k100-keep1in10",
+        help="comma-separated store names under BENCH_OUT/stores (missing ones are skipped)",
+    )
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--image-size", type=int, default=64, help="the students' side (views downscaled); 0: none")
     ap.add_argument("--out", required=True, help="Markdown file to append to")
@@ -90,15 +111,24 @@ def main(argv=None) -> int:
         for render_on, labels_on in paths_for(device):
             r = time_path(p, images, device, render_on, labels_on, args.epochs, args.image_size or None)
             rows.append(r)
-            print(f"{name:<28} render {render_on:<6} labels {labels_on:<6} {r['views_per_second']:>10,.0f} views/s",
-                  flush=True)
+            print(
+                f"{name:<28} render {render_on:<6} labels {labels_on:<6} {r['views_per_second']:>10,.0f} views/s",
+                flush=True,
+            )
     m = machine_info(str(device))
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [f"## {now}: loader paths on {m.get('gpu') or m.get('cpu') or m.get('processor')} ({device})", "",
-             f"Command: `python benchmarks/device_loader_check.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
-             "", "| store | render on | labels on | views | views/s |", "|---|---|---|---:|---:|"]
-    lines += [f"| {r['store']} | {r['render_on']} | {r['labels_on']} | {r['views']:,} | {r['views_per_second']:,.0f} |"
-              for r in rows]
+    lines = [
+        f"## {now}: loader paths on {m.get('gpu') or m.get('cpu') or m.get('processor')} ({device})",
+        "",
+        f"Command: `python benchmarks/device_loader_check.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        "",
+        "| store | render on | labels on | views | views/s |",
+        "|---|---|---|---:|---:|",
+    ]
+    lines += [
+        f"| {r['store']} | {r['render_on']} | {r['labels_on']} | {r['views']:,} | {r['views_per_second']:,.0f} |"
+        for r in rows
+    ]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "a", encoding="utf-8") as f:

@@ -6,6 +6,7 @@ repository root::
 
     python benchmarks/function_sizes.py lplabel/relabel/core.py lplabel/store/writer.py [--top 12]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,9 +21,22 @@ from pathlib import Path
 def complexity(files) -> dict:
     """{(file, line): McCabe} from ``ruff check --select C901`` with a budget of 0 (every function)."""
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    out = subprocess.run([ruff, "check", "--no-cache", "--select", "C901", "--config",
-                          "lint.mccabe.max-complexity=0", "--output-format", "concise", *files],
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            ruff,
+            "check",
+            "--no-cache",
+            "--select",
+            "C901",
+            "--config",
+            "lint.mccabe.max-complexity=0",
+            "--output-format",
+            "concise",
+            *files,
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout
     cc = {}
     for line in out.splitlines():
         m = re.match(r"(.+?):(\d+):\d+: C901 `(.+?)` is too complex \((\d+) > 0\)", line)
@@ -41,8 +55,14 @@ def rows(files) -> list:
                 n = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs) + bool(a.vararg) + bool(a.kwarg)
                 if a.args and a.args[0].arg in ("self", "cls"):
                     n -= 1
-                out.append((node.end_lineno - node.lineno + 1, n, cc.get((f, node.lineno), 1),
-                            f"{f}:{node.lineno} {node.name}"))
+                out.append(
+                    (
+                        node.end_lineno - node.lineno + 1,
+                        n,
+                        cc.get((f, node.lineno), 1),
+                        f"{f}:{node.lineno} {node.name}",
+                    )
+                )
     return sorted(out, reverse=True)
 
 
@@ -52,7 +72,7 @@ def main(argv=None) -> None:
     ap.add_argument("--top", type=int, default=12)
     args = ap.parse_args(argv)
     print("| lines | params | C901 | function |\n|---:|---:|---:|---|")
-    for r in rows(args.files)[:args.top]:
+    for r in rows(args.files)[: args.top]:
         print(f"| {r[0]} | {r[1]} | {r[2]} | `{r[3]}` |")
 
 

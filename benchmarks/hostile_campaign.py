@@ -24,6 +24,7 @@ Usage::
 
 The builders (``make_bases``, ``CASES``) are imported by tests/test_hostile.py.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,39 +57,76 @@ from lplabel.store.reader import LabelStore  # noqa: E402
 GIB = 1 << 30
 #: what the zstd bombs inflate to (tests set it lower: the readers refuse any size above the cap)
 BOMB = {"bytes": GIB}
-TOPK = [{"name": "topk", "configuration": {"k": 5, "type": "float16", "index_type": "uint8", "tail": "none"}},
-        {"name": "bytes", "configuration": {}}, {"name": "shuffle", "configuration": {"elementsize": 2}},
-        {"name": "zstd", "configuration": {"level": 3}}]
-ZPLANES = [{"name": "topk", "configuration": {"k": 5, "type": "float16", "index_type": "uint8", "tail": "none"}},
-           {"name": "zplanes", "configuration": {"level": 3}}]
-INDEX_ONLY = [{"name": "topk", "configuration": {"k": 3, "type": "none", "index_type": "uint8", "tail": "none"}},
-              {"name": "bytes", "configuration": {}}, {"name": "zstd", "configuration": {"level": 3}}]
-DENSE = [{"name": "dense", "configuration": {"type": "float16"}}, {"name": "bytes", "configuration": {}},
-         {"name": "shuffle", "configuration": {"elementsize": 2}}, {"name": "zstd", "configuration": {"level": 3}}]
+TOPK = [
+    {"name": "topk", "configuration": {"k": 5, "type": "float16", "index_type": "uint8", "tail": "none"}},
+    {"name": "bytes", "configuration": {}},
+    {"name": "shuffle", "configuration": {"elementsize": 2}},
+    {"name": "zstd", "configuration": {"level": 3}},
+]
+ZPLANES = [
+    {"name": "topk", "configuration": {"k": 5, "type": "float16", "index_type": "uint8", "tail": "none"}},
+    {"name": "zplanes", "configuration": {"level": 3}},
+]
+INDEX_ONLY = [
+    {"name": "topk", "configuration": {"k": 3, "type": "none", "index_type": "uint8", "tail": "none"}},
+    {"name": "bytes", "configuration": {}},
+    {"name": "zstd", "configuration": {"level": 3}},
+]
+DENSE = [
+    {"name": "dense", "configuration": {"type": "float16"}},
+    {"name": "bytes", "configuration": {}},
+    {"name": "shuffle", "configuration": {"elementsize": 2}},
+    {"name": "zstd", "configuration": {"level": 3}},
+]
 
 #: base stores: name -> (label chain, packed tables, mixed)
-BASES = {"dense10": (DENSE, False, True), "dense11": (DENSE, True, True), "topk11": (TOPK, True, True),
-         "zplanes11": (ZPLANES, True, False), "indexonly10": (INDEX_ONLY, False, True)}
+BASES = {
+    "dense10": (DENSE, False, True),
+    "dense11": (DENSE, True, True),
+    "topk11": (TOPK, True, True),
+    "zplanes11": (ZPLANES, True, False),
+    "indexonly10": (INDEX_ONLY, False, True),
+}
 
 
 def write_base(path: Path, codecs, packed: bool, mix: bool, *, n=48, C=20, B=8, epochs=3, seed=0) -> Path:
     rng = np.random.default_rng(seed)
     spe = -(-n // B)
-    with StoreWriter(path, num_classes=C, images=n, batch_size=B, epochs=epochs, label_codecs=codecs,
-                     augmentation={"output_size": 16, "mix": "cutmix" if mix else "none"},
-                     teacher={"description": "synthetic"}, seed=seed, packed_tables=packed, overwrite=True) as w:
+    with StoreWriter(
+        path,
+        num_classes=C,
+        images=n,
+        batch_size=B,
+        epochs=epochs,
+        label_codecs=codecs,
+        augmentation={"output_size": 16, "mix": "cutmix" if mix else "none"},
+        teacher={"description": "synthetic"},
+        seed=seed,
+        packed_tables=packed,
+        overwrite=True,
+    ) as w:
         for e in range(epochs):
             order = rng.permutation(n)
             for s in range(spe):
-                ids = order[s * B:(s + 1) * B].astype(np.int32)
+                ids = order[s * B : (s + 1) * B].astype(np.int32)
                 b = len(ids)
                 kw = {}
                 if mix:
                     lo = rng.integers(0, 8, 2)
-                    kw = dict(mix_partner=rng.permutation(b).astype(np.int16), mix_lambda=float(rng.random()),
-                              mix_box=np.concatenate([lo, lo + rng.integers(1, 8, 2)]).astype(np.int16))
-                w.write_step(e, s, image=ids, crop=rng.random((b, 4)).astype(np.float32) * 0.5,
-                             flip=rng.random(b) < 0.5, logits=(rng.standard_normal((b, C)) * 3).astype(np.float32), **kw)
+                    kw = dict(
+                        mix_partner=rng.permutation(b).astype(np.int16),
+                        mix_lambda=float(rng.random()),
+                        mix_box=np.concatenate([lo, lo + rng.integers(1, 8, 2)]).astype(np.int16),
+                    )
+                w.write_step(
+                    e,
+                    s,
+                    image=ids,
+                    crop=rng.random((b, 4)).astype(np.float32) * 0.5,
+                    flip=rng.random(b) < 0.5,
+                    logits=(rng.standard_normal((b, C)) * 3).astype(np.float32),
+                    **kw,
+                )
     return path
 
 
@@ -97,6 +135,7 @@ def make_bases(root: Path) -> dict:
 
 
 # -- editing with CRCs recomputed -----------------------------------------------------------------
+
 
 def _crc(b: bytes) -> int:
     return zlib.crc32(b) & 0xFFFFFFFF
@@ -138,8 +177,16 @@ def read_tables(path) -> dict:
         if L.PACKED_TABLES in f:
             return dict(P.unpack_tables(bytes(f[L.PACKED_TABLES][()])))
         out = {}
-        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) and "crc32" in o.attrs
-                     and n not in (L.HEADER,) and not n.endswith("zstd_dict") else None)
+        f.visititems(
+            lambda n, o: (
+                out.__setitem__(n, o[()])
+                if isinstance(o, h5py.Dataset)
+                and "crc32" in o.attrs
+                and n not in (L.HEADER,)
+                and not n.endswith("zstd_dict")
+                else None
+            )
+        )
         return out
 
 
@@ -180,6 +227,7 @@ def set_chunks(path, column: str, chunks: list) -> None:
     def fn(t):
         t[L.column_chunks(column)] = rows.astype("<i8")
         t[L.column_crc(column)] = np.asarray([_crc(c) for c in chunks], "<u4")
+
     edit_tables(path, fn)
 
 
@@ -235,6 +283,7 @@ def declared_huge(path, name: str, nbytes: int, dtype="u1") -> None:
 
 # -- the cases -------------------------------------------------------------------------------------
 
+
 def _label_field(h, fn):
     fn(h["columns"]["label"]["input"])
 
@@ -254,6 +303,7 @@ def _bomb_chunk(p, content_size=True):
 
 def _bomb_plane(p):
     import struct
+
     chunks = chunk_bytes(p, "label")
     frame = zstd_bomb(BOMB["bytes"])
     spec_planes = 1 + 2  # uint8 indices + float16 values
@@ -265,7 +315,7 @@ def _huge_frame_decl(p):
     """A frame header that declares 100 GB (and holds little)."""
     chunks = chunk_bytes(p, "label")
     c = zstandard.ZstdCompressor(level=1, write_content_size=True)
-    obj = c.compressobj(size=100 * 10 ** 9)
+    obj = c.compressobj(size=100 * 10**9)
     frame = obj.compress(b"\0" * 1000) + obj.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
     chunks[0] = frame
     set_chunks(p, "label", chunks)
@@ -276,6 +326,7 @@ def _record_steps(p, count):
         rs = t[L.STEP_RECORD_START].astype(np.int64)
         rs[1:] += count - (rs[1] - rs[0])
         t[L.STEP_RECORD_START] = rs
+
     edit_tables(p, fn)
     edit_header(p, lambda h: h.update(records=int(read_tables(p)[L.STEP_RECORD_START][-1])))
 
@@ -287,6 +338,7 @@ def _overlap(p):
         crc = t[L.column_crc("image")].copy()
         crc[1] = crc[0]
         t[L.column_chunks("image")], t[L.column_crc("image")] = ch, crc
+
     edit_tables(p, fn)
 
 
@@ -303,7 +355,9 @@ def _set_table(name, fn):
             a = np.array(t[name])
             fn(a)
             t[name] = a
+
         edit_tables(p, t_fn)
+
     return edit
 
 
@@ -332,35 +386,119 @@ CASES = [
     ("bomb", "label-chunk-declares-100GB", "dense10", _huge_frame_decl),
     ("bomb", "zplanes-plane-1GiB", "zplanes11", _bomb_plane),
     ("shape", "header-1TiB-declared", "dense10", lambda p: declared_huge(p, L.HEADER, 1 << 40)),
-    ("shape", "label-shape-1e12", "dense11", _mutate_header(lambda h: _label_field(h, lambda f: f[0].update(shape=[10 ** 12])))),
-    ("shape", "label-shape-2x40", "dense11", _mutate_header(lambda h: _label_field(h, lambda f: f[0].update(shape=[2] * 40)))),
-    ("shape", "label-shape-neg20", "dense11", _mutate_header(lambda h: _label_field(h, lambda f: f[0].update(shape=[-20])))),
-    ("shape", "num-classes-1e12", "topk11", _mutate_header(lambda h: h.update(num_classes=10 ** 12))),
-    ("shape", "steps-per-epoch-2pow70", "dense11", _mutate_header(lambda h: h.update(steps_per_epoch=2 ** 70))),
-    ("shape", "one-step-2pow40-records", "dense10", lambda p: _record_steps(p, 2 ** 40)),
-    ("shape", "crop-field-renamed", "dense11", _mutate_header(lambda h: h["columns"]["crop"]["input"][0].update(name="box"))),
+    (
+        "shape",
+        "label-shape-1e12",
+        "dense11",
+        _mutate_header(lambda h: _label_field(h, lambda f: f[0].update(shape=[10**12]))),
+    ),
+    (
+        "shape",
+        "label-shape-2x40",
+        "dense11",
+        _mutate_header(lambda h: _label_field(h, lambda f: f[0].update(shape=[2] * 40))),
+    ),
+    (
+        "shape",
+        "label-shape-neg20",
+        "dense11",
+        _mutate_header(lambda h: _label_field(h, lambda f: f[0].update(shape=[-20]))),
+    ),
+    ("shape", "num-classes-1e12", "topk11", _mutate_header(lambda h: h.update(num_classes=10**12))),
+    ("shape", "steps-per-epoch-2pow70", "dense11", _mutate_header(lambda h: h.update(steps_per_epoch=2**70))),
+    ("shape", "one-step-2pow40-records", "dense10", lambda p: _record_steps(p, 2**40)),
+    (
+        "shape",
+        "crop-field-renamed",
+        "dense11",
+        _mutate_header(lambda h: h["columns"]["crop"]["input"][0].update(name="box")),
+    ),
     ("shape", "k-above-C", "topk11", _mutate_header(lambda h: h.update(num_classes=3))),
-    ("shape", "label-indices-k-above-C", "topk11", _mutate_header(
-        lambda h: _label_field(h, lambda f: f.__setitem__(slice(None), [{"name": "indices", "type": "int64", "shape": [50]},
-                                                                         {"name": "values", "type": "float32", "shape": [50]}])))),
+    (
+        "shape",
+        "label-indices-k-above-C",
+        "topk11",
+        _mutate_header(
+            lambda h: _label_field(
+                h,
+                lambda f: f.__setitem__(
+                    slice(None),
+                    [
+                        {"name": "indices", "type": "int64", "shape": [50]},
+                        {"name": "values", "type": "float32", "shape": [50]},
+                    ],
+                ),
+            )
+        ),
+    ),
     ("shape", "dense-width-not-C", "dense11", _mutate_header(lambda h: h.update(num_classes=30))),
-    ("shape", "batch-size-1e9", "dense11", _mutate_header(lambda h: h.update(batch_size=10 ** 9))),
+    ("shape", "batch-size-1e9", "dense11", _mutate_header(lambda h: h.update(batch_size=10**9))),
     ("shape", "float64-header", "dense11", _float_header),
     ("shape", "records-negative", "dense11", _mutate_header(lambda h: h.update(records=-5))),
-    ("content", "class-index-ge-C", "topk11", lambda p: reencode(p, "label", 0, lambda b: b["indices"].__setitem__((0, 0), 25))),
-    ("content", "index-only-class-ge-C", "indexonly10", lambda p: reencode(p, "label", 1, lambda b: b["indices"].__setitem__((1, 1), 200))),
-    ("content", "image-id-1e6", "dense11", lambda p: reencode(p, "image", 0, lambda b: b["image"].__setitem__(0, 10 ** 6))),
-    ("content", "mix-partner-30000", "dense10", lambda p: reencode(p, "mix_partner", 2, lambda b: b["mix_partner"].__setitem__(0, 30000))),
-    ("content", "crop-nan", "dense11", lambda p: reencode(p, "crop", 0, lambda b: b["crop"].__setitem__((0, 0), np.nan))),
-    ("content", "crop-1e30", "dense11", lambda p: reencode(p, "crop", 1, lambda b: b["crop"].__setitem__((0, 2), 1e30))),
-    ("content", "flip-byte-7", "dense10", lambda p: reencode(p, "flip", 0, lambda b: b["flip"].view(np.uint8).__setitem__(0, 7))),
+    (
+        "content",
+        "class-index-ge-C",
+        "topk11",
+        lambda p: reencode(p, "label", 0, lambda b: b["indices"].__setitem__((0, 0), 25)),
+    ),
+    (
+        "content",
+        "index-only-class-ge-C",
+        "indexonly10",
+        lambda p: reencode(p, "label", 1, lambda b: b["indices"].__setitem__((1, 1), 200)),
+    ),
+    (
+        "content",
+        "image-id-1e6",
+        "dense11",
+        lambda p: reencode(p, "image", 0, lambda b: b["image"].__setitem__(0, 10**6)),
+    ),
+    (
+        "content",
+        "mix-partner-30000",
+        "dense10",
+        lambda p: reencode(p, "mix_partner", 2, lambda b: b["mix_partner"].__setitem__(0, 30000)),
+    ),
+    (
+        "content",
+        "crop-nan",
+        "dense11",
+        lambda p: reencode(p, "crop", 0, lambda b: b["crop"].__setitem__((0, 0), np.nan)),
+    ),
+    (
+        "content",
+        "crop-1e30",
+        "dense11",
+        lambda p: reencode(p, "crop", 1, lambda b: b["crop"].__setitem__((0, 2), 1e30)),
+    ),
+    (
+        "content",
+        "flip-byte-7",
+        "dense10",
+        lambda p: reencode(p, "flip", 0, lambda b: b["flip"].view(np.uint8).__setitem__(0, 7)),
+    ),
     ("content", "overlapping-chunks", "dense11", _overlap),
     ("content", "lambda-1e300", "dense11", _set_table(L.STEP_MIX_LAMBDA, lambda a: a.__setitem__(0, 1e300))),
-    ("content", "cutmix-box-garbage", "dense10", _set_table(L.STEP_MIX_BOX, lambda a: a.__setitem__(0, [-5, 30000, 7, -9]))),
+    (
+        "content",
+        "cutmix-box-garbage",
+        "dense10",
+        _set_table(L.STEP_MIX_BOX, lambda a: a.__setitem__(0, [-5, 30000, 7, -9])),
+    ),
     ("content", "step-ge-steps-per-epoch", "dense11", _set_table(L.STEP_STEP, lambda a: a.__setitem__(-1, 50))),
     ("content", "image-class-ge-C", "dense10", _set_table(L.IMAGE_CLASS, lambda a: a.__setitem__(0, 99))),
-    ("content", "chunk-row-beyond-segment", "dense10", _set_table(L.column_chunks("label"), lambda a: a.__setitem__((0, 2), 10 ** 12))),
-    ("content", "segment-index-1e9", "dense11", _set_table(L.column_chunks("crop"), lambda a: a.__setitem__((0, 0), 10 ** 9))),
+    (
+        "content",
+        "chunk-row-beyond-segment",
+        "dense10",
+        _set_table(L.column_chunks("label"), lambda a: a.__setitem__((0, 2), 10**12)),
+    ),
+    (
+        "content",
+        "segment-index-1e9",
+        "dense11",
+        _set_table(L.column_chunks("crop"), lambda a: a.__setitem__((0, 0), 10**9)),
+    ),
 ]
 
 
@@ -440,6 +578,7 @@ def probe(path, env, as_limit, timeout=120) -> dict:
 
 def _drain(pid, r, re_, timeout):
     import selectors
+
     sel = selectors.DefaultSelector()
     bufs = {r: [], re_: []}
     sel.register(r, selectors.EVENT_READ)
@@ -478,6 +617,7 @@ def classify(res: dict, ref_digest: str | None, category: str = "mutation") -> s
 
 # -- random mutations -------------------------------------------------------------------------------
 
+
 def mutate(src: Path, dst: Path, rng: random.Random) -> str:
     data = bytearray(src.read_bytes())
     kind = rng.choice(["flip", "flip", "flip", "bytes", "truncate", "append", "zero-run"])
@@ -490,12 +630,12 @@ def mutate(src: Path, dst: Path, rng: random.Random) -> str:
         for j in range(i, min(len(data), i + rng.randint(1, 16))):
             data[j] = rng.randrange(256)
     elif kind == "truncate":
-        data = data[:rng.randrange(len(data))]
+        data = data[: rng.randrange(len(data))]
     elif kind == "append":
         data += bytes(rng.randrange(256) for _ in range(rng.randint(1, 4096)))
     else:
         i = rng.randrange(len(data))
-        data[i:i + rng.randint(8, 512)] = bytes(len(data[i:i + 512]))[:len(data[i:i + rng.randint(8, 512)])]
+        data[i : i + rng.randint(8, 512)] = bytes(len(data[i : i + 512]))[: len(data[i : i + rng.randint(8, 512)])]
     dst.write_bytes(bytes(data))
     return kind
 
@@ -530,21 +670,34 @@ def kill_cases(root: Path, env, n: int, rng: random.Random) -> list:
     d.mkdir()
     target = d / "killed.lpl"
     for i in range(n):
-        p = subprocess.Popen([sys.executable, "-c", WRITER, str(target), "400"], env=env, cwd="/",
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(target), "400"],
+            env=env,
+            cwd="/",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
         p.stdout.readline()  # "started": the temporary exists; kill somewhere in the writing
         time.sleep(rng.uniform(0.0, 1.5))
         p.kill()
         p.wait()
         p.stdout.close()
         before = leftovers(d)
-        r = subprocess.run([sys.executable, "-c", WRITER, str(target), "20"], env=env, capture_output=True, text=True,
-                           cwd="/")
+        r = subprocess.run(
+            [sys.executable, "-c", WRITER, str(target), "20"], env=env, capture_output=True, text=True, cwd="/"
+        )
         after = leftovers(d)
         ok = r.returncode == 0 and "Traceback" not in r.stderr
-        out.append({"category": "kill", "name": f"kill-{i}", "left_by_kill": len(before), "left_after_rerun": len(after),
-                    "outcome": ("clean" if ok else "traceback") if not after else "leftover",
-                    "error": r.stderr.strip().splitlines()[-1][:200] if r.stderr.strip() else ""})
+        out.append(
+            {
+                "category": "kill",
+                "name": f"kill-{i}",
+                "left_by_kill": len(before),
+                "left_after_rerun": len(after),
+                "outcome": ("clean" if ok else "traceback") if not after else "leftover",
+                "error": r.stderr.strip().splitlines()[-1][:200] if r.stderr.strip() else "",
+            }
+        )
         for x in after:
             (d / x).unlink()
     return out
@@ -567,8 +720,13 @@ def diskfull_cases(root: Path, env, src: Path) -> list:
     if not mounted:
         mnt.mkdir(exist_ok=True)
     legacy = root / "legacy-lpld"
-    subprocess.run([sys.executable, "-m", "lplabel", "export", str(src), "-o", str(legacy), "--to", "lpld"],
-                   env=env, cwd="/", check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "lplabel", "export", str(src), "-o", str(legacy), "--to", "lpld"],
+        env=env,
+        cwd="/",
+        check=True,
+        capture_output=True,
+    )
     cmds = {
         "writer": [sys.executable, "-c", WRITER, str(mnt / "w.lpl"), "200"],
         "import": [sys.executable, "-m", "lplabel", "import", str(legacy), "-o", str(mnt / "i.lpl")],
@@ -578,7 +736,7 @@ def diskfull_cases(root: Path, env, src: Path) -> list:
     }
     out = []
     try:
-        for free in ([8 << 10, 64 << 10] if mounted else [None]):
+        for free in [8 << 10, 64 << 10] if mounted else [None]:
             for name, argv in cmds.items():
                 if mounted:
                     for p in mnt.iterdir():
@@ -592,6 +750,7 @@ def diskfull_cases(root: Path, env, src: Path) -> list:
                     def pre(lim=lim):
                         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
                         resource.setrlimit(resource.RLIMIT_FSIZE, (lim, lim))
+
                 r = subprocess.run(argv, env=env, capture_output=True, text=True, preexec_fn=pre, timeout=300, cwd="/")
                 err = r.stderr.strip().splitlines()
                 left = [p.name for p in mnt.iterdir() if p.name not in ("filler",)]
@@ -607,9 +766,17 @@ def diskfull_cases(root: Path, env, src: Path) -> list:
                     outcome = "named"  # the library: a named exception to its caller
                 else:
                     outcome = f"rc={r.returncode}"
-                out.append({"category": "diskfull", "name": f"{name}-{'tmpfs-' + str(free >> 10) + 'KiB-free' if mounted else 'fsize-4KiB'}",
-                            "outcome": outcome, "rc": r.returncode, "stderr_lines": len(err),
-                            "error": (err[-1] if err else "")[:200], "left": left})
+                out.append(
+                    {
+                        "category": "diskfull",
+                        "name": f"{name}-{'tmpfs-' + str(free >> 10) + 'KiB-free' if mounted else 'fsize-4KiB'}",
+                        "outcome": outcome,
+                        "rc": r.returncode,
+                        "stderr_lines": len(err),
+                        "error": (err[-1] if err else "")[:200],
+                        "left": left,
+                    }
+                )
     finally:
         if mounted:
             subprocess.run(["umount", str(mnt)], capture_output=True)
@@ -617,6 +784,7 @@ def diskfull_cases(root: Path, env, src: Path) -> list:
 
 
 # -- main -------------------------------------------------------------------------------------------
+
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -650,8 +818,10 @@ def main(argv=None):
             res.update(category=cat, name=name, base=base, file_kb=round(p.stat().st_size / 1024, 1))
             res["outcome"] = classify(res, refs[base].get("digest"), cat)
             results.append(res)
-            print(f"{cat:9s} {name:36s} {res['outcome']:12s} {res['rss_mb']:8.1f} MB  {res.get('error', '')[:110]}",
-                  flush=True)
+            print(
+                f"{cat:9s} {name:36s} {res['outcome']:12s} {res['rss_mb']:8.1f} MB  {res.get('error', '')[:110]}",
+                flush=True,
+            )
             p.unlink()
         if "mutation" not in skip:
             names = list(bases)
@@ -670,8 +840,11 @@ def main(argv=None):
         if "kill" not in skip:
             for r in kill_cases(root, env, a.kills, rng):
                 results.append(r)
-                print(f"kill      {r['name']:36s} {r['outcome']:12s} left by kill {r['left_by_kill']}, "
-                      f"after rerun {r['left_after_rerun']}", flush=True)
+                print(
+                    f"kill      {r['name']:36s} {r['outcome']:12s} left by kill {r['left_by_kill']}, "
+                    f"after rerun {r['left_after_rerun']}",
+                    flush=True,
+                )
         if "diskfull" not in skip:
             for r in diskfull_cases(root, env, bases["dense11"]):
                 results.append(r)
@@ -692,18 +865,25 @@ def summarise(results: list) -> str:
         c = cats.setdefault(r["category"], {})
         c[r["outcome"]] = c.get(r["outcome"], 0) + 1
     outcomes = sorted({r["outcome"] for r in results})
-    lines = ["| category | cases | " + " | ".join(outcomes) + " | max RSS (MB) |",
-             "|---|---:|" + "---:|" * len(outcomes) + "---:|"]
+    lines = [
+        "| category | cases | " + " | ".join(outcomes) + " | max RSS (MB) |",
+        "|---|---:|" + "---:|" * len(outcomes) + "---:|",
+    ]
     for c, counts in cats.items():
         rss = max((r.get("rss_mb") or 0) for r in results if r["category"] == c)
-        lines.append(f"| {c} | {sum(counts.values())} | " + " | ".join(str(counts.get(o, 0)) for o in outcomes)
-                     + f" | {rss:.0f} |")
+        lines.append(
+            f"| {c} | {sum(counts.values())} | "
+            + " | ".join(str(counts.get(o, 0)) for o in outcomes)
+            + f" | {rss:.0f} |"
+        )
     bad = [r for r in results if r["outcome"] not in ("named", "harmless", "clean")]
     lines.append("")
     lines.append(f"total {len(results)} cases; not named/harmless/clean: {len(bad)}")
     for r in bad:
-        lines.append(f"- {r['category']} {r['name']}: {r['outcome']} ({r.get('error', '')[:160]}) "
-                     f"RSS {r.get('rss_mb', 0) or 0:.0f} MB")
+        lines.append(
+            f"- {r['category']} {r['name']}: {r['outcome']} ({r.get('error', '')[:160]}) "
+            f"RSS {r.get('rss_mb', 0) or 0:.0f} MB"
+        )
     return "\n".join(lines) + "\n"
 
 

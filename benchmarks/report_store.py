@@ -1,4 +1,5 @@
 """Turn pytest-benchmark JSON from test_bench_store.py into a markdown table (MB/s)."""
+
 import json
 import platform
 import sys
@@ -11,10 +12,14 @@ for b in data["benchmarks"]:
     med = b["stats"]["median"]
     rows.append((x["kind"], x["chain"], x["file_bytes"], x["dense_fp16_mb"] / med, med))
 print(f"# Label store write/read throughput — {date.today()}\n")
-print(f"Machine: {data['machine_info'].get('cpu', {}).get('brand_raw', platform.processor())}, "
-      f"{data['machine_info'].get('cpu', {}).get('count', '?')} cores, Python {platform.python_version()}\n")
-print("Command: `python -m pytest benchmarks/test_bench_store.py --benchmark-enable --benchmark-json out/bench-store.json"
-      " && python benchmarks/report_store.py out/bench-store.json`\n")
+print(
+    f"Machine: {data['machine_info'].get('cpu', {}).get('brand_raw', platform.processor())}, "
+    f"{data['machine_info'].get('cpu', {}).get('count', '?')} cores, Python {platform.python_version()}\n"
+)
+print(
+    "Command: `python -m pytest benchmarks/test_bench_store.py --benchmark-enable --benchmark-json out/bench-store.json"
+    " && python benchmarks/report_store.py out/bench-store.json`\n"
+)
 print("| op | label chain | file bytes | MB/s (dense-fp16 equivalent) | median s |")
 print("|---|---|---:|---:|---:|")
 for r in sorted(rows):

@@ -10,6 +10,7 @@
 Each cache file holds per step: epoch, step, image ids, crop (float32 fractions), flip, mix
 partner, lambda, box, and the float32 teacher logits.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,6 +29,7 @@ def _views_api():
     try:
         from lplabel.views.replay import ImageBank, render_step
         from lplabel.views import AugmentPolicy, plan_steps
+
         return AugmentPolicy, plan_steps, ImageBank, render_step
     except Exception:  # pragma: no cover - depends on the tree
         return None
@@ -39,7 +41,7 @@ def _fallback_steps(seed, epochs, n, b, sizes, out_size, mix):
     for e in range(epochs):
         order = rng.permutation(n)
         for s in range(n // b):
-            ids = order[s * b:(s + 1) * b]
+            ids = order[s * b : (s + 1) * b]
             H, W = sizes[ids, 0], sizes[ids, 1]
             area = rng.uniform(0.08, 1.0, b) * H * W
             ar = np.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3), b))
@@ -53,22 +55,44 @@ def _fallback_steps(seed, epochs, n, b, sizes, out_size, mix):
             perm = rng.permutation(b).astype(np.int16)
             cut = int(out_size * math.sqrt(1 - lam))
             cy, cx = rng.integers(0, out_size, 2)
-            box = np.array([np.clip(cy - cut // 2, 0, out_size), np.clip(cx - cut // 2, 0, out_size),
-                            np.clip(cy + cut // 2, 0, out_size), np.clip(cx + cut // 2, 0, out_size)], np.int16)
-            yield e, s, dict(image=ids.astype(np.int32), crop=crop, flip=flip, mix_partner=perm,
-                             mix_lambda=lam, mix_box=box if mix == "cutmix" else np.zeros(4, np.int16))
+            box = np.array(
+                [
+                    np.clip(cy - cut // 2, 0, out_size),
+                    np.clip(cx - cut // 2, 0, out_size),
+                    np.clip(cy + cut // 2, 0, out_size),
+                    np.clip(cx + cut // 2, 0, out_size),
+                ],
+                np.int16,
+            )
+            yield (
+                e,
+                s,
+                dict(
+                    image=ids.astype(np.int32),
+                    crop=crop,
+                    flip=flip,
+                    mix_partner=perm,
+                    mix_lambda=lam,
+                    mix_box=box if mix == "cutmix" else np.zeros(4, np.int16),
+                ),
+            )
 
 
 def _fallback_render(images, v, out_size):
     import torch
     import torch.nn.functional as F
+
     outs = []
     for i, img_id in enumerate(v["image"]):
         img = torch.from_numpy(images[img_id]).permute(2, 0, 1).float()[None]
         H, W = img.shape[-2:]
         t, l, h, w = (int(round(float(c) * s)) for c, s in zip(v["crop"][i], (H, W, H, W)))
-        x = F.interpolate(img[..., t:t + max(h, 1), l:l + max(w, 1)], size=(out_size, out_size),
-                          mode="bilinear", align_corners=False)
+        x = F.interpolate(
+            img[..., t : t + max(h, 1), l : l + max(w, 1)],
+            size=(out_size, out_size),
+            mode="bilinear",
+            align_corners=False,
+        )
         if v["flip"][i]:
             x = x.flip(-1)
         outs.append(x)
@@ -78,8 +102,19 @@ def _fallback_render(images, v, out_size):
     return x
 
 
-def generate(name: str, *, images: np.ndarray, teacher, out_size: int, epochs: int, batch_size: int,
-             seed: int = 0, mix: str = "cutmix", log=print, first_epoch: int = 0) -> Path:
+def generate(
+    name: str,
+    *,
+    images: np.ndarray,
+    teacher,
+    out_size: int,
+    epochs: int,
+    batch_size: int,
+    seed: int = 0,
+    mix: str = "cutmix",
+    log=print,
+    first_epoch: int = 0,
+) -> Path:
     import torch
 
     path = CACHE / f"{name}.npz"
@@ -97,14 +132,32 @@ def generate(name: str, *, images: np.ndarray, teacher, out_size: int, epochs: i
         bank = ImageBank(images)
         spe = n // batch_size
         steps = [(e, s) for e in range(first_epoch, epochs) for s in range(spe)]
-        it = ((e, s, v, (lambda v=v: render_step(bank, v, policy))) for e, s, v in
-              plan_steps(seed, steps, sizes, batch_size, policy, drop_last=True))
-        it = ((e, s, dict(image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
-                          mix_lambda=v.mix_lambda, mix_box=v.mix_box), r) for e, s, v, r in it)
+        it = (
+            (e, s, v, (lambda v=v: render_step(bank, v, policy)))
+            for e, s, v in plan_steps(seed, steps, sizes, batch_size, policy, drop_last=True)
+        )
+        it = (
+            (
+                e,
+                s,
+                dict(
+                    image=v.image,
+                    crop=v.crop,
+                    flip=v.flip,
+                    mix_partner=v.mix_partner,
+                    mix_lambda=v.mix_lambda,
+                    mix_box=v.mix_box,
+                ),
+                r,
+            )
+            for e, s, v, r in it
+        )
         how = "lplabel.views + lplabel.views.replay"
     else:
-        it = ((e, s, v, (lambda v=v: _fallback_render(images, v, out_size)))
-              for e, s, v in _fallback_steps(seed, epochs, n, batch_size, sizes, out_size, mix))
+        it = (
+            (e, s, v, (lambda v=v: _fallback_render(images, v, out_size)))
+            for e, s, v in _fallback_steps(seed, epochs, n, batch_size, sizes, out_size, mix)
+        )
         how = "fallback crop loop"
     done = 0
     with torch.inference_mode():
@@ -138,8 +191,16 @@ def imagenet1k(epochs: int = 8, n_images: int = 768, batch_size: int = 128, log=
     pick = np.sort(rng.choice(len(iset), n_images, replace=False))
     images = np.stack([np.asarray(iset.images[i]) for i in pick])
     teacher = load_teacher("efficientnet-lite0")
-    return generate(name, images=images, teacher=teacher, out_size=224, epochs=epochs,
-                    batch_size=batch_size, log=log, first_epoch=first_epoch)
+    return generate(
+        name,
+        images=images,
+        teacher=teacher,
+        out_size=224,
+        epochs=epochs,
+        batch_size=batch_size,
+        log=log,
+        first_epoch=first_epoch,
+    )
 
 
 def cifar10(epochs: int = 20, n_images: int = 1280, batch_size: int = 128, log=print) -> Path:
@@ -152,13 +213,22 @@ def cifar10(epochs: int = 20, n_images: int = 1280, batch_size: int = 128, log=p
 
     torch.set_num_threads(2)
     train = load_dataset("cifar10", "train", limit_per_class=300)
-    teacher = train_teacher(train, model="convnet", epochs=10, batch_size=128, lr=0.05, seed=0,
-                            model_kwargs={"width": 32}, log=lambda m: log("  teacher " + m))
+    teacher = train_teacher(
+        train,
+        model="convnet",
+        epochs=10,
+        batch_size=128,
+        lr=0.05,
+        seed=0,
+        model_kwargs={"width": 32},
+        log=lambda m: log("  teacher " + m),
+    )
     rng = np.random.default_rng(1)
     pick = np.sort(rng.choice(len(train), n_images, replace=False))
     images = np.stack([np.asarray(train.images[i]) for i in pick])
-    return generate("cifar10-convnet", images=images, teacher=teacher, out_size=32, epochs=epochs,
-                    batch_size=batch_size, log=log)
+    return generate(
+        "cifar10-convnet", images=images, teacher=teacher, out_size=32, epochs=epochs, batch_size=batch_size, log=log
+    )
 
 
 def load(path: Path) -> dict:

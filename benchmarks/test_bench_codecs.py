@@ -5,6 +5,7 @@ repository's pytest options disable benchmarks and only collect ``tests/`` by de
 cached real teacher logits of bench_codecs.py when present (out/bench-cache/), else synthetic
 logits shaped like a trained teacher's.
 """
+
 from __future__ import annotations
 
 import sys
@@ -45,8 +46,15 @@ CASES = {
 
 def _pipeline(logits, case, layout="planes"):
     spec = (Field("logits", "float32", (1000,)),)  # class order learnt from the first 256 records
-    chain = learn_label_chain([{"logits": logits[:256]}], spec, num_classes=1000, **CASES[case],
-                              class_order="cooccurrence", layout=layout, level=19)
+    chain = learn_label_chain(
+        [{"logits": logits[:256]}],
+        spec,
+        num_classes=1000,
+        **CASES[case],
+        class_order="cooccurrence",
+        layout=layout,
+        level=19,
+    )
     return Pipeline(chain, spec)
 
 

@@ -6,6 +6,7 @@ Run:  .venv/bin/python -m pytest benchmarks/test_bench_store.py --benchmark-enab
 Content: C=1000 classes, B=128, 40 steps (5,120 records = 10.24 MB as dense fp16) of synthetic
 teacher-like logits (one dominant class over a N(0, 1.5) floor; see tests/conftest.py).
 """
+
 import numpy as np
 import pytest
 
@@ -20,10 +21,18 @@ DENSE_MB = STEPS * B * C * 2 / 1e6
 @pytest.fixture(scope="module")
 def content():
     rng = np.random.default_rng(0)
-    return [dict(image=rng.integers(0, 10000, B), crop=rng.random((B, 4)).astype(np.float32),
-                 flip=rng.random(B) < 0.5, logits=realistic_logits(rng, B, C),
-                 mix_partner=rng.permutation(B), mix_lambda=float(rng.beta(1, 1)),
-                 mix_box=rng.integers(0, 224, 4)) for _ in range(STEPS)]
+    return [
+        dict(
+            image=rng.integers(0, 10000, B),
+            crop=rng.random((B, 4)).astype(np.float32),
+            flip=rng.random(B) < 0.5,
+            logits=realistic_logits(rng, B, C),
+            mix_partner=rng.permutation(B),
+            mix_lambda=float(rng.beta(1, 1)),
+            mix_box=rng.integers(0, 224, 4),
+        )
+        for _ in range(STEPS)
+    ]
 
 
 CHAINS = {
@@ -34,8 +43,16 @@ CHAINS = {
 
 
 def _write(path, content, chain):
-    with StoreWriter(path, num_classes=C, images=10000, batch_size=B, epochs=1, steps_per_epoch=STEPS,
-                     label_codecs=chain(), overwrite=True) as w:
+    with StoreWriter(
+        path,
+        num_classes=C,
+        images=10000,
+        batch_size=B,
+        epochs=1,
+        steps_per_epoch=STEPS,
+        label_codecs=chain(),
+        overwrite=True,
+    ) as w:
         for s, rec in enumerate(content):
             w.write_step(0, s, **rec)
 

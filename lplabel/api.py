@@ -24,6 +24,7 @@ small dataclasses. Errors are :class:`lplabel.errors.LplabelError` subclasses th
 and the fix. Importing this module does not import torch: :func:`merge` loads the relabeler
 (which needs torch) when called. ``lplabel relabel``'s API is :func:`lplabel.relabel.run_relabel`.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -39,8 +40,23 @@ from .store import store_info as info
 from .store import verify_store as verify
 from .store.info import peek_step as show
 
-__all__ = ["encode", "quantize", "prune", "import_legacy", "export_legacy", "merge", "compare", "info", "show",
-           "verify", "RecodeResult", "ImportReport", "ExportReport", "MergeResult", "VerifyReport"]
+__all__ = [
+    "encode",
+    "quantize",
+    "prune",
+    "import_legacy",
+    "export_legacy",
+    "merge",
+    "compare",
+    "info",
+    "show",
+    "verify",
+    "RecodeResult",
+    "ImportReport",
+    "ExportReport",
+    "MergeResult",
+    "VerifyReport",
+]
 
 
 @dataclass(frozen=True)
@@ -52,9 +68,16 @@ class MergeResult:
     removed: tuple = ()
 
 
-def merge(sources: Sequence, out, *, force: bool = False, allow_incomplete: bool = False,
-          remove_sources: bool = False, progress: bool | None = None,
-          log: Callable[[str], None] | None = None) -> MergeResult:
+def merge(
+    sources: Sequence,
+    out,
+    *,
+    force: bool = False,
+    allow_incomplete: bool = False,
+    remove_sources: bool = False,
+    progress: bool | None = None,
+    log: Callable[[str], None] | None = None,
+) -> MergeResult:
     """``lplabel merge``: join relabel shards (work directories and/or ``.lpl`` shard stores of one
     run) into the store ``out``; see :func:`lplabel.relabel.merge` for the rules. With
     ``remove_sources`` the merged work directories are deleted once the store is complete
@@ -62,8 +85,9 @@ def merge(sources: Sequence, out, *, force: bool = False, allow_incomplete: bool
     from .relabel import merge as merge_shards
     from .relabel.workdir import WorkDir
 
-    path = merge_shards(list(sources), Path(out), force=force, allow_incomplete=allow_incomplete, progress=progress,
-                        log=log)
+    path = merge_shards(
+        list(sources), Path(out), force=force, allow_incomplete=allow_incomplete, progress=progress, log=log
+    )
     removed = []
     if remove_sources:
         for s in sources:

@@ -3,6 +3,7 @@
 Chosen because every language's standard library has it (Python: ``zlib.crc32``) and it runs
 at several GB/s, so readers check each chunk on every read at negligible cost.
 """
+
 from __future__ import annotations
 
 import zlib

@@ -5,6 +5,7 @@
 Errors from lplabel (bad files, bad arguments) print as one line on stderr with exit code 2;
 they never show a traceback. Set ``LPLABEL_DEBUG=1`` to see the traceback anyway.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,10 +74,13 @@ class LplabelGroup(click.Group):
 
 @click.group(cls=LplabelGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="lplabel")
-@click.option("--header-copy/--no-header-copy", default=None,
-              help="Whether stores written by this command also carry the header JSON as the string attribute "
-                   "json of the header dataset, for h5dump -A / h5ls -v (a convenience copy, about 2 KB; the header "
-                   "dataset's bytes are authoritative) [default: yes, unless LPLABEL_HEADER_COPY=0].")
+@click.option(
+    "--header-copy/--no-header-copy",
+    default=None,
+    help="Whether stores written by this command also carry the header JSON as the string attribute "
+    "json of the header dataset, for h5dump -A / h5ls -v (a convenience copy, about 2 KB; the header "
+    "dataset's bytes are authoritative) [default: yes, unless LPLABEL_HEADER_COPY=0].",
+)
 @click.pass_context
 def main(ctx, header_copy):
     """lplabel: store, compress and serve the soft labels of dataset distillation.
@@ -106,8 +110,12 @@ def register(command):
 
 @main.command()
 @click.argument("stores", metavar="STORE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the facts as JSON (keys: see spec/FORMAT.md): one object for one STORE, a list for several.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the facts as JSON (keys: see spec/FORMAT.md): one object for one STORE, a list for several.",
+)
 def info(stores, as_json):
     """Summarise label stores: counts, codecs and where every byte goes.
 
@@ -138,9 +146,13 @@ def _echo_lines(lines, err: bool = False) -> None:
 @main.command()
 @click.argument("store", type=click.Path(dir_okay=False))
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing when the store is sound.")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the report as one JSON object on stdout (path, status ok/damaged/unchecked, exit_status, "
-                   "problems, undecoded, chunks_checked, bytes_checked); the exit status is the same.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the report as one JSON object on stdout (path, status ok/damaged/unchecked, exit_status, "
+    "problems, undecoded, chunks_checked, bytes_checked); the exit status is the same.",
+)
 def verify(store, quiet, as_json):
     """Check a store's structure and every checksum; decode every chunk.
 
@@ -164,16 +176,37 @@ def verify(store, quiet, as_json):
 @main.command()
 @click.argument("store", type=click.Path(dir_okay=False))
 @click.option("--epoch", type=click.IntRange(0), default=None, help="Epoch [default: the first stored].")
-@click.option("--step", type=click.IntRange(0), default=None,
-              help="Step within the epoch (needs --epoch) [default: the epoch's first stored step].")
+@click.option(
+    "--step",
+    type=click.IntRange(0),
+    default=None,
+    help="Step within the epoch (needs --epoch) [default: the epoch's first stored step].",
+)
 @click.option("--top", type=click.IntRange(1, 100), default=3, show_default=True, help="Classes shown per record.")
-@click.option("-n", "--records", type=click.IntRange(1), default=10, show_default=True,
-              help="Records shown (the step may hold more).")
+@click.option(
+    "-n",
+    "--records",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="Records shown (the step may hold more).",
+)
 @click.option("--all", "show_all", is_flag=True, help="Show every record of the step.")
-@click.option("-T", "--temperature", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True,
-              help="Temperature of the probabilities (softmax(z/T)).")
-@click.option("--mode", type=click.Choice(["auto", "renorm", "tail", "uniform"]), default="auto", show_default=True,
-              help="How top-k labels become probabilities (as `lplabel compare --mode`).")
+@click.option(
+    "-T",
+    "--temperature",
+    type=click.FloatRange(0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="Temperature of the probabilities (softmax(z/T)).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "renorm", "tail", "uniform"]),
+    default="auto",
+    show_default=True,
+    help="How top-k labels become probabilities (as `lplabel compare --mode`).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the step as one JSON object.")
 def show(store, epoch, step, top, records, show_all, temperature, mode, as_json):
     """Peek at one stored step: its views and each record's most probable classes.
@@ -185,8 +218,7 @@ def show(store, epoch, step, top, records, show_all, temperature, mode, as_json)
     from . import api
     from .store.text import show_lines
 
-    v = api.show(store, epoch, step, top=top, temperature=temperature, mode=mode,
-                 records=None if show_all else records)
+    v = api.show(store, epoch, step, top=top, temperature=temperature, mode=mode, records=None if show_all else records)
     if as_json:
         click.echo(json.dumps(v, indent=2))
         return
@@ -194,8 +226,14 @@ def show(store, epoch, step, top, records, show_all, temperature, mode, as_json)
 
 
 @main.command()
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default="out/demo.lpl", show_default=True,
-              help="Where to write the demo store.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default="out/demo.lpl",
+    show_default=True,
+    help="Where to write the demo store.",
+)
 @click.option("--epochs", type=click.IntRange(1, 1000), default=20, show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite the output if it exists.")
 def demo(output, epochs, force):

@@ -51,6 +51,7 @@ palettes expanded). If any image of a set has 3 channels, the grayscale ones are
 RGB; a set made only of grayscale images stays [H, W, 1]. Images that all share one size are
 stacked into one [N, H, W, C] array, otherwise ``images`` is a list.
 """
+
 from __future__ import annotations
 
 import io
@@ -86,8 +87,16 @@ class DataRootError(DatasetNotFoundError):
 
 # --------------------------------------------------------------------------------------- names
 CIFAR10_CLASSES = [
-    "airplane", "automobile", "bird", "cat", "deer",
-    "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 ]
 
 #: canonical dataset name -> {split: file relative to the data root, or None for bundled data}
@@ -103,7 +112,17 @@ DATASETS = {
 _SPLIT_ALIASES = {"digits": {"val": "test"}, "cifar10": {"val": "test"}, "tiny-imagenet": {"test": "val"}}
 
 IMAGE_EXTENSIONS = (
-    ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".ppm",
+    ".pgm",
+    ".pbm",
 )
 
 
@@ -152,7 +171,8 @@ def data_root(root=None, *, dataset: str = "a packed data set") -> Path:
             "--data-root DIR (root= in Python), then $LPLABEL_DATA, then ../shared/data beside a source "
             "checkout, and this is an installed package",
             hint="export LPLABEL_DATA=/path/to/data or pass --data-root /path/to/data (the folder holding "
-                 "cifar10-jpeg/ and tiny-imagenet-jpeg/)")
+            "cifar10-jpeg/ and tiny-imagenet-jpeg/)",
+        )
     return base
 
 
@@ -257,14 +277,10 @@ def _pack_arrays(path: Path, limit_per_class: int | None):
         if data.dtype != np.uint8 or data.ndim != 1:
             raise DatasetError(f"{path}: 'data' must be 1-D uint8 bytes, got {data.dtype} {data.shape}")
         if offsets.shape != (n + 1,):
-            raise DatasetError(
-                f"{path}: 'offsets' must have N+1 = {n + 1} entries for {n} labels, got {offsets.shape}"
-            )
+            raise DatasetError(f"{path}: 'offsets' must have N+1 = {n + 1} entries for {n} labels, got {offsets.shape}")
         if offsets[0] != 0 or offsets[-1] != len(data) or np.any(np.diff(offsets) < 0):
             raise DatasetError(f"{path}: 'offsets' must rise from 0 to len(data) = {len(data)}")
-        arrays = [
-            _decode_bytes(data[offsets[i]:offsets[i + 1]], f"image {i} of {path}") for i in keep
-        ]
+        arrays = [_decode_bytes(data[offsets[i] : offsets[i + 1]], f"image {i} of {path}") for i in keep]
         images = _assemble(arrays)
     elif "images" in files:
         images = np.asarray(z["images"])
@@ -273,14 +289,11 @@ def _pack_arrays(path: Path, limit_per_class: int | None):
         if images.ndim == 3:
             images = images[:, :, :, None]
         if images.ndim != 4 or len(images) != n:
-            raise DatasetError(
-                f"{path}: 'images' must be [N, H, W, C] with N = {n} (len(labels)), got {images.shape}"
-            )
+            raise DatasetError(f"{path}: 'images' must be [N, H, W, C] with N = {n} (len(labels)), got {images.shape}")
         images = np.ascontiguousarray(images[keep]) if limit_per_class is not None else images
     else:
         raise DatasetError(
-            f"{path}: expected arrays 'data' + 'offsets' (+ 'labels'), or 'images' (+ 'labels'); "
-            f"found {sorted(files)}"
+            f"{path}: expected arrays 'data' + 'offsets' (+ 'labels'), or 'images' (+ 'labels'); found {sorted(files)}"
         )
     return images, labels_all[keep], keep, z
 
@@ -314,9 +327,7 @@ def load_npz_pack(path, limit_per_class: int | None = None, key_prefix: str = ""
             class_names = [str(c) for c in z[name]]
             break
     if class_names and len(labels) and int(labels.max()) >= len(class_names):
-        raise DatasetError(
-            f"{path}: label {int(labels.max())} but only {len(class_names)} class names"
-        )
+        raise DatasetError(f"{path}: label {int(labels.max())} but only {len(class_names)} class names")
     meta = {"source": str(path), "indices": keep}
     for name in files - {"data", "offsets", "labels", "images", "keys", "classes", "class_names"}:
         meta[name] = z[name]
@@ -337,8 +348,7 @@ def _resolve(name: str, split: str) -> tuple[str, str]:
     if s not in DATASETS[canon]:
         aliases = ", ".join(f"{a} = {b}" for a, b in _SPLIT_ALIASES[canon].items())
         raise UnknownDatasetError(
-            f"dataset {canon!r} has no split {split!r}; splits: {', '.join(DATASETS[canon])} "
-            f"(aliases: {aliases})"
+            f"dataset {canon!r} has no split {split!r}; splits: {', '.join(DATASETS[canon])} (aliases: {aliases})"
         )
     return canon, s
 
@@ -433,20 +443,15 @@ def load_image_folder(path) -> ImageSet:
     root = Path(path)
     if not root.is_dir():
         raise DatasetNotFoundError(f"image folder not found: {root}")
-    class_dirs = sorted(
-        (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name
-    )
+    class_dirs = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
     if not class_dirs:
-        raise DatasetError(
-            f"{root}: no class sub-folders; expected an ImageFolder tree path/<class>/<image>"
-        )
+        raise DatasetError(f"{root}: no class sub-folders; expected an ImageFolder tree path/<class>/<image>")
     arrays, classes, keys = [], [], []
     for c, d in enumerate(class_dirs):
         files = _image_files(d)
         if not files:
             raise DatasetError(
-                f"class folder {d} holds no images (extensions: {', '.join(IMAGE_EXTENSIONS)}); "
-                "remove it or add images"
+                f"class folder {d} holds no images (extensions: {', '.join(IMAGE_EXTENSIONS)}); remove it or add images"
             )
         for f in files:
             try:

@@ -20,6 +20,7 @@ module                  extra            needed by
 torch is best installed on its own, first and pinned (``pip install torch==2.13.0``): the
 ``torch`` extra asks pip for any torch, and on Linux pip's default is a CUDA build of several GB.
 """
+
 from __future__ import annotations
 
 import importlib.util

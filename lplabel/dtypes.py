@@ -4,6 +4,7 @@ Every array in a store is little-endian. bfloat16 has no numpy dtype: it is stor
 upper 16 bits of the IEEE float32 (``uint16`` on disk) and widened back by a shift, which is
 exact.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -86,8 +87,10 @@ def usable_block(block: dict, spec) -> dict:
     types = {f.name: f.type for f in spec}
     if "bfloat16" not in types.values():
         return block
-    return {k: bfloat16_to_float32(v) if types.get(k) == "bfloat16" and np.asarray(v).dtype == np.uint16 else v
-            for k, v in block.items()}
+    return {
+        k: bfloat16_to_float32(v) if types.get(k) == "bfloat16" and np.asarray(v).dtype == np.uint16 else v
+        for k, v in block.items()
+    }
 
 
 def exactly_representable(x: np.ndarray, name: str) -> bool:
@@ -97,8 +100,9 @@ def exactly_representable(x: np.ndarray, name: str) -> bool:
         if x.dtype == np.uint16:
             return True
         f = np.asarray(x, dtype=np.float32)
-        return bool(np.array_equal(bfloat16_to_float32(float32_to_bfloat16(f)), f, equal_nan=True)) and \
-            bool(np.array_equal(f, x, equal_nan=True))
+        return bool(np.array_equal(bfloat16_to_float32(float32_to_bfloat16(f)), f, equal_nan=True)) and bool(
+            np.array_equal(f, x, equal_nan=True)
+        )
     stored = to_storage(x, name)
     if name == "bool":
         return bool(np.array_equal(stored.astype(bool), x))

@@ -9,6 +9,7 @@ The index of every error class (this module's and the ones defined next to their
 ``lplabel.recode``, ``lplabel.interop.errors``, ``lplabel.relabel.errors``, ...), with its module
 and the CLI's exit status, is ``docs/errors.md`` (checked against the code by the tests).
 """
+
 from __future__ import annotations
 
 
@@ -47,6 +48,7 @@ def _rebuild(cls, message, path, part, hint):
 
 
 # --- opening and reading stores -------------------------------------------------------------
+
 
 class StoreOpenError(LplabelError):
     """The file cannot be used as a label store at all."""
@@ -99,6 +101,7 @@ class StepNotFoundError(LplabelError, KeyError):
 
 # --- codecs -----------------------------------------------------------------------------------
 
+
 class CodecError(LplabelError):
     """A codec or codec chain is invalid or failed."""
 
@@ -128,6 +131,7 @@ class NoValuesError(CodecConfigError):
 
 # --- writing ----------------------------------------------------------------------------------
 
+
 class WriterError(LplabelError):
     """The store writer was misused (wrong shapes, order, closed writer...)."""
 
@@ -143,12 +147,21 @@ class OutputWriteError(LplabelError):
 
 #: errno values that mean "the output cannot be written here" (not a bug, not bad input):
 #: ENOSPC, EDQUOT, EIO, EFBIG (file size limit, RLIMIT_FSIZE), EROFS
-_WRITE_ERRNOS = {28: "the disk is full (ENOSPC)", 122: "the disk quota is exceeded (EDQUOT)",
-                 5: "an I/O error occurred (EIO)", 27: "the file size limit was reached (EFBIG)",
-                 30: "the file system is read-only (EROFS)",
-                 0: "the file system refused the write (a full disk, a quota or an I/O error)"}
-_WRITE_PHRASES = {"no space left": 28, "disk quota": 122, "input/output error": 5, "file too large": 27,
-                  "read-only file system": 30}
+_WRITE_ERRNOS = {
+    28: "the disk is full (ENOSPC)",
+    122: "the disk quota is exceeded (EDQUOT)",
+    5: "an I/O error occurred (EIO)",
+    27: "the file size limit was reached (EFBIG)",
+    30: "the file system is read-only (EROFS)",
+    0: "the file system refused the write (a full disk, a quota or an I/O error)",
+}
+_WRITE_PHRASES = {
+    "no space left": 28,
+    "disk quota": 122,
+    "input/output error": 5,
+    "file too large": 27,
+    "read-only file system": 30,
+}
 
 
 #: what C++ writers (torch.save's zip writer) raise, as RuntimeError without an errno, when the
@@ -170,6 +183,7 @@ def write_errno(e: BaseException):
         return e.errno
     msg = str(e).lower()
     import re
+
     m = re.search(r"errno = (\d+)", msg)
     if m and int(m.group(1)) in _WRITE_ERRNOS:
         return int(m.group(1))
@@ -187,9 +201,11 @@ def output_write_error(e: BaseException, path=None):
     if num is None:
         return None
     where = path if path is not None else getattr(e, "filename", None)
-    return OutputWriteError(f"cannot write: {_WRITE_ERRNOS[num]}", path=where,
-                            hint="free space (or raise the quota/limit) and run the command again; "
-                                 "no partial output was left behind")
+    return OutputWriteError(
+        f"cannot write: {_WRITE_ERRNOS[num]}",
+        path=where,
+        hint="free space (or raise the quota/limit) and run the command again; no partial output was left behind",
+    )
 
 
 class LplabelWarning(UserWarning):
@@ -198,6 +214,7 @@ class LplabelWarning(UserWarning):
 
 
 # --- data and teachers ----------------------------------------------------------------------
+
 
 class DatasetError(LplabelError):
     """A data set could not be found, read or decoded; the message names the file."""
@@ -208,6 +225,7 @@ class TeacherError(LplabelError):
 
 
 # --- images and loading -----------------------------------------------------------------------
+
 
 class ImageSetMismatchError(LplabelError):
     """The images given do not match the images the store's labels were made for."""

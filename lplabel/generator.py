@@ -25,6 +25,7 @@ Bytes that count: everything needed to make the labels that is not shipped with 
 the student -- the whole extension entry as it sits in the header (architecture, tensor list,
 base64 weights, checksums, training facts): :func:`entry_bytes`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -45,8 +46,18 @@ WIDTHS = (512, 384, 256, 192, 128, 96, 64, 48, 32, 24, 16, 12, 8, 6, 4)
 MAX_DEPTH = 8
 MAX_WIDTH = 4096
 
-_ENTRY_KEYS = {"must_understand", "version", "architecture", "dtype", "tensors", "weights", "nbytes", "crc32",
-               "temperature", "trained"}
+_ENTRY_KEYS = {
+    "must_understand",
+    "version",
+    "architecture",
+    "dtype",
+    "tensors",
+    "weights",
+    "nbytes",
+    "crc32",
+    "temperature",
+    "trained",
+}
 _ARCH_KEYS = {"name", "in_channels", "input_size", "width", "depth", "grid", "rank", "num_classes", "mean", "std"}
 
 
@@ -60,8 +71,10 @@ class GeneratorBudgetError(GeneratorError):
 
 def tensor_layout(arch: dict) -> list[tuple[str, tuple[int, ...]]]:
     """``[(name, shape)]`` of ``arch``'s tensors, in storage order (spec §12.2)."""
-    c, w, d, r, n, g = (int(arch[k]) if arch[k] is not None else None
-                        for k in ("in_channels", "width", "depth", "rank", "num_classes", "grid"))
+    c, w, d, r, n, g = (
+        int(arch[k]) if arch[k] is not None else None
+        for k in ("in_channels", "width", "depth", "rank", "num_classes", "grid")
+    )
     f = w * g * g  # the head's input: the pooled g x g map, flattened
     out = []
     cin = c
@@ -79,17 +92,36 @@ def num_params(arch: dict) -> int:
     return int(sum(int(np.prod(s)) for _, s in tensor_layout(arch)))
 
 
-def make_architecture(*, in_channels: int, input_size: int, num_classes: int, width: int, depth: int = 2,
-                      grid: int | None = None, rank: int | None = None, mean=None, std=None) -> dict:
+def make_architecture(
+    *,
+    in_channels: int,
+    input_size: int,
+    num_classes: int,
+    width: int,
+    depth: int = 2,
+    grid: int | None = None,
+    rank: int | None = None,
+    mean=None,
+    std=None,
+) -> dict:
     """An architecture description (checked). ``mean``/``std``: per-channel input statistics in
     pixel units (0..255); default 127.5 / 64."""
     mean = [127.5] * int(in_channels) if mean is None else [float(v) for v in mean]
     std = [64.0] * int(in_channels) if std is None else [float(v) for v in std]
     if grid is None:
         grid = default_grid(int(input_size), int(depth))
-    arch = {"name": ARCHITECTURE, "in_channels": int(in_channels), "input_size": int(input_size),
-            "width": int(width), "depth": int(depth), "grid": int(grid), "rank": None if rank is None else int(rank),
-            "num_classes": int(num_classes), "mean": mean, "std": std}
+    arch = {
+        "name": ARCHITECTURE,
+        "in_channels": int(in_channels),
+        "input_size": int(input_size),
+        "width": int(width),
+        "depth": int(depth),
+        "grid": int(grid),
+        "rank": None if rank is None else int(rank),
+        "num_classes": int(num_classes),
+        "mean": mean,
+        "std": std,
+    }
     check_architecture(arch)
     return arch
 
@@ -99,10 +131,18 @@ def check_architecture(arch, num_classes: int | None = None, where: str = EXTENS
     if not isinstance(arch, dict) or set(arch) != _ARCH_KEYS:
         raise HeaderError(f"{where}.architecture must be an object with exactly the keys {sorted(_ARCH_KEYS)}")
     if arch["name"] != ARCHITECTURE:
-        raise HeaderError(f"{where}: unknown generator architecture {arch['name']!r} (this lplabel knows "
-                          f"{ARCHITECTURE!r})", hint="upgrade lplabel")
-    for k, lo, hi in (("in_channels", 1, 64), ("input_size", 1, 1 << 15), ("width", 1, MAX_WIDTH),
-                      ("depth", 1, MAX_DEPTH), ("grid", 1, 16), ("num_classes", 1, 1 << 24)):
+        raise HeaderError(
+            f"{where}: unknown generator architecture {arch['name']!r} (this lplabel knows {ARCHITECTURE!r})",
+            hint="upgrade lplabel",
+        )
+    for k, lo, hi in (
+        ("in_channels", 1, 64),
+        ("input_size", 1, 1 << 15),
+        ("width", 1, MAX_WIDTH),
+        ("depth", 1, MAX_DEPTH),
+        ("grid", 1, 16),
+        ("num_classes", 1, 1 << 24),
+    ):
         v = arch[k]
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
             raise HeaderError(f"{where}.architecture.{k} must be an integer in {lo}..{hi}, got {v!r}")
@@ -111,8 +151,11 @@ def check_architecture(arch, num_classes: int | None = None, where: str = EXTENS
         raise HeaderError(f"{where}.architecture.rank must be null or an integer in 1..{MAX_WIDTH}, got {r!r}")
     for k in ("mean", "std"):
         v = arch[k]
-        if not isinstance(v, list) or len(v) != arch["in_channels"] or \
-                not all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in v):
+        if (
+            not isinstance(v, list)
+            or len(v) != arch["in_channels"]
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in v)
+        ):
             raise HeaderError(f"{where}.architecture.{k} must be {arch['in_channels']} finite numbers")
     if not all(x > 0 for x in arch["std"]):
         raise HeaderError(f"{where}.architecture.std must be positive")
@@ -142,14 +185,24 @@ def encode(arch: dict, tensors: dict, *, dtype: str = "float16", trained: dict |
             raise GeneratorError(f"generator tensor {name} has shape {a.shape}, the architecture needs {shape}")
         b = a.astype("<f2" if dtype == "float16" else "<f4")
         if not np.all(np.isfinite(b)):
-            raise GeneratorError(f"generator tensor {name} is not finite in {dtype}",
-                                 hint="train with a smaller learning rate, or store float32")
+            raise GeneratorError(
+                f"generator tensor {name} is not finite in {dtype}",
+                hint="train with a smaller learning rate, or store float32",
+            )
         parts.append(b.tobytes())
     raw = b"".join(parts)
-    return {"must_understand": True, "version": VERSION, "architecture": arch, "dtype": dtype,
-            "tensors": [[n, list(s)] for n, s in tensor_layout(arch)],
-            "weights": base64.b64encode(raw).decode("ascii"), "nbytes": len(raw), "crc32": zlib.crc32(raw),
-            "temperature": 1.0, "trained": dict(trained or {})}
+    return {
+        "must_understand": True,
+        "version": VERSION,
+        "architecture": arch,
+        "dtype": dtype,
+        "tensors": [[n, list(s)] for n, s in tensor_layout(arch)],
+        "weights": base64.b64encode(raw).decode("ascii"),
+        "nbytes": len(raw),
+        "crc32": zlib.crc32(raw),
+        "temperature": 1.0,
+        "trained": dict(trained or {}),
+    }
 
 
 def check_entry(entry, num_classes: int | None = None) -> bytes:
@@ -160,8 +213,11 @@ def check_entry(entry, num_classes: int | None = None) -> bytes:
     byte count, CRC-32, dtype.
     """
     w = EXTENSION
-    if not isinstance(entry, dict) or not _ENTRY_KEYS.issuperset(entry) or \
-            not {"version", "architecture", "dtype", "tensors", "weights", "nbytes", "crc32"}.issubset(entry):
+    if (
+        not isinstance(entry, dict)
+        or not _ENTRY_KEYS.issuperset(entry)
+        or not {"version", "architecture", "dtype", "tensors", "weights", "nbytes", "crc32"}.issubset(entry)
+    ):
         raise HeaderError(f"extension {w!r} must be an object with the keys {sorted(_ENTRY_KEYS)} (spec §12)")
     if entry.get("must_understand", True) is not True:
         raise HeaderError(f"extension {w!r} must have must_understand true (its labels replace the label column's)")
@@ -192,9 +248,11 @@ def check_entry(entry, num_classes: int | None = None) -> bytes:
     if entry["crc32"] != crc:
         from .errors import ChecksumError
 
-        raise ChecksumError(f"label generator weights: CRC-32 {crc:08x}, the header says "
-                            f"{entry['crc32'] if isinstance(entry['crc32'], str) else format(int(entry['crc32']), '08x')}",
-                            part=f"extensions.{w}.weights")
+        raise ChecksumError(
+            f"label generator weights: CRC-32 {crc:08x}, the header says "
+            f"{entry['crc32'] if isinstance(entry['crc32'], str) else format(int(entry['crc32']), '08x')}",
+            part=f"extensions.{w}.weights",
+        )
     return raw
 
 
@@ -226,8 +284,17 @@ def estimate_bytes(arch: dict, dtype: str = "float16", trained_bytes: int = 400)
     return entry_bytes(encode(arch, zeros, dtype=dtype)) + int(trained_bytes)
 
 
-def choose_for_budget(budget: int, *, in_channels: int, input_size: int, num_classes: int, depth: int = 2,
-                      mean=None, std=None, dtype: str = "float16") -> dict:
+def choose_for_budget(
+    budget: int,
+    *,
+    in_channels: int,
+    input_size: int,
+    num_classes: int,
+    depth: int = 2,
+    mean=None,
+    std=None,
+    dtype: str = "float16",
+) -> dict:
     """The largest ``convnet-lite-v1`` (by width; a low-rank head when it is smaller than the full
     one) whose entry fits in ``budget`` bytes. Raises :class:`GeneratorBudgetError` naming the
     smallest generator's bytes when none fits."""
@@ -235,10 +302,17 @@ def choose_for_budget(budget: int, *, in_channels: int, input_size: int, num_cla
     for width in WIDTHS:
         cands = []
         for rank in (None, *sorted({r for r in (width // 2, width // 4, 16, 8, 4) if 1 <= r < width}, reverse=True)):
-            arch = make_architecture(in_channels=in_channels, input_size=input_size, num_classes=num_classes,
-                                     width=width, depth=depth, rank=rank, mean=mean, std=std)
-            if rank is not None and num_params(arch) >= num_params(
-                    dict(arch, rank=None)):
+            arch = make_architecture(
+                in_channels=in_channels,
+                input_size=input_size,
+                num_classes=num_classes,
+                width=width,
+                depth=depth,
+                rank=rank,
+                mean=mean,
+                std=std,
+            )
+            if rank is not None and num_params(arch) >= num_params(dict(arch, rank=None)):
                 continue
             n = estimate_bytes(arch, dtype)
             cands.append((n, arch))
@@ -247,10 +321,12 @@ def choose_for_budget(budget: int, *, in_channels: int, input_size: int, num_cla
         if fits:  # the full head if it fits, else the largest rank that does
             full = [x for x in fits if x[1]["rank"] is None]
             return (full or [max(fits, key=lambda x: x[1]["rank"])])[0][1]
-    raise GeneratorBudgetError(f"a budget of {budget:,} B is smaller than the smallest generator "
-                               f"({smallest:,} B: {ARCHITECTURE}, width {WIDTHS[-1]}, depth {depth}, "
-                               f"{num_classes} classes)",
-                               hint=f"give --budget {smallest} or more")
+    raise GeneratorBudgetError(
+        f"a budget of {budget:,} B is smaller than the smallest generator "
+        f"({smallest:,} B: {ARCHITECTURE}, width {WIDTHS[-1]}, depth {depth}, "
+        f"{num_classes} classes)",
+        hint=f"give --budget {smallest} or more",
+    )
 
 
 def summary(entry: dict) -> dict:
@@ -261,10 +337,19 @@ def summary(entry: dict) -> dict:
     b = entry_bytes(entry)
     tr = entry.get("trained") or {}
     agree = tr.get("top1_agreement")
-    text = (f"{a['name']} width {a['width']} depth {a['depth']} {head}, {n:,} parameters {entry['dtype']}, "
-            f"{b:,} B in the header; input {a['in_channels']}x{a['input_size']}x{a['input_size']}, "
-            f"{a['num_classes']} classes" + (f"; top-1 agreement with its targets {100 * agree:.1f} %"
-                                              if isinstance(agree, (int, float)) else "")
-            + "; the loader labels views with it (label_source='generator')")
-    return {"architecture": a, "parameters": n, "dtype": entry["dtype"], "bytes": b, "weight_bytes": entry["nbytes"],
-            "trained": tr, "text": text}
+    text = (
+        f"{a['name']} width {a['width']} depth {a['depth']} {head}, {n:,} parameters {entry['dtype']}, "
+        f"{b:,} B in the header; input {a['in_channels']}x{a['input_size']}x{a['input_size']}, "
+        f"{a['num_classes']} classes"
+        + (f"; top-1 agreement with its targets {100 * agree:.1f} %" if isinstance(agree, (int, float)) else "")
+        + "; the loader labels views with it (label_source='generator')"
+    )
+    return {
+        "architecture": a,
+        "parameters": n,
+        "dtype": entry["dtype"],
+        "bytes": b,
+        "weight_bytes": entry["nbytes"],
+        "trained": tr,
+        "text": text,
+    }

@@ -4,6 +4,7 @@ A label store's records name images by integer id (0..N-1). The store's header k
 keys (e.g. relative paths) and a content fingerprint, so a loader can refuse to replay labels
 onto a different image set instead of silently training on wrong targets.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -84,8 +85,9 @@ class ImageSet:
             first = np.asarray(self.images[0])
             c = first.shape[2] if first.ndim == 3 else 1
             lo, hi = hw.min(axis=0), hw.max(axis=0)
-            shape = (f"{lo[0]}x{lo[1]}x{c}" if (lo == hi).all() else f"{lo[0]}x{lo[1]}..{hi[0]}x{hi[1]}x{c}") \
-                + f" {first.dtype}"
+            shape = (
+                f"{lo[0]}x{lo[1]}x{c}" if (lo == hi).all() else f"{lo[0]}x{lo[1]}..{hi[0]}x{hi[1]}x{c}"
+            ) + f" {first.dtype}"
         else:
             shape = "no pixels"
         known = self.classes[self.classes >= 0]
@@ -143,8 +145,12 @@ class ImageIndex:
 
     def header_entry(self) -> dict:
         fp = None if self.fingerprint is None else {"algorithm": FINGERPRINT_ALGORITHM, "value": self.fingerprint}
-        return {"count": len(self), "fingerprint": fp, "keys_sha256": keys_digest(self.keys),
-                "class_names": list(self.class_names)}
+        return {
+            "count": len(self),
+            "fingerprint": fp,
+            "keys_sha256": keys_digest(self.keys),
+            "class_names": list(self.class_names),
+        }
 
 
 def image_index(images) -> ImageIndex:

@@ -17,6 +17,7 @@ gradient is wrong and differs from run to run, and with one thread the process c
 (``double free or corruption``). ``resnet_tiny``'s 4→8 shortcut is such a convolution. On NCHW
 input oneDNN takes another path, which is correct. See docs/cpu.md.
 """
+
 from __future__ import annotations
 
 import torch

@@ -16,6 +16,7 @@ The interval defaults to :data:`DEFAULT_INTERVAL` seconds; the environment varia
 update) overrides it. Rates and ETAs are averages since the start, so a stall shows as a falling
 rate rather than being hidden by the last fast interval.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,9 +66,19 @@ class Progress:
     ``update`` may be called from any one thread at a time (the relabel writer thread does).
     """
 
-    def __init__(self, total: int | None, desc: str, *, unit: str = "step", enabled: bool | None = None,
-                 unit_scale: bool = False, leave: bool = False, interval: float | None = None, file=None,
-                 smoothing: float = 0.3):
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        *,
+        unit: str = "step",
+        enabled: bool | None = None,
+        unit_scale: bool = False,
+        leave: bool = False,
+        interval: float | None = None,
+        file=None,
+        smoothing: float = 0.3,
+    ):
         self.total = total
         self.desc = desc
         self.unit = unit
@@ -87,8 +98,16 @@ class Progress:
         if _is_terminal(self.file):
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, desc=desc, unit=unit, unit_scale=unit_scale, file=self.file,
-                             dynamic_ncols=True, leave=leave, smoothing=smoothing)
+            self._bar = tqdm(
+                total=total,
+                desc=desc,
+                unit=unit,
+                unit_scale=unit_scale,
+                file=self.file,
+                dynamic_ncols=True,
+                leave=leave,
+                smoothing=smoothing,
+            )
         else:
             self._plain = True
 
@@ -126,8 +145,11 @@ class Progress:
             head = f"{self.n:,}/{self.total:,} {self.unit}s ({100.0 * self.n / self.total:.1f}%)"
         else:
             head = f"{self.n:,} {self.unit}s"
-        parts = [f"{self.desc}: {head}", f"{rate:,.1f} {self.unit}s/s" if rate < 10 else f"{rate:,.0f} {self.unit}s/s",
-                 f"elapsed {format_duration(elapsed)}"]
+        parts = [
+            f"{self.desc}: {head}",
+            f"{rate:,.1f} {self.unit}s/s" if rate < 10 else f"{rate:,.0f} {self.unit}s/s",
+            f"elapsed {format_duration(elapsed)}",
+        ]
         if final:
             parts.append("done")
         elif self.total:
@@ -160,9 +182,16 @@ class Progress:
         return False
 
 
-def progress_bar(total: int | None, desc: str, enabled: bool | None = None, unit: str = "step", *,
-                 unit_scale: bool = False, leave: bool = False, interval: float | None = None) -> Progress:
+def progress_bar(
+    total: int | None,
+    desc: str,
+    enabled: bool | None = None,
+    unit: str = "step",
+    *,
+    unit_scale: bool = False,
+    leave: bool = False,
+    interval: float | None = None,
+) -> Progress:
     """A :class:`Progress` on stderr: a bar on a terminal, periodic plain lines otherwise,
     nothing when ``enabled`` is False (``None`` and ``True`` both mean "the default")."""
-    return Progress(total, desc, unit=unit, enabled=enabled, unit_scale=unit_scale, leave=leave,
-                    interval=interval)
+    return Progress(total, desc, unit=unit, enabled=enabled, unit_scale=unit_scale, leave=leave, interval=interval)

@@ -16,6 +16,7 @@ The Python API of the three commands is :func:`encode`, :func:`quantize` and :fu
 learn, :func:`encode_source` the re-encoding of an already opened source. The click commands in
 :mod:`lplabel.commands.codec_tools` only parse arguments, call them and print.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,8 +27,15 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 
 from .codecs import Pipeline
-from .codecs.chains import (CLASS_ORDERS, default_level, keeps_order, learn_label_chain,  # noqa: F401  (re-exported)
-                            resolve_class_order, view_codecs, with_entry_order)
+from .codecs.chains import (
+    CLASS_ORDERS,  # noqa: F401
+    default_level,  # noqa: F401
+    keeps_order,
+    learn_label_chain,  # noqa: F401  (re-exported)
+    resolve_class_order,  # noqa: F401
+    view_codecs,
+    with_entry_order,  # noqa: F401
+)
 from .dtypes import holds_exactly, to_float32
 from .errors import CodecConfigError, LplabelError, NoValuesError, OutputExistsError
 from .images import ImageIndex
@@ -50,6 +58,7 @@ class LossyChainError(RecodeError):
 
 # -- an lplabel store as a source ---------------------------------------------------------------
 
+
 def store_meta(store) -> SourceMeta:
     """:class:`SourceMeta` of an open :class:`~lplabel.store.LabelStore`."""
     from .reconstruct import tail_kind_of
@@ -57,8 +66,12 @@ def store_meta(store) -> SourceMeta:
     h = store.header
     img = h["images"]
     fp = img.get("fingerprint") or None
-    images = ImageIndex(list(store.image_keys), np.asarray(store.image_classes), fp["value"] if fp else None,
-                        list(img.get("class_names") or []))
+    images = ImageIndex(
+        list(store.image_keys),
+        np.asarray(store.image_classes),
+        fp["value"] if fp else None,
+        list(img.get("class_names") or []),
+    )
     pipe = store.pipelines["label"]
     spec = pipe.input_spec
     names = [f.name for f in spec]
@@ -79,17 +92,34 @@ def store_meta(store) -> SourceMeta:
     names_in_chain = {c.name for c in pipe.codecs}
     # entries come in an order of the source's own making when the chain took top-k input and
     # never put them in a canonical order (an import from LPQLD/FKD), or when it kept that order
-    keep_order = "values" in stored and ("entryorder" in names_in_chain or (
-        chain_input != "logits" and not names_in_chain & {"sort", "rans"}))
+    keep_order = "values" in stored and (
+        "entryorder" in names_in_chain or (chain_input != "logits" and not names_in_chain & {"sort", "rans"})
+    )
     return SourceMeta(
-        num_classes=store.num_classes, images=images, batch_size=store.batch_size, epochs=store.epochs,
-        steps_per_epoch=store.steps_per_epoch, drop_last=bool(h.get("drop_last", False)),
-        augmentation=h.get("augmentation") or {}, teacher=h.get("teacher") or {}, seed=h.get("seed"),
-        selection=h.get("selection"), extensions=h.get("extensions") or None, crop_type=crop_type,
-        steps_per_chunk=int(h["chunking"]["steps_per_chunk"]), label_input=label_input, value_type=value_type,
-        tail=tail if "tail" in stored else "none", codecs=pipe.to_json(), chain_label_input=chain_input,
-        stage=0, num_steps=store.num_steps,
-        path=str(store.path), image_sizes=getattr(store, "image_sizes", None), keep_order=keep_order)
+        num_classes=store.num_classes,
+        images=images,
+        batch_size=store.batch_size,
+        epochs=store.epochs,
+        steps_per_epoch=store.steps_per_epoch,
+        drop_last=bool(h.get("drop_last", False)),
+        augmentation=h.get("augmentation") or {},
+        teacher=h.get("teacher") or {},
+        seed=h.get("seed"),
+        selection=h.get("selection"),
+        extensions=h.get("extensions") or None,
+        crop_type=crop_type,
+        steps_per_chunk=int(h["chunking"]["steps_per_chunk"]),
+        label_input=label_input,
+        value_type=value_type,
+        tail=tail if "tail" in stored else "none",
+        codecs=pipe.to_json(),
+        chain_label_input=chain_input,
+        stage=0,
+        num_steps=store.num_steps,
+        path=str(store.path),
+        image_sizes=getattr(store, "image_sizes", None),
+        keep_order=keep_order,
+    )
 
 
 VIEW_MODES = ("keep", "stored", "v2")
@@ -120,24 +150,36 @@ def views_for_copy(meta: SourceMeta, views: str = "keep", images=None) -> Source
         return dataclasses.replace(meta, image_sizes=None)
     sampler = meta.augmentation.get("sampler") if isinstance(meta.augmentation, dict) else None
     if sampler != SAMPLER_V2:
-        raise WriterError(f"the store's views were drawn by {sampler or 'an unknown sampler'}, not {SAMPLER_V2}: "
-                          "they cannot be derived by v2 (v2 draws other views, and the labels belong to these)",
-                          path=meta.path, hint="keep them as they are, or store them: --views stored")
+        raise WriterError(
+            f"the store's views were drawn by {sampler or 'an unknown sampler'}, not {SAMPLER_V2}: "
+            "they cannot be derived by v2 (v2 draws other views, and the labels belong to these)",
+            path=meta.path,
+            hint="keep them as they are, or store them: --views stored",
+        )
     if meta.crop_type != "float32":
-        raise WriterError(f"the store's crops are {meta.crop_type}; derived views need float32 crops",
-                          path=meta.path, hint="use --views stored")
+        raise WriterError(
+            f"the store's crops are {meta.crop_type}; derived views need float32 crops",
+            path=meta.path,
+            hint="use --views stored",
+        )
     if meta.image_sizes is not None:  # derived by v2 already
         return meta
     if images is None:
-        raise WriterError("deriving stored views needs the images' sizes", path=meta.path,
-                          hint="pass the image set the store was relabelled from: --images PATH")
+        raise WriterError(
+            "deriving stored views needs the images' sizes",
+            path=meta.path,
+            hint="pass the image set the store was relabelled from: --images PATH",
+        )
     from .images import image_index
 
     have, want = image_index(images).header_entry(), meta.images.header_entry()
     for k in ("count", "keys_sha256") + (("fingerprint",) if want.get("fingerprint") else ()):
         if have.get(k) != want.get(k):
-            raise WriterError(f"the given images are not the store's (their {k} differs)", path=meta.path,
-                              hint="pass the exact image set the store was relabelled from")
+            raise WriterError(
+                f"the given images are not the store's (their {k} differs)",
+                path=meta.path,
+                hint="pass the exact image set the store was relabelled from",
+            )
     return dataclasses.replace(meta, image_sizes=np.asarray(images.sizes(), dtype=np.int32))
 
 
@@ -174,7 +216,7 @@ def store_steps(store, positions=None, stage: int = 0) -> Iterator[SourceStep]:
     cs = store.tables[L.CHUNK_STEP_START]
     rs = store.record_start
     cache = (None, None)
-    for i in (range(store.num_steps) if positions is None else positions):
+    for i in range(store.num_steps) if positions is None else positions:
         i = int(i)
         st = store.step_at(i, columns=("image", "crop", "flip", "mix_partner") + (("label",) if stage == 0 else ()))
         if stage == 0:
@@ -187,8 +229,9 @@ def store_steps(store, positions=None, stage: int = 0) -> Iterator[SourceStep]:
             base = rs[cs[chunk]]
             a, b = int(rs[i] - base), int(rs[i + 1] - base)
             label = {k: v[a:b] for k, v in cache[1].items()}
-        yield SourceStep(st.epoch, st.step, st.image, st.crop, st.flip, st.mix_partner, st.mix_lambda,
-                         st.mix_box, label)
+        yield SourceStep(
+            st.epoch, st.step, st.image, st.crop, st.flip, st.mix_partner, st.mix_lambda, st.mix_box, label
+        )
 
 
 # -- checks ------------------------------------------------------------------------------------
@@ -220,9 +263,11 @@ def chain_loses(codecs, meta: SourceMeta) -> str | None:
     if meta.tail != "none" and first.tail == "none":
         return f"drops the {meta.tail} tail summary"
     if meta.keep_order and not keeps_order(codecs):
-        return ("reorders each record's entries, whose order among tied values is information here (legacy "
-                "files list them in their generator's order; export would not give the same bytes back): put "
-                "{\"name\": \"entryorder\"} right after topk")
+        return (
+            "reorders each record's entries, whose order among tied values is information here (legacy "
+            "files list them in their generator's order; export would not give the same bytes back): put "
+            '{"name": "entryorder"} right after topk'
+        )
     return None
 
 
@@ -243,8 +288,11 @@ def check_paths(src, out, force: bool) -> Path:
     except OSError:
         same = False
     if same or (not out_p.exists() and out_p.absolute() == src_p.absolute()):
-        raise SameFileError("the output is the input", path=out_p,
-                            hint="write to a new file, then replace the input yourself if you want to")
+        raise SameFileError(
+            "the output is the input",
+            path=out_p,
+            hint="write to a new file, then replace the input yourself if you want to",
+        )
     if out_p.is_dir():
         raise OutputExistsError("output is a directory", path=out_p, hint="give a file name ending in .lpl")
     if out_p.exists() and not force:
@@ -256,11 +304,24 @@ def check_paths(src, out, force: bool) -> Path:
 
 # -- writing -------------------------------------------------------------------------------------
 
-def write_steps(meta: SourceMeta, steps: Iterable[SourceStep], out, label_codecs, *, selection="keep",
-                steps_per_chunk: int | None = None, force: bool = False, stage: int = 0,
-                zstd_level: int = 3, total: int | None = None, desc: str = "writing",
-                on_step: Callable | None = None, store_views: bool = False,
-                header_copy: bool | None = None) -> Path:
+
+def write_steps(
+    meta: SourceMeta,
+    steps: Iterable[SourceStep],
+    out,
+    label_codecs,
+    *,
+    selection="keep",
+    steps_per_chunk: int | None = None,
+    force: bool = False,
+    stage: int = 0,
+    zstd_level: int = 3,
+    total: int | None = None,
+    desc: str = "writing",
+    on_step: Callable | None = None,
+    store_views: bool = False,
+    header_copy: bool | None = None,
+) -> Path:
     """Write ``steps`` to a new store at ``out`` with ``label_codecs``; returns the path.
 
     ``selection``: ``"keep"`` copies ``meta.selection``; a dict (or None) replaces it.
@@ -275,19 +336,40 @@ def write_steps(meta: SourceMeta, steps: Iterable[SourceStep], out, label_codecs
     sel = meta.selection if selection == "keep" else selection
     label_input = meta.chain_label_input if stage else meta.label_input
     writer = StoreWriter(
-        out, num_classes=meta.num_classes, images=meta.images, batch_size=meta.batch_size, epochs=meta.epochs,
-        steps_per_epoch=meta.steps_per_epoch, drop_last=meta.drop_last, label_codecs=label_codecs,
-        label_input=label_input, crop_type=meta.crop_type, augmentation=meta.augmentation,
-        teacher=meta.teacher, seed=meta.seed, selection=sel, extensions=meta.extensions,
-        steps_per_chunk=steps_per_chunk or meta.steps_per_chunk, zstd_level=zstd_level, overwrite=force,
-        label_stage=stage, view_codecs=view_codecs(zstd_level),
+        out,
+        num_classes=meta.num_classes,
+        images=meta.images,
+        batch_size=meta.batch_size,
+        epochs=meta.epochs,
+        steps_per_epoch=meta.steps_per_epoch,
+        drop_last=meta.drop_last,
+        label_codecs=label_codecs,
+        label_input=label_input,
+        crop_type=meta.crop_type,
+        augmentation=meta.augmentation,
+        teacher=meta.teacher,
+        seed=meta.seed,
+        selection=sel,
+        extensions=meta.extensions,
+        steps_per_chunk=steps_per_chunk or meta.steps_per_chunk,
+        zstd_level=zstd_level,
+        overwrite=force,
+        label_stage=stage,
+        view_codecs=view_codecs(zstd_level),
         derived_views=None if store_views or meta.crop_type != "float32" else meta.image_sizes,
-        header_copy=header_copy)
+        header_copy=header_copy,
+    )
     bar = progress_bar(total, desc)
     try:
         for st in steps:
-            kw = dict(image=st.image, crop=st.crop, flip=st.flip, mix_partner=st.mix_partner,
-                      mix_lambda=st.mix_lambda if st.mix_lambda is not None else math.nan, mix_box=st.mix_box)
+            kw = dict(
+                image=st.image,
+                crop=st.crop,
+                flip=st.flip,
+                mix_partner=st.mix_partner,
+                mix_lambda=st.mix_lambda if st.mix_lambda is not None else math.nan,
+                mix_box=st.mix_box,
+            )
             lab = st.label
             if stage:
                 kw["label_block"] = lab
@@ -312,6 +394,7 @@ def write_steps(meta: SourceMeta, steps: Iterable[SourceStep], out, label_codecs
 
 
 # -- sources -------------------------------------------------------------------------------------
+
 
 class StoreSource:
     """An lplabel store as a source of steps."""
@@ -367,8 +450,11 @@ def open_source(path, kind: str | None = None):
         if (kind is not None and name == kind) or (kind is None and can_open(path)):
             return opener(path)
     if kind not in (None, "lplabel"):
-        raise RecodeError(f"unknown source kind {kind!r}", path=path,
-                          hint=f"known: lplabel, {', '.join(n for n, _, _ in SOURCE_OPENERS) or '(none registered)'}")
+        raise RecodeError(
+            f"unknown source kind {kind!r}",
+            path=path,
+            hint=f"known: lplabel, {', '.join(n for n, _, _ in SOURCE_OPENERS) or '(none registered)'}",
+        )
     return StoreSource(path)
 
 
@@ -414,8 +500,22 @@ class TailMismatchError(RecodeError):
     """A tail summary that cannot be derived from the source's labels."""
 
 
-def build_chain(source, *, k, values, tail, index_coding, class_order, layout, level, dictionary, dict_size,
-                scale_type="float16", steps_per_chunk=1, keep_order=False) -> list:
+def build_chain(
+    source,
+    *,
+    k,
+    values,
+    tail,
+    index_coding,
+    class_order,
+    layout,
+    level,
+    dictionary,
+    dict_size,
+    scale_type="float16",
+    steps_per_chunk=1,
+    keep_order=False,
+) -> list:
     """A label chain for ``source`` from friendly options, learning a class order / dictionary.
 
     ``keep_order``: the entries' input order is information (``SourceMeta.keep_order``): the
@@ -423,11 +523,23 @@ def build_chain(source, *, k, values, tail, index_coding, class_order, layout, l
     only the order among tied values (nothing for records without ties)."""
     meta: SourceMeta = source.meta
     # validated before sampling anything; learnt from the sampled steps (chain policy: lplabel.codecs.chains)
-    return learn_label_chain(_SampledLabels(source, sample_positions(meta.num_steps or 0, SAMPLE_STEPS)),
-                             input_spec(meta), num_classes=meta.num_classes, k=k, values=values, tail=tail,
-                             index_coding=index_coding, class_order=class_order, layout=layout, level=level,
-                             dictionary=dictionary, dict_size=dict_size, scale_type=scale_type,
-                             steps_per_chunk=steps_per_chunk, keep_order=keep_order)
+    return learn_label_chain(
+        _SampledLabels(source, sample_positions(meta.num_steps or 0, SAMPLE_STEPS)),
+        input_spec(meta),
+        num_classes=meta.num_classes,
+        k=k,
+        values=values,
+        tail=tail,
+        index_coding=index_coding,
+        class_order=class_order,
+        layout=layout,
+        level=level,
+        dictionary=dictionary,
+        dict_size=dict_size,
+        scale_type=scale_type,
+        steps_per_chunk=steps_per_chunk,
+        keep_order=keep_order,
+    )
 
 
 def values_of(meta: SourceMeta) -> str:
@@ -438,17 +550,34 @@ def values_of(meta: SourceMeta) -> str:
     """
     vals = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "none": "none"}.get(meta.value_type)
     if vals is None:
-        raise LossyChainError(f"the source's label values are {meta.value_type}; the default chains keep float32, "
-                              "float16 or bfloat16 values exactly, and narrowing them loses information",
-                              path=meta.path or None,
-                              hint="name the narrowing: pass --codecs with a dense/topk chain of the type you want "
-                                   "and --allow-lossy, or use `lplabel quantize --values fp32`")
+        raise LossyChainError(
+            f"the source's label values are {meta.value_type}; the default chains keep float32, "
+            "float16 or bfloat16 values exactly, and narrowing them loses information",
+            path=meta.path or None,
+            hint="name the narrowing: pass --codecs with a dense/topk chain of the type you want "
+            "and --allow-lossy, or use `lplabel quantize --values fp32`",
+        )
     return vals
 
 
-def encode_source(source, out, *, codecs=None, index_coding="index-delta", class_order="auto", layout="planes",
-                  level=None, dictionary=False, dict_size=16384, steps_per_chunk=None, allow_lossy=False,
-                  force=False, store_views=False, views="keep", images=None) -> Path:
+def encode_source(
+    source,
+    out,
+    *,
+    codecs=None,
+    index_coding="index-delta",
+    class_order="auto",
+    layout="planes",
+    level=None,
+    dictionary=False,
+    dict_size=16384,
+    steps_per_chunk=None,
+    allow_lossy=False,
+    force=False,
+    store_views=False,
+    views="keep",
+    images=None,
+) -> Path:
     """Re-encode every step of ``source`` (see :func:`lplabel.recode.open_source`) into ``out``.
 
     Without ``codecs`` the chain keeps the source's representation exactly (lossless) and codes
@@ -461,9 +590,11 @@ def encode_source(source, out, *, codecs=None, index_coding="index-delta", class
     spc = steps_per_chunk or default_steps_per_chunk(meta.selection)
     stage = 0
     if meta.value_type == "quantized" and codecs is None and layout == "rans":
-        raise CodecConfigError("layout 'rans' codes fp16 (or index-only) top-k labels; this store's values are "
-                               "quantized integers", hint="use --layout planes, or re-quantize from a store with "
-                                                          "fp16 values: lplabel quantize --values fp16 --layout rans")
+        raise CodecConfigError(
+            "layout 'rans' codes fp16 (or index-only) top-k labels; this store's values are quantized integers",
+            hint="use --layout planes, or re-quantize from a store with "
+            "fp16 values: lplabel quantize --values fp16 --layout rans",
+        )
     if meta.value_type == "quantized":
         # quantized labels are copied encoded (no re-quantization): keep the chain's prefix
         pipe = source.label_pipeline
@@ -473,24 +604,49 @@ def encode_source(source, out, *, codecs=None, index_coding="index-delta", class
             tail_codecs = [c for c in pipe.codecs[stage:]]
             codecs = prefix + tail_codecs
         elif [c.to_json() for c in codecs[:stage]] != [c.to_json() for c in prefix]:
-            raise LossyChainError("the new chain does not start with the source's quantization "
-                                  f"({' | '.join(c.name for c in prefix)}); re-encoding would re-quantize",
-                                  hint="use `lplabel quantize` to change the quantization")
+            raise LossyChainError(
+                "the new chain does not start with the source's quantization "
+                f"({' | '.join(c.name for c in prefix)}); re-encoding would re-quantize",
+                hint="use `lplabel quantize` to change the quantization",
+            )
     elif codecs is None:
         k = None if meta.label_input == "logits" else meta.label_input[1]
-        codecs = build_chain(source, k=k, values=values_of(meta), tail=meta.tail, index_coding=index_coding,
-                             class_order=class_order, layout=layout, level=level, dictionary=dictionary,
-                             dict_size=dict_size, steps_per_chunk=spc, keep_order=meta.keep_order)
+        codecs = build_chain(
+            source,
+            k=k,
+            values=values_of(meta),
+            tail=meta.tail,
+            index_coding=index_coding,
+            class_order=class_order,
+            layout=layout,
+            level=level,
+            dictionary=dictionary,
+            dict_size=dict_size,
+            steps_per_chunk=spc,
+            keep_order=meta.keep_order,
+        )
     else:
         Pipeline(codecs, input_spec(meta))
         why = chain_loses(codecs, meta)
         if why and not allow_lossy:
-            raise LossyChainError(f"the chain {why}; encode is lossless by default",
-                                  hint="pass --allow-lossy, or use `lplabel quantize` / `lplabel prune`")
+            raise LossyChainError(
+                f"the chain {why}; encode is lossless by default",
+                hint="pass --allow-lossy, or use `lplabel quantize` / `lplabel prune`",
+            )
         if why:
             meta = mark_lossy(meta, why)
-    return write_steps(meta, source.steps(stage=stage), out, codecs, steps_per_chunk=spc, force=force, stage=stage,
-                       zstd_level=VIEW_LEVEL, total=meta.num_steps, desc="encode")
+    return write_steps(
+        meta,
+        source.steps(stage=stage),
+        out,
+        codecs,
+        steps_per_chunk=spc,
+        force=force,
+        stage=stage,
+        zstd_level=VIEW_LEVEL,
+        total=meta.num_steps,
+        desc="encode",
+    )
 
 
 def mark_lossy(meta: SourceMeta, why: str) -> SourceMeta:
@@ -504,8 +660,6 @@ def mark_lossy(meta: SourceMeta, why: str) -> SourceMeta:
     return dataclasses.replace(meta, extensions=ext or None)
 
 
-
-
 @dataclass(frozen=True)
 class RecodeResult:
     """What :func:`encode`, :func:`quantize` and :func:`prune` wrote: the new store's ``path``, and
@@ -516,13 +670,38 @@ class RecodeResult:
 
 
 #: ``lplabel import``'s options for a legacy directory read by :func:`encode` (None: the importer's default).
-LEGACY_OPTIONS = ("images", "num_images", "num_classes", "seed", "order", "replay", "steps_per_epoch", "fkd_values",
-                  "fkd_temperature", "input_size")
+LEGACY_OPTIONS = (
+    "images",
+    "num_images",
+    "num_classes",
+    "seed",
+    "order",
+    "replay",
+    "steps_per_epoch",
+    "fkd_values",
+    "fkd_temperature",
+    "input_size",
+)
 
 
-def encode(src, out, *, codecs=None, index_coding="index-delta", class_order="auto", layout="planes", level=None,
-           dictionary=False, dict_size=16384, steps_per_chunk=None, allow_lossy=False, force=False,
-           views="keep", source_layout="auto", **legacy) -> RecodeResult:
+def encode(
+    src,
+    out,
+    *,
+    codecs=None,
+    index_coding="index-delta",
+    class_order="auto",
+    layout="planes",
+    level=None,
+    dictionary=False,
+    dict_size=16384,
+    steps_per_chunk=None,
+    allow_lossy=False,
+    force=False,
+    views="keep",
+    source_layout="auto",
+    **legacy,
+) -> RecodeResult:
     """``lplabel encode``: re-encode the store (or legacy label directory) ``src`` into ``out``.
 
     ``codecs``: None (a lossless chain from the friendly options, learnt from a sample of the
@@ -551,38 +730,71 @@ def encode(src, out, *, codecs=None, index_coding="index-delta", class_order="au
         notes = source.notes
         images = None
         if layout == "rans" and codecs is None and source.meta.value_type == "float32" and source.layout == "fkd":
-            raise CodecConfigError("layout 'rans' codes float16 values; FKD labels imported as log-probabilities "
-                                   "are float32", path=src,
-                                   hint="add --fkd-values prob (the files' own float16 probabilities), or use "
-                                        "--layout planes")
+            raise CodecConfigError(
+                "layout 'rans' codes float16 values; FKD labels imported as log-probabilities are float32",
+                path=src,
+                hint="add --fkd-values prob (the files' own float16 probabilities), or use --layout planes",
+            )
     else:
         images_src = given.pop("images", None)
         if given:
             flags = ", ".join("--" + k.replace("_", "-") for k in given)
-            raise RecodeError(f"{flags} only apply to a legacy label directory; SRC is a label store", path=src,
-                              hint="drop them (the store's header already says all of it)")
+            raise RecodeError(
+                f"{flags} only apply to a legacy label directory; SRC is a label store",
+                path=src,
+                hint="drop them (the store's header already says all of it)",
+            )
         images = None
         if images_src is not None:
             if views != "v2":
-                raise RecodeError("--images with a label store SRC is only for --views v2 (the image sizes the "
-                                  "v2 sampler needs)", path=src, hint="drop --images, or add --views v2")
+                raise RecodeError(
+                    "--images with a label store SRC is only for --views v2 (the image sizes the v2 sampler needs)",
+                    path=src,
+                    hint="drop --images, or add --views v2",
+                )
             from .relabel.inputs import load_images
 
             images = load_images(images_src)
         source = open_source(src, None if source_layout == "auto" else "lplabel")
     try:
-        path = encode_source(source, out, codecs=codecs, index_coding=index_coding, class_order=class_order,
-                             layout=layout, level=level, dictionary=dictionary, dict_size=dict_size,
-                             steps_per_chunk=steps_per_chunk, allow_lossy=allow_lossy, force=force,
-                             views=views, images=images)
+        path = encode_source(
+            source,
+            out,
+            codecs=codecs,
+            index_coding=index_coding,
+            class_order=class_order,
+            layout=layout,
+            level=level,
+            dictionary=dictionary,
+            dict_size=dict_size,
+            steps_per_chunk=steps_per_chunk,
+            allow_lossy=allow_lossy,
+            force=force,
+            views=views,
+            images=images,
+        )
     finally:
         source.close()
     return RecodeResult(path, tuple(notes))
 
 
-def quantize(src, out, *, topk=None, values="fp16", tail="none", scale_type="float16", index_coding="index-delta",
-             class_order="auto", layout="planes", level=None, dictionary=False, dict_size=16384,
-             steps_per_chunk=None, force=False) -> RecodeResult:
+def quantize(
+    src,
+    out,
+    *,
+    topk=None,
+    values="fp16",
+    tail="none",
+    scale_type="float16",
+    index_coding="index-delta",
+    class_order="auto",
+    layout="planes",
+    level=None,
+    dictionary=False,
+    dict_size=16384,
+    steps_per_chunk=None,
+    force=False,
+) -> RecodeResult:
     """``lplabel quantize``: a smaller, lossy copy of the store ``src`` -- top-``topk`` sparsification
     (None: dense) and value format ``values`` (fp32/fp16/bf16, int8/int4, or none: class indices
     only), with an optional ``tail`` summary. The loss is named in ``out``'s header."""
@@ -595,46 +807,80 @@ def quantize(src, out, *, topk=None, values="fp16", tail="none", scale_type="flo
             if k < 1:
                 raise CodecConfigError(f"--topk must be a positive integer, got {k}")
             if k >= meta.num_classes:
-                raise CodecConfigError(f"--topk {k} must be smaller than the number of classes ({meta.num_classes})",
-                                       path=src, hint="omit --topk to keep every class")
+                raise CodecConfigError(
+                    f"--topk {k} must be smaller than the number of classes ({meta.num_classes})",
+                    path=src,
+                    hint="omit --topk to keep every class",
+                )
             if meta.label_input != "logits" and k > meta.label_input[1]:
-                raise CodecConfigError(f"the store holds top-{meta.label_input[1]} labels; cannot re-quantize them "
-                                       f"to top-{k}", path=src, hint=f"choose --topk {meta.label_input[1]} or less, "
-                                       "or quantize the dense source")
+                raise CodecConfigError(
+                    f"the store holds top-{meta.label_input[1]} labels; cannot re-quantize them to top-{k}",
+                    path=src,
+                    hint=f"choose --topk {meta.label_input[1]} or less, or quantize the dense source",
+                )
             if meta.value_type == "none" and values != "none":
-                raise NoValuesError(f"the store keeps class indices only (no values); --values {values} cannot be "
-                                    "filled from it (values cannot be invented)", path=src,
-                                    hint="use --values none, or quantize the store the labels came from")
+                raise NoValuesError(
+                    f"the store keeps class indices only (no values); --values {values} cannot be "
+                    "filled from it (values cannot be invented)",
+                    path=src,
+                    hint="use --values none, or quantize the store the labels came from",
+                )
             if tail != "none" and meta.label_input != "logits" and meta.tail != tail:
                 raise TailMismatchError(
                     f"a {tail!r} tail needs the dense logits or a source tail of that kind; the source has "
-                    f"{'none' if meta.tail == 'none' else repr(meta.tail)}", path=src,
-                    hint="use --tail none" + (f" or --tail {meta.tail}" if meta.tail != "none" else ""))
+                    f"{'none' if meta.tail == 'none' else repr(meta.tail)}",
+                    path=src,
+                    hint="use --tail none" + (f" or --tail {meta.tail}" if meta.tail != "none" else ""),
+                )
         else:
             if values == "none":
-                raise NoValuesError("--values none keeps the class indices of top-k labels; give --topk K",
-                                    hint="e.g. --topk 1 for hard labels")
+                raise NoValuesError(
+                    "--values none keeps the class indices of top-k labels; give --topk K",
+                    hint="e.g. --topk 1 for hard labels",
+                )
             if tail != "none":
                 raise CodecConfigError("--tail needs --topk (dense labels drop no classes)")
             if meta.label_input != "logits":
-                raise CodecConfigError("the store holds top-k labels; give --topk", path=src,
-                                       hint=f"e.g. --topk {meta.label_input[1]}")
+                raise CodecConfigError(
+                    "the store holds top-k labels; give --topk", path=src, hint=f"e.g. --topk {meta.label_input[1]}"
+                )
         spc = steps_per_chunk or default_steps_per_chunk(meta.selection)
-        chain = build_chain(source, k=k, values=values, tail=tail, index_coding=index_coding,
-                            class_order=class_order, layout=layout, level=level, dictionary=dictionary,
-                            dict_size=dict_size, scale_type=scale_type, steps_per_chunk=spc)
+        chain = build_chain(
+            source,
+            k=k,
+            values=values,
+            tail=tail,
+            index_coding=index_coding,
+            class_order=class_order,
+            layout=layout,
+            level=level,
+            dictionary=dictionary,
+            dict_size=dict_size,
+            scale_type=scale_type,
+            steps_per_chunk=spc,
+        )
         why = chain_loses(chain, meta)
         if why:  # a store imported from legacy files no longer exports them back
             meta = mark_lossy(meta, why)
-        path = write_steps(meta, source.steps(), out, chain, steps_per_chunk=spc, force=force, zstd_level=VIEW_LEVEL,
-                           total=meta.num_steps, desc="quantize")
+        path = write_steps(
+            meta,
+            source.steps(),
+            out,
+            chain,
+            steps_per_chunk=spc,
+            force=force,
+            zstd_level=VIEW_LEVEL,
+            total=meta.num_steps,
+            desc="quantize",
+        )
     finally:
         source.close()
     return RecodeResult(path)
 
 
-def prune(src, out, *, keep, unit="step", metric="random", seed=0, reuse="lpld", steps_per_chunk=None,
-          force=False) -> RecodeResult:
+def prune(
+    src, out, *, keep, unit="step", metric="random", seed=0, reuse="lpld", steps_per_chunk=None, force=False
+) -> RecodeResult:
     """``lplabel prune``: keep the fraction ``keep`` of the steps (``unit="epoch"``: of the epochs) of
     the store ``src``, chosen by ``metric`` (see :mod:`lplabel.selection`), copied bit-exactly; the
     header records the selection so loaders follow the ``reuse`` schedule."""
@@ -658,16 +904,26 @@ def prune(src, out, *, keep, unit="step", metric="random", seed=0, reuse="lpld",
                 scores.append(step_scores(s.label, meta.num_classes, metric, tail_kind=tk))
                 bar.update(1)
             bar.close()
-        kept, selection = select_steps(steps, keep=float(keep), unit=unit, metric=metric, seed=seed, reuse=reuse,
-                                       scores=scores)
+        kept, selection = select_steps(
+            steps, keep=float(keep), unit=unit, metric=metric, seed=seed, reuse=reuse, scores=scores
+        )
         keyset = set(kept)
         positions = [i for i, key in enumerate(steps) if key in keyset]
         pipe = source.label_pipeline
         stage = pipe.stored_stage
-        path = write_steps(meta, source.steps(positions, stage=stage), out, list(pipe.codecs), selection=selection,
-                           steps_per_chunk=steps_per_chunk or default_steps_per_chunk(selection), force=force,
-                           stage=stage,
-                           zstd_level=VIEW_LEVEL, total=len(positions), desc="prune")
+        path = write_steps(
+            meta,
+            source.steps(positions, stage=stage),
+            out,
+            list(pipe.codecs),
+            selection=selection,
+            steps_per_chunk=steps_per_chunk or default_steps_per_chunk(selection),
+            force=force,
+            stage=stage,
+            zstd_level=VIEW_LEVEL,
+            total=len(positions),
+            desc="prune",
+        )
     finally:
         source.close()
     return RecodeResult(path)

@@ -5,6 +5,7 @@ Kept apart from :mod:`lplabel.recode` so that source readers (the legacy-directo
 :mod:`lplabel.interop.source`) can build them without importing ``recode``, which opens those
 readers itself (:func:`lplabel.recode.open_source`): no import cycle. ``recode`` re-exports both.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,11 +1,13 @@
 """Helpers for tests and benchmarks that need label-shaped data without a teacher at hand."""
+
 from __future__ import annotations
 
 import numpy as np
 
 
-def realistic_logits(rng: np.random.Generator, n: int, c: int, classes=None, *, spread: float = 1.5,
-                     margin=(4.0, 10.0)) -> np.ndarray:
+def realistic_logits(
+    rng: np.random.Generator, n: int, c: int, classes=None, *, spread: float = 1.5, margin=(4.0, 10.0)
+) -> np.ndarray:
     """Logits shaped like a trained teacher's: one or a few dominant classes over a noisy floor.
 
     The one owner of synthetic teacher logits: ``n`` rows of ``c`` normal(0, ``spread``) logits, the
@@ -41,9 +43,16 @@ def machine_info(device: str = "cpu") -> dict:
 
     from ._version import __version__
 
-    info = {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-            "platform": platform.platform(), "python": platform.python_version(), "numpy": np.__version__,
-            "device": device, "lplabel": __version__}
+    info = {
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "device": device,
+        "lplabel": __version__,
+    }
     try:
         import zstandard
 
@@ -67,11 +76,17 @@ def machine_info(device: str = "cpu") -> dict:
 def describe_machine(info: dict | None = None) -> str:
     """``machine_info()`` in one line, for the "Machine:" line of a benchmark report."""
     m = machine_info() if info is None else info
-    parts = [f"{m['cpu']}, {m['cpu_count']} logical CPUs" +
-             (f" (torch threads {m['torch_threads']})" if "torch_threads" in m else ""),
-             m.get("gpu") or "no GPU", m["platform"],
-             ", ".join(f"{name} {m[key]}" for name, key in (("Python", "python"), ("numpy", "numpy"),
-                                                            ("torch", "torch"), ("zstd", "zstd")) if key in m)]
+    parts = [
+        f"{m['cpu']}, {m['cpu_count']} logical CPUs"
+        + (f" (torch threads {m['torch_threads']})" if "torch_threads" in m else ""),
+        m.get("gpu") or "no GPU",
+        m["platform"],
+        ", ".join(
+            f"{name} {m[key]}"
+            for name, key in (("Python", "python"), ("numpy", "numpy"), ("torch", "torch"), ("zstd", "zstd"))
+            if key in m
+        ),
+    ]
     if "load_average" in m:
         parts.append("load average (1/5/15 min) " + "/".join(f"{x:.1f}" for x in m["load_average"]))
     return "; ".join(parts)

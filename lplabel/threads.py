@@ -18,6 +18,7 @@ were twice as fast as one. So the choice depends on the load, and lplabel makes 
 The user decides over all of this: ``--threads N`` (``threads=N``), or ``OMP_NUM_THREADS`` in the
 environment (what Slurm and HPC users set), which lplabel then leaves as it is.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -77,8 +78,15 @@ class ThreadPlan:
         return f"{self.main} torch thread{'s' if self.main != 1 else ''} ({self.reason})"
 
 
-def plan_threads(requested: int | str | None = "auto", *, workers: int = 0, processes: int | None = None,
-                 cores: int | None = None, load: float | None = None, environ=None) -> ThreadPlan:
+def plan_threads(
+    requested: int | str | None = "auto",
+    *,
+    workers: int = 0,
+    processes: int | None = None,
+    cores: int | None = None,
+    load: float | None = None,
+    environ=None,
+) -> ThreadPlan:
     """Choose the main process's torch threads (see the module doc).
 
     ``requested``: an int (the user's choice, used as given), ``"auto"``, or None (keep torch's
@@ -102,8 +110,9 @@ def plan_threads(requested: int | str | None = "auto", *, workers: int = 0, proc
     if requested != "auto":
         raise ValueError(f"threads must be an int, 'auto' or None, got {requested!r}")
     if env.get("OMP_NUM_THREADS"):
-        return ThreadPlan(torch.get_num_threads(), WORKER_THREADS, cores, load,
-                          f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']}")
+        return ThreadPlan(
+            torch.get_num_threads(), WORKER_THREADS, cores, load, f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']}"
+        )
     if processes is None:
         try:
             processes = max(1, int(env.get("LOCAL_WORLD_SIZE", "1")))

@@ -1,4 +1,5 @@
 """Small real label stores for the loader tests (written with StoreWriter, views from lplabel.views)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,9 +15,24 @@ def make_images(n=24, hw=(20, 20), seed=0, num_classes=10):
     return ImageSet(imgs, np.arange(n) % num_classes, [f"img{i}" for i in range(n)])
 
 
-def make_store(path, iset=None, *, num_classes=10, batch_size=8, epochs=3, output_size=16, mix="cutmix",
-               topk=None, tail="none", keep=None, reuse="lpld", sel_seed=7, seed=5, steps_per_chunk=1,
-               drop_last=False):
+def make_store(
+    path,
+    iset=None,
+    *,
+    num_classes=10,
+    batch_size=8,
+    epochs=3,
+    output_size=16,
+    mix="cutmix",
+    topk=None,
+    tail="none",
+    keep=None,
+    reuse="lpld",
+    sel_seed=7,
+    seed=5,
+    steps_per_chunk=1,
+    drop_last=False,
+):
     """Write a store; returns (path, iset, policy, {(epoch, step): logits}).
 
     ``keep``: a fraction of steps to keep (a pruned store with a ``selection`` header).
@@ -32,19 +48,45 @@ def make_store(path, iset=None, *, num_classes=10, batch_size=8, epochs=3, outpu
         n_keep = max(1, int(round(keep * len(pairs))))
         kept = np.sort(rng.choice(len(pairs), n_keep, replace=False))
         pairs = [pairs[i] for i in kept]
-        selection = {"unit": "step", "metric": "random", "keep": keep, "seed": sel_seed,
-                     "source_steps": epochs * spe, "reuse": reuse}
+        selection = {
+            "unit": "step",
+            "metric": "random",
+            "keep": keep,
+            "seed": sel_seed,
+            "source_steps": epochs * spe,
+            "reuse": reuse,
+        }
     codecs = None if topk is None else default_label_codecs("topk", k=topk, tail=tail)
     rng = np.random.default_rng(seed + 1)
     logits = {}
-    with StoreWriter(path, num_classes=num_classes, images=iset, batch_size=batch_size, epochs=epochs,
-                     drop_last=drop_last, augmentation=policy.to_json(), seed=seed, selection=selection,
-                     label_codecs=codecs, steps_per_chunk=steps_per_chunk, overwrite=True) as w:
+    with StoreWriter(
+        path,
+        num_classes=num_classes,
+        images=iset,
+        batch_size=batch_size,
+        epochs=epochs,
+        drop_last=drop_last,
+        augmentation=policy.to_json(),
+        seed=seed,
+        selection=selection,
+        label_codecs=codecs,
+        steps_per_chunk=steps_per_chunk,
+        overwrite=True,
+    ) as w:
         for e, s, v in plan_steps(seed, pairs, iset.sizes(), batch_size, policy, drop_last):
             z = (rng.standard_normal((len(v), num_classes)) * 3).astype(np.float32)
             logits[(e, s)] = z
-            w.write_step(e, s, image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
-                         mix_lambda=v.mix_lambda, mix_box=v.mix_box, logits=z)
+            w.write_step(
+                e,
+                s,
+                image=v.image,
+                crop=v.crop,
+                flip=v.flip,
+                mix_partner=v.mix_partner,
+                mix_lambda=v.mix_lambda,
+                mix_box=v.mix_box,
+                logits=z,
+            )
     return path, iset, policy, logits
 
 

@@ -1,4 +1,5 @@
 """Shared helpers of the relabel tests: tiny teachers, small image sets, store comparison."""
+
 from __future__ import annotations
 
 import math
@@ -80,10 +81,16 @@ def digits_small(per_class=8):
 
 def mixed_size_set(n=24, classes=3, seed=0):
     rng = np.random.default_rng(seed)
-    imgs = [rng.integers(0, 256, size=(int(rng.integers(10, 20)), int(rng.integers(10, 20)), 3), dtype=np.uint8)
-            for _ in range(n)]
-    return ImageSet(images=imgs, classes=np.arange(n) % classes, keys=[f"img{i}" for i in range(n)],
-                    class_names=[f"c{c}" for c in range(classes)])
+    imgs = [
+        rng.integers(0, 256, size=(int(rng.integers(10, 20)), int(rng.integers(10, 20)), 3), dtype=np.uint8)
+        for _ in range(n)
+    ]
+    return ImageSet(
+        images=imgs,
+        classes=np.arange(n) % classes,
+        keys=[f"img{i}" for i in range(n)],
+        class_names=[f"c{c}" for c in range(classes)],
+    )
 
 
 def store_content(path):
@@ -94,9 +101,19 @@ def store_content(path):
     steps = []
     for i in range(s.num_steps):
         r = s.step_at(i)
-        steps.append((r.epoch, r.step, r.image.tolist(), r.crop.tobytes(), r.flip.tolist(), r.mix_partner.tolist(),
-                      None if math.isnan(r.mix_lambda) else r.mix_lambda, r.mix_box.tolist(),
-                      {k: np.asarray(v).tobytes() for k, v in r.label.items()}))
+        steps.append(
+            (
+                r.epoch,
+                r.step,
+                r.image.tolist(),
+                r.crop.tobytes(),
+                r.flip.tolist(),
+                r.mix_partner.tolist(),
+                None if math.isnan(r.mix_lambda) else r.mix_lambda,
+                r.mix_box.tolist(),
+                {k: np.asarray(v).tobytes() for k, v in r.label.items()},
+            )
+        )
     tables = {k: np.asarray(v).tobytes() for k, v in s.tables.items()}
     keys = list(s.image_keys)
     s.close()

@@ -6,6 +6,7 @@ importing click; and rules that decide an outcome (verify's verdict, compare's m
 live in the library, where both callers meet them. Uses the committed golden stores (real files
 of the format) and stores written by :func:`conftest.write_store`.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,17 +35,33 @@ def _cli(*args):
 
 
 def test_api_imports_without_click_or_torch():
-    code = ("import sys, lplabel.api, lplabel.store.text; "
-            "print(sorted(m for m in ('torch', 'click') if m in sys.modules))")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=Path(__file__).resolve().parents[1], timeout=300)
+    code = (
+        "import sys, lplabel.api, lplabel.store.text; print(sorted(m for m in ('torch', 'click') if m in sys.modules))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
 
 
 def test_every_verb_is_a_function_of_the_api():
-    verbs = {"encode", "quantize", "prune", "import_legacy", "export_legacy", "merge", "compare", "info", "show",
-             "verify"}
+    verbs = {
+        "encode",
+        "quantize",
+        "prune",
+        "import_legacy",
+        "export_legacy",
+        "merge",
+        "compare",
+        "info",
+        "show",
+        "verify",
+    }
     assert verbs <= set(api.__all__)
     assert all(callable(getattr(api, v)) for v in verbs)
 
@@ -106,9 +123,11 @@ def test_compare_checks_the_mode_and_closes_what_it_opened(tmp_path):
 
 
 def test_encode_quantize_prune_summaries(tmp_path):
-    for args, call in ((["encode"], lambda o: api.encode(DENSE, o)),
-                       (["quantize", "--topk", "3"], lambda o: api.quantize(DENSE, o, topk=3)),
-                       (["prune", "--keep", "1/2"], lambda o: api.prune(DENSE, o, keep=0.5))):
+    for args, call in (
+        (["encode"], lambda o: api.encode(DENSE, o)),
+        (["quantize", "--topk", "3"], lambda o: api.quantize(DENSE, o, topk=3)),
+        (["prune", "--keep", "1/2"], lambda o: api.prune(DENSE, o, keep=0.5)),
+    ):
         via_api = call(tmp_path / f"api-{args[0]}.lpl")
         assert via_api.path == tmp_path / f"api-{args[0]}.lpl" and via_api.notes == ()
         out = tmp_path / f"cli-{args[0]}.lpl"

@@ -1,5 +1,6 @@
 """``lplabel bench accuracy --preset cpu``: its defaults, its named errors before any work, and its whole
 path end to end at a toy size (real data, the real Lite0 teacher exported to ONNX)."""
+
 from __future__ import annotations
 
 import json
@@ -28,16 +29,30 @@ def test_unknown_preset_and_wrong_dataset_are_named(tmp_path):
         resolve_config(BenchConfig(dataset="tiny-imagenet", preset="gpu-huge", device="cpu", out=str(tmp_path / "o")))
     with pytest.raises(BenchError, match="preset 'cpu' is for --dataset tiny-imagenet, not 'digits'"):
         resolve_config(BenchConfig(dataset="digits", preset="cpu", device="cpu", out=str(tmp_path / "o")))
-    r = CliRunner().invoke(main, ["bench", "accuracy", "--dataset", "tiny-imagenet", "--preset", "nope", "--out",
-                                  str(tmp_path / "o")])
+    r = CliRunner().invoke(
+        main, ["bench", "accuracy", "--dataset", "tiny-imagenet", "--preset", "nope", "--out", str(tmp_path / "o")]
+    )
     assert r.exit_code == 2 and r.output.startswith("error: unknown preset") and r.output.count("\n") == 1
     assert not (tmp_path / "o").exists()
 
 
 def test_data_root_without_tiny_imagenet_is_named_before_any_work(tmp_path):
     (tmp_path / "cifar10-jpeg").mkdir()
-    r = CliRunner().invoke(main, ["bench", "accuracy", "--dataset", "tiny-imagenet", "--preset", "cpu",
-                                  "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
+    r = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "accuracy",
+            "--dataset",
+            "tiny-imagenet",
+            "--preset",
+            "cpu",
+            "--data-root",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert r.exit_code == 2 and "tiny-imagenet-jpeg" in r.output and "not found" in r.output, r.output
     assert r.output.count("\n") == 1 and not (tmp_path / "o").exists()
 
@@ -52,8 +67,9 @@ def test_cpu_preset_defaults_and_explicit_options_win(tmp_path):
     assert r.teacher["kind"] == "onnx" and not r.relabel["amp"]
     assert r.recipe.model == "convnet" and r.recipe.model_kwargs == {"width": 64, "depth": 3}
     assert r.num_classes == 1000
-    e = resolve_config(BenchConfig(dataset="tiny-imagenet", preset="cpu", device="cpu", epochs=5, seeds=1,
-                                   out=str(tmp_path / "o")))
+    e = resolve_config(
+        BenchConfig(dataset="tiny-imagenet", preset="cpu", device="cpu", epochs=5, seeds=1, out=str(tmp_path / "o"))
+    )
     assert (e.ipc, e.epochs, e.seeds) == (10, 5, [0])
     assert not (tmp_path / "o").exists()
 
@@ -94,16 +110,41 @@ def test_onnx_teacher_of_the_wrong_width_is_named_before_any_work(tmp_path):
     torch.save(t.state_dict(), ck)
     onnx_path = tmp_path / "ten.onnx"
     export_teacher(t.factory_spec, onnx_path, checkpoint=ck, channels=1, input_size=8, check_images=iset)
-    code, text = _cli(["--dataset", "tiny-imagenet", "--preset", "cpu", "--device", "cpu", "--teacher", onnx_path,
-                       "--out", tmp_path / "o"])
+    code, text = _cli(
+        [
+            "--dataset",
+            "tiny-imagenet",
+            "--preset",
+            "cpu",
+            "--device",
+            "cpu",
+            "--teacher",
+            onnx_path,
+            "--out",
+            tmp_path / "o",
+        ]
+    )
     assert code == 2 and "returns 10 logits" in text and "1000 classes" in text, text
     assert text.count("\n") == 1 and not (tmp_path / "o").exists()
     # --teacher is the preset's option: without it, a named error too
-    code, text = _cli(["--dataset", "tiny-imagenet", "--device", "cpu", "--teacher", onnx_path,
-                       "--out", tmp_path / "o"])
+    code, text = _cli(
+        ["--dataset", "tiny-imagenet", "--device", "cpu", "--teacher", onnx_path, "--out", tmp_path / "o"]
+    )
     assert code == 2 and "--preset cpu" in text and not (tmp_path / "o").exists()
-    code, text = _cli(["--dataset", "tiny-imagenet", "--preset", "cpu", "--device", "cpu", "--teacher",
-                       tmp_path / "missing.onnx", "--out", tmp_path / "o"])
+    code, text = _cli(
+        [
+            "--dataset",
+            "tiny-imagenet",
+            "--preset",
+            "cpu",
+            "--device",
+            "cpu",
+            "--teacher",
+            tmp_path / "missing.onnx",
+            "--out",
+            tmp_path / "o",
+        ]
+    )
     assert code == 2 and "not found" in text and not (tmp_path / "o").exists()
 
 
@@ -130,14 +171,29 @@ def test_cpu_preset_runs_end_to_end_at_toy_size(tmp_path):
     from lplabel.store import open_store
 
     out = tmp_path / "o"
-    cfg = BenchConfig(dataset="tiny-imagenet", preset="cpu", device="cpu", out=str(out), ipc=2, epochs=2, seeds=2,
-                      classes=3, test_limit=4, progress=False,
-                      settings="full,lpqld-k10-keep1in2-rans,lpl-k10-int8-tail-keep1in2,lpld-keep1in2")
+    cfg = BenchConfig(
+        dataset="tiny-imagenet",
+        preset="cpu",
+        device="cpu",
+        out=str(out),
+        ipc=2,
+        epochs=2,
+        seeds=2,
+        classes=3,
+        test_limit=4,
+        progress=False,
+        settings="full,lpqld-k10-keep1in2-rans,lpl-k10-int8-tail-keep1in2,lpld-keep1in2",
+    )
     said = []
     res = run_bench(cfg, echo=said.append)
     names = [r["setting"] for r in res["rows"]]
-    assert names == ["full", "lpqld-k10-keep1in2", "lpqld-k10-keep1in2-rans", "lpl-k10-int8-tail-keep1in2",
-                     "lpld-keep1in2"]  # the rans row's twin is added before it
+    assert names == [
+        "full",
+        "lpqld-k10-keep1in2",
+        "lpqld-k10-keep1in2-rans",
+        "lpl-k10-int8-tail-keep1in2",
+        "lpld-keep1in2",
+    ]  # the rans row's twin is added before it
     onnx = res["facts"]["onnx_teacher"]
     assert onnx["exported"] and onnx["num_outputs"] == 1000 and onnx["max_abs_diff"] <= 1e-3
     assert res["facts"]["data"]["class_subset"]["indices"] == [0, 67, 133]
@@ -194,11 +250,22 @@ def test_device_check_script_runs_at_toy_size_on_the_cpu(tmp_path):
     pytest.importorskip("efficientnet_lite_pytorch")
     pytest.importorskip("numba")
     repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "DEVICE_CHECK_TOY": "1", "PYTHON": sys.executable, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        "DEVICE_CHECK_TOY": "1",
+        "PYTHON": sys.executable,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(repo) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     out = tmp_path / "dc"
-    r = subprocess.run(["bash", str(repo / "benchmarks" / "device_check.sh"), str(out)], env=env, cwd=repo,
-                       capture_output=True, text=True, timeout=900)
+    r = subprocess.run(
+        ["bash", str(repo / "benchmarks" / "device_check.sh"), str(out)],
+        env=env,
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     logs = "\n".join(p.read_text()[-2000:] for p in out.glob("*.log")) if out.exists() else ""
     assert r.returncode == 0, r.stdout + r.stderr + logs
     res = json.loads((out / "gpu-ipc1" / "results.json").read_text())
@@ -219,8 +286,19 @@ def test_report_only_reports_the_students_in_out_and_names_the_missing(tmp_path)
 
     from lplabel.experiment.harness import run_bench
 
-    cfg = BenchConfig(dataset="tiny-imagenet", preset="cpu", device="cpu", out=str(tmp_path / "o"), ipc=1, epochs=1,
-                      seeds=1, classes=2, test_limit=2, progress=False, settings="full,lpld-keep1in2")
+    cfg = BenchConfig(
+        dataset="tiny-imagenet",
+        preset="cpu",
+        device="cpu",
+        out=str(tmp_path / "o"),
+        ipc=1,
+        epochs=1,
+        seeds=1,
+        classes=2,
+        test_limit=2,
+        progress=False,
+        settings="full,lpld-keep1in2",
+    )
     first = run_bench(cfg, echo=lambda s: None)
     said = []
     res = run_bench(replace(cfg, seeds=2, report_only=True), echo=said.append)

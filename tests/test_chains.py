@@ -1,4 +1,5 @@
 """Chain policy has one owner (issue 14): named presets and learnt chains in lplabel.codecs.chains."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,20 +20,24 @@ def test_presets_are_the_chains_their_users_wrote_before():
     (so stores written through them keep their bytes)."""
     assert set(PRESETS) == {"plain", "exact", "reference", "work", "shuffle", "planes", "rans"}
     assert _json(preset_chain("plain")) == _json(default_label_codecs("dense"))
-    assert _json(preset_chain("plain", k=7, type="none", level=5)) == \
-        _json(default_label_codecs("topk", k=7, type="none", level=5))
+    assert _json(preset_chain("plain", k=7, type="none", level=5)) == _json(
+        default_label_codecs("topk", k=7, type="none", level=5)
+    )
     assert _json(preset_chain("reference", level=19)) == _json(default_label_codecs("dense", type="float16", level=19))
     assert _json(preset_chain("work")) == _json(default_label_codecs("dense", type="float32", level=1))
-    assert _json(preset_chain("exact", value_type="float32", num_classes=1000)) == \
-        _json(default_label_codecs("dense", type="float32"))
-    assert _json(exact_chain("float16", k=10, num_classes=1000)) == \
-        _json(default_label_codecs("topk", k=10, type="float16", index_type="int16"))
+    assert _json(preset_chain("exact", value_type="float32", num_classes=1000)) == _json(
+        default_label_codecs("dense", type="float32")
+    )
+    assert _json(exact_chain("float16", k=10, num_classes=1000)) == _json(
+        default_label_codecs("topk", k=10, type="float16", index_type="int16")
+    )
     assert _json(exact_chain("float16", k=10, num_classes=40000))[0]["configuration"]["index_type"] == "int32"
     assert (legacy_index_type(32768), legacy_index_type(32769)) == ("int16", "int32")
     assert (index_type_for(65536), index_type_for(65537)) == ("uint16", "int32")
     for layout in ("shuffle", "planes"):
-        assert _json(preset_chain(layout, k=10, values="int8", level=19)) == \
-            _json(label_chain(k=10, values="int8", level=19, layout=layout))
+        assert _json(preset_chain(layout, k=10, values="int8", level=19)) == _json(
+            label_chain(k=10, values="int8", level=19, layout=layout)
+        )
     with pytest.raises(CodecConfigError, match="unknown chain preset 'fast'"):
         preset_chain("fast")
 
@@ -49,8 +54,17 @@ def test_learnt_chain_from_arrays_is_the_chain_encode_learns_from_a_store(tmp_pa
         blocks = [st.label for st in source.steps()]
         spec = (Field("logits", "float32", (20,)),)
         for layout, dictionary in (("planes", False), ("shuffle", True)):
-            opts = dict(k=4, values="fp16", tail="none", index_coding="index-delta", class_order="auto",
-                        layout=layout, level=None, dictionary=dictionary, dict_size=1024)
+            opts = dict(
+                k=4,
+                values="fp16",
+                tail="none",
+                index_coding="index-delta",
+                class_order="auto",
+                layout=layout,
+                level=None,
+                dictionary=dictionary,
+                dict_size=1024,
+            )
             learnt = learn_label_chain(blocks, spec, num_classes=20, **opts)
             assert _json(learnt) == _json(build_chain(source, **opts))
             names = [c.name for c in learnt]

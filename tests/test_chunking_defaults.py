@@ -3,6 +3,7 @@
 Training reads full stores in stored order, several consecutive steps per loader item
 (``steps_per_item``), so the commands write 8 steps per chunk there; LPLD/LPQLD-pruned stores
 are read in random order and keep 1; ``--steps-per-chunk`` always wins."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,11 +35,11 @@ def chunking(path):
 
 def test_default_follows_how_training_reads_the_store():
     assert TRAINING_STEPS_PER_CHUNK == 8
-    assert default_steps_per_chunk(None) == TRAINING_STEPS_PER_CHUNK          # full store: read in order
+    assert default_steps_per_chunk(None) == TRAINING_STEPS_PER_CHUNK  # full store: read in order
     assert default_steps_per_chunk({"reuse": "order"}) == TRAINING_STEPS_PER_CHUNK
-    assert default_steps_per_chunk({"reuse": "lpqld"}) == 1                   # random draws
+    assert default_steps_per_chunk({"reuse": "lpqld"}) == 1  # random draws
     assert default_steps_per_chunk({"reuse": "lpld"}) == 1
-    assert default_steps_per_chunk({"keep": 0.5}) == 1                        # pruned, reuse unnamed: lpld
+    assert default_steps_per_chunk({"keep": 0.5}) == 1  # pruned, reuse unnamed: lpld
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +78,14 @@ def test_pruned_store_keeps_one_step_per_chunk(src, tmp_path):
     run("prune", src, "-o", explicit, "--keep", "0.5", "--seed", "1", "--reuse", "lpqld", "--steps-per-chunk", 4)
     assert chunking(explicit)[0] == 4
 
+
 def test_import_writes_training_chunks(tmp_path):
     pytest.importorskip("torch")
     from lplabel.interop import synth
 
-    d = synth.write_batches(Path(tmp_path) / "lpqld", "lpqld", num_images=37, batch_size=8,
-                             epochs=4, k=10, num_classes=100)
+    d = synth.write_batches(
+        Path(tmp_path) / "lpqld", "lpqld", num_images=37, batch_size=8, epochs=4, k=10, num_classes=100
+    )
     out = tmp_path / "imp.lpl"
     run("import", d, "-o", out, "--num-classes", 100)
     spc, n_chunks, n_steps = chunking(out)

@@ -1,4 +1,5 @@
 """`lplabel info` and `lplabel verify` as a user runs them: output, exit codes, no tracebacks."""
+
 import json
 import subprocess
 import sys
@@ -45,11 +46,14 @@ def test_verify_ok_and_damaged(runner, small_store):
     assert "column 'crop', chunk 3" in r.output and "Traceback" not in r.output
 
 
-@pytest.mark.parametrize("content,expect", [
-    (b"", "empty"),
-    (b"not a store at all", "HDF5 signature"),
-    (None, "no such file"),
-])
+@pytest.mark.parametrize(
+    "content,expect",
+    [
+        (b"", "empty"),
+        (b"not a store at all", "HDF5 signature"),
+        (None, "no such file"),
+    ],
+)
 def test_bad_files_give_one_line_and_exit_2(runner, tmp_path, content, expect):
     p = tmp_path / "bad.lpl"
     if content is not None:
@@ -86,5 +90,7 @@ def test_info_counts_zstd_dictionaries_with_their_column():
     path = Path(__file__).parent / "golden" / "v1" / "topk3-fp16-rawdict.lpl"
     f = store_info(path)
     assert f["bytes_by_field"]["column.label.dictionary"] > 0
-    assert f["label_payload_bytes"] == f["bytes_by_field"]["column.label"] + f["bytes_by_field"]["column.label.dictionary"]
+    assert (
+        f["label_payload_bytes"] == f["bytes_by_field"]["column.label"] + f["bytes_by_field"]["column.label.dictionary"]
+    )
     assert sum(f["bytes_by_field"].values()) == f["file_bytes"]

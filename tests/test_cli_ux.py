@@ -1,5 +1,6 @@
 """Issue 19 items 8 and 13 as a user meets them: the three size figures, `show`, `verify --json`,
 `info` on several files, `--zstd-level`, `--keep 1/40 | 10% | 0.025`."""
+
 from __future__ import annotations
 
 import json
@@ -87,11 +88,14 @@ def test_show_one_step(tmp_path):
     assert json.loads(run("show", path, "--epoch", 1, "--json")[1])["step"] == 0
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--epoch", 7], "epoch 7 has no stored step"),
-    (["--epoch", 0, "--step", 99], "is not in this store"),
-    (["--step", 1], "--step needs --epoch"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--epoch", 7], "epoch 7 has no stored step"),
+        (["--epoch", 0, "--step", 99], "is not in this store"),
+        (["--step", 1], "--step needs --epoch"),
+    ],
+)
 def test_show_refuses_missing_steps_in_one_line(tmp_path, args, match):
     path = tmp_path / "s.lpl"
     write_store(path, epochs=2)
@@ -144,23 +148,38 @@ def test_zstd_level_one_name_and_hidden_alias(tmp_path):
     assert run("quantize", src, "-o", a, "--topk", 3, "--zstd-level", 5)[0] == 0
     code, _, err = run("quantize", src, "-o", b, "--topk", 3, "--level", 5)
     assert code == 0 and "--level is deprecated; use --zstd-level" in err
-    levels = [[c["configuration"].get("level") for c in store_info(p)["label_codecs"] if c["name"] in
-               ("zstd", "zplanes")] for p in (a, b)]
+    levels = [
+        [c["configuration"].get("level") for c in store_info(p)["label_codecs"] if c["name"] in ("zstd", "zplanes")]
+        for p in (a, b)
+    ]
     assert levels[0] == levels[1] == [5]
     code, _, err = run("quantize", src, "-o", tmp_path / "c.lpl", "--topk", 3, "--level", 4, "--zstd-level", 5)
     assert code == 2 and "disagree" in err and not (tmp_path / "c.lpl").exists()
 
 
 # -- item 13: --keep 1/40, 10%, 0.025 ----------------------------------------------------------------
-@pytest.mark.parametrize("text, value", [("0.025", 0.025), ("1/40", 1 / 40), ("2.5%", 0.025), (" 10 % ", 0.1),
-                                         ("1", 1.0), ("3/4", 0.75), (0.5, 0.5)])
+@pytest.mark.parametrize(
+    "text, value",
+    [("0.025", 0.025), ("1/40", 1 / 40), ("2.5%", 0.025), (" 10 % ", 0.1), ("1", 1.0), ("3/4", 0.75), (0.5, 0.5)],
+)
 def test_parse_keep(text, value):
     assert parse_keep(text) == pytest.approx(value)
 
 
-@pytest.mark.parametrize("text, match", [("abc", "not a number"), ("1/0", "divides by zero"), ("0", "not a fraction"),
-                                         ("40", "write 1/40"), ("150%", "not a fraction"), ("nan", "not a finite"),
-                                         ("-1/2", "not a fraction"), ("1/x", "not a number"), ("", "not a number")])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("abc", "not a number"),
+        ("1/0", "divides by zero"),
+        ("0", "not a fraction"),
+        ("40", "write 1/40"),
+        ("150%", "not a fraction"),
+        ("nan", "not a finite"),
+        ("-1/2", "not a fraction"),
+        ("1/x", "not a number"),
+        ("", "not a number"),
+    ],
+)
 def test_parse_keep_refuses_by_name(text, match):
     with pytest.raises(KeepFractionError, match=match):
         parse_keep(text)

@@ -1,4 +1,5 @@
 """lplabel encode / quantize / prune / compare: results and every refused input."""
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,15 @@ def test_encode_is_lossless_and_smaller(stores):
     assert open_store(out).header["selection"] == open_store(stores["dense"]).header["selection"]
 
 
-@pytest.mark.parametrize("opts", [[], ["--index-coding", "value-delta"], ["--layout", "shuffle", "--dictionary"],
-                                  ["--index-coding", "none", "--class-order", "none"]])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        [],
+        ["--index-coding", "value-delta"],
+        ["--layout", "shuffle", "--dictionary"],
+        ["--index-coding", "none", "--class-order", "none"],
+    ],
+)
 def test_encode_topk_keeps_pairs(stores, opts):
     out = stores["dir"] / f"k6-enc-{len(opts)}-{'-'.join(opts)}.lpl"
     assert run("encode", stores["k6"], "-o", out, *opts)[0] == 0
@@ -92,8 +100,14 @@ def test_quantized_store_copies_exactly(stores):
     kept = labels(pr)
     assert len(kept) == round(0.5 * len(src))
     sel = open_store(pr).header["selection"]
-    assert sel == {"unit": "step", "metric": "random", "keep": 0.5, "seed": 7, "source_steps": len(src),
-                   "reuse": "lpqld"}
+    assert sel == {
+        "unit": "step",
+        "metric": "random",
+        "keep": 0.5,
+        "seed": 7,
+        "source_steps": len(src),
+        "reuse": "lpqld",
+    }
     # same seed, same selection
     pr2 = stores["dir"] / "k6i8-pruned2.lpl"
     run("prune", stores["k6i8"], "-o", pr2, "--keep", "0.5", "--seed", "7", "--reuse", "lpqld")
@@ -130,12 +144,20 @@ def test_compare_known_case(tmp_path):
     p = np.array([0.5, 0.3, 0.15, 0.05])
     z = np.tile(np.log(p).astype(np.float32), (4, 1))
     paths = {}
-    for name, codecs, kw in [("ref", default_label_codecs("dense", type="float32"), {}),
-                             ("k2", default_label_codecs("topk", k=2, type="float32"), {})]:
+    for name, codecs, kw in [
+        ("ref", default_label_codecs("dense", type="float32"), {}),
+        ("k2", default_label_codecs("topk", k=2, type="float32"), {}),
+    ]:
         path = tmp_path / f"{name}.lpl"
         with StoreWriter(path, num_classes=4, images=4, batch_size=4, epochs=1, label_codecs=codecs) as w:
-            w.write_step(0, 0, image=np.arange(4, dtype=np.int32), crop=np.zeros((4, 4), np.float32),
-                         flip=np.zeros(4, bool), logits=z)
+            w.write_step(
+                0,
+                0,
+                image=np.arange(4, dtype=np.int32),
+                crop=np.zeros((4, 4), np.float32),
+                flip=np.zeros(4, bool),
+                logits=z,
+            )
         paths[name] = path
     code, out, _ = run("compare", paths["ref"], paths["k2"], "--json")
     res = json.loads(out)
@@ -160,13 +182,21 @@ def test_compare_top5_overlap_kept_for_k_at_least_5(tmp_path):
     rng = np.random.default_rng(3)
     z = rng.normal(size=(8, 12)).astype(np.float32)
     paths = {}
-    for name, codecs in [("ref", default_label_codecs("dense", type="float32")),
-                         ("k5", default_label_codecs("topk", k=5, type="float32")),
-                         ("k4", default_label_codecs("topk", k=4, type="float32"))]:
+    for name, codecs in [
+        ("ref", default_label_codecs("dense", type="float32")),
+        ("k5", default_label_codecs("topk", k=5, type="float32")),
+        ("k4", default_label_codecs("topk", k=4, type="float32")),
+    ]:
         paths[name] = tmp_path / f"{name}.lpl"
         with StoreWriter(paths[name], num_classes=12, images=8, batch_size=8, epochs=1, label_codecs=codecs) as w:
-            w.write_step(0, 0, image=np.arange(8, dtype=np.int32), crop=np.zeros((8, 4), np.float32),
-                         flip=np.zeros(8, bool), logits=z)
+            w.write_step(
+                0,
+                0,
+                image=np.arange(8, dtype=np.int32),
+                crop=np.zeros((8, 4), np.float32),
+                flip=np.zeros(8, bool),
+                logits=z,
+            )
     res = json.loads(run("compare", paths["ref"], paths["k5"], "--json")[1])
     assert res["top5_overlap"] == 1.0 and "top5_overlap_skipped" not in res
     res = json.loads(run("compare", paths["ref"], paths["k4"], "--json")[1])
@@ -186,17 +216,36 @@ def refused(args, out, match):
         assert not list(out.parent.glob(f".{out.name}.*"))  # no temporary left behind
 
 
-@pytest.mark.parametrize("case", ["unknown-codec", "bad-json", "lossy", "k>=C", "keep0", "keep>1", "keep-nan",
-                                  "int4-lse", "larger-k", "tail-mismatch", "tail-dense", "same", "dict-planes",
-                                  "bad-by", "bad-mode"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown-codec",
+        "bad-json",
+        "lossy",
+        "k>=C",
+        "keep0",
+        "keep>1",
+        "keep-nan",
+        "int4-lse",
+        "larger-k",
+        "tail-mismatch",
+        "tail-dense",
+        "same",
+        "dict-planes",
+        "bad-by",
+        "bad-mode",
+    ],
+)
 def test_refused(stores, case, tmp_path):
     out = tmp_path / "out.lpl"
     d, k6, k6i8 = stores["dense"], stores["k6"], stores["k6i8"]
     cases = {
         "unknown-codec": (["encode", d, "-o", out, "--codecs", '[{"name": "brotli"}]'], "unknown codec 'brotli'"),
         "bad-json": (["encode", d, "-o", out, "--codecs", "[{"], "not valid JSON"),
-        "lossy": (["encode", d, "-o", out, "--codecs",
-                   '[{"name": "topk", "configuration": {"k": 3}}, {"name": "bytes"}]'], "lossless"),
+        "lossy": (
+            ["encode", d, "-o", out, "--codecs", '[{"name": "topk", "configuration": {"k": 3}}, {"name": "bytes"}]'],
+            "lossless",
+        ),
         "k>=C": (["quantize", d, "-o", out, "--topk", 40], "smaller than the number of classes"),
         "keep0": (["prune", d, "-o", out, "--keep", 0], "(0, 1]"),
         "keep>1": (["prune", d, "-o", out, "--keep", 1.5], "(0, 1]"),
@@ -207,8 +256,27 @@ def test_refused(stores, case, tmp_path):
         "tail-dense": (["quantize", d, "-o", out, "--tail", "min"], "--topk"),
         "same": (["quantize", d, "-o", d, "--topk", 5], "the output is the input"),
         "dict-planes": (["encode", d, "-o", out, "--dictionary"], "layout shuffle"),
-        "bad-by": (["prune", d, "-o", out, "--keep", 0.5, "--metric", "margin", "--by", "epoch", "--reuse", "lpld",
-                    "--seed", 1, "--steps-per-chunk", 2], None),
+        "bad-by": (
+            [
+                "prune",
+                d,
+                "-o",
+                out,
+                "--keep",
+                0.5,
+                "--metric",
+                "margin",
+                "--by",
+                "epoch",
+                "--reuse",
+                "lpld",
+                "--seed",
+                1,
+                "--steps-per-chunk",
+                2,
+            ],
+            None,
+        ),
         "bad-mode": (["compare", d, k6i8, "--mode", "tail"], "tail summary"),
     }
     args, match = cases[case]
@@ -240,18 +308,35 @@ def test_encode_reads_registered_sources(tmp_path):
     from lplabel.images import ImageIndex
 
     rng = np.random.default_rng(0)
-    meta = recode.SourceMeta(num_classes=30, images=ImageIndex([f"img{i}" for i in range(8)], np.zeros(8)),
-                             batch_size=4, epochs=2, steps_per_epoch=2, label_input=("topk", 5), value_type="float16",
-                             crop_type="float16", num_steps=4)
+    meta = recode.SourceMeta(
+        num_classes=30,
+        images=ImageIndex([f"img{i}" for i in range(8)], np.zeros(8)),
+        batch_size=4,
+        epochs=2,
+        steps_per_epoch=2,
+        label_input=("topk", 5),
+        value_type="float16",
+        crop_type="float16",
+        num_steps=4,
+    )
     steps = []
     for e in range(2):
         for s in range(2):
             idx = np.stack([rng.choice(30, 5, replace=False) for _ in range(4)])
             val = rng.normal(4, 2, (4, 5)).astype(np.float16).astype(np.float32)
-            steps.append(recode.SourceStep(e, s, rng.permutation(8)[:4].astype(np.int32),
-                                           rng.random((4, 4)).astype(np.float16), rng.random(4) < 0.5,
-                                           np.arange(4, dtype=np.int16)[::-1].copy(), 0.3, np.array([1, 2, 3, 4]),
-                                           {"indices": idx, "values": val}))
+            steps.append(
+                recode.SourceStep(
+                    e,
+                    s,
+                    rng.permutation(8)[:4].astype(np.int32),
+                    rng.random((4, 4)).astype(np.float16),
+                    rng.random(4) < 0.5,
+                    np.arange(4, dtype=np.int16)[::-1].copy(),
+                    0.3,
+                    np.array([1, 2, 3, 4]),
+                    {"indices": idx, "values": val},
+                )
+            )
 
     class FakeSource:
         def __init__(self, path):

@@ -1,4 +1,5 @@
 """int8/int4 quantization: the documented arithmetic and error bounds, through the pipeline."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,7 +18,7 @@ finite = st.floats(-1000, 1000, allow_nan=False, allow_infinity=False, width=32)
 
 def bound(x, scale, offset, bits):
     L = (1 << bits) - 1
-    return scale[:, None] / 2 + 2.0 ** -23 * (np.abs(offset)[:, None] + L * scale[:, None]) + 1e-30
+    return scale[:, None] / 2 + 2.0**-23 * (np.abs(offset)[:, None] + L * scale[:, None]) + 1e-30
 
 
 @pytest.mark.parametrize("bits", [8, 4])
@@ -84,7 +85,7 @@ def test_pipeline_decodes_to_float32_within_bound(values, bits, k):
     rng_ = ref.max(axis=1) - ref.min(axis=1)
     # documented bound: scale/2 (+ rounding), scale <= (1+2^-10) (hi - offset)/L, offset within an fp16 ulp
     L = (1 << bits) - 1
-    assert np.all(err <= ((rng_ + 0.02 * np.abs(ref).max(axis=1)) * (1 + 2 ** -10) / L / 2 + 1e-3)[:, None])
+    assert np.all(err <= ((rng_ + 0.02 * np.abs(ref).max(axis=1)) * (1 + 2**-10) / L / 2 + 1e-3)[:, None])
 
 
 def test_int4_logsumexp_refused_min_allowed():

@@ -1,4 +1,5 @@
 """Round trips of every label codec (hypothesis), chain rules, and whole chains through a store."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,15 +30,19 @@ def _bits(a):
 
 def topk_block(draw_rows, k, c, seed):
     rng = np.random.default_rng(seed)
-    idx = np.stack([rng.choice(c, k, replace=False) for _ in range(draw_rows)]).astype(np.uint16) \
-        if draw_rows else np.zeros((0, k), np.uint16)
+    idx = (
+        np.stack([rng.choice(c, k, replace=False) for _ in range(draw_rows)]).astype(np.uint16)
+        if draw_rows
+        else np.zeros((0, k), np.uint16)
+    )
     vals = rng.normal(3, 3, (draw_rows, k)).astype(np.float16)
     return idx, vals
 
 
 # -- delta -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("type_", ["float16", "bfloat16", "float32", "int16", "uint16", "int8", "uint8", "int32",
-                                   "uint32"])
+@pytest.mark.parametrize(
+    "type_", ["float16", "bfloat16", "float32", "int16", "uint16", "int8", "uint8", "int32", "uint32"]
+)
 @FAST
 @given(data=st.data())
 def test_delta_roundtrip_any_order(type_, data):
@@ -57,7 +62,9 @@ def test_delta_keys_are_monotone_for_floats():
     x = np.array([-np.inf, -3.5, -1e-3, -0.0, 0.0, 1e-4, 2.0, 65504, np.inf], dtype=np.float16)
     k = to_keys(x.view(np.uint16), "float16").astype(np.int64)
     assert np.all(np.diff(k) > 0)
-    assert np.array_equal(from_keys(to_keys(x.view(np.uint16), "float16"), "float16").view(np.uint16), x.view(np.uint16))
+    assert np.array_equal(
+        from_keys(to_keys(x.view(np.uint16), "float16"), "float16").view(np.uint16), x.view(np.uint16)
+    )
 
 
 def test_delta_sorted_values_are_small():
@@ -80,8 +87,9 @@ def test_sort_keeps_pairs(n, k, seed, by):
     out = c.decode(c.encode({"indices": idx, "values": vals, "tail": tail}, spec), spec)
     assert np.array_equal(out["tail"], tail)
     for r in range(n):
-        assert sorted(zip(idx[r].tolist(), vals[r].tolist())) == sorted(zip(out["indices"][r].tolist(),
-                                                                          out["values"][r].tolist()))
+        assert sorted(zip(idx[r].tolist(), vals[r].tolist())) == sorted(
+            zip(out["indices"][r].tolist(), out["values"][r].tolist())
+        )
         if by == "index":
             assert np.all(np.diff(out["indices"][r].astype(int)) > 0)
         else:
@@ -147,12 +155,20 @@ def test_classmap_rejects_non_permutation_and_learns_orders():
 @given(n=st.integers(0, 7), seed=st.integers(0, 2**32 - 1))
 def test_zplanes_roundtrip_mixed_fields(n, seed):
     rng = np.random.default_rng(seed)
-    spec = (Field("indices", "uint16", (4,)), Field("values", "bfloat16", (4,)), Field("flag", "bool", ()),
-            Field("scale", "float32", ()), Field("codes", "uint8", (3,)))
-    block = {"indices": rng.integers(0, 999, (n, 4)).astype(np.uint16),
-             "values": rng.integers(0, 65535, (n, 4)).astype(np.uint16),
-             "flag": rng.random(n) < 0.5, "scale": rng.normal(size=n).astype(np.float32),
-             "codes": rng.integers(0, 255, (n, 3)).astype(np.uint8)}
+    spec = (
+        Field("indices", "uint16", (4,)),
+        Field("values", "bfloat16", (4,)),
+        Field("flag", "bool", ()),
+        Field("scale", "float32", ()),
+        Field("codes", "uint8", (3,)),
+    )
+    block = {
+        "indices": rng.integers(0, 999, (n, 4)).astype(np.uint16),
+        "values": rng.integers(0, 65535, (n, 4)).astype(np.uint16),
+        "flag": rng.random(n) < 0.5,
+        "scale": rng.normal(size=n).astype(np.float32),
+        "codes": rng.integers(0, 255, (n, 3)).astype(np.uint8),
+    }
     z = ZPlanes(3)
     data = z.encode(block, spec)
     out = z.decode(data, spec, n)
@@ -171,8 +187,8 @@ def test_zplanes_frames_are_standard_zstd():
     data = ZPlanes(5).encode({"v": np.array([[0x0102, 0x0304]], np.uint16)}, spec)
     s0, s1 = struct.unpack_from("<2I", data)
     d = zstandard.ZstdDecompressor()
-    assert d.decompress(data[8:8 + s0]) == bytes([0x02, 0x04])  # low bytes first
-    assert d.decompress(data[8 + s0:8 + s0 + s1]) == bytes([0x01, 0x03])
+    assert d.decompress(data[8 : 8 + s0]) == bytes([0x02, 0x04])  # low bytes first
+    assert d.decompress(data[8 + s0 : 8 + s0 + s1]) == bytes([0x01, 0x03])
 
 
 @FAST
@@ -210,26 +226,56 @@ def test_zstd_dictionary_roundtrip_and_config():
 LOGITS = (Field("logits", "float32", (30,)),)
 
 
-@pytest.mark.parametrize("chain, err", [
-    ([{"name": "zstd"}, {"name": "bytes"}], CodecChainError),
-    ([{"name": "bytes"}, {"name": "topk", "configuration": {"k": 3}}], CodecChainError),
-    ([{"name": "bytes"}, {"name": "zplanes"}], CodecChainError),
-    ([{"name": "topk", "configuration": {"k": 3}}], CodecChainError),
-    ([{"name": "nosuchcodec"}, {"name": "bytes"}], UnknownCodecError),
-    ([{"name": "topk", "configuration": {"k": 30}}, {"name": "bytes"}], CodecConfigError),
-    ([{"name": "sort"}, {"name": "bytes"}], CodecChainError),
-    ([{"name": "delta", "configuration": {"field": "nope"}}, {"name": "bytes"}], CodecChainError),
-    ([{"name": "topk", "configuration": {"k": 3}}, {"name": "delta", "configuration": {"field": "values"}},
-      {"name": "quantize"}, {"name": "bytes"}], CodecChainError),
-    ([{"name": "topk", "configuration": {"k": 3}}, {"name": "quantize"}, {"name": "quantize"}, {"name": "bytes"}],
-     CodecChainError),
-    ([{"name": "topk", "configuration": {"k": 3, "tail": "logsumexp"}}, {"name": "quantize",
-      "configuration": {"bits": 4}}, {"name": "bytes"}], CodecChainError),
-    ([{"name": "topk", "configuration": {"k": 4}}, {"name": "quantize", "configuration": {"bits": 4}},
-      {"name": "bitpack", "configuration": {"field": "values", "bits": 4}}, {"name": "sort"}, {"name": "bytes"}],
-     CodecChainError),
-    ([{"name": "quantize", "configuration": {"bits": 3}}, {"name": "bytes"}], CodecConfigError),
-])
+@pytest.mark.parametrize(
+    "chain, err",
+    [
+        ([{"name": "zstd"}, {"name": "bytes"}], CodecChainError),
+        ([{"name": "bytes"}, {"name": "topk", "configuration": {"k": 3}}], CodecChainError),
+        ([{"name": "bytes"}, {"name": "zplanes"}], CodecChainError),
+        ([{"name": "topk", "configuration": {"k": 3}}], CodecChainError),
+        ([{"name": "nosuchcodec"}, {"name": "bytes"}], UnknownCodecError),
+        ([{"name": "topk", "configuration": {"k": 30}}, {"name": "bytes"}], CodecConfigError),
+        ([{"name": "sort"}, {"name": "bytes"}], CodecChainError),
+        ([{"name": "delta", "configuration": {"field": "nope"}}, {"name": "bytes"}], CodecChainError),
+        (
+            [
+                {"name": "topk", "configuration": {"k": 3}},
+                {"name": "delta", "configuration": {"field": "values"}},
+                {"name": "quantize"},
+                {"name": "bytes"},
+            ],
+            CodecChainError,
+        ),
+        (
+            [
+                {"name": "topk", "configuration": {"k": 3}},
+                {"name": "quantize"},
+                {"name": "quantize"},
+                {"name": "bytes"},
+            ],
+            CodecChainError,
+        ),
+        (
+            [
+                {"name": "topk", "configuration": {"k": 3, "tail": "logsumexp"}},
+                {"name": "quantize", "configuration": {"bits": 4}},
+                {"name": "bytes"},
+            ],
+            CodecChainError,
+        ),
+        (
+            [
+                {"name": "topk", "configuration": {"k": 4}},
+                {"name": "quantize", "configuration": {"bits": 4}},
+                {"name": "bitpack", "configuration": {"field": "values", "bits": 4}},
+                {"name": "sort"},
+                {"name": "bytes"},
+            ],
+            CodecChainError,
+        ),
+        ([{"name": "quantize", "configuration": {"bits": 3}}, {"name": "bytes"}], CodecConfigError),
+    ],
+)
 def test_chain_errors(chain, err):
     with pytest.raises(err):
         Pipeline(chain, LOGITS)
@@ -242,8 +288,9 @@ def test_topk_requantize_merges_logsumexp_tail():
     b10 = big.decode(big.encode({"logits": z}), 6)
     spec10 = (Field("indices", "int64", (10,)), Field("values", "float32", (10,)), Field("tail", "float32", ()))
     small = Pipeline([TopK(4, type="float32", tail="logsumexp"), get_codec("bytes")], spec10)
-    b4 = small.decode(small.encode({"indices": b10["indices"].astype(np.int64), "values": b10["values"],
-                                    "tail": b10["tail"]}), 6)
+    b4 = small.decode(
+        small.encode({"indices": b10["indices"].astype(np.int64), "values": b10["values"], "tail": b10["tail"]}), 6
+    )
     direct = Pipeline([TopK(4, type="float32", tail="logsumexp"), get_codec("bytes")], LOGITS)
     d4 = direct.decode(direct.encode({"logits": z}), 6)
     assert np.array_equal(b4["indices"], d4["indices"])
@@ -264,8 +311,10 @@ def test_friendly_chains_lossless_on_pairs(layout, coding, values):
     chain = label_chain(k=k, values=values, index_coding=coding, layout=layout, class_order=order, level=3)
     p = Pipeline(chain, (Field("logits", "float32", (50,)),))
     out = p.decode(p.encode({"logits": z}), 40)
-    ref = Pipeline(label_chain(k=k, values=values, index_coding="none", layout="shuffle", level=1),
-                   (Field("logits", "float32", (50,)),))
+    ref = Pipeline(
+        label_chain(k=k, values=values, index_coding="none", layout="shuffle", level=1),
+        (Field("logits", "float32", (50,)),),
+    )
     want = ref.decode(ref.encode({"logits": z}), 40)
     for r in range(40):
         a = sorted(zip(want["indices"][r].tolist(), _bits(want["values"][r]).tolist()))
@@ -302,7 +351,7 @@ def test_holds_exactly_is_one_rule_and_matches_real_casts():
     assert np.array_equal(float32_to_bfloat16(f)[fin], bits[fin])
     assert holds_exactly(src="bfloat16", dst="float32")
     # f64 -> f32 loses (1 + 2**-30 is a float64, not a float32)
-    x = np.array([1 + 2.0 ** -30], np.float64)
+    x = np.array([1 + 2.0**-30], np.float64)
     assert x.astype(np.float32).astype(np.float64)[0] != x[0]
     assert not holds_exactly(src="float64", dst="float32")
     # f32 -> f64 keeps every float32
@@ -324,11 +373,22 @@ def test_narrowing_is_named_the_same_by_encode_and_import():
     from lplabel.recode import SourceMeta, chain_loses
 
     def meta(vt):
-        return SourceMeta(num_classes=10, images=ImageIndex([f"{i}" for i in range(4)], np.zeros(4, np.int64)),
-                          batch_size=2, epochs=1, steps_per_epoch=2, label_input="logits", value_type=vt)
+        return SourceMeta(
+            num_classes=10,
+            images=ImageIndex([f"{i}" for i in range(4)], np.zeros(4, np.int64)),
+            batch_size=2,
+            epochs=1,
+            steps_per_epoch=2,
+            label_input="logits",
+            value_type=vt,
+        )
 
-    for src, dst, exact in [("bfloat16", "float32", True), ("float64", "float32", False),
-                            ("float32", "float16", False), ("float16", "float32", True)]:
+    for src, dst, exact in [
+        ("bfloat16", "float32", True),
+        ("float64", "float32", False),
+        ("float32", "float16", False),
+        ("float16", "float32", True),
+    ]:
         chain = default_label_codecs("dense", type=dst)
         assert (chain_loses(chain, meta(src)) is None) == exact, (src, dst)
         plan = plan_labels("dense", value_dtype=src, num_classes=10, codecs=[c.to_json() for c in chain])
@@ -350,10 +410,17 @@ def test_codec_hooks_are_declared_with_defaults():
             assert callable(cls.check_spec) and callable(cls.check_input)
         if issubclass(cls, BytesBytesCodec):
             assert cls.bounded_decode is (name == "zstd")
-        overrides = {h for h in ("check_chain", "uses_dictionary", "dictionary_data", "attach_dictionary")
-                     if getattr(cls, h) is not getattr(Codec, h)}
-        want = {"rans": {"check_chain"}, "quantize": {"check_chain"}, "derived": {"check_chain"},
-                "zstd": {"uses_dictionary", "dictionary_data", "attach_dictionary"}}.get(name, set())
+        overrides = {
+            h
+            for h in ("check_chain", "uses_dictionary", "dictionary_data", "attach_dictionary")
+            if getattr(cls, h) is not getattr(Codec, h)
+        }
+        want = {
+            "rans": {"check_chain"},
+            "quantize": {"check_chain"},
+            "derived": {"check_chain"},
+            "zstd": {"uses_dictionary", "dictionary_data", "attach_dictionary"},
+        }.get(name, set())
         assert overrides == want, name
     plain = Zstd(3)
     assert not plain.uses_dictionary and plain.dictionary_data() is None

@@ -7,6 +7,7 @@ one torch picks also on an AVX-512 machine: repeated teacher and student trainin
 same weights, with 1 and 2 torch threads, for one- and three-channel images and for the shipped
 models with small-channel stride-2 shortcuts (and the process must not abort).
 """
+
 from __future__ import annotations
 
 import json
@@ -105,8 +106,18 @@ def _identity_crop_store(tmp_path, images, teacher):
     (gather + permute), the path that used to hand out channels-last one-channel batches."""
     from lplabel.relabel import relabel
 
-    return relabel(images, teacher, tmp_path / "id.lpl", epochs=2, batch_size=20, size=8, crop_scale=(1.0, 1.0),
-                   crop_ratio=(1.0, 1.0), seed=0, progress=False)
+    return relabel(
+        images,
+        teacher,
+        tmp_path / "id.lpl",
+        epochs=2,
+        batch_size=20,
+        size=8,
+        crop_scale=(1.0, 1.0),
+        crop_ratio=(1.0, 1.0),
+        seed=0,
+        progress=False,
+    )
 
 
 def test_relabeler_and_loader_hand_out_plain_nchw(tmp_path):
@@ -163,10 +174,20 @@ print(json.dumps(res))
 @pytest.mark.slow
 @pytest.mark.parametrize("threads", [1, 2])
 def test_training_repeats_exactly_on_the_avx2_kernel(tmp_path, threads):
-    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2", OMP_NUM_THREADS=str(threads),
-               PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    p = subprocess.run([sys.executable, "-c", _SCRIPT, str(threads), str(tmp_path)], env=env, cwd=tmp_path,
-                       capture_output=True, text=True, timeout=900)
+    env = dict(
+        os.environ,
+        ONEDNN_MAX_CPU_ISA="AVX2",
+        OMP_NUM_THREADS=str(threads),
+        PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(threads), str(tmp_path)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     # with one thread the unfixed kernel corrupts the heap: the process aborts (signal, no JSON)
     assert p.returncode == 0, f"exit {p.returncode}\n{p.stderr[-3000:]}"
     res = json.loads(p.stdout.strip().splitlines()[-1])

@@ -1,4 +1,5 @@
 """Real-data loaders: digits, CIFAR-10 / Tiny-ImageNet packs, ImageFolder trees, npz packs."""
+
 from __future__ import annotations
 
 import io
@@ -94,7 +95,7 @@ def test_cifar10_first_k_per_class():
     for c in range(10):  # the first three of each class, in file order
         np.testing.assert_array_equal(idx[s.classes == c], np.flatnonzero(labels == c)[:3])
     i = int(idx[0])
-    ref = np.asarray(Image.open(io.BytesIO(z["data"][z["offsets"][i]:z["offsets"][i + 1]].tobytes())))
+    ref = np.asarray(Image.open(io.BytesIO(z["data"][z["offsets"][i] : z["offsets"][i + 1]].tobytes())))
     np.testing.assert_array_equal(s.images[0], ref)
     assert s.keys[0] == f"cifar10/test/{i}"
     assert 60 < s.images.mean() < 200
@@ -142,8 +143,12 @@ def test_npz_pack_encoded_and_plain(tmp_path):
     np.savez(tmp_path / "bad.npz", images=imgs)
     with pytest.raises(D.DatasetError, match="bad.npz.*labels"):
         D.load_npz_pack(tmp_path / "bad.npz")
-    np.savez(tmp_path / "bad2.npz", data=np.zeros(10, np.uint8), offsets=np.array([0, 5, 10]),
-             labels=np.array([0, 1], np.uint8))
+    np.savez(
+        tmp_path / "bad2.npz",
+        data=np.zeros(10, np.uint8),
+        offsets=np.array([0, 5, 10]),
+        labels=np.array([0, 1], np.uint8),
+    )
     with pytest.raises(D.DatasetError, match=r"cannot decode image 0 of .*bad2\.npz"):
         D.load_npz_pack(tmp_path / "bad2.npz")
     with pytest.raises(D.DatasetNotFoundError, match="nothere.npz"):

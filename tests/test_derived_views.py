@@ -1,4 +1,5 @@
 """Derived view columns (spec/FORMAT.md §1.4): views regenerated from the header, not stored."""
+
 from __future__ import annotations
 
 import json
@@ -24,21 +25,52 @@ from relabel_helpers import TinyTeacher, digits_small, mixed_size_set
 VIEWS = ("image", "crop", "flip", "mix_partner")
 
 
-def _write(path, iset, *, derived, epochs=3, batch_size=8, mix="cutmix", seed=5, steps_per_chunk=2, topk=None,
-           pairs=None, tamper=None, packed=True, sampler=SAMPLER_V2):
+def _write(
+    path,
+    iset,
+    *,
+    derived,
+    epochs=3,
+    batch_size=8,
+    mix="cutmix",
+    seed=5,
+    steps_per_chunk=2,
+    topk=None,
+    pairs=None,
+    tamper=None,
+    packed=True,
+    sampler=SAMPLER_V2,
+):
     policy = AugmentPolicy(output_size=16, mix=mix, sampler=sampler)
     sizes = iset.sizes()
     spe = steps_per_epoch(len(iset), batch_size)
     pairs = pairs or [(e, s) for e in range(epochs) for s in range(spe)]
     codecs = None if topk is None else default_label_codecs("topk", k=topk)
     rng = np.random.default_rng(seed + 1)
-    with StoreWriter(path, num_classes=10, images=iset, batch_size=batch_size, epochs=epochs,
-                     augmentation=policy.to_json(), seed=seed, label_codecs=codecs,
-                     steps_per_chunk=steps_per_chunk, overwrite=True, packed_tables=packed,
-                     derived_views=sizes if derived else None) as w:
+    with StoreWriter(
+        path,
+        num_classes=10,
+        images=iset,
+        batch_size=batch_size,
+        epochs=epochs,
+        augmentation=policy.to_json(),
+        seed=seed,
+        label_codecs=codecs,
+        steps_per_chunk=steps_per_chunk,
+        overwrite=True,
+        packed_tables=packed,
+        derived_views=sizes if derived else None,
+    ) as w:
         for e, s, v in plan_steps(seed, pairs, sizes, batch_size, policy):
-            kw = dict(image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner, mix_lambda=v.mix_lambda,
-                      mix_box=v.mix_box, logits=(rng.standard_normal((len(v), 10)) * 3).astype(np.float32))
+            kw = dict(
+                image=v.image,
+                crop=v.crop,
+                flip=v.flip,
+                mix_partner=v.mix_partner,
+                mix_lambda=v.mix_lambda,
+                mix_box=v.mix_box,
+                logits=(rng.standard_normal((len(v), 10)) * 3).astype(np.float32),
+            )
             if tamper is not None:
                 tamper(e, s, kw)
             w.write_step(e, s, **kw)
@@ -60,16 +92,22 @@ def _same_steps(a, b):
                 assert np.asarray(p.label[k]).tobytes() == np.asarray(q.label[k]).tobytes()
 
 
-@pytest.fixture(scope="module", params=[(True, SAMPLER_V2), (False, SAMPLER_V2), (True, SAMPLER_V1)],
-                ids=["packed-v2", "tables-v2", "packed-v1"])
+@pytest.fixture(
+    scope="module",
+    params=[(True, SAMPLER_V2), (False, SAMPLER_V2), (True, SAMPLER_V1)],
+    ids=["packed-v2", "tables-v2", "packed-v1"],
+)
 def pair(tmp_path_factory, request):
     """The same views stored and derived: lplabel-views-v2 in format 1.2 (packed tables) and 1.0 (table
     datasets), and lplabel-views-v1 (numpy streams, packed) as stores written before 1.2 have them."""
     d = tmp_path_factory.mktemp("derived")
     iset = mixed_size_set(37)
     kw = dict(packed=request.param[0], sampler=request.param[1])
-    return (iset, _write(d / "stored.lpl", iset, derived=False, **kw),
-            _write(d / "derived.lpl", iset, derived=True, **kw))
+    return (
+        iset,
+        _write(d / "stored.lpl", iset, derived=False, **kw),
+        _write(d / "derived.lpl", iset, derived=True, **kw),
+    )
 
 
 def _sampler(path) -> str:
@@ -109,6 +147,7 @@ def _edit_table(f, name, fn, *, fix_crc=True):
 
 # -- format ------------------------------------------------------------------------------------------------
 
+
 def test_round_trip_equals_stored_views_and_is_smaller(pair):
     iset, stored, derived = pair
     _same_steps(stored, derived)
@@ -120,7 +159,8 @@ def test_round_trip_equals_stored_views_and_is_smaller(pair):
         for c in VIEWS:
             assert s.header["columns"][c]["codecs"] == [
                 {"name": "derived", "configuration": {"sampler": sampler}},
-                {"name": "bytes", "configuration": {}}]
+                {"name": "bytes", "configuration": {}},
+            ]
             assert s.column_bytes(c) == 0 and not np.any(s.chunks[c])
         # format 1.2 marks packed v2 stores; v1 derived stores name the numpy that drew their views
         assert s.format_version == ((1, 2) if s.packed and sampler == SAMPLER_V2 else (1, 1) if s.packed else (1, 0))
@@ -168,6 +208,7 @@ def test_tampered_crc_raises_checksum_error_naming_the_chunk(pair, tmp_path):
         def flip(a):
             a[1] ^= 1
             return a
+
         _edit_table(f, "columns/crop/crc32", flip)
 
     bad = _copy_with(derived, tmp_path / "bad.lpl", bump)
@@ -222,6 +263,7 @@ def test_v1_refusal_names_the_writers_numpy(pair, tmp_path, monkeypatch):
         del f["header"]
         f.create_dataset("header", data=np.frombuffer(new, np.uint8))
         import zlib
+
         f.attrs["header_crc32"] = np.uint32(zlib.crc32(new))
 
     other = _copy_with(derived, tmp_path / "old-numpy.lpl", rewrite)
@@ -246,6 +288,7 @@ def test_stored_mix_table_is_checked_against_the_regenerated_mix(pair, tmp_path)
         def half(a):  # a λ whose CutMix box surely differs (half-extent 8 or 0 instead of <= 5 or >= 5)
             a[0] = 0.0 if a[0] > 0.5 else 1.0
             return a
+
         _edit_table(f, "steps/mix_lambda", half)
 
     bad = _copy_with(derived, tmp_path / "lam.lpl", lam)
@@ -260,6 +303,7 @@ def test_stored_mix_table_is_checked_against_the_regenerated_mix(pair, tmp_path)
     def nan(a):
         a[0] = np.nan
         return a
+
     from lplabel.errors import CorruptStoreError
 
     bad = _copy_with(derived, tmp_path / "nan.lpl", lambda f: _edit_table(f, "steps/mix_lambda", nan))
@@ -287,6 +331,7 @@ def test_missing_or_damaged_image_sizes_refuse_to_open(pair, tmp_path):
 
 
 # -- writer ------------------------------------------------------------------------------------------------
+
 
 def test_writer_refuses_views_that_do_not_regenerate(tmp_path):
     iset = make_images(24)
@@ -317,8 +362,7 @@ def test_writer_refuses_headers_that_cannot_drive_the_sampler(tmp_path):
     with pytest.raises(WriterError, match="float32"):
         StoreWriter(tmp_path / "c.lpl", augmentation=pol, seed=1, crop_type="float16", **kw)
     with pytest.raises(WriterError, match="sizes"):
-        StoreWriter(tmp_path / "d.lpl", augmentation=pol, seed=1,
-                    **{**kw, "derived_views": iset.sizes()[:3]})
+        StoreWriter(tmp_path / "d.lpl", augmentation=pol, seed=1, **{**kw, "derived_views": iset.sizes()[:3]})
 
 
 def test_partial_derivation_is_refused_on_open(pair, tmp_path):
@@ -332,6 +376,7 @@ def test_partial_derivation_is_refused_on_open(pair, tmp_path):
         del f["header"]
         f.create_dataset("header", data=np.frombuffer(new, np.uint8))
         import zlib
+
         f.attrs["header_crc32"] = np.uint32(zlib.crc32(new))
 
     bad = _copy_with(derived, tmp_path / "partial.lpl", one_stored)
@@ -340,6 +385,7 @@ def test_partial_derivation_is_refused_on_open(pair, tmp_path):
 
 
 # -- tools on derived stores -------------------------------------------------------------------------------
+
 
 def _cli(*args):
     from lplabel.cli import main
@@ -373,9 +419,11 @@ def test_verify_and_info(pair):
 
 def test_prune_quantize_encode_keep_views_derived(pair, tmp_path):
     _, stored, derived = pair
-    for name, args in {"pruned": ["prune", "--keep", 0.5, "--seed", 3],
-                       "quant": ["quantize", "--topk", 3, "--values", "int8"],
-                       "enc": ["encode"]}.items():
+    for name, args in {
+        "pruned": ["prune", "--keep", 0.5, "--seed", 3],
+        "quant": ["quantize", "--topk", 3, "--values", "int8"],
+        "enc": ["encode"],
+    }.items():
         a, b = tmp_path / f"{name}-s.lpl", tmp_path / f"{name}-d.lpl"
         _cli(args[0], stored, "-o", a, *args[1:])
         _cli(args[0], derived, "-o", b, *args[1:])
@@ -434,8 +482,17 @@ def test_relabel_parts_resume_and_merge_keep_views_derived(tmp_path, digits):
     ref = relabel(digits, teacher, tmp_path / "ref.lpl", **BASE)
     # two shards, merged by hand: parts are derived, the merge keeps them derived
     for r in (0, 1):
-        relabel(digits, teacher, tmp_path / "m.lpl", **BASE, steps_per_part=2, rank=r, world_size=2,
-                work_dir=tmp_path / f"w{r}", merge=False)
+        relabel(
+            digits,
+            teacher,
+            tmp_path / "m.lpl",
+            **BASE,
+            steps_per_part=2,
+            rank=r,
+            world_size=2,
+            work_dir=tmp_path / f"w{r}",
+            merge=False,
+        )
     for r in (0, 1):
         with open_store(next((tmp_path / f"w{r}").glob("*.lpl"))) as p:
             assert p.derived == VIEWS
@@ -446,11 +503,30 @@ def test_relabel_parts_resume_and_merge_keep_views_derived(tmp_path, digits):
     # a resumed work directory refuses to switch between derived and stored views
     from lplabel.relabel import WorkDirError
 
-    relabel(digits, teacher, tmp_path / "r.lpl", **BASE, steps_per_part=2, rank=0, world_size=2,
-            work_dir=tmp_path / "wr", merge=False)
+    relabel(
+        digits,
+        teacher,
+        tmp_path / "r.lpl",
+        **BASE,
+        steps_per_part=2,
+        rank=0,
+        world_size=2,
+        work_dir=tmp_path / "wr",
+        merge=False,
+    )
     with pytest.raises(WorkDirError, match="views"):
-        relabel(digits, teacher, tmp_path / "r.lpl", **BASE, steps_per_part=2, rank=1, world_size=2,
-                work_dir=tmp_path / "wr", merge=False, views="stored")
+        relabel(
+            digits,
+            teacher,
+            tmp_path / "r.lpl",
+            **BASE,
+            steps_per_part=2,
+            rank=1,
+            world_size=2,
+            work_dir=tmp_path / "wr",
+            merge=False,
+            views="stored",
+        )
 
 
 def test_relabel_cli_store_views(tmp_path, digits):

@@ -4,6 +4,7 @@ directory, against real stores (a teacher trained on scikit-learn's digits relab
 Why: a reference page whose examples are not run drifts from the code; and the page must show
 every verb of the CLI (issue 14), which :func:`test_docs_api_covers_every_verb` checks.
 """
+
 from __future__ import annotations
 
 import doctest

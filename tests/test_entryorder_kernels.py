@@ -5,6 +5,7 @@ so the compiled decode must put every entry back where the reference puts it: sa
 same shifts, same permuted fields, same error on a corrupt chunk; and a store must decode the same
 with numba and without it (the fallback, forced here by hiding the kernels).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,24 +46,30 @@ def lpqld_topk(n: int, c: int, k: int, seed: int, grid: float | None):
 def planes_chain(idx, c: int, k: int) -> list:
     """The chain ``lplabel encode DIR`` builds for LPQLD files (layout planes, tie order kept)."""
     order = encode_order(learn_class_order(idx, c))
-    return [TopK(k, type="float16", index_type="int16"), eo.EntryOrder(), ClassMap(c, order), Sort("index"),
-            Delta("indices", "ascending"), ZPlanes(3)]
+    return [
+        TopK(k, type="float16", index_type="int16"),
+        eo.EntryOrder(),
+        ClassMap(c, order),
+        Sort("index"),
+        Delta("indices", "ascending"),
+        ZPlanes(3),
+    ]
 
 
 def bits(a) -> bytes:
     return np.ascontiguousarray(a).tobytes()
 
 
-@pytest.mark.parametrize("k,grid", [(1, None), (10, None), (10, 0.25), (100, None), (100, 0.25), (256, 0.5),
-                                    (300, 0.5)])
+@pytest.mark.parametrize(
+    "k,grid", [(1, None), (10, None), (10, 0.25), (100, None), (100, 0.25), (256, 0.5), (300, 0.5)]
+)
 def test_run_starts_and_shifts_match_the_reference(k, grid, monkeypatch):
     idx, val = lpqld_topk(64, 1000, k, seed=k, grid=grid)
-    for t, v in (("float16", val), ("float32", val.astype(np.float32)),
-                 ("bfloat16", val.view(np.uint16))):
+    for t, v in (("float16", val), ("float32", val.astype(np.float32)), ("bfloat16", val.view(np.uint16))):
         assert np.array_equal(eo.run_starts(v, t), eo.run_starts(v, t, compiled=False))
     spec = (Field("indices", "int16", (k,)), Field("values", "float16", (k,)))
     got = eo.EntryOrder().encode({"indices": idx, "values": val}, spec)["entry_shift"]
-    no_numba(monkeypatch)      # the reference
+    no_numba(monkeypatch)  # the reference
     ref = eo.EntryOrder().encode({"indices": idx, "values": val}, spec)["entry_shift"]
     assert got.dtype == ref.dtype and np.array_equal(got, ref)
     if grid:  # the case that matters: ties whose file order is not the class order
@@ -79,11 +86,11 @@ def test_chain_decodes_identically_with_and_without_numba(k, grid, monkeypatch):
     data = p.encode(block)
     fast = p.decode(data, n)
     no_numba(monkeypatch)
-    assert p.encode(block) == data                       # the same bytes are written either way
+    assert p.encode(block) == data  # the same bytes are written either way
     ref = p.decode(data, n)
     for f in ("indices", "values"):
         assert fast[f].dtype == ref[f].dtype and bits(fast[f]) == bits(ref[f])
-    assert np.array_equal(fast["indices"], idx) and bits(fast["values"]) == bits(val)   # LPQLD's order exactly
+    assert np.array_equal(fast["indices"], idx) and bits(fast["values"]) == bits(val)  # LPQLD's order exactly
 
 
 def test_any_input_order_and_all_field_types():
@@ -94,12 +101,14 @@ def test_any_input_order_and_all_field_types():
     for t in ("float16", "bfloat16", "float32"):
         v = rng.integers(-3, 4, (n, k)).astype(np.float32)
         v[0, :2] = [0.0, -0.0]
-        raw = {"float16": v.astype(np.float16), "float32": v, "bfloat16": (v.view(np.uint32) >> 16).astype(np.uint16)}[t]
+        raw = {"float16": v.astype(np.float16), "float32": v, "bfloat16": (v.view(np.uint32) >> 16).astype(np.uint16)}[
+            t
+        ]
         idx = np.stack([rng.permutation(500)[:k] for _ in range(n)]).astype(np.int32)
         extra = rng.integers(0, 255, (n, k)).astype(np.uint8)
         spec = (Field("indices", "int32", (k,)), Field("values", t, (k,)), Field("extra", "uint8", (k,)))
         enc = eo.EntryOrder().encode({"indices": idx, "values": raw, "extra": extra}, spec)
-        perm = np.argsort(rng.random((n, k)), 1)            # what a later sort does to every [k] field
+        perm = np.argsort(rng.random((n, k)), 1)  # what a later sort does to every [k] field
         moved = {f: np.take_along_axis(np.asarray(a), perm, 1) for f, a in enc.items()}
         got = eo.EntryOrder().decode(moved, spec)
         assert np.array_equal(got["indices"], idx) and bits(got["values"]) == bits(raw)
@@ -111,8 +120,9 @@ def test_corrupt_shifts_are_a_named_error_on_both_paths(compiled, monkeypatch):
     if not compiled:
         no_numba(monkeypatch)
     spec = (Field("indices", "int16", (3,)), Field("values", "float16", (3,)))
-    block = eo.EntryOrder().encode({"indices": np.array([[2, 1, 0]], np.int16),
-                                    "values": np.ones((1, 3), np.float16)}, spec)
+    block = eo.EntryOrder().encode(
+        {"indices": np.array([[2, 1, 0]], np.int16), "values": np.ones((1, 3), np.float16)}, spec
+    )
     block["entry_shift"] = np.array([[1, 1, 0]], np.uint8)
     with pytest.raises(CodecError, match="permutation"):
         eo.EntryOrder().decode(block, spec)
@@ -179,7 +189,7 @@ def _lehmer_reference(start, length, shift) -> bytes:
             pi = sh[st == a].tolist()
             m = len(pi)
             for j in range(m - 1):
-                acc |= sum(1 for x in pi[j + 1:] if x < pi[j]) << pos
+                acc |= sum(1 for x in pi[j + 1 :] if x < pi[j]) << pos
                 pos += (m - j - 1).bit_length()
     return b"\x00" + acc.to_bytes((pos + 7) // 8, "little")
 
@@ -193,7 +203,7 @@ def test_rans_tie_order_digits_match_the_python_reference(k, grid):
     idx, val = lpqld_topk(80, 1000, k, seed=3 * k, grid=grid)
     spec = (Field("indices", "int16", (k,)), Field("values", "float16", (k,)))
     shift = eo.EntryOrder().encode({"indices": idx, "values": val}, spec)["entry_shift"]
-    perm = np.argsort(idx, axis=1, kind="stable")               # what sort by index does
+    perm = np.argsort(idx, axis=1, kind="stable")  # what sort by index does
     v, s = np.take_along_axis(val, perm, 1), np.take_along_axis(shift, perm, 1)
     start = eo.run_starts(v, "float16", compiled=False)
     data = encode_order(v, s)
@@ -220,4 +230,3 @@ def test_rans_encoder_rewrites_golden_chunks_byte_for_byte(name):
             data = bytes(s.read_chunk_bytes("label", i))
             n = len(s.decode_chunk("label", i)["indices"])
             assert p.encode(p.decode(data, n, stop=stage), start=stage) == data
-

@@ -2,6 +2,7 @@
 imported store, as docs/porting.md describes: legacy SRe2L label files written the way SRe2L's
 relabel writes them, a real ImageFolder of PNGs, `lplabel import --images --input-size`, a few
 steps, an exact resume."""
+
 import importlib.util
 import math
 import os
@@ -36,8 +37,17 @@ def legacy(tmp_path_factory):
     from PIL import Image
 
     tmp = tmp_path_factory.mktemp("sre2l")
-    src = synth.write_batches(tmp / "FKD_cutmix_fp16", "sre2l", num_images=16, batch_size=8, epochs=2, num_classes=4,
-                              input_size=16, image_size=(20, 20), mix="cutmix")
+    src = synth.write_batches(
+        tmp / "FKD_cutmix_fp16",
+        "sre2l",
+        num_images=16,
+        batch_size=8,
+        epochs=2,
+        num_classes=4,
+        input_size=16,
+        image_size=(20, 20),
+        mix="cutmix",
+    )
     rng = np.random.default_rng(0)
     folder = tmp / "syn_data"
     for i in range(16):
@@ -54,9 +64,29 @@ def _import(src, out, *extra):
 
 
 def _argv(store, folder, out, *extra):
-    return ["--fkd-path", str(store), "--train-dir", str(folder), "--model", "convnet", "-T", "20", "--epochs", "2",
-            "-j", "0", "--device", "cpu", "--output-dir", str(out), "--batch-size", "8",
-            "--gradient-accumulation-steps", "2", *extra]
+    return [
+        "--fkd-path",
+        str(store),
+        "--train-dir",
+        str(folder),
+        "--model",
+        "convnet",
+        "-T",
+        "20",
+        "--epochs",
+        "2",
+        "-j",
+        "0",
+        "--device",
+        "cpu",
+        "--output-dir",
+        str(out),
+        "--batch-size",
+        "8",
+        "--gradient-accumulation-steps",
+        "2",
+        *extra,
+    ]
 
 
 def test_ported_train_fkd_runs_and_resumes(legacy, capsys):
@@ -76,8 +106,9 @@ def test_ported_train_fkd_runs_and_resumes(legacy, capsys):
     # resume: the rest of epoch 1 (one step), nothing replayed
     state = ex.main(_argv(store, folder, tmp / "run", "--resume", str(tmp / "run" / "checkpoint.pth.tar")))
     out = capsys.readouterr().out
-    assert state["steps"] == 4 and [ln.split(":")[0] for ln in out.splitlines() if ln.startswith("TRAIN")] == \
-        ["TRAIN epoch 1"]
+    assert state["steps"] == 4 and [ln.split(":")[0] for ln in out.splitlines() if ln.startswith("TRAIN")] == [
+        "TRAIN epoch 1"
+    ]
     ckpt = torch.load(tmp / "run" / "checkpoint.pth.tar", weights_only=False)
     assert (ckpt["loader"]["epoch"], ckpt["loader"]["consumed"], ckpt["epoch"]) == (1, 2, 2)
 
@@ -105,10 +136,17 @@ def test_port_pitfalls_give_one_line_errors(legacy):
     bare = _import(src, tmp / "bare.lpl")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("LPLABEL_DEBUG", None)
-    r = subprocess.run([sys.executable, str(SCRIPT), *_argv(bare, folder, tmp / "y"), "--input-size", "16"],
-                       capture_output=True, text=True, env=env, timeout=600)
+    r = subprocess.run(
+        [sys.executable, str(SCRIPT), *_argv(bare, folder, tmp / "y"), "--input-size", "16"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     err = r.stderr.strip().splitlines()
-    assert r.returncode == 1 and len(err) == 1 and err[0].startswith("error: ") and "imported without --images" in err[0]
+    assert (
+        r.returncode == 1 and len(err) == 1 and err[0].startswith("error: ") and "imported without --images" in err[0]
+    )
     assert "--images DISTILLED_DIR" in err[0]
     nosize = _import(src, tmp / "nosize.lpl", "--images", str(folder))
     ex = _example()

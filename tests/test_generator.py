@@ -1,4 +1,5 @@
 """The ``label_generator`` extension (spec/FORMAT.md §12): format, golden file, training, loader, CLI."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,11 +15,26 @@ from lplabel import StoreWriter, open_store, verify_store
 from lplabel.cli import main
 from lplabel.codecs import default_label_codecs
 from lplabel.errors import ChecksumError, HeaderError, UnsupportedExtensionError
-from lplabel.generator import (GeneratorBudgetError, choose_for_budget, decode, encode, entry_bytes,
-                               estimate_bytes, make_architecture, num_params, tensor_layout)
+from lplabel.generator import (
+    GeneratorBudgetError,
+    choose_for_budget,
+    decode,
+    encode,
+    entry_bytes,
+    estimate_bytes,
+    make_architecture,
+    num_params,
+    tensor_layout,
+)
 from lplabel.store import store_info
-from lplabel.torch import (GeneratorNet, LabelSourceMismatchError, OnlineTeacher, ReplayLoader, StoredGenerator,
-                           distill_generator)
+from lplabel.torch import (
+    GeneratorNet,
+    LabelSourceMismatchError,
+    OnlineTeacher,
+    ReplayLoader,
+    StoredGenerator,
+    distill_generator,
+)
 
 from relabel_helpers import one_torch_thread  # noqa: F401  (autouse fixture)
 
@@ -108,13 +124,32 @@ def _write(tmp_path, entry, name="x.lpl"):
     from lplabel.views import AugmentPolicy
 
     iset = make_images(n=8, hw=(8, 8))
-    with StoreWriter(tmp_path / name, num_classes=10, images=iset, batch_size=4, epochs=1,
-                     augmentation=AugmentPolicy(output_size=8).to_json(), extensions={"label_generator": entry},
-                     overwrite=True) as w:
-        w.write_step(0, 0, image=np.arange(4), crop=np.tile([0, 0, 1, 1], (4, 1)), flip=np.zeros(4, bool),
-                     logits=np.zeros((4, 10), np.float32))
-        w.write_step(0, 1, image=np.arange(4, 8), crop=np.tile([0, 0, 1, 1], (4, 1)), flip=np.zeros(4, bool),
-                     logits=np.zeros((4, 10), np.float32))
+    with StoreWriter(
+        tmp_path / name,
+        num_classes=10,
+        images=iset,
+        batch_size=4,
+        epochs=1,
+        augmentation=AugmentPolicy(output_size=8).to_json(),
+        extensions={"label_generator": entry},
+        overwrite=True,
+    ) as w:
+        w.write_step(
+            0,
+            0,
+            image=np.arange(4),
+            crop=np.tile([0, 0, 1, 1], (4, 1)),
+            flip=np.zeros(4, bool),
+            logits=np.zeros((4, 10), np.float32),
+        )
+        w.write_step(
+            0,
+            1,
+            image=np.arange(4, 8),
+            crop=np.tile([0, 0, 1, 1], (4, 1)),
+            flip=np.zeros(4, bool),
+            logits=np.zeros((4, 10), np.float32),
+        )
     return tmp_path / name
 
 
@@ -163,12 +198,23 @@ def digits(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gen")
     train = load_dataset("digits", "train")
     with torch.random.fork_rng(devices=[]):
-        teacher = train_teacher(train, "convnet", epochs=3, batch_size=64, lr=0.05, seed=0,
-                                model_kwargs={"width": 16, "depth": 2})
+        teacher = train_teacher(
+            train, "convnet", epochs=3, batch_size=64, lr=0.05, seed=0, model_kwargs={"width": 16, "depth": 2}
+        )
     images = random_real(train, 4, seed=0)
     store = tmp / "src.lpl"
-    run_relabel(images, teacher, store, epochs=EPOCHS, batch_size=16, crop_scale=(0.25, 1.0), device="cpu",
-                label_codecs=default_label_codecs("dense", type="float32"), progress=False, teacher_check=False)
+    run_relabel(
+        images,
+        teacher,
+        store,
+        epochs=EPOCHS,
+        batch_size=16,
+        crop_scale=(0.25, 1.0),
+        device="cpu",
+        label_codecs=default_label_codecs("dense", type="float32"),
+        progress=False,
+        teacher_check=False,
+    )
     return {"teacher": teacher.eval(), "images": images, "store": store, "tmp": tmp, "train": train}
 
 
@@ -194,8 +240,13 @@ def test_distill_writes_a_store_whose_generator_labels_the_views(digits):
 
 
 def test_distill_from_the_teacher_online(digits):
-    rep = distill_generator(digits["store"], digits["images"], digits["tmp"] / "gen-t.lpl", budget=8000,
-                            teacher=OnlineTeacher(digits["teacher"]))
+    rep = distill_generator(
+        digits["store"],
+        digits["images"],
+        digits["tmp"] / "gen-t.lpl",
+        budget=8000,
+        teacher=OnlineTeacher(digits["teacher"]),
+    )
     assert rep["targets"] == "teacher (online)" and rep["top1_agreement"] > 0.2
 
 
@@ -206,15 +257,25 @@ def test_generator_errors_before_any_work(digits):
     assert not out.exists()
     # the golden generator (3 channels, 5 classes) on the digits store (1 channel, 10 classes)
     with pytest.raises(LabelSourceMismatchError, match="takes 3 channels, the images have 1; it makes 5 classes"):
-        ReplayLoader(digits["store"], digits["images"], normalize="0-255",
-                     label_source=StoredGenerator(GOLDEN / f"{NAME}.lpl"))
+        ReplayLoader(
+            digits["store"], digits["images"], normalize="0-255", label_source=StoredGenerator(GOLDEN / f"{NAME}.lpl")
+        )
     # a generator for 8x8 views on a store rendered at 6x6
     from lplabel.relabel import run_relabel
     from relabel_helpers import TinyTeacher
 
     small = digits["tmp"] / "six.lpl"
-    run_relabel(digits["images"], TinyTeacher(in_channels=1, num_classes=10), small, epochs=1, batch_size=16, size=6, device="cpu",
-                progress=False, teacher_check=False)
+    run_relabel(
+        digits["images"],
+        TinyTeacher(in_channels=1, num_classes=10),
+        small,
+        epochs=1,
+        batch_size=16,
+        size=6,
+        device="cpu",
+        progress=False,
+        teacher_check=False,
+    )
     gen = digits["tmp"] / "gen8.lpl"
     distill_generator(digits["store"], digits["images"], gen, budget=4000, epochs=1)
     with pytest.raises(LabelSourceMismatchError, match="trained on 8x8 views, the store renders 6x6"):
@@ -228,8 +289,16 @@ def test_cli(digits, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     train = digits["train"]
-    run_relabel(train, digits["teacher"], tmp_path / "all.lpl", epochs=1, batch_size=128, device="cpu",
-                progress=False, teacher_check=False)
+    run_relabel(
+        train,
+        digits["teacher"],
+        tmp_path / "all.lpl",
+        epochs=1,
+        batch_size=128,
+        device="cpu",
+        progress=False,
+        teacher_check=False,
+    )
     r = CliRunner().invoke(main, ["distill-generator", "all.lpl", "digits:train", "-o", "g.lpl", "--budget", "300"])
     assert r.exit_code == 2 and "smaller than the smallest generator" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "g.lpl").exists()

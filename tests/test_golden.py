@@ -1,4 +1,5 @@
 """Committed v1 stores must read back exactly as recorded when they were written, forever."""
+
 import json
 from pathlib import Path
 
@@ -54,8 +55,11 @@ def test_golden_v1_reads_back(name):
     # a column whose zstd codec names a dictionary keeps it in columns/<c>/zstd_dict (spec §3.14)
     with h5py.File(path, "r") as f:
         for col in COLUMNS:
-            refs = [c["configuration"]["dictionary"] for c in header["columns"][col]["codecs"]
-                    if c["name"] == "zstd" and "dictionary" in c.get("configuration", {})]
+            refs = [
+                c["configuration"]["dictionary"]
+                for c in header["columns"][col]["codecs"]
+                if c["name"] == "zstd" and "dictionary" in c.get("configuration", {})
+            ]
             assert (f"columns/{col}/zstd_dict" in f) == bool(refs)
             for ref in refs:
                 assert f[f"columns/{col}/zstd_dict"].shape == (ref["size"],)

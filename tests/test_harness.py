@@ -1,4 +1,5 @@
 """The accuracy harness without training: setting names, argument checks, RDED selection, reports."""
+
 from __future__ import annotations
 
 import json
@@ -11,32 +12,56 @@ from click.testing import CliRunner
 
 from lplabel.cli import main
 from lplabel.errors import LplabelError
-from lplabel.experiment.harness import (BenchConfig, BenchError, UnknownSettingError, default_setting_names, evaluate_targets,
-                             load_distilled, parse_setting, parse_settings, rded_select, resolve_config,
-                             save_distilled)
+from lplabel.experiment.harness import (
+    BenchConfig,
+    BenchError,
+    UnknownSettingError,
+    default_setting_names,
+    evaluate_targets,
+    load_distilled,
+    parse_setting,
+    parse_settings,
+    rded_select,
+    resolve_config,
+    save_distilled,
+)
 from lplabel.experiment.harness.report import add_reference_deltas, format_table, targets_text, write_report
 from lplabel.experiment.harness.settings import canonical_name
 from lplabel.images import ImageSet
 
 
 # ------------------------------------------------------------------------------------ settings
-@pytest.mark.parametrize("name, fields", [
-    ("full", dict(family="reference", keep=1.0, k=None)),
-    ("lpld-10x", dict(family="lpld", keep=0.1, reuse="lpld", k=None, values="fp16")),
-    ("lpld-40x", dict(family="lpld", keep=0.025, reuse="lpld")),
-    ("lpqld-k2", dict(family="lpqld", keep=0.1, reuse="lpqld", k=2, temperature="dkr", mode="renorm")),
-    ("lpqld-k5-40x-T4", dict(family="lpqld", keep=0.025, k=5, temperature=4.0)),
-    ("lpl-k2-bf16-tail-100x", dict(family="lplabel", keep=0.01, k=2, values="bf16", tail="logsumexp",
-                                   index_coding="index-delta", zstd_level=19, temperature=None)),
-    ("lpl-k3-int4-min-40x-dkr", dict(k=3, values="int4", tail="min", temperature="dkr")),
-    ("LPL-Dense-BF16", dict(family="lplabel", k=None, values="bf16", keep=1.0)),
-    ("lpld-keep0.05", dict(keep=0.05)),
-    ("lpl-k2-bf16-tail-60x", dict(metric="random")),
-    ("lpl-k2-bf16-tail-60x-entropy", dict(keep=1 / 60, metric="entropy")),
-    ("lpld-40x-T4-margin", dict(keep=0.025, metric="margin", temperature=4.0)),
-    ("lpld-keep1in40", dict(family="lpld", keep=0.025, reuse="lpld")),
-    ("lpl-k2-bf16-tail-keep1in70-entropy", dict(keep=1 / 70, metric="entropy")),
-])
+@pytest.mark.parametrize(
+    "name, fields",
+    [
+        ("full", dict(family="reference", keep=1.0, k=None)),
+        ("lpld-10x", dict(family="lpld", keep=0.1, reuse="lpld", k=None, values="fp16")),
+        ("lpld-40x", dict(family="lpld", keep=0.025, reuse="lpld")),
+        ("lpqld-k2", dict(family="lpqld", keep=0.1, reuse="lpqld", k=2, temperature="dkr", mode="renorm")),
+        ("lpqld-k5-40x-T4", dict(family="lpqld", keep=0.025, k=5, temperature=4.0)),
+        (
+            "lpl-k2-bf16-tail-100x",
+            dict(
+                family="lplabel",
+                keep=0.01,
+                k=2,
+                values="bf16",
+                tail="logsumexp",
+                index_coding="index-delta",
+                zstd_level=19,
+                temperature=None,
+            ),
+        ),
+        ("lpl-k3-int4-min-40x-dkr", dict(k=3, values="int4", tail="min", temperature="dkr")),
+        ("LPL-Dense-BF16", dict(family="lplabel", k=None, values="bf16", keep=1.0)),
+        ("lpld-keep0.05", dict(keep=0.05)),
+        ("lpl-k2-bf16-tail-60x", dict(metric="random")),
+        ("lpl-k2-bf16-tail-60x-entropy", dict(keep=1 / 60, metric="entropy")),
+        ("lpld-40x-T4-margin", dict(keep=0.025, metric="margin", temperature=4.0)),
+        ("lpld-keep1in40", dict(family="lpld", keep=0.025, reuse="lpld")),
+        ("lpl-k2-bf16-tail-keep1in70-entropy", dict(keep=1 / 70, metric="entropy")),
+    ],
+)
 def test_setting_grammar(name, fields):
     s = parse_setting(name, 10)
     for k, v in fields.items():
@@ -45,24 +70,41 @@ def test_setting_grammar(name, fields):
     assert parse_setting(canonical_name(s), 10) == s
 
 
-@pytest.mark.parametrize("name, why", [
-    ("bogus", "not in the grammar"), ("lpld", "say how much"), ("lpl-k2-int3", "value type"),
-    ("lpl-k12-bf16", "k < number of classes"), ("lpqld-k10", "k < number of classes"),
-    ("lpl-k2-int4-tail", "cannot be encoded"), ("lpld-0.5x", "X >= 1"), ("lpl-dense-fp16-tail", "needs top-k"),
-    ("full-10x", "keeps every step"),
-    ("lpl-k2-bf16-entropy", "pruned setting"), ("lpld-10x-entropy-margin", "not in the grammar"),
-    ("lpld-keep1in0.5", "X >= 1"),
-])
+@pytest.mark.parametrize(
+    "name, why",
+    [
+        ("bogus", "not in the grammar"),
+        ("lpld", "say how much"),
+        ("lpl-k2-int3", "value type"),
+        ("lpl-k12-bf16", "k < number of classes"),
+        ("lpqld-k10", "k < number of classes"),
+        ("lpl-k2-int4-tail", "cannot be encoded"),
+        ("lpld-0.5x", "X >= 1"),
+        ("lpl-dense-fp16-tail", "needs top-k"),
+        ("full-10x", "keeps every step"),
+        ("lpl-k2-bf16-entropy", "pruned setting"),
+        ("lpld-10x-entropy-margin", "not in the grammar"),
+        ("lpld-keep1in0.5", "X >= 1"),
+    ],
+)
 def test_bad_setting_names(name, why):
     with pytest.raises(UnknownSettingError, match=why):
         parse_setting(name, 10)
 
 
-@pytest.mark.parametrize("old, new", [
-    ("lpld-40x", "lpld-keep1in40"), ("lpqld-k2", "lpqld-k2-keep1in10"), ("lpqld-k5-40x-T4", "lpqld-k5-keep1in40-T4"),
-    ("lpl-k2-bf16-tail-70x", "lpl-k2-bf16-tail-keep1in70"), ("lpld-keep0.05", "lpld-keep1in20"),
-    ("lpl-k1-none-40x-dkr", "lpl-k1-none-keep1in40-dkr"), ("full", "full"), ("lpl-dense-bf16", "lpl-dense-bf16"),
-])
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("lpld-40x", "lpld-keep1in40"),
+        ("lpqld-k2", "lpqld-k2-keep1in10"),
+        ("lpqld-k5-40x-T4", "lpqld-k5-keep1in40-T4"),
+        ("lpl-k2-bf16-tail-70x", "lpl-k2-bf16-tail-keep1in70"),
+        ("lpld-keep0.05", "lpld-keep1in20"),
+        ("lpl-k1-none-40x-dkr", "lpl-k1-none-keep1in40-dkr"),
+        ("full", "full"),
+        ("lpl-dense-bf16", "lpl-dense-bf16"),
+    ],
+)
 def test_names_say_pruning_not_size(old, new):
     """Item 12 of issue 19: '-40x' read as the size ratio; names now say keep1in40 (pruning), and
     the old spelling still parses to the same setting (reruns of old commands stay equivalent)."""
@@ -105,15 +147,18 @@ def test_resolve_config_defaults():
     assert q.epochs < r.epochs and len(q.seeds) == 2
 
 
-@pytest.mark.parametrize("kw, msg", [
-    (dict(dataset="mnist"), "unknown dataset"),
-    (dict(ipc=500), "smallest digits class"),
-    (dict(ipc=0), ">= 1"),
-    (dict(selection="herding"), "unknown selection"),
-    (dict(settings="lpl-k2-nope"), "unknown setting"),
-    (dict(seeds=0), "--seeds"),
-    (dict(device="tpu"), "unknown device"),
-])
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        (dict(dataset="mnist"), "unknown dataset"),
+        (dict(ipc=500), "smallest digits class"),
+        (dict(ipc=0), ">= 1"),
+        (dict(selection="herding"), "unknown selection"),
+        (dict(settings="lpl-k2-nope"), "unknown setting"),
+        (dict(seeds=0), "--seeds"),
+        (dict(device="tpu"), "unknown device"),
+    ],
+)
 def test_bad_arguments_fail_before_work(kw, msg, tmp_path):
     out = tmp_path / "o"
     with pytest.raises(LplabelError, match=msg):
@@ -128,12 +173,16 @@ def test_cuda_without_gpu():
     assert resolve_config(BenchConfig(device="auto")).device == "cpu"
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["--dataset", "imagenet"], "unknown dataset"),
-    (["--ipc", "1000"], "--ipc 1000"),
-    (["--settings", "full,lpl-k99-bf16"], "k < number of classes"),
-    (["--settings", "nonsense"], "unknown setting"),
-] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "no CUDA device")]))
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--dataset", "imagenet"], "unknown dataset"),
+        (["--ipc", "1000"], "--ipc 1000"),
+        (["--settings", "full,lpl-k99-bf16"], "k < number of classes"),
+        (["--settings", "nonsense"], "unknown setting"),
+    ]
+    + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "no CUDA device")]),
+)
 def test_cli_errors_are_one_line(args, msg, tmp_path):
     out = tmp_path / "o"
     r = CliRunner().invoke(main, ["bench", "accuracy", "--out", str(out)] + args)
@@ -175,7 +224,7 @@ def test_rded_selects_by_teacher_score_and_stitches():
     assert src.shape == (8, 6)
     # four distinct source images per class (one patch per image first), in score order
     for c in (0, 1):
-        rows = src[4 * c:4 * c + 4]
+        rows = src[4 * c : 4 * c + 4]
         assert len(set(rows[:, 0].astype(int))) == 4
         assert all(train.classes[int(i)] == c for i in rows[:, 0])
         assert np.all(np.diff(rows[:, 5]) <= 1e-9)
@@ -212,39 +261,91 @@ def test_distilled_round_trip(tmp_path):
 # ------------------------------------------------------------------------------------ reports
 def _row(name, family, file_bytes, accs, ratio_base=1_000_000, fixed=1000):
     a = np.asarray(accs, float)
-    return {"setting": name, "family": family, "description": name, "keep": 1.0, "k": None, "values": "fp16",
-            "tail": "none", "reuse": "epochs", "temperature": "4", "records": 10, "steps": 1,
-            "file_bytes": file_bytes, "payload_bytes": file_bytes - fixed, "label_bytes": file_bytes // 2,
-            "config_bytes": 10, "fixed_bytes": fixed, "index_bytes": 0, "bytes_per_record": 1.0,
-            "ratio": ratio_base / file_bytes, "payload_ratio": ratio_base / (file_bytes - fixed),
-            "label_ratio": 1.0, "top1_agreement": None, "kl_t1": None, "top1_mean": a.mean(),
-            "top1_std": a.std(ddof=1), "top1_min": a.min(), "top1_max": a.max(), "n_seeds": len(a),
-            "top1_per_seed": list(a), "seconds_per_student": 1.0}
+    return {
+        "setting": name,
+        "family": family,
+        "description": name,
+        "keep": 1.0,
+        "k": None,
+        "values": "fp16",
+        "tail": "none",
+        "reuse": "epochs",
+        "temperature": "4",
+        "records": 10,
+        "steps": 1,
+        "file_bytes": file_bytes,
+        "payload_bytes": file_bytes - fixed,
+        "label_bytes": file_bytes // 2,
+        "config_bytes": 10,
+        "fixed_bytes": fixed,
+        "index_bytes": 0,
+        "bytes_per_record": 1.0,
+        "ratio": ratio_base / file_bytes,
+        "payload_ratio": ratio_base / (file_bytes - fixed),
+        "label_ratio": 1.0,
+        "top1_agreement": None,
+        "kl_t1": None,
+        "top1_mean": a.mean(),
+        "top1_std": a.std(ddof=1),
+        "top1_min": a.min(),
+        "top1_max": a.max(),
+        "n_seeds": len(a),
+        "top1_per_seed": list(a),
+        "seconds_per_student": 1.0,
+    }
 
 
 def _results(rows):
     add_reference_deltas(rows)
-    return {"rows": rows, "targets": evaluate_targets(rows), "machine": {"cpu": "x", "cpu_count": 2, "device": "cpu",
-            "platform": "p", "python": "3", "torch": "2", "lplabel": "0"},
-            "config": {"seed": 0, "resolved": {"dataset": "digits", "ipc": 10, "epochs": 3, "seeds": [0, 1, 2],
-                                               "num_classes": 10, "out": "out/bench-digits"}},
-            "facts": {"teacher": {"description": "t", "test_top1": 0.9}, "distilled": {"selection": "random"},
-                      "stores": {"steps_per_chunk": 1048},
-                      "relabel": {"epochs": 3, "batch_size": 5, "crop_scale": [0.25, 1], "mix": "cutmix"},
-                      "data": {"test_images": 5}},
-            "recipe": {"model": "convnet", "model_kwargs": {}, "lr": 1e-3, "weight_decay": 0.01},
-            "baseline": {"records": 10, "dense_fp16_label_bytes": 1_000_000}, "created": "now", "wall_seconds": 1.0,
-            "timings_s": {"students": 1.0}, "command": "lplabel bench accuracy"}
+    return {
+        "rows": rows,
+        "targets": evaluate_targets(rows),
+        "machine": {
+            "cpu": "x",
+            "cpu_count": 2,
+            "device": "cpu",
+            "platform": "p",
+            "python": "3",
+            "torch": "2",
+            "lplabel": "0",
+        },
+        "config": {
+            "seed": 0,
+            "resolved": {
+                "dataset": "digits",
+                "ipc": 10,
+                "epochs": 3,
+                "seeds": [0, 1, 2],
+                "num_classes": 10,
+                "out": "out/bench-digits",
+            },
+        },
+        "facts": {
+            "teacher": {"description": "t", "test_top1": 0.9},
+            "distilled": {"selection": "random"},
+            "stores": {"steps_per_chunk": 1048},
+            "relabel": {"epochs": 3, "batch_size": 5, "crop_scale": [0.25, 1], "mix": "cutmix"},
+            "data": {"test_images": 5},
+        },
+        "recipe": {"model": "convnet", "model_kwargs": {}, "lr": 1e-3, "weight_decay": 0.01},
+        "baseline": {"records": 10, "dense_fp16_label_bytes": 1_000_000},
+        "created": "now",
+        "wall_seconds": 1.0,
+        "timings_s": {"students": 1.0},
+        "command": "lplabel bench accuracy",
+    }
 
 
 def test_targets_and_equal_bytes():
-    rows = [_row("full", "reference", 1_100_000, [90, 91, 92]),
-            _row("lpld-10x", "lpld", 100_000, [91, 91, 91]),
-            _row("lpld-100x", "lpld", 8_700, [88, 88, 88]),
-            _row("lpqld-k2-10x", "lpqld", 8_500, [89, 89.5, 90]),
-            _row("lpl-a", "lplabel", 8_000, [90.5, 91, 91.5]),      # 125x, within spread, beats both
-            _row("lpl-b", "lplabel", 1_900, [88.8, 89.3, 89.6]),    # 526x, within 2 points (not spread)
-            _row("lpl-c", "lplabel", 9_500, [89.0, 89.0, 89.0])]    # loses to lpqld-k2-10x (smaller)
+    rows = [
+        _row("full", "reference", 1_100_000, [90, 91, 92]),
+        _row("lpld-10x", "lpld", 100_000, [91, 91, 91]),
+        _row("lpld-100x", "lpld", 8_700, [88, 88, 88]),
+        _row("lpqld-k2-10x", "lpqld", 8_500, [89, 89.5, 90]),
+        _row("lpl-a", "lplabel", 8_000, [90.5, 91, 91.5]),  # 125x, within spread, beats both
+        _row("lpl-b", "lplabel", 1_900, [88.8, 89.3, 89.6]),  # 526x, within 2 points (not spread)
+        _row("lpl-c", "lplabel", 9_500, [89.0, 89.0, 89.0]),
+    ]  # loses to lpqld-k2-10x (smaller)
     res = _results(rows)
     t = res["targets"]
     assert t["file"]["x100_within_spread"]["setting"] == "lpl-a"
@@ -271,8 +372,11 @@ def test_targets_and_equal_bytes():
 
 
 def test_write_report_files(tmp_path):
-    rows = [_row("full", "reference", 1_100_000, [90, 91, 92]), _row("lpld-keep1in40", "lpld", 26_000, [88, 88, 89]),
-            _row("lpl-k2-bf16-tail-keep1in70", "lplabel", 8_000, [90.5, 91, 91.5])]
+    rows = [
+        _row("full", "reference", 1_100_000, [90, 91, 92]),
+        _row("lpld-keep1in40", "lpld", 26_000, [88, 88, 89]),
+        _row("lpl-k2-bf16-tail-keep1in70", "lplabel", 8_000, [90.5, 91, 91.5]),
+    ]
     paths = write_report(_results(rows), tmp_path)
     names = {p.name for p in paths}
     assert {"results.json", "results.csv", "results.md"} <= names
@@ -293,8 +397,14 @@ def _long_results():
     rows = []
     for i, n in enumerate(names):
         fam = parse_setting(n, 10).family
-        rows.append(_row(n, fam, 1_100_000 if fam == "reference" else 40_000 - 1_500 * i,
-                         [90, 91, 92] if fam == "reference" else [89 + (i % 3), 90, 90.5 + (i % 2)]))
+        rows.append(
+            _row(
+                n,
+                fam,
+                1_100_000 if fam == "reference" else 40_000 - 1_500 * i,
+                [90, 91, 92] if fam == "reference" else [89 + (i % 3), 90, 90.5 + (i % 2)],
+            )
+        )
         rows[-1]["temperature"] = "step 20->2" if fam == "lpqld" else "2"
         rows[-1]["description"] = parse_setting(n, 10).describe()
     return _results(rows)
@@ -325,10 +435,12 @@ def test_terminal_table_is_narrow_and_files_keep_the_wide_one(tmp_path):
 
 
 def test_recommendation_is_the_smallest_row_within_the_spread():
-    rows = [_row("full", "reference", 1_100_000, [90, 91, 92]),
-            _row("lpld-keep1in10", "lpld", 100_000, [91, 91, 91]),
-            _row("lpl-k2-bf16-tail-keep1in70", "lplabel", 8_000, [90.5, 91, 91.5]),     # within spread
-            _row("lpl-k1-none-keep1in40", "lplabel", 4_000, [89.5, 89.5, 89.5])]         # within 2 points only
+    rows = [
+        _row("full", "reference", 1_100_000, [90, 91, 92]),
+        _row("lpld-keep1in10", "lpld", 100_000, [91, 91, 91]),
+        _row("lpl-k2-bf16-tail-keep1in70", "lplabel", 8_000, [90.5, 91, 91.5]),  # within spread
+        _row("lpl-k1-none-keep1in40", "lplabel", 4_000, [89.5, 89.5, 89.5]),
+    ]  # within 2 points only
     from lplabel.experiment.harness.report import recommend
 
     rec = recommend(_results(rows))

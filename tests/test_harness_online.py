@@ -1,4 +1,5 @@
 """The harness row ``online-teacher`` (issue 16): grammar, bytes, compute, report."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,14 +33,21 @@ def test_online_teacher_grammar():
 
 def test_online_teacher_row(tmp_path):
     lines = []
-    cfg = BenchConfig(out=str(tmp_path / "b"), epochs=4, seeds=2, teacher_epochs=2, device="cpu", progress=False,
-                      settings="full,online-teacher,lpld-keep1in10")
+    cfg = BenchConfig(
+        out=str(tmp_path / "b"),
+        epochs=4,
+        seeds=2,
+        teacher_epochs=2,
+        device="cpu",
+        progress=False,
+        settings="full,online-teacher,lpld-keep1in10",
+    )
     res = run_bench(cfg, echo=lines.append)
     rows = {r["setting"]: r for r in res["rows"]}
     full, on = rows["full"], rows["online-teacher"]
     # the same views, the same labels up to the full store's fp16 rounding
     assert on["records"] == full["records"] and on["steps"] == full["steps"]
-    assert 0 < on["max_abs_logit_delta"] <= 2.0 ** -11 * 32 and on["top1_agreement"] == 1.0
+    assert 0 < on["max_abs_logit_delta"] <= 2.0**-11 * 32 and on["top1_agreement"] == 1.0
     # bytes: the teacher checkpoint plus the full store without its label column; no label bytes
     ckpt = (tmp_path / "b" / "teacher" / "teacher.pt").stat().st_size
     assert abs(on["teacher_bytes"] - ckpt) < 4096
@@ -75,8 +83,15 @@ def test_generator_grammar():
 def test_generator_row(tmp_path):
     from lplabel import open_store
 
-    cfg = BenchConfig(out=str(tmp_path / "b"), epochs=4, seeds=2, teacher_epochs=2, device="cpu", progress=False,
-                      settings="full,generator-8k")
+    cfg = BenchConfig(
+        out=str(tmp_path / "b"),
+        epochs=4,
+        seeds=2,
+        teacher_epochs=2,
+        device="cpu",
+        progress=False,
+        settings="full,generator-8k",
+    )
     res = run_bench(cfg, echo=lambda s: None)
     rows = {r["setting"]: r for r in res["rows"]}
     full, g = rows["full"], rows["generator-8000"]

@@ -1,4 +1,5 @@
 """The accuracy harness end to end on real digits, shrunk to seconds: every stage, the cache, the CLI."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,15 @@ def _one_thread():
 
 
 def _config(out, **kw):
-    base = dict(out=str(out), epochs=4, seeds=2, teacher_epochs=2, device="cpu", progress=False,
-                settings="full,lpld-keep1in10,lpqld-k2,lpl-k2-bf16-tail-keep1in10")
+    base = dict(
+        out=str(out),
+        epochs=4,
+        seeds=2,
+        teacher_epochs=2,
+        device="cpu",
+        progress=False,
+        settings="full,lpld-keep1in10,lpqld-k2,lpl-k2-bf16-tail-keep1in10",
+    )
     base.update(kw)
     return BenchConfig(**base)
 
@@ -50,9 +58,18 @@ def test_digits_sweep_end_to_end_and_cached(tmp_path):
         assert r["payload_bytes"] + r["fixed_bytes"] == r["file_bytes"]
         assert r["ratio"] == pytest.approx(res["baseline"]["dense_fp16_label_bytes"] / r["file_bytes"])
     out = tmp_path / "b"
-    for name in ("results.json", "results.csv", "results.md", "accuracy_vs_bytes.png", "distilled.npz",
-                 "teacher/teacher.pt", "stores/source.lpl", "stores/full.lpl", "stores/lpl-k2-bf16-tail-keep1in10.lpl",
-                 "runs/lpqld-k2-keep1in10/seed1.json"):
+    for name in (
+        "results.json",
+        "results.csv",
+        "results.md",
+        "accuracy_vs_bytes.png",
+        "distilled.npz",
+        "teacher/teacher.pt",
+        "stores/source.lpl",
+        "stores/full.lpl",
+        "stores/lpl-k2-bf16-tail-keep1in10.lpl",
+        "runs/lpqld-k2-keep1in10/seed1.json",
+    ):
         assert (out / name).is_file(), name
     st = open_store(out / "stores" / "lpld-keep1in10.lpl")
     assert st.header["selection"]["reuse"] == "lpld" and st.header["selection"]["keep"] == 0.1
@@ -83,8 +100,9 @@ def test_digits_sweep_end_to_end_and_cached(tmp_path):
 
 
 def test_rded_selection_runs(tmp_path):
-    r = resolve_config(_config(tmp_path / "r", selection="rded", ipc=2, seeds=1, settings="full,lpl-k1-bf16-tail",
-                               epochs=2))
+    r = resolve_config(
+        _config(tmp_path / "r", selection="rded", ipc=2, seeds=1, settings="full,lpl-k1-bf16-tail", epochs=2)
+    )
     res = run_bench(r, echo=lambda s: None)
     assert res["facts"]["distilled"]["method"] == "rded" and res["facts"]["distilled"]["images"] == 20
     d = np.load(tmp_path / "r" / "distilled.npz")
@@ -93,8 +111,23 @@ def test_rded_selection_runs(tmp_path):
 
 def test_cli_runs_and_reports(tmp_path):
     out = tmp_path / "c"
-    args = ["bench", "accuracy", "--out", str(out), "--epochs", "2", "--seeds", "1", "--teacher-epochs", "1",
-            "--settings", "full,lpld-keep1in10", "--device", "auto", "--no-progress"]
+    args = [
+        "bench",
+        "accuracy",
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--seeds",
+        "1",
+        "--teacher-epochs",
+        "1",
+        "--settings",
+        "full,lpld-keep1in10",
+        "--device",
+        "auto",
+        "--no-progress",
+    ]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     assert "[1/7] data" in r.output and "student top-1 %" in r.output and "results.md" in r.output
@@ -109,8 +142,23 @@ def test_benchmark_script_publishes_dated_copies(tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     res_dir = tmp_path / "results"
-    code = mod.main(["--out", str(tmp_path / "o"), "--epochs", "2", "--seeds", "1", "--teacher-epochs", "1",
-                     "--settings", "full", "--no-progress", "--results-dir", str(res_dir)])
+    code = mod.main(
+        [
+            "--out",
+            str(tmp_path / "o"),
+            "--epochs",
+            "2",
+            "--seeds",
+            "1",
+            "--teacher-epochs",
+            "1",
+            "--settings",
+            "full",
+            "--no-progress",
+            "--results-dir",
+            str(res_dir),
+        ]
+    )
     assert code == 0
     files = sorted(p.name for p in res_dir.iterdir())
     assert len(files) == 4 and all(f.startswith("accuracy-digits-ipc10-random-") for f in files)
@@ -122,7 +170,9 @@ def test_benchmark_script_publishes_dated_copies(tmp_path):
 def test_entropy_selection_keeps_the_highest_entropy_steps(tmp_path):
     from lplabel.selection import step_scores
 
-    res = run_bench(_config(tmp_path / "e", seeds=1, settings="full,lpl-k2-bf16-tail-keep1in4-entropy"), echo=lambda s: None)
+    res = run_bench(
+        _config(tmp_path / "e", seeds=1, settings="full,lpl-k2-bf16-tail-keep1in4-entropy"), echo=lambda s: None
+    )
     row = res["rows"][1]
     assert row["setting"] == "lpl-k2-bf16-tail-keep1in4-entropy" and "by entropy" in row["description"]
     src = open_store(tmp_path / "e" / "stores" / "source.lpl")
@@ -140,8 +190,10 @@ def test_recommended_row_rebuilds_with_the_printed_cli_commands(tmp_path, monkey
 
     from lplabel.experiment.harness.report import recommend
 
-    res = run_bench(_config(tmp_path / "b", settings="full,lpl-k2-bf16-tail-keep1in4,lpld-keep1in10", seeds=1,
-                            epochs=8), echo=lambda s: None)
+    res = run_bench(
+        _config(tmp_path / "b", settings="full,lpl-k2-bf16-tail-keep1in4,lpld-keep1in10", seeds=1, epochs=8),
+        echo=lambda s: None,
+    )
     # make the recommendation deterministic whatever the students scored: the lplabel row
     for r in res["rows"]:
         r["within_spread"] = r["setting"] != "lpld-keep1in10"
@@ -163,5 +215,6 @@ def test_recommended_row_rebuilds_with_the_printed_cli_commands(tmp_path, monkey
         a, b = built.step_at(i), sweep.step_at(i)
         assert np.array_equal(a.image, b.image)
         assert all(np.array_equal(a.label[k], b.label[k]) for k in a.label)
-    assert (tmp_path / "lpl-k2-bf16-tail-keep1in4.lpl").stat().st_size == \
-        (tmp_path / "b" / "stores" / "lpl-k2-bf16-tail-keep1in4.lpl").stat().st_size
+    assert (tmp_path / "lpl-k2-bf16-tail-keep1in4.lpl").stat().st_size == (
+        tmp_path / "b" / "stores" / "lpl-k2-bf16-tail-keep1in4.lpl"
+    ).stat().st_size

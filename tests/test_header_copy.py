@@ -1,5 +1,6 @@
 """Issue 19 item 14: the header as an HDF5 string too (the `json` attribute of dataset `header`,
 spec §1.2): h5dump/h5ls show it, lplabel never trusts it, stores without it stay valid."""
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ h5py with every CRC recomputed, so only structure validation can catch them. Eac
 read under an address-space cap a few hundred MB above what the process already maps: a reader
 that allocated what a file declares would fail with MemoryError instead of a named error.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -82,6 +83,7 @@ def test_campaign_bases_read_clean(bases):
 
 # -- stale temporaries ------------------------------------------------------------------------------
 
+
 def _dead_pid() -> int:
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
@@ -93,8 +95,8 @@ def test_stale_temporaries_of_the_same_output_are_removed(tmp_path):
     dead = _dead_pid()
     stale = tmp_path / f".x.lpl.{dead}.abcd1234.tmp"
     live = tmp_path / f".x.lpl.{os.getppid()}.efgh5678.tmp"  # a running process's: kept
-    other = tmp_path / f".y.lpl.{dead}.abcd1234.tmp"          # another output's: kept
-    legacy = tmp_path / ".x.lpl.abcd1234.tmp"                 # no pid, writer unknown: kept
+    other = tmp_path / f".y.lpl.{dead}.abcd1234.tmp"  # another output's: kept
+    legacy = tmp_path / ".x.lpl.abcd1234.tmp"  # no pid, writer unknown: kept
     for p in (stale, live, other, legacy):
         p.write_bytes(b"partial")
     with pytest.warns(LplabelWarning, match="killed writer"):
@@ -117,13 +119,18 @@ def test_cli_says_it_removed_a_stale_temporary(tmp_path, small_store):
     src, _ = small_store
     stale = tmp_path / f".q.lpl.{_dead_pid()}.abcd1234.tmp"
     stale.write_bytes(b"x")
-    r = subprocess.run([sys.executable, "-m", "lplabel", "quantize", str(src), "-o", str(tmp_path / "q.lpl"),
-                        "--topk", "3"], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    r = subprocess.run(
+        [sys.executable, "-m", "lplabel", "quantize", str(src), "-o", str(tmp_path / "q.lpl"), "--topk", "3"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     assert r.returncode == 0, r.stderr
     assert f"note: removed {stale.name}" in r.stderr and not stale.exists()
 
 
 # -- full disks -------------------------------------------------------------------------------------
+
 
 def test_output_write_error_names_the_cause():
     e = OSError(28, "No space left on device")
@@ -138,15 +145,23 @@ def test_output_write_error_names_the_cause():
 
 def test_writer_on_full_disk_simulated(tmp_path, monkeypatch):
     """ENOSPC from the space reservation (no mount needed): named error, nothing left behind."""
+
     def full(fd, off, n):
         raise OSError(errno.ENOSPC, "No space left on device")
+
     w = W.StoreWriter(tmp_path / "a.lpl", num_classes=5, images=8, batch_size=4, epochs=2, segment_bytes=64)
     monkeypatch.setattr(os, "posix_fallocate", full)
     rng = np.random.default_rng(0)
     with pytest.raises(OutputWriteError, match="disk is full"):
         for s in range(2):
-            w.write_step(0, s, image=np.arange(4, dtype=np.int32) + 4 * s, crop=rng.random((4, 4)),
-                         flip=np.zeros(4, bool), logits=rng.standard_normal((4, 5)).astype(np.float32))
+            w.write_step(
+                0,
+                s,
+                image=np.arange(4, dtype=np.int32) + 4 * s,
+                crop=rng.random((4, 4)),
+                flip=np.zeros(4, bool),
+                logits=rng.standard_normal((4, 5)).astype(np.float32),
+            )
         w.close()
     assert sorted(os.listdir(tmp_path)) == []
 
@@ -155,8 +170,16 @@ def _run_limited(argv, fsize, cwd):
     def pre():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    return subprocess.run(argv, capture_output=True, text=True, preexec_fn=pre, cwd=cwd, timeout=300,
-                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        preexec_fn=pre,
+        cwd=cwd,
+        timeout=300,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
 
 
 @pytest.mark.parametrize("limit", [4096, 40_000, 200_000])
@@ -176,13 +199,19 @@ def test_cli_on_file_size_limit_is_one_line(tmp_path, small_store, cmd):
     out = tmp_path / "out"
     out.mkdir()
     if cmd == "import":
-        r = subprocess.run([sys.executable, "-m", "lplabel", "export", str(src), "-o", str(tmp_path / "legacy"),
-                            "--to", "lpld"], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)))
+        r = subprocess.run(
+            [sys.executable, "-m", "lplabel", "export", str(src), "-o", str(tmp_path / "legacy"), "--to", "lpld"],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+        )
         assert r.returncode == 0, r.stderr
-    argv = {"quantize": ["quantize", str(src), "-o", str(out / "q.lpl"), "--topk", "3"],
-            "encode": ["encode", str(src), "-o", str(out / "e.lpl")],
-            "export": ["export", str(src), "-o", str(out / "x"), "--to", "lpld"],
-            "import": ["import", str(tmp_path / "legacy"), "-o", str(out / "i.lpl")]}[cmd]
+    argv = {
+        "quantize": ["quantize", str(src), "-o", str(out / "q.lpl"), "--topk", "3"],
+        "encode": ["encode", str(src), "-o", str(out / "e.lpl")],
+        "export": ["export", str(src), "-o", str(out / "x"), "--to", "lpld"],
+        "import": ["import", str(tmp_path / "legacy"), "-o", str(out / "i.lpl")],
+    }[cmd]
     r = _run_limited([sys.executable, "-m", "lplabel", *argv], 2048, tmp_path)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), r.stderr[-3000:]
@@ -193,15 +222,23 @@ def test_cli_on_a_full_tmpfs(tmp_path, small_store):
     """The real thing where this process may mount a 2 MiB tmpfs (root); skipped elsewhere."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
-                                           capture_output=True).returncode != 0:
+    if (
+        os.geteuid() != 0
+        or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], capture_output=True).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here")
     try:
         st = os.statvfs(mnt)
         (mnt / "filler").write_bytes(bytes(st.f_bavail * st.f_frsize - (16 << 10)))
         src, _ = small_store
-        r = subprocess.run([sys.executable, "-m", "lplabel", "encode", str(src), "-o", str(mnt / "e.lpl")],
-                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=tmp_path)
+        r = subprocess.run(
+            [sys.executable, "-m", "lplabel", "encode", str(src), "-o", str(mnt / "e.lpl")],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO)),
+            cwd=tmp_path,
+        )
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and lines == [lines[0]] and "disk is full" in lines[0], r.stderr[-3000:]
         assert sorted(os.listdir(mnt)) == ["filler"]

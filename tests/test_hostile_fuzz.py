@@ -6,6 +6,7 @@ another exception, never unbounded memory (an address-space cap turns that into 
 
 A coverage-guided atheris target runs too where atheris is installed (skipped otherwise).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -39,13 +40,22 @@ _DIR = Path(tempfile.mkdtemp(prefix="lplabel-fuzz-"))
 atexit.register(shutil.rmtree, _DIR, True)  # the base stores are built once, at import
 BASES = {k: HC.write_base(_DIR / f"{k}.lpl", *v) for k, v in HC.BASES.items() if k in ("dense10", "topk11")}
 
-HOSTILE_INTS = st.one_of(st.integers(-3, 70), st.sampled_from([2 ** 15, 2 ** 16, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 40,
-                                                                2 ** 62, 2 ** 63 - 1, 2 ** 64, 2 ** 70, -2 ** 63]),
-                         st.integers(-2 ** 80, 2 ** 80))
+HOSTILE_INTS = st.one_of(
+    st.integers(-3, 70),
+    st.sampled_from([2**15, 2**16, 2**31 - 1, 2**31, 2**32, 2**40, 2**62, 2**63 - 1, 2**64, 2**70, -(2**63)]),
+    st.integers(-(2**80), 2**80),
+)
 HOSTILE_FLOATS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([1e300, -0.0, 1.5, -1.0]))
 HEADER_INTS = ["num_classes", "num_images", "epochs", "steps_per_epoch", "batch_size", "records", "steps"]
-TABLES = [L.STEP_EPOCH, L.STEP_STEP, L.STEP_RECORD_START, L.STEP_MIX_LAMBDA, L.STEP_MIX_BOX, L.CHUNK_STEP_START,
-          L.IMAGE_CLASS] + [L.column_chunks(c) for c in L.COLUMNS]
+TABLES = [
+    L.STEP_EPOCH,
+    L.STEP_STEP,
+    L.STEP_RECORD_START,
+    L.STEP_MIX_LAMBDA,
+    L.STEP_MIX_BOX,
+    L.CHUNK_STEP_START,
+    L.IMAGE_CLASS,
+] + [L.column_chunks(c) for c in L.COLUMNS]
 
 
 @st.composite
@@ -56,9 +66,16 @@ def edits(draw):
     if kind == "label-shape":
         return kind, None, draw(st.lists(HOSTILE_INTS, min_size=0, max_size=5))
     if kind == "table":
-        return kind, draw(st.sampled_from(TABLES)), (draw(st.integers(0, 1000)), draw(HOSTILE_INTS), draw(HOSTILE_FLOATS))
-    return kind, L.column_chunks(draw(st.sampled_from(L.COLUMNS))), (draw(st.integers(0, 100)), draw(st.integers(0, 2)),
-                                                                   draw(HOSTILE_INTS))
+        return (
+            kind,
+            draw(st.sampled_from(TABLES)),
+            (draw(st.integers(0, 1000)), draw(HOSTILE_INTS), draw(HOSTILE_FLOATS)),
+        )
+    return (
+        kind,
+        L.column_chunks(draw(st.sampled_from(L.COLUMNS))),
+        (draw(st.integers(0, 100)), draw(st.integers(0, 2)), draw(HOSTILE_INTS)),
+    )
 
 
 def apply(path, edit) -> None:
@@ -68,6 +85,7 @@ def apply(path, edit) -> None:
     elif kind == "label-shape":
         HC.edit_header(path, lambda h: h["columns"]["label"]["input"][0].__setitem__("shape", val))
     else:
+
         def fn(t):
             a = np.array(t[what])
             if not a.size:
@@ -80,6 +98,7 @@ def apply(path, edit) -> None:
                 v = int(min(max(v, info.min), info.max))
             flat[i] = v
             t[what] = a
+
         HC.edit_tables(path, fn)
 
 
@@ -102,8 +121,11 @@ def check(path) -> None:
             assert "\n" not in str(e)
 
 
-@settings(max_examples=int(os.environ.get("LPLABEL_FUZZ_EXAMPLES", "120")), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("LPLABEL_FUZZ_EXAMPLES", "120")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(base=st.sampled_from(sorted(BASES)), edit_list=st.lists(edits(), min_size=1, max_size=3))
 def test_structured_edits_never_escape(base, edit_list, tmp_path_factory):
     p = tmp_path_factory.mktemp("fz") / "f.lpl"
@@ -145,6 +167,12 @@ atheris.Fuzz()
 
 def test_atheris_target(tmp_path):
     pytest.importorskip("atheris")
-    r = subprocess.run([sys.executable, "-c", ATHERIS_TARGET, str(BASES["topk11"])], capture_output=True, text=True,
-                       env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-c", ATHERIS_TARGET, str(BASES["topk11"])],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-3000:]

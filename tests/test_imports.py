@@ -6,6 +6,7 @@ worked or failed depending on what was imported before), and a library that impo
 changes behaviour when the CLI is loaded (issue 14). The CLI layer is ``lplabel/cli.py``,
 ``lplabel/__main__.py`` and ``lplabel/commands/``; it may import the library, never the reverse.
 """
+
 from __future__ import annotations
 
 import ast
@@ -127,8 +128,7 @@ def test_no_import_cycles():
 
 
 def test_library_never_imports_the_cli():
-    bad = {m: sorted(d for d in deps if _in_cli_layer(d))
-           for m, deps in import_graph().items() if not _in_cli_layer(m)}
+    bad = {m: sorted(d for d in deps if _in_cli_layer(d)) for m, deps in import_graph().items() if not _in_cli_layer(m)}
     assert {m: d for m, d in bad.items() if d} == {}
 
 
@@ -159,8 +159,7 @@ _BATCHES = 4
 @pytest.mark.parametrize("batch", range(_BATCHES))
 def test_every_module_imports_first_in_a_fresh_interpreter(batch):
     names = sorted(m for m in MODULES if m != "lplabel.__main__")[batch::_BATCHES]  # __main__ runs the CLI
-    res = subprocess.run([sys.executable, "-c", _PROBE, *names], capture_output=True, text=True, cwd=ROOT,
-                         timeout=600)
+    res = subprocess.run([sys.executable, "-c", _PROBE, *names], capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])
     assert set(got) == set(names)
@@ -194,7 +193,17 @@ MOVED = [
     ("lplabel.harness.student", "lplabel.experiment.harness.student"),
     ("lplabel.harness.sweep", "lplabel.experiment.harness.sweep"),
 ]
-ALIASES = ("lplabel.demo", "lplabel.fidelity", "lplabel.harness", "lplabel.models", "lplabel.onnx_export", "lplabel.onnx_teacher", "lplabel.replay", "lplabel.schedule", "lplabel.views_v2")
+ALIASES = (
+    "lplabel.demo",
+    "lplabel.fidelity",
+    "lplabel.harness",
+    "lplabel.models",
+    "lplabel.onnx_export",
+    "lplabel.onnx_teacher",
+    "lplabel.replay",
+    "lplabel.schedule",
+    "lplabel.views_v2",
+)
 # regroup: old names (end)
 
 
@@ -210,8 +219,9 @@ def test_old_paths_are_the_moved_modules():
         "    out.append(a is importlib.import_module(new) and a.__name__ == new)\n"
         "print(json.dumps(out))\n"
     )
-    res = subprocess.run([sys.executable, "-c", probe, json.dumps(MOVED)], capture_output=True, text=True,
-                         cwd=ROOT, timeout=600)
+    res = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(MOVED)], capture_output=True, text=True, cwd=ROOT, timeout=600
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert dict(zip(map(tuple, MOVED), json.loads(res.stdout))) == {tuple(p): True for p in MOVED}
 
@@ -219,11 +229,15 @@ def test_old_paths_are_the_moved_modules():
 def test_core_never_imports_the_experiment_stack():
     """lplabel.experiment (harness, demo) measures the core: only the CLI layer and the aliases at the
     old paths import it."""
+
     def in_experiment(m):
         return m == "lplabel.experiment" or m.startswith("lplabel.experiment.")
 
     graph = import_graph()
     assert any(in_experiment(d) for d in graph["lplabel.commands.bench"])  # the walker sees it
-    bad = {m: sorted(filter(in_experiment, deps)) for m, deps in graph.items()
-           if not (_in_cli_layer(m) or in_experiment(m) or m in ALIASES)}
+    bad = {
+        m: sorted(filter(in_experiment, deps))
+        for m, deps in graph.items()
+        if not (_in_cli_layer(m) or in_experiment(m) or m in ALIASES)
+    }
     assert {m: d for m, d in bad.items() if d} == {}

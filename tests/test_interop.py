@@ -5,6 +5,7 @@ legacy generators do (seeded RandomSampler order, collated float32 coords, torch
 permutations, Python-float λ, numpy.int64 boxes, fp16 logits; LPQLD's casts; FKD's numpy lists),
 with realistic synthetic teacher logits (C = 1000 where it matters, smaller elsewhere for speed).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lplabel import open_store  # noqa: E402
-from lplabel.interop import (LegacyExportError, detect_layout, export_legacy, import_legacy,  # noqa: E402
-                             sampler_order)
+from lplabel.interop import (  # noqa: E402
+    LegacyExportError,
+    detect_layout,
+    export_legacy,
+    import_legacy,  # noqa: E402
+    sampler_order,
+)
 from lplabel.interop import synth  # noqa: E402
 from lplabel.interop.compare import compare_dirs, object_diffs  # noqa: E402
 from lplabel.interop.jsonlists import JsonIntLists, JsonIntListsWriter  # noqa: E402
@@ -39,8 +45,8 @@ def legacy(tmp_path_factory):
     """One directory per layout variant, written once for the module."""
     tmp = tmp_path_factory.mktemp("legacy")
     dirs = {
-        "lpld": make(tmp, "lpld", "lpld", num_classes=1000),                           # r=0: extra epoch
-        "lpld_pruned": make(tmp, "lpld_pruned", "lpld", epochs=3, prune_ratio=0.5),   # drop_last, partial epoch
+        "lpld": make(tmp, "lpld", "lpld", num_classes=1000),  # r=0: extra epoch
+        "lpld_pruned": make(tmp, "lpld_pruned", "lpld", epochs=3, prune_ratio=0.5),  # drop_last, partial epoch
         "sre2l": make(tmp, "sre2l", "sre2l"),
         "sre2l_mixup": make(tmp, "sre2l_mixup", "sre2l", mix="mixup"),
         "sre2l_nomix": make(tmp, "sre2l_nomix", "sre2l", mix="none"),
@@ -50,8 +56,9 @@ def legacy(tmp_path_factory):
         "lpqld": make(tmp, "lpqld", "lpqld", epochs=4, prune_ratio=0.5, k=10, num_classes=1000),
         "lpqld_dense": make(tmp, "lpqld_dense", "lpqld"),
         "fkd": synth.write_fkd(tmp / "fkd", num_images=6, num_crops=20, k=5, num_classes=1000),
-        "fkd_smooth": synth.write_fkd(tmp / "fkd_smooth", num_images=3, num_crops=10, label_type="smoothing",
-                                      num_classes=100),
+        "fkd_smooth": synth.write_fkd(
+            tmp / "fkd_smooth", num_images=3, num_crops=10, label_type="smoothing", num_classes=100
+        ),
         "fkd_hard": synth.write_fkd(tmp / "fkd_hard", num_images=3, num_crops=10, label_type="hard", num_classes=100),
         "fkd_fp32": synth.write_fkd(tmp / "fkd_fp32", num_images=3, num_crops=10, use_fp16=False, num_classes=100),
     }
@@ -59,18 +66,27 @@ def legacy(tmp_path_factory):
 
 
 ROUND_TRIPS = [
-    ("lpld", "lpld", {}), ("lpld_pruned", "lpld", {}), ("sre2l", "sre2l", {}), ("sre2l_mixup", "sre2l", {}),
-    ("sre2l_nomix", "sre2l", {}), ("sre2l_fp32", "sre2l", {}), ("gvbsm", "gvbsm", {}), ("edc", "gvbsm", {}),
+    ("lpld", "lpld", {}),
+    ("lpld_pruned", "lpld", {}),
+    ("sre2l", "sre2l", {}),
+    ("sre2l_mixup", "sre2l", {}),
+    ("sre2l_nomix", "sre2l", {}),
+    ("sre2l_fp32", "sre2l", {}),
+    ("gvbsm", "gvbsm", {}),
+    ("edc", "gvbsm", {}),
     ("lpqld", "lpqld", {"num_classes": 1000}),
-    ("lpqld_dense", "lpqld", {}), ("fkd", "fkd", {"num_classes": 1000}),
+    ("lpqld_dense", "lpqld", {}),
+    ("fkd", "fkd", {"num_classes": 1000}),
     ("fkd", "fkd", {"fkd_values": "prob", "num_classes": 1000}),
-    ("fkd_smooth", "fkd", {"num_classes": 100}), ("fkd_hard", "fkd", {"num_classes": 100}),
+    ("fkd_smooth", "fkd", {"num_classes": 100}),
+    ("fkd_hard", "fkd", {"num_classes": 100}),
     ("fkd_fp32", "fkd", {"fkd_values": "prob", "num_classes": 100}),
 ]
 
 
-@pytest.mark.parametrize("name,layout,kw", ROUND_TRIPS,
-                         ids=[f"{a}-{c.get('fkd_values', '')}" for a, _, c in ROUND_TRIPS])
+@pytest.mark.parametrize(
+    "name,layout,kw", ROUND_TRIPS, ids=[f"{a}-{c.get('fkd_values', '')}" for a, _, c in ROUND_TRIPS]
+)
 def test_round_trip_bit_exact(legacy, tmp_path, name, layout, kw):
     src = legacy[name]
     assert detect_layout(src) == layout
@@ -111,7 +127,7 @@ def test_lpld_mapping(legacy, tmp_path):
             assert r.mix_lambda == lam
             assert r.mix_box.tolist() == [int(v) for v in bbox]  # (row0, col0, row1, col1) = (bbx1, bby1, bbx2, bby2)
             assert np.array_equal(r.label["logits"].view(np.uint16), logits.numpy().view(np.uint16))
-            assert r.image.tolist() == order[str(e)][s * 8: s * 8 + len(r.image)]
+            assert r.image.tolist() == order[str(e)][s * 8 : s * 8 + len(r.image)]
     st.close()
 
 
@@ -154,8 +170,11 @@ def test_gvbsm_uses_stored_indices(legacy, tmp_path):
     st = open_store(tmp_path / "g.lpl")
     rec = _load(src / "epoch_1" / "batch_2.tar")
     assert st.read_step(1, 2).image.tolist() == rec[6].tolist()
-    assert st.header["extensions"]["legacy"]["signature"]["patch"] == {"dtype": "int32", "shape": [2, 2],
-                                                                       "value": [0, 0, 0, 0]}
+    assert st.header["extensions"]["legacy"]["signature"]["patch"] == {
+        "dtype": "int32",
+        "shape": [2, 2],
+        "value": [0, 0, 0, 0],
+    }
     st.close()
 
 
@@ -279,8 +298,12 @@ def test_export_other_layouts_types(legacy, tmp_path):
     # LPLD -> SRe2L: the order is the seeded sampler's, so SRe2L's replay accepts it
     export_legacy(out, tmp_path / "s", layout="sre2l", progress=False)
     assert not (tmp_path / "s" / "sampler_indices_epoch.json").exists()
-    assert object_diffs(_load(tmp_path / "s" / "epoch_2" / "batch_4.tar"),
-                        _load(legacy["lpld"] / "epoch_2" / "batch_4.tar")) == []
+    assert (
+        object_diffs(
+            _load(tmp_path / "s" / "epoch_2" / "batch_4.tar"), _load(legacy["lpld"] / "epoch_2" / "batch_4.tar")
+        )
+        == []
+    )
     # LPLD -> G-VBSM: the dataset indices become the 7th item
     export_legacy(out, tmp_path / "g", layout="gvbsm", progress=False)
     g = _load(tmp_path / "g" / "epoch_0" / "batch_1.tar")
@@ -313,18 +336,28 @@ def test_topk_store_cannot_become_dense(legacy, tmp_path):
 def test_codecs_on_the_way_in(legacy, tmp_path):
     from lplabel.codecs import default_label_codecs
 
-    rep = import_legacy(legacy["lpld"], tmp_path / "k.lpl", progress=False,
-                        codecs=default_label_codecs("topk", k=10, type="float16", index_type="int16"))
+    rep = import_legacy(
+        legacy["lpld"],
+        tmp_path / "k.lpl",
+        progress=False,
+        codecs=default_label_codecs("topk", k=10, type="float16", index_type="int16"),
+    )
     assert not rep.lossless
     with open_store(tmp_path / "k.lpl") as st:
         assert st.header["extensions"]["legacy"]["lossless"] is False
         r = st.read_step(0, 0)
         full = _load(legacy["lpld"] / "epoch_0" / "batch_0.tar")[5].float()
-        assert np.array_equal(np.sort(r.label["values"].astype(np.float32), 1),
-                              np.sort(torch.topk(full, 10, 1).values.numpy(), 1))
+        assert np.array_equal(
+            np.sort(r.label["values"].astype(np.float32), 1), np.sort(torch.topk(full, 10, 1).values.numpy(), 1)
+        )
     # the JSON form of --codecs, lossless
-    chain = json.dumps([{"name": "dense", "configuration": {"type": "float16"}}, {"name": "bytes"},
-                        {"name": "zstd", "configuration": {"level": 5}}])
+    chain = json.dumps(
+        [
+            {"name": "dense", "configuration": {"type": "float16"}},
+            {"name": "bytes"},
+            {"name": "zstd", "configuration": {"level": 5}},
+        ]
+    )
     assert import_legacy(legacy["sre2l"], tmp_path / "d.lpl", progress=False, codecs=chain).lossless
     export_legacy(tmp_path / "d.lpl", tmp_path / "d", layout="sre2l", progress=False)
     assert compare_dirs(legacy["sre2l"], tmp_path / "d") == []
@@ -365,17 +398,41 @@ def test_cli_import_export(legacy, tmp_path):
     from lplabel.cli import main
 
     runner = CliRunner()
-    res = runner.invoke(main, ["import", str(legacy["lpqld"]), "-o", str(tmp_path / "c.lpl"), "--no-progress",
-                               "--num-classes", "1000", "--json"])
+    res = runner.invoke(
+        main,
+        [
+            "import",
+            str(legacy["lpqld"]),
+            "-o",
+            str(tmp_path / "c.lpl"),
+            "--no-progress",
+            "--num-classes",
+            "1000",
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     rep = json.loads(res.output)
     assert rep["layout"] == "lpqld" and rep["lossless"] and rep["num_classes"] == 1000
-    res = runner.invoke(main, ["export", str(tmp_path / "c.lpl"), "-o", str(tmp_path / "d"), "--to", "lpqld",
-                               "--no-progress"])
+    res = runner.invoke(
+        main, ["export", str(tmp_path / "c.lpl"), "-o", str(tmp_path / "d"), "--to", "lpqld", "--no-progress"]
+    )
     assert res.exit_code == 0, res.output
     assert compare_dirs(legacy["lpqld"], tmp_path / "d") == []
-    res = runner.invoke(main, ["import", str(legacy["lpld"]), "-o", str(tmp_path / "t.lpl"), "--no-progress",
-                               "--topk", "20", "--zstd-level", "9"])
+    res = runner.invoke(
+        main,
+        [
+            "import",
+            str(legacy["lpld"]),
+            "-o",
+            str(tmp_path / "t.lpl"),
+            "--no-progress",
+            "--topk",
+            "20",
+            "--zstd-level",
+            "9",
+        ],
+    )
     assert res.exit_code == 0 and "lossy" in res.output
     res = runner.invoke(main, ["import", str(legacy["lpld"]), "-o", str(tmp_path / "t.lpl"), "--no-progress"])
     assert res.exit_code == 2 and "output exists" in res.output
@@ -482,8 +539,11 @@ def test_encode_from_named_layout_round_trips(legacy, tmp_path, layout):
     from lplabel.cli import main
 
     out = tmp_path / "e.lpl"
-    res = CliRunner().invoke(main, ["encode", str(legacy[layout]), "--from", layout, "-o", str(out)]
-                             + (["--num-classes", "1000"] if layout == "lpqld" else []))
+    res = CliRunner().invoke(
+        main,
+        ["encode", str(legacy[layout]), "--from", layout, "-o", str(out)]
+        + (["--num-classes", "1000"] if layout == "lpqld" else []),
+    )
     assert res.exit_code == 0, res.output
     export_legacy(out, tmp_path / "back", layout=layout, progress=False)
     assert compare_dirs(legacy[layout], tmp_path / "back") == []
@@ -497,9 +557,11 @@ def test_open_source_does_not_depend_on_the_cli(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys\nfrom lplabel.recode import open_source\n"
-            "try:\n    open_source(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__)\n"
-            "print('lplabel.cli' in sys.modules)")
+    code = (
+        "import sys\nfrom lplabel.recode import open_source\n"
+        "try:\n    open_source(sys.argv[1])\nexcept Exception as e:\n    print(type(e).__name__)\n"
+        "print('lplabel.cli' in sys.modules)"
+    )
     res = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     assert res.stdout.split() == ["UnknownLayoutError", "False"]
     from lplabel.interop import UnknownLayoutError

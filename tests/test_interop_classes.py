@@ -3,6 +3,7 @@
 A CIFAR-10 top-k set used to become a 200-class store (the smallest of 200 / 1000 / 10450 above
 the largest index seen), which `compare` then refused against the real 10-class store.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -1,6 +1,7 @@
 """Bad legacy input: partial or mixed directories, unknown layouts, inconsistent batches, unsafe
 pickles, unsupported variants. Each must raise a named lplabel error that names the file, and
 leave nothing behind (no output, no temporary files)."""
+
 from __future__ import annotations
 
 import io
@@ -16,8 +17,15 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from lplabel.errors import LplabelError  # noqa: E402
-from lplabel.interop import (LegacyFormatError, UnknownLayoutError, UnsafeLegacyFileError,  # noqa: E402
-                             UnsupportedLegacyFeatureError, detect_layout, import_legacy, load_legacy_file)
+from lplabel.interop import (  # noqa: E402
+    LegacyFormatError,
+    UnknownLayoutError,
+    UnsafeLegacyFileError,  # noqa: E402
+    UnsupportedLegacyFeatureError,
+    detect_layout,
+    import_legacy,
+    load_legacy_file,
+)
 from lplabel.interop import synth  # noqa: E402
 
 SMALL = dict(num_images=20, batch_size=8, epochs=2, num_classes=50)
@@ -222,8 +230,11 @@ def test_arbitrary_pickle_is_refused_and_not_run(base, tmp_path):
 def test_types_outside_the_allowlist(tmp_path, bad):
     import fractions
 
-    obj = {"fraction": [fractions.Fraction(1, 3)], "float64": [np.float64(0.5)],
-           "object_array": [np.array([1, "x"], dtype=object)]}[bad]
+    obj = {
+        "fraction": [fractions.Fraction(1, 3)],
+        "float64": [np.float64(0.5)],
+        "object_array": [np.array([1, "x"], dtype=object)],
+    }[bad]
     torch.save(obj, tmp_path / "f.tar")
     with pytest.raises(UnsafeLegacyFileError) as ei:
         load_legacy_file(tmp_path / "f.tar", "fkd" if bad == "object_array" else "batch")

@@ -7,6 +7,7 @@ for dense labels, LPQLD for top-k) and imported again: every record's labels mus
 decoded labels cast to the legacy dtype (float16), and every cast or drop must be named in the
 export's notes.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,11 +55,20 @@ def _as_pairs(lab):
 
 
 chains = st.one_of(
-    st.tuples(st.just("dense"), st.sampled_from(["fp32", "fp16", "bf16", "int8", "int4"]), st.just("none"),
-              st.just("value-delta"), st.sampled_from(["planes", "shuffle"])),
-    st.tuples(st.just("topk"), st.sampled_from(["fp32", "fp16", "bf16", "int8"]),
-              st.sampled_from(["none", "logsumexp", "min"]), st.sampled_from(["none", "value-delta", "index-delta"]),
-              st.sampled_from(["planes", "shuffle"])),
+    st.tuples(
+        st.just("dense"),
+        st.sampled_from(["fp32", "fp16", "bf16", "int8", "int4"]),
+        st.just("none"),
+        st.just("value-delta"),
+        st.sampled_from(["planes", "shuffle"]),
+    ),
+    st.tuples(
+        st.just("topk"),
+        st.sampled_from(["fp32", "fp16", "bf16", "int8"]),
+        st.sampled_from(["none", "logsumexp", "min"]),
+        st.sampled_from(["none", "value-delta", "index-delta"]),
+        st.sampled_from(["planes", "shuffle"]),
+    ),
     st.tuples(st.just("topk"), st.just("fp16"), st.just("none"), st.just("index-delta"), st.just("rans")),
 )
 
@@ -89,8 +99,9 @@ def test_export_import_keeps_decoded_labels(base, tmp_path_factory, chain, k):
     assert sorted(want) == sorted(got)
     for key, lab in want.items():
         if rep == "dense":
-            np.testing.assert_array_equal(np.asarray(got[key]["logits"]),
-                                          np.asarray(lab["logits"], dtype=np.float32).astype(np.float16))
+            np.testing.assert_array_equal(
+                np.asarray(got[key]["logits"]), np.asarray(lab["logits"], dtype=np.float32).astype(np.float16)
+            )
         else:
             wi, wv = _as_pairs(lab)
             gi, gv = _as_pairs(got[key])

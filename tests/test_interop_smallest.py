@@ -7,6 +7,7 @@ teacher logits on a coarse grid plus float32 noise below float16's resolution, s
 ties whose file order is *not* the canonical one (by class index) -- the case that broke before
 (LPQLD: 1 of 9 files identical after `encode STORE`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,6 +32,7 @@ def tied_logits(num_classes: int):
     def fn(ids, rng):
         z = base(ids, rng)
         return (np.round(z * 4) / 4 + rng.uniform(0, 1e-4, z.shape)).astype(np.float32)
+
     return fn
 
 
@@ -66,13 +68,27 @@ def legacy_kw(name, fkd_values=None):
     return kw
 
 
-LAYOUT_OF = {"sre2l": "sre2l", "lpld": "lpld", "gvbsm": "gvbsm", "edc": "gvbsm", "lpqld": "lpqld",
-             "lpqld_dense": "lpqld", "fkd": "fkd"}
+LAYOUT_OF = {
+    "sre2l": "sre2l",
+    "lpld": "lpld",
+    "gvbsm": "gvbsm",
+    "edc": "gvbsm",
+    "lpqld": "lpqld",
+    "lpqld_dense": "lpqld",
+    "fkd": "fkd",
+}
 #: (source, encode options, FKD value mode): every layout, every lossless coding the CLI offers
-CASES = [(n, opts, None) for n in LAYOUT_OF for opts in ([], ["--index-coding", "value-delta"],
-                                                          ["--layout", "shuffle", "--dictionary", "--dict-size", 512])]
-CASES += [("lpqld", ["--layout", "rans"], None), ("fkd", ["--layout", "rans"], "prob"),
-          ("fkd", [], "prob"), ("lpqld", ["--index-coding", "none", "--class-order", "frequency"], None)]
+CASES = [
+    (n, opts, None)
+    for n in LAYOUT_OF
+    for opts in ([], ["--index-coding", "value-delta"], ["--layout", "shuffle", "--dictionary", "--dict-size", 512])
+]
+CASES += [
+    ("lpqld", ["--layout", "rans"], None),
+    ("fkd", ["--layout", "rans"], "prob"),
+    ("fkd", [], "prob"),
+    ("lpqld", ["--index-coding", "none", "--class-order", "frequency"], None),
+]
 
 
 def test_fixtures_have_out_of_order_ties(dirs):
@@ -86,8 +102,9 @@ def test_fixtures_have_out_of_order_ties(dirs):
     assert tie.sum() >= 3
 
 
-@pytest.mark.parametrize("name,opts,fkd_values", CASES,
-                         ids=[f"{n}{''.join(o[:2])}{'-' + f if f else ''}" for n, o, f in CASES])
+@pytest.mark.parametrize(
+    "name,opts,fkd_values", CASES, ids=[f"{n}{''.join(o[:2])}{'-' + f if f else ''}" for n, o, f in CASES]
+)
 def test_encode_dir_and_encode_store_export_byte_identical(dirs, tmp_path, name, opts, fkd_values):
     if "rans" in opts:
         pytest.importorskip("numba")
@@ -96,11 +113,16 @@ def test_encode_dir_and_encode_store_export_byte_identical(dirs, tmp_path, name,
     code, out = run("encode", src, "-o", one, *opts, *legacy_kw(name, fkd_values))
     assert code == 0, out
     export_legacy(one, tmp_path / "back1", layout=layout, progress=False)
-    assert compare_dirs(src, tmp_path / "back1") == []       # profile inferred (FKD too)
+    assert compare_dirs(src, tmp_path / "back1") == []  # profile inferred (FKD too)
     # two commands (import, then encode the store) give the same bytes back and the same label column
     imp = tmp_path / "imp.lpl"
-    import_legacy(src, imp, progress=False, num_classes=C if name in ("lpqld", "fkd") else None,
-                  fkd_values=fkd_values or "logprob")
+    import_legacy(
+        src,
+        imp,
+        progress=False,
+        num_classes=C if name in ("lpqld", "fkd") else None,
+        fkd_values=fkd_values or "logprob",
+    )
     two = tmp_path / "two.lpl"
     code, out = run("encode", imp, "-o", two, *opts)
     assert code == 0, out
@@ -139,8 +161,10 @@ def test_encode_dir_refusals(dirs, tmp_path):
     code, msg = run("encode", imp, "-o", out, "--seed", 3)
     assert code == 2 and "--seed" in msg and "legacy" in msg and not out.exists()
     # an explicit chain that reorders entries without entryorder would break byte-exact export
-    chain = ('[{"name": "topk", "configuration": {"k": 12, "type": "float16", "index_type": "int16"}}, '
-             '{"name": "sort", "configuration": {"by": "index"}}, {"name": "zplanes", "configuration": {"level": 3}}]')
+    chain = (
+        '[{"name": "topk", "configuration": {"k": 12, "type": "float16", "index_type": "int16"}}, '
+        '{"name": "sort", "configuration": {"by": "index"}}, {"name": "zplanes", "configuration": {"level": 3}}]'
+    )
     code, msg = run("encode", dirs["lpqld"], "-o", out, "--codecs", chain, "--num-classes", C)
     assert code == 2 and "entryorder" in msg and not out.exists()
     ok = chain.replace('{"name": "sort"', '{"name": "entryorder", "configuration": {}}, {"name": "sort"')
@@ -150,8 +174,17 @@ def test_encode_dir_refusals(dirs, tmp_path):
     assert compare_dirs(dirs["lpqld"], tmp_path / "back") == []
     # a lossy chain (with --allow-lossy) no longer claims a lossless import
     lossy = tmp_path / "lossy.lpl"
-    code, msg = run("encode", dirs["lpqld"], "-o", lossy, "--num-classes", C, "--allow-lossy", "--codecs",
-                    chain.replace('"k": 12', '"k": 4'))
+    code, msg = run(
+        "encode",
+        dirs["lpqld"],
+        "-o",
+        lossy,
+        "--num-classes",
+        C,
+        "--allow-lossy",
+        "--codecs",
+        chain.replace('"k": 12', '"k": 4'),
+    )
     assert code == 0, msg
     info = store_info(lossy)
     assert info["label_lossy"]
@@ -228,9 +261,12 @@ def test_encode_float32_fkd_with_fkd_values(tmp_path):
 
 def test_encode_dir_refuses_options_of_other_layouts(dirs, tmp_path):
     out = tmp_path / "x.lpl"
-    for name, flags, word in (("lpqld", ["--seed", 1], "--seed"), ("sre2l", ["--fkd-values", "prob"], "--fkd-values"),
-                              ("fkd", ["--input-size", 224], "--input-size"),
-                              ("lpld", ["--steps-per-epoch", 3], "--steps-per-epoch")):
+    for name, flags, word in (
+        ("lpqld", ["--seed", 1], "--seed"),
+        ("sre2l", ["--fkd-values", "prob"], "--fkd-values"),
+        ("fkd", ["--input-size", 224], "--input-size"),
+        ("lpld", ["--steps-per-epoch", 3], "--steps-per-epoch"),
+    ):
         code, msg = run("encode", dirs[name], "-o", out, *flags, *legacy_kw(name))
         assert code == 2 and word in msg and "does not apply" in msg, msg
         assert not out.exists()
@@ -250,12 +286,16 @@ def test_rans_order_stores_only_the_tie_order():
     rng = np.random.default_rng(3)
     n, k, c = 40, 12, 50
     idx = np.stack([rng.permutation(c)[:k] for _ in range(n)])
-    vals = rng.integers(0, 5, (n, k)).astype(np.float32)          # many ties
+    vals = rng.integers(0, 5, (n, k)).astype(np.float32)  # many ties
     spec = (Field("indices", "int64", (k,)), Field("values", "float32", (k,)))
-    chain = [TopK(k, type="float16", index_type="int16"), EntryOrder(), Sort("index"),
-             Rans(c, k, True, Rans.flat(c, k).model, order=True)]
+    chain = [
+        TopK(k, type="float16", index_type="int16"),
+        EntryOrder(),
+        Sort("index"),
+        Rans(c, k, True, Rans.flat(c, k).model, order=True),
+    ]
     p = Pipeline(chain, spec)
-    srt = np.lexsort((rng.random((n, k)), -vals), axis=1)          # by value, ties in random order
+    srt = np.lexsort((rng.random((n, k)), -vals), axis=1)  # by value, ties in random order
     sidx, svals = np.take_along_axis(idx, srt, 1), np.take_along_axis(vals, srt, 1)
     for i, v, mode in ((sidx, svals, 0), (idx, vals, 1)):
         data = p.encode({"indices": i, "values": v})

@@ -3,6 +3,7 @@
 A real digits teacher (trained by lplabel), a real relabelled store (dense fp32 and fp16), and
 the same views labelled online: the logits must equal the stored ones up to float rounding.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -12,8 +13,14 @@ import torch
 from torch import nn
 
 from lplabel.codecs import default_label_codecs
-from lplabel.torch import (DeviceUnavailableError, LabelSourceMismatchError, LabelSourceWarning, OnlineTeacher,
-                           ReplayLoader, TeacherDeviceError)
+from lplabel.torch import (
+    DeviceUnavailableError,
+    LabelSourceMismatchError,
+    LabelSourceWarning,
+    OnlineTeacher,
+    ReplayLoader,
+    TeacherDeviceError,
+)
 
 from relabel_helpers import one_torch_thread  # noqa: F401  (autouse fixture)
 
@@ -30,14 +37,25 @@ def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("online")
     train = load_dataset("digits", "train")
     with torch.random.fork_rng(devices=[]):
-        teacher = train_teacher(train, "convnet", epochs=3, batch_size=64, lr=0.05, seed=0,
-                                model_kwargs={"width": 16, "depth": 2})
+        teacher = train_teacher(
+            train, "convnet", epochs=3, batch_size=64, lr=0.05, seed=0, model_kwargs={"width": 16, "depth": 2}
+        )
     distilled = random_real(train, 4, seed=0)  # 40 images
     stores = {}
     for typ in ("float32", "float16"):
         p = tmp / f"{typ}.lpl"
-        run_relabel(distilled, teacher, p, epochs=EPOCHS, batch_size=16, crop_scale=(0.25, 1.0), device="cpu",
-                    label_codecs=default_label_codecs("dense", type=typ), progress=False, teacher_check=False)
+        run_relabel(
+            distilled,
+            teacher,
+            p,
+            epochs=EPOCHS,
+            batch_size=16,
+            crop_scale=(0.25, 1.0),
+            device="cpu",
+            label_codecs=default_label_codecs("dense", type=typ),
+            progress=False,
+            teacher_check=False,
+        )
         stores[typ] = p
     return {"teacher": teacher.eval(), "images": distilled, "stores": stores, "train": train, "tmp": tmp}
 
@@ -56,8 +74,16 @@ def test_online_logits_equal_stored(setup, typ, tol):
     this CPU -- same views, same forward; fp16: to fp16 rounding, |z| * 2^-11)."""
     p = setup["stores"][typ]
     stored = _epochs(ReplayLoader(p, setup["images"], labels="raw", normalize="0-255", temperature=2.0))
-    online = _epochs(ReplayLoader(p, setup["images"], labels="raw", normalize="0-255", temperature=2.0,
-                                  label_source=OnlineTeacher(setup["teacher"])))
+    online = _epochs(
+        ReplayLoader(
+            p,
+            setup["images"],
+            labels="raw",
+            normalize="0-255",
+            temperature=2.0,
+            label_source=OnlineTeacher(setup["teacher"]),
+        )
+    )
     assert len(stored) == len(online) == EPOCHS * 3
     worst, worst_rel = 0.0, 0.0
     for a, b in zip(stored, online):
@@ -67,11 +93,11 @@ def test_online_logits_equal_stored(setup, typ, tol):
         assert zb.dtype == torch.float32 and zb.shape == za.shape == (len(a), 10)
         d = (za - zb).abs()
         worst = max(worst, float(d.max()))
-        worst_rel = max(worst_rel, float((d / zb.abs().clamp_min(2.0 ** -14)).max()))
+        worst_rel = max(worst_rel, float((d / zb.abs().clamp_min(2.0**-14)).max()))
     if tol is not None:
         assert worst <= tol
     else:  # fp16 keeps 11 significant bits: relative error <= 2^-11 (subnormals aside)
-        assert 0.0 < worst and worst_rel <= 2.0 ** -11 + 1e-7
+        assert 0.0 < worst and worst_rel <= 2.0**-11 + 1e-7
 
 
 def test_online_probs_temperature_and_pixels(setup):
@@ -92,10 +118,29 @@ def test_online_with_workers_and_device_rendering(setup):
     rendering on the device (here the CPU bank path) too."""
     p = setup["stores"]["float16"]
     base = _epochs(ReplayLoader(p, setup["images"], labels="raw", normalize="0-255", label_source=setup["teacher"]), 2)
-    work = _epochs(ReplayLoader(p, setup["images"], labels="raw", normalize="0-255", num_workers=2,
-                                persistent_workers=True, label_source=OnlineTeacher(setup["teacher"])), 2)
-    dev = _epochs(ReplayLoader(p, setup["images"], labels="raw", normalize="0-255", render_on="device",
-                               label_source=OnlineTeacher(setup["teacher"])), 2)
+    work = _epochs(
+        ReplayLoader(
+            p,
+            setup["images"],
+            labels="raw",
+            normalize="0-255",
+            num_workers=2,
+            persistent_workers=True,
+            label_source=OnlineTeacher(setup["teacher"]),
+        ),
+        2,
+    )
+    dev = _epochs(
+        ReplayLoader(
+            p,
+            setup["images"],
+            labels="raw",
+            normalize="0-255",
+            render_on="device",
+            label_source=OnlineTeacher(setup["teacher"]),
+        ),
+        2,
+    )
     for a, b, c in zip(base, work, dev):
         assert torch.equal(a.images, b.images) and torch.equal(a.label["logits"], b.label["logits"])
         assert torch.equal(a.images, c.images) and torch.equal(a.label["logits"], c.label["logits"])
@@ -116,8 +161,16 @@ def test_online_unmixed_views_get_mixed_labels(setup):
     """apply_mix=False (legacy loops mix later): the teacher still labels the mixed views."""
     p = setup["stores"]["float32"]
     stored = list(ReplayLoader(p, setup["images"], labels="raw", normalize="0-255", apply_mix=False))
-    online = list(ReplayLoader(p, setup["images"], labels="raw", normalize="0-255", apply_mix=False,
-                               label_source=OnlineTeacher(setup["teacher"])))
+    online = list(
+        ReplayLoader(
+            p,
+            setup["images"],
+            labels="raw",
+            normalize="0-255",
+            apply_mix=False,
+            label_source=OnlineTeacher(setup["teacher"]),
+        )
+    )
     assert any(b.mixed for b in online)
     for a, b in zip(stored, online):
         assert torch.equal(a.images, b.images)  # unmixed, as asked
@@ -138,8 +191,12 @@ def test_class_count_mismatch(setup):
     from relabel_helpers import TinyTeacher
 
     with pytest.raises(LabelSourceMismatchError, match="gives 7 classes, the store's labels have 10"):
-        ReplayLoader(setup["stores"]["float32"], setup["images"], normalize="0-255",
-                     label_source=TinyTeacher(in_channels=1, num_classes=7))
+        ReplayLoader(
+            setup["stores"]["float32"],
+            setup["images"],
+            normalize="0-255",
+            label_source=TinyTeacher(in_channels=1, num_classes=7),
+        )
 
 
 def test_input_size_mismatch(setup):
@@ -155,8 +212,12 @@ def test_channel_mismatch(setup):
     from relabel_helpers import TinyTeacher
 
     with pytest.raises(LabelSourceMismatchError, match="fails on the store's views"):
-        ReplayLoader(setup["stores"]["float32"], setup["images"], normalize="0-255",
-                     label_source=TinyTeacher(in_channels=3, num_classes=10))
+        ReplayLoader(
+            setup["stores"]["float32"],
+            setup["images"],
+            normalize="0-255",
+            label_source=TinyTeacher(in_channels=3, num_classes=10),
+        )
 
 
 def test_teacher_that_cannot_run_on_the_device(setup):
@@ -169,6 +230,7 @@ def test_teacher_that_cannot_run_on_the_device(setup):
     with pytest.raises(TeacherDeviceError, match="cannot be moved to cpu"):
         ReplayLoader(setup["stores"]["float32"], setup["images"], normalize="0-255", label_source=ghost)
     if not torch.cuda.is_available():
+
         class GpuOnly(nn.Module):
             def __init__(self, inner):
                 super().__init__()
@@ -178,26 +240,45 @@ def test_teacher_that_cannot_run_on_the_device(setup):
                 return self.inner(x.to("cuda"))
 
         with pytest.raises(TeacherDeviceError, match="fails on cpu"):
-            ReplayLoader(setup["stores"]["float32"], setup["images"], normalize="0-255",
-                         label_source=GpuOnly(setup["teacher"]))
+            ReplayLoader(
+                setup["stores"]["float32"], setup["images"], normalize="0-255", label_source=GpuOnly(setup["teacher"])
+            )
         with pytest.raises(DeviceUnavailableError):
-            ReplayLoader(setup["stores"]["float32"], setup["images"], normalize="0-255", device="cuda",
-                         label_source=setup["teacher"])
+            ReplayLoader(
+                setup["stores"]["float32"],
+                setup["images"],
+                normalize="0-255",
+                device="cuda",
+                label_source=setup["teacher"],
+            )
 
 
 def test_other_weights_warn_and_bad_arguments(setup):
     from relabel_helpers import TinyTeacher
 
     with pytest.warns(LabelSourceWarning, match="not the ones the store was labelled with"):
-        ReplayLoader(setup["stores"]["float32"], setup["images"], normalize="0-255",
-                     label_source=TinyTeacher(in_channels=1, num_classes=10))
+        ReplayLoader(
+            setup["stores"]["float32"],
+            setup["images"],
+            normalize="0-255",
+            label_source=TinyTeacher(in_channels=1, num_classes=10),
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("error", LabelSourceWarning)
-        ReplayLoader(setup["stores"]["float32"], setup["images"], normalize="0-255",
-                     label_source=OnlineTeacher(TinyTeacher(in_channels=1, num_classes=10), check_checksum=False))
+        ReplayLoader(
+            setup["stores"]["float32"],
+            setup["images"],
+            normalize="0-255",
+            label_source=OnlineTeacher(TinyTeacher(in_channels=1, num_classes=10), check_checksum=False),
+        )
     with pytest.raises(ValueError, match="labels must be 'dense' or 'raw'"):
-        ReplayLoader(setup["stores"]["float32"], setup["images"], labels="sparse", normalize="0-255",
-                     label_source=setup["teacher"])
+        ReplayLoader(
+            setup["stores"]["float32"],
+            setup["images"],
+            labels="sparse",
+            normalize="0-255",
+            label_source=setup["teacher"],
+        )
     with pytest.raises(ValueError, match="pass the images"):
         ReplayLoader(setup["stores"]["float32"], None, label_source=setup["teacher"])
     with pytest.raises(TypeError, match="label_source must be"):
@@ -211,8 +292,9 @@ def test_students_trained_online_equal_students_trained_from_the_fp32_store(setu
     from lplabel.datasets import load_dataset
 
     test = load_dataset("digits", "test", limit_per_class=20)
-    recipe = StudentRecipe(model="convnet", model_kwargs={"width": 16, "depth": 2}, lr=3e-3, temperature=2.0,
-                           epochs=EPOCHS, amp=False)
+    recipe = StudentRecipe(
+        model="convnet", model_kwargs={"width": 16, "depth": 2}, lr=3e-3, temperature=2.0, epochs=EPOCHS, amp=False
+    )
     p = setup["stores"]["float32"]
     stored = train_student(p, setup["images"], test, recipe, seed=3, progress=False)
     src = OnlineTeacher(setup["teacher"])

@@ -1,4 +1,5 @@
 """The loader: exact replay, stock DataLoader at 0/2 workers (persistent too), DDP shares, resume, errors."""
+
 import os
 import pickle
 import shutil
@@ -12,8 +13,19 @@ from lplabel import open_store
 from lplabel.errors import ChecksumError, ImageSetMismatchError, ScheduleError
 from lplabel.reconstruct import probs_numpy
 from lplabel.views.replay import render_step
-from lplabel.torch import (LoaderWorkerError, ReplayLoader, ResumeStateError, StepDataset, StepKey, StepSampler,
-                           dense_logits, gvbsm_batch, legacy_batch, lpqld_batch, lpqld_step)
+from lplabel.torch import (
+    LoaderWorkerError,
+    ReplayLoader,
+    ResumeStateError,
+    StepDataset,
+    StepKey,
+    StepSampler,
+    dense_logits,
+    gvbsm_batch,
+    legacy_batch,
+    lpqld_batch,
+    lpqld_step,
+)
 from lplabel.views import StepViews
 
 from loader_helpers import batches_equal, make_images, make_store
@@ -26,14 +38,16 @@ def full(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def topk(tmp_path_factory):
-    return make_store(tmp_path_factory.mktemp("topk") / "topk.lpl", epochs=2, topk=4, tail="logsumexp",
-                      steps_per_chunk=2)
+    return make_store(
+        tmp_path_factory.mktemp("topk") / "topk.lpl", epochs=2, topk=4, tail="logsumexp", steps_per_chunk=2
+    )
 
 
 @pytest.fixture(scope="module")
 def pruned(tmp_path_factory):
-    return make_store(tmp_path_factory.mktemp("pruned") / "pruned.lpl", epochs=10, keep=0.3, reuse="lpld", batch_size=4,
-                      mix="mixup")
+    return make_store(
+        tmp_path_factory.mktemp("pruned") / "pruned.lpl", epochs=10, keep=0.3, reuse="lpld", batch_size=4, mix="mixup"
+    )
 
 
 def _stored_views(st, pos):
@@ -267,9 +281,15 @@ def test_corrupted_chunk_raises_checksum_error_from_worker(full, tmp_path):
     assert ei.value.part.startswith("column 'label', chunk 4") and ei.value.path == str(bad)
 
 
-@pytest.mark.parametrize("debug,extra", [(False, dict()), (True, dict()),
-                                         (False, dict(persistent_workers=True, steps_per_item=1)),
-                                         (False, dict(multiprocessing_context="spawn", steps_per_item=1))])
+@pytest.mark.parametrize(
+    "debug,extra",
+    [
+        (False, dict()),
+        (True, dict()),
+        (False, dict(persistent_workers=True, steps_per_item=1)),
+        (False, dict(multiprocessing_context="spawn", steps_per_item=1)),
+    ],
+)
 def test_worker_error_is_the_original_one_line_error(full, tmp_path, monkeypatch, debug, extra):
     """Issue 13 §2: an lplabel error in a worker reaches the loop as itself -- one line, path/part/hint
     set -- not as PyTorch's 29-line "Caught ... Original Traceback" wrapper; the worker's traceback is
@@ -311,7 +331,9 @@ def test_pytorch_wrapped_lplabel_error_is_unwrapped():
         wrapped.reraise()
     assert len(str(ei.value).splitlines()) >= 4 and str(ei.value).startswith("Caught")  # what PyTorch makes of it
     got = _unwrap(ei.value)
-    assert type(got) is ChecksumError and str(got) == "f.lpl: checksum mismatch [at column 'label', chunk 2] -- restore it"
+    assert (
+        type(got) is ChecksumError and str(got) == "f.lpl: checksum mismatch [at column 'label', chunk 2] -- restore it"
+    )
     assert _unwrap(ChecksumError("plain")) is None and _unwrap(RuntimeError("Caught x")) is None
 
 
@@ -325,9 +347,11 @@ def test_worker_error_as_a_script_prints_one_error_line(full, tmp_path):
     bad = tmp_path / "bad.lpl"
     _corrupt_label_chunk(path, bad, chunk=4)
     np.save(tmp_path / "imgs.npy", iset.images)
-    script = (f"import numpy as np\nfrom lplabel.torch import ReplayLoader\n"
-              f"lo = ReplayLoader({str(bad)!r}, np.load({str(tmp_path / 'imgs.npy')!r}), num_workers=1, epoch=1)\n"
-              "for b in lo:\n    pass\n")
+    script = (
+        f"import numpy as np\nfrom lplabel.torch import ReplayLoader\n"
+        f"lo = ReplayLoader({str(bad)!r}, np.load({str(tmp_path / 'imgs.npy')!r}), num_workers=1, epoch=1)\n"
+        "for b in lo:\n    pass\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "LPLABEL_DEBUG"}
     env["PYTHONPATH"] = os.getcwd() + os.pathsep + env.get("PYTHONPATH", "")
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
@@ -383,8 +407,9 @@ def _tv_normalize(x01, mean, std):
     return (x01 - mean) / std
 
 
-@pytest.mark.parametrize("extra", [dict(num_workers=0), dict(num_workers=2, steps_per_item=2),
-                                   dict(render_on="device")])
+@pytest.mark.parametrize(
+    "extra", [dict(num_workers=0), dict(num_workers=2, steps_per_item=2), dict(render_on="device")]
+)
 def test_normalize_in_workers(full, extra):
     """Issue 19.4: normalize= gives torchvision's convention from the workers; batch.pixels says which."""
     path, iset, *_ = full
@@ -443,8 +468,9 @@ def test_pixels_warnings_and_adapters(full):
 def test_render_and_labels_on_device_match_worker_path(topk):
     path, iset, *_ = topk
     ref = _run(ReplayLoader(path, iset, labels="sparse", temperature=3.0), [1])[0]
-    dev = _run(ReplayLoader(path, iset, labels="sparse", temperature=3.0, render_on="device", labels_on="device"),
-               [1])[0]
+    dev = _run(ReplayLoader(path, iset, labels="sparse", temperature=3.0, render_on="device", labels_on="device"), [1])[
+        0
+    ]
     assert len(ref) == len(dev)
     for a, b in zip(ref, dev):
         assert torch.equal(a.images, b.images)
@@ -493,11 +519,24 @@ def test_end_to_end_with_relabeler_teacher_sees_the_same_pixels(tmp_path):
     from lplabel.relabel import relabel
 
     torch.manual_seed(0)
-    teacher = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(),
-                                  torch.nn.Linear(16, 10)).eval()
+    teacher = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(16, 10)
+    ).eval()
     iset = make_images()
-    out = relabel(iset, teacher, tmp_path / "r.lpl", epochs=4, batch_size=8, size=16, mix="cutmix", keep=0.5,
-                  reuse="lpqld", values="fp32", device="cpu", progress=False)
+    out = relabel(
+        iset,
+        teacher,
+        tmp_path / "r.lpl",
+        epochs=4,
+        batch_size=8,
+        size=16,
+        mix="cutmix",
+        keep=0.5,
+        reuse="lpqld",
+        values="fp32",
+        device="cpu",
+        progress=False,
+    )
     lo = ReplayLoader(out, iset, labels="raw", num_workers=0)
     assert lo.sampler.schedule.reuse == "lpqld"
     lo.set_epoch(7)
@@ -540,8 +579,9 @@ def _epochs_of(passes):
     return [sorted({b.epoch for b in p}) for p in passes]
 
 
-@pytest.mark.parametrize("extra", [dict(num_workers=0), dict(num_workers=2),
-                                   dict(num_workers=2, persistent_workers=True, steps_per_item=2)])
+@pytest.mark.parametrize(
+    "extra", [dict(num_workers=0), dict(num_workers=2), dict(num_workers=2, persistent_workers=True, steps_per_item=2)]
+)
 def test_forgotten_set_epoch_advances_each_pass(pruned, extra):
     """Issue 19.3: a loop that never calls set_epoch sees epochs 0, 1, 2 (fresh LPLD draws), exactly the
     batches an explicit set_epoch(0..2) gives -- not epoch 0 three times."""
@@ -622,8 +662,16 @@ def test_default_temperature_warns_when_the_method_implies_another(pruned, full,
     lq = make_store(tmp_path / "q.lpl", epochs=4, keep=0.5, reuse="lpqld", batch_size=4)[0]
     with pytest.warns(UserWarning, match=r"LPQLD.*lpqld_step\(offset=1\)"):
         ReplayLoader(lq, None)
-    src = synth.write_batches(tmp_path / "sre2l", "sre2l", num_images=12, batch_size=4, epochs=2, num_classes=10,
-                              input_size=16, image_size=(20, 20))
+    src = synth.write_batches(
+        tmp_path / "sre2l",
+        "sre2l",
+        num_images=12,
+        batch_size=4,
+        epochs=2,
+        num_classes=10,
+        input_size=16,
+        image_size=(20, 20),
+    )
     import_legacy(src, tmp_path / "s.lpl", progress=False)
     with pytest.warns(UserWarning, match=r"SRe2L/CDA labels.*-T 20.*temperature=20.0"):
         ReplayLoader(tmp_path / "s.lpl", None)

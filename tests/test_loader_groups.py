@@ -3,6 +3,7 @@
 Grouping and the transports change how steps travel, never what the loop receives: every test
 here compares against one step per item, pickled, in-process.
 """
+
 import gc
 import math
 import os
@@ -29,29 +30,51 @@ from test_loader import _corrupt_label_chunk
 
 @pytest.fixture(scope="module")
 def pruned(tmp_path_factory):
-    return make_store(tmp_path_factory.mktemp("gpruned") / "pruned.lpl", epochs=10, keep=0.5, reuse="lpqld",
-                      batch_size=4, mix="mixup")
+    return make_store(
+        tmp_path_factory.mktemp("gpruned") / "pruned.lpl", epochs=10, keep=0.5, reuse="lpqld", batch_size=4, mix="mixup"
+    )
 
 
 @pytest.fixture(scope="module")
 def topk(tmp_path_factory):
-    return make_store(tmp_path_factory.mktemp("gtopk") / "topk.lpl", epochs=3, topk=4, tail="logsumexp",
-                      steps_per_chunk=3)
+    return make_store(
+        tmp_path_factory.mktemp("gtopk") / "topk.lpl", epochs=3, topk=4, tail="logsumexp", steps_per_chunk=3
+    )
 
 
 @pytest.fixture(scope="module")
 def ragged(tmp_path_factory):
     # 24 images, 7 views per step, no drop_last: steps of 7, 7, 7 and 3 views
-    return make_store(tmp_path_factory.mktemp("gragged") / "ragged.lpl", epochs=3, batch_size=7,
-                      steps_per_chunk=2)
+    return make_store(tmp_path_factory.mktemp("gragged") / "ragged.lpl", epochs=3, batch_size=7, steps_per_chunk=2)
 
 
 def same(a, b) -> bool:
     """Every field of two StepBatch objects, values and dtypes."""
-    if (a.position, a.epoch, a.slot, a.temperature, a.stored_epoch, a.stored_step, a.mix_kind, a.num_classes,
-            a.label_format, a.recon_mode, a.tail_kind) != \
-            (b.position, b.epoch, b.slot, b.temperature, b.stored_epoch, b.stored_step, b.mix_kind, b.num_classes,
-             b.label_format, b.recon_mode, b.tail_kind):
+    if (
+        a.position,
+        a.epoch,
+        a.slot,
+        a.temperature,
+        a.stored_epoch,
+        a.stored_step,
+        a.mix_kind,
+        a.num_classes,
+        a.label_format,
+        a.recon_mode,
+        a.tail_kind,
+    ) != (
+        b.position,
+        b.epoch,
+        b.slot,
+        b.temperature,
+        b.stored_epoch,
+        b.stored_step,
+        b.mix_kind,
+        b.num_classes,
+        b.label_format,
+        b.recon_mode,
+        b.tail_kind,
+    ):
         return False
     if not (a.mix_lambda == b.mix_lambda or (math.isnan(a.mix_lambda) and math.isnan(b.mix_lambda))):
         return False
@@ -80,8 +103,9 @@ def run(loader, epochs):
 
 
 def all_same(ref, got) -> bool:
-    return [len(x) for x in ref] == [len(x) for x in got] and \
-        all(same(a, b) for ea, eb in zip(ref, got) for a, b in zip(ea, eb))
+    return [len(x) for x in ref] == [len(x) for x in got] and all(
+        same(a, b) for ea, eb in zip(ref, got) for a, b in zip(ea, eb)
+    )
 
 
 REF = dict(steps_per_item=1, shared_memory=False, prefetch_threads=0)
@@ -89,8 +113,9 @@ REF = dict(steps_per_item=1, shared_memory=False, prefetch_threads=0)
 
 # ------------------------------------------------------------------------------- identical batches
 @pytest.mark.parametrize("workers", [0, 2])
-@pytest.mark.parametrize("which,labels", [("pruned", "dense"), ("topk", "sparse"), ("topk", "raw"),
-                                          ("ragged", "dense")])
+@pytest.mark.parametrize(
+    "which,labels", [("pruned", "dense"), ("topk", "sparse"), ("topk", "raw"), ("ragged", "dense")]
+)
 def test_grouped_items_give_the_same_batches(request, which, labels, workers):
     path, iset, *_ = request.getfixturevalue(which)
     kw = dict(labels=labels, temperature=lpqld_step())
@@ -108,8 +133,12 @@ def test_grouped_items_give_the_same_batches(request, which, labels, workers):
 def test_labels_only_groups_and_labels_on_device(topk, workers):
     path, *_ = topk
     ref = run(ReplayLoader(path, None, labels="sparse", temperature=2.0, **REF), [0, 1])
-    got = run(ReplayLoader(path, None, labels="sparse", labels_on="device", temperature=2.0, steps_per_item=4,
-                           num_workers=workers), [0, 1])
+    got = run(
+        ReplayLoader(
+            path, None, labels="sparse", labels_on="device", temperature=2.0, steps_per_item=4, num_workers=workers
+        ),
+        [0, 1],
+    )
     assert all_same(ref, got)
 
 
@@ -201,8 +230,9 @@ def test_sampler_groups_and_plain_dataloader(pruned):
 # ------------------------------------------------------------------------------- shared-memory slabs
 def test_slabs_carry_items_and_are_freed(topk):
     path, iset, *_ = topk
-    lo = ReplayLoader(path, iset, labels="dense", temperature=2.0, num_workers=2, persistent_workers=True,
-                      steps_per_item=2)
+    lo = ReplayLoader(
+        path, iset, labels="dense", temperature=2.0, num_workers=2, persistent_workers=True, steps_per_item=2
+    )
     assert lo.pool is not None and lo.pool.count >= 2 * 2 + 2
     ref = run(ReplayLoader(path, iset, labels="dense", temperature=2.0, **REF), [0, 1])
     for rnd in range(2):
@@ -255,8 +285,9 @@ def test_no_slabs_for_spawned_workers_or_when_disabled(pruned):
     assert ReplayLoader(path, iset, num_workers=1, shared_memory=False).pool is None
     assert ReplayLoader(path, iset, num_workers=0).pool is None
     ref = run(ReplayLoader(path, None, labels="raw", **REF), [3])
-    got = run(ReplayLoader(path, None, labels="raw", num_workers=1, multiprocessing_context="spawn",
-                           steps_per_item=3), [3])
+    got = run(
+        ReplayLoader(path, None, labels="raw", num_workers=1, multiprocessing_context="spawn", steps_per_item=3), [3]
+    )
     assert all_same(ref, got)
 
 
@@ -295,8 +326,17 @@ def test_slabs_come_back_after_the_loop_breaks(pruned, persistent):
     are back as soon as the loop has left; with persistent workers once the next epoch starts
     (the DataLoader then receives the items decoded ahead). No item ever falls back to pickling."""
     path, *_ = pruned
-    lo = ReplayLoader(path, None, labels="dense", temperature=2.0, num_workers=2, persistent_workers=persistent,
-                      prefetch_factor=2, steps_per_item=1, steps_per_epoch=12)
+    lo = ReplayLoader(
+        path,
+        None,
+        labels="dense",
+        temperature=2.0,
+        num_workers=2,
+        persistent_workers=persistent,
+        prefetch_factor=2,
+        steps_per_item=1,
+        steps_per_epoch=12,
+    )
     count = lo.pool.count
     ref = run(ReplayLoader(path, None, labels="dense", temperature=2.0, steps_per_epoch=12, **REF), [0])[0]
     for rnd in range(count + 2):  # more early exits than the pool has slabs
@@ -409,13 +449,32 @@ def _write(path, codecs, num_classes=10, batch_size=8, steps_per_chunk=2):
     spe = steps_per_epoch(len(iset), batch_size, False)
     pairs = [(e, s) for e in range(2) for s in range(spe)]
     rng = np.random.default_rng(3)
-    with StoreWriter(path, num_classes=num_classes, images=iset, batch_size=batch_size, epochs=2, drop_last=False,
-                     augmentation=policy.to_json(), seed=1, label_codecs=codecs, steps_per_chunk=steps_per_chunk,
-                     overwrite=True) as w:
+    with StoreWriter(
+        path,
+        num_classes=num_classes,
+        images=iset,
+        batch_size=batch_size,
+        epochs=2,
+        drop_last=False,
+        augmentation=policy.to_json(),
+        seed=1,
+        label_codecs=codecs,
+        steps_per_chunk=steps_per_chunk,
+        overwrite=True,
+    ) as w:
         for e, s, v in plan_steps(1, pairs, iset.sizes(), batch_size, policy, False):
             z = (rng.standard_normal((len(v), num_classes)) * 3).astype(np.float32)
-            w.write_step(e, s, image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
-                         mix_lambda=v.mix_lambda, mix_box=v.mix_box, logits=z)
+            w.write_step(
+                e,
+                s,
+                image=v.image,
+                crop=v.crop,
+                flip=v.flip,
+                mix_partner=v.mix_partner,
+                mix_lambda=v.mix_lambda,
+                mix_box=v.mix_box,
+                logits=z,
+            )
     return path
 
 
@@ -426,24 +485,30 @@ CHAINS = {
     "dense fp16 plain": (lambda: [Dense("float16"), Bytes()], True),
     "topk logsumexp tail": (lambda: default_label_codecs("topk", k=3, tail="logsumexp"), True),
     "topk int16 indices": (lambda: label_chain(k=4, index_coding="none", index_type="int16"), True),
-    "topk uint8 indices, min tail": (lambda: label_chain(k=4, index_coding="none", index_type="uint8",
-                                                         tail="min"), True),
-    "topk uint8 indices, k=3 (rows of odd length)": (lambda: label_chain(k=3, index_coding="none",
-                                                                         index_type="uint8"), False),
-    "topk int32 indices, bf16": (lambda: label_chain(k=4, index_coding="none", index_type="int32", values="bf16"),
-                                 True),
+    "topk uint8 indices, min tail": (
+        lambda: label_chain(k=4, index_coding="none", index_type="uint8", tail="min"),
+        True,
+    ),
+    "topk uint8 indices, k=3 (rows of odd length)": (
+        lambda: label_chain(k=3, index_coding="none", index_type="uint8"),
+        False,
+    ),
+    "topk int32 indices, bf16": (
+        lambda: label_chain(k=4, index_coding="none", index_type="int32", values="bf16"),
+        True,
+    ),
     "topk value-delta": (lambda: label_chain(k=4), False),
     "topk int8 quantized": (lambda: label_chain(k=4, values="int8"), False),
     "topk zplanes": (lambda: label_chain(k=4, layout="planes", index_coding="none"), False),
     # zplanes with identity array codecs: the loader's planes fast path (rows.zplanes)
     "dense zplanes": (lambda: [Dense("float16"), ZPlanes(3)], False),
     "dense bf16 zplanes": (lambda: [Dense("bfloat16"), ZPlanes(3)], False),
-    "topk zplanes int16": (lambda: label_chain(k=3, layout="planes", index_coding="none",
-                                                          index_type="int16"), False),
-    "topk zplanes int32 bf16 min tail": (lambda: label_chain(k=4, layout="planes", index_coding="none",
-                                                             index_type="int32", values="bf16", tail="min"), False),
-    "topk zplanes uint8": (lambda: label_chain(k=3, layout="planes", index_coding="none", index_type="uint8"),
-                           False),
+    "topk zplanes int16": (lambda: label_chain(k=3, layout="planes", index_coding="none", index_type="int16"), False),
+    "topk zplanes int32 bf16 min tail": (
+        lambda: label_chain(k=4, layout="planes", index_coding="none", index_type="int32", values="bf16", tail="min"),
+        False,
+    ),
+    "topk zplanes uint8": (lambda: label_chain(k=3, layout="planes", index_coding="none", index_type="uint8"), False),
 }
 
 
@@ -455,8 +520,9 @@ def test_label_rows_match_the_codec_pipeline(tmp_path, name):
     rows = LabelRows(st)
     assert rows.fast == fast
     pipe = st.pipelines["label"]
-    assert rows.zplanes == (pipe.array_bytes.name == "zplanes" and all(c.name in ("dense", "topk")
-                                                                        for c in pipe.array_array))
+    assert rows.zplanes == (
+        pipe.array_bytes.name == "zplanes" and all(c.name in ("dense", "topk") for c in pipe.array_array)
+    )
     cs = st.tables["chunks/step_start"]
     rs = st.record_start
     for c in range(len(cs) - 1):
@@ -472,8 +538,9 @@ def test_label_rows_match_the_codec_pipeline(tmp_path, name):
                 if k == "indices":
                     assert got.dtype == np.int32
                     ref = ref.astype(np.int32)
-                np.testing.assert_array_equal(got.view(np.uint8) if got.dtype == bool else got,
-                                              ref.view(np.uint8) if ref.dtype == bool else ref)
+                np.testing.assert_array_equal(
+                    got.view(np.uint8) if got.dtype == bool else got, ref.view(np.uint8) if ref.dtype == bool else ref
+                )
     # and the loader's batches hold exactly the stored rows
     ds = StepDataset(path, None, labels="raw")
     for pos in (0, st.num_steps - 1):
@@ -496,10 +563,14 @@ def test_probs_into_matches_probs_torch_bit_for_bit(dtype):
     c, k, n = 50, 7, 9
     z = (torch.randn(n, c, generator=g) * 4).to(dtype)
     vals, idx = torch.topk(z.float(), k, dim=1)
-    blocks = {"dense": ({"logits": z}, ("auto",)),
-              "topk": ({"indices": idx.to(torch.int32), "values": vals.to(dtype)}, ("renorm",)),
-              "topk+tail": ({"indices": idx.to(torch.int32), "values": vals.to(dtype),
-                             "tail": torch.logsumexp(z.float(), 1).to(dtype)}, ("auto", "renorm", "tail", "uniform"))}
+    blocks = {
+        "dense": ({"logits": z}, ("auto",)),
+        "topk": ({"indices": idx.to(torch.int32), "values": vals.to(dtype)}, ("renorm",)),
+        "topk+tail": (
+            {"indices": idx.to(torch.int32), "values": vals.to(dtype), "tail": torch.logsumexp(z.float(), 1).to(dtype)},
+            ("auto", "renorm", "tail", "uniform"),
+        ),
+    }
     for name, (block, modes) in blocks.items():
         for mode in modes:
             for tk in ("logsumexp", "min"):

@@ -1,5 +1,6 @@
 """Torch threads per process (``ReplayLoader(threads=)``, issue 19): workers 1 thread each, the main
 process the plan of :mod:`lplabel.threads` while it iterates, the user's choice kept and restored."""
+
 import multiprocessing
 
 import pytest
@@ -33,8 +34,16 @@ def _record(worker_id):
 def test_workers_run_one_thread_and_the_users_init_still_runs(store, keep_threads):
     torch.set_num_threads(2)  # what a forked worker would inherit
     _SEEN[:] = [-1, -1]
-    lo = ReplayLoader(store, None, temperature=2.0, num_workers=2, worker_init_fn=_record,
-                      multiprocessing_context="fork", reuse="order", steps_per_epoch=4)
+    lo = ReplayLoader(
+        store,
+        None,
+        temperature=2.0,
+        num_workers=2,
+        worker_init_fn=_record,
+        multiprocessing_context="fork",
+        reuse="order",
+        steps_per_epoch=4,
+    )
     assert len(list(lo)) == 4
     assert list(_SEEN) == [WORKER_THREADS, WORKER_THREADS] == [1, 1]
 

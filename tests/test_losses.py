@@ -1,4 +1,5 @@
 """Losses and LPQLD's student-temperature calibration against hand computations."""
+
 import math
 
 import numpy as np
@@ -6,9 +7,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lplabel.torch import (CalibratedStudentTemperature, LogitTargets, SparseLabels, calibrate_student_temperature,
-                           kl_div_loss, mse_gt_loss, mse_logits_loss, soft_cross_entropy, sparse_probs,
-                           temperature_losses)
+from lplabel.torch import (
+    CalibratedStudentTemperature,
+    LogitTargets,
+    SparseLabels,
+    calibrate_student_temperature,
+    kl_div_loss,
+    mse_gt_loss,
+    mse_logits_loss,
+    soft_cross_entropy,
+    sparse_probs,
+    temperature_losses,
+)
 
 
 def _softmax(z):
@@ -93,14 +103,18 @@ def test_mse_dense_topk_and_gt(data):
     got = mse_gt_loss(zs, zt, y, ce_weight=0.1)
     assert got.item() == pytest.approx((((zs - zt) ** 2).mean() + 0.1 * ce).item(), rel=1e-6)
     assert mse_gt_loss(zs, zt, y, mse_weight=2.0, ce_weight=0.0).item() == pytest.approx(
-        2 * ((zs - zt) ** 2).mean().item(), rel=1e-6)
+        2 * ((zs - zt) ** 2).mean().item(), rel=1e-6
+    )
 
 
 def test_losses_backprop(data):
     zs, zt = data
     zs = zs.clone().requires_grad_(True)
     sp = sparse_probs(_topk_block(zt, 3), 7, 2.0, "renorm")
-    (kl_div_loss(zs, sp, 2.0) + mse_gt_loss(zs, LogitTargets(sp.values, sp.indices), torch.zeros(5, dtype=torch.long))).backward()
+    (
+        kl_div_loss(zs, sp, 2.0)
+        + mse_gt_loss(zs, LogitTargets(sp.values, sp.indices), torch.zeros(5, dtype=torch.long))
+    ).backward()
     assert torch.isfinite(zs.grad).all() and zs.grad.abs().sum() > 0
 
 
@@ -125,8 +139,9 @@ def test_calibration_recovers_known_temperature():
     # sparse targets give the same curve as their dense form
     sp = SparseLabels(*torch.topk(p, 10, 1)[::-1], torch.zeros(16), 50)
     sp = SparseLabels(sp.indices, sp.values / sp.values.sum(1, keepdim=True), sp.fill, 50)
-    np.testing.assert_allclose(temperature_losses(zs, sp).numpy(), temperature_losses(zs, sp.dense()).numpy(),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        temperature_losses(zs, sp).numpy(), temperature_losses(zs, sp.dense()).numpy(), rtol=1e-4, atol=1e-5
+    )
     # chunked evaluation agrees
     np.testing.assert_allclose(temperature_losses(zs, p, max_elements=1000).numpy(), losses.numpy(), rtol=1e-6)
 

@@ -4,6 +4,7 @@ A real (small) teacher trained on scikit-learn's digits is exported with its nor
 relabels the same views as the PyTorch teacher: the stores must agree (top-1 100 %, logits to
 float32 rounding) and name the same weights and normalisation. Skipped without onnxruntime/onnx.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,10 +43,10 @@ def trained(tmp_path_factory):
     ck = d / "teacher.pt"
     torch.save(t.state_dict(), ck)
     onnx_path = d / "teacher.onnx"
-    facts = export_teacher(t.factory_spec, onnx_path, checkpoint=ck, channels=1, input_size=8, check_images=iset,
-                           check_count=32)
-    return {"dir": d, "spec": t.factory_spec, "ck": ck, "onnx": onnx_path, "facts": facts, "iset": iset,
-            "module": t}
+    facts = export_teacher(
+        t.factory_spec, onnx_path, checkpoint=ck, channels=1, input_size=8, check_images=iset, check_count=32
+    )
+    return {"dir": d, "spec": t.factory_spec, "ck": ck, "onnx": onnx_path, "facts": facts, "iset": iset, "module": t}
 
 
 def test_export_checks_against_pytorch_and_records_the_source(trained):
@@ -69,8 +70,10 @@ def test_export_checks_against_pytorch_and_records_the_source(trained):
 
 def test_relabel_with_onnx_matches_the_pytorch_teacher(tmp_path, trained):
     common = ["--ipc", "3", "--epochs", "2", "-b", "10", "--values", "fp32", "--no-progress"]
-    code, text = run(["relabel", "digits", "-o", tmp_path / "pt.lpl", "--teacher", trained["spec"], "--checkpoint",
-                      trained["ck"]] + common)
+    code, text = run(
+        ["relabel", "digits", "-o", tmp_path / "pt.lpl", "--teacher", trained["spec"], "--checkpoint", trained["ck"]]
+        + common
+    )
     assert code == 0, text
     code, text = run(["relabel", "digits", "-o", tmp_path / "ox.lpl", "--teacher", trained["onnx"]] + common)
     assert code == 0, text
@@ -94,8 +97,22 @@ def test_relabel_with_onnx_matches_the_pytorch_teacher(tmp_path, trained):
 
 def test_torchscript_teacher_exports_from_the_cli(tmp_path, trained):
     ts = save_teacher(trained["module"], tmp_path / "t.pt")
-    code, text = run(["export-teacher", ts, "-o", tmp_path / "t.onnx", "--images", "digits", "--channels", "1",
-                      "--input-size", "8", "--count", "8"])
+    code, text = run(
+        [
+            "export-teacher",
+            ts,
+            "-o",
+            tmp_path / "t.onnx",
+            "--images",
+            "digits",
+            "--channels",
+            "1",
+            "--input-size",
+            "8",
+            "--count",
+            "8",
+        ]
+    )
     assert code == 0, text
     assert "max |dlogit|" in text and "top-1 agreement 100.0%" in text
     code, text = run(["export-teacher", ts, "-o", tmp_path / "t.onnx", "--images", "digits", "--channels", "1"])
@@ -117,8 +134,10 @@ def test_bad_onnx_teachers_are_named_errors_before_any_work(tmp_path, trained):
     assert code == 2 and "outputs 10 classes" in text and text.count("\n") == 1, text
     # a class map's source width: indices beyond the ONNX file's outputs
     np.save(tmp_path / "map.npy", np.array([0, 5, 12]))
-    code, text = run(["relabel", tmp_path / "imgs", "-o", out, "--teacher", trained["onnx"], "--class-map",
-                      tmp_path / "map.npy"] + common)
+    code, text = run(
+        ["relabel", tmp_path / "imgs", "-o", out, "--teacher", trained["onnx"], "--class-map", tmp_path / "map.npy"]
+        + common
+    )
     assert code == 2 and "[0, 10)" in text, text
     # unreadable and missing files
     (tmp_path / "junk.onnx").write_bytes(b"this is not a protobuf")
@@ -132,8 +151,9 @@ def test_bad_onnx_teachers_are_named_errors_before_any_work(tmp_path, trained):
     code, text = run(["relabel", "digits", "-o", out, "--teacher", trained["onnx"], "--normalize", "unit"] + common)
     assert code == 2 and "normalisation inside" in text, text
     # a checkpoint for an ONNX file
-    code, text = run(["relabel", "digits", "-o", out, "--teacher", trained["onnx"], "--checkpoint", trained["ck"]]
-                     + common)
+    code, text = run(
+        ["relabel", "digits", "-o", out, "--teacher", trained["onnx"], "--checkpoint", trained["ck"]] + common
+    )
     assert code == 2 and "drop --checkpoint" in text
     assert not out.exists() and not Path(str(out) + ".partial").exists()
 
@@ -147,8 +167,16 @@ def test_foreign_onnx_file_is_hashed_and_can_be_normalised(tmp_path):
 
     net = TinyTeacher(1, 10)
     p = tmp_path / "foreign.onnx"
-    torch.onnx.export(net, (torch.zeros(1, 1, 8, 8),), p, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "b"}, "y": {0: "b"}}, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        net,
+        (torch.zeros(1, 1, 8, 8),),
+        p,
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "b"}, "y": {0: "b"}},
+        opset_version=17,
+        dynamo=False,
+    )
     assert META_KEY not in {q.key for q in onnx.load(p).metadata_props}
     from lplabel.teachers.onnx import file_sha256
     from lplabel.teachers import load_teacher, teacher_checksum

@@ -1,5 +1,6 @@
 """One owner per rule (issue 14): the step record of a source is the views type; synthetic
 teacher logits have one generator; every error class is in the documented index."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,17 @@ from lplabel.views import StepViews
 def test_source_step_is_step_views(tmp_path):
     """recode's SourceStep is a StepViews (the six view fields declared and coerced once) plus
     (epoch, step) and the label; steps read from a real store come out as such."""
-    st = SourceStep(2, 5, [3, 1], np.zeros((2, 4), np.float16), [True, False], [1, 0], None, [0, 1, 2, 3],
-                    {"logits": np.zeros((2, 4), np.float32)})
+    st = SourceStep(
+        2,
+        5,
+        [3, 1],
+        np.zeros((2, 4), np.float16),
+        [True, False],
+        [1, 0],
+        None,
+        [0, 1, 2, 3],
+        {"logits": np.zeros((2, 4), np.float32)},
+    )
     assert isinstance(st, StepViews) and len(st) == 2 and (st.epoch, st.step) == (2, 5)
     assert st.image.dtype == np.int32 and st.crop.dtype == np.float32 and st.mix_box.dtype == np.int16
     assert math.isnan(st.mix_lambda)  # None: no mixing, as the writer reads it
@@ -29,8 +39,11 @@ def test_source_step_is_step_views(tmp_path):
     assert len(steps) == len(ref)
     for got, want in zip(steps, ref):
         assert isinstance(got, StepViews) and (got.epoch, got.step) == (want["epoch"], want["step"])
-        assert got.equals(StepViews(want["image"], want["crop"], want["flip"], want["mix_partner"],
-                                    want["mix_lambda"], want["mix_box"]))
+        assert got.equals(
+            StepViews(
+                want["image"], want["crop"], want["flip"], want["mix_partner"], want["mix_lambda"], want["mix_box"]
+            )
+        )
 
 
 def test_synthetic_logits_have_one_generator():

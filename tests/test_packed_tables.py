@@ -1,4 +1,5 @@
 """Format 1.1 packed tables (spec/FORMAT.md §1.5) and the dense HDF5 layout of both formats."""
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,16 @@ from lplabel.views import AugmentPolicy, plan_steps
 
 from conftest import write_store
 
-TABLES_1_0 = ("images/keys", "images/class", "steps/epoch", "steps/step", "steps/record_start", "steps/mix_lambda",
-              "steps/mix_box", "chunks/step_start")
+TABLES_1_0 = (
+    "images/keys",
+    "images/class",
+    "steps/epoch",
+    "steps/step",
+    "steps/record_start",
+    "steps/mix_lambda",
+    "steps/mix_box",
+    "chunks/step_start",
+)
 
 
 def _content(path):
@@ -27,12 +36,18 @@ def _content(path):
         h = dict(s.header)
         for k in ("version", "created", "extensions"):
             h.pop(k)
-        out = [h, {k: (v.dtype.str, v.tolist()) for k, v in s.tables.items()}, s.image_keys,
-               {n: (s.chunks[n][:, 2].tolist(), s.chunk_crc[n].tolist()) for n in s.chunks}]
+        out = [
+            h,
+            {k: (v.dtype.str, v.tolist()) for k, v in s.tables.items()},
+            s.image_keys,
+            {n: (s.chunks[n][:, 2].tolist(), s.chunk_crc[n].tolist()) for n in s.chunks},
+        ]
         for st in s.iter_steps():
-            out.append([np.asarray(getattr(st, f)).tobytes() for f in ("image", "crop", "flip", "mix_partner",
-                                                                       "mix_box")]
-                       + [st.mix_lambda] + [st.label[k].tobytes() for k in sorted(st.label)])
+            out.append(
+                [np.asarray(getattr(st, f)).tobytes() for f in ("image", "crop", "flip", "mix_partner", "mix_box")]
+                + [st.mix_lambda]
+                + [st.label[k].tobytes() for k in sorted(st.label)]
+            )
     return out
 
 
@@ -75,8 +90,9 @@ def test_packed_frame_holds_the_1_0_tables_under_their_paths(both):
         t = P.unpack_tables(f["tables"][()].tobytes())
     with h5py.File(plain, "r") as f:
         names = []
-        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) and "/seg_" not in n
-                     and n != "header" else None)
+        f.visititems(
+            lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) and "/seg_" not in n and n != "header" else None
+        )
         assert sorted(t) == sorted(names)
         for n in names:
             assert t[n].dtype == f[n].dtype and t[n].tobytes() == f[n][()].tobytes(), n
@@ -98,8 +114,10 @@ def test_writer_owns_the_extension(tmp_path):
     write_store(tmp_path / "b.lpl", extensions=given)
     with open_store(tmp_path / "a.lpl") as a, open_store(tmp_path / "b.lpl") as b:
         assert a.header["extensions"] == {"mine": {"must_understand": False}} and not a.packed
-        assert b.header["extensions"] == {"mine": {"must_understand": False},
-                                          "packed_tables": {"must_understand": True}} and b.packed
+        assert (
+            b.header["extensions"] == {"mine": {"must_understand": False}, "packed_tables": {"must_understand": True}}
+            and b.packed
+        )
 
 
 def _replace_tables(src, dst, data: bytes, *, fix_crc=True):
@@ -162,6 +180,7 @@ def test_unpack_refuses_duplicates_and_short_frames():
     with pytest.raises(CorruptStoreError, match="twice"):
         P.unpack_tables(P.pack_tables([("x", a), ("x", a)]))
     import json
+
     d = json.dumps([["x", "int32", [4]]]).encode()
     with pytest.raises(CorruptStoreError, match="past the end"):
         P.unpack_tables(zstandard.ZstdCompressor().compress(len(d).to_bytes(4, "little") + d + a.tobytes()))
@@ -186,10 +205,10 @@ def test_unpack_refuses_crafted_frames_by_name():
         "trailing bytes": good + b"\0\0",
         "two frames": good + good,
         "truncated frame": good[:-2],
-        "huge shape": frame([["x", "int32", [2 ** 64]]]),
-        "shape that wraps in int64": frame([["x", "int32", [2 ** 40, 2 ** 40]]]),
+        "huge shape": frame([["x", "int32", [2**64]]]),
+        "shape that wraps in int64": frame([["x", "int32", [2**40, 2**40]]]),
         "deeply nested directory": frame(b"[" * 100_000 + b"]" * 100_000),
-        "directory length past the end": z.compress((10 ** 6).to_bytes(4, "little") + b"[]"),
+        "directory length past the end": z.compress((10**6).to_bytes(4, "little") + b"[]"),
     }
     for why, blob in cases.items():
         with pytest.raises(CorruptStoreError, match="packed tables are malformed") as info:
@@ -206,12 +225,30 @@ def _derived_store(path, packed, n=100, epochs=300, keep=10):
     index = ImageIndex([f"digits/{i}" for i in range(n)], np.arange(n) % 10, "0" * 64, [str(c) for c in range(10)])
     pairs = [(e, s) for e in range(0, epochs, epochs // keep) for s in range(1)]
     rng = np.random.default_rng(0)
-    with StoreWriter(path, num_classes=10, images=index, batch_size=50, epochs=epochs, augmentation=policy.to_json(),
-                     seed=0, derived_views=sizes, steps_per_chunk=keep, packed_tables=packed) as w:
+    with StoreWriter(
+        path,
+        num_classes=10,
+        images=index,
+        batch_size=50,
+        epochs=epochs,
+        augmentation=policy.to_json(),
+        seed=0,
+        derived_views=sizes,
+        steps_per_chunk=keep,
+        packed_tables=packed,
+    ) as w:
         for e, s, v in plan_steps(0, pairs, sizes, 50, policy):
-            w.write_step(e, s, image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
-                         mix_lambda=v.mix_lambda, mix_box=v.mix_box,
-                         logits=(rng.standard_normal((len(v), 10)) * 3).astype(np.float32))
+            w.write_step(
+                e,
+                s,
+                image=v.image,
+                crop=v.crop,
+                flip=v.flip,
+                mix_partner=v.mix_partner,
+                mix_lambda=v.mix_lambda,
+                mix_box=v.mix_box,
+                logits=(rng.standard_normal((len(v), 10)) * 3).astype(np.float32),
+            )
     return path
 
 

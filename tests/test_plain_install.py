@@ -2,6 +2,7 @@
 data root that never points into site-packages. The real plain install is exercised by
 ``.ci/plain_smoke.py`` in CI; these tests pin the rules in-process and in subprocesses where a
 package is made unimportable (``sys.modules[name] = None``, as Python sees a missing package)."""
+
 from __future__ import annotations
 
 import os
@@ -24,12 +25,15 @@ CIFAR = D.default_data_root() / "cifar10-jpeg" / "test.npz"
 
 def _cli_without(tmp_path, missing: list[str], args: list[str]) -> subprocess.CompletedProcess:
     """``lplabel ARGS`` in a subprocess where the packages ``missing`` cannot be imported."""
-    code = (f"import sys\nfor m in {missing!r}: sys.modules[m] = None\n"
-            "from lplabel.cli import main\nmain(prog_name='lplabel')")
+    code = (
+        f"import sys\nfor m in {missing!r}: sys.modules[m] = None\n"
+        "from lplabel.cli import main\nmain(prog_name='lplabel')"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("LPLABEL_")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
-    return subprocess.run([sys.executable, "-c", code] + args, cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code] + args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def _one_named_line(p: subprocess.CompletedProcess, *needles: str) -> str:
@@ -74,13 +78,21 @@ def test_torchless_commands_name_torch(tmp_path):
     rng = np.random.default_rng(0)
     with StoreWriter(tmp_path / "s.lpl", num_classes=5, images=8, batch_size=4, epochs=1) as w:
         for s in range(2):
-            w.write_step(0, s, image=np.arange(4) + 4 * s, crop=np.tile(np.float32([0, 0, 1, 1]), (4, 1)),
-                         flip=np.zeros(4, bool), logits=realistic_logits(rng, 4, 5))
-    for args in (["relabel", "digits", "-o", "x.lpl", "--teacher", "lplabel.models:convnet"],
-                 ["export", "s.lpl", "-o", "legacy", "--to", "lpld"],
-                 ["merge", "s.lpl", "-o", "m.lpl"],
-                 ["demo", "-o", "demo/d.lpl"],
-                 ["bench", "accuracy", "--quick", "--out", "bench"]):
+            w.write_step(
+                0,
+                s,
+                image=np.arange(4) + 4 * s,
+                crop=np.tile(np.float32([0, 0, 1, 1]), (4, 1)),
+                flip=np.zeros(4, bool),
+                logits=realistic_logits(rng, 4, 5),
+            )
+    for args in (
+        ["relabel", "digits", "-o", "x.lpl", "--teacher", "lplabel.models:convnet"],
+        ["export", "s.lpl", "-o", "legacy", "--to", "lpld"],
+        ["merge", "s.lpl", "-o", "m.lpl"],
+        ["demo", "-o", "demo/d.lpl"],
+        ["bench", "accuracy", "--quick", "--out", "bench"],
+    ):
         line = _one_named_line(_cli_without(tmp_path, ["torch"], args), "needs torch", "pip install torch")
         assert f"lplabel {args[0]}" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.lpl"]  # nothing written
@@ -90,8 +102,9 @@ def test_torchless_commands_name_torch(tmp_path):
     p = _cli_without(tmp_path, ["torch"], ["quantize", "s.lpl", "-o", "q.lpl", "--topk", "2"])
     assert p.returncode == 0, p.stderr
     # rans without numba: named before any work
-    _one_named_line(_cli_without(tmp_path, ["numba"], ["encode", "q.lpl", "-o", "r.lpl", "--layout", "rans"]),
-                    "lplabel[rans]")
+    _one_named_line(
+        _cli_without(tmp_path, ["numba"], ["encode", "q.lpl", "-o", "r.lpl", "--layout", "rans"]), "lplabel[rans]"
+    )
     assert not (tmp_path / "r.lpl").exists()
 
 
@@ -126,12 +139,13 @@ def _small_cifar_pack(root: Path, per_class: int = 2) -> Path:
     z = np.load(CIFAR)
     labels, off, data = z["labels"], z["offsets"], z["data"]
     pick = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(10)])
-    blobs = [data[off[i]:off[i + 1]] for i in pick]
+    blobs = [data[off[i] : off[i + 1]] for i in pick]
     offsets = np.concatenate([[0], np.cumsum([len(b) for b in blobs])]).astype(np.int64)
     (root / "cifar10-jpeg").mkdir(parents=True)
     for split in ("train", "test"):
-        np.savez(root / "cifar10-jpeg" / f"{split}.npz", data=np.concatenate(blobs), offsets=offsets,
-                 labels=labels[pick])
+        np.savez(
+            root / "cifar10-jpeg" / f"{split}.npz", data=np.concatenate(blobs), offsets=offsets, labels=labels[pick]
+        )
     return root
 
 
@@ -144,8 +158,9 @@ def test_relabel_data_root_option(tmp_path, monkeypatch):
     common = ["--epochs", "1", "-b", "10", "--no-progress", "--teacher", teacher]
     r = CliRunner().invoke(main, ["relabel", "cifar10", "-o", str(tmp_path / "a.lpl")] + common)
     assert r.exit_code == 2 and "LPLABEL_DATA" in r.output and r.output.count("\n") == 1, r.output
-    r = CliRunner().invoke(main, ["relabel", "cifar10", "--data-root", str(root), "-o", str(tmp_path / "a.lpl")]
-                           + common)
+    r = CliRunner().invoke(
+        main, ["relabel", "cifar10", "--data-root", str(root), "-o", str(tmp_path / "a.lpl")] + common
+    )
     assert r.exit_code == 0, r.output
     s = open_store(tmp_path / "a.lpl")
     assert s.num_records == 20 and s.image_keys[0] == "cifar10/train/0"

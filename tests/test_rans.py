@@ -4,6 +4,7 @@ Round trips (fp16 values incl. negative, huge and escaped high bytes; index-only
 written and re-encoded through the CLI), and refusals: corrupted or truncated chunks, bad models
 and configurations, unfit chains, unsorted input, numba missing.
 """
+
 from __future__ import annotations
 
 import base64
@@ -207,8 +208,7 @@ def test_missing_numba_is_a_named_error(monkeypatch):
     codec = Rans.flat(C, 3)
     monkeypatch.setitem(sys.modules, "lplabel.codecs._rans_kernels", None)
     with pytest.raises(CodecError, match="numba") as e:
-        codec.encode({"indices": np.array([[1, 2, 3]], np.uint16), "values": np.zeros((1, 3), np.float16)},
-                      _spec(3))
+        codec.encode({"indices": np.array([[1, 2, 3]], np.uint16), "values": np.zeros((1, 3), np.float16)}, _spec(3))
     assert "lplabel[rans]" in e.value.hint
 
 
@@ -224,18 +224,24 @@ def test_cli_encode_and_quantize_with_rans_layout(tmp_path):
         ia, ib = np.asarray(x.label["indices"], np.int64), np.asarray(y.label["indices"], np.int64)
         oa, ob = np.argsort(ia, 1), np.argsort(ib, 1)
         assert np.array_equal(np.take_along_axis(ia, oa, 1), np.take_along_axis(ib, ob, 1))
-        assert np.array_equal(np.take_along_axis(np.asarray(x.label["values"], np.float16), oa, 1),
-                              np.take_along_axis(np.asarray(y.label["values"], np.float16), ob, 1))
+        assert np.array_equal(
+            np.take_along_axis(np.asarray(x.label["values"], np.float16), oa, 1),
+            np.take_along_axis(np.asarray(y.label["values"], np.float16), ob, 1),
+        )
     r = run.invoke(main, ["verify", str(tmp_path / "r.lpl")])
     assert r.exit_code == 0, r.output
-    r = run.invoke(main, ["quantize", str(src), "-o", str(tmp_path / "q.lpl"), "--topk", "3", "--values", "none",
-                          "--layout", "rans"])
+    r = run.invoke(
+        main,
+        ["quantize", str(src), "-o", str(tmp_path / "q.lpl"), "--topk", "3", "--values", "none", "--layout", "rans"],
+    )
     assert r.exit_code == 0, r.output
     q = open_store(tmp_path / "q.lpl")
     step = next(q.iter_steps())
     assert "values" not in step.label and step.label["indices"].shape[1] == 3
-    r = run.invoke(main, ["quantize", str(src), "-o", str(tmp_path / "bad.lpl"), "--topk", "3", "--values", "int8",
-                          "--layout", "rans"])
+    r = run.invoke(
+        main,
+        ["quantize", str(src), "-o", str(tmp_path / "bad.lpl"), "--topk", "3", "--values", "int8", "--layout", "rans"],
+    )
     assert r.exit_code != 0 and "rans" in r.output and not (tmp_path / "bad.lpl").exists()
 
 
@@ -284,6 +290,7 @@ def test_loader_reads_rans_stores_in_workers(tmp_path):
 
 # -- crafted streams: arithmetically valid rANS whose decisions break a rule ---------------------------
 
+
 def _words(decisions):
     """rANS words (decoding order, four lanes) of (frequency, start, lane) decisions: the encoder of
     spec §3.18 written out independently of the compiled one."""
@@ -328,8 +335,12 @@ def test_crafted_streams_break_each_rule():
     # a high byte above 255: base 250, then d = 63 + 10 through an escape
     vc = Rans.flat(5, 1, values=True)
     b, hf, hc = vc._bfreq, vc._hfreq, vc._hcum
-    dec = [_pair(vc, 0, 0, 0b10), (int(b[250]), int(sum(b[:250])), 0), (int(hf[16, 63]), int(hc[16, 63]), 0),
-           (16, 160, 0)]
+    dec = [
+        _pair(vc, 0, 0, 0b10),
+        (int(b[250]), int(sum(b[:250])), 0),
+        (int(hf[16, 63]), int(hc[16, 63]), 0),
+        (16, 160, 0),
+    ]
     with pytest.raises(CodecError, match="above 255"):
         vc.decode(_chunk(_words(dec), b"\0"), _spec(1), 1)
 
@@ -382,8 +393,9 @@ def test_encode_refuses_blocks_of_the_wrong_shape():
     codec = Rans.flat(30, 3)
     spec = (Field("indices", "uint16", (3,)), Field("values", "float16", (3,)))
     with pytest.raises(CodecError, match="'values' must be"):
-        codec.encode({"indices": np.tile(np.array([1, 5, 9], np.uint16), (50, 1)),
-                      "values": np.ones((1, 3), np.float16)}, spec)
+        codec.encode(
+            {"indices": np.tile(np.array([1, 5, 9], np.uint16), (50, 1)), "values": np.ones((1, 3), np.float16)}, spec
+        )
     with pytest.raises(CodecError, match=r"\[n, 3\]"):
         codec.encode({"indices": np.array([[1, 5]], np.uint16), "values": np.ones((1, 2), np.float16)}, spec)
     with pytest.raises(CodecError, match="records"):
@@ -421,8 +433,12 @@ def test_encode_rans_refuses_quantized_sources(tmp_path):
     src = tmp_path / "src.lpl"
     write_store(src, label="topk", k=4, num_classes=30, epochs=2)
     run = CliRunner()
-    assert run.invoke(main, ["quantize", str(src), "-o", str(tmp_path / "q8.lpl"), "--topk", "3",
-                             "--values", "int8"]).exit_code == 0
+    assert (
+        run.invoke(
+            main, ["quantize", str(src), "-o", str(tmp_path / "q8.lpl"), "--topk", "3", "--values", "int8"]
+        ).exit_code
+        == 0
+    )
     r = run.invoke(main, ["encode", str(tmp_path / "q8.lpl"), "-o", str(tmp_path / "r.lpl"), "--layout", "rans"])
     assert r.exit_code != 0 and "quantized" in r.output and not (tmp_path / "r.lpl").exists()
 
@@ -453,7 +469,7 @@ def test_tie_order_digits_round_trip_and_refuse_bad_digits():
     assert data[0] == 0 and (length > 1).any()
     got = decode_order(data, u16, np.dtype(np.uint8), n, k)
     assert got.dtype == np.uint8 and np.array_equal(got, shift)
-    three = np.array([[2.0, 2.0, 2.0]], np.float16).view(np.uint16)   # first digit: 2 bits, 0..2 valid
+    three = np.array([[2.0, 2.0, 2.0]], np.float16).view(np.uint16)  # first digit: 2 bits, 0..2 valid
     with pytest.raises(CodecError, match="digit is out of range"):
         decode_order(b"\x00\x03", three, np.dtype(np.uint8), 1, 3)
     with pytest.raises(CodecError, match="entry order part holds"):

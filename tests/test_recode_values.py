@@ -1,4 +1,5 @@
 """The default (lossless) chain keeps a source's value type, or refuses by name: never a silent narrowing."""
+
 from types import SimpleNamespace
 
 import pytest
@@ -6,8 +7,9 @@ import pytest
 from lplabel.recode import LossyChainError, values_of
 
 
-@pytest.mark.parametrize("vt, expected", [("float32", "fp32"), ("float16", "fp16"), ("bfloat16", "bf16"),
-                                          ("none", "none")])
+@pytest.mark.parametrize(
+    "vt, expected", [("float32", "fp32"), ("float16", "fp16"), ("bfloat16", "bf16"), ("none", "none")]
+)
 def test_known_value_types_are_kept(vt, expected):
     assert values_of(SimpleNamespace(value_type=vt, path="x.lpl")) == expected
 

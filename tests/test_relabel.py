@@ -1,4 +1,5 @@
 """The relabeler: content, pruning, resuming, shards and merge, bad input (CPU, tiny teachers)."""
+
 from __future__ import annotations
 
 import math
@@ -9,16 +10,22 @@ import torch
 
 from lplabel import open_store
 from lplabel.errors import LplabelError, OutputExistsError
-from lplabel.relabel import (MergeError, RelabelWriteError, TeacherOutputError, WorkDirError, merge, relabel,
-                             run_relabel)
+from lplabel.relabel import MergeError, RelabelWriteError, TeacherOutputError, WorkDirError, merge, relabel, run_relabel
 from lplabel.relabel.plan import make_plan
 from lplabel.views.replay import ImageBank, render_step
 from lplabel.teachers import teacher_checksum
 from lplabel.views import AugmentPolicy, plan_steps
 
 from relabel_helpers import one_torch_thread  # noqa: F401  (autouse fixture)
-from relabel_helpers import (Counting, FailAfter, TinyTeacher, assert_same_content, digits_small, mixed_size_set,
-                             store_content)
+from relabel_helpers import (
+    Counting,
+    FailAfter,
+    TinyTeacher,
+    assert_same_content,
+    digits_small,
+    mixed_size_set,
+    store_content,
+)
 
 # teacher_check off: TinyTeacher is random, so the accuracy check rightly warns (tested in test_relabel_checks.py)
 BASE = dict(epochs=3, batch_size=16, size=8, seed=7, progress=False, teacher_description="tiny", teacher_check=False)
@@ -80,8 +87,9 @@ def test_topk_on_device_equals_topk_of_dense(tmp_path, reference, digits, teache
 
 
 def test_tail_chain_goes_through_float32_parts(tmp_path, reference, digits, teacher):
-    out = relabel(digits, teacher, tmp_path / "t.lpl", **BASE, topk=4, values="fp32", tail="logsumexp",
-                  index_coding="none")
+    out = relabel(
+        digits, teacher, tmp_path / "t.lpl", **BASE, topk=4, values="fp32", tail="logsumexp", index_coding="none"
+    )
     dense, top = open_store(reference), open_store(out)
     z = dense.step_at(3).label["logits"].astype(np.float64)
     lab = top.step_at(3).label
@@ -92,9 +100,17 @@ def test_tail_chain_goes_through_float32_parts(tmp_path, reference, digits, teac
     np.testing.assert_allclose(lab["tail"], tail, rtol=1e-5)
 
 
-@pytest.mark.parametrize("opts", [dict(values="bf16"), dict(topk=4, values="int8"), dict(topk=3, values="fp16"),
-                                  dict(topk=3, values="fp16", index_coding="index-delta"),
-                                  dict(topk=5, values="int4", tail="min"), dict(topk=2, values="none")])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        dict(values="bf16"),
+        dict(topk=4, values="int8"),
+        dict(topk=3, values="fp16"),
+        dict(topk=3, values="fp16", index_coding="index-delta"),
+        dict(topk=5, values="int4", tail="min"),
+        dict(topk=2, values="none"),
+    ],
+)
 def test_every_chain_stores_what_encoding_the_dense_logits_stores(tmp_path, reference, digits, teacher, opts):
     from lplabel.codecs import Pipeline
     from lplabel.dtypes import usable_block  # the API's bfloat16 values: float32
@@ -116,15 +132,26 @@ def test_every_chain_stores_what_encoding_the_dense_logits_stores(tmp_path, refe
 
 def test_keep_computes_and_stores_only_the_kept_steps(tmp_path, reference, digits, teacher):
     counting = Counting(teacher)
-    out = relabel(digits, counting, tmp_path / "p.lpl", **BASE, values="fp32", keep=0.4, keep_seed=3,
-                  teacher_checksum=teacher_checksum(teacher))
+    out = relabel(
+        digits,
+        counting,
+        tmp_path / "p.lpl",
+        **BASE,
+        values="fp32",
+        keep=0.4,
+        keep_seed=3,
+        teacher_checksum=teacher_checksum(teacher),
+    )
     s = open_store(out)
     ids, sel = make_plan(3, 5, 0.4, 3)
     assert s.num_steps == len(ids) == 6
     # batch 0 is the 2-view probe; after the steps, the summary's pure-forward timing
-    assert sum(counting.batches[1:1 + s.num_steps]) == s.num_records
-    assert s.header["selection"] == sel == {"unit": "step", "metric": "random", "keep": 0.4, "seed": 3,
-                                            "source_steps": 15, "reuse": "lpld"}
+    assert sum(counting.batches[1 : 1 + s.num_steps]) == s.num_records
+    assert (
+        s.header["selection"]
+        == sel
+        == {"unit": "step", "metric": "random", "keep": 0.4, "seed": 3, "source_steps": 15, "reuse": "lpld"}
+    )
     full = open_store(reference)
     for i in range(s.num_steps):
         r = s.step_at(i)
@@ -134,8 +161,9 @@ def test_keep_computes_and_stores_only_the_kept_steps(tmp_path, reference, digit
 
 
 def test_keep_by_epoch_and_order(tmp_path, digits, teacher):
-    s = open_store(relabel(digits, teacher, tmp_path / "e.lpl", **BASE, keep=0.34, keep_unit="epoch",
-                           keep_metric="order"))
+    s = open_store(
+        relabel(digits, teacher, tmp_path / "e.lpl", **BASE, keep=0.34, keep_unit="epoch", keep_metric="order")
+    )
     assert s.num_steps == 5 and set(s.step_epoch.tolist()) == {0}
     assert s.header["selection"]["unit"] == "epoch" and s.header["selection"]["metric"] == "order"
 
@@ -147,13 +175,12 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, reference, dig
         relabel(digits, FailAfter(teacher, 9), out, **kw)  # probe + 7 steps: parts 0..2 finished
     assert not out.exists()
     work = tmp_path / "r.lpl.partial"
-    assert sorted(p.name for p in work.glob("part-*.lpl")) == ["part-000000.lpl", "part-000001.lpl",
-                                                               "part-000002.lpl"]
+    assert sorted(p.name for p in work.glob("part-*.lpl")) == ["part-000000.lpl", "part-000001.lpl", "part-000002.lpl"]
     assert not list(work.glob("*.tmp"))  # the unfinished part's temporary file was removed
     counting = Counting(teacher)
     rep = run_relabel(digits, counting, out, **kw)
     assert rep.parts_resumed == 3 and rep.steps_computed == 15 - 6
-    assert sum(counting.batches[1:1 + rep.steps_computed]) == 240 - 6 * 16
+    assert sum(counting.batches[1 : 1 + rep.steps_computed]) == 240 - 6 * 16
     assert_same_content(out, reference)
     assert not work.exists()
 
@@ -170,8 +197,9 @@ def test_resume_refuses_other_settings(tmp_path, digits, teacher):
 
 def test_two_shards_in_separate_dirs_merge_to_the_single_run(tmp_path, reference, digits, teacher):
     out = tmp_path / "m.lpl"
-    kw = dict(BASE, values="fp32", steps_per_part=2, merge=False, world_size=2,
-              teacher_checksum=teacher_checksum(teacher))
+    kw = dict(
+        BASE, values="fp32", steps_per_part=2, merge=False, world_size=2, teacher_checksum=teacher_checksum(teacher)
+    )
     r0 = run_relabel(digits, teacher, out, rank=0, work_dir=tmp_path / "w0", **kw)
     r1 = run_relabel(digits, teacher, out, rank=1, work_dir=tmp_path / "w1", **kw)
     assert r0.steps_computed + r1.steps_computed == 15 and not r0.merged and not out.exists()
@@ -205,12 +233,10 @@ def test_plain_lpl_shards_merge(tmp_path, digits, teacher):
     a, b, full = tmp_path / "a.lpl", tmp_path / "b.lpl", tmp_path / "full.lpl"
     kw = dict(BASE, topk=3, teacher_checksum=teacher_checksum(teacher))
     relabel(digits, teacher, full, **kw)
-    run_relabel(digits, teacher, a, rank=0, world_size=2, steps_per_part=4, work_dir=tmp_path / "wa",
-                merge=False, **kw)
+    run_relabel(digits, teacher, a, rank=0, world_size=2, steps_per_part=4, work_dir=tmp_path / "wa", merge=False, **kw)
     merge([tmp_path / "wa"], a, allow_incomplete=True)
     assert open_store(a).num_steps == 8
-    run_relabel(digits, teacher, b, rank=1, world_size=2, steps_per_part=4, work_dir=tmp_path / "wb",
-                merge=False, **kw)
+    run_relabel(digits, teacher, b, rank=1, world_size=2, steps_per_part=4, work_dir=tmp_path / "wb", merge=False, **kw)
     merge([tmp_path / "wb"], b, allow_incomplete=True)
     merge([a, b], tmp_path / "ab.lpl")
     assert_same_content(tmp_path / "ab.lpl", full)
@@ -235,8 +261,9 @@ def test_ensemble_is_the_mean_of_its_members(tmp_path, digits):
     a = open_store(relabel(digits, t1, tmp_path / "1.lpl", **kw))
     b = open_store(relabel(digits, t2, tmp_path / "2.lpl", **kw))
     for i in range(e.num_steps):
-        np.testing.assert_allclose(e.step_at(i).label["logits"],
-                                   (a.step_at(i).label["logits"] + b.step_at(i).label["logits"]) / 2, atol=1e-5)
+        np.testing.assert_allclose(
+            e.step_at(i).label["logits"], (a.step_at(i).label["logits"] + b.step_at(i).label["logits"]) / 2, atol=1e-5
+        )
 
 
 def test_teacher_width_must_match_unless_mapped(tmp_path, digits):
@@ -358,8 +385,16 @@ def test_bad_arguments(tmp_path, digits, teacher):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("amp", [False, True])
 def test_cuda_matches_cpu(tmp_path, reference, digits, teacher, amp):
-    out = relabel(digits, teacher, tmp_path / "g.lpl", **BASE, values="fp32", device="cuda", amp=amp,
-                  teacher_checksum=teacher_checksum(teacher))
+    out = relabel(
+        digits,
+        teacher,
+        tmp_path / "g.lpl",
+        **BASE,
+        values="fp32",
+        device="cuda",
+        amp=amp,
+        teacher_checksum=teacher_checksum(teacher),
+    )
     a, b = store_content(out), store_content(reference)
     assert [s[:8] for s in a["steps"]] == [s[:8] for s in b["steps"]]  # identical views
     g, c = open_store(out), open_store(reference)
@@ -374,8 +409,16 @@ def test_streamed_bank_equals_resident(tmp_path, reference, digits, teacher):
     assert_same_content(out, reference)
     imgs = mixed_size_set()
     a = relabel(imgs, TinyTeacher(3, 3), tmp_path / "a.lpl", epochs=2, batch_size=5, size=12, progress=False)
-    b = relabel(imgs, TinyTeacher(3, 3), tmp_path / "b.lpl", epochs=2, batch_size=5, size=12, progress=False,
-                bank_device="stream")
+    b = relabel(
+        imgs,
+        TinyTeacher(3, 3),
+        tmp_path / "b.lpl",
+        epochs=2,
+        batch_size=5,
+        size=12,
+        progress=False,
+        bank_device="stream",
+    )
     assert_same_content(a, b)
 
 

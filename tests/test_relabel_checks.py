@@ -1,5 +1,6 @@
 """Issue 19 (relabel): the teacher accuracy check, random-weight refusal, threads, failed runs that
 leave nothing behind, and progress lines off a terminal -- with a real trained teacher."""
+
 from __future__ import annotations
 
 import io
@@ -81,8 +82,15 @@ def trained():
     """A real digits teacher (BatchNorm, so its output depends on the input range), ~97 % test top-1."""
     from lplabel.datasets import load_dataset
 
-    return train_teacher(load_dataset("digits", "train"), "convnet", epochs=8, batch_size=64, lr=0.05, seed=0,
-                         model_kwargs={"width": 16, "norm": "batch"})
+    return train_teacher(
+        load_dataset("digits", "train"),
+        "convnet",
+        epochs=8,
+        batch_size=64,
+        lr=0.05,
+        seed=0,
+        model_kwargs={"width": 16, "norm": "batch"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +101,11 @@ def teacher_files(tmp_path_factory, trained):
         def forward(self, x):
             return torch.full((x.shape[0], 10), float("nan"))
 
-    return {"good": save_teacher(trained, d / "good.pt"), "01": save_teacher(Expects01(trained), d / "expects01.pt"),
-            "nan": save_teacher(Nan(), d / "nan.pt")}
+    return {
+        "good": save_teacher(trained, d / "good.pt"),
+        "01": save_teacher(Expects01(trained), d / "expects01.pt"),
+        "nan": save_teacher(Nan(), d / "nan.pt"),
+    }
 
 
 def run(args, env=None):
@@ -121,12 +132,42 @@ def test_trained_teacher_passes_the_check(tmp_path, digits, trained):
 
 def test_wrong_range_teacher_warns_before_and_after(tmp_path, digits, trained, teacher_files):
     good, bad = tmp_path / "good.lpl", tmp_path / "bad.lpl"
-    code, text = run(["relabel", "digits", "--ipc", "10", "--teacher", teacher_files["good"], "-o", good,
-                      "--epochs", "2", "-b", "32", "--no-progress"])
+    code, text = run(
+        [
+            "relabel",
+            "digits",
+            "--ipc",
+            "10",
+            "--teacher",
+            teacher_files["good"],
+            "-o",
+            good,
+            "--epochs",
+            "2",
+            "-b",
+            "32",
+            "--no-progress",
+        ]
+    )
     assert code == 0, text
     assert "WARNING" not in text and "teacher top-1 on the sampled images' own classes" in text
-    code, text = run(["relabel", "digits", "--ipc", "10", "--teacher", teacher_files["01"], "-o", bad,
-                      "--epochs", "2", "-b", "32", "--no-progress"])
+    code, text = run(
+        [
+            "relabel",
+            "digits",
+            "--ipc",
+            "10",
+            "--teacher",
+            teacher_files["01"],
+            "-o",
+            bad,
+            "--epochs",
+            "2",
+            "-b",
+            "32",
+            "--no-progress",
+        ]
+    )
     assert code == 0, text
     warned = [ln for ln in text.splitlines() if ln.startswith("WARNING: teacher top-1")]
     assert len(warned) == 2, text  # on the sample before, on the views after
@@ -134,8 +175,25 @@ def test_wrong_range_teacher_warns_before_and_after(tmp_path, digits, trained, t
     assert "TeacherAccuracyWarning" not in text  # the CLI prints the line once, not the Python warning too
     assert "--normalize unit" in warned[0]
     # the fix the warning names
-    code, text = run(["relabel", "digits", "--ipc", "10", "--teacher", teacher_files["01"], "-o", tmp_path / "f.lpl",
-                      "--epochs", "2", "-b", "32", "--no-progress", "--normalize", "unit"])
+    code, text = run(
+        [
+            "relabel",
+            "digits",
+            "--ipc",
+            "10",
+            "--teacher",
+            teacher_files["01"],
+            "-o",
+            tmp_path / "f.lpl",
+            "--epochs",
+            "2",
+            "-b",
+            "32",
+            "--no-progress",
+            "--normalize",
+            "unit",
+        ]
+    )
     assert code == 0 and "WARNING" not in text, text
     assert (_top1(good) == _top1(tmp_path / "f.lpl")).mean() > 0.99
     # and the labels are indeed garbage: their top-1 mostly disagrees with the correct run's
@@ -179,14 +237,21 @@ def test_images_without_classes_say_the_check_cannot_be_made(tmp_path, digits, t
 
 
 def test_accuracy_check_thresholds():
-    ok = AccuracyCheck("views", correct=60, total=100, num_classes=10, top_class=0, top_share=0.12,
-                       true_top_share=0.1)
+    ok = AccuracyCheck("views", correct=60, total=100, num_classes=10, top_class=0, top_share=0.12, true_top_share=0.1)
     assert not ok.suspicious and "WARNING" not in ok.message()
     low = AccuracyCheck("views", correct=15, total=100, num_classes=10, top_share=0.2, true_top_share=0.1)
     assert low.near_chance and low.message().startswith("WARNING")
     # 21 % on 10 classes is above 19 %, but one class for 60 % of balanced images is a collapse
-    col = AccuracyCheck("views", correct=42, total=200, num_classes=10, top_class=1, top_share=0.6,
-                        true_top_share=0.1, class_names=tuple("abcdefghij"))
+    col = AccuracyCheck(
+        "views",
+        correct=42,
+        total=200,
+        num_classes=10,
+        top_class=1,
+        top_share=0.6,
+        true_top_share=0.1,
+        class_names=tuple("abcdefghij"),
+    )
     assert not col.near_chance and col.collapsed and "class 1 (b) for 60%" in col.message()
     # a set where one class is 70 % of the images: predicting it 70 % of the time is no collapse
     skew = AccuracyCheck("views", correct=70, total=100, num_classes=10, top_share=0.7, true_top_share=0.7)
@@ -198,8 +263,14 @@ def test_accuracy_check_thresholds():
 
 def test_dominant_image_follows_the_larger_share():
     pol = AugmentPolicy(output_size=10, mix="cutmix")
-    v = StepViews(image=[5, 6, 7], crop=np.zeros((3, 4)), flip=[0, 0, 0], mix_partner=[1, 2, 0], mix_lambda=0.3,
-                  mix_box=[0, 0, 8, 8])  # the partner covers 64 % of each view
+    v = StepViews(
+        image=[5, 6, 7],
+        crop=np.zeros((3, 4)),
+        flip=[0, 0, 0],
+        mix_partner=[1, 2, 0],
+        mix_lambda=0.3,
+        mix_box=[0, 0, 8, 8],
+    )  # the partner covers 64 % of each view
     assert dominant_image(v, pol).tolist() == [6, 7, 5]
     v.mix_box = np.array([0, 0, 5, 5], np.int16)  # 25 %
     assert dominant_image(v, pol).tolist() == [5, 6, 7]
@@ -214,16 +285,17 @@ def test_random_torchvision_and_timm_teachers_are_refused(tmp_path):
             load_teacher(spec)
     # asked for weights, or random weights asked for: the refusal does not apply (the library may
     # still be missing here, which is its own error)
-    for spec, kw in (('torchvision:resnet18{"weights": "DEFAULT"}', {}), ("torchvision:resnet18",
-                                                                         {"random_weights": True})):
+    for spec, kw in (
+        ('torchvision:resnet18{"weights": "DEFAULT"}', {}),
+        ("torchvision:resnet18", {"random_weights": True}),
+    ):
         try:
             load_teacher(spec, **kw)
         except RandomTeacherError:  # pragma: no cover - the failure this test guards against
             raise
         except Exception as e:  # noqa: BLE001 - torchvision does not import on this torch build
             assert "needs torchvision" in str(e)
-    code, text = run(["relabel", "digits", "--ipc", "2", "--teacher", "torchvision:resnet18", "-o",
-                      tmp_path / "r.lpl"])
+    code, text = run(["relabel", "digits", "--ipc", "2", "--teacher", "torchvision:resnet18", "-o", tmp_path / "r.lpl"])
     assert code == 2 and text.count("\n") == 1 and "random teacher" in text and "--random-weights" in text
     assert not (tmp_path / "r.lpl").exists()
 
@@ -262,13 +334,31 @@ def test_torch_threads_restores():
 
 
 def test_threads_option_and_speed_summary(tmp_path, teacher_files):
-    code, text = run(["relabel", "digits", "--ipc", "10", "--teacher", teacher_files["good"], "-o", tmp_path / "t.lpl",
-                      "--epochs", "2", "-b", "32", "--threads", "1", "--no-progress"])
+    code, text = run(
+        [
+            "relabel",
+            "digits",
+            "--ipc",
+            "10",
+            "--teacher",
+            teacher_files["good"],
+            "-o",
+            tmp_path / "t.lpl",
+            "--epochs",
+            "2",
+            "-b",
+            "32",
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert code == 0, text
     line = next(ln for ln in text.splitlines() if ln.startswith("relabelled"))
     assert "views/s" in line and "of the teacher's pure forward" in line and "1 torch thread (as requested)" in line
-    code, text = run(["relabel", "digits", "--teacher", teacher_files["good"], "-o", tmp_path / "u.lpl",
-                      "--threads", "0"])
+    code, text = run(
+        ["relabel", "digits", "--teacher", teacher_files["good"], "-o", tmp_path / "u.lpl", "--threads", "0"]
+    )
     assert code == 2 and "--threads" in text
 
 
@@ -307,11 +397,42 @@ def test_cli_errors_speak_cli(tmp_path, teacher_files, digits, trained):
     with pytest.raises(TeacherOutputError):  # leaves finished parts of another teacher behind
         relabel(digits, NanFrom(trained, 6), out, **dict(BASE, batch_size=10), steps_per_part=1)
     assert list((tmp_path / "w.lpl.partial").glob("part-*.lpl"))
-    code, text = run(["relabel", "digits", "--ipc", "10", "--teacher", teacher_files["good"], "-o", out,
-                      "--epochs", "2", "-b", "10", "--no-progress"])
+    code, text = run(
+        [
+            "relabel",
+            "digits",
+            "--ipc",
+            "10",
+            "--teacher",
+            teacher_files["good"],
+            "-o",
+            out,
+            "--epochs",
+            "2",
+            "-b",
+            "10",
+            "--no-progress",
+        ]
+    )
     assert code == 2 and "--fresh" in text and "fresh=True" not in text and "=True" not in text
-    code, text = run(["relabel", "digits", "--ipc", "10", "--teacher", teacher_files["good"], "-o", out,
-                      "--epochs", "2", "-b", "10", "--no-progress", "--fresh"])
+    code, text = run(
+        [
+            "relabel",
+            "digits",
+            "--ipc",
+            "10",
+            "--teacher",
+            teacher_files["good"],
+            "-o",
+            out,
+            "--epochs",
+            "2",
+            "-b",
+            "10",
+            "--no-progress",
+            "--fresh",
+        ]
+    )
     assert code == 0, text
 
 
@@ -320,8 +441,9 @@ def test_leftover_dir_without_parts_is_replaced(tmp_path, digits, trained):
 
     out = tmp_path / "o.lpl"
     wd = WorkDir(tmp_path / "o.lpl.partial")
-    wd.write_manifest({"kind": "lplabel-relabel-workdir", "version": 1, "config": {"seed": 99}, "plan": {},
-                       "final": {}})  # an older lplabel's failed run, or a kill before the first part
+    wd.write_manifest(
+        {"kind": "lplabel-relabel-workdir", "version": 1, "config": {"seed": 99}, "plan": {}, "final": {}}
+    )  # an older lplabel's failed run, or a kill before the first part
     lines = []
     run_relabel(digits, trained, out, **BASE, log=lines.append)
     assert out.exists() and not wd.path.exists()
@@ -369,8 +491,20 @@ def test_format_duration():
 
 
 def test_relabel_cli_prints_progress_lines_to_a_log(tmp_path, teacher_files):
-    args = ["relabel", "digits", "--ipc", "10", "--teacher", teacher_files["good"], "-o", tmp_path / "p.lpl",
-            "--epochs", "2", "-b", "32"]
+    args = [
+        "relabel",
+        "digits",
+        "--ipc",
+        "10",
+        "--teacher",
+        teacher_files["good"],
+        "-o",
+        tmp_path / "p.lpl",
+        "--epochs",
+        "2",
+        "-b",
+        "32",
+    ]
     code, text = run(args, env={"LPLABEL_PROGRESS_INTERVAL": "0"})
     assert code == 0, text
     prog = [ln for ln in text.splitlines() if ln.startswith("relabel: ")]

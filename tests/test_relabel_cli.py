@@ -1,4 +1,5 @@
 """``lplabel relabel`` / ``lplabel merge`` end to end: inputs, errors, a killed run, torchrun."""
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,27 @@ def run(args):
 def test_image_folder_of_mixed_sizes(tmp_path, ts_teacher):
     tree = _png_tree(tmp_path / "imgs")
     out = tmp_path / "f.lpl"
-    code, text = run(["relabel", tree, "--teacher", ts_teacher[0], "-o", out, "--epochs", "2", "-b", "4",
-                      "--size", "8", "--mix", "mixup", "--topk", "2", "--no-progress"])
+    code, text = run(
+        [
+            "relabel",
+            tree,
+            "--teacher",
+            ts_teacher[0],
+            "-o",
+            out,
+            "--epochs",
+            "2",
+            "-b",
+            "4",
+            "--size",
+            "8",
+            "--mix",
+            "mixup",
+            "--topk",
+            "2",
+            "--no-progress",
+        ]
+    )
     assert code == 0, text
     assert "views/s" in text and "dense fp16" in text
     s = open_store(out)
@@ -64,12 +84,44 @@ def test_npz_pack_dataset_name_ipc_and_ensemble(tmp_path, ts_teacher):
     rng = np.random.default_rng(1)
     pack = tmp_path / "pack.npz"
     np.savez(pack, images=rng.integers(0, 256, (12, 10, 10, 3), dtype=np.uint8), labels=np.arange(12) % 3)
-    code, text = run(["relabel", pack, "--teacher", ts_teacher[0], "--teacher", ts_teacher[0], "-o",
-                      tmp_path / "p.lpl", "--epochs", "1", "-b", "6", "--no-progress"])
+    code, text = run(
+        [
+            "relabel",
+            pack,
+            "--teacher",
+            ts_teacher[0],
+            "--teacher",
+            ts_teacher[0],
+            "-o",
+            tmp_path / "p.lpl",
+            "--epochs",
+            "1",
+            "-b",
+            "6",
+            "--no-progress",
+        ]
+    )
     assert code == 0, text
     assert open_store(tmp_path / "p.lpl").header["teacher"]["description"].startswith("ensemble (mean logits) of 2")
-    code, text = run(["relabel", "digits", "--ipc", "3", "--teacher", ts_teacher[1], "-o", tmp_path / "d.lpl",
-                      "--epochs", "2", "-b", "8", "--keep", "0.5", "--no-progress"])
+    code, text = run(
+        [
+            "relabel",
+            "digits",
+            "--ipc",
+            "3",
+            "--teacher",
+            ts_teacher[1],
+            "-o",
+            tmp_path / "d.lpl",
+            "--epochs",
+            "2",
+            "-b",
+            "8",
+            "--keep",
+            "0.5",
+            "--no-progress",
+        ]
+    )
     assert code == 0, text
     s = open_store(tmp_path / "d.lpl")
     assert s.num_images == 30 and s.num_steps == 4 and s.header["selection"]["keep"] == 0.5
@@ -83,8 +135,25 @@ def test_factory_spec_with_checkpoint(tmp_path):
     ck = tmp_path / "ck.pt"
     torch.save(net.state_dict(), ck)
     spec = 'lplabel.models:convnet{"num_classes": 10, "in_channels": 1, "width": 8, "depth": 1}'
-    code, text = run(["relabel", "digits", "--ipc", "2", "--teacher", spec, "--checkpoint", ck, "-o",
-                      tmp_path / "c.lpl", "--epochs", "1", "-b", "10", "--no-progress"])
+    code, text = run(
+        [
+            "relabel",
+            "digits",
+            "--ipc",
+            "2",
+            "--teacher",
+            spec,
+            "--checkpoint",
+            ck,
+            "-o",
+            tmp_path / "c.lpl",
+            "--epochs",
+            "1",
+            "-b",
+            "10",
+            "--no-progress",
+        ]
+    )
     assert code == 0, text
     assert open_store(tmp_path / "c.lpl").header["teacher"]["description"].endswith("@ ck.pt")
 
@@ -111,8 +180,26 @@ def test_bad_inputs_are_one_line_errors(tmp_path, ts_teacher):
 
 
 def test_cli_shards_and_merge(tmp_path, ts_teacher):
-    args = ["relabel", "digits", "--ipc", "3", "--teacher", ts_teacher[1], "-o", tmp_path / "m.lpl", "--epochs", "2",
-            "-b", "8", "--part-steps", "1", "--world-size", "2", "--no-merge", "--no-progress"]
+    args = [
+        "relabel",
+        "digits",
+        "--ipc",
+        "3",
+        "--teacher",
+        ts_teacher[1],
+        "-o",
+        tmp_path / "m.lpl",
+        "--epochs",
+        "2",
+        "-b",
+        "8",
+        "--part-steps",
+        "1",
+        "--world-size",
+        "2",
+        "--no-merge",
+        "--no-progress",
+    ]
     for r in (0, 1):
         code, text = run(args + ["--rank", r, "--work-dir", tmp_path / f"w{r}"])
         assert code == 0, text
@@ -121,8 +208,23 @@ def test_cli_shards_and_merge(tmp_path, ts_teacher):
     code, text = run(["merge", tmp_path / "w0", tmp_path / "w1", "-o", tmp_path / "m.lpl", "--remove-sources"])
     assert code == 0, text
     assert not (tmp_path / "w0").exists()
-    code, text = run(["relabel", "digits", "--ipc", "3", "--teacher", ts_teacher[1], "-o", tmp_path / "one.lpl",
-                      "--epochs", "2", "-b", "8", "--no-progress"])
+    code, text = run(
+        [
+            "relabel",
+            "digits",
+            "--ipc",
+            "3",
+            "--teacher",
+            ts_teacher[1],
+            "-o",
+            tmp_path / "one.lpl",
+            "--epochs",
+            "2",
+            "-b",
+            "8",
+            "--no-progress",
+        ]
+    )
     assert code == 0, text
     assert_same_content(tmp_path / "m.lpl", tmp_path / "one.lpl")
 
@@ -137,8 +239,28 @@ def _env():
 
 def test_killed_process_resumes_to_the_same_store(tmp_path, ts_teacher):
     out = tmp_path / "k.lpl"
-    cmd = [sys.executable, "-m", "lplabel", "relabel", "digits", "--ipc", "20", "--teacher", str(ts_teacher[1]),
-           "-o", str(out), "--epochs", "40", "-b", "8", "--part-steps", "10", "--topk", "4", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lplabel",
+        "relabel",
+        "digits",
+        "--ipc",
+        "20",
+        "--teacher",
+        str(ts_teacher[1]),
+        "-o",
+        str(out),
+        "--epochs",
+        "40",
+        "-b",
+        "8",
+        "--part-steps",
+        "10",
+        "--topk",
+        "4",
+        "--no-progress",
+    ]
     work = tmp_path / "k.lpl.partial"
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60
@@ -160,8 +282,16 @@ def test_killed_process_resumes_to_the_same_store(tmp_path, ts_teacher):
     from lplabel.relabel import relabel, load_images, load_teachers
 
     teacher, desc = load_teachers([str(ts_teacher[1])])
-    ref = relabel(load_images("digits", ipc=20), teacher, tmp_path / "ref.lpl", epochs=40, batch_size=8, topk=4,
-                  teacher_description=desc, progress=False)
+    ref = relabel(
+        load_images("digits", ipc=20),
+        teacher,
+        tmp_path / "ref.lpl",
+        epochs=40,
+        batch_size=8,
+        topk=4,
+        teacher_description=desc,
+        progress=False,
+    )
     assert_same_content(out, ref)
 
 
@@ -173,16 +303,49 @@ def test_torchrun_gloo_two_ranks(tmp_path, ts_teacher):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(port),
-           "-m", "lplabel", "relabel", "digits", "--ipc", "4", "--teacher", str(ts_teacher[1]), "-o", str(out),
-           "--epochs", "3", "-b", "8", "--part-steps", "2", "--device", "cpu", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(port),
+        "-m",
+        "lplabel",
+        "relabel",
+        "digits",
+        "--ipc",
+        "4",
+        "--teacher",
+        str(ts_teacher[1]),
+        "-o",
+        str(out),
+        "--epochs",
+        "3",
+        "-b",
+        "8",
+        "--part-steps",
+        "2",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     env = _env()
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     from lplabel.relabel import relabel, load_images, load_teachers
 
     teacher, desc = load_teachers([str(ts_teacher[1])])
-    ref = relabel(load_images("digits", ipc=4), teacher, tmp_path / "ref.lpl", epochs=3, batch_size=8,
-                  teacher_description=desc, progress=False)
+    ref = relabel(
+        load_images("digits", ipc=4),
+        teacher,
+        tmp_path / "ref.lpl",
+        epochs=3,
+        batch_size=8,
+        teacher_description=desc,
+        progress=False,
+    )
     assert_same_content(out, ref)

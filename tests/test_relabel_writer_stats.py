@@ -5,6 +5,7 @@ long. These tests make the writer slow on purpose (a progress callback that bloc
 the writer thread) and check that the waits are counted, and that a real run's summary carries the
 writer line.
 """
+
 from __future__ import annotations
 
 import threading
@@ -24,9 +25,14 @@ C, B = 10, 4
 
 
 def _views(b):
-    return SimpleNamespace(image=np.arange(b, dtype=np.int32), crop=np.tile(np.float32([0, 0, 1, 1]), (b, 1)),
-                           flip=np.zeros(b, bool), mix_partner=np.full(b, -1, np.int16), mix_lambda=float("nan"),
-                           mix_box=np.zeros(4, np.int16))
+    return SimpleNamespace(
+        image=np.arange(b, dtype=np.int32),
+        crop=np.tile(np.float32([0, 0, 1, 1]), (b, 1)),
+        flip=np.zeros(b, bool),
+        mix_partner=np.full(b, -1, np.int16),
+        mix_lambda=float("nan"),
+        mix_box=np.zeros(4, np.int16),
+    )
 
 
 def test_waits_on_a_slow_writer_are_counted(tmp_path):
@@ -37,17 +43,26 @@ def test_waits_on_a_slow_writer_are_counted(tmp_path):
         release.wait(30)
 
     def open_part(j):
-        return StoreWriter(tmp_path / "p.lpl", num_classes=C, images=B, batch_size=B, epochs=1, steps_per_epoch=4,
-                           label_input="logits", steps_per_chunk=1, overwrite=True)
+        return StoreWriter(
+            tmp_path / "p.lpl",
+            num_classes=C,
+            images=B,
+            batch_size=B,
+            epochs=1,
+            steps_per_epoch=4,
+            label_input="logits",
+            steps_per_chunk=1,
+            overwrite=True,
+        )
 
     w = WriterThread(open_part, {0: 3}, label_input="logits", maxsize=1, on_step=on_step)
     z = {"logits": torch.randn(B, C)}
     w.submit(0, 0, 0, _views(B), z)
-    assert first.wait(30)                          # the writer holds step 0; the queue has one slot
-    w.submit(0, 0, 1, _views(B), z)                # fills the queue
+    assert first.wait(30)  # the writer holds step 0; the queue has one slot
+    w.submit(0, 0, 1, _views(B), z)  # fills the queue
     timer = threading.Timer(0.2, release.set)
     timer.start()
-    w.submit(0, 0, 2, _views(B), z)                # must wait until the writer takes step 1
+    w.submit(0, 0, 2, _views(B), z)  # must wait until the writer takes step 1
     w.finish()
     timer.join()
     st = w.stats
@@ -63,8 +78,19 @@ def test_a_writer_that_keeps_up_is_never_waited_on():
 
 def test_relabel_summary_reports_the_writer(tmp_path):
     lines = []
-    rep = run_relabel(digits_small(4), TinyTeacher(1, 10), tmp_path / "r.lpl", epochs=1, batch_size=8, size=8,
-                      seed=1, progress=False, teacher_description="tiny", teacher_check=False, log=lines.append)
+    rep = run_relabel(
+        digits_small(4),
+        TinyTeacher(1, 10),
+        tmp_path / "r.lpl",
+        epochs=1,
+        batch_size=8,
+        size=8,
+        seed=1,
+        progress=False,
+        teacher_description="tiny",
+        teacher_check=False,
+        log=lines.append,
+    )
     assert rep.writer is not None and rep.writer.steps == rep.steps_computed > 0
     text = "\n".join(lines)
     assert "writer: " in text, text

@@ -1,4 +1,5 @@
 """Rendering stored views (bilinear-grid-v1) and replaying CutMix/MixUp, against plain references."""
+
 import math
 
 import numpy as np
@@ -36,8 +37,12 @@ def reference_render(img, box, flip, size):
             r0, c0 = int(math.floor(r)), int(math.floor(c))
             r1, c1 = min(r0 + 1, H - 1), min(c0 + 1, W - 1)
             fr, fc = r - r0, c - c0
-            out[:, y, x] = ((1 - fr) * (1 - fc) * a[r0, c0] + (1 - fr) * fc * a[r0, c1]
-                            + fr * (1 - fc) * a[r1, c0] + fr * fc * a[r1, c1])
+            out[:, y, x] = (
+                (1 - fr) * (1 - fc) * a[r0, c0]
+                + (1 - fr) * fc * a[r0, c1]
+                + fr * (1 - fc) * a[r1, c0]
+                + fr * fc * a[r1, c1]
+            )
     return torch.from_numpy(out).float()
 
 
@@ -106,8 +111,7 @@ def test_mixed_sizes_and_grayscale():
     rng = np.random.default_rng(3)
     shapes = [(12, 20), (30, 30), (12, 20), (7, 9), (30, 30)]
     for channels in (3, None):
-        imgs = [rng.integers(0, 256, size=s + ((channels,) if channels else ()), dtype=np.uint8)
-                for s in shapes]
+        imgs = [rng.integers(0, 256, size=s + ((channels,) if channels else ()), dtype=np.uint8) for s in shapes]
         sizes = np.array(shapes)
         policy = AugmentPolicy(10)
         ids = np.array([4, 0, 3, 1, 2, 3, 0])
@@ -215,8 +219,19 @@ def test_independent_replay_reproduces_stored_logits_from_the_file(tmp_path):
     digits = digits_small(6)
     net = TinyTeacher(1, 10, seed=3)
     teacher = Normalized(net, [0.35], [0.25])
-    out = relabel(digits, teacher, tmp_path / "n.lpl", epochs=2, batch_size=16, size=8, seed=11, progress=False,
-                  mix="cutmix", values="fp32", views="derived")
+    out = relabel(
+        digits,
+        teacher,
+        tmp_path / "n.lpl",
+        epochs=2,
+        batch_size=16,
+        size=8,
+        seed=11,
+        progress=False,
+        mix="cutmix",
+        values="fp32",
+        views="derived",
+    )
     with open_store(out) as s:
         norm = s.header["teacher"]["normalization"]
         assert norm == {"mean": [pytest.approx(0.35 * 255)], "std": [pytest.approx(0.25 * 255)]}
@@ -226,8 +241,14 @@ def test_independent_replay_reproduces_stored_logits_from_the_file(tmp_path):
         std = torch.tensor(norm["std"], dtype=torch.float32).reshape(1, -1, 1, 1)
         worst = raw_worst = 0.0
         for rec in s.iter_steps():
-            v = StepViews(image=rec.image, crop=rec.crop, flip=rec.flip, mix_partner=rec.mix_partner,
-                          mix_lambda=rec.mix_lambda, mix_box=rec.mix_box)
+            v = StepViews(
+                image=rec.image,
+                crop=rec.crop,
+                flip=rec.flip,
+                mix_partner=rec.mix_partner,
+                mix_lambda=rec.mix_lambda,
+                mix_box=rec.mix_box,
+            )
             x = render_step(digits.images, v, policy)
             with torch.no_grad():
                 z = net((x - mean) / std).numpy()

@@ -1,4 +1,5 @@
 """Reuse schedules (epochs / LPLD / LPQLD / order) and temperature schedules."""
+
 import math
 import pickle
 
@@ -17,8 +18,9 @@ def _sched(n_steps=40, spe=10, epochs=None, selection=None, **kw):
         step_epoch = np.zeros(n_steps, dtype=np.int64)
     else:
         step_epoch = np.repeat(np.arange(epochs), spe)
-    return ReuseSchedule(step_epoch, np.full(len(step_epoch), 8), batch_size=8, steps_per_epoch=spe,
-                         selection=selection, **kw)
+    return ReuseSchedule(
+        step_epoch, np.full(len(step_epoch), 8), batch_size=8, steps_per_epoch=spe, selection=selection, **kw
+    )
 
 
 # ------------------------------------------------------------------------------- full stores
@@ -96,6 +98,7 @@ def test_lpqld_draws_without_replacement():
     assert len(d) == 25 and sorted(d[:10].tolist()) == list(range(10)) and sorted(d[10:20].tolist()) == list(range(10))
     # one definition shared with lplabel.selection
     from lplabel.selection import reuse_steps
+
     assert np.array_equal(s.steps(7), reuse_steps("lpqld", 40, 30, 7, 11))
 
 
@@ -134,14 +137,16 @@ def test_schedule_is_picklable():
 def test_lpqld_step_temperatures():
     t = lpqld_step()
     assert [t(e) for e in (0, 29, 30, 59, 60, 90)] == pytest.approx([20, 20, 14, 14, 9.8, 6.86])
-    assert t(180) == pytest.approx(20 * 0.7 ** 6) and t(210) == 2.0 and t(299) == 2.0
+    assert t(180) == pytest.approx(20 * 0.7**6) and t(210) == 2.0 and t(299) == 2.0
     assert lpqld_step(offset=1)(29) == pytest.approx(14.0)  # LPQLD counts epochs from 1
     assert StepDecay(10, 0.5, 1, 1.0)(5) == 1.0
 
 
 def test_cosine_and_constant():
     c = Cosine(20.0, 1.0, 100)
-    assert c(0) == 20.0 and c(100) == pytest.approx(1.0) and c(50) == pytest.approx(10.5) and c(500) == pytest.approx(1.0)
+    assert (
+        c(0) == 20.0 and c(100) == pytest.approx(1.0) and c(50) == pytest.approx(10.5) and c(500) == pytest.approx(1.0)
+    )
     assert Constant(4.0)(123) == 4.0
     assert as_temperature(3)(7) == 3.0
     f = lambda e: 1.0 + e  # noqa: E731

@@ -1,4 +1,5 @@
 """Record selection: determinism, counts, metrics, the header object, reuse schedules."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,9 +54,20 @@ def test_label_metrics_pick_uncertain_steps():
         select_steps(steps, keep=0.5, metric="entropy")
 
 
-@pytest.mark.parametrize("kw", [dict(keep=0), dict(keep=1.5), dict(keep=-0.1), dict(keep="x"), dict(keep=float("nan")),
-                                dict(keep=0.5, unit="batch"), dict(keep=0.5, metric="el2n"),
-                                dict(keep=0.5, reuse="fkd"), dict(keep=0.5, seed=-1)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(keep=0),
+        dict(keep=1.5),
+        dict(keep=-0.1),
+        dict(keep="x"),
+        dict(keep=float("nan")),
+        dict(keep=0.5, unit="batch"),
+        dict(keep=0.5, metric="el2n"),
+        dict(keep=0.5, reuse="fkd"),
+        dict(keep=0.5, seed=-1),
+    ],
+)
 def test_bad_arguments(kw):
     with pytest.raises(SelectionError):
         select_steps(epochs=2, steps_per_epoch=2, **kw)

@@ -1,4 +1,5 @@
 """The label store: round trips, lookups, atomic writes, and named errors for bad files."""
+
 from __future__ import annotations
 
 import math
@@ -15,9 +16,20 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import lplabel
 from lplabel import StoreWriter, open_store, store_info, verify_store
 from lplabel.codecs import default_label_codecs
-from lplabel.errors import (ChecksumError, CodecConfigError, CorruptStoreError, FormatVersionError, NotAStoreError,
-                            NotHDF5Error, OutputExistsError, StepNotFoundError, TruncatedFileError,
-                            UnknownCodecError, UnsupportedExtensionError, WriterError)
+from lplabel.errors import (
+    ChecksumError,
+    CodecConfigError,
+    CorruptStoreError,
+    FormatVersionError,
+    NotAStoreError,
+    NotHDF5Error,
+    OutputExistsError,
+    StepNotFoundError,
+    TruncatedFileError,
+    UnknownCodecError,
+    UnsupportedExtensionError,
+    WriterError,
+)
 from lplabel.dtypes import bfloat16_to_float32, float32_to_bfloat16
 
 from conftest import realistic_logits, write_store
@@ -78,14 +90,29 @@ def test_topk_input_stored_losslessly(tmp_path):
     rng = np.random.default_rng(1)
     path = tmp_path / "k.lpl"
     codecs = default_label_codecs("topk", k=4, type="float16", index_type="int16")
-    with StoreWriter(path, num_classes=1000, images=10, batch_size=5, epochs=1, label_input=("topk", 4),
-                     label_codecs=codecs, crop_type="float16") as w:
+    with StoreWriter(
+        path,
+        num_classes=1000,
+        images=10,
+        batch_size=5,
+        epochs=1,
+        label_input=("topk", 4),
+        label_codecs=codecs,
+        crop_type="float16",
+    ) as w:
         vals = rng.normal(size=(2, 5, 4)).astype(np.float16)
         idx = rng.integers(0, 1000, size=(2, 5, 4)).astype(np.int16)
         crop = rng.random((2, 5, 4)).astype(np.float16)
         for s in range(2):
-            w.write_step(0, s, image=np.arange(5) + 5 * s, crop=crop[s], flip=np.zeros(5, bool),
-                         topk_indices=idx[s], topk_values=vals[s])
+            w.write_step(
+                0,
+                s,
+                image=np.arange(5) + 5 * s,
+                crop=crop[s],
+                flip=np.zeros(5, bool),
+                topk_indices=idx[s],
+                topk_values=vals[s],
+            )
     with open_store(path) as st_:
         for s in range(2):
             got = st_.read_step(0, s)
@@ -107,15 +134,23 @@ def test_topk_input_stored_losslessly(tmp_path):
     crop_type=st.sampled_from(["float32", "float16"]),
     seed=st.integers(0, 2**31),
 )
-def test_property_round_trip_bit_exact(tmp_path_factory, n_images, num_classes, batch_size, epochs, spc,
-                                       dense_type, crop_type, seed):
+def test_property_round_trip_bit_exact(
+    tmp_path_factory, n_images, num_classes, batch_size, epochs, spc, dense_type, crop_type, seed
+):
     path = tmp_path_factory.mktemp("prop") / "p.lpl"
     rng = np.random.default_rng(seed)
     spe = -(-n_images // batch_size)
     written = []
-    with StoreWriter(path, num_classes=num_classes, images=n_images, batch_size=batch_size, epochs=epochs,
-                     label_codecs=default_label_codecs("dense", type=dense_type), crop_type=crop_type,
-                     steps_per_chunk=spc) as w:
+    with StoreWriter(
+        path,
+        num_classes=num_classes,
+        images=n_images,
+        batch_size=batch_size,
+        epochs=epochs,
+        label_codecs=default_label_codecs("dense", type=dense_type),
+        crop_type=crop_type,
+        steps_per_chunk=spc,
+    ) as w:
         for e in range(epochs):
             for s in range(spe):
                 if rng.random() < 0.3:
@@ -123,9 +158,15 @@ def test_property_round_trip_bit_exact(tmp_path_factory, n_images, num_classes, 
                 b = int(rng.integers(1, batch_size + 1))
                 z = (rng.standard_normal((b, num_classes)) * rng.uniform(0.1, 50)).astype(np.float32)
                 crop = rng.random((b, 4)).astype(crop_type)
-                rec = dict(image=rng.integers(0, n_images, b), crop=crop, flip=rng.random(b) < 0.5, logits=z,
-                           mix_partner=rng.integers(-1, b, b), mix_lambda=float(rng.random()),
-                           mix_box=rng.integers(0, 300, 4))  # no output_size: any box in the int16 range >= 0
+                rec = dict(
+                    image=rng.integers(0, n_images, b),
+                    crop=crop,
+                    flip=rng.random(b) < 0.5,
+                    logits=z,
+                    mix_partner=rng.integers(-1, b, b),
+                    mix_lambda=float(rng.random()),
+                    mix_box=rng.integers(0, 300, 4),
+                )  # no output_size: any box in the int16 range >= 0
                 w.write_step(e, s, **rec)
                 written.append((e, s, rec))
     with open_store(path) as store:
@@ -154,7 +195,7 @@ def test_bfloat16_round_trip_is_exact_on_representable_values(xs):
     once = bfloat16_to_float32(float32_to_bfloat16(x))
     np.testing.assert_array_equal(bfloat16_to_float32(float32_to_bfloat16(once)), once)
     finite = np.isfinite(once)
-    assert np.all(np.abs(once[finite] - x[finite]) <= np.abs(x[finite]) * 2 ** -8 + 1e-38)
+    assert np.all(np.abs(once[finite] - x[finite]) <= np.abs(x[finite]) * 2**-8 + 1e-38)
 
 
 def test_lookup_errors(small_store):
@@ -196,6 +237,7 @@ def _child_read(store, e, st_):
 
 # --- writer misuse and atomicity --------------------------------------------------------------
 
+
 def test_writer_refuses_bad_steps(tmp_path):
     w = StoreWriter(tmp_path / "w.lpl", num_classes=10, images=20, batch_size=4, epochs=2)
     ok = dict(image=np.arange(4), crop=np.zeros((4, 4)), flip=np.zeros(4, bool), logits=np.zeros((4, 10)))
@@ -211,8 +253,13 @@ def test_writer_refuses_bad_steps(tmp_path):
     with pytest.raises(WriterError, match="mix_partner"):
         w.write_step(0, 2, **{**ok, "mix_partner": np.array([0, 1, 2, 4])})
     with pytest.raises(WriterError, match="dense logits"):
-        w.write_step(0, 2, **{k: v for k, v in ok.items() if k != "logits"}, topk_indices=np.zeros((4, 2)),
-                     topk_values=np.zeros((4, 2)))
+        w.write_step(
+            0,
+            2,
+            **{k: v for k, v in ok.items() if k != "logits"},
+            topk_indices=np.zeros((4, 2)),
+            topk_values=np.zeros((4, 2)),
+        )
     w.close()
     with pytest.raises(WriterError, match="closed"):
         w.write_step(1, 0, **ok)
@@ -224,8 +271,9 @@ def test_writer_refuses_bad_codecs_before_writing(tmp_path):
     with pytest.raises(UnknownCodecError, match="unknown codec 'lz77'"):
         StoreWriter(out, num_classes=10, images=4, batch_size=2, epochs=1, label_codecs=[{"name": "lz77"}])
     with pytest.raises(CodecConfigError, match="smaller than the number of classes"):
-        StoreWriter(out, num_classes=10, images=4, batch_size=2, epochs=1,
-                    label_codecs=default_label_codecs("topk", k=10))
+        StoreWriter(
+            out, num_classes=10, images=4, batch_size=2, epochs=1, label_codecs=default_label_codecs("topk", k=10)
+        )
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
@@ -273,6 +321,7 @@ def test_killed_writer_never_leaves_a_file_under_the_final_name(tmp_path):
 
 
 # --- bad files ------------------------------------------------------------------------------
+
 
 def test_not_hdf5(tmp_path):
     p = tmp_path / "a.lpl"
@@ -379,8 +428,15 @@ def _decoded_content(path):
     with open_store(path) as s:
         out = [s.header, {k: v.tolist() for k, v in s.tables.items()}, s.image_keys]
         for st_ in s.iter_steps():
-            out.append((st_.image.tolist(), st_.crop.tolist(), st_.flip.tolist(), st_.mix_partner.tolist(),
-                        {k: v.tobytes() for k, v in st_.label.items()}))
+            out.append(
+                (
+                    st_.image.tolist(),
+                    st_.crop.tolist(),
+                    st_.flip.tolist(),
+                    st_.mix_partner.tolist(),
+                    {k: v.tobytes() for k, v in st_.label.items()},
+                )
+            )
         return out
 
 

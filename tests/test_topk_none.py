@@ -5,6 +5,7 @@ k = 1), every path that reconstructs (numpy, torch, the loader's dense and spars
 legacy adapters, fidelity, selection scores), and every refusal: tails, value codecs,
 reconstruction modes that need values, values invented by re-quantizing.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,6 +46,7 @@ def _run(*args):
 
 # -- the codec ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("k", [1, 3])
 @pytest.mark.parametrize("coding", ["none", "index-delta"])
 @pytest.mark.parametrize("layout", ["planes", "shuffle"])
@@ -52,8 +54,10 @@ def test_codec_stores_indices_only(k, coding, layout):
     rng = np.random.default_rng(k)
     z = realistic_logits(rng, 40, C)
     z[0, :] = 1.0  # a row of ties: the smaller class indices win, as for any top-k
-    pipe = Pipeline(label_chain(k=k, values="none", index_coding=coding, layout=layout, index_type="uint8"),
-                    (Field("logits", "float32", (C,)),))
+    pipe = Pipeline(
+        label_chain(k=k, values="none", index_coding=coding, layout=layout, index_type="uint8"),
+        (Field("logits", "float32", (C,)),),
+    )
     assert [f.name for f in pipe.stored_spec] == ["indices"] and [f.name for f in pipe.decoded_spec] == ["indices"]
     block = pipe.decode(pipe.encode({"logits": z}), len(z))
     assert sorted(block) == ["indices"]
@@ -98,20 +102,30 @@ def test_topk_input_keeps_the_top_entries():
     rng = np.random.default_rng(2)
     z = realistic_logits(rng, 30, C)
     idx6, v6 = topk_of(z, 6)
-    pipe = Pipeline([TopK(2, type="none", index_type="uint8"), ZPlanes(3)],
-                    (Field("indices", "int64", (6,)), Field("values", "float32", (6,))))
+    pipe = Pipeline(
+        [TopK(2, type="none", index_type="uint8"), ZPlanes(3)],
+        (Field("indices", "int64", (6,)), Field("values", "float32", (6,))),
+    )
     block = pipe.decode(pipe.encode({"indices": idx6, "values": v6}), 30)
     np.testing.assert_array_equal(block["indices"], topk_of(z, 2)[0])
 
 
 # -- store round trip and reconstruction -------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module", params=[1, 3], ids=["k1", "k3"])
 def none_store(request, tmp_path_factory):
     k = request.param
     path = tmp_path_factory.mktemp(f"none{k}") / "none.lpl"
-    ref = write_store(path, n_images=24, num_classes=C, batch_size=6, epochs=2, steps_per_chunk=2,
-                      label=label_chain(k=k, values="none", index_type="uint8", layout="planes"))
+    ref = write_store(
+        path,
+        n_images=24,
+        num_classes=C,
+        batch_size=6,
+        epochs=2,
+        steps_per_chunk=2,
+        label=label_chain(k=k, values="none", index_type="uint8", layout="planes"),
+    )
     return path, ref, k
 
 
@@ -195,12 +209,20 @@ def test_loader_dense_sparse_and_adapters(none_store):
 
 # -- writing index-only input, copying and re-quantizing -------------------------------------------------------
 
+
 def test_writer_takes_indices_only(tmp_path):
     rng = np.random.default_rng(4)
     path = tmp_path / "idx.lpl"
     steps = []
-    with StoreWriter(path, num_classes=C, images=8, batch_size=4, epochs=2, label_input=("topk", 2, "indices"),
-                     label_codecs=label_chain(k=2, values="none", index_coding="none")) as w:
+    with StoreWriter(
+        path,
+        num_classes=C,
+        images=8,
+        batch_size=4,
+        epochs=2,
+        label_input=("topk", 2, "indices"),
+        label_codecs=label_chain(k=2, values="none", index_coding="none"),
+    ) as w:
         for e in range(2):
             for s in range(2):
                 idx = topk_of(realistic_logits(rng, 4, C), 2)[0]
@@ -214,8 +236,15 @@ def test_writer_takes_indices_only(tmp_path):
         for i, idx in enumerate(steps):
             np.testing.assert_array_equal(st.step_at(i).label["indices"], idx)
     with pytest.raises(NoValuesError):  # a value type cannot be filled from indices
-        StoreWriter(tmp_path / "bad.lpl", num_classes=C, images=8, batch_size=4, epochs=2,
-                    label_input=("topk", 2, "indices"), label_codecs=label_chain(k=2, values="fp16"))
+        StoreWriter(
+            tmp_path / "bad.lpl",
+            num_classes=C,
+            images=8,
+            batch_size=4,
+            epochs=2,
+            label_input=("topk", 2, "indices"),
+            label_codecs=label_chain(k=2, values="fp16"),
+        )
 
 
 @pytest.fixture(scope="module")
@@ -248,36 +277,50 @@ def test_cli_quantize_compare_prune_encode(cli_stores):
     code, out = _run("compare", dense, k1, "--mode", "tail")
     assert code != 0 and "class indices only" in out
     # copies keep the labels exactly
-    for cmd in (["prune", k2, "-o", d / "p.lpl", "--keep", 0.5, "--metric", "entropy"],
-                ["encode", k2, "-o", d / "e.lpl", "--layout", "shuffle", "--index-coding", "none"]):
+    for cmd in (
+        ["prune", k2, "-o", d / "p.lpl", "--keep", 0.5, "--metric", "entropy"],
+        ["encode", k2, "-o", d / "e.lpl", "--layout", "shuffle", "--index-coding", "none"],
+    ):
         code, out = _run(*cmd)
         assert code == 0, out
     kept = dict(((e, s), v) for e, s, v in _labels(k2))
     for e, s, v in _labels(d / "p.lpl"):
         assert kept[(e, s)] == v
     assert [(e, s, sorted(v)) for e, s, v in _labels(d / "e.lpl")] == [(e, s, sorted(v)) for e, s, v in _labels(k2)]
-    code, out = _run("encode", k2, "-o", d / "bad.lpl", "--codecs",
-                     '[{"name": "topk", "configuration": {"k": 2, "type": "float16"}}, {"name": "zplanes"}]',
-                     "--allow-lossy")
+    code, out = _run(
+        "encode",
+        k2,
+        "-o",
+        d / "bad.lpl",
+        "--codecs",
+        '[{"name": "topk", "configuration": {"k": 2, "type": "float16"}}, {"name": "zplanes"}]',
+        "--allow-lossy",
+    )
     assert code != 0 and "cannot be invented" in out
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["--topk", 2, "--values", "fp16"], "values cannot be invented"),
-    (["--topk", 2, "--values", "bf16", "--tail", "logsumexp"], "values cannot be invented"),
-    (["--topk", 1, "--values", "none"], "no order to choose by"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--topk", 2, "--values", "fp16"], "values cannot be invented"),
+        (["--topk", 2, "--values", "bf16", "--tail", "logsumexp"], "values cannot be invented"),
+        (["--topk", 1, "--values", "none"], "no order to choose by"),
+    ],
+)
 def test_cli_refuses_to_invent_values(cli_stores, args, msg):
     code, out = _run("quantize", cli_stores["k2"], "-o", cli_stores["dir"] / "bad.lpl", *args)
     assert code != 0 and msg in out
 
 
-@pytest.mark.parametrize("args, msg", [
-    (["--values", "none"], "give --topk"),
-    (["--topk", 2, "--values", "none", "--tail", "logsumexp"], "needs stored values"),
-    (["--topk", 2, "--values", "none", "--tail", "min"], "needs stored values"),
-    (["--topk", 2, "--values", "none", "--index-coding", "value-delta"], "value-delta"),
-])
+@pytest.mark.parametrize(
+    "args, msg",
+    [
+        (["--values", "none"], "give --topk"),
+        (["--topk", 2, "--values", "none", "--tail", "logsumexp"], "needs stored values"),
+        (["--topk", 2, "--values", "none", "--tail", "min"], "needs stored values"),
+        (["--topk", 2, "--values", "none", "--index-coding", "value-delta"], "value-delta"),
+    ],
+)
 def test_cli_refuses_index_only_options(cli_stores, args, msg):
     code, out = _run("quantize", cli_stores["dense"], "-o", cli_stores["dir"] / "bad.lpl", *args)
     assert code != 0 and msg in out
@@ -295,6 +338,7 @@ def test_export_refuses_index_only(cli_stores, tmp_path):
 
 
 # -- the benchmark grammar -------------------------------------------------------------------------------------
+
 
 def test_harness_settings_parse():
     from lplabel.experiment.harness.settings import UnknownSettingError, default_setting_names, parse_setting

@@ -1,5 +1,6 @@
 """Which of several equal logits top-k keeps is specified (smaller class index first), on the
 CPU codec path and the relabeler's device path alike -- fp16/bf16 teachers produce ties often."""
+
 import numpy as np
 import torch
 from hypothesis import given, settings, strategies as st

@@ -1,4 +1,5 @@
 """View sampling: determinism per (seed, epoch, step), epoch coverage, crop-box geometry, mixing."""
+
 import json
 import math
 
@@ -92,8 +93,10 @@ def test_policy_from_json_rejects_unknown_and_foreign():
 # ---------------------------------------------------------------------------- epochs and steps
 
 
-@pytest.mark.parametrize("n, b, drop, expect", [(10, 3, False, 4), (10, 3, True, 3), (9, 3, True, 3),
-                                                (0, 4, False, 0), (2, 4, True, 0), (2, 4, False, 1)])
+@pytest.mark.parametrize(
+    "n, b, drop, expect",
+    [(10, 3, False, 4), (10, 3, True, 3), (9, 3, True, 3), (0, 4, False, 0), (2, 4, True, 0), (2, 4, False, 1)],
+)
 def test_steps_per_epoch(n, b, drop, expect):
     assert steps_per_epoch(n, b, drop) == expect
 
@@ -127,9 +130,10 @@ def test_epoch_order_stream_is_not_step_zero_stream():
     # The order stream must be a separate domain from step 0's stream.
     naive = np.random.Generator(np.random.PCG64(np.random.SeedSequence([7, 3])))
     assert np.array_equal(naive.random(4), step_rng(7, 3, 0).random(4))  # the numpy pitfall
-    assert not np.array_equal(epoch_order(7, 3, 50, SAMPLER_V1),
-                              np.random.Generator(np.random.PCG64(
-                                  np.random.SeedSequence([7, 3]))).permutation(50))
+    assert not np.array_equal(
+        epoch_order(7, 3, 50, SAMPLER_V1),
+        np.random.Generator(np.random.PCG64(np.random.SeedSequence([7, 3]))).permutation(50),
+    )
 
 
 @pytest.mark.parametrize("sampler", [SAMPLER_V1, SAMPLER_V2])
@@ -242,8 +246,12 @@ def test_cutmix_box_follows_legacy_rand_bbox(size):
         assert rng.beta(1.0, 1.0) == lam
         assert np.array_equal(rng.permutation(8), v.mix_partner)
         cy, cx = rng.integers(0, size, size=2)
-        expect = [np.clip(cy - cut // 2, 0, size), np.clip(cx - cut // 2, 0, size),
-                  np.clip(cy + cut // 2, 0, size), np.clip(cx + cut // 2, 0, size)]
+        expect = [
+            np.clip(cy - cut // 2, 0, size),
+            np.clip(cx - cut // 2, 0, size),
+            np.clip(cy + cut // 2, 0, size),
+            np.clip(cx + cut // 2, 0, size),
+        ]
         assert list(v.mix_box) == expect
 
 
@@ -262,8 +270,14 @@ def test_sample_step_rejects_bad_ids():
 
 
 def test_step_views_coerces():
-    v = StepViews(image=[1, 2], crop=np.zeros((2, 4)), flip=[0, 1], mix_partner=[-1, -1],
-                  mix_lambda=float("nan"), mix_box=[0, 0, 0, 0])
+    v = StepViews(
+        image=[1, 2],
+        crop=np.zeros((2, 4)),
+        flip=[0, 1],
+        mix_partner=[-1, -1],
+        mix_lambda=float("nan"),
+        mix_box=[0, 0, 0, 0],
+    )
     assert v.image.dtype == np.int32 and v.flip.tolist() == [False, True]
     assert v.equals(v)
 
@@ -304,8 +318,7 @@ def test_crop_boxes_properties(seed, hw, lo, span, rlo, rspan):
 
 
 @FAST
-@given(seed=st.integers(0, 2**32 - 1), epoch=st.integers(0, 1000), step=st.integers(0, 1000),
-       n=st.integers(1, 40))
+@given(seed=st.integers(0, 2**32 - 1), epoch=st.integers(0, 1000), step=st.integers(0, 1000), n=st.integers(1, 40))
 def test_sample_step_crops_in_unit_square(seed, epoch, step, n):
     sizes = np.random.default_rng(n).integers(1, 500, size=(n, 2))
     v = sample_step(seed, epoch, step, np.arange(n), sizes, AugmentPolicy(16))
@@ -324,14 +337,12 @@ def test_crop_area_distribution_and_fallback():
     frac = h * w / 256**2
     assert frac[~fb].min() > 0.07 and frac.max() <= 1.0
     # a 10x1000 strip with large scale can never fit the ratio range: fallback, central, clamped
-    top, left, h, w, fb = sample_crop_boxes(np.random.default_rng(0), [10] * 5, [1000] * 5,
-                                            scale=(0.9, 1.0))
+    top, left, h, w, fb = sample_crop_boxes(np.random.default_rng(0), [10] * 5, [1000] * 5, scale=(0.9, 1.0))
     assert fb.all()
     assert np.all(h == 10) and np.all(w == 13) and np.all(left == (1000 - 13) // 2)
     assert np.all(top == 0)
     # tall image: width kept, height = rint(W / ratio_min)
-    top, left, h, w, fb = sample_crop_boxes(np.random.default_rng(0), [1000], [10],
-                                            scale=(0.9, 1.0))
+    top, left, h, w, fb = sample_crop_boxes(np.random.default_rng(0), [1000], [10], scale=(0.9, 1.0))
     assert fb.all() and w[0] == 10 and h[0] == 13 and top[0] == (1000 - 13) // 2
 
 

@@ -5,6 +5,7 @@ time in plain Python integers and floats (Python floats are IEEE binary64 with c
 ``+ - * /`` and ``math.sqrt``; ``round`` is ties-to-even), sharing nothing with lplabel's vectorised
 numpy code. Both must reproduce the committed vectors, and each other on random policies.
 """
+
 import json
 import math
 import struct
@@ -46,7 +47,7 @@ class Ref:
 
     @staticmethod
     def unit(r0, r1):
-        return float((r0 << 21) | (r1 >> 11)) * 2.0 ** -53
+        return float((r0 << 21) | (r1 >> 11)) * 2.0**-53
 
     def bounded(self, n, index, purpose, step=None):
         lim = 2**32 - (2**32 % n)
@@ -103,7 +104,7 @@ class Ref:
 
     def step_views(self, n_images, batch_size, sizes, pol, lam):
         order = Ref(self.seed, self.epoch, 0).order(n_images)
-        ids = order[self.step * batch_size:(self.step + 1) * batch_size]
+        ids = order[self.step * batch_size : (self.step + 1) * batch_size]
         boxes, fb, bits, flips = [], [], [], []
         for i, im in enumerate(ids):
             H, W = sizes[im]
@@ -123,8 +124,15 @@ class Ref:
                 cy, cx = self.bounded(S, 0, self.CUT_ROW), self.bounded(S, 0, self.CUT_COL)
                 clamp = lambda v: min(max(v, 0), S)  # noqa: E731
                 box = [clamp(cy - half), clamp(cx - half), clamp(cy + half), clamp(cx + half)]
-        return {"image": ids, "box": boxes, "fallback": fb, "crop_bits": bits, "flip": flips,
-                "mix_partner": partner, "mix_box": box}
+        return {
+            "image": ids,
+            "box": boxes,
+            "fallback": fb,
+            "crop_bits": bits,
+            "flip": flips,
+            "mix_partner": partner,
+            "mix_box": box,
+        }
 
 
 def _lam(case):
@@ -145,8 +153,9 @@ def test_philox_known_answers_reference_and_lplabel():
 def test_bounded_vectors():
     for c in VECTORS["bounded"]:
         ref = Ref(c["seed"], c["epoch"], c["step"]).bounded(c["n"], c["index"], c["purpose"])
-        assert ref == c["value"] == int(V2.bounded(c["n"], c["index"], c["step"], c["purpose"],
-                                                   (c["seed"], c["epoch"])))
+        assert (
+            ref == c["value"] == int(V2.bounded(c["n"], c["index"], c["step"], c["purpose"], (c["seed"], c["epoch"])))
+        )
 
 
 def test_ratio_table_and_orders():
@@ -161,17 +170,17 @@ def test_ratio_table_and_orders():
 @pytest.mark.parametrize("i", range(len(VECTORS["steps"])))
 def test_step_vectors(i):
     c = VECTORS["steps"][i]
-    ref = Ref(c["seed"], c["epoch"], c["step"]).step_views(c["num_images"], c["batch_size"], c["sizes"],
-                                                          c["policy"], _lam(c))
+    ref = Ref(c["seed"], c["epoch"], c["step"]).step_views(
+        c["num_images"], c["batch_size"], c["sizes"], c["policy"], _lam(c)
+    )
     for k, v in ref.items():
         assert v == c[k], k
     policy = AugmentPolicy.from_json(c["policy"])
     sizes = np.asarray(c["sizes"])
     ids = epoch_order(c["seed"], c["epoch"], c["num_images"], SAMPLER_V2)
-    ids = ids[c["step"] * c["batch_size"]:(c["step"] + 1) * c["batch_size"]]
+    ids = ids[c["step"] * c["batch_size"] : (c["step"] + 1) * c["batch_size"]]
     lam = _lam(c)
-    v = sample_step(c["seed"], c["epoch"], c["step"], ids, sizes, policy,
-                    mix_lambda=math.nan if lam is None else lam)
+    v = sample_step(c["seed"], c["epoch"], c["step"], ids, sizes, policy, mix_lambda=math.nan if lam is None else lam)
     assert v.image.tolist() == c["image"] and v.flip.tolist() == c["flip"]
     assert [[struct.pack(">f", x).hex() for x in row.tolist()] for row in v.crop] == c["crop_bits"]
     assert crop_pixels(v.crop, sizes[ids]).tolist() == c["box"]
@@ -188,8 +197,13 @@ def test_vectors_cover_what_they_claim():
 
 
 def test_vectors_file_is_what_the_generator_writes():
-    r = subprocess.run([sys.executable, str(ROOT / "tests" / "golden" / "make_view_vectors.py"), "--check"],
-                       capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "golden" / "make_view_vectors.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+    )
     assert r.returncode == 0, r.stdout + r.stderr
 
 
@@ -208,9 +222,13 @@ def _random_case(rng):
     lo = float(rng.choice([0.01, 0.08, 0.25, rng.uniform(0.001, 1.0)]))
     r_lo = float(rng.choice([0.75, 0.1, 1.0, rng.uniform(0.05, 2.0)]))
     r_hi = float(rng.choice([r_lo, 4 / 3 if r_lo < 4 / 3 else r_lo * 2, r_lo * rng.uniform(1, 50)]))
-    policy = AugmentPolicy(int(rng.integers(1, 300)), crop_scale=(lo, float(rng.uniform(lo, 1.0))),
-                           crop_ratio=(r_lo, r_hi), flip_p=float(rng.choice([0.0, 0.5, 1.0, rng.uniform()])),
-                           mix=str(rng.choice(["none", "cutmix", "mixup"])))
+    policy = AugmentPolicy(
+        int(rng.integers(1, 300)),
+        crop_scale=(lo, float(rng.uniform(lo, 1.0))),
+        crop_ratio=(r_lo, r_hi),
+        flip_p=float(rng.choice([0.0, 0.5, 1.0, rng.uniform()])),
+        mix=str(rng.choice(["none", "cutmix", "mixup"])),
+    )
     seed, epoch, step = (int(x) for x in rng.integers(0, 2**32, 3, dtype=np.uint64))
     B = int(rng.integers(1, 12))
     step = step % max(1, -(-n // B))
@@ -223,7 +241,7 @@ def test_reference_and_lplabel_agree_on_random_policies():
         seed, epoch, step, sizes, B, policy = _random_case(rng)
         lam = None if policy.mix == "none" else float(rng.choice([0.0, 1.0, rng.uniform()]))
         ref = Ref(seed, epoch, step).step_views(len(sizes), B, sizes.tolist(), policy.to_json(), lam)
-        ids = epoch_order(seed, epoch, len(sizes), SAMPLER_V2)[step * B:(step + 1) * B]
+        ids = epoch_order(seed, epoch, len(sizes), SAMPLER_V2)[step * B : (step + 1) * B]
         v = sample_step(seed, epoch, step, ids, sizes, policy, mix_lambda=math.nan if lam is None else lam)
         assert v.image.tolist() == ref["image"]
         assert crop_pixels(v.crop, sizes[ids]).tolist() == ref["box"]
@@ -260,7 +278,7 @@ def test_aspect_is_log_uniform_within_range():
     a = V2.aspect_ratios(bits, 0.75, t)
     assert a.min() >= 0.75 and a.max() <= 4 / 3
     la = np.log(a)
-    assert abs(np.median(la)) < 0.01                      # symmetric in log space
+    assert abs(np.median(la)) < 0.01  # symmetric in log space
     assert V2.aspect_ratios(np.array([0], dtype=np.uint64), 0.75, t)[0] == 0.75
 
 
@@ -280,7 +298,7 @@ def test_lambda_is_taken_as_given_and_checked():
     assert 0.0 <= drawn.mix_lambda <= 1.0
     given = sample_step(1, 0, 0, np.arange(8), sizes, pol, mix_lambda=drawn.mix_lambda)
     assert given.equals(drawn)
-    other = sample_step(1, 0, 0, np.arange(8), sizes, pol, mix_lambda=0.0)   # λ = 0: the whole image is cut
+    other = sample_step(1, 0, 0, np.arange(8), sizes, pol, mix_lambda=0.0)  # λ = 0: the whole image is cut
     assert other.mix_box.tolist()[2] - other.mix_box.tolist()[0] >= 16
     assert np.array_equal(other.mix_partner, drawn.mix_partner)
     for bad in (math.nan, -0.1, 1.5):
@@ -301,9 +319,20 @@ def test_compiled_and_numpy_forms_agree(monkeypatch):
     def run():
         out = []
         for seed, epoch, step, sizes, B, policy in cases:
-            out.append(V2.sample_views(seed, epoch, step, sizes[:B, 0], sizes[:B, 1], policy.crop_scale,
-                                       policy.crop_ratio, policy.flip_p, policy.mix != "none",
-                                       policy.output_size if policy.mix == "cutmix" else 0))
+            out.append(
+                V2.sample_views(
+                    seed,
+                    epoch,
+                    step,
+                    sizes[:B, 0],
+                    sizes[:B, 1],
+                    policy.crop_scale,
+                    policy.crop_ratio,
+                    policy.flip_p,
+                    policy.mix != "none",
+                    policy.output_size if policy.mix == "cutmix" else 0,
+                )
+            )
         out.append(V2.epoch_order(5, 6, 5000))
         return out
 

@@ -7,6 +7,7 @@ with the system compiler (skipped, with the reason, when there is none); each te
 process of it with many lines of commands (the C side takes well under a second; the ~10^4
 random cases cost ~12 s of CPU, almost all in lplabel's own `sample_views`).
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,7 @@ def sampler(tmp_path_factory):
         pytest.skip("no C compiler (cc, gcc or clang) on PATH: the C sampler cannot be built")
     exe = tmp_path_factory.mktemp("views_v2_c") / "views_v2"
     # §11.3 "Arithmetic": one rounding per binary64 operation, no FMA contraction, no fast-math.
-    cmd = [cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-ffp-contract=off", "-o", str(exe),
-           str(C_SOURCE), "-lm"]
+    cmd = [cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-ffp-contract=off", "-o", str(exe), str(C_SOURCE), "-lm"]
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, f"compiling {C_SOURCE.name} failed:\n{res.stderr}"
     return exe
@@ -47,8 +47,7 @@ def sampler(tmp_path_factory):
 
 def run_c(exe, lines: list[str]) -> list[str]:
     """Feed the command lines to one C process; one answer line per command, none an error."""
-    res = subprocess.run([str(exe)], input="\n".join(lines) + "\n", capture_output=True, text=True,
-                         timeout=300)
+    res = subprocess.run([str(exe)], input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     out = res.stdout.splitlines()
     assert len(out) == len(lines)
@@ -74,7 +73,7 @@ def parse_views(tokens: list[str] | np.ndarray, b: int) -> tuple[np.ndarray, np.
     row0 col0 row1 col1 cy cx)."""
     a = np.asarray(tokens, dtype=np.int64)
     assert a.shape == (VIEW_FIELDS * b + 6,)
-    return a[:VIEW_FIELDS * b].reshape(b, VIEW_FIELDS), a[VIEW_FIELDS * b:]
+    return a[: VIEW_FIELDS * b].reshape(b, VIEW_FIELDS), a[VIEW_FIELDS * b :]
 
 
 def crop_bits(top, left, h, w, hs, ws) -> np.ndarray:
@@ -86,6 +85,7 @@ def crop_bits(top, left, h, w, hs, ws) -> np.ndarray:
 
 # --------------------------------------------------------------------- (a) the spec's vectors
 
+
 def test_philox_vectors(sampler):
     cases = VECTORS["philox"]
     out = run_c(sampler, ["philox " + " ".join(map(str, c["counter"] + c["key"])) for c in cases])
@@ -95,8 +95,9 @@ def test_philox_vectors(sampler):
 
 def test_bounded_vectors(sampler):
     cases = VECTORS["bounded"]
-    out = run_c(sampler, [f"bounded {c['n']} {c['index']} {c['step']} {c['purpose']} {c['seed']} {c['epoch']}"
-                          for c in cases])
+    out = run_c(
+        sampler, [f"bounded {c['n']} {c['index']} {c['step']} {c['purpose']} {c['seed']} {c['epoch']}" for c in cases]
+    )
     assert [int(o) for o in out] == [c["value"] for c in cases]
 
 
@@ -117,10 +118,12 @@ def step_line(c) -> str:
     p = c["policy"]
     lam = "nan" if c["mix_lambda"] is None else real(bits_f64(c["mix_lambda"]))
     sizes = " ".join(f"{h} {w}" for h, w in c["sizes"])
-    return (f"step {c['seed']} {c['epoch']} {c['step']} {c['num_images']} {c['batch_size']} "
-            f"{int(c['drop_last'])} {p['output_size']} {json.dumps(p['crop_scale'][0])} "
-            f"{json.dumps(p['crop_scale'][1])} {json.dumps(p['crop_ratio'][0])} "
-            f"{json.dumps(p['crop_ratio'][1])} {json.dumps(p['flip_p'])} {MIX_CODE[p['mix']]} {lam} {sizes}")
+    return (
+        f"step {c['seed']} {c['epoch']} {c['step']} {c['num_images']} {c['batch_size']} "
+        f"{int(c['drop_last'])} {p['output_size']} {json.dumps(p['crop_scale'][0])} "
+        f"{json.dumps(p['crop_scale'][1])} {json.dumps(p['crop_ratio'][0])} "
+        f"{json.dumps(p['crop_ratio'][1])} {json.dumps(p['flip_p'])} {MIX_CODE[p['mix']]} {lam} {sizes}"
+    )
 
 
 def test_step_vectors(sampler):
@@ -129,8 +132,8 @@ def test_step_vectors(sampler):
     for c, o in zip(cases, out):
         tok = o.split()
         b = int(tok[0])
-        assert [int(t) for t in tok[1:1 + b]] == c["image"]
-        views, tail = parse_views(tok[1 + b:], b)
+        assert [int(t) for t in tok[1 : 1 + b]] == c["image"]
+        views, tail = parse_views(tok[1 + b :], b)
         assert views[:, 0:4].tolist() == c["box"]
         assert views[:, 4].astype(bool).tolist() == c["fallback"]
         assert views[:, 5].astype(bool).tolist() == c["flip"]
@@ -142,6 +145,7 @@ def test_step_vectors(sampler):
 
 
 # ------------------------------------------------------- (b) lplabel's sampler on random cases
+
 
 def random_u32(rng) -> int:
     r = rng.random()
@@ -194,19 +198,35 @@ def random_policy(rng) -> dict:
 
 def policy_tokens(p) -> str:
     lam = p["lam"] if p["mix"] == "cutmix" else math.nan
-    return (f"{p['size']} {real(p['scale'][0])} {real(p['scale'][1])} {real(p['ratio'][0])} "
-            f"{real(p['ratio'][1])} {real(p['flip_p'])} {MIX_CODE[p['mix']]} {real(lam)}")
+    return (
+        f"{p['size']} {real(p['scale'][0])} {real(p['scale'][1])} {real(p['ratio'][0])} "
+        f"{real(p['ratio'][1])} {real(p['flip_p'])} {MIX_CODE[p['mix']]} {real(lam)}"
+    )
 
 
 def lplabel_views(seed, epoch, step, hs, ws, p) -> tuple[np.ndarray, np.ndarray]:
     """lplabel's draws (black box) in the C side's layout: ([b, 11] views, 6-entry tail)."""
     top, left, h, w, fallback, flip, partner, centre = views_v2.sample_views(
-        seed, epoch, step, np.asarray(hs, np.int64), np.asarray(ws, np.int64), p["scale"], p["ratio"],
-        p["flip_p"], p["mix"] != "none", p["size"] if p["mix"] == "cutmix" else 0)
+        seed,
+        epoch,
+        step,
+        np.asarray(hs, np.int64),
+        np.asarray(ws, np.int64),
+        p["scale"],
+        p["ratio"],
+        p["flip_p"],
+        p["mix"] != "none",
+        p["size"] if p["mix"] == "cutmix" else 0,
+    )
     b = len(hs)
     partner = np.full(b, -1, np.int64) if partner is None else np.asarray(partner, np.int64)
-    views = np.concatenate([np.stack([top, left, h, w, fallback, flip, partner], axis=1).astype(np.int64),
-                            crop_bits(top, left, h, w, hs, ws)], axis=1)
+    views = np.concatenate(
+        [
+            np.stack([top, left, h, w, fallback, flip, partner], axis=1).astype(np.int64),
+            crop_bits(top, left, h, w, hs, ws),
+        ],
+        axis=1,
+    )
     if p["mix"] == "cutmix":
         tail = [int(x) for x in views_v2.cutmix_box(p["lam"], p["size"], centre)] + [int(centre[0]), int(centre[1])]
     else:
@@ -234,7 +254,8 @@ def test_views_agree_with_lplabel_on_random_policies(sampler):
         got_views, got_tail = parse_views(tok[1:], b)
         want_views, want_tail = lplabel_views(seed, epoch, step, hs, ws, p)
         assert np.array_equal(got_views, want_views) and np.array_equal(got_tail, want_tail), (
-            f"C and lplabel differ on: {line[:300]}")
+            f"C and lplabel differ on: {line[:300]}"
+        )
         agreed += 1
         views_total += b
         fallbacks += int(want_views[:, 4].sum())
@@ -247,8 +268,10 @@ def test_views_agree_with_lplabel_on_random_policies(sampler):
 
 def test_epoch_orders_agree_with_lplabel(sampler):
     rng = np.random.default_rng(7)
-    cases = [(random_u32(rng), random_u32(rng), int(rng.choice([0, 1, 2, 3, int(rng.integers(4, 3000))])))
-             for _ in range(N_RANDOM_ORDERS)]
+    cases = [
+        (random_u32(rng), random_u32(rng), int(rng.choice([0, 1, 2, 3, int(rng.integers(4, 3000))])))
+        for _ in range(N_RANDOM_ORDERS)
+    ]
     out = run_c(sampler, [f"order {s} {e} {n}" for s, e, n in cases])
     for (s, e, n), o in zip(cases, out):
         assert [int(t) for t in o.split()] == [int(x) for x in views_v2.epoch_order(s, e, n)]
@@ -272,21 +295,26 @@ def test_whole_steps_agree_with_lplabel(sampler):
         lines.append(f"step {seed} {epoch} {step} {n} {batch} {int(drop_last)} {policy_tokens(p)} {sizes}")
     out = run_c(sampler, lines)
     for (seed, epoch, step, n, batch, hs, ws, p), o in zip(cases, out):
-        ids = [int(x) for x in views_v2.epoch_order(seed, epoch, n)[step * batch:(step + 1) * batch]]
+        ids = [int(x) for x in views_v2.epoch_order(seed, epoch, n)[step * batch : (step + 1) * batch]]
         tok = o.split()
         b = int(tok[0])
-        assert [int(t) for t in tok[1:1 + b]] == ids
-        got_views, got_tail = parse_views(tok[1 + b:], b)
+        assert [int(t) for t in tok[1 : 1 + b]] == ids
+        got_views, got_tail = parse_views(tok[1 + b :], b)
         want_views, want_tail = lplabel_views(seed, epoch, step, [hs[i] for i in ids], [ws[i] for i in ids], p)
         assert np.array_equal(got_views, want_views) and np.array_equal(got_tail, want_tail)
 
 
 def test_c_refuses_bad_input(sampler):
     """Bad commands get an error line, not a crash or a silent answer."""
-    res = subprocess.run([str(sampler)], input="frobnicate 1\nbounded 0 0 0 0 0 0\n"
-                         "views 0 0 0 8 0.5 0.25 0.75 1.3 0.5 0 nan 1 4 4\n"
-                         "views 0 0 0 8 0.08 1 0.75 1.3 0.5 1 nan 1 4 4\n"
-                         "step 0 0 5 10 4 0 8 0.08 1 0.75 1.3 0.5 0 nan" + " 4 4" * 10 + "\n",
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [str(sampler)],
+        input="frobnicate 1\nbounded 0 0 0 0 0 0\n"
+        "views 0 0 0 8 0.5 0.25 0.75 1.3 0.5 0 nan 1 4 4\n"
+        "views 0 0 0 8 0.08 1 0.75 1.3 0.5 1 nan 1 4 4\n"
+        "step 0 0 5 10 4 0 8 0.08 1 0.75 1.3 0.5 0 nan" + " 4 4" * 10 + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     out = res.stdout.splitlines()
     assert res.returncode == 0 and len(out) == 5 and all(o.startswith("error") for o in out), out

@@ -4,6 +4,7 @@ numba is an optional dependency (the ``rans`` extra). Codecs whose numpy code is
 (``entryorder``, ``delta``, ``classmap``) ask here for their compiled loops and fall back to numpy
 when there are none; the results are identical either way (tests/test_entryorder_kernels.py).
 """
+
 from __future__ import annotations
 
 import importlib

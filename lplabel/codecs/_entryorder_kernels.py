@@ -18,6 +18,7 @@ of the stored bits, so every bit pattern is distinct and -0 sorts below +0).
 The entry-order module keeps the numpy implementation as the reference and the fallback when numba
 is absent (it is the optional ``rans`` extra); the tests check both give identical results.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,7 +28,7 @@ from numba import njit
 PAIRWISE_MAX = 256
 
 OK = 0
-E_PERM = -1   # the stored shifts do not give a permutation of the record's entries
+E_PERM = -1  # the stored shifts do not give a permutation of the record's entries
 
 
 def key_buffers(bits, k: int) -> tuple:
@@ -59,7 +60,7 @@ def _row_ranks(bits, r, top, key, cnt, start):
         for j in range(k):
             start[j] = cnt[j]
         return
-    p = np.argsort(-key[:k].astype(np.int64), kind="mergesort")   # decreasing key, stable
+    p = np.argsort(-key[:k].astype(np.int64), kind="mergesort")  # decreasing key, stable
     a = 0
     for t in range(k):
         if t > 0 and key[p[t]] != key[p[t - 1]]:
@@ -90,7 +91,7 @@ def shifts(bits, top, key, cnt, out):
         _row_ranks(bits, r, top, key, cnt, start)
         for j in range(k):
             f = j - start[j]
-            out[r, j] = f + k if f < 0 else f   # (j - start) mod k without a division
+            out[r, j] = f + k if f < 0 else f  # (j - start) mod k without a division
 
 
 @njit(cache=True, nogil=True)

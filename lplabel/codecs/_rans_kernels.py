@@ -17,6 +17,7 @@ The arithmetic is exactly what ``spec/FORMAT.md`` ("rans") describes: 32-bit rAN
 decisions (rANS is last-in, first-out) and writes the words in reverse, so the decoder reads them
 forwards. The decoder returns an error code instead of raising (numba); the caller names it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,10 +31,10 @@ LANES = 4
 
 # decoder error codes
 OK = 0
-E_WORDS = -1      # ran out of words
-E_CLASSES = -2    # class positions ran out before k classes, a (k+1)-th class, or the padding position
-E_STATE = -3      # final states are not the initial ones, or words are left over
-E_RANGE = -4      # a value's high byte came out above 255
+E_WORDS = -1  # ran out of words
+E_CLASSES = -2  # class positions ran out before k classes, a (k+1)-th class, or the padding position
+E_STATE = -3  # final states are not the initial ones, or words are left over
+E_RANGE = -4  # a value's high byte came out above 255
 
 
 @njit(cache=True, nogil=True)
@@ -169,8 +170,11 @@ def decode(words, lo, n, k, classes, has_values, pairs, hfreq, hcum, hsym, bfreq
             if j0 < k:
                 t0 = c5 + q0
                 s = x0 & mask
-                sym = (np.int64(s >= np.uint64(pairs[t0 + 1])) + np.int64(s >= np.uint64(pairs[t0 + 2]))
-                       + np.int64(s >= np.uint64(pairs[t0 + 3])))
+                sym = (
+                    np.int64(s >= np.uint64(pairs[t0 + 1]))
+                    + np.int64(s >= np.uint64(pairs[t0 + 2]))
+                    + np.int64(s >= np.uint64(pairs[t0 + 3]))
+                )
                 st = np.uint64(pairs[t0 + sym])
                 x0 = (np.uint64(pairs[t0 + sym + 1]) - st) * (x0 >> sh) + s - st
                 idx[g, j0] = c
@@ -186,8 +190,11 @@ def decode(words, lo, n, k, classes, has_values, pairs, hfreq, hcum, hsym, bfreq
             if j1 < k:
                 t0 = c5 + q1
                 s = x1 & mask
-                sym = (np.int64(s >= np.uint64(pairs[t0 + 1])) + np.int64(s >= np.uint64(pairs[t0 + 2]))
-                       + np.int64(s >= np.uint64(pairs[t0 + 3])))
+                sym = (
+                    np.int64(s >= np.uint64(pairs[t0 + 1]))
+                    + np.int64(s >= np.uint64(pairs[t0 + 2]))
+                    + np.int64(s >= np.uint64(pairs[t0 + 3]))
+                )
                 st = np.uint64(pairs[t0 + sym])
                 x1 = (np.uint64(pairs[t0 + sym + 1]) - st) * (x1 >> sh) + s - st
                 idx[g + 1, j1] = c
@@ -203,8 +210,11 @@ def decode(words, lo, n, k, classes, has_values, pairs, hfreq, hcum, hsym, bfreq
             if j2 < k:
                 t0 = c5 + q2
                 s = x2 & mask
-                sym = (np.int64(s >= np.uint64(pairs[t0 + 1])) + np.int64(s >= np.uint64(pairs[t0 + 2]))
-                       + np.int64(s >= np.uint64(pairs[t0 + 3])))
+                sym = (
+                    np.int64(s >= np.uint64(pairs[t0 + 1]))
+                    + np.int64(s >= np.uint64(pairs[t0 + 2]))
+                    + np.int64(s >= np.uint64(pairs[t0 + 3]))
+                )
                 st = np.uint64(pairs[t0 + sym])
                 x2 = (np.uint64(pairs[t0 + sym + 1]) - st) * (x2 >> sh) + s - st
                 idx[g + 2, j2] = c
@@ -220,8 +230,11 @@ def decode(words, lo, n, k, classes, has_values, pairs, hfreq, hcum, hsym, bfreq
             if j3 < k:
                 t0 = c5 + q3
                 s = x3 & mask
-                sym = (np.int64(s >= np.uint64(pairs[t0 + 1])) + np.int64(s >= np.uint64(pairs[t0 + 2]))
-                       + np.int64(s >= np.uint64(pairs[t0 + 3])))
+                sym = (
+                    np.int64(s >= np.uint64(pairs[t0 + 1]))
+                    + np.int64(s >= np.uint64(pairs[t0 + 2]))
+                    + np.int64(s >= np.uint64(pairs[t0 + 3]))
+                )
                 st = np.uint64(pairs[t0 + sym])
                 x3 = (np.uint64(pairs[t0 + sym + 1]) - st) * (x3 >> sh) + s - st
                 idx[g + 3, j3] = c
@@ -388,7 +401,7 @@ def decode(words, lo, n, k, classes, has_values, pairs, hfreq, hcum, hsym, bfreq
     return OK
 
 
-E_DIGIT = -5      # an entry order digit is out of range
+E_DIGIT = -5  # an entry order digit is out of range
 
 
 @njit(cache=True, nogil=True)

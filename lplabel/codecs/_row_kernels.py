@@ -6,6 +6,7 @@ and the class order (one table lookup per entry) took ~2.2 and ~1.4 ns an entry 
 accumulate along a row of a 2-d array, and fancy indexing with its per-element index checks),
 ~0.3 and ~0.7 ns here: at k = 100 that is ~0.28 µs of a record's ~1.3 µs decode.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,4 +44,3 @@ def lookup(table, idx, out):
             bad |= x > top
             out[r, j] = table[min(x, top)]
     return bad
-

@@ -14,6 +14,7 @@ Decoding runs the chain backwards and returns what was stored: a lossy array-arr
 (top-k, a cast to fp16) decodes as the identity, so readers see the stored representation
 and choose how to reconstruct (see :mod:`lplabel.reconstruct`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

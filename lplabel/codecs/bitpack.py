@@ -10,6 +10,7 @@ i.e. **low bits first** (for 4 bits: the low nibble holds the even entry, the hi
 odd one). Unused high bits of a record's last byte are zero. Records are packed separately, so
 every record starts on a byte boundary. Decoding returns the codes as ``uint8`` [m].
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -66,17 +67,20 @@ class BitPack(ArrayArrayCodec):
         if f is None:
             raise CodecChainError(f"'bitpack': no field {self.field!r} in {[g.name for g in spec]}")
         if f.type != "uint8" or len(f.shape) != 1:
-            raise CodecChainError(f"'bitpack': field {self.field!r} must be uint8 [m], got {f.type} {f.shape}",
-                                  hint="put 'bitpack' directly after 'quantize' (bits=4)")
+            raise CodecChainError(
+                f"'bitpack': field {self.field!r} must be uint8 [m], got {f.type} {f.shape}",
+                hint="put 'bitpack' directly after 'quantize' (bits=4)",
+            )
         nb = -(-f.shape[0] * self.bits // 8)
         return tuple(Field(g.name, "uint8", (nb,)) if g.name == self.field else g for g in spec)
 
     def encode(self, block, spec):
         codes = np.asarray(block[self.field])
         if codes.size and int(codes.max()) >= (1 << self.bits):
-            raise CodecError(f"bitpack: field {self.field!r} holds a value >= {1 << self.bits}, "
-                             f"which does not fit {self.bits} bits",
-                             hint="bitpack only takes codes made for that width, e.g. quantize(bits=4)")
+            raise CodecError(
+                f"bitpack: field {self.field!r} holds a value >= {1 << self.bits}, which does not fit {self.bits} bits",
+                hint="bitpack only takes codes made for that width, e.g. quantize(bits=4)",
+            )
         out = dict(block)
         out[self.field] = pack_rows(codes, self.bits)
         return out

@@ -5,6 +5,7 @@ field's n x prod(shape) elements in C order, little-endian, in the field's stora
 (``bool`` as one byte 0/1, ``bfloat16`` as uint16 bits). No padding, no per-field headers:
 the spec (from the header) and n (from the step table) say where everything is.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +39,7 @@ class Bytes(ArrayBytesCodec):
         for f in spec:
             dt = storage_dtype(f.type)
             nbytes = n * f.items_per_record * dt.itemsize
-            a = arr[pos:pos + nbytes].view(dt).reshape((n, *f.shape))
+            a = arr[pos : pos + nbytes].view(dt).reshape((n, *f.shape))
             out[f.name] = a.view(bool) if f.type == "bool" else a
             pos += nbytes
         return out

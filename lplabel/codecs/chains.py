@@ -21,6 +21,7 @@ The CLI, the relabeler, the writer, the importers, the harness and the benchmark
 assembles codec lists itself (parsing a user's ``--codecs`` JSON is not policy and stays with
 :func:`~lplabel.codecs.registry.parse_chain`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,12 +41,25 @@ VALUE_FORMATS = ("fp32", "fp16", "bf16", "int8", "int4", "none")
 INDEX_CODINGS = ("none", "value-delta", "index-delta")
 #: ``layout`` choices of :func:`label_chain`: byte planes each zstd'd alone, or bytes+shuffle+zstd
 LAYOUTS = ("planes", "shuffle", "rans")
-_FLOAT_OF = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "int8": "float16", "int4": "float16",
-             "none": "none"}
+_FLOAT_OF = {
+    "fp32": "float32",
+    "fp16": "float16",
+    "bf16": "bfloat16",
+    "int8": "float16",
+    "int4": "float16",
+    "none": "none",
+}
 
 
-def default_label_codecs(representation: str = "dense", *, type: str = "float16", k: int | None = None,
-                         index_type: str = "uint16", tail: str = "none", level: int = 3) -> list:
+def default_label_codecs(
+    representation: str = "dense",
+    *,
+    type: str = "float16",
+    k: int | None = None,
+    index_type: str = "uint16",
+    tail: str = "none",
+    level: int = 3,
+) -> list:
     """The chain lplabel uses when none is given: a representation, then bytes, shuffle, zstd."""
     if representation == "dense":
         rep = _dense.Dense(type)
@@ -60,10 +74,22 @@ def default_label_codecs(representation: str = "dense", *, type: str = "float16"
     return [rep, _bytes.Bytes(), _shuffle.Shuffle(es), _zstd.Zstd(level)]
 
 
-def label_chain(*, k: int | None = None, values: str = "fp16", tail: str = "none", index_coding: str | None = None,
-                index_type: str = "uint16", level: int = 15, scale_type: str = "float16", shuffle: bool = True,
-                dictionary: bytes | None = None, class_order=None, layout: str = "shuffle",
-                classes: int | None = None, rans_model: str | None = None) -> list:
+def label_chain(
+    *,
+    k: int | None = None,
+    values: str = "fp16",
+    tail: str = "none",
+    index_coding: str | None = None,
+    index_type: str = "uint16",
+    level: int = 15,
+    scale_type: str = "float16",
+    shuffle: bool = True,
+    dictionary: bytes | None = None,
+    class_order=None,
+    layout: str = "shuffle",
+    classes: int | None = None,
+    rans_model: str | None = None,
+) -> list:
     """A label chain from friendly options (what ``lplabel quantize`` builds).
 
     ``k=None`` keeps dense logits. ``values``: one of :data:`VALUE_FORMATS` (int8/int4 add a
@@ -83,21 +109,35 @@ def label_chain(*, k: int | None = None, values: str = "fp16", tail: str = "none
     :func:`lplabel.codecs.rans.learn_model`); None gives a flat model (valid, not compact).
     """
     if layout == "rans":
-        return _rans_chain(k=k, values=values, tail=tail, index_type=index_type, dictionary=dictionary,
-                           class_order=class_order, classes=classes, model=rans_model)
+        return _rans_chain(
+            k=k,
+            values=values,
+            tail=tail,
+            index_type=index_type,
+            dictionary=dictionary,
+            class_order=class_order,
+            classes=classes,
+            model=rans_model,
+        )
     if values not in VALUE_FORMATS:
         raise CodecConfigError(f"unknown value format {values!r}", hint=f"choose one of {', '.join(VALUE_FORMATS)}")
     if index_coding is None:
         index_coding = "index-delta" if values == "none" else "value-delta"
     if index_coding not in INDEX_CODINGS:
-        raise CodecConfigError(f"unknown index coding {index_coding!r}", hint=f"choose one of {', '.join(INDEX_CODINGS)}")
+        raise CodecConfigError(
+            f"unknown index coding {index_coding!r}", hint=f"choose one of {', '.join(INDEX_CODINGS)}"
+        )
     if values == "none":
         if k is None:
-            raise NoValuesError("values 'none' keeps the class indices of top-k labels; dense labels have none",
-                                hint="give k (--topk K), or a value format")
+            raise NoValuesError(
+                "values 'none' keeps the class indices of top-k labels; dense labels have none",
+                hint="give k (--topk K), or a value format",
+            )
         if index_coding == "value-delta":
-            raise NoValuesError("index coding 'value-delta' codes the steps between values; values 'none' "
-                                "stores none", hint="use index coding 'index-delta' or 'none'")
+            raise NoValuesError(
+                "index coding 'value-delta' codes the steps between values; values 'none' stores none",
+                hint="use index coding 'index-delta' or 'none'",
+            )
     chain: list = []
     ftype = _FLOAT_OF[values]
     quant = values in ("int8", "int4")
@@ -138,12 +178,16 @@ def label_chain(*, k: int | None = None, values: str = "fp16", tail: str = "none
 def _rans_chain(*, k, values, tail, index_type, dictionary, class_order, classes, model) -> list:
     """topk, classmap (when given), sort by index, rans: see :func:`label_chain`."""
     if k is None:
-        raise CodecConfigError("layout 'rans' codes top-k labels; dense labels have no class set to model",
-                               hint="give k (--topk K), or use layout 'planes'")
+        raise CodecConfigError(
+            "layout 'rans' codes top-k labels; dense labels have no class set to model",
+            hint="give k (--topk K), or use layout 'planes'",
+        )
     if values not in ("fp16", "none"):
-        raise CodecConfigError(f"layout 'rans' codes fp16 values (or none) losslessly, not {values!r}",
-                               hint="use layout 'planes' for other value formats, or convert first: "
-                                    "lplabel quantize SRC -o OUT --topk K --values fp16 --layout rans")
+        raise CodecConfigError(
+            f"layout 'rans' codes fp16 values (or none) losslessly, not {values!r}",
+            hint="use layout 'planes' for other value formats, or convert first: "
+            "lplabel quantize SRC -o OUT --topk K --values fp16 --layout rans",
+        )
     if tail != "none":
         raise CodecConfigError("layout 'rans' stores no tail summary", hint="use --tail none, or layout 'planes'")
     if dictionary is not None:
@@ -155,8 +199,9 @@ def _rans_chain(*, k, values, tail, index_type, dictionary, class_order, classes
         chain.append(_classmap.ClassMap.from_order(class_order))
     chain.append(_sort.Sort("index"))
     with_values = values != "none"
-    chain.append(_rans.Rans(classes, k, with_values, model) if model is not None
-                 else _rans.Rans.flat(classes, k, with_values))
+    chain.append(
+        _rans.Rans(classes, k, with_values, model) if model is not None else _rans.Rans.flat(classes, k, with_values)
+    )
     return chain
 
 
@@ -170,6 +215,7 @@ def default_column_codecs(elementsize: int, level: int = 3) -> list:
 
 
 # -- index types ---------------------------------------------------------------------------------
+
 
 def index_type_for(num_classes: int) -> str:
     """The index type of lplabel's own top-k chains: uint16 while the classes fit, else int32."""
@@ -190,8 +236,10 @@ def default_level(k) -> int:
 
 # -- named presets -------------------------------------------------------------------------------
 
-def plain_chain(k: int | None = None, *, type: str = "float16", index_type: str = "uint16", tail: str = "none",
-                level: int = 3) -> list:
+
+def plain_chain(
+    k: int | None = None, *, type: str = "float16", index_type: str = "uint16", tail: str = "none", level: int = 3
+) -> list:
     """Preset ``plain``: dense (``k`` None) or top-k labels of ``type``, then bytes, shuffle, zstd."""
     if k is None:
         return default_label_codecs("dense", type=type, level=level)
@@ -201,8 +249,9 @@ def plain_chain(k: int | None = None, *, type: str = "float16", index_type: str 
 def exact_chain(value_type: str, *, k: int | None = None, num_classes: int, level: int = 3) -> list:
     """Preset ``exact``: legacy labels stored bit-exactly -- their own value type and, for top-k
     labels, indices in :func:`legacy_index_type` -- then bytes, shuffle, zstd."""
-    return plain_chain(None if k is None else int(k), type=value_type, index_type=legacy_index_type(num_classes),
-                       level=level)
+    return plain_chain(
+        None if k is None else int(k), type=value_type, index_type=legacy_index_type(num_classes), level=level
+    )
 
 
 def reference_chain(level: int = 3) -> list:
@@ -225,8 +274,13 @@ def _layout(name):
 
 
 #: name -> builder of every named chain preset (see the module doc); :func:`preset_chain` builds one.
-PRESETS = {"plain": plain_chain, "exact": exact_chain, "reference": reference_chain, "work": work_chain,
-           **{name: _layout(name) for name in LAYOUTS}}
+PRESETS = {
+    "plain": plain_chain,
+    "exact": exact_chain,
+    "reference": reference_chain,
+    "work": work_chain,
+    **{name: _layout(name) for name in LAYOUTS},
+}
 
 
 def preset_chain(name: str, **options) -> list:
@@ -238,6 +292,7 @@ def preset_chain(name: str, **options) -> list:
 
 
 # -- view columns --------------------------------------------------------------------------------
+
 
 def view_codecs(level: int) -> dict:
     """View-column chains the re-encoding commands use: crop boxes as byte planes (measured ~12 %
@@ -253,6 +308,7 @@ def derived_chain(sampler: str) -> list:
 
 
 # -- entry order ---------------------------------------------------------------------------------
+
 
 def keeps_order(codecs) -> bool:
     """Does the chain give every record's entries back in their input order?  True without a
@@ -290,8 +346,11 @@ def resolve_class_order(class_order: str, index_coding: str) -> str:
     """``auto`` becomes the class order that suits ``index_coding`` (co-occurrence for index-delta,
     frequency for value-delta, none otherwise); other names stay."""
     if class_order == "auto":
-        return "cooccurrence" if index_coding == "index-delta" else ("frequency" if index_coding == "value-delta"
-                                                                      else "none")
+        return (
+            "cooccurrence"
+            if index_coding == "index-delta"
+            else ("frequency" if index_coding == "value-delta" else "none")
+        )
     return class_order
 
 
@@ -339,11 +398,25 @@ def train_chain_dictionary(blocks, chain: list, spec, steps_per_chunk: int, size
     return _zstd.train_dictionary(samples, size=size, level=chain[-1].level)
 
 
-def learn_label_chain(blocks, spec, *, num_classes: int, k: int | None, values: str = "fp16", tail: str = "none",
-                      index_coding: str = "index-delta", class_order: str = "auto", layout: str = "planes",
-                      level: int | None = None, dictionary: bool = False, dict_size: int = 16384,
-                      scale_type: str = "float16", steps_per_chunk: int = 1, keep_order: bool = False,
-                      index_type: str | None = None) -> list:
+def learn_label_chain(
+    blocks,
+    spec,
+    *,
+    num_classes: int,
+    k: int | None,
+    values: str = "fp16",
+    tail: str = "none",
+    index_coding: str = "index-delta",
+    class_order: str = "auto",
+    layout: str = "planes",
+    level: int | None = None,
+    dictionary: bool = False,
+    dict_size: int = 16384,
+    scale_type: str = "float16",
+    steps_per_chunk: int = 1,
+    keep_order: bool = False,
+    index_type: str | None = None,
+) -> list:
     """A :func:`label_chain` whose class order, rANS model and zstd dictionary are learnt from
     ``blocks``: label blocks of input spec ``spec`` (one per step), any re-iterable (a list of
     arrays, or an object that re-reads a source's sampled steps on each ``iter``: it is walked once
@@ -361,11 +434,22 @@ def learn_label_chain(blocks, spec, *, num_classes: int, k: int | None, values: 
     if dictionary and layout != "shuffle":
         raise CodecConfigError("--dictionary needs --layout shuffle (zplanes frames take no dictionary)")
     # rans codes class membership in class order whatever --index-coding says: co-occurrence suits it
-    method = resolve_class_order(class_order, "index-delta" if layout == "rans" else index_coding) \
-        if k is not None else "none"
-    opts = dict(k=k, values=values, tail=tail, index_coding=index_coding, level=level, layout=layout,
-                scale_type=scale_type, index_type=index_type_for(num_classes) if index_type is None else index_type,
-                classes=num_classes)
+    method = (
+        resolve_class_order(class_order, "index-delta" if layout == "rans" else index_coding)
+        if k is not None
+        else "none"
+    )
+    opts = dict(
+        k=k,
+        values=values,
+        tail=tail,
+        index_coding=index_coding,
+        level=level,
+        layout=layout,
+        scale_type=scale_type,
+        index_type=index_type_for(num_classes) if index_type is None else index_type,
+        classes=num_classes,
+    )
 
     def build(**kw):  # every chain built here keeps the input order when asked to
         chain = label_chain(**opts, **kw)

@@ -19,6 +19,7 @@ type stays the same. It changes nothing by itself; it makes the following codecs
 Orders are learnt from (a sample of) the labels being encoded by :func:`learn_class_order`; the
 result is stored in the configuration, so decoding needs nothing else.
 """
+
 from __future__ import annotations
 
 import base64
@@ -62,13 +63,15 @@ def learn_class_order(indices: np.ndarray, num_classes: int, method: str = "cooc
     C = int(num_classes)
     counts = np.bincount(idx.ravel(), minlength=C).astype(np.float64)
     if method not in ORDER_METHODS:
-        raise CodecConfigError(f"unknown class order method {method!r}", hint=f"choose one of {', '.join(ORDER_METHODS)}")
+        raise CodecConfigError(
+            f"unknown class order method {method!r}", hint=f"choose one of {', '.join(ORDER_METHODS)}"
+        )
     if method == "frequency" or C > MAX_COOCCURRENCE_CLASSES or len(idx) == 0:
         return np.lexsort((np.arange(C), -counts))
     co = np.zeros((C, C), dtype=np.float64)
     for a in range(0, len(idx), 2048):  # blocks keep the one-hot matrix small
         X = np.zeros((min(2048, len(idx) - a), C), dtype=np.float32)
-        np.put_along_axis(X, idx[a:a + 2048], 1.0, axis=1)
+        np.put_along_axis(X, idx[a : a + 2048], 1.0, axis=1)
         co += X.T @ X
     deg = np.sqrt(np.diag(co)) + 1e-12
     co /= deg[:, None]
@@ -113,11 +116,13 @@ class ClassMap(ArrayArrayCodec):
     def resolve(self, spec):
         f = spec_field(spec, "indices")
         if f is None:
-            raise CodecChainError(f"'classmap' needs an 'indices' field, got {[g.name for g in spec]}",
-                                  hint="put 'classmap' after 'topk'")
+            raise CodecChainError(
+                f"'classmap' needs an 'indices' field, got {[g.name for g in spec]}", hint="put 'classmap' after 'topk'"
+            )
         if f.type in ("float16", "bfloat16", "float32", "float64", "bool"):
-            raise CodecChainError(f"'classmap': 'indices' must be integers, got {f.type}",
-                                  hint="put 'classmap' before 'delta'")
+            raise CodecChainError(
+                f"'classmap': 'indices' must be integers, got {f.type}", hint="put 'classmap' before 'delta'"
+            )
         return tuple(spec)
 
     def encode(self, block, spec):

@@ -23,6 +23,7 @@ output is small (and compresses well) only when the field is sorted in the decla
 e.g. after ``{"name": "sort", "configuration": {"by": "index"}}`` for ``indices`` ascending,
 or ``{"by": "value"}`` for ``values`` descending.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -93,8 +94,10 @@ class Delta(ArrayArrayCodec):
         if len(f.shape) != 1:
             raise CodecChainError(f"'delta': field {self.field!r} must have one entry axis [k], has shape {f.shape}")
         if f.type == "bool" or _width(f.type) not in _UNSIGNED:
-            raise CodecChainError(f"'delta': field {self.field!r} of type {f.type} cannot be delta-coded",
-                                  hint="delta takes 1-, 2- or 4-byte integer or float fields")
+            raise CodecChainError(
+                f"'delta': field {self.field!r} of type {f.type} cannot be delta-coded",
+                hint="delta takes 1-, 2- or 4-byte integer or float fields",
+            )
         out_type = _UNSIGNED[_width(f.type)]
         return tuple(Field(g.name, out_type, g.shape) if g.name == self.field else g for g in spec)
 
@@ -124,7 +127,7 @@ class Delta(ArrayArrayCodec):
         else:
             keys = d.copy().astype(dt)
             if d.shape[1] > 1:
-                keys[:, 1:] = (-d[:, 1:].astype(dt))
+                keys[:, 1:] = -d[:, 1:].astype(dt)
                 keys = np.cumsum(keys, axis=1, dtype=dt)
         out = dict(block)
         out[self.field] = from_keys(keys, f.type)

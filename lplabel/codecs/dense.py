@@ -3,6 +3,7 @@
 Input field ``logits`` [C]; output field ``logits`` [C] of the chosen type. Narrowing is the
 only loss and the header names it (``type``). Decoding returns the stored values as stored.
 """
+
 from __future__ import annotations
 
 from ..dtypes import FLOAT_TYPES, check_type, to_storage

@@ -9,6 +9,7 @@ bytes the column *would* hold, so a reader whose regeneration differs (for v1: a
 stream) fails the checksum instead of handing out wrong views. Encoding through the chain is the identity plus ``bytes``; the codec
 itself never decodes anything (the store reader regenerates, see :mod:`lplabel.store.derived`).
 """
+
 from __future__ import annotations
 
 from ..errors import CodecChainError, CodecConfigError
@@ -27,9 +28,11 @@ class Derived(ArrayArrayCodec):
 
     def __init__(self, sampler: str = "lplabel-views-v1"):
         if sampler not in DERIVED_SAMPLERS:
-            raise CodecConfigError(f"codec 'derived': unknown view sampler {sampler!r}",
-                                   hint=f"this lplabel regenerates views of {', '.join(DERIVED_SAMPLERS)}; "
-                                        "a newer lplabel wrote this store")
+            raise CodecConfigError(
+                f"codec 'derived': unknown view sampler {sampler!r}",
+                hint=f"this lplabel regenerates views of {', '.join(DERIVED_SAMPLERS)}; "
+                "a newer lplabel wrote this store",
+            )
         self.sampler = sampler
 
     def get_config(self) -> dict:
@@ -37,17 +40,22 @@ class Derived(ArrayArrayCodec):
 
     def resolve(self, spec):
         spec = tuple(spec)
-        if len(spec) != 1 or DERIVED_FIELDS.get(spec[0].name) != spec[0].type or spec[0].shape != \
-                ((4,) if spec[0].name == "crop" else ()):
+        if (
+            len(spec) != 1
+            or DERIVED_FIELDS.get(spec[0].name) != spec[0].type
+            or spec[0].shape != ((4,) if spec[0].name == "crop" else ())
+        ):
             raise CodecChainError(
                 "codec 'derived' only takes one view field: image int32, crop float32 [4], flip bool or "
-                f"mix_partner int16; got {[(f.name, f.type, f.shape) for f in spec]}")
+                f"mix_partner int16; got {[(f.name, f.type, f.shape) for f in spec]}"
+            )
         return spec
 
     def check_chain(self, codecs) -> None:
         if [c.name for c in codecs] != ["derived", "bytes"]:
-            raise CodecChainError(f"a derived column's chain must be exactly [derived, bytes], got "
-                                  f"{[c.name for c in codecs]}")
+            raise CodecChainError(
+                f"a derived column's chain must be exactly [derived, bytes], got {[c.name for c in codecs]}"
+            )
 
     def encode(self, block, spec):
         return block

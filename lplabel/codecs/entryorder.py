@@ -29,6 +29,7 @@ Speed: the run starts are a rank of each record's values. The loops are compiled
 numpy reference at k = 100 -- and fall back to the numpy code below, which is the reference:
 both give identical results (tested), so a store decodes the same with or without numba.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,6 +41,7 @@ from .abc import ArrayArrayCodec, Field, spec_field
 from .registry import register_codec
 
 FIELD = "entry_shift"
+
 
 def _kernels():
     """The compiled loops, or None when numba is absent or broken (then numpy does the work)."""
@@ -86,10 +88,10 @@ def run_starts(values: np.ndarray, type_: str, compiled: bool = True) -> np.ndar
         return out
     key = order_key(values, type_)
     n, k = key.shape
-    perm = np.argsort(-key, axis=1, kind="stable")          # decreasing value
+    perm = np.argsort(-key, axis=1, kind="stable")  # decreasing value
     sk = np.take_along_axis(key, perm, axis=1)
     new = np.ones((n, k), bool)
-    new[:, 1:] = sk[:, 1:] != sk[:, :-1]                    # first entry of each run of equal values
+    new[:, 1:] = sk[:, 1:] != sk[:, :-1]  # first entry of each run of equal values
     start_sorted = np.maximum.accumulate(np.where(new, np.arange(k), 0), axis=1)
     out = np.empty((n, k), np.int64)
     np.put_along_axis(out, perm, start_sorted, axis=1)
@@ -115,11 +117,15 @@ class EntryOrder(ArrayArrayCodec):
     def resolve(self, spec):
         idx, val = spec_field(spec, "indices"), spec_field(spec, "values")
         if idx is None or val is None:
-            raise CodecChainError(f"'entryorder' takes a top-k block with 'indices' and 'values', got "
-                                  f"{[f.name for f in spec]}", hint="put it right after 'topk'")
+            raise CodecChainError(
+                f"'entryorder' takes a top-k block with 'indices' and 'values', got {[f.name for f in spec]}",
+                hint="put it right after 'topk'",
+            )
         if len(idx.shape) != 1 or val.shape != idx.shape or val.type not in FLOAT_TYPES:
-            raise CodecChainError(f"'entryorder': 'indices' {idx.shape} and float 'values' {val.type} {val.shape} "
-                                  "must both be [k]", hint="put it right after 'topk' (before quantize, delta)")
+            raise CodecChainError(
+                f"'entryorder': 'indices' {idx.shape} and float 'values' {val.type} {val.shape} must both be [k]",
+                hint="put it right after 'topk' (before quantize, delta)",
+            )
         if idx.type in FLOAT_TYPES or idx.type == "bool":
             raise CodecChainError(f"'entryorder': 'indices' must be integers, got {idx.type}")
         if spec_field(spec, FIELD) is not None:
@@ -181,12 +187,12 @@ class EntryOrder(ArrayArrayCodec):
         idx = np.asarray(block["indices"])
         n, k = idx.shape
         start = run_starts(np.asarray(block["values"]), spec_field(spec, "values").type, compiled=False)
-        target = (start + np.asarray(block[FIELD]).astype(np.int64)) % k     # input position of each entry
+        target = (start + np.asarray(block[FIELD]).astype(np.int64)) % k  # input position of each entry
         check = np.zeros((n, k), np.int64)
         np.put_along_axis(check, target, 1, axis=1)
         if n and not check.all():
             raise CodecError("entryorder: corrupt chunk: the stored shifts do not give a permutation of the entries")
-        src = np.empty_like(target)                                           # src[f] = row position of entry f
+        src = np.empty_like(target)  # src[f] = row position of entry f
         np.put_along_axis(src, target, np.broadcast_to(np.arange(k), (n, k)), axis=1)
         out = {}
         for f in spec:

@@ -1,4 +1,5 @@
 """A validated codec chain for one column: what the writer runs on each chunk and the reader undoes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -84,8 +85,8 @@ class Pipeline:
             return t if len(t) <= 40 else f"<{len(t)} chars>"  # e.g. a classmap's order
 
         return " | ".join(
-            c.name + ("(" + ", ".join(f"{k}={short(v)}" for k, v in c.get_config().items()) + ")" if c.get_config()
-                      else "")
+            c.name
+            + ("(" + ", ".join(f"{k}={short(v)}" for k, v in c.get_config().items()) + ")" if c.get_config() else "")
             for c in self.codecs
         )
 
@@ -132,8 +133,9 @@ class Pipeline:
         got = self.__dict__.get("_max_record_bytes")  # computed once: the reader asks for every chunk
         if got is None:
             specs = list(self._specs) + [self.decoded_spec]
-            got = self._max_record_bytes = max(sum(f.items_per_record * storage_dtype(f.type).itemsize for f in spec)
-                                               for spec in specs)
+            got = self._max_record_bytes = max(
+                sum(f.items_per_record * storage_dtype(f.type).itemsize for f in spec) for spec in specs
+            )
         return got
 
     def max_serialized_bytes(self, n: int) -> int:
@@ -143,8 +145,9 @@ class Pipeline:
         (spec §6): a zstd frame that would inflate past it is refused before it is inflated."""
         per = self.__dict__.get("_stored_record_bytes")  # computed once (asked for every chunk decoded)
         if per is None:
-            per = self._stored_record_bytes = sum(f.items_per_record * storage_dtype(f.type).itemsize
-                                                  for f in self._specs[-1])
+            per = self._stored_record_bytes = sum(
+                f.items_per_record * storage_dtype(f.type).itemsize for f in self._specs[-1]
+            )
         layout = n * per
         return layout if self.array_bytes.name == "bytes" else 2 * layout + (64 << 10)
 

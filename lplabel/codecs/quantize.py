@@ -32,6 +32,7 @@ bits = 4 combined with a ``logsumexp`` tail summary is refused (``CodecChainErro
 exists to restore the dropped probability mass exactly at T=1, which an error of up to
 (hi − lo)/30 in every kept logit defeats. A ``min`` tail (an approximate floor) is allowed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -77,8 +78,9 @@ def quantize_rows(x: np.ndarray, bits: int, scale_type: str = "float16"):
     lo, hi = x.min(axis=1), x.max(axis=1)
     offset = _round_down(lo, scale_type)
     if not np.isfinite(offset).all():
-        raise CodecError(f"quantize: values out of the range of scale_type {scale_type}",
-                         hint="use scale_type 'float32'")
+        raise CodecError(
+            f"quantize: values out of the range of scale_type {scale_type}", hint="use scale_type 'float32'"
+        )
     scale = _round_up((hi - offset) / L, scale_type)
     if not np.isfinite(scale).all():
         raise CodecError(f"quantize: value range too wide for scale_type {scale_type}", hint="use scale_type 'float32'")
@@ -107,8 +109,10 @@ class Quantize(ArrayArrayCodec):
 
     def __init__(self, bits: int = 8, scale_type: str = "float16"):
         if bits not in (4, 8) or isinstance(bits, bool):
-            raise CodecConfigError(f"quantize: bits must be 8 or 4, got {bits!r}",
-                                   hint="for float16/bfloat16 values use the 'type' of topk/dense instead")
+            raise CodecConfigError(
+                f"quantize: bits must be 8 or 4, got {bits!r}",
+                hint="for float16/bfloat16 values use the 'type' of topk/dense instead",
+            )
         if scale_type not in SCALE_TYPES:
             raise CodecConfigError(f"quantize: scale_type must be one of {SCALE_TYPES}, got {scale_type!r}")
         self.bits = bits
@@ -130,11 +134,15 @@ class Quantize(ArrayArrayCodec):
         if f is None and indices_only(spec):
             raise no_values("'quantize' needs values to quantize", hint="drop 'quantize' from the chain")
         if f is None:
-            raise CodecChainError(f"'quantize' needs a 'values' or 'logits' field, got {[g.name for g in spec]}",
-                                  hint="put 'quantize' after 'topk' or 'dense'")
+            raise CodecChainError(
+                f"'quantize' needs a 'values' or 'logits' field, got {[g.name for g in spec]}",
+                hint="put 'quantize' after 'topk' or 'dense'",
+            )
         if f.type not in FLOAT_TYPES:
-            raise CodecChainError(f"'quantize': field {f.name!r} has type {f.type}, expected a float type",
-                                  hint="quantize once, before any 'delta' or 'bitpack' of the values")
+            raise CodecChainError(
+                f"'quantize': field {f.name!r} has type {f.type}, expected a float type",
+                hint="quantize once, before any 'delta' or 'bitpack' of the values",
+            )
         for name in ("scale", "offset"):
             if spec_field(spec, name) is not None:
                 raise CodecChainError(f"'quantize': the block already has a {name!r} field (quantized twice?)")
@@ -149,7 +157,8 @@ class Quantize(ArrayArrayCodec):
                     raise CodecChainError(
                         "int4 values with a 'logsumexp' tail are refused: the tail restores the dropped mass "
                         "exactly at T=1, which int4 errors in the kept logits defeat",
-                        hint="use tail 'min' or 'none' with int4, or int8 values with a logsumexp tail")
+                        hint="use tail 'min' or 'none' with int4, or int8 values with a logsumexp tail",
+                    )
 
     def encode(self, block, spec):
         f = self._target(spec)
@@ -174,5 +183,8 @@ class Quantize(ArrayArrayCodec):
 
     def decoded_spec(self, in_spec, out_spec):
         f = self._target(in_spec)
-        return tuple(Field(g.name, "float32", g.shape) if g.name == f.name else g
-                     for g in out_spec if g.name not in ("scale", "offset"))
+        return tuple(
+            Field(g.name, "float32", g.shape) if g.name == f.name else g
+            for g in out_spec
+            if g.name not in ("scale", "offset")
+        )

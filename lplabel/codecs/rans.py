@@ -60,6 +60,7 @@ The decoder checks that every lane starts in [2^16, 2^32) and ends in the encode
 bytes); it cannot see damage to escape payloads (8 raw bits each) or to the raw low bytes. The
 store's per-chunk CRC-32, checked before any decoding, is what protects every byte.
 """
+
 from __future__ import annotations
 
 import base64
@@ -89,8 +90,10 @@ def _kernels():
     try:
         return importlib.import_module(f"{__package__}._rans_kernels")
     except Exception as e:  # numba missing or broken (ImportError, or numba's own errors)
-        raise CodecUnavailableError(f"codec 'rans' needs numba, which cannot be used here ({type(e).__name__}: {e})",
-                                    hint="pip install 'lplabel[rans]' (or: pip install numba)") from None
+        raise CodecUnavailableError(
+            f"codec 'rans' needs numba, which cannot be used here ({type(e).__name__}: {e})",
+            hint="pip install 'lplabel[rans]' (or: pip install numba)",
+        ) from None
 
 
 def warm_up() -> None:
@@ -114,6 +117,7 @@ def unmonotone(m: np.ndarray) -> np.ndarray:
 
 
 # -- the entry order of `order: true` (the entryorder codec's field) -------------------------------------
+
 
 def _tie_runs(values16: np.ndarray):
     """Per record (row), its runs of >= 2 equal values in decreasing value, each as the columns of
@@ -143,11 +147,14 @@ def encode_order(values16: np.ndarray, shift: np.ndarray) -> bytes:
     ok = (s < length).all() and (np.sort(target, axis=1) == np.arange(k)).all()
     if not ok:
         return b"\x01" + zstandard.ZstdCompressor(level=19, write_content_size=True).compress(shift.tobytes())
-    out = np.zeros(2 * n * k + 1, np.uint8)           # at most 16 bits a digit
-    pos = _kernels().encode_order_digits(np.ascontiguousarray(start, dtype=np.int64),
-                                         np.ascontiguousarray(length, dtype=np.int64),
-                                         np.ascontiguousarray(s), out)
-    return b"\x00" + out[:(pos + 7) // 8].tobytes()
+    out = np.zeros(2 * n * k + 1, np.uint8)  # at most 16 bits a digit
+    pos = _kernels().encode_order_digits(
+        np.ascontiguousarray(start, dtype=np.int64),
+        np.ascontiguousarray(length, dtype=np.int64),
+        np.ascontiguousarray(s),
+        out,
+    )
+    return b"\x00" + out[: (pos + 7) // 8].tobytes()
 
 
 def decode_order(data: bytes, values16: np.ndarray, dtype, n: int, k: int) -> np.ndarray:
@@ -167,14 +174,18 @@ def decode_order(data: bytes, values16: np.ndarray, dtype, n: int, k: int) -> np
         raise CodecError(f"rans: corrupt chunk: unknown entry order mode {data[0]}")
     start, length = _tie_runs(np.asarray(values16))
     out = np.zeros((n, k), np.int64)
-    pos = _kernels().decode_order_digits(np.frombuffer(data, np.uint8, offset=1),
-                                         np.ascontiguousarray(start, dtype=np.int64),
-                                         np.ascontiguousarray(length, dtype=np.int64), out)
+    pos = _kernels().decode_order_digits(
+        np.frombuffer(data, np.uint8, offset=1),
+        np.ascontiguousarray(start, dtype=np.int64),
+        np.ascontiguousarray(length, dtype=np.int64),
+        out,
+    )
     if pos < 0:
         raise CodecError("rans: corrupt chunk: an entry order digit is out of range")
     if (pos + 7) // 8 != len(data) - 1:
-        raise CodecError(f"rans: corrupt chunk: the entry order part holds {len(data) - 1} bytes, "
-                         f"{(pos + 7) // 8} expected")
+        raise CodecError(
+            f"rans: corrupt chunk: the entry order part holds {len(data) - 1} bytes, {(pos + 7) // 8} expected"
+        )
     return out.astype(dtype, copy=False)
 
 
@@ -199,8 +210,8 @@ def pair_table(p1: np.ndarray) -> np.ndarray:
     C = len(p1)
     p = np.ones((C + (C & 1), 2), np.int64)
     p[:C] = p1
-    A = p[0::2, :]                          # [U, prev]: position c stored
-    P0, P1 = p[1::2, 0:1], p[1::2, 1:2]     # position c + 1 stored after c not stored / stored
+    A = p[0::2, :]  # [U, prev]: position c stored
+    P0, P1 = p[1::2, 0:1], p[1::2, 1:2]  # position c + 1 stored after c not stored / stored
     raw = np.stack([(M - A) * (M - P0), (M - A) * P0, A * (M - P1), A * P1], axis=-1)  # [U, 2, 4]
     f = np.maximum(1, raw >> PREC)
     top = np.argmax(f, axis=-1)
@@ -221,9 +232,9 @@ def learn_model(indices: np.ndarray, values: np.ndarray | None, classes: int) ->
     # counts per position, O(n k): a position is coded when it is at or before the record's last
     # class; column 1 = the previous position is stored, column 0 = it is not (or c = 0)
     last = idx[:, -1]
-    coded = np.cumsum(np.bincount(last, minlength=classes)[::-1])[::-1]       # records coding c
+    coded = np.cumsum(np.bincount(last, minlength=classes)[::-1])[::-1]  # records coding c
     stored = np.bincount(idx.ravel(), minlength=classes)
-    nxt = idx[:, :-1] + 1                                                      # after a stored class
+    nxt = idx[:, :-1] + 1  # after a stored class
     after = np.bincount(nxt[nxt <= last[:, None]], minlength=classes)[:classes]
     both = np.bincount(idx[:, 1:][np.diff(idx, axis=1) == 1], minlength=classes)
     p1 = np.empty((classes, 2), dtype=np.int64)
@@ -276,36 +287,41 @@ class Rans(ArrayBytesCodec):
             blob = base64.b64decode(self.model.encode("ascii"), validate=True)
             size = zstandard.get_frame_parameters(blob).content_size
             if size not in (need, zstandard.CONTENTSIZE_UNKNOWN):
-                raise CodecConfigError(f"rans: 'model' holds {size} bytes, {need} expected for {C} classes"
-                                       f"{' with values' if self.values else ''}")
+                raise CodecConfigError(
+                    f"rans: 'model' holds {size} bytes, {need} expected for {C} classes"
+                    f"{' with values' if self.values else ''}"
+                )
             # bounded: a crafted frame cannot inflate past the model's size (ZstdError if it would)
             raw = zstandard.ZstdDecompressor().decompress(blob, max_output_size=need)
             dobj = zstandard.ZstdDecompressor().decompressobj()  # now safe: is anything after the frame?
             dobj.decompress(blob)
             trailing, done = dobj.unused_data, dobj.eof
         except (ValueError, UnicodeEncodeError, zstandard.ZstdError, AttributeError) as e:
-            raise CodecConfigError(f"rans: 'model' is not base64 of one zstd frame of the model's size ({e})",
-                                   hint="learn one with lplabel.codecs.rans.learn_model") from None
+            raise CodecConfigError(
+                f"rans: 'model' is not base64 of one zstd frame of the model's size ({e})",
+                hint="learn one with lplabel.codecs.rans.learn_model",
+            ) from None
         if trailing or not done:
             raise CodecConfigError("rans: 'model' must be exactly one complete zstd frame")
         if len(raw) != need:
-            raise CodecConfigError(f"rans: 'model' holds {len(raw)} bytes, {need} expected for {C} classes"
-                                   f"{' with values' if self.values else ''}")
+            raise CodecConfigError(
+                f"rans: 'model' holds {len(raw)} bytes, {need} expected for {C} classes"
+                f"{' with values' if self.values else ''}"
+            )
         a = np.frombuffer(raw, dtype="<u2").astype(np.int64)
-        p1 = a[:2 * C].reshape(C, 2)
+        p1 = a[: 2 * C].reshape(C, 2)
         if p1.min() < 1 or p1.max() > M - 1:
             raise CodecConfigError("rans: membership probabilities must lie in 1..4095")
         self._pairs = pair_table(p1)
         if self.values:
-            self._bfreq = np.ascontiguousarray(a[2 * C:2 * C + 256])
-            self._hfreq = np.ascontiguousarray(a[2 * C + 256:].reshape(HIGH_CONTEXTS, HIGH_SYMBOLS))
+            self._bfreq = np.ascontiguousarray(a[2 * C : 2 * C + 256])
+            self._hfreq = np.ascontiguousarray(a[2 * C + 256 :].reshape(HIGH_CONTEXTS, HIGH_SYMBOLS))
             for name, t in (("base", self._bfreq[None]), ("high", self._hfreq)):
                 if t.min() < 1 or not (t.sum(1) == M).all():
                     raise CodecConfigError(f"rans: the {name} table's rows must sum to 4096 with every entry >= 1")
             self._bcum = np.concatenate([[0], np.cumsum(self._bfreq)[:-1]])
             self._bsym = np.repeat(np.arange(256), self._bfreq).astype(np.uint8)  # uint8: lookups stay in cache
-            self._hcum = np.concatenate([np.zeros((HIGH_CONTEXTS, 1), np.int64),
-                                         np.cumsum(self._hfreq, 1)[:, :-1]], 1)
+            self._hcum = np.concatenate([np.zeros((HIGH_CONTEXTS, 1), np.int64), np.cumsum(self._hfreq, 1)[:, :-1]], 1)
             self._hsym = np.stack([np.repeat(np.arange(HIGH_SYMBOLS), row) for row in self._hfreq]).astype(np.uint8)
         else:  # placeholders of the right dimensionality for the compiled signature
             self._bfreq = self._bcum = np.ones(1, np.int64)
@@ -340,16 +356,21 @@ class Rans(ArrayBytesCodec):
         idx, val = spec_field(spec, "indices"), spec_field(spec, "values")
         want = (["indices", "values"] if self.values else ["indices"]) + ([ORDER_FIELD] if self.order else [])
         if names != want or idx is None:
-            raise CodecChainError(f"'rans' (values {str(self.values).lower()}) codes a block with fields {want}, "
-                                  f"got {names}", hint="use it after topk (no tail, no quantize), classmap and "
-                                                       "sort by index")
+            raise CodecChainError(
+                f"'rans' (values {str(self.values).lower()}) codes a block with fields {want}, got {names}",
+                hint="use it after topk (no tail, no quantize), classmap and sort by index",
+            )
         ok_type = idx.type in INDEX_TYPES and np.iinfo(storage_dtype(idx.type)).max >= self.classes - 1
         if idx.shape != (self.k,) or not ok_type:
-            raise CodecChainError(f"'rans': 'indices' must be integers of shape [{self.k}] that hold class "
-                                  f"{self.classes - 1}, got {idx.type} {idx.shape}")
+            raise CodecChainError(
+                f"'rans': 'indices' must be integers of shape [{self.k}] that hold class "
+                f"{self.classes - 1}, got {idx.type} {idx.shape}"
+            )
         if val is not None and (val.type != "float16" or val.shape != (self.k,)):
-            raise CodecChainError(f"'rans': 'values' must be float16 [{self.k}], got {val.type} {val.shape}",
-                                  hint="rans codes fp16 logits losslessly; other value types: use zplanes")
+            raise CodecChainError(
+                f"'rans': 'values' must be float16 [{self.k}], got {val.type} {val.shape}",
+                hint="rans codes fp16 logits losslessly; other value types: use zplanes",
+            )
 
     def check_input(self, spec) -> None:
         """Dense input (``logits`` [C]) must have this codec's number of classes."""
@@ -367,9 +388,10 @@ class Rans(ArrayBytesCodec):
     def encode(self, block, spec) -> bytes:
         data = self._encode(block)
         if self.order and np.shape(block["indices"])[0]:
-            data += encode_order(np.asarray(block["values"], dtype=np.float16),
-                                 np.ascontiguousarray(block[ORDER_FIELD],
-                                                      dtype=storage_dtype(spec_field(spec, ORDER_FIELD).type)))
+            data += encode_order(
+                np.asarray(block["values"], dtype=np.float16),
+                np.ascontiguousarray(block[ORDER_FIELD], dtype=storage_dtype(spec_field(spec, ORDER_FIELD).type)),
+            )
         return data
 
     def _encode(self, block) -> bytes:
@@ -378,16 +400,18 @@ class Rans(ArrayBytesCodec):
         if idx.ndim != 2 or idx.shape[1] != self.k:
             raise CodecError(f"rans: 'indices' must be [n, {self.k}], got {list(idx.shape)}")
         if self.values and np.shape(block["values"]) != idx.shape:
-            raise CodecError(f"rans: 'values' must be {list(idx.shape)} like 'indices', "
-                             f"got {list(np.shape(block['values']))}")
+            raise CodecError(
+                f"rans: 'values' must be {list(idx.shape)} like 'indices', got {list(np.shape(block['values']))}"
+            )
         n, k = idx.shape
         if n == 0:
             return struct.pack("<I", 0)
         if idx.min() < 0 or idx.max() >= self.classes:
             raise CodecError(f"rans: class index out of 0..{self.classes - 1}")
         if k > 1 and not (np.diff(idx, axis=1) > 0).all():
-            raise CodecError("rans: each record's indices must be increasing and distinct",
-                             hint="put 'sort' by index before 'rans'")
+            raise CodecError(
+                "rans: each record's indices must be increasing and distinct", hint="put 'sort' by index before 'rans'"
+            )
         if self.values:
             m = monotone(np.asarray(block["values"], dtype=np.float16).view(np.uint16))
             hi = (m >> 8).astype(np.int64)
@@ -416,10 +440,12 @@ class Rans(ArrayBytesCodec):
             return self._empty(spec)
         order_bytes = None
         if self.order:
-            order_bytes, buf = buf[4 + 2 * W + lo_n:], buf[:4 + 2 * W + lo_n]
+            order_bytes, buf = buf[4 + 2 * W + lo_n :], buf[: 4 + 2 * W + lo_n]
         if 4 + 2 * W + lo_n != len(buf):
-            raise CodecError(f"rans: chunk of {len(buf)} bytes, its layout needs {4 + 2 * W + lo_n} "
-                             f"({W} words{f' + {lo_n} low bytes' if lo_n else ''})")
+            raise CodecError(
+                f"rans: chunk of {len(buf)} bytes, its layout needs {4 + 2 * W + lo_n} "
+                f"({W} words{f' + {lo_n} low bytes' if lo_n else ''})"
+            )
         words = np.frombuffer(buf, dtype="<u2", count=W, offset=4).astype(np.uint16, copy=False)
         if self.values:
             lo = np.frombuffer(buf, dtype=np.uint8, count=lo_n, offset=4 + 2 * W).reshape(n, k)
@@ -427,13 +453,30 @@ class Rans(ArrayBytesCodec):
             lo = np.zeros((1, 1), np.uint8)
         idx = np.empty((n, k + 1), storage_dtype(spec_field(spec, "indices").type))  # + a scratch column
         vals = np.empty((n, k) if self.values else (1, 1), np.uint16)
-        rc = kern.decode(words, lo, n, k, self.classes, self.values, self._pairs, self._hfreq, self._hcum,
-                         self._hsym, self._bfreq, self._bcum, self._bsym, idx, vals)
+        rc = kern.decode(
+            words,
+            lo,
+            n,
+            k,
+            self.classes,
+            self.values,
+            self._pairs,
+            self._hfreq,
+            self._hcum,
+            self._hsym,
+            self._bfreq,
+            self._bcum,
+            self._bsym,
+            idx,
+            vals,
+        )
         if rc != 0:
-            what = {-1: "ran out of words",
-                    -2: f"did not find exactly {k} classes among the {self.classes}",
-                    -3: "did not end in the initial states with every word read",
-                    -4: "decoded a value high byte above 255"}.get(rc, f"error {rc}")
+            what = {
+                -1: "ran out of words",
+                -2: f"did not find exactly {k} classes among the {self.classes}",
+                -3: "did not end in the initial states with every word read",
+                -4: "decoded a value high byte above 255",
+            }.get(rc, f"error {rc}")
             raise CodecError(f"rans: corrupt chunk: the decoder {what}")
         out = {"indices": np.ascontiguousarray(idx[:, :k])}
         if self.values:

@@ -1,4 +1,5 @@
 """Codec registry: codec name -> class, so a header's JSON chain can be turned back into codecs."""
+
 from __future__ import annotations
 
 import json
@@ -60,9 +61,11 @@ def parse_chain(codecs):
     try:
         chain = json.loads(text)
     except ValueError as e:
-        raise CodecConfigError(f"--codecs is not valid JSON ({e})",
-                               hint='give a JSON list, e.g. [{"name": "topk", "configuration": {"k": 100}}, '
-                                    '{"name": "bytes"}, {"name": "zstd"}]') from None
+        raise CodecConfigError(
+            f"--codecs is not valid JSON ({e})",
+            hint='give a JSON list, e.g. [{"name": "topk", "configuration": {"k": 100}}, '
+            '{"name": "bytes"}, {"name": "zstd"}]',
+        ) from None
     if not isinstance(chain, list) or not chain:
         raise CodecConfigError("--codecs must be a non-empty JSON list of codecs")
     return chain

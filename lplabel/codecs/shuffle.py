@@ -4,6 +4,7 @@ Float and wide-integer fields compress far better after it: exponents and high b
 neighbouring values repeat. Layout: the first ``len - len % elementsize`` bytes are viewed as
 an [m, elementsize] matrix and written transposed; the remainder is appended unchanged.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,8 +35,8 @@ class Shuffle(BytesBytesCodec):
         out = np.empty(a.size, dtype=np.uint8)
         head = a[: m * es].reshape(m, es)
         for j in range(es):  # plane by plane: much faster than a transposed copy
-            out[j * m:(j + 1) * m] = head[:, j]
-        out[m * es:] = a[m * es:]
+            out[j * m : (j + 1) * m] = head[:, j]
+        out[m * es :] = a[m * es :]
         return out.tobytes()
 
     def decode(self, data) -> bytes:
@@ -47,6 +48,6 @@ class Shuffle(BytesBytesCodec):
         out = np.empty(a.size, dtype=np.uint8)
         head = out[: m * es].reshape(m, es)
         for j in range(es):
-            head[:, j] = a[j * m:(j + 1) * m]
-        out[m * es:] = a[m * es:]
+            head[:, j] = a[j * m : (j + 1) * m]
+        out[m * es :] = a[m * es :]
         return out

@@ -20,6 +20,7 @@ makes value steps small.
 A block of class indices only (``topk`` with ``type: "none"``) can be sorted ``by=index``;
 ``by=value`` refuses it (:class:`~lplabel.errors.NoValuesError`): there is nothing to order by.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -59,14 +60,19 @@ class Sort(ArrayArrayCodec):
         elif indices_only(spec):
             raise no_values("'sort' by value needs stored values", hint="use sort by 'index'")
         if idx is None or val is None:
-            raise CodecChainError(f"'sort' takes a top-k block with 'indices' and 'values', got {[f.name for f in spec]}",
-                                  hint="put 'sort' after 'topk'")
+            raise CodecChainError(
+                f"'sort' takes a top-k block with 'indices' and 'values', got {[f.name for f in spec]}",
+                hint="put 'sort' after 'topk'",
+            )
         if len(idx.shape) != 1 or val.shape != idx.shape:
-            raise CodecChainError(f"'sort': 'indices' {idx.shape} and 'values' {val.shape} must both be [k]",
-                                  hint="put 'sort' before codecs that change the shape of 'values' (bitpack)")
+            raise CodecChainError(
+                f"'sort': 'indices' {idx.shape} and 'values' {val.shape} must both be [k]",
+                hint="put 'sort' before codecs that change the shape of 'values' (bitpack)",
+            )
         if idx.type in FLOAT_TYPES or idx.type == "bool":
-            raise CodecChainError(f"'sort': 'indices' must be integers, got {idx.type}",
-                                  hint="put 'sort' before 'delta'")
+            raise CodecChainError(
+                f"'sort': 'indices' must be integers, got {idx.type}", hint="put 'sort' before 'delta'"
+            )
         return tuple(spec)
 
     def encode(self, block, spec):

@@ -26,6 +26,7 @@ Its input may also be ``indices`` [k] alone (a store of this type being copied),
 k: without values there is no order to choose fewer entries by, and no value type can be
 filled from it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,7 +55,7 @@ def topk_of(logits: np.ndarray, k: int, tiebreak: np.ndarray | None = None):
     n, c = z.shape
     if tiebreak is None and 4 * k < c:
         # k-th largest value per row, then: everything above it, plus the first equal ones
-        kth = -np.partition(-z, k - 1, axis=1)[:, k - 1:k]
+        kth = -np.partition(-z, k - 1, axis=1)[:, k - 1 : k]
         above = z > kth
         equal = z == kth
         need = k - above.sum(axis=1, keepdims=True)
@@ -81,7 +82,7 @@ def tail_summary(logits: np.ndarray, idx: np.ndarray, mode: str) -> np.ndarray:
     m = zm.max(axis=1, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
-        return (np.log(np.exp(zm - m).sum(axis=1)) + m[:, 0])
+        return np.log(np.exp(zm - m).sum(axis=1)) + m[:, 0]
 
 
 @register_codec
@@ -93,15 +94,15 @@ class TopK(ArrayArrayCodec):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise CodecConfigError(f"topk: k must be a positive integer, got {k!r}")
         self.k = k
-        self.type = INDEX_ONLY if type == INDEX_ONLY else check_type(type, allowed=VALUE_TYPES,
-                                                                     what="top-k value type")
+        self.type = INDEX_ONLY if type == INDEX_ONLY else check_type(type, allowed=VALUE_TYPES, what="top-k value type")
         self.index_type = check_type(index_type, allowed=INDEX_TYPES, what="top-k index type")
         if tail not in TAIL_MODES:
             raise CodecConfigError(f"topk: unknown tail mode {tail!r}", hint=f"choose one of {', '.join(TAIL_MODES)}")
         if self.type == INDEX_ONLY and tail != "none":
-            raise NoValuesError(f"topk: a {tail!r} tail summary needs stored values; type 'none' keeps class "
-                                "indices only", hint="use tail 'none' with type 'none', or a value type "
-                                                     f"({', '.join(FLOAT_TYPES)}) with the tail")
+            raise NoValuesError(
+                f"topk: a {tail!r} tail summary needs stored values; type 'none' keeps class indices only",
+                hint=f"use tail 'none' with type 'none', or a value type ({', '.join(FLOAT_TYPES)}) with the tail",
+            )
         self.tail = tail
 
     @property
@@ -118,31 +119,43 @@ class TopK(ArrayArrayCodec):
         if logits is not None and len(spec) == 1:
             c = logits.items_per_record
             if self.k >= c:
-                raise CodecConfigError(f"topk: k={self.k} must be smaller than the number of classes ({c})",
-                                       hint="use the 'dense' codec to keep every class")
+                raise CodecConfigError(
+                    f"topk: k={self.k} must be smaller than the number of classes ({c})",
+                    hint="use the 'dense' codec to keep every class",
+                )
             if c > _INDEX_LIMIT[self.index_type]:
-                raise CodecConfigError(f"topk: {c} classes do not fit index type {self.index_type}",
-                                       hint="use index_type 'uint16' (up to 65,536 classes) or 'int32'")
+                raise CodecConfigError(
+                    f"topk: {c} classes do not fit index type {self.index_type}",
+                    hint="use index_type 'uint16' (up to 65,536 classes) or 'int32'",
+                )
         elif names == ["indices"]:
             # labels that keep class indices only (a type-'none' store being copied)
             kin = spec_field(spec, "indices").items_per_record
             if not self.index_only:
-                raise NoValuesError(f"topk: the input keeps class indices only; a store with {self.type} values "
-                                    "cannot be made from it (values cannot be invented)",
-                                    hint="keep type 'none', or quantize the store the labels came from")
+                raise NoValuesError(
+                    f"topk: the input keeps class indices only; a store with {self.type} values "
+                    "cannot be made from it (values cannot be invented)",
+                    hint="keep type 'none', or quantize the store the labels came from",
+                )
             if kin != self.k:
-                raise NoValuesError(f"topk: the input holds {kin} class indices per record without values; "
-                                    f"top-{self.k} cannot be chosen from them (no order to choose by)",
-                                    hint=f"keep k={kin}, or quantize the store the labels came from")
+                raise NoValuesError(
+                    f"topk: the input holds {kin} class indices per record without values; "
+                    f"top-{self.k} cannot be chosen from them (no order to choose by)",
+                    hint=f"keep k={kin}, or quantize the store the labels came from",
+                )
         elif {"indices", "values"} <= set(names) <= {"indices", "values", "tail"}:
             kin = spec_field(spec, "values").items_per_record
             if kin < self.k:
-                raise CodecConfigError(f"topk: input holds top-{kin} labels, cannot store them as top-{self.k}",
-                                       hint="re-quantising can only keep k or fewer entries of the source")
+                raise CodecConfigError(
+                    f"topk: input holds top-{kin} labels, cannot store them as top-{self.k}",
+                    hint="re-quantising can only keep k or fewer entries of the source",
+                )
             if self.tail != "none" and "tail" not in names:
-                raise CodecConfigError(f"topk: a {self.tail!r} tail summary needs the dense logits or a source "
-                                       "tail of that kind; the input is top-k without a tail",
-                                       hint="use tail 'none', or re-quantize from the dense store")
+                raise CodecConfigError(
+                    f"topk: a {self.tail!r} tail summary needs the dense logits or a source "
+                    "tail of that kind; the input is top-k without a tail",
+                    hint="use tail 'none', or re-quantize from the dense store",
+                )
         else:
             raise CodecChainError(f"'topk' takes 'logits' or 'indices'+'values', got {names}")
         out = [Field("indices", self.index_type, (self.k,))]

@@ -19,6 +19,7 @@ byte of each of the field's ``n * prod(shape)`` elements in C order (``bool`` as
 ``bfloat16`` as uint16 bits). P = sum of the fields' element sizes, so the reader knows it from
 the spec. Each frame is a complete zstd frame (any zstd decodes it); no dictionary.
 """
+
 from __future__ import annotations
 
 import struct
@@ -103,9 +104,11 @@ class ZPlanes(ArrayBytesCodec):
             m = n * f.items_per_record
             field = []
             for _ in range(es):
-                plane = bounded_decompress(dec, buf[pos:pos + sizes[p]], m, f"zplanes: plane {p}")
+                plane = bounded_decompress(dec, buf[pos : pos + sizes[p]], m, f"zplanes: plane {p}")
                 if len(plane) != m:
-                    raise CodecError(f"zplanes: plane {p} holds {len(plane)} bytes, the layout needs {m} for {n} records")
+                    raise CodecError(
+                        f"zplanes: plane {p} holds {len(plane)} bytes, the layout needs {m} for {n} records"
+                    )
                 field.append(np.frombuffer(plane, dtype=np.uint8))
                 pos += sizes[p]
                 p += 1

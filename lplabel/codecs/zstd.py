@@ -18,6 +18,7 @@ bytes as the frame's dictionary (``ZSTD_decompress_usingDict`` / zstandard's ``d
 The dictionary is either a zstd-format dictionary (magic ``0xEC30A437``) or, when too few
 samples exist to train one, raw content (any other bytes; zstd treats them as a prefix).
 """
+
 from __future__ import annotations
 
 import threading
@@ -53,8 +54,10 @@ def bounded_decompress(dec, data, max_size: int | None, what: str) -> bytes:
             if size == zstandard.CONTENTSIZE_ERROR:
                 raise CodecError(f"{what} is not a zstd frame")
             if size != zstandard.CONTENTSIZE_UNKNOWN and size > max_size:
-                raise CodecError(f"{what} declares {size} bytes, the layout holds at most {max_size}",
-                                 hint="the file is damaged or hostile")
+                raise CodecError(
+                    f"{what} declares {size} bytes, the layout holds at most {max_size}",
+                    hint="the file is damaged or hostile",
+                )
             return dec.decompress(data, max_output_size=max(max_size, 1))  # 0 would mean "no limit"
         return dec.decompress(data)
     except zstandard.ZstdError as e:
@@ -100,9 +103,12 @@ class Zstd(BytesBytesCodec):
             raise CodecConfigError(f"zstd: level must be an integer in -7..22, got {level!r}")
         if dictionary is not None:
             if not isinstance(dictionary, dict) or not all(
-                    isinstance(dictionary.get(k), int) and not isinstance(dictionary.get(k), bool)
-                    for k in ("size", "crc32", "id")):
-                raise CodecConfigError(f"zstd: dictionary must be {{'size', 'crc32', 'id'}} integers, got {dictionary!r}")
+                isinstance(dictionary.get(k), int) and not isinstance(dictionary.get(k), bool)
+                for k in ("size", "crc32", "id")
+            ):
+                raise CodecConfigError(
+                    f"zstd: dictionary must be {{'size', 'crc32', 'id'}} integers, got {dictionary!r}"
+                )
             dictionary = {k: int(dictionary[k]) for k in ("size", "crc32", "id")}
         self.level = level
         self.dictionary = dictionary
@@ -124,8 +130,11 @@ class Zstd(BytesBytesCodec):
         if ref is None:
             raise CodecError(f"{where}zstd codec has no dictionary in its configuration")
         if len(data) != ref["size"] or crc32(data) != ref["crc32"]:
-            raise CodecError(f"{where}zstd dictionary does not match the header (size {len(data)} vs {ref['size']}, "
-                             "or CRC-32 differs)", hint="the file is damaged; restore it from a good copy")
+            raise CodecError(
+                f"{where}zstd dictionary does not match the header (size {len(data)} vs {ref['size']}, "
+                "or CRC-32 differs)",
+                hint="the file is damaged; restore it from a good copy",
+            )
         self.dictionary_bytes = data
         self._dict = _make_dict(data)
         self._c = None
@@ -147,8 +156,10 @@ class Zstd(BytesBytesCodec):
 
     def _need_dict(self):
         if self.dictionary is not None and self._dict is None:
-            raise CodecError("zstd: this codec needs its dictionary, which was not loaded",
-                             hint="open the store with lplabel.open_store, which loads columns/<name>/zstd_dict")
+            raise CodecError(
+                "zstd: this codec needs its dictionary, which was not loaded",
+                hint="open the store with lplabel.open_store, which loads columns/<name>/zstd_dict",
+            )
         return self._dict
 
     def encode(self, data) -> bytes:

@@ -4,6 +4,7 @@ Command modules register here rather than on :data:`lplabel.cli.main` itself so 
 not import ``lplabel.cli``, which imports them (an import cycle); ``lplabel.cli`` adds every
 command of :data:`COMMANDS` to its group once they are all imported.
 """
+
 from __future__ import annotations
 
 import click

@@ -1,4 +1,5 @@
 """``lplabel distill-generator``: train a small label generator and store it in a ``.lpl`` file."""
+
 from __future__ import annotations
 
 import click
@@ -9,27 +10,54 @@ from ._common import register
 @click.command("distill-generator")
 @click.argument("store", type=click.Path(dir_okay=False))
 @click.argument("images")
-@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
-              help="The store to write: STORE's views, the generator, top-1 class indices as its label column.")
-@click.option("--budget", type=click.IntRange(1), required=True, metavar="BYTES",
-              help="Most bytes the generator may take in the file (its whole header entry); the largest "
-                   "convnet-lite-v1 that fits is trained.")
-@click.option("--teacher", default=None, metavar="SPEC",
-              help="Imitate this teacher, run on STORE's views (any relabel --teacher spec), instead of STORE's "
-                   "stored labels.")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The store to write: STORE's views, the generator, top-1 class indices as its label column.",
+)
+@click.option(
+    "--budget",
+    type=click.IntRange(1),
+    required=True,
+    metavar="BYTES",
+    help="Most bytes the generator may take in the file (its whole header entry); the largest "
+    "convnet-lite-v1 that fits is trained.",
+)
+@click.option(
+    "--teacher",
+    default=None,
+    metavar="SPEC",
+    help="Imitate this teacher, run on STORE's views (any relabel --teacher spec), instead of STORE's stored labels.",
+)
 @click.option("--checkpoint", default=None, metavar="PATH", help="State-dict file for a module:factory --teacher.")
-@click.option("--epochs", type=click.IntRange(1), default=None,
-              help="Training epochs through STORE's schedule [default: STORE's epochs, every stored view once].")
+@click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    default=None,
+    help="Training epochs through STORE's schedule [default: STORE's epochs, every stored view once].",
+)
 @click.option("--depth", type=click.IntRange(1, 8), default=2, show_default=True, help="3x3 convolutions.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=None,
-              help="Adam's learning rate [default: min(0.01, 0.1 / width)].")
+@click.option(
+    "--lr",
+    type=click.FloatRange(0, min_open=True),
+    default=None,
+    help="Adam's learning rate [default: min(0.01, 0.1 / width)].",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None,
-              help="Folder with the built-in data sets [default: $LPLABEL_DATA; in a checkout ../shared/data].")
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder with the built-in data sets [default: $LPLABEL_DATA; in a checkout ../shared/data].",
+)
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
-def distill_generator_cmd(store, images, out, budget, teacher, checkpoint, epochs, depth, lr, seed, device,
-                          data_root, force):
+def distill_generator_cmd(
+    store, images, out, budget, teacher, checkpoint, epochs, depth, lr, seed, device, data_root, force
+):
     """Train a label generator to imitate STORE's labels on its views and store it (HeLlO's idea).
 
     IMAGES are the distilled images STORE was labelled from (ImageFolder, .npz pack or built-in
@@ -47,11 +75,25 @@ def distill_generator_cmd(store, images, out, budget, teacher, checkpoint, epoch
     from ..torch.distill import distill_generator
 
     iset = load_images(images, data_root=data_root)
-    rep = distill_generator(store, iset, out, budget=budget, teacher=teacher, checkpoint=checkpoint, epochs=epochs,
-                            depth=depth, lr=lr, seed=seed, device=device, force=force,
-                            log=lambda s: click.echo(s))
-    click.echo(f"wrote {rep['path']}: generator {rep['bytes']:,} B ({rep['parameters']:,} parameters), top-1 "
-               f"agreement {100 * rep['top1_agreement']:.2f} % with its targets on the last pass")
+    rep = distill_generator(
+        store,
+        iset,
+        out,
+        budget=budget,
+        teacher=teacher,
+        checkpoint=checkpoint,
+        epochs=epochs,
+        depth=depth,
+        lr=lr,
+        seed=seed,
+        device=device,
+        force=force,
+        log=lambda s: click.echo(s),
+    )
+    click.echo(
+        f"wrote {rep['path']}: generator {rep['bytes']:,} B ({rep['parameters']:,} parameters), top-1 "
+        f"agreement {100 * rep['top1_agreement']:.2f} % with its targets on the last pass"
+    )
 
 
 register(distill_generator_cmd)

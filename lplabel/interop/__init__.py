@@ -7,6 +7,7 @@ directory the original training scripts read unchanged. Legacy files are unpickl
 every legacy field is in docs/interop.md and in the module docs of :mod:`.records`,
 :mod:`.sre2l`, :mod:`.lpld`, :mod:`.lpqld` and :mod:`.fkd`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,23 +15,58 @@ from pathlib import Path
 from ..errors import OutputExistsError
 from .common import ExportReport, ImportReport, du_bytes
 from .detect import LAYOUTS, detect_layout
-from .errors import (LegacyExportError, LegacyFormatError, UnknownLayoutError, UnsafeLegacyFileError,
-                     UnsupportedLegacyFeatureError)
+from .errors import (
+    LegacyExportError,
+    LegacyFormatError,
+    UnknownLayoutError,
+    UnsafeLegacyFileError,
+    UnsupportedLegacyFeatureError,
+)
 from .export import EXPORT_LAYOUTS
 from .safe_load import load_legacy_file
 from .sre2l import REPLAY_MODES, sampler_order
 
-__all__ = ["import_legacy", "export_legacy", "detect_layout", "load_legacy_file", "sampler_order", "LAYOUTS",
-           "EXPORT_LAYOUTS", "REPLAY_MODES", "ImportReport", "ExportReport", "LegacyFormatError",
-           "UnknownLayoutError", "UnsafeLegacyFileError", "UnsupportedLegacyFeatureError", "LegacyExportError",
-           "du_bytes"]
+__all__ = [
+    "import_legacy",
+    "export_legacy",
+    "detect_layout",
+    "load_legacy_file",
+    "sampler_order",
+    "LAYOUTS",
+    "EXPORT_LAYOUTS",
+    "REPLAY_MODES",
+    "ImportReport",
+    "ExportReport",
+    "LegacyFormatError",
+    "UnknownLayoutError",
+    "UnsafeLegacyFileError",
+    "UnsupportedLegacyFeatureError",
+    "LegacyExportError",
+    "du_bytes",
+]
 
 
-def import_legacy(src_dir, out_path, *, layout: str = "auto", codecs=None, force: bool = False,
-                  progress: bool = True, images=None, num_images: int | None = None, num_classes: int | None = None,
-                  seed: int = 42, order=None, replay: str = "torch>=1.11", steps_per_epoch: int | None = None,
-                  fkd_values: str = "logprob", fkd_temperature: float = 1.0, input_size: int | None = None,
-                  steps_per_chunk: int | None = None, zstd_level: int = 3) -> ImportReport:
+def import_legacy(
+    src_dir,
+    out_path,
+    *,
+    layout: str = "auto",
+    codecs=None,
+    force: bool = False,
+    progress: bool = True,
+    images=None,
+    num_images: int | None = None,
+    num_classes: int | None = None,
+    seed: int = 42,
+    order=None,
+    replay: str = "torch>=1.11",
+    steps_per_epoch: int | None = None,
+    fkd_values: str = "logprob",
+    fkd_temperature: float = 1.0,
+    input_size: int | None = None,
+    steps_per_chunk: int | None = None,
+    zstd_level: int = 3,
+) -> ImportReport:
     """Import a legacy soft-label directory into a new label store ``out_path``.
 
     Parameters
@@ -67,12 +103,21 @@ def import_legacy(src_dir, out_path, *, layout: str = "auto", codecs=None, force
     if layout == "auto":
         layout = detect_layout(src)
     elif layout not in LAYOUTS:
-        raise UnknownLayoutError(f"unknown legacy layout {layout!r}",
-                                 hint=f"choose auto or one of {', '.join(LAYOUTS)}")
+        raise UnknownLayoutError(
+            f"unknown legacy layout {layout!r}", hint=f"choose auto or one of {', '.join(LAYOUTS)}"
+        )
     elif not src.is_dir():
         raise UnknownLayoutError("not a directory", path=src)
-    common = dict(codecs=codecs, force=force, progress=progress, images=images, num_images=num_images,
-                  num_classes=num_classes, steps_per_chunk=steps_per_chunk, zstd_level=zstd_level)
+    common = dict(
+        codecs=codecs,
+        force=force,
+        progress=progress,
+        images=images,
+        num_images=num_images,
+        num_classes=num_classes,
+        steps_per_chunk=steps_per_chunk,
+        zstd_level=zstd_level,
+    )
     if layout == "fkd":
         from .fkd import import_fkd
 
@@ -80,14 +125,25 @@ def import_legacy(src_dir, out_path, *, layout: str = "auto", codecs=None, force
     from .batches import run_import
     from .source import make_plan
 
-    plan = make_plan(src, layout, seed=seed, order=order, replay=replay, num_images=num_images,
-                     steps_per_epoch=steps_per_epoch)
+    plan = make_plan(
+        src, layout, seed=seed, order=order, replay=replay, num_images=num_images, steps_per_epoch=steps_per_epoch
+    )
     return run_import(plan, out, input_size=input_size, **common)
 
 
-def export_legacy(store, out_dir, *, layout: str, force: bool = False, progress: bool = True, k: int | None = None,
-                  seed: int | None = None, replay: str | None = None, allow_gaps: bool = False,
-                  plain_ints: bool = False) -> ExportReport:
+def export_legacy(
+    store,
+    out_dir,
+    *,
+    layout: str,
+    force: bool = False,
+    progress: bool = True,
+    k: int | None = None,
+    seed: int | None = None,
+    replay: str | None = None,
+    allow_gaps: bool = False,
+    plain_ints: bool = False,
+) -> ExportReport:
     """Write label store ``store`` (path or open LabelStore) as legacy directory ``out_dir``.
 
     ``layout`` is one of :data:`EXPORT_LAYOUTS`; ``k`` picks LPQLD's MR-k for dense stores;
@@ -102,8 +158,18 @@ def export_legacy(store, out_dir, *, layout: str, force: bool = False, progress:
 
     st = store if isinstance(store, LabelStore) else LabelStore(store)
     try:
-        return export_legacy_store(st, Path(out_dir), layout, force=force, progress=progress, k=k, seed=seed,
-                                   replay=replay, allow_gaps=allow_gaps, plain_ints=plain_ints)
+        return export_legacy_store(
+            st,
+            Path(out_dir),
+            layout,
+            force=force,
+            progress=progress,
+            k=k,
+            seed=seed,
+            replay=replay,
+            allow_gaps=allow_gaps,
+            plain_ints=plain_ints,
+        )
     finally:
         if st is not store:
             st.close()

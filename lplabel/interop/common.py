@@ -1,5 +1,6 @@
 """Shared pieces of the legacy importers and exporters: directory scans, image keys, codec
 choice, the ``legacy`` header extension, progress bars and atomic output directories."""
+
 from __future__ import annotations
 
 import json
@@ -49,19 +50,27 @@ def scan_epoch_dirs(root: Path, *, allow_partial_last: bool) -> dict:
                 raise LegacyFormatError(f"epoch directory {entry.name!r} has a non-canonical number", path=root)
             epochs[e] = Path(entry.path)
     if flat and epochs:
-        raise LegacyFormatError(f"flat batch file {sorted(flat)[0]!r} beside epoch_<e> folders", path=root,
-                                hint="mixed layouts (LPQLD's flat files and SRe2L/LPLD epoch folders) in one "
-                                     "directory; separate them")
+        raise LegacyFormatError(
+            f"flat batch file {sorted(flat)[0]!r} beside epoch_<e> folders",
+            path=root,
+            hint="mixed layouts (LPQLD's flat files and SRe2L/LPLD epoch folders) in one directory; separate them",
+        )
     if flat:
-        raise LegacyFormatError("no epoch_<e> directories, but flat batch_<g>.tar files", path=root,
-                                hint="flat batch files are the LPQLD layout (--from lpqld)")
+        raise LegacyFormatError(
+            "no epoch_<e> directories, but flat batch_<g>.tar files",
+            path=root,
+            hint="flat batch files are the LPQLD layout (--from lpqld)",
+        )
     if not epochs:
         raise LegacyFormatError("no epoch_<e> directories", path=root)
     missing = sorted(set(range(max(epochs) + 1)) - set(epochs))
     if missing:
-        raise LegacyFormatError(f"epoch directories are missing: {', '.join(f'epoch_{e}' for e in missing[:10])}"
-                                + (" ..." if len(missing) > 10 else ""), path=root,
-                                hint="the directory is partial (an interrupted copy or generation?)")
+        raise LegacyFormatError(
+            f"epoch directories are missing: {', '.join(f'epoch_{e}' for e in missing[:10])}"
+            + (" ..." if len(missing) > 10 else ""),
+            path=root,
+            hint="the directory is partial (an interrupted copy or generation?)",
+        )
     out = {}
     for e in sorted(epochs):
         out[e] = scan_batches(epochs[e])
@@ -72,8 +81,11 @@ def scan_epoch_dirs(root: Path, *, allow_partial_last: bool) -> dict:
         if n == 0:
             raise LegacyFormatError("epoch directory holds no batch files", path=epochs[e])
         if n != n0 and not (allow_partial_last and e == last and n < n0):
-            raise LegacyFormatError(f"epoch_{e} has {n} batch files, epoch_0 has {n0}", path=epochs[e],
-                                    hint="epochs of different sizes: the directory is partial or mixes runs")
+            raise LegacyFormatError(
+                f"epoch_{e} has {n} batch files, epoch_0 has {n0}",
+                path=epochs[e],
+                hint="epochs of different sizes: the directory is partial or mixes runs",
+            )
     return out
 
 
@@ -87,16 +99,21 @@ def scan_batches(folder: Path, *, strict: bool = True) -> list:
         if m and m.group(1) == str(int(m.group(1))) and entry.is_file():
             found[int(m.group(1))] = Path(entry.path)
         elif strict and not entry.name.endswith(".json"):
-            raise LegacyFormatError(f"unexpected entry {entry.name!r} among the batch files", path=folder,
-                                    hint="a label directory holds only batch_<b>.tar files (and the sampler JSON); "
-                                         "move other files away")
+            raise LegacyFormatError(
+                f"unexpected entry {entry.name!r} among the batch files",
+                path=folder,
+                hint="a label directory holds only batch_<b>.tar files (and the sampler JSON); move other files away",
+            )
     if not found:
         return []
     missing = sorted(set(range(max(found) + 1)) - set(found))
     if missing:
-        raise LegacyFormatError(f"batch files are missing: {', '.join(f'batch_{b}.tar' for b in missing[:10])}"
-                                + (" ..." if len(missing) > 10 else ""), path=folder,
-                                hint="the directory is partial (an interrupted copy or generation?)")
+        raise LegacyFormatError(
+            f"batch files are missing: {', '.join(f'batch_{b}.tar' for b in missing[:10])}"
+            + (" ..." if len(missing) > 10 else ""),
+            path=folder,
+            hint="the directory is partial (an interrupted copy or generation?)",
+        )
     return [found[b] for b in range(len(found))]
 
 
@@ -164,21 +181,31 @@ def settle_num_classes(num_classes: int | None, top: int, index, given_images: b
     if num_classes is not None:
         C = int(num_classes)
         if top >= C:
-            raise LegacyFormatError(f"class index {top} in the labels, but num_classes={C}", path=where,
-                                    hint="pass the number of classes of the teacher's dataset")
+            raise LegacyFormatError(
+                f"class index {top} in the labels, but num_classes={C}",
+                path=where,
+                hint="pass the number of classes of the teacher's dataset",
+            )
         return C, None
     names = list(getattr(index, "class_names", None) or []) if given_images else []
     if names and top < len(names):
-        return len(names), (f"top-k labels do not record the number of classes; C={len(names)} from the classes of "
-                            "the given images")
+        return len(names), (
+            f"top-k labels do not record the number of classes; C={len(names)} from the classes of the given images"
+        )
     seen = f"the largest class index in the first file is {top}"
     if names:
-        raise LegacyFormatError(f"top-k labels do not record the number of classes, and the given images have only "
-                                f"{len(names)} classes ({seen})", path=where,
-                                hint="pass --num-classes C (the teacher's class count)")
-    raise LegacyFormatError(f"top-k labels do not record the number of classes ({seen}); lplabel does not guess it",
-                            path=where, hint="pass --num-classes C (e.g. 10 for CIFAR-10, 200 for Tiny-ImageNet, "
-                                             "1000 for ImageNet-1K), or --images FOLDER with one folder per class")
+        raise LegacyFormatError(
+            f"top-k labels do not record the number of classes, and the given images have only "
+            f"{len(names)} classes ({seen})",
+            path=where,
+            hint="pass --num-classes C (the teacher's class count)",
+        )
+    raise LegacyFormatError(
+        f"top-k labels do not record the number of classes ({seen}); lplabel does not guess it",
+        path=where,
+        hint="pass --num-classes C (e.g. 10 for CIFAR-10, 200 for Tiny-ImageNet, "
+        "1000 for ImageNet-1K), or --images FOLDER with one folder per class",
+    )
 
 
 def resolve_images(images, num_images: int | None, used_max: int, where) -> ImageIndex:
@@ -207,8 +234,11 @@ def resolve_images(images, num_images: int | None, used_max: int, where) -> Imag
     if num_images is not None and len(idx) != num_images:
         raise LegacyFormatError(f"{len(idx)} images given, but num_images={num_images}", path=where)
     if len(idx) <= used_max:
-        raise LegacyFormatError(f"{len(idx)} images given, but the labels use image index {used_max}", path=where,
-                                hint="give the distilled image folder the labels were generated for")
+        raise LegacyFormatError(
+            f"{len(idx)} images given, but the labels use image index {used_max}",
+            path=where,
+            hint="give the distilled image folder the labels were generated for",
+        )
     return idx
 
 
@@ -230,8 +260,9 @@ def parse_codecs(codecs):
     return parse_chain(codecs)
 
 
-def plan_labels(kind: str, *, value_dtype: str, k: int | None = None, num_classes: int,
-                codecs=None, level: int = 3) -> LabelPlan:
+def plan_labels(
+    kind: str, *, value_dtype: str, k: int | None = None, num_classes: int, codecs=None, level: int = 3
+) -> LabelPlan:
     """Label chain for legacy labels: ``kind`` is ``"dense"`` (logits [B, C]) or ``"topk"``
     (values + indices [B, k]). Without ``codecs`` the chain stores them bit-exactly."""
     from ..codecs import Pipeline, get_codec, preset_chain
@@ -239,8 +270,9 @@ def plan_labels(kind: str, *, value_dtype: str, k: int | None = None, num_classe
 
     label_input = "logits" if kind == "dense" else ("topk", int(k))
     if codecs is None:
-        chain = preset_chain("exact", value_type=value_dtype, k=None if kind == "dense" else k,
-                             num_classes=num_classes, level=level)
+        chain = preset_chain(
+            "exact", value_type=value_dtype, k=None if kind == "dense" else k, num_classes=num_classes, level=level
+        )
         return LabelPlan(label_input, chain, True, f"lossless ({kind} {value_dtype})")
     chain = [c if not isinstance(c, (dict, str)) else get_codec(c) for c in parse_codecs(codecs)]
     transforms = [c for c in chain if isinstance(c, ArrayArrayCodec)]
@@ -251,13 +283,19 @@ def plan_labels(kind: str, *, value_dtype: str, k: int | None = None, num_classe
         if kind == "dense" and c.name == "dense":
             lossless = holds_exactly(src=value_dtype, dst=cfg.get("type"))
         elif kind == "topk" and c.name == "topk":
-            lossless = (cfg.get("k") == k and holds_exactly(src=value_dtype, dst=cfg.get("type"))
-                        and cfg.get("tail", "none") == "none")
+            lossless = (
+                cfg.get("k") == k
+                and holds_exactly(src=value_dtype, dst=cfg.get("type"))
+                and cfg.get("tail", "none") == "none"
+            )
     # validate the chain against the input now, before anything is read
     from ..codecs import Field
 
-    spec = (Field("logits", "float32", (num_classes,)),) if kind == "dense" else \
-        (Field("indices", "int64", (int(k),)), Field("values", "float32", (int(k),)))
+    spec = (
+        (Field("logits", "float32", (num_classes,)),)
+        if kind == "dense"
+        else (Field("indices", "int64", (int(k),)), Field("values", "float32", (int(k),)))
+    )
     Pipeline(chain, spec)
     return LabelPlan(label_input, chain, lossless, "lossless" if lossless else "lossy (as the codecs say)")
 
@@ -268,8 +306,12 @@ def legacy_extension(layout: str, **facts) -> dict:
 
     from .._version import __version__
 
-    ext = {"must_understand": False, "version": LEGACY_EXTENSION_VERSION, "layout": layout,
-           "imported_with": {"lplabel": __version__, "torch": torch.__version__, "numpy": np.__version__}}
+    ext = {
+        "must_understand": False,
+        "version": LEGACY_EXTENSION_VERSION,
+        "layout": layout,
+        "imported_with": {"lplabel": __version__, "torch": torch.__version__, "numpy": np.__version__},
+    }
     ext.update(facts)
     return ext
 

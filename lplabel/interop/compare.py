@@ -5,6 +5,7 @@ back what the files held: the same file names, the same JSON bytes and, for ever
 the same object tree (Python types, tensor/array dtypes and shapes, values bit for bit) and the
 same tensor storage bytes inside the zip container.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -66,6 +67,7 @@ def storage_diffs(a: Path, b: Path) -> list:
     """Differences between the zip members of two torch.save files: the pickle and every tensor
     storage record must be byte-identical (``.data/serialization_id`` and the archive's top-level
     folder name are ignored)."""
+
     def members(p):
         with zipfile.ZipFile(p) as z:
             out = {}
@@ -75,6 +77,7 @@ def storage_diffs(a: Path, b: Path) -> list:
                     continue
                 out[inner] = z.read(n)
             return out
+
     ma, mb = members(a), members(b)
     if sorted(ma) != sorted(mb):
         return [f"{b.name}: zip members {sorted(ma)} != {sorted(mb)}"]

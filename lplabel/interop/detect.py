@@ -14,6 +14,7 @@ fkd        ``.tar`` files named after images, in class folders (``<class>/<image
 Directories that mix these (epoch folders *and* flat batch files, both JSON files, ...) or
 match none of them raise :class:`UnknownLayoutError` saying what was found.
 """
+
 from __future__ import annotations
 
 import os
@@ -62,9 +63,12 @@ def detect_layout(root) -> str:
         found.append(LPQLD_JSON)
     mixed = (epoch_dirs and flat) or (lpld_json and lpqld_json) or (epoch_dirs and lpqld_json) or (flat and lpld_json)
     if mixed:
-        raise UnknownLayoutError(f"mixed legacy layouts in one directory: {', '.join(found)}", path=root,
-                                 hint="an LPLD/SRe2L directory has epoch_<e>/ folders, an LPQLD one flat batch files "
-                                      "and its own JSON; separate them")
+        raise UnknownLayoutError(
+            f"mixed legacy layouts in one directory: {', '.join(found)}",
+            path=root,
+            hint="an LPLD/SRe2L directory has epoch_<e>/ folders, an LPQLD one flat batch files "
+            "and its own JSON; separate them",
+        )
     if epoch_dirs:
         if lpld_json:
             return "lpld"
@@ -74,23 +78,36 @@ def detect_layout(root) -> str:
         if not first.is_file():
             raise UnknownLayoutError("epoch folder without batch_0.tar", path=Path(epoch_dirs[0].path))
         obj = load_legacy_file(first, "batch")
-        if isinstance(obj, list) and len(obj) in (7, 8) and isinstance(obj[6], torch.Tensor) and obj[6].dim() == 1 \
-                and not obj[6].is_floating_point():
+        if (
+            isinstance(obj, list)
+            and len(obj) in (7, 8)
+            and isinstance(obj[6], torch.Tensor)
+            and obj[6].dim() == 1
+            and not obj[6].is_floating_point()
+        ):
             return "gvbsm"
         if isinstance(obj, list) and len(obj) == 6:
             return "sre2l"
         raise UnknownLayoutError(
-            f"batch files hold a {type(obj).__name__}" + (f" of {len(obj)} items" if isinstance(obj, list) else "")
-            + "; SRe2L/CDA batches hold 6 items, G-VBSM 7, EDC 8", path=first)
+            f"batch files hold a {type(obj).__name__}"
+            + (f" of {len(obj)} items" if isinstance(obj, list) else "")
+            + "; SRe2L/CDA batches hold 6 items, G-VBSM 7, EDC 8",
+            path=first,
+        )
     if flat:
         if lpqld_json:
             return "lpqld"
-        raise UnknownLayoutError(f"flat batch_<g>.tar files without {LPQLD_JSON}", path=root,
-                                 hint="LPQLD directories need their sampler JSON to know each batch's images")
+        raise UnknownLayoutError(
+            f"flat batch_<g>.tar files without {LPQLD_JSON}",
+            path=root,
+            hint="LPQLD directories need their sampler JSON to know each batch's images",
+        )
     if lpld_json or lpqld_json:
         raise UnknownLayoutError(f"a sampler JSON but no batch files ({', '.join(found)})", path=root)
     if find_fkd_file(root) is not None:
         return "fkd"
-    raise UnknownLayoutError("no legacy label files found (no epoch_<e>/ folders, batch_<g>.tar files or "
-                             "<class>/<image>.tar files)", path=root,
-                             hint=f"layouts lplabel imports: {', '.join(LAYOUTS)}")
+    raise UnknownLayoutError(
+        "no legacy label files found (no epoch_<e>/ folders, batch_<g>.tar files or <class>/<image>.tar files)",
+        path=root,
+        hint=f"layouts lplabel imports: {', '.join(LAYOUTS)}",
+    )

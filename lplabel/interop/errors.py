@@ -3,6 +3,7 @@
 All derive from :class:`lplabel.errors.LplabelError`, so the CLI prints them as one line
 naming the file (``path``), the place in it (``part``) and what to do (``hint``).
 """
+
 from __future__ import annotations
 
 from ..errors import LplabelError

@@ -16,6 +16,7 @@ trip); other stores get each layout's defaults (LPLD: float32 coords, int64 mix 
 tensors, fp16 top-k values and int16 indices). Output is written under a temporary name and
 renamed into place when complete.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,10 +71,17 @@ def target_signature(store, layout: str, k: int | None = None) -> dict:
     dense = _dense_dtype(store)
     if layout in EPOCH_LAYOUTS:
         if dense is None:
-            raise LegacyExportError(f"the store keeps top-{_topk_k(store)} labels; {layout} needs the full logits",
-                                    path=store.path, hint="export --to lpqld, which stores top-k logits")
-        out = {"fields": list(FIELDS[("gvbsm", 7)] if layout == "gvbsm" else FIELDS[("sre2l", 6)]),
-               "coords_dtype": "float32", "mix": mix, "label_dtype": dense}
+            raise LegacyExportError(
+                f"the store keeps top-{_topk_k(store)} labels; {layout} needs the full logits",
+                path=store.path,
+                hint="export --to lpqld, which stores top-k logits",
+            )
+        out = {
+            "fields": list(FIELDS[("gvbsm", 7)] if layout == "gvbsm" else FIELDS[("sre2l", 6)]),
+            "coords_dtype": "float32",
+            "mix": mix,
+            "label_dtype": dense,
+        }
         if layout == "gvbsm":
             out["image_dtype"] = "int64"
         if mix != "none":
@@ -101,14 +109,19 @@ def _check_step(st, sig: dict, store, B: int) -> None:
     if sig["mix"] == "none" and (mixed or np.any(st.mix_partner >= 0)):
         raise LegacyExportError("a mixed step in a store exported without mixing", path=store.path, part=where)
     if sig["mix"] != "none" and (not mixed or np.any(st.mix_partner < 0)):
-        raise LegacyExportError(f"an unmixed step, but the legacy layout stores {sig['mix']} for every batch",
-                                path=store.path, part=where)
+        raise LegacyExportError(
+            f"an unmixed step, but the legacy layout stores {sig['mix']} for every batch", path=store.path, part=where
+        )
     if sig.get("mix_index_dtype") == "uint8" and len(st.mix_partner) > 256:
-        raise LegacyExportError("LPQLD stores the mix permutation as uint8; steps of more than 256 records do not fit",
-                                path=store.path, part=where)
+        raise LegacyExportError(
+            "LPQLD stores the mix permutation as uint8; steps of more than 256 records do not fit",
+            path=store.path,
+            part=where,
+        )
     if sig.get("bbox_type") == "tensor.uint8" and (np.any(st.mix_box < 0) or np.any(st.mix_box > 255)):
-        raise LegacyExportError("LPQLD stores the CutMix box as uint8; this box does not fit", path=store.path,
-                                part=where)
+        raise LegacyExportError(
+            "LPQLD stores the CutMix box as uint8; this box does not fit", path=store.path, part=where
+        )
 
 
 def _check_schedule(store, layout: str, allow_gaps: bool) -> None:
@@ -118,17 +131,23 @@ def _check_schedule(store, layout: str, allow_gaps: bool) -> None:
     ep, stp = store.step_epoch, store.step_index
     epochs = np.unique(ep)
     if not np.array_equal(epochs, np.arange(len(epochs))):
-        raise LegacyExportError(f"the store holds epochs {epochs[:8].tolist()}..., not 0..{len(epochs) - 1}",
-                                path=store.path, hint="the legacy training scripts read epochs from 0 on; pass "
-                                "allow_gaps/--allow-gaps to write the stored steps anyway")
+        raise LegacyExportError(
+            f"the store holds epochs {epochs[:8].tolist()}..., not 0..{len(epochs) - 1}",
+            path=store.path,
+            hint="the legacy training scripts read epochs from 0 on; pass "
+            "allow_gaps/--allow-gaps to write the stored steps anyway",
+        )
     spe = store.steps_per_epoch
     for e in epochs:
         s = stp[ep == e]
         full = len(s) == spe or (layout == "lpld" and e == epochs[-1])
         if not np.array_equal(s, np.arange(len(s))) or not full:
-            raise LegacyExportError(f"epoch {int(e)} holds steps {s[:8].tolist()}... of 0..{spe - 1}", path=store.path,
-                                    hint=f"{layout} directories hold whole epochs (LPLD: a prefix of batches); "
-                                         "export --to lpqld for a pruned pool, or pass --allow-gaps")
+            raise LegacyExportError(
+                f"epoch {int(e)} holds steps {s[:8].tolist()}... of 0..{spe - 1}",
+                path=store.path,
+                hint=f"{layout} directories hold whole epochs (LPLD: a prefix of batches); "
+                "export --to lpqld for a pruned pool, or pass --allow-gaps",
+            )
 
 
 class ExportLosses:
@@ -152,16 +171,21 @@ class ExportLosses:
         self.dst_type = sig.get("label_dtype")
         topk_out = "logits" not in sig["fields"]
         if topk_out and "logits" in dec:
-            self.notes.append(f"keeps the top {sig['k']} of {store.num_classes} logits of each record (torch.topk "
-                              "on the float32-widened logits); the other classes are dropped")
+            self.notes.append(
+                f"keeps the top {sig['k']} of {store.num_classes} logits of each record (torch.topk "
+                "on the float32-widened logits); the other classes are dropped"
+            )
         elif topk_out and "values" in dec and dec["values"].shape[0] > sig["k"]:
-            self.notes.append(f"keeps {sig['k']} of the {dec['values'].shape[0]} stored entries of each record "
-                              "(the largest values)")
+            self.notes.append(
+                f"keeps {sig['k']} of the {dec['values'].shape[0]} stored entries of each record (the largest values)"
+            )
         if topk_out and "tail" in dec:
             from ..reconstruct import tail_kind_of
 
-            self.notes.append(f"drops the store's {tail_kind_of(pipe)} tail summary: LPQLD records have no place "
-                              "for it (what it said about the dropped classes is lost)")
+            self.notes.append(
+                f"drops the store's {tail_kind_of(pipe)} tail summary: LPQLD records have no place "
+                "for it (what it said about the dropped classes is lost)"
+            )
         crop_t = store.header["columns"]["crop"]["input"][0]["type"]
         self.crop_cast = crop_t if crop_t != sig["coords_dtype"] else None
         self.total = self.changed = self.overflow = self.crop_total = self.crop_changed = 0
@@ -186,32 +210,54 @@ class ExportLosses:
         if dt and "indices" in arrays and arrays["indices"].size:
             top = int(np.max(arrays["indices"]))
             if top > np.iinfo(np.dtype(dt)).max:
-                raise LegacyExportError(f"class index {top} does not fit the legacy {dt} indices", path=store.path,
-                                        part=where, hint="LPQLD stores class indices as int16 (C <= 32768)")
+                raise LegacyExportError(
+                    f"class index {top} does not fit the legacy {dt} indices",
+                    path=store.path,
+                    part=where,
+                    hint="LPQLD stores class indices as int16 (C <= 32768)",
+                )
 
     def result(self) -> list:
         out = list(self.notes)
         if self.total:
-            what = (f"{self.changed:,} of {self.total:,} values rounded" if self.changed else
-                    f"exact: all {self.total:,} values are float16 numbers")
+            what = (
+                f"{self.changed:,} of {self.total:,} values rounded"
+                if self.changed
+                else f"exact: all {self.total:,} values are float16 numbers"
+            )
             if self.overflow:
                 what += f", {self.overflow:,} beyond float16's range became inf"
             out.append(f"label values {self.src_type} -> float16 (the legacy dtype): {what}")
         if self.crop_total:
-            out.append(f"crop boxes {self.crop_cast} -> float16 (LPQLD's coords): "
-                       + (f"{self.crop_changed:,} of {self.crop_total:,} numbers rounded" if self.crop_changed
-                          else "exact"))
+            out.append(
+                f"crop boxes {self.crop_cast} -> float16 (LPQLD's coords): "
+                + (f"{self.crop_changed:,} of {self.crop_total:,} numbers rounded" if self.crop_changed else "exact")
+            )
         return out
 
 
-def export_legacy_store(store, out_dir, layout: str, *, force=False, progress=True, k=None, seed=None,
-                        replay=None, allow_gaps=False, plain_ints=False) -> ExportReport:
+def export_legacy_store(
+    store,
+    out_dir,
+    layout: str,
+    *,
+    force=False,
+    progress=True,
+    k=None,
+    seed=None,
+    replay=None,
+    allow_gaps=False,
+    plain_ints=False,
+) -> ExportReport:
     import torch
 
     if not any(f.name in ("logits", "values") for f in store.pipelines["label"].decoded_spec):
-        raise LegacyExportError("the store keeps top-k class indices only (topk type 'none'); every legacy layout "
-                                "stores logits or probabilities, which cannot be invented", path=store.path,
-                                hint="export the store these labels were quantized from")
+        raise LegacyExportError(
+            "the store keeps top-k class indices only (topk type 'none'); every legacy layout "
+            "stores logits or probabilities, which cannot be invented",
+            path=store.path,
+            hint="export the store these labels were quantized from",
+        )
     if layout == "fkd":
         from .fkd import export_fkd
 
@@ -223,8 +269,10 @@ def export_legacy_store(store, out_dir, layout: str, *, force=False, progress=Tr
     losses = ExportLosses(store, sig)
     if plain_ints and sig.get("bbox_type") == "numpy.int64":
         sig["bbox_type"] = "int"
-        notes.append("CutMix boxes written as Python ints instead of numpy.int64, so torch.load's default "
-                     "weights_only=True (torch >= 2.6) reads the files")
+        notes.append(
+            "CutMix boxes written as Python ints instead of numpy.int64, so torch.load's default "
+            "weights_only=True (torch >= 2.6) reads the files"
+        )
     if layout in EPOCH_LAYOUTS:
         _check_schedule(store, layout, allow_gaps)
     B = store.batch_size
@@ -266,13 +314,15 @@ def export_legacy_store(store, out_dir, layout: str, *, force=False, progress=Tr
                         cur = st.epoch
                     path = folder / f"batch_{st.step}.tar"
                     if order is not None:
-                        want = perm[st.step * B: st.step * B + len(st.image)]
+                        want = perm[st.step * B : st.step * B + len(st.image)]
                         if not np.array_equal(want, st.image):
                             raise LegacyExportError(
                                 "the store's image order is not the one SRe2L's training script replays from "
-                                f"RandomSampler(seed={seed})", path=store.path,
+                                f"RandomSampler(seed={seed})",
+                                path=store.path,
                                 part=f"epoch {st.epoch}, step {st.step}",
-                                hint="export --to lpld (which stores the order in its JSON) or --to gvbsm")
+                                hint="export --to lpld (which stores the order in its JSON) or --to gvbsm",
+                            )
                 else:
                     path = od.tmp / f"batch_{files}.tar"
                     jw.begin(str(files))
@@ -281,8 +331,16 @@ def export_legacy_store(store, out_dir, layout: str, *, force=False, progress=Tr
                 arrays = label_arrays(st, sig)
                 losses.check_indices(arrays, store, f"epoch {st.epoch}, step {st.step}")
                 losses.add(st, arrays)
-                obj = build_batch(sig, crop=st.crop, flip=st.flip, mix_partner=st.mix_partner,
-                                  mix_lambda=st.mix_lambda, mix_box=st.mix_box, image=st.image, **arrays)
+                obj = build_batch(
+                    sig,
+                    crop=st.crop,
+                    flip=st.flip,
+                    mix_partner=st.mix_partner,
+                    mix_lambda=st.mix_lambda,
+                    mix_box=st.mix_box,
+                    image=st.image,
+                    **arrays,
+                )
                 torch.save(obj, path)
                 files += 1
             if jw is not None:
@@ -292,5 +350,12 @@ def export_legacy_store(store, out_dir, layout: str, *, force=False, progress=Tr
                 jw.abort()
             raise
         od.commit()
-    return ExportReport(layout=layout, store=str(store.path), output=str(out_dir), files=files,
-                        steps=store.num_steps, records=store.num_records, notes=notes + losses.result())
+    return ExportReport(
+        layout=layout,
+        store=str(store.path),
+        output=str(out_dir),
+        files=files,
+        steps=store.num_steps,
+        records=store.num_records,
+        notes=notes + losses.result(),
+    )

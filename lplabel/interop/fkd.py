@@ -18,6 +18,7 @@ float16 bits exactly (checked for every record during import). ``values="prob"``
 probabilities themselves (2 bytes per value instead of 4) and marks the store with
 ``extensions.legacy.label_kind = "probabilities"``: such values are *not* logits.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,9 +29,19 @@ from pathlib import Path
 import numpy as np
 
 from ..store import StoreWriter
-from .common import (ImportReport, OutputDir, ExportReport, du_bytes, legacy_extension, legacy_info, plan_labels,
-                     settle_num_classes,
-                     progress_bar, resolve_images, visible)
+from .common import (
+    ImportReport,
+    OutputDir,
+    ExportReport,
+    du_bytes,
+    legacy_extension,
+    legacy_info,
+    plan_labels,
+    settle_num_classes,
+    progress_bar,
+    resolve_images,
+    visible,
+)
 from .errors import LegacyExportError, LegacyFormatError
 from .safe_load import load_legacy_file
 from .common import BATCH_RE
@@ -49,9 +60,12 @@ def list_files(root: Path) -> list:
                 continue
             if not f.endswith(".tar") or BATCH_RE.match(f):
                 if f.endswith(".tar") or f.endswith(".json"):
-                    raise LegacyFormatError(f"unexpected file {f!r} in an FKD label tree", path=Path(dirpath),
-                                            hint="FKD trees hold <class>/<image>.tar files only; batch files belong "
-                                                 "to SRe2L/LPLD/LPQLD layouts")
+                    raise LegacyFormatError(
+                        f"unexpected file {f!r} in an FKD label tree",
+                        path=Path(dirpath),
+                        hint="FKD trees hold <class>/<image>.tar files only; batch files belong "
+                        "to SRe2L/LPLD/LPQLD layouts",
+                    )
                 continue
             rel = Path(dirpath, f).relative_to(root).as_posix()[:-4]
             out.append(rel)
@@ -60,15 +74,21 @@ def list_files(root: Path) -> list:
 
 
 def _fail(path, msg):
-    raise LegacyFormatError(msg, path=path, hint="every FKD label file must have the structure of the first; is it "
-                                                 "from another run, or damaged?")
+    raise LegacyFormatError(
+        msg,
+        path=path,
+        hint="every FKD label file must have the structure of the first; is it from another run, or damaged?",
+    )
 
 
 def parse_file(obj, path):
     """(coords, flip, indices int64 [P, k], values [P, k] or None, signature) of one FKD file."""
     if not isinstance(obj, list) or len(obj) != 3:
-        _fail(path, f"holds a {type(obj).__name__}{f' of {len(obj)} items' if isinstance(obj, list) else ''}; an FKD "
-                    "label file holds [coords, flip, labels]")
+        _fail(
+            path,
+            f"holds a {type(obj).__name__}{f' of {len(obj)} items' if isinstance(obj, list) else ''}; an FKD "
+            "label file holds [coords, flip, labels]",
+        )
     coords, flip, labels = obj
     for name, a in (("coords", coords), ("flip", flip), ("labels", labels)):
         if type(a) is not np.ndarray:
@@ -95,8 +115,13 @@ def parse_file(obj, path):
         _fail(path, "class indices are not non-negative integers")
     if val is not None and (not np.isfinite(val).all() or val.min() < 0):
         _fail(path, "probabilities are negative or not finite")
-    sig = {"coords_dtype": coords.dtype.name, "label_type": kind, "label_dtype": labels.dtype.name,
-           "k": int(idx.shape[1]), "num_crops": int(P)}
+    sig = {
+        "coords_dtype": coords.dtype.name,
+        "label_type": kind,
+        "label_dtype": labels.dtype.name,
+        "k": int(idx.shape[1]),
+        "num_crops": int(P),
+    }
     return coords, flip, idx64, val, sig
 
 
@@ -105,30 +130,33 @@ def _to_logprob(val: np.ndarray, path) -> np.ndarray:
         lv = np.log(val.astype(np.float64)).astype(np.float32)
     back = np.exp(lv.astype(np.float64)).astype(val.dtype)
     if not np.array_equal(back.view(np.uint8), np.ascontiguousarray(val).view(np.uint8)):
-        raise LegacyFormatError("a probability does not survive log/exp in float32 exactly", path=path,
-                                hint="import with values='prob' (--fkd-values prob) to store the probabilities as "
-                                     "they are")
+        raise LegacyFormatError(
+            "a probability does not survive log/exp in float32 exactly",
+            path=path,
+            hint="import with values='prob' (--fkd-values prob) to store the probabilities as they are",
+        )
     return lv
 
 
 @dataclass
 class FkdPrepared:
     root: Path
-    rels: list            # label files (relative, without .tar), in step order
-    image_of: list        # image id of each file
-    index: object         # ImageIndex
+    rels: list  # label files (relative, without .tar), in step order
+    image_of: list  # image id of each file
+    index: object  # ImageIndex
     num_classes: int
     sig: dict
     values: str
-    first: tuple          # (relative path, parsed first file)
+    first: tuple  # (relative path, parsed first file)
     ext: dict
     teacher: dict
     augmentation: dict
     notes: list
 
 
-def prepare_fkd(root, *, images=None, num_images=None, num_classes=None, values: str = "logprob",
-                temperature: float = 1.0) -> FkdPrepared:
+def prepare_fkd(
+    root, *, images=None, num_images=None, num_classes=None, values: str = "logprob", temperature: float = 1.0
+) -> FkdPrepared:
     """List an FKD tree, read its first file and settle the header facts."""
     from ..images import ImageIndex
 
@@ -144,8 +172,12 @@ def prepare_fkd(root, *, images=None, num_images=None, num_classes=None, values:
     if images is None:
         classes = sorted({r.split("/")[-2] if "/" in r else "" for r in rels})
         cls_of = {c: i for i, c in enumerate(classes)}
-        index = ImageIndex(rels, np.asarray([cls_of[r.split("/")[-2] if "/" in r else ""] for r in rels]), None,
-                           classes if classes != [""] else [])
+        index = ImageIndex(
+            rels,
+            np.asarray([cls_of[r.split("/")[-2] if "/" in r else ""] for r in rels]),
+            None,
+            classes if classes != [""] else [],
+        )
         if num_images is not None and num_images != len(rels):
             raise LegacyFormatError(f"{len(rels)} label files, but num_images={num_images}", path=root)
         image_of = list(range(len(rels)))
@@ -161,8 +193,9 @@ def prepare_fkd(root, *, images=None, num_images=None, num_classes=None, values:
             parts = r.split("/")
             tail = "/".join(parts[-2:])
             if tail not in by_stem:
-                raise LegacyFormatError(f"label file {r}.tar has no image <class>/<name>.* in the given images",
-                                        path=root)
+                raise LegacyFormatError(
+                    f"label file {r}.tar has no image <class>/<name>.* in the given images", path=root
+                )
             image_of.append(by_stem[tail])
             prefixes.add("/".join(parts[:-2]))
         if len(prefixes) != 1:
@@ -176,18 +209,40 @@ def prepare_fkd(root, *, images=None, num_images=None, num_classes=None, values:
     if note:
         notes.append(note)
     kind = "log_probabilities" if values == "logprob" else "probabilities"
-    ext = {"must_understand": False, "signature": sig, "values": values, "label_kind": kind,
-           "temperature": float(temperature), "files": len(rels), "keys": key_mode,
-           "num_classes_inferred": "images" if num_classes is None else False}
-    desc = (f"imported from FKD label files ({root.name}); values are "
-            + ("log-probabilities log softmax(z/T): read them as logits at T" if values == "logprob" else
-               "PROBABILITIES softmax(z/T), not logits (extensions.legacy.label_kind)"))
-    return FkdPrepared(root=root, rels=rels, image_of=image_of, index=index, num_classes=C, sig=sig, values=values,
-                       first=first, ext=ext, teacher={"description": desc, "checksum": None,
-                                                      "temperature": float(temperature)},
-                       augmentation={"source": "legacy:fkd", "crop": "RandomResizedCrop coordinates as stored "
-                                     "(source-image fractions)", "mix": "none", "views_per_image": sig["num_crops"]},
-                       notes=notes)
+    ext = {
+        "must_understand": False,
+        "signature": sig,
+        "values": values,
+        "label_kind": kind,
+        "temperature": float(temperature),
+        "files": len(rels),
+        "keys": key_mode,
+        "num_classes_inferred": "images" if num_classes is None else False,
+    }
+    desc = f"imported from FKD label files ({root.name}); values are " + (
+        "log-probabilities log softmax(z/T): read them as logits at T"
+        if values == "logprob"
+        else "PROBABILITIES softmax(z/T), not logits (extensions.legacy.label_kind)"
+    )
+    return FkdPrepared(
+        root=root,
+        rels=rels,
+        image_of=image_of,
+        index=index,
+        num_classes=C,
+        sig=sig,
+        values=values,
+        first=first,
+        ext=ext,
+        teacher={"description": desc, "checksum": None, "temperature": float(temperature)},
+        augmentation={
+            "source": "legacy:fkd",
+            "crop": "RandomResizedCrop coordinates as stored (source-image fractions)",
+            "mix": "none",
+            "views_per_image": sig["num_crops"],
+        },
+        notes=notes,
+    )
 
 
 def value_dtype(prep: FkdPrepared) -> str:
@@ -199,7 +254,7 @@ def value_dtype(prep: FkdPrepared) -> str:
 def iter_fkd(prep: FkdPrepared, positions=None):
     """Yield ``(step, path, coords, flip, indices int64 [P,k], values [P,k])`` per label file."""
     sig, C = prep.sig, prep.num_classes
-    for n in (range(len(prep.rels)) if positions is None else positions):
+    for n in range(len(prep.rels)) if positions is None else positions:
         n = int(n)
         rel, img = prep.rels[n], prep.image_of[n]
         path = prep.root / (rel + ".tar")
@@ -208,13 +263,20 @@ def iter_fkd(prep: FkdPrepared, positions=None):
         else:
             coords, flip, idx, val, s = parse_file(load_legacy_file(path, "fkd"), path)
         if s != sig:
-            diffs = "; ".join(f"{key}: {s.get(key)!r} here, {sig.get(key)!r} in the first file"
-                              for key in sorted(sig) if s.get(key) != sig.get(key))
-            raise LegacyFormatError(f"file differs from the first label file: {diffs}", path=path,
-                                    hint="mixed directories (several runs or settings) cannot be imported")
+            diffs = "; ".join(
+                f"{key}: {s.get(key)!r} here, {sig.get(key)!r} in the first file"
+                for key in sorted(sig)
+                if s.get(key) != sig.get(key)
+            )
+            raise LegacyFormatError(
+                f"file differs from the first label file: {diffs}",
+                path=path,
+                hint="mixed directories (several runs or settings) cannot be imported",
+            )
         if idx.max() >= C:
-            raise LegacyFormatError(f"class index {int(idx.max())} >= {C} classes", path=path,
-                                    hint="pass num_classes / --num-classes")
+            raise LegacyFormatError(
+                f"class index {int(idx.max())} >= {C} classes", path=path, hint="pass num_classes / --num-classes"
+            )
         if val is None:
             vals = np.full(idx.shape, 0.0 if prep.values == "logprob" else 1.0, dtype=np.float32)
         else:
@@ -222,27 +284,65 @@ def iter_fkd(prep: FkdPrepared, positions=None):
         yield img, path, coords, flip, idx, vals
 
 
-def import_fkd(root, out_path, *, codecs=None, force=False, progress=True, images=None, num_images=None,
-               num_classes=None, values: str = "logprob", temperature: float = 1.0, steps_per_chunk: int | None = None,
-               zstd_level: int = 3, **_) -> ImportReport:
-    prep = prepare_fkd(root, images=images, num_images=num_images, num_classes=num_classes, values=values,
-                       temperature=temperature)
+def import_fkd(
+    root,
+    out_path,
+    *,
+    codecs=None,
+    force=False,
+    progress=True,
+    images=None,
+    num_images=None,
+    num_classes=None,
+    values: str = "logprob",
+    temperature: float = 1.0,
+    steps_per_chunk: int | None = None,
+    zstd_level: int = 3,
+    **_,
+) -> ImportReport:
+    prep = prepare_fkd(
+        root, images=images, num_images=num_images, num_classes=num_classes, values=values, temperature=temperature
+    )
     P, k, N = prep.sig["num_crops"], prep.sig["k"], len(prep.index)
-    label = plan_labels("topk", value_dtype=value_dtype(prep), k=k, num_classes=prep.num_classes, codecs=codecs,
-                        level=zstd_level)
-    ext = {"legacy": legacy_extension("fkd", **{key: v for key, v in prep.ext.items() if key != "must_understand"},
-                                      lossless=label.lossless)}
-    writer = StoreWriter(out_path, num_classes=prep.num_classes, images=prep.index, batch_size=P, epochs=1,
-                         steps_per_epoch=N, label_codecs=label.codecs, label_input=label.label_input,
-                         crop_type=prep.sig["coords_dtype"], augmentation=prep.augmentation, teacher=prep.teacher,
-                         extensions=ext, zstd_level=zstd_level, overwrite=force,
-                         # a step is one image's crops, which FKD-style training reads in shuffled order
-                         steps_per_chunk=steps_per_chunk or 1)
+    label = plan_labels(
+        "topk", value_dtype=value_dtype(prep), k=k, num_classes=prep.num_classes, codecs=codecs, level=zstd_level
+    )
+    ext = {
+        "legacy": legacy_extension(
+            "fkd", **{key: v for key, v in prep.ext.items() if key != "must_understand"}, lossless=label.lossless
+        )
+    }
+    writer = StoreWriter(
+        out_path,
+        num_classes=prep.num_classes,
+        images=prep.index,
+        batch_size=P,
+        epochs=1,
+        steps_per_epoch=N,
+        label_codecs=label.codecs,
+        label_input=label.label_input,
+        crop_type=prep.sig["coords_dtype"],
+        augmentation=prep.augmentation,
+        teacher=prep.teacher,
+        extensions=ext,
+        zstd_level=zstd_level,
+        overwrite=force,
+        # a step is one image's crops, which FKD-style training reads in shuffled order
+        steps_per_chunk=steps_per_chunk or 1,
+    )
     bar = progress_bar(len(prep.rels), "import fkd", progress, unit="file")
     try:
         for img, _, coords, flip, idx, vals in iter_fkd(prep):
-            writer.write_step(0, img, image=np.full(P, img, dtype=np.int32), crop=coords, flip=flip,
-                              topk_indices=idx, topk_values=vals, mix_lambda=math.nan)
+            writer.write_step(
+                0,
+                img,
+                image=np.full(P, img, dtype=np.int32),
+                crop=coords,
+                flip=flip,
+                topk_indices=idx,
+                topk_values=vals,
+                mix_lambda=math.nan,
+            )
             bar.update(1)
         writer.close()
     except BaseException:
@@ -250,10 +350,23 @@ def import_fkd(root, out_path, *, codecs=None, force=False, progress=True, image
         raise
     finally:
         bar.close()
-    return ImportReport(layout="fkd", source=str(prep.root), output=str(out_path), files=len(prep.rels),
-                        steps=len(prep.rels), records=len(prep.rels) * P, epochs=1, steps_per_epoch=N, batch_size=P,
-                        num_classes=prep.num_classes, num_images=N, lossless=label.lossless,
-                        source_bytes=du_bytes(prep.root), output_bytes=du_bytes(out_path), notes=prep.notes)
+    return ImportReport(
+        layout="fkd",
+        source=str(prep.root),
+        output=str(out_path),
+        files=len(prep.rels),
+        steps=len(prep.rels),
+        records=len(prep.rels) * P,
+        epochs=1,
+        steps_per_epoch=N,
+        batch_size=P,
+        num_classes=prep.num_classes,
+        num_images=N,
+        lossless=label.lossless,
+        source_bytes=du_bytes(prep.root),
+        output_bytes=du_bytes(out_path),
+        notes=prep.notes,
+    )
 
 
 def export_fkd(store, out_dir, *, force=False, progress=True, **_) -> ExportReport:
@@ -261,8 +374,9 @@ def export_fkd(store, out_dir, *, force=False, progress=True, **_) -> ExportRepo
 
     leg = legacy_info(store)
     if not leg or leg.get("layout") != "fkd":
-        raise LegacyExportError("export --to fkd needs a store imported from FKD (one step of views per image)",
-                                path=store.path)
+        raise LegacyExportError(
+            "export --to fkd needs a store imported from FKD (one step of views per image)", path=store.path
+        )
     sig, mode, keys = leg["signature"], leg.get("values", "logprob"), leg.get("keys", {"mode": "label-path"})
     ldt = np.dtype(sig["label_dtype"])
     names = store.image_keys
@@ -273,8 +387,9 @@ def export_fkd(store, out_dir, *, force=False, progress=True, **_) -> ExportRepo
         for st in store_steps(store, progress, "export fkd"):
             img = int(st.image[0])
             if not (st.image == img).all():
-                raise LegacyExportError(f"step {st.step} holds several images; FKD files hold one image each",
-                                        path=store.path)
+                raise LegacyExportError(
+                    f"step {st.step} holds several images; FKD files hold one image each", path=store.path
+                )
             if keys.get("mode") == "image":
                 parts = names[img].rsplit(".", 1)[0].split("/")
                 rel = "/".join(p for p in (keys.get("prefix", ""), *parts[-2:]) if p)
@@ -296,5 +411,11 @@ def export_fkd(store, out_dir, *, force=False, progress=True, **_) -> ExportRepo
             torch.save(obj, path)
             files += 1
         od.commit()
-    return ExportReport(layout="fkd", store=str(store.path), output=str(out_dir), files=files, steps=store.num_steps,
-                        records=store.num_records)
+    return ExportReport(
+        layout="fkd",
+        store=str(store.path),
+        output=str(out_dir),
+        files=files,
+        steps=store.num_steps,
+        records=store.num_records,
+    )

@@ -8,6 +8,7 @@ ints, so :class:`JsonIntLists` scans the file once for the byte range of every l
 one list at a time into numpy. :class:`JsonIntListsWriter` streams lists out in exactly the
 bytes ``json.dump`` produces (``{"0": [1, 2], "1": [3]}``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,14 +26,17 @@ class JsonIntLists:
 
     def __init__(self, path):
         self.path = Path(path)
-        self.spans: dict = {}   # key -> (start, end) byte offsets of the text between '[' and ']'
+        self.spans: dict = {}  # key -> (start, end) byte offsets of the text between '[' and ']'
         self.keys: list = []
         self._separators: list = []  # the bytes between tokens, to tell canonical json.dump output
         self._scan()
 
     def _fail(self, msg: str):
-        raise LegacyFormatError(msg, path=self.path, hint="the sampler JSON is damaged; regenerate it with the "
-                                "legacy generator or pass the order explicitly")
+        raise LegacyFormatError(
+            msg,
+            path=self.path,
+            hint="the sampler JSON is damaged; regenerate it with the legacy generator or pass the order explicitly",
+        )
 
     def _scan(self) -> None:
         try:
@@ -41,8 +45,8 @@ class JsonIntLists:
             raise LegacyFormatError(f"cannot read ({e.strerror})", path=self.path) from None
         with f:
             data = f.read(_SCAN)
-            pos = 0      # absolute offset of data[0]
-            i = 0        # index into data
+            pos = 0  # absolute offset of data[0]
+            i = 0  # index into data
             state = "start"
             key = None
             sep = bytearray()
@@ -60,7 +64,7 @@ class JsonIntLists:
             while True:
                 if i >= len(data) and not more():
                     break
-                c = data[i:i + 1]
+                c = data[i : i + 1]
                 if state == "start":
                     if c.isspace():
                         i += 1
@@ -86,7 +90,7 @@ class JsonIntLists:
                             break
                         if not more():
                             self._fail("unterminated key")
-                    key = data[i + 1:j].decode("utf-8", "replace")
+                    key = data[i + 1 : j].decode("utf-8", "replace")
                     if key in self.spans:
                         self._fail(f"key {key!r} appears twice")
                     self._separators.append(bytes(sep))
@@ -144,8 +148,11 @@ class JsonIntLists:
             self._fail(f"the list of key {key!r} holds something other than integers")
         parts = text.split(b",")
         try:
-            arr = np.array([int(p) for p in parts], dtype=np.int64) if len(parts) < 64 else \
-                np.array(parts, dtype=np.bytes_).astype(np.int64)
+            arr = (
+                np.array([int(p) for p in parts], dtype=np.int64)
+                if len(parts) < 64
+                else np.array(parts, dtype=np.bytes_).astype(np.int64)
+            )
         except ValueError:
             self._fail(f"the list of key {key!r} holds something other than integers")
         return arr

@@ -9,6 +9,7 @@ fires and one extra full epoch is written (301 directories for 300 epochs). Both
 as they are: the store's ``epochs`` counts the directories, a partial last epoch holds only its
 stored steps.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,9 @@ def plan_import(root, *, num_images=None, **_) -> BatchPlan:
     root = Path(root)
     jpath = root / JSON_NAME
     if not jpath.is_file():
-        raise LegacyFormatError(f"no {JSON_NAME}", path=root,
-                                hint="without it this is an SRe2L directory (--from sre2l replays the order)")
+        raise LegacyFormatError(
+            f"no {JSON_NAME}", path=root, hint="without it this is an SRe2L directory (--from sre2l replays the order)"
+        )
     tree = scan_epoch_dirs(root, allow_partial_last=True)
     js = JsonIntLists(jpath)
     epochs = len(tree)
@@ -34,10 +36,11 @@ def plan_import(root, *, num_images=None, **_) -> BatchPlan:
     if sorted(js.keys, key=lambda k: (len(k), k)) != want:
         extra = sorted(set(js.keys) - set(want))[:5]
         missing = sorted(set(want) - set(js.keys))[:5]
-        raise LegacyFormatError(f"the JSON's epochs do not match the {epochs} epoch directories "
-                                f"(missing {missing}, extra {extra})", path=jpath,
-                                hint="the JSON and the batch files come from different runs, or the directory is "
-                                     "partial")
+        raise LegacyFormatError(
+            f"the JSON's epochs do not match the {epochs} epoch directories (missing {missing}, extra {extra})",
+            path=jpath,
+            hint="the JSON and the batch files come from different runs, or the directory is partial",
+        )
     nb = len(tree[0])
     first = load_batch(tree[0][0], "sre2l")
     B = first.size
@@ -69,29 +72,50 @@ def plan_import(root, *, num_images=None, **_) -> BatchPlan:
     def ids(epoch, step, batch):
         if cache["epoch"] != epoch:
             cache["epoch"], cache["ids"] = epoch, js.get(epoch)
-        got = cache["ids"][step * B: step * B + batch.size]
+        got = cache["ids"][step * B : step * B + batch.size]
         if len(got) != batch.size:
-            raise LegacyFormatError(f"epoch {epoch} lists {lengths[epoch]} image indices, too few for its batch "
-                                    f"files (batch {step} holds {batch.size} records)", path=jpath,
-                                    hint="the JSON and the batch files come from different runs")
+            raise LegacyFormatError(
+                f"epoch {epoch} lists {lengths[epoch]} image indices, too few for its batch "
+                f"files (batch {step} holds {batch.size} records)",
+                path=jpath,
+                hint="the JSON and the batch files come from different runs",
+            )
         return got
 
     def epoch_end(epoch, consumed):
         if consumed != lengths[epoch]:
-            raise LegacyFormatError(f"epoch {epoch} lists {lengths[epoch]} image indices, its batch files hold "
-                                    f"{consumed} records", path=jpath,
-                                    hint="the JSON and the batch files come from different runs")
+            raise LegacyFormatError(
+                f"epoch {epoch} lists {lengths[epoch]} image indices, its batch files hold {consumed} records",
+                path=jpath,
+                hint="the JSON and the batch files come from different runs",
+            )
 
     files = [(e, s, p) for e in sorted(tree) for s, p in enumerate(tree[e])]
-    plan = BatchPlan(layout="lpld", family="sre2l", root=root, files=files, steps_per_epoch=spe, epochs=epochs,
-                     batch_size=B, last_batch_size=last_size, num_images=N, max_image=max_id, ids=ids,
-                     drop_last=drop_last, epoch_end=epoch_end, first=first,
-                     num_images_exact=last_size < B or num_images is not None)
+    plan = BatchPlan(
+        layout="lpld",
+        family="sre2l",
+        root=root,
+        files=files,
+        steps_per_epoch=spe,
+        epochs=epochs,
+        batch_size=B,
+        last_batch_size=last_size,
+        num_images=N,
+        max_image=max_id,
+        ids=ids,
+        drop_last=drop_last,
+        epoch_end=epoch_end,
+        first=first,
+        num_images_exact=last_size < B or num_images is not None,
+    )
     plan.facts["sampler_json"] = {"name": JSON_NAME, "canonical": bool(canonical)}
     if len(tree[epochs - 1]) < nb:
-        plan.notes.append(f"the last epoch (epoch_{epochs - 1}) holds {len(tree[epochs - 1])} of {nb} batches "
-                          "(LPLD stops after the requested number of batches)")
+        plan.notes.append(
+            f"the last epoch (epoch_{epochs - 1}) holds {len(tree[epochs - 1])} of {nb} batches "
+            "(LPLD stops after the requested number of batches)"
+        )
     if not canonical:
-        plan.notes.append(f"{JSON_NAME} is not in json.dump's exact formatting; export writes the same content in "
-                          "json.dump format")
+        plan.notes.append(
+            f"{JSON_NAME} is not in json.dump's exact formatting; export writes the same content in json.dump format"
+        )
     return plan

@@ -17,6 +17,7 @@ labels, never which records are stored. The files themselves carry no epoch, and
 training uses them as one flat pool. Export numbers the stored steps 0, 1, 2, ... in store order,
 which gives back the original names.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,8 +71,9 @@ def plan_import(root, *, num_images=None, steps_per_epoch=None, **_) -> BatchPla
     root = Path(root)
     jpath = root / JSON_NAME
     if not jpath.is_file():
-        raise LegacyFormatError(f"no {JSON_NAME}", path=root,
-                                hint="an LPQLD label directory holds batch_<g>.tar files and this JSON")
+        raise LegacyFormatError(
+            f"no {JSON_NAME}", path=root, hint="an LPQLD label directory holds batch_<g>.tar files and this JSON"
+        )
     files = scan_batches(root)
     if not files:
         raise LegacyFormatError("no batch_<g>.tar files", path=root)
@@ -86,9 +88,11 @@ def plan_import(root, *, num_images=None, steps_per_epoch=None, **_) -> BatchPla
             what.append("batch files missing for its entries: " + ", ".join(f"batch_{k}.tar" for k in extra))
         if missing:
             what.append(f"no entries for batches {missing}")
-        raise LegacyFormatError(f"the JSON does not match the {G} batch files ({'; '.join(what)})", path=jpath,
-                                hint="the JSON and the batch files come from different runs, or the directory is "
-                                     "partial")
+        raise LegacyFormatError(
+            f"the JSON does not match the {G} batch files ({'; '.join(what)})",
+            path=jpath,
+            hint="the JSON and the batch files come from different runs, or the directory is partial",
+        )
     canonical = js.canonical_separators and js.keys == want
     first = load_batch(files[0], "lpqld")
     B = first.size
@@ -109,9 +113,11 @@ def plan_import(root, *, num_images=None, steps_per_epoch=None, **_) -> BatchPla
     last_size = int(lengths[short[0]]) if short else B
     for g in short:
         if step_of[g] != nb - 1 or lengths[g] != last_size:
-            raise LegacyFormatError(f"batch {g} is short ({lengths[g]} of {B} images) but is not the last of an "
-                                    f"epoch of {nb} batches", path=jpath,
-                                    hint="batch sizes are inconsistent: mixed runs, or pass steps_per_epoch")
+            raise LegacyFormatError(
+                f"batch {g} is short ({lengths[g]} of {B} images) but is not the last of an epoch of {nb} batches",
+                path=jpath,
+                hint="batch sizes are inconsistent: mixed runs, or pass steps_per_epoch",
+            )
     if short:
         drop_last = False
         if num_images is None:
@@ -125,9 +131,22 @@ def plan_import(root, *, num_images=None, steps_per_epoch=None, **_) -> BatchPla
     def ids(epoch, step, batch):
         return js.get(key_of[(epoch, step)])
 
-    plan = BatchPlan(layout="lpqld", family="lpqld", root=root, files=ordered, steps_per_epoch=nb, epochs=epochs,
-                     batch_size=B, last_batch_size=last_size, num_images=N, max_image=max_id, ids=ids,
-                     drop_last=drop_last, first=first, num_images_exact=bool(short) or num_images is not None)
+    plan = BatchPlan(
+        layout="lpqld",
+        family="lpqld",
+        root=root,
+        files=ordered,
+        steps_per_epoch=nb,
+        epochs=epochs,
+        batch_size=B,
+        last_batch_size=last_size,
+        num_images=N,
+        max_image=max_id,
+        ids=ids,
+        drop_last=drop_last,
+        first=first,
+        num_images_exact=bool(short) or num_images is not None,
+    )
     plan.facts["sampler_json"] = {"name": JSON_NAME, "canonical": bool(canonical)}
     plan.facts["global_batches"] = G
     plan.facts["steps_per_epoch_inferred"] = steps_per_epoch is None
@@ -135,10 +154,12 @@ def plan_import(root, *, num_images=None, steps_per_epoch=None, **_) -> BatchPla
     plan.facts["epoch_batches"] = sizes if len(sizes) <= 64 else None
     if steps_per_epoch is None:
         uneven = [e for e, n in enumerate(sizes) if n != nb]
-        plan.notes.append(f"epochs inferred from the sampler JSON: {nb} batches per epoch, {epochs} epochs"
-                          + (f" (epochs {uneven[:5]} shorter: LPQLD's batch counter stops a pass early)"
-                             if uneven else ""))
+        plan.notes.append(
+            f"epochs inferred from the sampler JSON: {nb} batches per epoch, {epochs} epochs"
+            + (f" (epochs {uneven[:5]} shorter: LPQLD's batch counter stops a pass early)" if uneven else "")
+        )
     if not canonical:
-        plan.notes.append(f"{JSON_NAME} is not in json.dump's exact formatting; export writes the same content in "
-                          "json.dump format")
+        plan.notes.append(
+            f"{JSON_NAME} is not in json.dump's exact formatting; export writes the same content in json.dump format"
+        )
     return plan

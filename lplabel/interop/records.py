@@ -23,6 +23,7 @@ exact Python and tensor types of every field (the *signature*); export rebuilds 
 from the stored arrays and that signature. Every batch of a directory must have the first
 batch's signature: a file that differs is named in the error.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ FIELDS = {
     ("gvbsm", 8): ("coords", "flip", "mix_index", "mix_lam", "mix_bbox", "logits", "index", "patch"),
 }
 
+
 @dataclass
 class Batch:
     """One parsed legacy batch file, as numpy arrays, plus its type signature."""
@@ -50,7 +52,7 @@ class Batch:
     flip: np.ndarray
     mix_index: np.ndarray | None
     mix_lam: float | None
-    mix_box: np.ndarray | None       # int64 [4] (bbx1, bby1, bbx2, bby2) = (row0, col0, row1, col1)
+    mix_box: np.ndarray | None  # int64 [4] (bbx1, bby1, bbx2, bby2) = (row0, col0, row1, col1)
     logits: np.ndarray | None = None
     values: np.ndarray | None = None
     indices: np.ndarray | None = None
@@ -68,8 +70,13 @@ class Batch:
 
 
 def _fail(path, msg, hint=None, cls=LegacyFormatError):
-    raise cls(msg, path=path, hint=hint or "every batch file of a label set must have the structure of the first; "
-              "is this file from another run or a damaged copy?")
+    raise cls(
+        msg,
+        path=path,
+        hint=hint
+        or "every batch file of a label set must have the structure of the first; "
+        "is this file from another run or a damaged copy?",
+    )
 
 
 def _dtype_name(t) -> str:
@@ -107,16 +114,21 @@ def _bbox(path, box):
         if isinstance(v, np.integer) and type(v) is np.int64:
             kinds.add("numpy.int64")
             vals.append(int(v))
-        elif isinstance(v, torch.Tensor) and type(v) is torch.Tensor and v.dim() == 0 and \
-                _dtype_name(v) in ("uint8", "int16", "int32", "int64"):
+        elif (
+            isinstance(v, torch.Tensor)
+            and type(v) is torch.Tensor
+            and v.dim() == 0
+            and _dtype_name(v) in ("uint8", "int16", "int32", "int64")
+        ):
             kinds.add(f"tensor.{_dtype_name(v)}")
             vals.append(int(v.item()))
         elif type(v) is int:
             kinds.add("int")
             vals.append(v)
         else:
-            _fail(path, f"field 'mix_bbox' holds a {type(v).__name__}, expected numpy.int64, int or 0-d integer "
-                        "tensors")
+            _fail(
+                path, f"field 'mix_bbox' holds a {type(v).__name__}, expected numpy.int64, int or 0-d integer tensors"
+            )
     if len(kinds) != 1:
         _fail(path, f"field 'mix_bbox' mixes element types {sorted(kinds)}")
     arr = np.asarray(vals, dtype=np.int64)
@@ -136,20 +148,35 @@ def parse_batch(obj, path, family: str) -> Batch:
         _fail(path, f"holds a {type(obj).__name__}, expected the list torch.save writes for one batch")
     n = len(obj)
     names = FIELDS.get((family, n))
-    if n >= 2 and isinstance(obj[1], torch.Tensor) and obj[1].dim() == 2 and obj[1].shape[-1] == 7 \
-            and obj[1].is_floating_point():
-        _fail(path, "this is an ImageNet-21K label file: its second field holds Cutout parameters (float [B, 7]) "
-                    "instead of flips",
-              hint="lplabel format 1.0 has no per-record column for Cutout parameters, so 21K label sets cannot be "
-                   "imported losslessly yet", cls=UnsupportedLegacyFeatureError)
+    if (
+        n >= 2
+        and isinstance(obj[1], torch.Tensor)
+        and obj[1].dim() == 2
+        and obj[1].shape[-1] == 7
+        and obj[1].is_floating_point()
+    ):
+        _fail(
+            path,
+            "this is an ImageNet-21K label file: its second field holds Cutout parameters (float [B, 7]) "
+            "instead of flips",
+            hint="lplabel format 1.0 has no per-record column for Cutout parameters, so 21K label sets cannot be "
+            "imported losslessly yet",
+            cls=UnsupportedLegacyFeatureError,
+        )
     if family == "lpqld" and n == 8:
-        _fail(path, "this LPQLD file holds RandAugment parameters (--use_rand_aug)",
-              hint="lplabel format 1.0 has no per-record column for RandAugment parameters",
-              cls=UnsupportedLegacyFeatureError)
+        _fail(
+            path,
+            "this LPQLD file holds RandAugment parameters (--use_rand_aug)",
+            hint="lplabel format 1.0 has no per-record column for RandAugment parameters",
+            cls=UnsupportedLegacyFeatureError,
+        )
     if names is None:
         expected = sorted(k[1] for k in FIELDS if k[0] == family)
-        _fail(path, f"holds a list of {n} items; a {family} batch file holds {' or '.join(map(str, expected))}",
-              hint="check the --from layout")
+        _fail(
+            path,
+            f"holds a list of {n} items; a {family} batch file holds {' or '.join(map(str, expected))}",
+            hint="check the --from layout",
+        )
     f = dict(zip(names, obj))
     sig: dict = {"fields": list(names)}
 
@@ -179,12 +206,22 @@ def parse_batch(obj, path, family: str) -> Batch:
             sig["mix"] = "cutmix"
             mix_box, sig["bbox_type"], sig["bbox_container"] = _bbox(path, box)
     else:
-        _fail(path, "fields mix_index, mix_lam and mix_bbox are neither all None nor a mix "
-                    f"(mix_index {'None' if mi is None else 'set'}, mix_lam {'None' if lam is None else 'set'}, "
-                    f"mix_bbox {'None' if box is None else 'set'})")
+        _fail(
+            path,
+            "fields mix_index, mix_lam and mix_bbox are neither all None nor a mix "
+            f"(mix_index {'None' if mi is None else 'set'}, mix_lam {'None' if lam is None else 'set'}, "
+            f"mix_bbox {'None' if box is None else 'set'})",
+        )
 
-    batch = Batch(path=path, coords=_np(coords), flip=_np(flip),
-                  mix_index=None if mi is None else _np(mi).astype(np.int64), mix_lam=lam, mix_box=mix_box, sig=sig)
+    batch = Batch(
+        path=path,
+        coords=_np(coords),
+        flip=_np(flip),
+        mix_index=None if mi is None else _np(mi).astype(np.int64),
+        mix_lam=lam,
+        mix_box=mix_box,
+        sig=sig,
+    )
     if not np.isfinite(batch.coords).all():
         _fail(path, "field 'coords_status' holds non-finite values")
     if batch.mix_index is not None and (batch.mix_index.min() < 0 or batch.mix_index.max() >= b):
@@ -221,10 +258,13 @@ def parse_batch(obj, path, family: str) -> Batch:
         pn = _np(p)
         first = pn[0]
         if not (pn == first).all():
-            _fail(path, "EDC patch-shuffle indices (indices_status) differ between records",
-                  hint="lplabel format 1.0 stores them only when every record has the same value (EDC's default "
-                       "ap_shuffle=False writes zeros); a per-record column would be needed",
-                  cls=UnsupportedLegacyFeatureError)
+            _fail(
+                path,
+                "EDC patch-shuffle indices (indices_status) differ between records",
+                hint="lplabel format 1.0 stores them only when every record has the same value (EDC's default "
+                "ap_shuffle=False writes zeros); a per-record column would be needed",
+                cls=UnsupportedLegacyFeatureError,
+            )
         sig["patch"] = {"dtype": _dtype_name(p), "shape": list(p.shape[1:]), "value": first.reshape(-1).tolist()}
     return batch
 
@@ -237,13 +277,17 @@ def check_same_signature(sig: dict, ref: dict, path) -> None:
     if diffs == ["patch"] and sig.get("patch") and ref.get("patch"):
         raise UnsupportedLegacyFeatureError(
             f"EDC patch-shuffle indices differ between batches ({sig['patch']['value']} here, "
-            f"{ref['patch']['value']} in the first batch)", path=path,
+            f"{ref['patch']['value']} in the first batch)",
+            path=path,
             hint="lplabel format 1.0 stores them only when every record has the same value (EDC's default "
-                 "ap_shuffle=False writes zeros); a per-record column would be needed")
+            "ap_shuffle=False writes zeros); a per-record column would be needed",
+        )
     text = "; ".join(f"{k}: {sig.get(k)!r} here, {ref.get(k)!r} in the first batch" for k in diffs)
-    raise LegacyFormatError(f"batch differs from the first batch of the label set: {text}", path=path,
-                            hint="mixed directories (several runs or settings in one folder) cannot be imported; "
-                                 "separate them")
+    raise LegacyFormatError(
+        f"batch differs from the first batch of the label set: {text}",
+        path=path,
+        hint="mixed directories (several runs or settings in one folder) cannot be imported; separate them",
+    )
 
 
 # ----------------------------------------------------------------------------------- export
@@ -253,12 +297,22 @@ def _to_tensor(arr, dtype: str):
     return torch.from_numpy(np.array(arr, dtype=_NP[dtype], copy=True, order="C"))
 
 
-_NP = {"float16": np.float16, "float32": np.float32, "float64": np.float64, "bool": np.bool_, "uint8": np.uint8,
-       "int8": np.int8, "int16": np.int16, "int32": np.int32, "int64": np.int64}
+_NP = {
+    "float16": np.float16,
+    "float32": np.float32,
+    "float64": np.float64,
+    "bool": np.bool_,
+    "uint8": np.uint8,
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+}
 
 
-def build_batch(sig: dict, *, crop, flip, mix_partner, mix_lambda, mix_box, logits=None, values=None,
-                indices=None, image=None) -> list:
+def build_batch(
+    sig: dict, *, crop, flip, mix_partner, mix_lambda, mix_box, logits=None, values=None, indices=None, image=None
+) -> list:
     """The legacy list object for one step, with the exact types ``sig`` records."""
     import torch
 

@@ -22,6 +22,7 @@ it is never unpickled with ``weights_only=False``.
 Callers still validate the *structure* of what was loaded (list length, element types, dtypes,
 shapes) against the layout; this module only guarantees that loading executed no foreign code.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -87,11 +88,15 @@ def _context(profile: str):
         return contextlib.nullcontext()
     raise LegacyFormatError(  # pragma: no cover - torch < 2.4
         "this PyTorch cannot restrict what torch.load unpickles beyond tensors",
-        hint="install torch >= 2.5 to import legacy label files safely")
+        hint="install torch >= 2.5 to import legacy label files safely",
+    )
 
 
-_WHY = (re.compile(r"unsupported GLOBAL ([\w.]+)", re.I), re.compile(r"Can only build [^\n]*?got (<class '[\w.]+'>)"),
-        re.compile(r"WeightsUnpickler error: ([^\n]+)"))
+_WHY = (
+    re.compile(r"unsupported GLOBAL ([\w.]+)", re.I),
+    re.compile(r"Can only build [^\n]*?got (<class '[\w.]+'>)"),
+    re.compile(r"WeightsUnpickler error: ([^\n]+)"),
+)
 
 
 def _why(msg: str) -> str:
@@ -128,11 +133,25 @@ def load_legacy_file(path, profile: str = "batch"):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise UnsafeLegacyFileError(
-            f"refusing to unpickle: {_why(str(e))}", path=path,
+            f"refusing to unpickle: {_why(str(e))}",
+            path=path,
             hint="legacy label files hold only tensors, Python numbers, None and (FKD) numpy arrays; this file "
-                 "holds other types, so it is not a label file of the chosen layout (it was not executed)") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError, IndexError,
-            AttributeError, TypeError) as e:
+            "holds other types, so it is not a label file of the chosen layout (it was not executed)",
+        ) from None
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        zipfile.BadZipFile,
+        ValueError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        TypeError,
+    ) as e:
         msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-        raise LegacyFormatError(f"not a readable torch.save file ({msg})", path=path,
-                                hint="the file is truncated or damaged; regenerate or re-copy it") from None
+        raise LegacyFormatError(
+            f"not a readable torch.save file ({msg})",
+            path=path,
+            hint="the file is truncated or damaged; regenerate or re-copy it",
+        ) from None

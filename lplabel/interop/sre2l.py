@@ -21,6 +21,7 @@ the generating environment (Mersenne Twister + the CPU randperm kernel). When in
 the order with the original environment into an LPLD-style JSON (``{"<epoch>": [indices]}``)
 and pass it as ``order=``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -62,6 +63,7 @@ def _order_source(order, epochs: int, N: int, seed: int, replay: str, root: Path
                 state["perm"] = next(state["gen"])
                 state["epoch"] += 1
             return state["perm"]
+
         return get, {"source": "replay", "seed": int(seed), "mode": replay}
     path = Path(order)
     if path.suffix == ".npy":
@@ -76,8 +78,9 @@ def _order_source(order, epochs: int, N: int, seed: int, replay: str, root: Path
     return (lambda e: js.get(e)), {"source": "order-file", "name": path.name}
 
 
-def plan_import(root, *, seed: int = 42, order=None, replay: str = "torch>=1.11", family: str = "sre2l",
-                layout: str = "sre2l", **_) -> BatchPlan:
+def plan_import(
+    root, *, seed: int = 42, order=None, replay: str = "torch>=1.11", family: str = "sre2l", layout: str = "sre2l", **_
+) -> BatchPlan:
     root = Path(root)
     tree = scan_epoch_dirs(root, allow_partial_last=False)
     nb = len(tree[0])
@@ -89,9 +92,21 @@ def plan_import(root, *, seed: int = 42, order=None, replay: str = "torch>=1.11"
         raise LegacyFormatError(f"holds {last.size} records, more than the first batch's {B}", path=tree[0][-1])
     files = [(e, s, p) for e in sorted(tree) for s, p in enumerate(tree[e])]
     epochs = len(tree)
-    plan = BatchPlan(layout=layout, family=family, root=root, files=files, steps_per_epoch=nb, epochs=epochs,
-                     batch_size=B, last_batch_size=last.size, num_images=N, max_image=N - 1, ids=None,
-                     drop_last=False, first=first)
+    plan = BatchPlan(
+        layout=layout,
+        family=family,
+        root=root,
+        files=files,
+        steps_per_epoch=nb,
+        epochs=epochs,
+        batch_size=B,
+        last_batch_size=last.size,
+        num_images=N,
+        max_image=N - 1,
+        ids=None,
+        drop_last=False,
+        first=first,
+    )
     if family == "gvbsm":
         return plan
     get, facts = _order_source(order, epochs, N, seed, replay, root)
@@ -99,14 +114,17 @@ def plan_import(root, *, seed: int = 42, order=None, replay: str = "torch>=1.11"
     def ids(epoch, step, batch):
         perm = get(epoch)
         if len(perm) != N:
-            raise LegacyFormatError(f"the order of epoch {epoch} lists {len(perm)} images, the batch files hold {N}",
-                                    path=order or root)
-        return perm[step * B: step * B + batch.size]
+            raise LegacyFormatError(
+                f"the order of epoch {epoch} lists {len(perm)} images, the batch files hold {N}", path=order or root
+            )
+        return perm[step * B : step * B + batch.size]
 
     plan.ids = ids
     plan.seed = int(seed) if order is None else None
     plan.facts["order"] = facts
     if order is None:
-        plan.notes.append(f"image order replayed from RandomSampler(seed={seed}) in mode {replay!r}; the files do "
-                          "not store it (see docs/interop.md for the PyTorch versions this holds for)")
+        plan.notes.append(
+            f"image order replayed from RandomSampler(seed={seed}) in mode {replay!r}; the files do "
+            "not store it (see docs/interop.md for the PyTorch versions this holds for)"
+        )
     return plan

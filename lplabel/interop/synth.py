@@ -7,6 +7,7 @@ collated to float32 [B, 4], bool flips, ``torch.randperm`` CutMix permutations, 
 casts, LPLD/LPQLD's batch-counter and JSON logic, FKD's per-image numpy lists), with teacher
 logits from a callable. Nothing here is needed to import or export real label sets.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,6 +29,7 @@ def realistic_logits(num_classes: int, spread: float = 1.5) -> LogitsFn:
     def fn(ids, rng):
         ids = np.asarray(ids)
         return logits_of(rng, len(ids), num_classes, classes=ids * 7919, spread=spread, margin=(3.0, 9.0))
+
     return fn
 
 
@@ -60,8 +62,12 @@ def _rand_bbox(size, lam, np_rng):
     cut_rat = np.sqrt(1.0 - lam)
     cut_w, cut_h = int(W * cut_rat), int(H * cut_rat)
     cx, cy = np_rng.randint(W), np_rng.randint(H)
-    return (np.clip(cx - cut_w // 2, 0, W), np.clip(cy - cut_h // 2, 0, H),
-            np.clip(cx + cut_w // 2, 0, W), np.clip(cy + cut_h // 2, 0, H))
+    return (
+        np.clip(cx - cut_w // 2, 0, W),
+        np.clip(cy - cut_h // 2, 0, H),
+        np.clip(cx + cut_w // 2, 0, W),
+        np.clip(cy + cut_h // 2, 0, H),
+    )
 
 
 def _mix(b, mix, input_size, np_rng):
@@ -106,10 +112,25 @@ def _record(layout, coords, flip, mix_index, lam, bbox, z32, index, *, k=None, u
     return rec
 
 
-def write_batches(root, layout: str, *, num_images: int, batch_size: int, epochs: int, num_classes: int = 1000,
-                  mix: str = "cutmix", prune_ratio: float = 0.0, k: int | None = None, fkd_seed: int = 42,
-                  seed: int = 0, logits: LogitsFn | None = None, input_size: int = 224, image_size=(224, 224),
-                  use_fp16: bool = True, cutout: bool = False) -> Path:
+def write_batches(
+    root,
+    layout: str,
+    *,
+    num_images: int,
+    batch_size: int,
+    epochs: int,
+    num_classes: int = 1000,
+    mix: str = "cutmix",
+    prune_ratio: float = 0.0,
+    k: int | None = None,
+    fkd_seed: int = 42,
+    seed: int = 0,
+    logits: LogitsFn | None = None,
+    input_size: int = 224,
+    image_size=(224, 224),
+    use_fp16: bool = True,
+    cutout: bool = False,
+) -> Path:
     """Write an ``sre2l``, ``gvbsm``, ``edc``, ``lpld`` or ``lpqld`` label directory; returns ``root``.
 
     ``lpld``/``lpqld`` follow their generators' schedule: ``drop_last = prune_ratio > 0``,
@@ -145,8 +166,7 @@ def write_batches(root, layout: str, *, num_images: int, batch_size: int, epochs
             coords, flip = _views(rng, len(idx), [image_size] * len(idx))
             mix_index, lam, bbox = _mix(len(idx), mix, input_size, np_rng)
             z = logits(np.asarray(idx), rng)
-            rec = _record(layout, coords, flip, mix_index, lam, bbox, z, index, k=k, use_fp16=use_fp16,
-                          cutout=cutout)
+            rec = _record(layout, coords, flip, mix_index, lam, bbox, z, index, k=k, use_fp16=use_fp16, cutout=cutout)
             name = f"batch_{counter}.tar" if layout == "lpqld" else f"batch_{batch_idx}.tar"
             torch.save(rec, folder / name)
             if layout == "lpld":
@@ -168,9 +188,22 @@ def write_batches(root, layout: str, *, num_images: int, batch_size: int, epochs
     return root
 
 
-def write_fkd(root, *, num_images: int, num_classes: int = 1000, num_crops: int = 500, k: int = 5,
-              label_type: str = "marginal", use_fp16: bool = True, temperature: float = 1.0, num_dirs: int = 4,
-              seed: int = 0, logits: LogitsFn | None = None, image_size=(375, 500), split: str = "train") -> Path:
+def write_fkd(
+    root,
+    *,
+    num_images: int,
+    num_classes: int = 1000,
+    num_crops: int = 500,
+    k: int = 5,
+    label_type: str = "marginal",
+    use_fp16: bool = True,
+    temperature: float = 1.0,
+    num_dirs: int = 4,
+    seed: int = 0,
+    logits: LogitsFn | None = None,
+    image_size=(375, 500),
+    split: str = "train",
+) -> Path:
     """Write an FKD tree ``root/<split>/<class>/<image>.tar`` of ``[coords, flip, labels]`` numpy lists."""
     import torch
 

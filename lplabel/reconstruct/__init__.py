@@ -25,6 +25,7 @@ through the same modes. A mode a block cannot serve raises :class:`ReconstructEr
 
 Works on numpy arrays, and on torch tensors (any device) via :func:`probs_torch`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,14 +56,18 @@ def _resolve_mode(block: dict, mode: str) -> str:
     if "logits" not in block and index_only(block):
         if mode in ("auto", "renorm"):
             return "renorm"
-        raise ReconstructError(f"reconstruction mode {mode!r} needs stored values and a tail summary; this store "
-                               "keeps class indices only (topk type 'none'): its k classes share the mass equally",
-                               hint="use mode 'renorm' or 'auto'")
+        raise ReconstructError(
+            f"reconstruction mode {mode!r} needs stored values and a tail summary; this store "
+            "keeps class indices only (topk type 'none'): its k classes share the mass equally",
+            hint="use mode 'renorm' or 'auto'",
+        )
     if mode == "auto":
         return "tail" if "tail" in block else "renorm"
     if mode in ("tail", "uniform") and "tail" not in block:
-        raise ReconstructError(f"reconstruction mode {mode!r} needs a stored tail summary; this store has none",
-                               hint="re-quantize with --tail logsumexp, or use mode 'renorm'")
+        raise ReconstructError(
+            f"reconstruction mode {mode!r} needs a stored tail summary; this store has none",
+            hint="re-quantize with --tail logsumexp, or use mode 'renorm'",
+        )
     return "tail" if mode == "uniform" else mode
 
 
@@ -72,8 +77,9 @@ def _fill_logit(tail: np.ndarray, c: int, k: int, tail_kind: str):
     return tail - np.log(max(c - k, 1))
 
 
-def probs_numpy(block: dict, num_classes: int, *, temperature: float = 1.0, mode: str = "auto",
-                tail_kind: str = "logsumexp") -> np.ndarray:
+def probs_numpy(
+    block: dict, num_classes: int, *, temperature: float = 1.0, mode: str = "auto", tail_kind: str = "logsumexp"
+) -> np.ndarray:
     """Dense probabilities float32 [n, C] from a decoded label block."""
     t = float(temperature)
     if "logits" in block:
@@ -105,8 +111,15 @@ def probs_numpy(block: dict, num_classes: int, *, temperature: float = 1.0, mode
     return out.astype(np.float32)
 
 
-def probs_torch(block: dict, num_classes: int, *, temperature: float = 1.0, mode: str = "auto",
-                tail_kind: str = "logsumexp", device=None):
+def probs_torch(
+    block: dict,
+    num_classes: int,
+    *,
+    temperature: float = 1.0,
+    mode: str = "auto",
+    tail_kind: str = "logsumexp",
+    device=None,
+):
     """Like :func:`probs_numpy`, on torch tensors (numpy inputs are moved to ``device``)."""
     import torch
 

@@ -16,6 +16,7 @@ candidate: the chosen mode) and compared:
 
 Everything is vectorised per step; :class:`FidelityAccumulator` sums over steps.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,8 +49,15 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 class FidelityAccumulator:
     """Sums fidelity metrics over steps; :meth:`result` gives the means."""
 
-    def __init__(self, num_classes: int, *, mode: str = "auto", temperatures=TEMPERATURES,
-                 reference_tail: str = "logsumexp", candidate_tail: str = "logsumexp"):
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        mode: str = "auto",
+        temperatures=TEMPERATURES,
+        reference_tail: str = "logsumexp",
+        candidate_tail: str = "logsumexp",
+    ):
         self.num_classes = int(num_classes)
         self.mode = mode
         self.tails = (reference_tail, candidate_tail)
@@ -85,12 +93,20 @@ class FidelityAccumulator:
         return out
 
 
-def compare_blocks(reference: dict, candidate: dict, num_classes: int, *, mode: str = "auto",
-                   temperatures=TEMPERATURES, reference_tail: str = "logsumexp",
-                   candidate_tail: str = "logsumexp") -> dict:
+def compare_blocks(
+    reference: dict,
+    candidate: dict,
+    num_classes: int,
+    *,
+    mode: str = "auto",
+    temperatures=TEMPERATURES,
+    reference_tail: str = "logsumexp",
+    candidate_tail: str = "logsumexp",
+) -> dict:
     """Fidelity metrics of one pair of label blocks (see the module doc)."""
-    acc = FidelityAccumulator(num_classes, mode=mode, temperatures=temperatures, reference_tail=reference_tail,
-                              candidate_tail=candidate_tail)
+    acc = FidelityAccumulator(
+        num_classes, mode=mode, temperatures=temperatures, reference_tail=reference_tail, candidate_tail=candidate_tail
+    )
     acc.add(reference, candidate)
     return acc.result()
 
@@ -128,29 +144,45 @@ def _compare(ref, cand, mode, temperatures, progress) -> dict:
         from . import ReconstructError, index_only
 
         what = "keeps class indices only (no values, no tail)" if index_only(cand_fields) else "has none"
-        raise ReconstructError(f"--mode {mode} needs a stored tail summary; the candidate {what}", path=cand.path,
-                               hint="use --mode renorm or auto")
+        raise ReconstructError(
+            f"--mode {mode} needs a stored tail summary; the candidate {what}",
+            path=cand.path,
+            hint="use --mode renorm or auto",
+        )
     if ref.num_classes != cand.num_classes:
-        raise CompareError(f"the stores have {ref.num_classes} and {cand.num_classes} classes",
-                           path=cand.path, hint="compare a store with the store it was made from")
+        raise CompareError(
+            f"the stores have {ref.num_classes} and {cand.num_classes} classes",
+            path=cand.path,
+            hint="compare a store with the store it was made from",
+        )
     spe = max(ref.steps_per_epoch, cand.steps_per_epoch, 1)
     rk = ref.step_epoch.astype(np.int64) * spe + ref.step_index
     ck = cand.step_epoch.astype(np.int64) * spe + cand.step_index
     common, ri, ci = np.intersect1d(rk, ck, return_indices=True)
     if len(common) == 0:
-        raise CompareError("the stores hold no (epoch, step) in common", path=cand.path,
-                           hint="compare a store with the store it was made from")
+        raise CompareError(
+            "the stores hold no (epoch, step) in common",
+            path=cand.path,
+            hint="compare a store with the store it was made from",
+        )
     from . import tail_kind_of
 
-    acc = FidelityAccumulator(ref.num_classes, mode=mode, temperatures=temperatures,
-                              reference_tail=tail_kind_of(ref.pipelines["label"]),
-                              candidate_tail=tail_kind_of(cand.pipelines["label"]))
+    acc = FidelityAccumulator(
+        ref.num_classes,
+        mode=mode,
+        temperatures=temperatures,
+        reference_tail=tail_kind_of(ref.pipelines["label"]),
+        candidate_tail=tail_kind_of(cand.pipelines["label"]),
+    )
     for a, b in zip(ri, ci):
         sa = ref.step_at(int(a), columns=("image", "label"))
         sb = cand.step_at(int(b), columns=("image", "label"))
         if not np.array_equal(sa.image, sb.image):
-            raise CompareError(f"epoch {sa.epoch} step {sa.step} holds different images in the two stores",
-                               path=cand.path, hint="the candidate was not made from this reference")
+            raise CompareError(
+                f"epoch {sa.epoch} step {sa.step} holds different images in the two stores",
+                path=cand.path,
+                hint="the candidate was not made from this reference",
+            )
         acc.add(sa.label, sb.label)
         if progress is not None:
             progress(1)
@@ -162,12 +194,17 @@ def _compare(ref, cand, mode, temperatures, progress) -> dict:
 
         f = store_info(store.path)  # the same three size figures as `lplabel info` (lplabel.store.info)
         R = f["records"]
-        return {"path": str(store.path), "file_bytes": f["file_bytes"], "records": R,
-                "nominal_records": f["nominal_records"], "bytes_per_record": f["bytes_per_record"],
-                "label_bytes_per_record": store.column_bytes("label") / R if R else None,
-                "smaller_than_dense_fp16_stored": f["smaller_than_dense_fp16_stored"],
-                "smaller_than_dense_fp16_nominal": f["smaller_than_dense_fp16_nominal"],
-                "ratio_vs_dense_fp16": f["ratio_vs_dense_fp16"]}  # old name of ..._stored
+        return {
+            "path": str(store.path),
+            "file_bytes": f["file_bytes"],
+            "records": R,
+            "nominal_records": f["nominal_records"],
+            "bytes_per_record": f["bytes_per_record"],
+            "label_bytes_per_record": store.column_bytes("label") / R if R else None,
+            "smaller_than_dense_fp16_stored": f["smaller_than_dense_fp16_stored"],
+            "smaller_than_dense_fp16_nominal": f["smaller_than_dense_fp16_nominal"],
+            "ratio_vs_dense_fp16": f["ratio_vs_dense_fp16"],
+        }  # old name of ..._stored
 
     res["reference"] = size_facts(ref)
     res["candidate"] = size_facts(cand)
@@ -178,8 +215,9 @@ def _compare(ref, cand, mode, temperatures, progress) -> dict:
     n = min(5, ref.num_classes)
     if kept and min(kept) < n:
         res["top5_overlap"] = None
-        res["top5_overlap_skipped"] = (f"a store keeps only the top-{min(kept)} classes of each record; top-5 "
-                                       f"overlap needs k >= {n}")
+        res["top5_overlap_skipped"] = (
+            f"a store keeps only the top-{min(kept)} classes of each record; top-5 overlap needs k >= {n}"
+        )
     return res
 
 

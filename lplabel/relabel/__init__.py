@@ -5,16 +5,41 @@ command line; ``config`` a :class:`~lplabel.relabel.config.RelabelConfig`); ``me
 :mod:`lplabel.relabel.core` for the loop, :mod:`~lplabel.relabel.plan` for pruning, parts and
 ranks, :mod:`~lplabel.relabel.workdir` for resuming and :mod:`~lplabel.relabel.merge`.
 """
-from .config import (LabelsConfig, OutputConfig, ProcessConfig, Pruning, RelabelConfig, TeacherConfig,
-                     ViewsPolicy)
+
+from .config import LabelsConfig, OutputConfig, ProcessConfig, Pruning, RelabelConfig, TeacherConfig, ViewsPolicy
 from .core import RelabelReport, relabel, run_relabel
-from .errors import (DistributedError, ImageInputError, MergeError, RelabelError, RelabelWriteError,
-                     TeacherOutputError, WorkDirError)
+from .errors import (
+    DistributedError,
+    ImageInputError,
+    MergeError,
+    RelabelError,
+    RelabelWriteError,
+    TeacherOutputError,
+    WorkDirError,
+)
 from .inputs import load_images
 from .merge import merge
 from .teacher_io import load_teachers
 
-__all__ = ["relabel", "run_relabel", "RelabelReport", "merge", "load_images", "load_teachers", "RelabelError",
-           "ImageInputError", "TeacherOutputError", "WorkDirError", "RelabelWriteError", "MergeError",
-           "DistributedError", "RelabelConfig", "ViewsPolicy", "Pruning", "TeacherConfig", "LabelsConfig",
-           "OutputConfig", "ProcessConfig"]
+__all__ = [
+    "relabel",
+    "run_relabel",
+    "RelabelReport",
+    "merge",
+    "load_images",
+    "load_teachers",
+    "RelabelError",
+    "ImageInputError",
+    "TeacherOutputError",
+    "WorkDirError",
+    "RelabelWriteError",
+    "MergeError",
+    "DistributedError",
+    "RelabelConfig",
+    "ViewsPolicy",
+    "Pruning",
+    "TeacherConfig",
+    "LabelsConfig",
+    "OutputConfig",
+    "ProcessConfig",
+]

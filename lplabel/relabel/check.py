@@ -22,6 +22,7 @@ An accuracy "near chance" (:meth:`AccuracyCheck.near_chance`) makes a loud warni
 command line a ``WARNING`` line, in Python a :class:`TeacherAccuracyWarning`. The relabel goes on
 (distilled images can legitimately be hard), but the user has been told.
 """
+
 from __future__ import annotations
 
 import math
@@ -98,13 +99,17 @@ class AccuracyCheck:
         return f"class {c}" + (f" ({name})" if name is not None and str(name) != str(c) else "")
 
     def message(self) -> str:
-        s = (f"teacher top-1 on the {self.what}' own classes: {100 * self.accuracy:.1f}% of {self.total:,} "
-             f"(chance {100 * self.chance:.1f}%)")
+        s = (
+            f"teacher top-1 on the {self.what}' own classes: {100 * self.accuracy:.1f}% of {self.total:,} "
+            f"(chance {100 * self.chance:.1f}%)"
+        )
         if self.suspicious:
             why = "near chance" if self.near_chance else "one class for most of them"
-            s = ("WARNING: " + s + f" -- {why}: the labels are likely garbage. Teachers get float32 NCHW RGB "
-                 "pixels in 0..255; one that expects 0..1 input needs --normalize unit, one that expects normalised "
-                 "input --normalize imagenet (see lplabel relabel --help)")
+            s = (
+                "WARNING: " + s + f" -- {why}: the labels are likely garbage. Teachers get float32 NCHW RGB "
+                "pixels in 0..255; one that expects 0..1 input needs --normalize unit, one that expects normalised "
+                "input --normalize imagenet (see lplabel relabel --help)"
+            )
             if self.top_share >= 0.5 and self.top_class is not None:
                 s += f"; it predicted {self._class(self.top_class)} for {100 * self.top_share:.0f}% of them"
         return s
@@ -124,8 +129,9 @@ def known_classes(images) -> np.ndarray | None:
     return cls
 
 
-def sample_check(images, classes: np.ndarray, runner, policy, device, num_classes: int,
-                 n: int = SAMPLE_SIZE, batch_size: int = 64) -> AccuracyCheck:
+def sample_check(
+    images, classes: np.ndarray, runner, policy, device, num_classes: int, n: int = SAMPLE_SIZE, batch_size: int = 64
+) -> AccuracyCheck:
     """The teacher's top-1 on a seeded sample of whole labelled images (see the module doc).
 
     ``runner`` is the relabel loop's teacher (class map applied, checks on NaN); raises
@@ -140,17 +146,24 @@ def sample_check(images, classes: np.ndarray, runner, policy, device, num_classe
     pick = np.sort(rng.choice(labelled, size=min(n, len(labelled)), replace=False))
     preds = []
     for i in range(0, len(pick), batch_size):
-        ids = pick[i:i + batch_size]
+        ids = pick[i : i + batch_size]
         bank = ImageBank([np.asarray(images.images[int(j)]) for j in ids], device=device)
         m = len(ids)
-        views = StepViews(image=np.arange(m), crop=np.tile(np.array([0, 0, 1, 1], np.float32), (m, 1)),
-                          flip=np.zeros(m, bool), mix_partner=np.full(m, -1), mix_lambda=math.nan,
-                          mix_box=np.zeros(4))
+        views = StepViews(
+            image=np.arange(m),
+            crop=np.tile(np.array([0, 0, 1, 1], np.float32), (m, 1)),
+            flip=np.zeros(m, bool),
+            mix_partner=np.full(m, -1),
+            mix_lambda=math.nan,
+            mix_box=np.zeros(4),
+        )
         with torch.inference_mode():
             z = runner(render_views(bank, views, policy))
         if not bool(torch.isfinite(z).all()):
-            raise TeacherOutputError("the teacher produced NaN or infinite logits on whole images of the set",
-                                     hint="with --amp try --amp-dtype bfloat16 or no AMP; check the teacher")
+            raise TeacherOutputError(
+                "the teacher produced NaN or infinite logits on whole images of the set",
+                hint="with --amp try --amp-dtype bfloat16 or no AMP; check the teacher",
+            )
         preds.append(z.argmax(1).cpu().numpy())
     pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
     return _result("sampled images", pred, classes[pick], num_classes, images)
@@ -159,11 +172,16 @@ def sample_check(images, classes: np.ndarray, runner, policy, device, num_classe
 def _result(what, pred, target, num_classes, images) -> AccuracyCheck:
     counts = np.bincount(pred, minlength=num_classes) if len(pred) else np.zeros(num_classes, np.int64)
     top = int(counts.argmax()) if len(pred) else None
-    return AccuracyCheck(what=what, correct=int((pred == target).sum()), total=int(len(pred)),
-                         num_classes=num_classes, top_class=top,
-                         top_share=float(counts.max() / len(pred)) if len(pred) else 0.0,
-                         class_names=tuple(getattr(images, "class_names", None) or ()),
-                         true_top_share=_top_share(target))
+    return AccuracyCheck(
+        what=what,
+        correct=int((pred == target).sum()),
+        total=int(len(pred)),
+        num_classes=num_classes,
+        top_class=top,
+        top_share=float(counts.max() / len(pred)) if len(pred) else 0.0,
+        class_names=tuple(getattr(images, "class_names", None) or ()),
+        true_top_share=_top_share(target),
+    )
 
 
 def _top_share(target: np.ndarray) -> float:
@@ -181,7 +199,7 @@ def dominant_image(views: StepViews, policy) -> np.ndarray:
         return img
     if policy.mix == "cutmix":
         r0, c0, r1, c1 = (int(v) for v in views.mix_box)
-        share = max(0, r1 - r0) * max(0, c1 - c0) / float(policy.output_size ** 2)
+        share = max(0, r1 - r0) * max(0, c1 - c0) / float(policy.output_size**2)
     else:
         share = 1.0 - float(views.mix_lambda)
     if not share > 0.5:
@@ -219,14 +237,19 @@ class ViewAccuracy:
         binned = torch.where(t >= 0, pred, torch.full_like(pred, self.num_classes))
         self.counts.scatter_add_(0, binned, torch.ones_like(binned))
         self.total += int(known.sum())
-        self.true_counts += np.bincount(target[known], minlength=self.num_classes)[:self.num_classes]
+        self.true_counts += np.bincount(target[known], minlength=self.num_classes)[: self.num_classes]
 
     def result(self) -> AccuracyCheck | None:
         if not self.total:
             return None
-        counts = self.counts.cpu().numpy()[:self.num_classes]
-        return AccuracyCheck(what="views", correct=int(self.correct.item()), total=self.total,
-                             num_classes=self.num_classes, top_class=int(counts.argmax()),
-                             top_share=float(counts.max() / max(1, counts.sum())),
-                             class_names=tuple(getattr(self.images, "class_names", None) or ()),
-                             true_top_share=float(self.true_counts.max() / max(1, self.true_counts.sum())))
+        counts = self.counts.cpu().numpy()[: self.num_classes]
+        return AccuracyCheck(
+            what="views",
+            correct=int(self.correct.item()),
+            total=self.total,
+            num_classes=self.num_classes,
+            top_class=int(counts.argmax()),
+            top_share=float(counts.max() / max(1, counts.sum())),
+            class_names=tuple(getattr(self.images, "class_names", None) or ()),
+            true_top_share=float(self.true_counts.max() / max(1, self.true_counts.sum())),
+        )

@@ -20,6 +20,7 @@ The keyword arguments ``run_relabel`` took before these objects existed (``epoch
 ``force=`` ...) are still accepted for one release: :meth:`RelabelConfig.from_kwargs` maps each
 to its field (``LEGACY_KWARGS``), silently (no warning: they are what most callers and tests use).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -58,8 +59,15 @@ class ViewsPolicy:
         seed = int(self.seed)
         if not 0 <= seed < 2**32:
             raise RelabelError(f"seed must be in [0, 2**32), got {seed}")
-        _set(self, epochs=E, batch_size=B, seed=seed, drop_last=bool(self.drop_last),
-             crop_scale=tuple(self.crop_scale), crop_ratio=tuple(self.crop_ratio))
+        _set(
+            self,
+            epochs=E,
+            batch_size=B,
+            seed=seed,
+            drop_last=bool(self.drop_last),
+            crop_scale=tuple(self.crop_scale),
+            crop_ratio=tuple(self.crop_ratio),
+        )
 
     def augment_policy(self, images) -> AugmentPolicy:
         """The :class:`~lplabel.views.AugmentPolicy` for ``images``: resolves ``size`` and ``flip_p``."""
@@ -73,8 +81,14 @@ class ViewsPolicy:
         if flip_p is None:
             flip_p = 0.5 if (getattr(images, "meta", {}) or {}).get("hflip", True) else 0.0
         try:
-            return AugmentPolicy(output_size=int(size), crop_scale=self.crop_scale, crop_ratio=self.crop_ratio,
-                                 flip_p=flip_p, mix=self.mix, mix_alpha=self.mix_alpha)
+            return AugmentPolicy(
+                output_size=int(size),
+                crop_scale=self.crop_scale,
+                crop_ratio=self.crop_ratio,
+                flip_p=flip_p,
+                mix=self.mix,
+                mix_alpha=self.mix_alpha,
+            )
         except ValueError as e:
             raise RelabelError(f"invalid augmentation: {e}") from None
 
@@ -144,9 +158,16 @@ class LabelsConfig:
         """(codec list, label_input, device_topk) of the run: :func:`~lplabel.relabel.labels.build_label_chain`."""
         from .labels import build_label_chain
 
-        return build_label_chain(num_classes, topk=self.topk, values=self.values, index_type=self.index_type,
-                                 tail=self.tail, index_coding=self.index_coding, zstd_level=self.zstd_level,
-                                 label_codecs=None if self.codecs is None else list(self.codecs))
+        return build_label_chain(
+            num_classes,
+            topk=self.topk,
+            values=self.values,
+            index_type=self.index_type,
+            tail=self.tail,
+            index_coding=self.index_coding,
+            zstd_level=self.zstd_level,
+            label_codecs=None if self.codecs is None else list(self.codecs),
+        )
 
 
 @dataclass(frozen=True)
@@ -198,16 +219,29 @@ class ProcessConfig:
 
 #: each keyword argument of the former ``run_relabel`` signature -> (part of RelabelConfig, field)
 LEGACY_KWARGS = {
-    **{n: ("views", n) for n in ("epochs", "batch_size", "size", "crop_scale", "crop_ratio", "flip_p", "mix",
-                                 "mix_alpha", "seed", "drop_last")},
+    **{
+        n: ("views", n)
+        for n in (
+            "epochs",
+            "batch_size",
+            "size",
+            "crop_scale",
+            "crop_ratio",
+            "flip_p",
+            "mix",
+            "mix_alpha",
+            "seed",
+            "drop_last",
+        )
+    },
     **{n: ("pruning", n) for n in ("keep", "keep_seed", "keep_unit", "keep_metric", "reuse")},
     **{n: ("teacher", n) for n in ("device", "amp", "amp_dtype", "channels_last", "class_map")},
-    "teacher_description": ("teacher", "description"), "teacher_checksum": ("teacher", "checksum"),
+    "teacher_description": ("teacher", "description"),
+    "teacher_checksum": ("teacher", "checksum"),
     "teacher_check": ("teacher", "check"),
     **{n: ("labels", n) for n in ("topk", "values", "index_type", "tail", "index_coding", "zstd_level")},
     "label_codecs": ("labels", "codecs"),
-    **{n: ("output", n) for n in ("force", "fresh", "work_dir", "steps_per_part", "merge", "views",
-                                  "steps_per_chunk")},
+    **{n: ("output", n) for n in ("force", "fresh", "work_dir", "steps_per_part", "merge", "views", "steps_per_chunk")},
     **{n: ("process", n) for n in ("rank", "world_size", "threads", "bank_device", "queue_size", "progress")},
 }
 
@@ -230,8 +264,9 @@ class RelabelConfig:
         for f in dataclasses.fields(self):
             part = getattr(self, f.name)
             if not isinstance(part, f.default_factory):
-                raise TypeError(f"RelabelConfig.{f.name} must be a {f.default_factory.__name__}, "
-                                f"got {type(part).__name__}")
+                raise TypeError(
+                    f"RelabelConfig.{f.name} must be a {f.default_factory.__name__}, got {type(part).__name__}"
+                )
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "RelabelConfig":

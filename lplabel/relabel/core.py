@@ -15,6 +15,7 @@ Parts are finished stores in the work directory (``OUT.lpl.partial/``); at the e
 into ``OUT.lpl`` (atomically) and the work directory is removed. See :mod:`lplabel.relabel.plan`
 for how parts are cut and shared between ranks, and :mod:`lplabel.relabel.workdir` for resuming.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,7 @@ from ..store import LabelColumn, LabelStore, StoreLayout, StoreWriter, ViewColum
 from ..views import AugmentPolicy, StepViews, plan_steps, steps_per_epoch as _steps_per_epoch
 from ..selection.schedule import default_steps_per_chunk
 from .distributed import DistContext
-from .errors import (DistributedError, ImageInputError, OutputExistsError, RelabelError, TeacherOutputError,
-                     WorkDirError)
+from .errors import DistributedError, ImageInputError, OutputExistsError, RelabelError, TeacherOutputError, WorkDirError
 from .check import AccuracyCheck, ViewAccuracy, known_classes, sample_check
 from .config import RelabelConfig
 from .inputs import check_images
@@ -149,8 +149,14 @@ class _Renderer:
             uniq, inv = np.unique(views.image, return_inverse=True)
             sub = self.source[uniq] if isinstance(self.source, np.ndarray) else [self.source[i] for i in uniq]
             bank = _bank(sub, self.device)
-            v = StepViews(image=inv.reshape(-1), crop=views.crop, flip=views.flip, mix_partner=views.mix_partner,
-                          mix_lambda=views.mix_lambda, mix_box=views.mix_box)
+            v = StepViews(
+                image=inv.reshape(-1),
+                crop=views.crop,
+                flip=views.flip,
+                mix_partner=views.mix_partner,
+                mix_lambda=views.mix_lambda,
+                mix_box=views.mix_box,
+            )
         if mix:
             return render_step(bank, v, self.policy)
         return render_views(bank, v, self.policy)
@@ -186,18 +192,22 @@ class _Teacher:
         try:
             z = self.raw(x)
         except Exception as e:  # noqa: BLE001 - any failure of foreign code becomes one clear error
-            raise TeacherOutputError(f"the teacher failed on a batch of shape {tuple(x.shape)} "
-                                     f"(float32 NCHW pixels 0..255): {_first_line(e)}",
-                                     hint="check the teacher's input channels and size (--size)") from None
+            raise TeacherOutputError(
+                f"the teacher failed on a batch of shape {tuple(x.shape)} "
+                f"(float32 NCHW pixels 0..255): {_first_line(e)}",
+                hint="check the teacher's input channels and size (--size)",
+            ) from None
         if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[0] != x.shape[0]:
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-            raise TeacherOutputError(f"the teacher must return logits [batch, classes]; got {shape} for a batch "
-                                     f"of {x.shape[0]}")
+            raise TeacherOutputError(
+                f"the teacher must return logits [batch, classes]; got {shape} for a batch of {x.shape[0]}"
+            )
         return int(z.shape[1])
 
 
-def relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out, config: RelabelConfig | None = None,
-            **kwargs) -> Path:
+def relabel(
+    images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out, config: RelabelConfig | None = None, **kwargs
+) -> Path:
     """Label seeded augmented views of ``images`` with ``teacher`` and write the store ``out``.
 
     Returns the path of the store (or, for a shard process whose merge is left to another
@@ -206,8 +216,15 @@ def relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out, con
     return run_relabel(images, teacher, out, config, **kwargs).path
 
 
-def run_relabel(images: ImageSet, teacher: nn.Module | Sequence[nn.Module], out, config: RelabelConfig | None = None,
-                *, log: Callable[[str], None] | None = None, **kwargs) -> RelabelReport:
+def run_relabel(
+    images: ImageSet,
+    teacher: nn.Module | Sequence[nn.Module],
+    out,
+    config: RelabelConfig | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+    **kwargs,
+) -> RelabelReport:
     """Relabel (see the module doc) ``images`` with ``teacher`` into the store ``out``, as ``config``
     says (a :class:`~lplabel.relabel.config.RelabelConfig`; None: the defaults). ``log`` is called
     with the summary lines.
@@ -340,15 +357,34 @@ class _Job:
         """The work directory's manifest (what a resumed run must match, see :mod:`.workdir`)."""
         li = self.label_input
         return {
-            "kind": MANIFEST_KIND, "version": MANIFEST_VERSION, "output": self.out.name,
-            "config": {"images": self.index.header_entry(), "num_classes": self.num_classes, "batch_size": self.B,
-                       "epochs": self.E, "steps_per_epoch": self.spe, "drop_last": self.drop_last,
-                       "augmentation": self.policy.to_json(), "teacher": self.teacher_hdr, "seed": self.seed},
-            "plan": {"steps": rle_encode(self.ids), "num_steps": int(len(self.ids)), "steps_per_part": self.K,
-                     "num_parts": self.P, "selection": self.selection},
-            "final": {"label_codecs": Pipeline(self.codecs, label_spec(li, self.num_classes)).to_json(),
-                      "label_input": li if li == "logits" else list(li),
-                      "part_mode": self.pmode, "steps_per_chunk": self.spc, "views": self.cfg.output.views},
+            "kind": MANIFEST_KIND,
+            "version": MANIFEST_VERSION,
+            "output": self.out.name,
+            "config": {
+                "images": self.index.header_entry(),
+                "num_classes": self.num_classes,
+                "batch_size": self.B,
+                "epochs": self.E,
+                "steps_per_epoch": self.spe,
+                "drop_last": self.drop_last,
+                "augmentation": self.policy.to_json(),
+                "teacher": self.teacher_hdr,
+                "seed": self.seed,
+            },
+            "plan": {
+                "steps": rle_encode(self.ids),
+                "num_steps": int(len(self.ids)),
+                "steps_per_part": self.K,
+                "num_parts": self.P,
+                "selection": self.selection,
+            },
+            "final": {
+                "label_codecs": Pipeline(self.codecs, label_spec(li, self.num_classes)).to_json(),
+                "label_input": li if li == "logits" else list(li),
+                "part_mode": self.pmode,
+                "steps_per_chunk": self.spc,
+                "views": self.cfg.output.views,
+            },
         }
 
 
@@ -371,13 +407,25 @@ def _run(images, teacher, out, cfg: RelabelConfig, env: _Env) -> RelabelReport:
     created = cfg.output.fresh or not job.wd.exists()  # the work directory holds only what this run writes
     _collective(dist, lambda: job.wd.prepare(job.manifest(), fresh=cfg.output.fresh))
     if job.wd.replaced and dist.is_main:
-        say(f"{job.wd.path}: replaced an unfinished run's work directory that held no finished part "
-            "(it used other settings)")
+        say(
+            f"{job.wd.path}: replaced an unfinished run's work directory that held no finished part "
+            "(it used other settings)"
+        )
     todo, resumed = _parts_to_compute(job, dist, say)
-    report = RelabelReport(path=out, merged=False, work_dir=job.wd.path, rank=dist.rank, world_size=dist.world_size,
-                           steps_planned=int(len(job.ids)), parts_total=job.P, parts_resumed=resumed,
-                           device=str(env.dev), precision=runner.precision, threads=env.threads,
-                           sample_check=before)
+    report = RelabelReport(
+        path=out,
+        merged=False,
+        work_dir=job.wd.path,
+        rank=dist.rank,
+        world_size=dist.world_size,
+        steps_planned=int(len(job.ids)),
+        parts_total=job.P,
+        parts_resumed=resumed,
+        device=str(env.dev),
+        precision=runner.precision,
+        threads=env.threads,
+        sample_check=before,
+    )
     accuracy = ViewAccuracy(classes, num_classes, env.dev, policy, images) if classes is not None else None
     _compute_share(report, job, todo, images, runner, accuracy, env, created)
     if accuracy is not None:  # only for a run that computed all its views
@@ -393,8 +441,14 @@ def _probe_classes(images, runner: "_Teacher", policy: AugmentPolicy, cfg: Relab
     v = cfg.views
     first = next(plan_steps(v.seed, [(0, 0)], images.sizes(), v.batch_size, policy, v.drop_last))[2]
     m = min(2, len(first))
-    probe_views = StepViews(image=first.image[:m], crop=first.crop[:m], flip=first.flip[:m],
-                            mix_partner=np.full(m, -1), mix_lambda=math.nan, mix_box=np.zeros(4))
+    probe_views = StepViews(
+        image=first.image[:m],
+        crop=first.crop[:m],
+        flip=first.flip[:m],
+        mix_partner=np.full(m, -1),
+        mix_lambda=math.nan,
+        mix_box=np.zeros(4),
+    )
     try:
         probe_bank = ImageBank([np.array(images.images[int(i)]) for i in probe_views.image], device=dev)
     except (TypeError, ValueError) as e:
@@ -418,21 +472,31 @@ def _probe_classes(images, runner: "_Teacher", policy: AugmentPolicy, cfg: Relab
             raise TeacherOutputError(
                 f"the teacher outputs {width} classes but the image set has {num_classes}",
                 hint="use a teacher trained on these classes, or map its outputs with --class-map "
-                     "(in1k for Tiny-ImageNet under an ImageNet-1K teacher, or a file of output indices)")
+                "(in1k for Tiny-ImageNet under an ImageNet-1K teacher, or a file of output indices)",
+            )
     if len(images.classes) and images.classes.max() >= num_classes:
-        raise ImageInputError(f"image classes go up to {int(images.classes.max())} but labels have {num_classes} "
-                              "classes")
+        raise ImageInputError(
+            f"image classes go up to {int(images.classes.max())} but labels have {num_classes} classes"
+        )
     return num_classes, cmap_desc
 
 
-def _plan_job(images, teacher, runner: "_Teacher", out: Path, cfg: RelabelConfig, policy: AugmentPolicy, spe: int,
-              num_classes: int, cmap_desc) -> _Job:
+def _plan_job(
+    images,
+    teacher,
+    runner: "_Teacher",
+    out: Path,
+    cfg: RelabelConfig,
+    policy: AugmentPolicy,
+    spe: int,
+    num_classes: int,
+    cmap_desc,
+) -> _Job:
     """Labels, header facts and the plan: the label chain and what the parts store, the steps
     computed, the chunking, the work directory and its parts."""
     codecs, label_input, device_topk = cfg.labels.chain(num_classes)
     pcodecs, pinput, pmode = part_chain(codecs, label_input)
-    teacher_hdr = describe_teacher(teacher, cfg.teacher.description, cfg.teacher.checksum, runner.precision,
-                                   cmap_desc)
+    teacher_hdr = describe_teacher(teacher, cfg.teacher.description, cfg.teacher.checksum, runner.precision, cmap_desc)
     v = cfg.views
     ids, selection = cfg.pruning.plan(v.epochs, spe, v.seed)
     # default: what training reads together from this store (8 in order, 1 for LPLD/LPQLD draws)
@@ -441,10 +505,29 @@ def _plan_job(images, teacher, runner: "_Teacher", out: Path, cfg: RelabelConfig
         spc = default_steps_per_chunk(selection)
     wd = WorkDir(cfg.output.work_dir if cfg.output.work_dir is not None else default_work_dir(out))
     K = _steps_per_part(cfg, wd)
-    return _Job(cfg=cfg, out=out, policy=policy, sizes=images.sizes(), N=len(images), spe=spe,
-                num_classes=num_classes, codecs=codecs, label_input=label_input, device_topk=device_topk,
-                pcodecs=pcodecs, pinput=pinput, pmode=pmode, teacher_hdr=teacher_hdr, ids=ids, selection=selection,
-                spc=spc, index=image_index(images), wd=wd, K=K, P=num_parts(len(ids), K))
+    return _Job(
+        cfg=cfg,
+        out=out,
+        policy=policy,
+        sizes=images.sizes(),
+        N=len(images),
+        spe=spe,
+        num_classes=num_classes,
+        codecs=codecs,
+        label_input=label_input,
+        device_topk=device_topk,
+        pcodecs=pcodecs,
+        pinput=pinput,
+        pmode=pmode,
+        teacher_hdr=teacher_hdr,
+        ids=ids,
+        selection=selection,
+        spc=spc,
+        index=image_index(images),
+        wd=wd,
+        K=K,
+        P=num_parts(len(ids), K),
+    )
 
 
 def _steps_per_part(cfg: RelabelConfig, wd: WorkDir) -> int:
@@ -496,8 +579,9 @@ def _parts_to_compute(job: _Job, dist: DistContext, say) -> tuple:
     return todo, resumed
 
 
-def _compute_share(report: RelabelReport, job: _Job, todo, images, runner: "_Teacher", accuracy, env: _Env,
-                   created: bool) -> None:
+def _compute_share(
+    report: RelabelReport, job: _Job, todo, images, runner: "_Teacher", accuracy, env: _Env, created: bool
+) -> None:
     """Compute this process's parts; on failure drop a work directory that holds nothing to
     resume, and (in a process group) raise every rank's failure on every rank."""
     dist = env.dist
@@ -546,8 +630,10 @@ def _merge_parts(report: RelabelReport, job: _Job, env: _Env) -> RelabelReport:
                 report.merged = True
             else:
                 missing = job.P - len(wd.finished_parts() & set(range(job.P)))
-                say(f"rank {dist.rank}/{dist.world_size}: done; {missing} part(s) of other shards are missing. "
-                    f"The last shard to finish merges; or run: lplabel merge {wd.path} -o {out}")
+                say(
+                    f"rank {dist.rank}/{dist.world_size}: done; {missing} part(s) of other shards are missing. "
+                    f"The last shard to finish merges; or run: lplabel merge {wd.path} -o {out}"
+                )
     report.merge_seconds = time.perf_counter() - t_merge
     if not report.merged:
         report.path = wd.path
@@ -586,26 +672,46 @@ def _merge_workdir(wd: WorkDir, out: Path, force: bool, progress, say) -> None:
     wd.remove()
 
 
-def _compute(report: RelabelReport, job: _Job, todo, renderer: _Renderer, runner: "_Teacher", dist: DistContext,
-             accuracy=None) -> None:
+def _compute(
+    report: RelabelReport, job: _Job, todo, renderer: _Renderer, runner: "_Teacher", dist: DistContext, accuracy=None
+) -> None:
     """Compute and write the parts ``todo``: render, run the teacher, hand the labels to the writer thread."""
     spe, N, B, seed, policy, drop_last = job.spe, job.N, job.B, job.seed, job.policy, job.drop_last
     num_classes, device_topk, pinput = job.num_classes, job.device_topk, job.pinput
     part_steps = {j: part_ids(job.ids, job.K, j) for j in todo}
     total_views = sum(_views_in_steps(v, spe, N, B) for v in part_steps.values())
-    bar = progress_bar(total_views, "relabel", job.cfg.process.progress is not False and dist.is_main, unit="view",
-                       unit_scale=True)
+    bar = progress_bar(
+        total_views, "relabel", job.cfg.process.progress is not False and dist.is_main, unit="view", unit_scale=True
+    )
     E = job.E
     derived = job.sizes if job.cfg.output.views == "derived" else None
 
     def open_part(j):
-        return StoreWriter(job.wd.part_path(j), num_classes=num_classes, images=job.index, batch_size=B, epochs=E,
-                           steps_per_epoch=spe, drop_last=drop_last, labels=LabelColumn(job.pcodecs, pinput),
-                           views=ViewColumns(derived=derived), augmentation=policy.to_json(), teacher=job.teacher_hdr,
-                           seed=seed, selection=job.selection, layout=StoreLayout(steps_per_chunk=1), overwrite=True)
+        return StoreWriter(
+            job.wd.part_path(j),
+            num_classes=num_classes,
+            images=job.index,
+            batch_size=B,
+            epochs=E,
+            steps_per_epoch=spe,
+            drop_last=drop_last,
+            labels=LabelColumn(job.pcodecs, pinput),
+            views=ViewColumns(derived=derived),
+            augmentation=policy.to_json(),
+            teacher=job.teacher_hdr,
+            seed=seed,
+            selection=job.selection,
+            layout=StoreLayout(steps_per_chunk=1),
+            overwrite=True,
+        )
 
-    writer = WriterThread(open_part, {j: len(v) for j, v in part_steps.items()}, label_input=pinput,
-                          maxsize=job.cfg.process.queue_size, on_step=bar.update)
+    writer = WriterThread(
+        open_part,
+        {j: len(v) for j, v in part_steps.items()},
+        label_input=pinput,
+        maxsize=job.cfg.process.queue_size,
+        on_step=bar.update,
+    )
     cuda = runner.device.type == "cuda"
     if cuda:
         # Render on a side stream: replay's small host->device copies synchronise *their* stream,
@@ -633,8 +739,10 @@ def _compute(report: RelabelReport, job: _Job, todo, renderer: _Renderer, runner
                         x = renderer(sv)
                     z = runner(x)
                     if z.shape != (len(sv), num_classes):
-                        raise TeacherOutputError(f"the teacher returned logits of shape {tuple(z.shape)}, expected "
-                                                 f"{(len(sv), num_classes)}", part=f"epoch {epoch}, step {step}")
+                        raise TeacherOutputError(
+                            f"the teacher returned logits of shape {tuple(z.shape)}, expected {(len(sv), num_classes)}",
+                            part=f"epoch {epoch}, step {step}",
+                        )
                     if accuracy is not None:
                         accuracy.add(z, sv)
                     if full is None or len(sv) > len(full):
@@ -694,7 +802,7 @@ def _topk_canonical(z: torch.Tensor, k: int) -> dict:
     value, ties by smaller class index -- also among equal logits at the k-th place, which
     ``torch.topk`` picks arbitrarily (common with fp16/bf16 teacher outputs). No host sync."""
     n, c = z.shape
-    kth = torch.topk(z, k, dim=1).values[:, k - 1:k]
+    kth = torch.topk(z, k, dim=1).values[:, k - 1 : k]
     above, equal = z > kth, z == kth
     need = k - above.sum(dim=1, keepdim=True)
     sel = above | (equal & (equal.cumsum(dim=1) <= need))
@@ -716,19 +824,23 @@ def _summary(report: RelabelReport, say, total_seconds: float) -> None:
         say(f"  ({report.parts_resumed} of {report.parts_total} parts were resumed from an earlier run)")
     ratio = info.get("ratio_vs_dense_fp16")
     bpr = info.get("bytes_per_record")
-    say(f"wrote {info['path']}: {info['records']:,} records in {info['steps']:,} steps, "
+    say(
+        f"wrote {info['path']}: {info['records']:,} records in {info['steps']:,} steps, "
         f"{human_bytes(info['file_bytes'])}"
         + (f", {bpr:.1f} B/record" if bpr else "")
         + (f", {ratio_phrase(ratio)} ({human_bytes(info['dense_fp16_bytes'])})" if ratio else "")
-        + f"; total {total_seconds:.1f} s (merge {report.merge_seconds:.1f} s)")
+        + f"; total {total_seconds:.1f} s (merge {report.merge_seconds:.1f} s)"
+    )
 
 
 def _speed_lines(report: RelabelReport) -> list[str]:
     """The summary's speed: views/s against the teacher's pure forward, the threads and why, and
     a plain reason when the loop or the teacher is slow (busy machine, pipeline overhead)."""
     v, pure = report.views_per_second, report.teacher_views_per_second
-    line = (f"relabelled {report.views_computed:,} views in {report.steps_computed:,} steps on {report.device} "
-            f"({report.precision}) in {report.compute_seconds:.1f} s: {v:,.0f} views/s")
+    line = (
+        f"relabelled {report.views_computed:,} views in {report.steps_computed:,} steps on {report.device} "
+        f"({report.precision}) in {report.compute_seconds:.1f} s: {v:,.0f} views/s"
+    )
     if pure == pure and pure > 0:
         line += f", {100 * v / pure:.0f}% of the teacher's pure forward ({pure:,.0f} views/s)"
     plan = report.threads
@@ -739,12 +851,14 @@ def _speed_lines(report: RelabelReport) -> list[str]:
     if report.writer is not None:
         out.append("  " + report.writer.describe(report.compute_seconds))
     if pure == pure and pure > 0 and v < 0.5 * pure:
-        out.append(f"  slow loop: {100 * v / pure:.0f}% of the teacher's own speed; the rest went to rendering views, "
-                   "top-k and writing" + (" (on CPU they share the cores with the teacher)" if cpu else ""))
+        out.append(
+            f"  slow loop: {100 * v / pure:.0f}% of the teacher's own speed; the rest went to rendering views, "
+            "top-k and writing" + (" (on CPU they share the cores with the teacher)" if cpu else "")
+        )
     load = load_average()
     if cpu and plan is not None and load is not None and load > plan.cores + 1:
         hint = " --threads 1 may be faster" if plan.main > 1 else ""
-        out.append(f"  busy machine: load average {load:.1f} on {plan.cores} cores; other processes compete for "
-                   f"them.{hint}")
+        out.append(
+            f"  busy machine: load average {load:.1f} on {plan.cores} cores; other processes compete for them.{hint}"
+        )
     return out
-

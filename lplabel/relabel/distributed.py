@@ -11,6 +11,7 @@ Three ways to run:
   machines, a job array, or one after the other); each writes its parts to its work directory and
   whichever finds every part present merges (under a file lock), or ``lplabel merge`` joins them.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,7 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
-    group: bool = False      # a torch.distributed process group is in use
+    group: bool = False  # a torch.distributed process group is in use
     owns_group: bool = False  # we opened it (and close it)
 
     @property

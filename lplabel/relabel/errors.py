@@ -1,4 +1,5 @@
 """Errors the relabeler raises; all are :class:`lplabel.errors.LplabelError` (one CLI line, exit 2)."""
+
 from __future__ import annotations
 
 from ..errors import LplabelError, OutputExistsError  # noqa: F401  (re-exported)

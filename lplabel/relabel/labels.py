@@ -11,6 +11,7 @@ the stored values, and encoding stored values again stores them unchanged). Then
 final chain. Any other chain (a tail summary, custom lossy transforms) needs the dense logits at
 encode time, so its parts keep float32 dense logits and the final chain runs in the merge.
 """
+
 from __future__ import annotations
 
 from ..codecs import Field, Pipeline, preset_chain
@@ -27,13 +28,30 @@ def label_spec(label_input, num_classes: int):
     return (Field("indices", "int64", (label_input[1],)), Field("values", "float32", (label_input[1],)))
 
 
-_VALUE_ALIASES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "fp32": "fp32", "fp16": "fp16",
-                  "bf16": "bf16", "int8": "int8", "int4": "int4", "none": "none"}
+_VALUE_ALIASES = {
+    "float32": "fp32",
+    "float16": "fp16",
+    "bfloat16": "bf16",
+    "fp32": "fp32",
+    "fp16": "fp16",
+    "bf16": "bf16",
+    "int8": "int8",
+    "int4": "int4",
+    "none": "none",
+}
 
 
-def build_label_chain(num_classes: int, *, topk: int | None = None, values: str = "fp16",
-                      index_type: str = "uint16", tail: str = "none", index_coding: str | None = None,
-                      zstd_level: int = 3, label_codecs=None):
+def build_label_chain(
+    num_classes: int,
+    *,
+    topk: int | None = None,
+    values: str = "fp16",
+    index_type: str = "uint16",
+    tail: str = "none",
+    index_coding: str | None = None,
+    zstd_level: int = 3,
+    label_codecs=None,
+):
     """(codec list, label_input, device_topk) for a run; validated against ``num_classes``.
 
     ``label_codecs`` (a full chain, codec objects or JSON dicts) overrides the other options and
@@ -50,12 +68,13 @@ def build_label_chain(num_classes: int, *, topk: int | None = None, values: str 
         else:
             v = _VALUE_ALIASES.get(str(values).lower())
             if v is None:
-                raise RelabelError(f"unknown value format {values!r}",
-                                   hint="use fp32, fp16, bf16, int8 or int4")
+                raise RelabelError(f"unknown value format {values!r}", hint="use fp32, fp16, bf16, int8 or int4")
             k = int(topk) if topk else None
             if k is not None and not 1 <= k < num_classes:
-                raise RelabelError(f"top-k needs 1 <= k < number of classes ({num_classes}), got k={k}",
-                                   hint="drop --topk to store dense labels")
+                raise RelabelError(
+                    f"top-k needs 1 <= k < number of classes ({num_classes}), got k={k}",
+                    hint="drop --topk to store dense labels",
+                )
             kw = {} if index_coding is None else {"index_coding": index_coding}
             chain = preset_chain("shuffle", k=k, values=v, tail=tail, index_type=index_type, level=zstd_level, **kw)
             label_input = ("topk", k) if k is not None and tail == "none" else "logits"

@@ -10,6 +10,7 @@ directory) and of distribution (rank ``r`` of ``w`` computes the parts with ``j 
 boundaries depend only on the plan and ``K``, never on the number of ranks, so a run can be
 resumed with a different number of processes and every split merges to the same store.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,15 @@ DEFAULT_VIEWS_PER_PART = 32768
 PLAN_METRICS = ("random", "order")
 
 
-def make_plan(epochs: int, steps_per_epoch: int, keep: float | None = None, keep_seed: int = 0,
-              reuse: str = "lpld", unit: str = "step", metric: str = "random") -> tuple[np.ndarray, dict | None]:
+def make_plan(
+    epochs: int,
+    steps_per_epoch: int,
+    keep: float | None = None,
+    keep_seed: int = 0,
+    reuse: str = "lpld",
+    unit: str = "step",
+    metric: str = "random",
+) -> tuple[np.ndarray, dict | None]:
     """(sorted global step ids, header ``selection`` object or None) for a run.
 
     ``keep`` None: every step, no selection. Otherwise :func:`lplabel.selection.select_steps`
@@ -37,11 +45,20 @@ def make_plan(epochs: int, steps_per_epoch: int, keep: float | None = None, keep
     if keep is None:
         return np.arange(total, dtype=np.int64), None
     if metric not in PLAN_METRICS:
-        raise RelabelError(f"selection metric {metric!r} needs the labels, so it cannot choose what to compute",
-                           hint="relabel every step, then prune the store (lplabel prune), or use random/order")
+        raise RelabelError(
+            f"selection metric {metric!r} needs the labels, so it cannot choose what to compute",
+            hint="relabel every step, then prune the store (lplabel prune), or use random/order",
+        )
     try:
-        kept, selection = select_steps(epochs=int(epochs), steps_per_epoch=int(steps_per_epoch), keep=keep,
-                                       unit=unit, metric=metric, seed=int(keep_seed), reuse=reuse)
+        kept, selection = select_steps(
+            epochs=int(epochs),
+            steps_per_epoch=int(steps_per_epoch),
+            keep=keep,
+            unit=unit,
+            metric=metric,
+            seed=int(keep_seed),
+            reuse=reuse,
+        )
     except ValueError as e:
         raise RelabelError(f"invalid selection: {e}") from None
     ids = np.array([e * steps_per_epoch + s for e, s in kept], dtype=np.int64)
@@ -57,7 +74,7 @@ def num_parts(num_steps: int, steps_per_part: int) -> int:
 
 
 def part_ids(plan: np.ndarray, steps_per_part: int, part: int) -> np.ndarray:
-    return plan[part * steps_per_part:(part + 1) * steps_per_part]
+    return plan[part * steps_per_part : (part + 1) * steps_per_part]
 
 
 def owned_parts(n_parts: int, rank: int, world_size: int) -> list[int]:

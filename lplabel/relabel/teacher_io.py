@@ -1,4 +1,5 @@
 """Teachers for the relabeler: loading specs (ensembles), describing them, running them fast."""
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,9 @@ from .errors import RelabelError, TeacherOutputError
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 
 
-def load_teachers(specs: Sequence[str], checkpoints: Sequence[str | None] = (), normalize=None,
-                  random_weights: bool = False):
+def load_teachers(
+    specs: Sequence[str], checkpoints: Sequence[str | None] = (), normalize=None, random_weights: bool = False
+):
     """Load one teacher per spec (``lplabel.teachers.load_teacher``); several make an Ensemble.
 
     ``random_weights``: allow ``torchvision:``/``timm:`` teachers without pretrained weights.
@@ -35,8 +37,10 @@ def load_teachers(specs: Sequence[str], checkpoints: Sequence[str | None] = (), 
     if not cks:
         cks = [None] * len(specs)
     if len(cks) != len(specs):
-        raise RelabelError(f"{len(specs)} teachers but {len(cks)} checkpoints",
-                           hint="give --checkpoint once per --teacher, in the same order ('-' for none)")
+        raise RelabelError(
+            f"{len(specs)} teachers but {len(cks)} checkpoints",
+            hint="give --checkpoint once per --teacher, in the same order ('-' for none)",
+        )
     from ..teachers.onnx import is_onnx_path, require_onnxruntime
 
     for spec in specs:  # the missing optional package is named before any teacher is loaded
@@ -44,8 +48,9 @@ def load_teachers(specs: Sequence[str], checkpoints: Sequence[str | None] = (), 
             require_onnxruntime(f"the ONNX teacher {spec}")
     members, parts = [], []
     for spec, ck in zip(specs, cks):
-        members.append(load_teacher(spec, checkpoint=ck, device="cpu", normalize=normalize,
-                                    random_weights=random_weights))
+        members.append(
+            load_teacher(spec, checkpoint=ck, device="cpu", normalize=normalize, random_weights=random_weights)
+        )
         if is_onnx_path(spec):
             parts.append(members[-1].describe())
         else:
@@ -55,8 +60,13 @@ def load_teachers(specs: Sequence[str], checkpoints: Sequence[str | None] = (), 
     return Ensemble(members).eval(), f"ensemble (mean logits) of {len(members)}: " + " + ".join(parts)
 
 
-def describe_teacher(teacher: nn.Module, description: str | None = None, checksum: str | None = None,
-                     precision: str = "float32", class_map: dict | None = None) -> dict:
+def describe_teacher(
+    teacher: nn.Module,
+    description: str | None = None,
+    checksum: str | None = None,
+    precision: str = "float32",
+    class_map: dict | None = None,
+) -> dict:
     """The header ``teacher`` object: description, checksum, temperature 1.0 (raw logits), extras."""
     from ..teachers import teacher_checksum
 
@@ -66,8 +76,13 @@ def describe_teacher(teacher: nn.Module, description: str | None = None, checksu
         checksum = teacher_checksum(teacher)
     from ..teachers.models import input_normalization
 
-    out = {"description": str(description), "checksum": checksum, "temperature": 1.0, "precision": precision,
-           "normalization": input_normalization(teacher)}  # spec §2.3: replay needs it
+    out = {
+        "description": str(description),
+        "checksum": checksum,
+        "temperature": 1.0,
+        "precision": precision,
+        "normalization": input_normalization(teacher),
+    }  # spec §2.3: replay needs it
     if class_map is not None:
         out["class_map"] = class_map
     return out
@@ -99,8 +114,9 @@ def amp_settings(device: torch.device, amp: bool, amp_dtype: str = "auto"):
     return (lambda: torch.autocast(device_type=device.type, dtype=dtype)), f"{name}-autocast"
 
 
-def prepare_teacher(teacher: nn.Module, device: torch.device, channels_last: bool,
-                    precision: str = "float32") -> nn.Module:
+def prepare_teacher(
+    teacher: nn.Module, device: torch.device, channels_last: bool, precision: str = "float32"
+) -> nn.Module:
     """The teacher on ``device`` in the loop's layout. ONNX teachers (also inside an ensemble or a
     ``Normalized`` wrapper) are checked here, before any work: onnxruntime must have the device's
     execution provider, and autocast (``precision`` other than float32) is refused -- it does not
@@ -112,8 +128,11 @@ def prepare_teacher(teacher: nn.Module, device: torch.device, channels_last: boo
     for m in onnx:
         m.check_device(device)
     if onnx and precision != "float32":
-        raise RelabelError(f"--amp ({precision}) does not apply to an ONNX teacher: onnxruntime runs the graph in "
-                           "the precision it was exported at", hint="drop --amp (or export a float16 graph yourself)")
+        raise RelabelError(
+            f"--amp ({precision}) does not apply to an ONNX teacher: onnxruntime runs the graph in "
+            "the precision it was exported at",
+            hint="drop --amp (or export a float16 graph yourself)",
+        )
     return network_module(teacher, device, channels_last).eval()
 
 
@@ -131,14 +150,18 @@ def load_class_map(spec, images, teacher_width: int | None = None):
             meta = getattr(images, "meta", {}) or {}
             idx = meta.get("in1k_index", getattr(images, "in1k_index", None))
             if idx is None:
-                raise RelabelError("class map 'in1k' needs an image set with an in1k_index (Tiny-ImageNet)",
-                                   hint="pass a file of teacher output indices instead (.npy or one int per line)")
+                raise RelabelError(
+                    "class map 'in1k' needs an image set with an in1k_index (Tiny-ImageNet)",
+                    hint="pass a file of teacher output indices instead (.npy or one int per line)",
+                )
             arr, desc = np.asarray(idx, dtype=np.int64), {"kind": "index", "source": "in1k_index"}
         else:
             p = Path(spec)
             if not p.is_file():
-                raise RelabelError(f"class map file not found: {p}",
-                                   hint="a .npy array or a text file with one teacher output index per class")
+                raise RelabelError(
+                    f"class map file not found: {p}",
+                    hint="a .npy array or a text file with one teacher output index per class",
+                )
             try:
                 arr = np.load(p) if p.suffix == ".npy" else np.loadtxt(p, dtype=np.int64, ndmin=1)
             except (OSError, ValueError) as e:
@@ -147,7 +170,9 @@ def load_class_map(spec, images, teacher_width: int | None = None):
     else:
         arr, desc = np.asarray(spec, dtype=np.int64).reshape(-1), {"kind": "index", "source": "given"}
     if teacher_width is not None and len(arr) and (arr.min() < 0 or arr.max() >= teacher_width):
-        raise TeacherOutputError(f"class map indices must lie in [0, {teacher_width}) (the teacher's outputs), "
-                                 f"got [{arr.min()}, {arr.max()}]")
+        raise TeacherOutputError(
+            f"class map indices must lie in [0, {teacher_width}) (the teacher's outputs), "
+            f"got [{arr.min()}, {arr.max()}]"
+        )
     desc["indices"] = arr.tolist()
     return arr, desc

@@ -13,6 +13,7 @@ computes only the missing parts. Temporary files of killed writers are removed o
 The manifest pins everything that decides the content; a restart with different settings is
 refused instead of mixing labels from two runs.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,13 +76,17 @@ class WorkDir:
         except FileNotFoundError:
             raise WorkDirError("no manifest.json: not a relabel work directory", path=self.path) from None
         except (OSError, ValueError) as e:
-            raise WorkDirError(f"unreadable manifest ({e})", path=self.manifest_path,
-                               hint="delete the work directory to start over") from None
+            raise WorkDirError(
+                f"unreadable manifest ({e})", path=self.manifest_path, hint="delete the work directory to start over"
+            ) from None
         if not isinstance(m, dict) or m.get("kind") != MANIFEST_KIND:
             raise WorkDirError("manifest.json is not a relabel manifest", path=self.manifest_path)
         if m.get("version") != MANIFEST_VERSION:
-            raise WorkDirError(f"manifest version {m.get('version')!r}, this lplabel writes {MANIFEST_VERSION}",
-                               path=self.manifest_path, hint="finish it with the lplabel that started it, or delete it")
+            raise WorkDirError(
+                f"manifest version {m.get('version')!r}, this lplabel writes {MANIFEST_VERSION}",
+                path=self.manifest_path,
+                hint="finish it with the lplabel that started it, or delete it",
+            )
         return m
 
     def write_manifest(self, manifest: dict) -> None:
@@ -106,8 +111,10 @@ class WorkDir:
             self.remove()
         if self.exists():
             old = self.read_manifest()
-            diff = _diff_keys({k: old.get(k) for k in ("config", "plan", "final")},
-                              {k: manifest.get(k) for k in ("config", "plan", "final")})
+            diff = _diff_keys(
+                {k: old.get(k) for k in ("config", "plan", "final")},
+                {k: manifest.get(k) for k in ("config", "plan", "final")},
+            )
             if diff and not self.finished_parts() and not self._temps():
                 self.remove()
                 self.replaced = True
@@ -117,13 +124,16 @@ class WorkDir:
                 raise WorkDirError(
                     f"the unfinished run in this work directory used different settings ({shown})",
                     path=self.path,
-                    hint="re-run with the original settings to resume it, or pass --fresh to discard it and "
-                         "start over")
+                    hint="re-run with the original settings to resume it, or pass --fresh to discard it and start over",
+                )
             if diff is not None:
                 return old
         if self.path.exists() and any(self.path.iterdir()):
-            raise WorkDirError("work directory exists but has no manifest.json", path=self.path,
-                               hint="remove it or choose another --work-dir")
+            raise WorkDirError(
+                "work directory exists but has no manifest.json",
+                path=self.path,
+                hint="remove it or choose another --work-dir",
+            )
         self.write_manifest(manifest)
         return manifest
 
@@ -169,6 +179,7 @@ class _DirLock:
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             import fcntl
+
             fcntl.flock(self.fd, fcntl.LOCK_EX)
         except ImportError:  # pragma: no cover - non-POSIX
             pass
@@ -177,6 +188,7 @@ class _DirLock:
     def __exit__(self, *exc):
         try:
             import fcntl
+
             fcntl.flock(self.fd, fcntl.LOCK_UN)
         except (ImportError, OSError):  # pragma: no cover
             pass

@@ -10,6 +10,7 @@ thread (the teacher loop) waited for room in the queue -- time the teacher sat i
 encoding and writing were slower than labelling -- and how long this thread was busy. The
 relabel summary prints them, so a run shows whether the writer was ever the bottleneck.
 """
+
 from __future__ import annotations
 
 import errno
@@ -40,14 +41,19 @@ class WriterStats:
 
     def describe(self, loop_seconds: float) -> str:
         """One line for the relabel summary."""
-        busy = f"busy {self.busy_seconds:.1f} s ({100 * self.busy_seconds / loop_seconds:.0f}% of the loop)" \
-            if loop_seconds > 0 else f"busy {self.busy_seconds:.1f} s"
+        busy = (
+            f"busy {self.busy_seconds:.1f} s ({100 * self.busy_seconds / loop_seconds:.0f}% of the loop)"
+            if loop_seconds > 0
+            else f"busy {self.busy_seconds:.1f} s"
+        )
         busy += f", {self.drain_seconds:.2f} s to write the queue's last steps after the loop"
         if not self.waits:
             return f"writer: never waited on (the teacher loop never found its queue full); {busy}"
-        return (f"writer: the teacher loop waited {self.wait_seconds:.2f} s on it ({self.waits:,} of "
-                f"{self.steps:,} steps found the queue full: encoding and writing were slower than labelling); "
-                f"{busy}")
+        return (
+            f"writer: the teacher loop waited {self.wait_seconds:.2f} s on it ({self.waits:,} of "
+            f"{self.steps:,} steps found the queue full: encoding and writing were slower than labelling); "
+            f"{busy}"
+        )
 
 
 class WriterThread:
@@ -58,8 +64,16 @@ class WriterThread:
     ``on_part(part, path)`` are progress callbacks run in this thread.
     """
 
-    def __init__(self, open_part: Callable, part_sizes: dict, *, label_input, maxsize: int = 8,
-                 on_step: Callable | None = None, on_part: Callable | None = None):
+    def __init__(
+        self,
+        open_part: Callable,
+        part_sizes: dict,
+        *,
+        label_input,
+        maxsize: int = 8,
+        on_step: Callable | None = None,
+        on_part: Callable | None = None,
+    ):
         self._open_part = open_part
         self._sizes = dict(part_sizes)
         self._label_input = label_input
@@ -163,11 +177,16 @@ class WriterThread:
         path = getattr(self._writer, "path", None)
         if isinstance(e, OSError):
             what = "disk full" if e.errno == errno.ENOSPC else "I/O error"
-            return RelabelWriteError(f"{what} while writing labels: {e.strerror or e}", path=path,
-                                     hint="fix it (free space) and re-run the same command: finished parts "
-                                          "are kept and the run resumes")
-        return RelabelWriteError(f"writing labels failed: {type(e).__name__}: {e}", path=path,
-                                 hint="finished parts are kept; re-run the same command to resume")
+            return RelabelWriteError(
+                f"{what} while writing labels: {e.strerror or e}",
+                path=path,
+                hint="fix it (free space) and re-run the same command: finished parts are kept and the run resumes",
+            )
+        return RelabelWriteError(
+            f"writing labels failed: {type(e).__name__}: {e}",
+            path=path,
+            hint="finished parts are kept; re-run the same command to resume",
+        )
 
     def _write(self, part, epoch, step, views, labels, event) -> None:
         if event is not None:
@@ -177,23 +196,37 @@ class WriterThread:
         if self._label_input == "logits":
             z = block["logits"]
             if not np.isfinite(z).all():
-                raise TeacherOutputError("the teacher produced NaN or infinite logits", part=where,
-                                         hint="with --amp try --amp-dtype bfloat16 or no AMP; check the teacher")
+                raise TeacherOutputError(
+                    "the teacher produced NaN or infinite logits",
+                    part=where,
+                    hint="with --amp try --amp-dtype bfloat16 or no AMP; check the teacher",
+                )
             kw = {"logits": z}
         else:
             idx, val = block["indices"], block["values"]
             if not np.isfinite(val).all():
-                raise TeacherOutputError("the teacher produced NaN or infinite logits", part=where,
-                                         hint="with --amp try --amp-dtype bfloat16 or no AMP; check the teacher")
+                raise TeacherOutputError(
+                    "the teacher produced NaN or infinite logits",
+                    part=where,
+                    hint="with --amp try --amp-dtype bfloat16 or no AMP; check the teacher",
+                )
             kw = {"topk_indices": idx, "topk_values": val}  # ordered on the device (core._topk_canonical)
         if part != self._part:
             if self._writer is not None:  # pragma: no cover - parts arrive whole and in order
                 raise RelabelWriteError(f"part {self._part} ended early")
             self._writer = self._open_part(part)
             self._part, self._count = part, 0
-        self._writer.write_step(epoch, step, image=views.image, crop=views.crop, flip=views.flip,
-                                mix_partner=views.mix_partner, mix_lambda=views.mix_lambda,
-                                mix_box=views.mix_box, **kw)
+        self._writer.write_step(
+            epoch,
+            step,
+            image=views.image,
+            crop=views.crop,
+            flip=views.flip,
+            mix_partner=views.mix_partner,
+            mix_lambda=views.mix_lambda,
+            mix_box=views.mix_box,
+            **kw,
+        )
         self._count += 1
         if self._on_step is not None:
             self._on_step(len(views.image))

@@ -36,6 +36,7 @@ spawn_key=(2,))))``:
   epoch (LPQLD's ``random.sample``); when the pool is smaller than an epoch, further independent
   permutations are appended until ``steps_per_epoch`` positions exist.
 """
+
 from __future__ import annotations
 
 import math
@@ -97,8 +98,11 @@ def parse_keep(keep) -> float:
         raise KeepFractionError(f"keep {text!r} is not a finite number", part="--keep", hint=_KEEP_HINT)
     if not 0.0 < value <= 1.0:
         plain = value > 1 and "%" not in text and "/" not in text
-        raise KeepFractionError(f"keep {text!r} = {value:g} is not a fraction in (0, 1]", part="--keep",
-                                hint=f"to keep 1 step in {text}, write 1/{text}" if plain else _KEEP_HINT)
+        raise KeepFractionError(
+            f"keep {text!r} = {value:g} is not a fraction in (0, 1]",
+            part="--keep",
+            hint=f"to keep 1 step in {text}, write 1/{text}" if plain else _KEEP_HINT,
+        )
     return value
 
 
@@ -119,9 +123,18 @@ def _rng(seed: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), _SALT])))
 
 
-def select_steps(steps: Sequence[tuple[int, int]] | None = None, *, epochs: int | None = None,
-                 steps_per_epoch: int | None = None, keep: float, unit: str = "step", metric: str = "random",
-                 seed: int = 0, reuse: str = "lpld", scores=None):
+def select_steps(
+    steps: Sequence[tuple[int, int]] | None = None,
+    *,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+    keep: float,
+    unit: str = "step",
+    metric: str = "random",
+    seed: int = 0,
+    reuse: str = "lpld",
+    scores=None,
+):
     """Choose the steps to keep. Pure: same arguments, same answer.
 
     Candidates are ``steps`` (a sequence of (epoch, step), e.g. a store's stored steps) or, if
@@ -147,8 +160,10 @@ def select_steps(steps: Sequence[tuple[int, int]] | None = None, *, epochs: int 
             scores = np.asarray(scores)[order]
     if metric in LABEL_METRICS:
         if scores is None:
-            raise SelectionError(f"metric {metric!r} needs the labels' scores",
-                                 hint="compute them with lplabel.selection.step_scores, or use metric random")
+            raise SelectionError(
+                f"metric {metric!r} needs the labels' scores",
+                hint="compute them with lplabel.selection.step_scores, or use metric random",
+            )
         scores = np.asarray(scores, dtype=np.float64).reshape(-1)
         if len(scores) != len(cand):
             raise SelectionError(f"{len(scores)} scores for {len(cand)} candidate steps")
@@ -176,13 +191,20 @@ def select_steps(steps: Sequence[tuple[int, int]] | None = None, *, epochs: int 
         chosen = np.sort(rank[:m])
     mask = np.isin(unit_of, chosen)
     kept = [(int(e), int(s)) for e, s in cand[mask]]
-    selection = {"unit": unit, "metric": metric, "keep": keep, "seed": int(seed), "source_steps": int(len(cand)),
-                 "reuse": reuse}
+    selection = {
+        "unit": unit,
+        "metric": metric,
+        "keep": keep,
+        "seed": int(seed),
+        "source_steps": int(len(cand)),
+        "reuse": reuse,
+    }
     return kept, selection
 
 
-def step_scores(label_block: dict, num_classes: int, metric: str, *, mode: str = "auto",
-                tail_kind: str = "logsumexp") -> float:
+def step_scores(
+    label_block: dict, num_classes: int, metric: str, *, mode: str = "auto", tail_kind: str = "logsumexp"
+) -> float:
     """Mean entropy (nats) or mean top-1/top-2 probability margin of one step's records at T=1
     (top-k labels are reconstructed with ``mode``, see :mod:`lplabel.reconstruct`)."""
     from ..reconstruct import probs_numpy

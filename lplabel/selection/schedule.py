@@ -57,6 +57,7 @@ with :func:`lpqld_step` giving the published ``max(2, 20·0.7^(e // 30))``) and 
 They are small picklable callables ``epoch -> float``; :func:`as_temperature` turns a number
 into a :class:`Constant`.
 """
+
 from __future__ import annotations
 
 import math
@@ -107,8 +108,9 @@ def reuse_rng(seed: int, epoch: int) -> np.random.Generator:
 
 def _as_seed(value, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) < 2**63:
-        raise ScheduleError(f"{where} must be an integer in [0, 2**63), got {value!r}",
-                            hint="pass seed=<int> to the schedule/sampler")
+        raise ScheduleError(
+            f"{where} must be an integer in [0, 2**63), got {value!r}", hint="pass seed=<int> to the schedule/sampler"
+        )
     return int(value)
 
 
@@ -121,9 +123,22 @@ class ReuseSchedule:
     ``steps_per_epoch``, and its ``selection`` (None for a full store).
     """
 
-    def __init__(self, step_epoch, step_count, *, batch_size: int, steps_per_epoch: int,
-                 selection: dict | None = None, reuse: str = "auto", seed=None, header_seed=None,
-                 wrap: bool = True, shuffle: bool = False, full_steps_only: bool = False, path=None):
+    def __init__(
+        self,
+        step_epoch,
+        step_count,
+        *,
+        batch_size: int,
+        steps_per_epoch: int,
+        selection: dict | None = None,
+        reuse: str = "auto",
+        seed=None,
+        header_seed=None,
+        wrap: bool = True,
+        shuffle: bool = False,
+        full_steps_only: bool = False,
+        path=None,
+    ):
         self.path = path
         step_epoch = np.asarray(step_epoch, dtype=np.int64).reshape(-1)
         step_count = np.asarray(step_count, dtype=np.int64).reshape(-1)
@@ -133,8 +148,9 @@ class ReuseSchedule:
         if reuse == "auto":
             reuse = auto_reuse(selection)
         if reuse not in REUSE_MODES:
-            raise ScheduleError(f"unknown reuse mode {reuse!r}", path=path,
-                                hint=f"choose one of {', '.join(REUSE_MODES)} or 'auto'")
+            raise ScheduleError(
+                f"unknown reuse mode {reuse!r}", path=path, hint=f"choose one of {', '.join(REUSE_MODES)} or 'auto'"
+            )
         self.reuse = reuse
         if seed is None:
             seed = (selection or {}).get("seed") if isinstance(selection, dict) else None
@@ -155,9 +171,11 @@ class ReuseSchedule:
             pool = pool[step_count >= self.batch_size]
         self.pool = pool
         if len(pool) == 0:
-            raise ScheduleError("the store holds no steps this schedule can serve", path=path,
-                                hint="full_steps_only=True removed every (short) step" if full_steps_only
-                                else "the store is empty")
+            raise ScheduleError(
+                "the store holds no steps this schedule can serve",
+                path=path,
+                hint="full_steps_only=True removed every (short) step" if full_steps_only else "the store is empty",
+            )
         if reuse == "epochs":
             pe = step_epoch[pool]
             self.stored_epochs, first = np.unique(pe, return_index=True)
@@ -176,14 +194,23 @@ class ReuseSchedule:
         """The schedule of a :class:`~lplabel.store.LabelStore` (header selection, seed, steps)."""
         h = store.header
         spe = kw.pop("steps_per_epoch", None)
-        sched = cls(store.step_epoch, np.diff(store.record_start), batch_size=h["batch_size"],
-                    steps_per_epoch=h["steps_per_epoch"] if spe is None else spe,
-                    selection=h.get("selection"), header_seed=h.get("seed") if isinstance(h.get("seed"), int) else None,
-                    path=store.path, **kw)
+        sched = cls(
+            store.step_epoch,
+            np.diff(store.record_start),
+            batch_size=h["batch_size"],
+            steps_per_epoch=h["steps_per_epoch"] if spe is None else spe,
+            selection=h.get("selection"),
+            header_seed=h.get("seed") if isinstance(h.get("seed"), int) else None,
+            path=store.path,
+            **kw,
+        )
         if spe is not None and sched.reuse == "epochs":
-            raise ScheduleError("steps_per_epoch does not apply to reuse 'epochs' (each stored epoch is read whole)",
-                                path=store.path, hint="use reuse='order' to walk the stored steps in windows of "
-                                                      "steps_per_epoch, or 'lpld'/'lpqld' to draw them")
+            raise ScheduleError(
+                "steps_per_epoch does not apply to reuse 'epochs' (each stored epoch is read whole)",
+                path=store.path,
+                hint="use reuse='order' to walk the stored steps in windows of "
+                "steps_per_epoch, or 'lpld'/'lpqld' to draw them",
+            )
         return sched
 
     # ------------------------------------------------------------------------------------------
@@ -205,8 +232,10 @@ class ReuseSchedule:
         n = len(self.stored_epochs)
         if e >= n and not self.wrap:
             raise ScheduleError(
-                f"training epoch {e} is beyond the {n} epochs this store holds (wrap=False)", path=self.path,
-                hint="pass wrap=True to reuse stored epochs cyclically, or relabel more epochs")
+                f"training epoch {e} is beyond the {n} epochs this store holds (wrap=False)",
+                path=self.path,
+                hint="pass wrap=True to reuse stored epochs cyclically, or relabel more epochs",
+            )
         return e % n
 
     def stored_epoch_of(self, epoch: int) -> int | None:
@@ -236,9 +265,15 @@ class ReuseSchedule:
 
     def describe(self) -> dict:
         """The parameters that fully determine the schedule (recorded in sampler states)."""
-        return {"reuse": self.reuse, "seed": self.seed, "steps_per_epoch": self.steps_per_epoch,
-                "wrap": self.wrap, "shuffle": self.shuffle, "full_steps_only": self.full_steps_only,
-                "pool": len(self.pool)}
+        return {
+            "reuse": self.reuse,
+            "seed": self.seed,
+            "steps_per_epoch": self.steps_per_epoch,
+            "wrap": self.wrap,
+            "shuffle": self.shuffle,
+            "full_steps_only": self.full_steps_only,
+            "pool": len(self.pool),
+        }
 
     def __repr__(self):
         d = self.describe()
@@ -271,8 +306,7 @@ class StepDecay:
     LPQLD's epoch 30 -- our epoch 29 -- is the first at 14).
     """
 
-    def __init__(self, t0: float = 20.0, gamma: float = 0.7, step_size: int = 30, t_min: float = 2.0,
-                 offset: int = 0):
+    def __init__(self, t0: float = 20.0, gamma: float = 0.7, step_size: int = 30, t_min: float = 2.0, offset: int = 0):
         self.t0 = _positive(t0, "t0")
         self.gamma = _positive(gamma, "gamma")
         if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer)) or step_size < 1:
@@ -285,8 +319,10 @@ class StepDecay:
         return max(self.t_min, self.t0 * self.gamma ** ((int(epoch) + self.offset) // self.step_size))
 
     def __repr__(self):
-        return (f"StepDecay(t0={self.t0}, gamma={self.gamma}, step_size={self.step_size}, "
-                f"t_min={self.t_min}, offset={self.offset})")
+        return (
+            f"StepDecay(t0={self.t0}, gamma={self.gamma}, step_size={self.step_size}, "
+            f"t_min={self.t_min}, offset={self.offset})"
+        )
 
 
 class Cosine:

@@ -13,6 +13,7 @@ group's object header for the links it will hold). They are called through ``cty
 library h5py has already loaded (the same library instance, so the same handles); where that
 library cannot be found the file is simply a little larger.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,6 +30,7 @@ def _hdf5_lock():
     """h5py's global lock: HDF5 calls made through ctypes must not overlap h5py's own."""
     try:
         from h5py._objects import phil
+
         return phil
     except ImportError:  # pragma: no cover - a future h5py without it
         return contextlib.nullcontext()
@@ -49,8 +51,12 @@ def _candidates() -> list:
                 parts = line.split()
                 p = parts[-1] if len(parts) >= 6 else ""
                 base, parent = os.path.basename(p), os.path.basename(os.path.dirname(p))
-                if base.startswith("libhdf5") and not base.startswith("libhdf5_hl") and ".so" in base \
-                        and not parent.endswith((".libs", ".dylibs")):
+                if (
+                    base.startswith("libhdf5")
+                    and not base.startswith("libhdf5_hl")
+                    and ".so" in base
+                    and not parent.endswith((".libs", ".dylibs"))
+                ):
                     found.append(p)
     except OSError:
         pass
@@ -73,8 +79,9 @@ def _hdf5_library():
         except (OSError, AttributeError):
             continue
         v = [ctypes.c_uint(), ctypes.c_uint(), ctypes.c_uint()]
-        if version(*(ctypes.byref(x) for x in v)) < 0 or \
-                tuple(x.value for x in v) != tuple(h5py.version.hdf5_version_tuple[:3]):
+        if version(*(ctypes.byref(x) for x in v)) < 0 or tuple(x.value for x in v) != tuple(
+            h5py.version.hdf5_version_tuple[:3]
+        ):
             continue
         set_links.argtypes = [ctypes.c_int64, ctypes.c_uint, ctypes.c_uint]
         set_links.restype = ctypes.c_int

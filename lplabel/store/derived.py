@@ -8,6 +8,7 @@ spec/FORMAT.md §11.3, whose every bit the spec defines; older stores: ``lplabel
 their per-chunk CRC-32 is that of the ``bytes`` encoding of the views as written. This module
 holds what writer and reader share: which chain marks a derived column, and the regenerator.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,12 +21,16 @@ from ..views import steps_per_epoch as _steps_per_epoch
 
 #: What the reader says when regenerated v1 views differ from the ones the store was written with
 #: (v1 draws from numpy's Generator, whose streams numpy keeps only per version).
-MISMATCH_V1 = ("views cannot be regenerated here: they were drawn by lplabel-views-v1 under numpy {wrote}, "
-               "this is numpy {numpy}; re-encode the store with stored views under numpy {wrote} "
-               "(`lplabel encode IN -o OUT --views stored`)")
+MISMATCH_V1 = (
+    "views cannot be regenerated here: they were drawn by lplabel-views-v1 under numpy {wrote}, "
+    "this is numpy {numpy}; re-encode the store with stored views under numpy {wrote} "
+    "(`lplabel encode IN -o OUT --views stored`)"
+)
 #: ... and for v2, whose views do not depend on numpy: a damaged file or a broken sampler.
-MISMATCH_V2 = ("regenerated views differ from the ones the store was written with (lplabel-views-v2 does not "
-               "depend on numpy: the file is damaged, or it was not written by a correct v2 sampler)")
+MISMATCH_V2 = (
+    "regenerated views differ from the ones the store was written with (lplabel-views-v2 does not "
+    "depend on numpy: the file is damaged, or it was not written by a correct v2 sampler)"
+)
 
 
 def mismatch_message(header: dict) -> str:
@@ -72,11 +77,22 @@ class ViewRegenerator:
     """The views of any step of a store, from ``(seed, augmentation, batch_size, drop_last,
     num_images)`` and the image sizes. Raises ValueError when the header cannot drive the sampler."""
 
-    def __init__(self, *, seed, augmentation, num_images: int, batch_size: int, drop_last: bool,
-                 steps_per_epoch: int, image_sizes):
+    def __init__(
+        self,
+        *,
+        seed,
+        augmentation,
+        num_images: int,
+        batch_size: int,
+        drop_last: bool,
+        steps_per_epoch: int,
+        image_sizes,
+    ):
         if not isinstance(augmentation, dict) or augmentation.get("sampler") not in VIEW_SAMPLERS:
-            raise ValueError(f"derived views need augmentation.sampler in {VIEW_SAMPLERS}, got "
-                             f"{augmentation.get('sampler') if isinstance(augmentation, dict) else augmentation!r}")
+            raise ValueError(
+                f"derived views need augmentation.sampler in {VIEW_SAMPLERS}, got "
+                f"{augmentation.get('sampler') if isinstance(augmentation, dict) else augmentation!r}"
+            )
         self.policy = AugmentPolicy.from_json(augmentation)
         self.sampler = self.policy.sampler
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
@@ -87,8 +103,10 @@ class ViewRegenerator:
         self.drop_last = bool(drop_last)
         spe = _steps_per_epoch(self.num_images, self.batch_size, self.drop_last)
         if int(steps_per_epoch) != spe:
-            raise ValueError(f"derived views need steps_per_epoch = {spe} for {num_images} images in steps of "
-                             f"{batch_size} (drop_last={drop_last}), the store has {steps_per_epoch}")
+            raise ValueError(
+                f"derived views need steps_per_epoch = {spe} for {num_images} images in steps of "
+                f"{batch_size} (drop_last={drop_last}), the store has {steps_per_epoch}"
+            )
         self.sizes = check_image_sizes(image_sizes, self.num_images).astype(np.int64)
         self._order = (None, None)
 
@@ -97,11 +115,19 @@ class ViewRegenerator:
         named = {derived_sampler(c.get("codecs")) for c in header["columns"].values() if is_derived(c.get("codecs"))}
         aug = header.get("augmentation")
         if named and named != {aug.get("sampler") if isinstance(aug, dict) else None}:
-            raise ValueError(f"the derived columns name sampler {sorted(map(str, named))} but augmentation.sampler "
-                             f"is {aug.get('sampler') if isinstance(aug, dict) else None!r}")
-        return cls(seed=header.get("seed"), augmentation=header.get("augmentation"),
-                   num_images=header["num_images"], batch_size=header["batch_size"],
-                   drop_last=header["drop_last"], steps_per_epoch=header["steps_per_epoch"], image_sizes=image_sizes)
+            raise ValueError(
+                f"the derived columns name sampler {sorted(map(str, named))} but augmentation.sampler "
+                f"is {aug.get('sampler') if isinstance(aug, dict) else None!r}"
+            )
+        return cls(
+            seed=header.get("seed"),
+            augmentation=header.get("augmentation"),
+            num_images=header["num_images"],
+            batch_size=header["batch_size"],
+            drop_last=header["drop_last"],
+            steps_per_epoch=header["steps_per_epoch"],
+            image_sizes=image_sizes,
+        )
 
     def __getstate__(self):
         d = self.__dict__.copy()
@@ -116,9 +142,16 @@ class ViewRegenerator:
             order = epoch_order(self.seed, int(epoch), self.num_images, self.sampler)
             self._order = (int(epoch), order)
         B = self.batch_size
-        ids = order[int(step) * B:(int(step) + 1) * B]
-        return sample_step(self.seed, int(epoch), int(step), ids, self.sizes, self.policy,
-                           mix_lambda=mix_lambda if self.sampler != SAMPLER_V1 else None)
+        ids = order[int(step) * B : (int(step) + 1) * B]
+        return sample_step(
+            self.seed,
+            int(epoch),
+            int(step),
+            ids,
+            self.sizes,
+            self.policy,
+            mix_lambda=mix_lambda if self.sampler != SAMPLER_V1 else None,
+        )
 
 
 def same_views(a: StepViews, b: StepViews) -> str | None:

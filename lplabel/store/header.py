@@ -4,6 +4,7 @@ The header is the store's self-description (spec/FORMAT.md, "Header"). It is par
 untrusted bytes, so it is size-capped and every field is type-checked before use: a bad
 header becomes a :class:`HeaderError` that names the field, never a KeyError later on.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,12 @@ MAX_EPOCHS = (1 << 31) - 1
 MAX_STEPS_PER_EPOCH = (1 << 31) - 1
 
 #: the input field(s) each view column must declare: name -> (types allowed, shape)
-_VIEW_INPUTS = {"image": ("image", ("int32",), []), "crop": ("crop", ("float32", "float16"), [4]),
-                "flip": ("flip", ("bool",), []), "mix_partner": ("mix_partner", ("int16",), [])}
+_VIEW_INPUTS = {
+    "image": ("image", ("int32",), []),
+    "crop": ("crop", ("float32", "float16"), [4]),
+    "flip": ("flip", ("bool",), []),
+    "mix_partner": ("mix_partner", ("int16",), []),
+}
 
 #: Extensions this version understands: ``packed_tables`` (spec §1.5). A store may carry
 #: others; those marked ``must_understand: true`` make this reader refuse the file.
@@ -46,7 +51,9 @@ def _need(h: dict, key: str, types, where: str = ""):
     if key not in h:
         raise HeaderError(f"header has no {where}{key!r}")
     v = h[key]
-    if not isinstance(v, types) or (isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,))):
+    if not isinstance(v, types) or (
+        isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,))
+    ):
         raise HeaderError(f"header field {where}{key!r} has type {type(v).__name__}, expected {types}")
     return v
 
@@ -71,19 +78,27 @@ def parse_header(raw: bytes, path=None) -> dict:
 def validate_header(h: dict) -> None:
     if h.get("format") != FORMAT_NAME:
         raise HeaderError(f"header 'format' is {h.get('format')!r}, expected {FORMAT_NAME!r}")
-    limits = {"num_classes": MAX_CLASSES, "num_images": MAX_IMAGES, "epochs": MAX_EPOCHS,
-              "steps_per_epoch": MAX_STEPS_PER_EPOCH, "batch_size": MAX_BATCH}
+    limits = {
+        "num_classes": MAX_CLASSES,
+        "num_images": MAX_IMAGES,
+        "epochs": MAX_EPOCHS,
+        "steps_per_epoch": MAX_STEPS_PER_EPOCH,
+        "batch_size": MAX_BATCH,
+    }
     for key in ("num_classes", "num_images", "epochs", "steps_per_epoch", "batch_size", "records", "steps"):
         v = _need(h, key, int)
         if v < 0 or (key in ("num_classes", "batch_size") and v < 1) or v > limits.get(key, 1 << 62):
-            raise HeaderError(f"header field {key!r} = {v} is out of range"
-                              + (f" (0..{limits[key]})" if key in limits else ""))
+            raise HeaderError(
+                f"header field {key!r} = {v} is out of range" + (f" (0..{limits[key]})" if key in limits else "")
+            )
     if h["steps"] > h["epochs"] * h["steps_per_epoch"]:
-        raise HeaderError(f"header says {h['steps']} steps, more than {h['epochs']} epochs x "
-                          f"{h['steps_per_epoch']} steps per epoch")
+        raise HeaderError(
+            f"header says {h['steps']} steps, more than {h['epochs']} epochs x {h['steps_per_epoch']} steps per epoch"
+        )
     if not h["steps"] <= h["records"] <= h["steps"] * h["batch_size"]:
-        raise HeaderError(f"header says {h['records']} records in {h['steps']} steps of at most "
-                          f"{h['batch_size']} records")
+        raise HeaderError(
+            f"header says {h['records']} records in {h['steps']} steps of at most {h['batch_size']} records"
+        )
     _need(h, "drop_last", bool)
     _need(h, "images", dict)
     _need(h, "augmentation", dict)
@@ -94,7 +109,11 @@ def validate_header(h: dict) -> None:
     columns = _need(h, "columns", dict)
     for name in COLUMNS:
         col = columns.get(name)
-        if not isinstance(col, dict) or not isinstance(col.get("input"), list) or not isinstance(col.get("codecs"), list):
+        if (
+            not isinstance(col, dict)
+            or not isinstance(col.get("input"), list)
+            or not isinstance(col.get("codecs"), list)
+        ):
             raise HeaderError(f"header 'columns.{name}' must be an object with 'input' and 'codecs' lists")
         _check_input(name, col["input"], h["num_classes"])
     chunking = _need(h, "chunking", dict)
@@ -127,42 +146,75 @@ def _check_input(column: str, fields: list, num_classes: int) -> None:
     renamed field, would otherwise fail deep inside a decoder or the loader)."""
     where = f"columns.{column}.input"
     for f in fields:
-        ok = isinstance(f, dict) and isinstance(f.get("name"), str) and isinstance(f.get("type"), str) \
-            and isinstance(f.get("shape", []), list) \
-            and all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_CLASSES for n in f.get("shape", []))
+        ok = (
+            isinstance(f, dict)
+            and isinstance(f.get("name"), str)
+            and isinstance(f.get("type"), str)
+            and isinstance(f.get("shape", []), list)
+            and all(
+                isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_CLASSES for n in f.get("shape", [])
+            )
+        )
         if not ok:
-            raise HeaderError(f"header '{where}' has a malformed field {f!r}",
-                              hint="a field is {name, type, shape} with shape a list of integers in 0..2**24")
+            raise HeaderError(
+                f"header '{where}' has a malformed field {f!r}",
+                hint="a field is {name, type, shape} with shape a list of integers in 0..2**24",
+            )
     got = [(f["name"], f["type"], list(f.get("shape", []))) for f in fields]
     if column in _VIEW_INPUTS:
         fname, types, shape = _VIEW_INPUTS[column]
         if len(got) != 1 or got[0][0] != fname or got[0][1] not in types or got[0][2] != shape:
-            raise HeaderError(f"header '{where}' is {got}, expected one field {fname!r} of type "
-                              f"{' or '.join(types)} and shape {shape}")
+            raise HeaderError(
+                f"header '{where}' is {got}, expected one field {fname!r} of type "
+                f"{' or '.join(types)} and shape {shape}"
+            )
         return
     names = [g[0] for g in got]
     if names == ["logits"]:
         if got[0][2] != [num_classes]:
-            raise HeaderError(f"header '{where}': dense logits of shape {got[0][2]}, but num_classes is {num_classes}",
-                              hint="the label width must equal num_classes")
+            raise HeaderError(
+                f"header '{where}': dense logits of shape {got[0][2]}, but num_classes is {num_classes}",
+                hint="the label width must equal num_classes",
+            )
         return
     if names in (["indices"], ["indices", "values"], ["indices", "values", "tail"]):
         k = got[0][2]
         if len(k) != 1 or not 1 <= k[0] <= num_classes:
-            raise HeaderError(f"header '{where}': top-k indices of shape {k}, expected [k] with 1 <= k <= "
-                              f"num_classes ({num_classes})")
+            raise HeaderError(
+                f"header '{where}': top-k indices of shape {k}, expected [k] with 1 <= k <= num_classes ({num_classes})"
+            )
         if len(got) > 1 and got[1][2] != k:
             raise HeaderError(f"header '{where}': values of shape {got[1][2]}, indices of shape {k}")
         if len(got) > 2 and got[2][2] != []:
             raise HeaderError(f"header '{where}': the tail is one number per record, got shape {got[2][2]}")
         return
-    raise HeaderError(f"header '{where}' has fields {names}, expected ['logits'], ['indices'], "
-                      "['indices', 'values'] or ['indices', 'values', 'tail']")
+    raise HeaderError(
+        f"header '{where}' has fields {names}, expected ['logits'], ['indices'], "
+        "['indices', 'values'] or ['indices', 'values', 'tail']"
+    )
 
 
-def build_header(*, num_classes, images: dict, epochs, steps_per_epoch, batch_size, drop_last,
-                 augmentation, teacher, columns, steps_per_chunk, segment_bytes, seed, selection,
-                 extensions, records=0, steps=0, version=FORMAT_VERSION, tool_extra=None) -> dict:
+def build_header(
+    *,
+    num_classes,
+    images: dict,
+    epochs,
+    steps_per_epoch,
+    batch_size,
+    drop_last,
+    augmentation,
+    teacher,
+    columns,
+    steps_per_chunk,
+    segment_bytes,
+    seed,
+    selection,
+    extensions,
+    records=0,
+    steps=0,
+    version=FORMAT_VERSION,
+    tool_extra=None,
+) -> dict:
     from .._version import __version__
 
     return {

@@ -12,6 +12,7 @@
   (before pruning or partial relabelling) -- what pruning *and* the codecs gained; the
   accuracy harness's ratios are this one.
 """
+
 from __future__ import annotations
 
 import os
@@ -108,11 +109,17 @@ def ratio_words(facts: dict) -> list[tuple[str, str]]:
     out = [("bytes per stored record", f"{facts['bytes_per_record']:.2f}")]
     for which in ("stored", "nominal"):
         r = facts[f"smaller_than_dense_fp16_{which}"]
-        n, dense = facts[f"{which}_records" if which == "nominal" else "records"], facts[
-            "dense_fp16_bytes" if which == "stored" else "nominal_dense_fp16_bytes"]
+        n, dense = (
+            facts[f"{which}_records" if which == "nominal" else "records"],
+            facts["dense_fp16_bytes" if which == "stored" else "nominal_dense_fp16_bytes"],
+        )
         val = f"{r:.1f}x smaller" if r >= 1 else f"{1 / r:.1f}x larger"
-        out.append((f"vs dense fp16, {which} records", f"{val}  ({n:,} records x {facts['classes']:,} classes x 2 B "
-                                                       f"= {human_bytes(dense)})"))
+        out.append(
+            (
+                f"vs dense fp16, {which} records",
+                f"{val}  ({n:,} records x {facts['classes']:,} classes x 2 B = {human_bytes(dense)})",
+            )
+        )
     return out
 
 
@@ -149,6 +156,7 @@ def store_info(path) -> dict:
     else:
         fields.update({g: sum(int(np.asarray(arrays[t]).nbytes) for t in names) for g, names in groups.items()})
     from .header import encode_header
+
     fields["header"] += len(encode_header(h)) + header_copy_bytes(path)
     generator = (h.get("extensions") or {}).get("label_generator")
     if generator is not None:  # spec §12: the generator's entry sits in the header; count it on its own
@@ -161,11 +169,17 @@ def store_info(path) -> dict:
     fields["container_overhead"] = file_bytes - accounted
     R = store.num_records
     dense_fp16 = R * store.num_classes * 2
-    complete = (not h.get("selection") and len(store.stored_epochs) == h["epochs"]
-                and store.num_steps == h["epochs"] * h["steps_per_epoch"])
+    complete = (
+        not h.get("selection")
+        and len(store.stored_epochs) == h["epochs"]
+        and store.num_steps == h["epochs"] * h["steps_per_epoch"]
+    )
     nominal = nominal_records(h, R, complete=complete)
-    configs = sum(v for k, v in fields.items() if k.startswith("column.") and k.split(".")[1] in L.CONFIG_COLUMNS) \
-        + fields["step_tables"] + fields.get("image_sizes", 0)
+    configs = (
+        sum(v for k, v in fields.items() if k.startswith("column.") and k.split(".")[1] in L.CONFIG_COLUMNS)
+        + fields["step_tables"]
+        + fields.get("image_sizes", 0)
+    )
     pipe = store.pipelines["label"]
     store.close()
     return {
@@ -206,8 +220,16 @@ def store_info(path) -> dict:
     }
 
 
-def peek_step(path, epoch: int | None = None, step: int | None = None, *, top: int = 3, temperature: float = 1.0,
-              mode: str = "auto", records: int | None = None) -> dict:
+def peek_step(
+    path,
+    epoch: int | None = None,
+    step: int | None = None,
+    *,
+    top: int = 3,
+    temperature: float = 1.0,
+    mode: str = "auto",
+    records: int | None = None,
+) -> dict:
     """One stored step, readable: its views and each record's most probable classes.
 
     ``epoch``/``step`` pick the step (both None: the first stored step; only ``epoch``: that
@@ -229,8 +251,11 @@ def peek_step(path, epoch: int | None = None, step: int | None = None, *, top: i
         elif step is None:
             in_epoch = store.steps_in_epoch(int(epoch))
             if not len(in_epoch):
-                raise StepNotFoundError(f"epoch {epoch} has no stored step", path=path,
-                                        hint=f"stored epochs: {_ranges(store.stored_epochs)}")
+                raise StepNotFoundError(
+                    f"epoch {epoch} has no stored step",
+                    path=path,
+                    hint=f"stored epochs: {_ranges(store.stored_epochs)}",
+                )
             pos = int(in_epoch[0])
         else:
             pos = store.find(int(epoch), int(step))
@@ -247,17 +272,32 @@ def peek_step(path, epoch: int | None = None, step: int | None = None, *, top: i
         for j in range(n):
             img = int(rec.image[j])
             partner = int(rec.mix_partner[j]) if rec.mix_partner is not None else -1
-            rows.append({
-                "record": j, "image": img, "key": keys[img], "image_class": int(classes[img]),
-                "crop": [round(float(x), 4) for x in np.asarray(rec.crop[j], dtype=np.float64)],
-                "flip": bool(rec.flip[j]), "mix_partner": partner,
-                "top": [{"class": int(c), "p": float(p[j, c])} for c in order[j]],
-            })
+            rows.append(
+                {
+                    "record": j,
+                    "image": img,
+                    "key": keys[img],
+                    "image_class": int(classes[img]),
+                    "crop": [round(float(x), 4) for x in np.asarray(rec.crop[j], dtype=np.float64)],
+                    "flip": bool(rec.flip[j]),
+                    "mix_partner": partner,
+                    "top": [{"class": int(c), "p": float(p[j, c])} for c in order[j]],
+                }
+            )
         lam = float(rec.mix_lambda)
         return {
-            "path": str(path), "epoch": rec.epoch, "step": rec.step, "position": pos, "steps": store.num_steps,
-            "records": len(rec.image), "shown": n, "classes": C, "labels": describe_labels(pipe),
-            "label_lossy": pipe.lossy, "temperature": float(temperature), "mode": mode,
+            "path": str(path),
+            "epoch": rec.epoch,
+            "step": rec.step,
+            "position": pos,
+            "steps": store.num_steps,
+            "records": len(rec.image),
+            "shown": n,
+            "classes": C,
+            "labels": describe_labels(pipe),
+            "label_lossy": pipe.lossy,
+            "temperature": float(temperature),
+            "mode": mode,
             "mix": None if np.isnan(lam) else {"lambda": lam, "box": [int(x) for x in rec.mix_box]},
             "mix_kind": (store.header.get("augmentation") or {}).get("mix"),
             "rows": rows,

@@ -1,4 +1,5 @@
 """Names and constants of the v1 on-disk layout (spec/FORMAT.md is the normative text)."""
+
 from __future__ import annotations
 
 FORMAT_NAME = "lplabel"

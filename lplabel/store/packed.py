@@ -6,6 +6,7 @@ the tables themselves in a small store. A packed store holds them all in the one
 ``tables``: a zstd frame of a directory and the tables' raw bytes. Table paths, types and
 shapes are exactly those of the v1.0 datasets, so a reader looks a table up by the same name.
 """
+
 from __future__ import annotations
 
 import json
@@ -60,9 +61,14 @@ def pack_tables(tables) -> bytes:
 def unpack_tables(data: bytes, path=None) -> dict:
     """The tables of a packed store: ``{path: array}``. CorruptStoreError when
     the frame or its directory is malformed."""
+
     def bad(why):
-        return CorruptStoreError(f"packed tables are malformed: {why}", path=path, part=DATASET,
-                                 hint="the file is damaged or was not written by lplabel")
+        return CorruptStoreError(
+            f"packed tables are malformed: {why}",
+            path=path,
+            part=DATASET,
+            hint="the file is damaged or was not written by lplabel",
+        )
 
     try:
         params = zstandard.get_frame_parameters(data)
@@ -70,10 +76,14 @@ def unpack_tables(data: bytes, path=None) -> dict:
             raise bad("the zstd frame does not state its content size")
         limit = min(MAX_TABLE_BYTES, MAX_TABLE_EXPANSION * len(data) + (1 << 20))
         if params.content_size > limit:
-            raise LimitExceededError(f"packed tables are malformed: the frame of {len(data)} bytes declares "
-                                     f"{params.content_size} bytes of tables, above the reader's limit of {limit} "
-                                     f"({MAX_TABLE_EXPANSION}x + 1 MiB, spec §6)", path=path, part=DATASET,
-                                     hint="the file is damaged or was not written by lplabel")
+            raise LimitExceededError(
+                f"packed tables are malformed: the frame of {len(data)} bytes declares "
+                f"{params.content_size} bytes of tables, above the reader's limit of {limit} "
+                f"({MAX_TABLE_EXPANSION}x + 1 MiB, spec §6)",
+                path=path,
+                part=DATASET,
+                hint="the file is damaged or was not written by lplabel",
+            )
         # decompress() writes into a buffer of the declared size and fails if the frame holds
         # more: memory stays bounded by the (checked) declaration
         raw = bytearray(zstandard.ZstdDecompressor().decompress(data))  # tables are writable views of it
@@ -91,7 +101,7 @@ def unpack_tables(data: bytes, path=None) -> dict:
     if 4 + dlen > len(raw):
         raise bad(f"the directory length ({dlen} bytes) runs past the end of the frame")
     try:
-        directory = json.loads(raw[4:4 + dlen].decode("utf-8"))
+        directory = json.loads(raw[4 : 4 + dlen].decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise bad(f"directory is not UTF-8 JSON ({type(e).__name__})") from None
     if not isinstance(directory, list):
@@ -99,9 +109,14 @@ def unpack_tables(data: bytes, path=None) -> dict:
     out: dict = {}
     pos = 4 + dlen
     for entry in directory:
-        ok = isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str) and entry[1] in TYPES \
-            and isinstance(entry[2], list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
-                                                   for n in entry[2])
+        ok = (
+            isinstance(entry, list)
+            and len(entry) == 3
+            and isinstance(entry[0], str)
+            and entry[1] in TYPES
+            and isinstance(entry[2], list)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in entry[2])
+        )
         if not ok:
             raise bad(f"bad directory entry {entry!r}")
         name, t, shape = entry

@@ -6,6 +6,7 @@ handle again. Payload chunks are then read with ``os.pread`` on a plain file des
 is opened lazily in each process, so no HDF5 handle ever crosses a fork (DataLoader workers)
 and chunk reads run outside h5py's global lock. Every chunk's CRC-32 is checked on read.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,9 +22,21 @@ from ..checksum import crc32, crc32_array
 from ..codecs import Pipeline, spec_from_json
 from ..codecs.zstd import dictionary_dataset
 from ..dtypes import usable_block
-from ..errors import (ChecksumError, CodecError, CodecUnavailableError, CorruptStoreError, FormatVersionError,
-                      HeaderError, LimitExceededError, LplabelError, NotAStoreError, NotHDF5Error, StepNotFoundError,
-                      StoreOpenError, TruncatedFileError)
+from ..errors import (
+    ChecksumError,
+    CodecError,
+    CodecUnavailableError,
+    CorruptStoreError,
+    FormatVersionError,
+    HeaderError,
+    LimitExceededError,
+    LplabelError,
+    NotAStoreError,
+    NotHDF5Error,
+    StepNotFoundError,
+    StoreOpenError,
+    TruncatedFileError,
+)
 from . import layout as L
 from . import packed as P
 from .derived import ViewRegenerator, is_derived, mismatch_message, same_views
@@ -36,9 +49,19 @@ MAX_CHUNK_FLOOR = 64 << 20
 MAX_CHUNK_EXPANSION = 4096
 
 #: element type of every table (spec §1.2), checked before a table is read
-TABLE_TYPES = {L.IMAGE_KEYS: "u1", L.IMAGE_CLASS: "<i4", L.IMAGE_SIZE: "<i4", L.STEP_EPOCH: "<i4",
-               L.STEP_STEP: "<i4", L.STEP_RECORD_START: "<i8", L.STEP_MIX_LAMBDA: "<f8", L.STEP_MIX_BOX: "<i2",
-               L.CHUNK_STEP_START: "<i8", L.HEADER: "u1", L.PACKED_TABLES: "u1"}
+TABLE_TYPES = {
+    L.IMAGE_KEYS: "u1",
+    L.IMAGE_CLASS: "<i4",
+    L.IMAGE_SIZE: "<i4",
+    L.STEP_EPOCH: "<i4",
+    L.STEP_STEP: "<i4",
+    L.STEP_RECORD_START: "<i8",
+    L.STEP_MIX_LAMBDA: "<f8",
+    L.STEP_MIX_BOX: "<i2",
+    L.CHUNK_STEP_START: "<i8",
+    L.HEADER: "u1",
+    L.PACKED_TABLES: "u1",
+}
 for _c in L.COLUMNS:
     TABLE_TYPES[L.column_chunks(_c)] = "<i8"
     TABLE_TYPES[L.column_crc(_c)] = "<u4"
@@ -52,13 +75,13 @@ class StepRecords:
     index: int
     epoch: int
     step: int
-    image: np.ndarray        # int32 [B]
-    crop: np.ndarray         # float32/float16 [B, 4]  (top, left, height, width) / source size
-    flip: np.ndarray         # bool [B]
+    image: np.ndarray  # int32 [B]
+    crop: np.ndarray  # float32/float16 [B, 4]  (top, left, height, width) / source size
+    flip: np.ndarray  # bool [B]
     mix_partner: np.ndarray  # int16 [B], -1 = not mixed
-    mix_lambda: float        # NaN = no mixing in this step
-    mix_box: np.ndarray      # int16 [4] (row0, col0, row1, col1) in output pixels
-    label: dict              # decoded label block, e.g. {"logits"} or {"indices", "values"[, "tail"]};
+    mix_lambda: float  # NaN = no mixing in this step
+    mix_box: np.ndarray  # int16 [4] (row0, col0, row1, col1) in output pixels
+    label: dict  # decoded label block, e.g. {"logits"} or {"indices", "values"[, "tail"]};
     #                          values as stored, except bfloat16: widened exactly to float32
 
     def __len__(self):
@@ -80,10 +103,16 @@ def _sniff(path: Path, head: bytes) -> str:
 def _classify_h5_error(e: Exception, path: Path) -> LplabelError:
     msg = str(e)
     if "truncated" in msg.lower():
-        return TruncatedFileError(f"file is truncated ({msg})", path=path,
-                                  hint="the file was cut short by an interrupted copy or write; copy or regenerate it")
-    return CorruptStoreError(f"HDF5 structure is damaged ({msg})", path=path,
-                             hint="run `lplabel verify` for details; restore the file from a good copy")
+        return TruncatedFileError(
+            f"file is truncated ({msg})",
+            path=path,
+            hint="the file was cut short by an interrupted copy or write; copy or regenerate it",
+        )
+    return CorruptStoreError(
+        f"HDF5 structure is damaged ({msg})",
+        path=path,
+        hint="run `lplabel verify` for details; restore the file from a good copy",
+    )
 
 
 def _open_h5(path: Path) -> h5py.File:
@@ -106,32 +135,49 @@ def checked_dataset(f: h5py.File, name: str, path: Path, limit: int | None = Non
     try:
         d = f[name]
     except KeyError:
-        raise CorruptStoreError(f"missing dataset {name!r}", path=path, part=name,
-                                hint="the file is not a complete lplabel store") from None
+        raise CorruptStoreError(
+            f"missing dataset {name!r}", path=path, part=name, hint="the file is not a complete lplabel store"
+        ) from None
     if not isinstance(d, h5py.Dataset):
         raise CorruptStoreError(f"{name!r} is not a dataset", path=path, part=name)
     want = TABLE_TYPES.get(name, "u1" if "/seg_" in name else None)
     if want is not None and d.dtype != np.dtype(want):
-        raise CorruptStoreError(f"dataset {name!r} has element type {d.dtype}, the format says {np.dtype(want)}",
-                                path=path, part=name, hint="the file is damaged or was not written by lplabel")
+        raise CorruptStoreError(
+            f"dataset {name!r} has element type {d.dtype}, the format says {np.dtype(want)}",
+            path=path,
+            part=name,
+            hint="the file is damaged or was not written by lplabel",
+        )
     nbytes = 1
     for n in d.shape or ():
         nbytes *= int(n)  # Python integers: a huge shape cannot wrap around
     nbytes *= d.dtype.itemsize
     size = os.path.getsize(path)
     if limit is not None and nbytes > limit:
-        raise LimitExceededError(f"dataset {name!r} declares {nbytes} bytes, above the reader's {limit}-byte limit",
-                                 path=path, part=name, hint="the file is damaged or was not written by lplabel")
+        raise LimitExceededError(
+            f"dataset {name!r} declares {nbytes} bytes, above the reader's {limit}-byte limit",
+            path=path,
+            part=name,
+            hint="the file is damaged or was not written by lplabel",
+        )
     if d.chunks is not None or nbytes > size:
-        why = "is chunked or filtered (the format stores every dataset contiguous)" if d.chunks is not None else \
-            f"declares {nbytes} bytes in a file of {size}"
-        raise LimitExceededError(f"dataset {name!r} {why}", path=path, part=name,
-                                 hint="the file is damaged or was not written by lplabel")
+        why = (
+            "is chunked or filtered (the format stores every dataset contiguous)"
+            if d.chunks is not None
+            else f"declares {nbytes} bytes in a file of {size}"
+        )
+        raise LimitExceededError(
+            f"dataset {name!r} {why}", path=path, part=name, hint="the file is damaged or was not written by lplabel"
+        )
     if nbytes:
         off = d.id.get_offset()
         if off is None or int(off) + nbytes > size:
-            raise TruncatedFileError(f"dataset {name!r} declares {nbytes} bytes that the file does not hold",
-                                     path=path, part=name, hint="the file was cut short or damaged; restore it")
+            raise TruncatedFileError(
+                f"dataset {name!r} declares {nbytes} bytes that the file does not hold",
+                path=path,
+                part=name,
+                hint="the file was cut short or damaged; restore it",
+            )
     return d
 
 
@@ -144,8 +190,12 @@ def _read_table(f: h5py.File, name: str, path: Path) -> np.ndarray:
         raise CorruptStoreError(f"cannot read dataset {name!r} ({e})", path=path, part=name) from None
     a = np.asarray(a)
     if stored is None or int(stored) != crc32_array(a):
-        raise ChecksumError(f"checksum mismatch in {name!r}", path=path, part=name,
-                            hint="the file was modified or damaged; restore it from a good copy")
+        raise ChecksumError(
+            f"checksum mismatch in {name!r}",
+            path=path,
+            part=name,
+            hint="the file was modified or damaged; restore it from a good copy",
+        )
     return a
 
 
@@ -165,8 +215,11 @@ class LabelStore:
         if not path.exists():
             raise StoreOpenError("no such file", path=path)
         if path.is_dir():
-            raise NotAStoreError("is a directory, not a label store", path=path,
-                                 hint="legacy label directories are imported with `lplabel encode DIR -o OUT.lpl`")
+            raise NotAStoreError(
+                "is a directory, not a label store",
+                path=path,
+                hint="legacy label directories are imported with `lplabel encode DIR -o OUT.lpl`",
+            )
         with open(path, "rb") as fh:
             head = fh.read(64)
         if not head.startswith(L.HDF5_MAGIC):
@@ -190,19 +243,27 @@ class LabelStore:
         if isinstance(fmt, bytes):
             fmt = fmt.decode("utf-8", "replace")
         if fmt == L.FORMAT_NAME + "-incomplete":
-            raise NotAStoreError("the store was never finished (its writer stopped before close)", path=path,
-                                 hint="re-run the job that writes it")
+            raise NotAStoreError(
+                "the store was never finished (its writer stopped before close)",
+                path=path,
+                hint="re-run the job that writes it",
+            )
         if fmt != L.FORMAT_NAME:
             raise NotAStoreError("HDF5 file, but not an lplabel label store (no 'lplabel_format' attribute)", path=path)
         ver = f.attrs.get(L.ATTR_VERSION)
         try:
             major, minor = (int(v) for v in np.asarray(ver).reshape(-1)[:2])
         except (TypeError, ValueError):
-            raise CorruptStoreError("unreadable 'lplabel_version' attribute", path=path, part="root attributes") from None
+            raise CorruptStoreError(
+                "unreadable 'lplabel_version' attribute", path=path, part="root attributes"
+            ) from None
         if major != L.FORMAT_VERSION[0]:
             raise FormatVersionError(
-                f"store format version {major}.{minor}, this lplabel reads {L.FORMAT_VERSION[0]}.x", path=path,
-                hint="upgrade lplabel" if major > L.FORMAT_VERSION[0] else "re-encode it with the lplabel that wrote it",
+                f"store format version {major}.{minor}, this lplabel reads {L.FORMAT_VERSION[0]}.x",
+                path=path,
+                hint="upgrade lplabel"
+                if major > L.FORMAT_VERSION[0]
+                else "re-encode it with the lplabel that wrote it",
             )
         self.format_version = (major, minor)
         if L.HEADER not in f:
@@ -213,15 +274,22 @@ class LabelStore:
         raw = np.asarray(hd[()], dtype=np.uint8).tobytes()
         stored = f.attrs.get(L.ATTR_HEADER_CRC)
         if stored is None or int(stored) != crc32(raw):
-            raise ChecksumError("header checksum mismatch", path=path, part="header",
-                                hint="the file was modified or damaged; restore it from a good copy")
+            raise ChecksumError(
+                "header checksum mismatch",
+                path=path,
+                part="header",
+                hint="the file was modified or damaged; restore it from a good copy",
+            )
         self.header = parse_header(raw, path)
         #: format 1.1 packed tables (spec §1.5): every table in the one dataset ``tables``
         self.packed = P.EXTENSION in (self.header.get("extensions") or {})
         if self.packed and self.format_version < (1, 1):
-            raise CorruptStoreError(f"the header names extension {P.EXTENSION!r} (format 1.1) but the file says "
-                                    f"format {major}.{minor}", path=path, part="root attributes",
-                                    hint="the file was modified or damaged; restore it from a good copy")
+            raise CorruptStoreError(
+                f"the header names extension {P.EXTENSION!r} (format 1.1) but the file says format {major}.{minor}",
+                path=path,
+                part="root attributes",
+                hint="the file was modified or damaged; restore it from a good copy",
+            )
         self._packed_tables = None
         self.packed_bytes = 0
         if self.packed:
@@ -254,8 +322,11 @@ class LabelStore:
             self._attach_dictionaries(f, name)
             ch = self._table(f, L.column_chunks(name))
             if ch.size % 3:
-                raise CorruptStoreError(f"chunk index of column {name!r} has {ch.size} entries, not rows of 3",
-                                        path=path, part=L.column_chunks(name))
+                raise CorruptStoreError(
+                    f"chunk index of column {name!r} has {ch.size} entries, not rows of 3",
+                    path=path,
+                    part=L.column_chunks(name),
+                )
             self.chunks[name] = ch.reshape(-1, 3)
             if name in self.derived:  # stored empty (spec §1.4); in memory: one (0, 0, 0) row per chunk
                 self._stored_chunk_rows[name] = len(self.chunks[name])
@@ -263,8 +334,11 @@ class LabelStore:
             self.chunk_crc[name] = self._table(f, L.column_crc(name))
             nseg = int(self.chunks[name][:, 0].max()) + 1 if len(self.chunks[name]) and name not in self.derived else 0
             if nseg > len(self.chunks[name]) or (nseg and int(self.chunks[name][:, 0].min()) < 0):
-                raise CorruptStoreError(f"chunk index of column {name!r} names segments outside 0..{len(self.chunks[name]) - 1}",
-                                        path=path, part=L.column_chunks(name))
+                raise CorruptStoreError(
+                    f"chunk index of column {name!r} names segments outside 0..{len(self.chunks[name]) - 1}",
+                    path=path,
+                    part=L.column_chunks(name),
+                )
             offs = []
             for s in range(nseg):
                 seg = L.segment_name(name, s)
@@ -284,29 +358,43 @@ class LabelStore:
         try:
             a = self._packed_tables[name]
         except KeyError:
-            raise CorruptStoreError(f"missing table {name!r} in the packed tables", path=self.path, part=name,
-                                    hint="the file is not a complete lplabel store") from None
+            raise CorruptStoreError(
+                f"missing table {name!r} in the packed tables",
+                path=self.path,
+                part=name,
+                hint="the file is not a complete lplabel store",
+            ) from None
         want = TABLE_TYPES.get(name)
         if want is not None and a.dtype != np.dtype(want):
-            raise CorruptStoreError(f"packed table {name!r} has element type {a.dtype}, the format says "
-                                    f"{np.dtype(want)}", path=self.path, part=name,
-                                    hint="the file is damaged or was not written by lplabel")
+            raise CorruptStoreError(
+                f"packed table {name!r} has element type {a.dtype}, the format says {np.dtype(want)}",
+                path=self.path,
+                part=name,
+                hint="the file is damaged or was not written by lplabel",
+            )
         return a
 
     def _load_derived(self, f: h5py.File) -> None:
         """Derived view columns: check the declaration, load ``images/size``, build the regenerator."""
         path = self.path
         if self.derived != L.CONFIG_COLUMNS:
-            raise HeaderError(f"only some view columns are derived ({', '.join(self.derived)}); a store derives all "
-                              "four or none", path=path, part="header")
+            raise HeaderError(
+                f"only some view columns are derived ({', '.join(self.derived)}); a store derives all four or none",
+                path=path,
+                part="header",
+            )
         if is_derived(self.header["columns"]["label"]["codecs"]):
             raise HeaderError("the label column cannot be derived", path=path, part="header")
         sizes = self._table(f, L.IMAGE_SIZE)
         try:
             self._regen = ViewRegenerator.from_header(self.header, sizes)
         except ValueError as e:
-            raise HeaderError(f"derived view columns cannot be regenerated: {e}", path=path, part="header",
-                              hint="the store's views are not stored; this lplabel cannot recompute them") from None
+            raise HeaderError(
+                f"derived view columns cannot be regenerated: {e}",
+                path=path,
+                part="header",
+                hint="the store's views are not stored; this lplabel cannot recompute them",
+            ) from None
         self.image_sizes = self._regen.sizes.astype(np.int32)
 
     def _attach_dictionaries(self, f: h5py.File, name: str) -> None:
@@ -328,8 +416,12 @@ class LabelStore:
         rs = t[L.STEP_RECORD_START]
         cs = t[L.CHUNK_STEP_START]
         problems = []
-        if S != h["steps"] or len(t[L.STEP_STEP]) != S or len(t[L.STEP_MIX_LAMBDA]) != S or \
-                t[L.STEP_MIX_BOX].shape != (S, 4):
+        if (
+            S != h["steps"]
+            or len(t[L.STEP_STEP]) != S
+            or len(t[L.STEP_MIX_LAMBDA]) != S
+            or t[L.STEP_MIX_BOX].shape != (S, 4)
+        ):
             problems.append(f"step tables disagree with the header's {h['steps']} steps")
         if rs.shape != (S + 1,) or rs[0] != 0 or rs[-1] != h["records"] or np.any(np.diff(rs) < 1):
             problems.append("steps/record_start is not an increasing table ending at the record count")
@@ -343,12 +435,14 @@ class LabelStore:
         if len(t[L.IMAGE_CLASS]) != h["num_images"]:
             problems.append("images/class length differs from num_images")
         if problems:
-            raise CorruptStoreError("; ".join(problems), path=path, part="tables",
-                                    hint="the file is damaged or was not written by lplabel")
+            raise CorruptStoreError(
+                "; ".join(problems), path=path, part="tables", hint="the file is damaged or was not written by lplabel"
+            )
         problems += self._range_problems()
         if problems:
-            raise CorruptStoreError("; ".join(problems), path=path, part="tables",
-                                    hint="the file is damaged or was not written by lplabel")
+            raise CorruptStoreError(
+                "; ".join(problems), path=path, part="tables", hint="the file is damaged or was not written by lplabel"
+            )
         key = t[L.STEP_EPOCH].astype(np.int64) * max(h["steps_per_epoch"], 1) + t[L.STEP_STEP]
         if np.any(np.diff(key) <= 0):
             raise CorruptStoreError("steps are not in increasing (epoch, step) order", path=path, part="steps")
@@ -372,8 +466,10 @@ class LabelStore:
         lam = t[L.STEP_MIX_LAMBDA]
         bad = ~np.isnan(lam) & ~((lam >= 0) & (lam <= 1))
         if bad.any():
-            out.append(f"steps/mix_lambda of step {int(np.flatnonzero(bad)[0])} is {float(lam[bad][0])!r}, "
-                       "not NaN or in [0, 1]")
+            out.append(
+                f"steps/mix_lambda of step {int(np.flatnonzero(bad)[0])} is {float(lam[bad][0])!r}, "
+                "not NaN or in [0, 1]"
+            )
         size = (h.get("augmentation") or {}).get("output_size")
         top = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 32767
         box = t[L.STEP_MIX_BOX]
@@ -465,6 +561,7 @@ class LabelStore:
     @cached_property
     def image_keys(self) -> list:
         import json
+
         return json.loads(self._keys_raw.tobytes().decode("utf-8"))
 
     @property
@@ -493,17 +590,22 @@ class LabelStore:
         key = int(epoch) * max(self.steps_per_epoch, 1) + int(step)
         i = int(np.searchsorted(self._step_keys, key))
         if i >= len(self._step_keys) or self._step_keys[i] != key or not (0 <= step < self.steps_per_epoch):
-            raise StepNotFoundError(f"(epoch {epoch}, step {step}) is not in this store", path=self.path,
-                                    hint=f"it holds {self.num_steps} steps of epochs "
-                                         f"{self.step_epoch.min() if self.num_steps else '-'}..{self.step_epoch.max() if self.num_steps else '-'}")
+            raise StepNotFoundError(
+                f"(epoch {epoch}, step {step}) is not in this store",
+                path=self.path,
+                hint=f"it holds {self.num_steps} steps of epochs "
+                f"{self.step_epoch.min() if self.num_steps else '-'}..{self.step_epoch.max() if self.num_steps else '-'}",
+            )
         return i
 
     def _part(self, name: str, chunk: int) -> str:
         cs = self.tables[L.CHUNK_STEP_START]
         s0, s1 = int(cs[chunk]), int(cs[chunk + 1]) - 1
         e0, e1 = int(self.step_epoch[s0]), int(self.step_epoch[s1])
-        return (f"column {name!r}, chunk {chunk} (epoch {e0} step {int(self.step_index[s0])} .. "
-                f"epoch {e1} step {int(self.step_index[s1])})")
+        return (
+            f"column {name!r}, chunk {chunk} (epoch {e0} step {int(self.step_index[s0])} .. "
+            f"epoch {e1} step {int(self.step_index[s1])})"
+        )
 
     # -- reading payload -----------------------------------------------------------------------
     def _file(self) -> int:
@@ -523,18 +625,28 @@ class LabelStore:
         try:
             base, seglen = self.segment_offsets[name][seg]
         except IndexError:
-            raise CorruptStoreError("chunk index points at a missing segment", path=self.path,
-                                    part=self._part(name, chunk)) from None
+            raise CorruptStoreError(
+                "chunk index points at a missing segment", path=self.path, part=self._part(name, chunk)
+            ) from None
         if base < 0 or off < 0 or n < 0 or off + n > seglen:
-            raise CorruptStoreError("chunk index points outside its segment", path=self.path, part=self._part(name, chunk))
+            raise CorruptStoreError(
+                "chunk index points outside its segment", path=self.path, part=self._part(name, chunk)
+            )
         data = os.pread(self._file(), n, base + off)
         if len(data) != n:
-            raise TruncatedFileError(f"chunk ends beyond the end of the file ({len(data)} of {n} bytes)",
-                                     path=self.path, part=self._part(name, chunk),
-                                     hint="the file was cut short; copy or regenerate it")
+            raise TruncatedFileError(
+                f"chunk ends beyond the end of the file ({len(data)} of {n} bytes)",
+                path=self.path,
+                part=self._part(name, chunk),
+                hint="the file was cut short; copy or regenerate it",
+            )
         if check and crc32(data) != int(self.chunk_crc[name][chunk]):
-            raise ChecksumError("checksum mismatch", path=self.path, part=self._part(name, chunk),
-                                hint="the file is damaged; restore it from a good copy or regenerate these steps")
+            raise ChecksumError(
+                "checksum mismatch",
+                path=self.path,
+                part=self._part(name, chunk),
+                hint="the file is damaged; restore it from a good copy or regenerate these steps",
+            )
         return data
 
     def _derived_bytes(self, name: str, chunk: int, check: bool) -> bytes:
@@ -550,18 +662,31 @@ class LabelStore:
                 try:  # v2 takes the stored λ (never regenerated); v1 draws it and it is compared below
                     v = self._regen.step(e, s, mix_lambda=float(t[L.STEP_MIX_LAMBDA][i]))
                 except ValueError as err:
-                    raise CorruptStoreError(f"cannot regenerate the views of this step ({err})", path=self.path,
-                                            part=where) from None
+                    raise CorruptStoreError(
+                        f"cannot regenerate the views of this step ({err})", path=self.path, part=where
+                    ) from None
                 if len(v) != int(rs[i + 1] - rs[i]):
-                    raise CorruptStoreError(f"the step holds {int(rs[i + 1] - rs[i])} records but its regenerated "
-                                            f"views are {len(v)}", path=self.path, part=where)
+                    raise CorruptStoreError(
+                        f"the step holds {int(rs[i + 1] - rs[i])} records but its regenerated views are {len(v)}",
+                        path=self.path,
+                        part=where,
+                    )
                 if check:
-                    stored = type(v)(image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
-                                     mix_lambda=float(t[L.STEP_MIX_LAMBDA][i]), mix_box=t[L.STEP_MIX_BOX][i])
+                    stored = type(v)(
+                        image=v.image,
+                        crop=v.crop,
+                        flip=v.flip,
+                        mix_partner=v.mix_partner,
+                        mix_lambda=float(t[L.STEP_MIX_LAMBDA][i]),
+                        mix_box=t[L.STEP_MIX_BOX][i],
+                    )
                     if same_views(v, stored) is not None:
-                        raise ChecksumError("regenerated mix differs from the stored mix_lambda/mix_box: "
-                                            + mismatch_message(self.header), path=self.path,
-                                            part=f"{self._part(name, chunk)}, {where}")
+                        raise ChecksumError(
+                            "regenerated mix differs from the stored mix_lambda/mix_box: "
+                            + mismatch_message(self.header),
+                            path=self.path,
+                            part=f"{self._part(name, chunk)}, {where}",
+                        )
                 views.append(v)
             got = {}
             for col in L.CONFIG_COLUMNS:
@@ -570,9 +695,11 @@ class LabelStore:
             self._regen_bytes = {chunk: got}  # the most recent chunk (the other view columns read it next)
         data = got[name]
         if check and crc32(data) != int(self.chunk_crc[name][chunk]):
-            raise ChecksumError("regenerated views differ from the ones the store was written with: "
-                                + mismatch_message(self.header), path=self.path,
-                                part=self._part(name, chunk))
+            raise ChecksumError(
+                "regenerated views differ from the ones the store was written with: " + mismatch_message(self.header),
+                path=self.path,
+                part=self._part(name, chunk),
+            )
         return data
 
     def decode_chunk(self, name: str, chunk: int) -> dict:
@@ -587,17 +714,25 @@ class LabelStore:
         pipe = self.pipelines[name]
         need = n * pipe.max_record_bytes()
         if need > max(MAX_CHUNK_FLOOR, MAX_CHUNK_EXPANSION * len(data)):
-            raise LimitExceededError(f"{n} records would take {need} bytes decoded from {len(data)} stored bytes, "
-                                     f"more than the reader allows (spec §6)", path=self.path,
-                                     part=self._part(name, chunk), hint="the file is damaged or hostile")
+            raise LimitExceededError(
+                f"{n} records would take {need} bytes decoded from {len(data)} stored bytes, "
+                f"more than the reader allows (spec §6)",
+                path=self.path,
+                part=self._part(name, chunk),
+                hint="the file is damaged or hostile",
+            )
         try:
             block = pipe.decode(data, n)
         except LplabelError as e:  # keep the class when the codec cannot run here (a missing dependency)
             cls = CodecUnavailableError if isinstance(e, CodecUnavailableError) else CodecError
             raise cls(e.message, path=self.path, part=self._part(name, chunk), hint=e.hint) from None
         except (ValueError, IndexError, TypeError, OverflowError, MemoryError, struct.error) as e:
-            raise CodecError(f"chunk does not decode ({type(e).__name__}: {e})", path=self.path,
-                             part=self._part(name, chunk), hint="the file is damaged") from None
+            raise CodecError(
+                f"chunk does not decode ({type(e).__name__}: {e})",
+                path=self.path,
+                part=self._part(name, chunk),
+                hint="the file is damaged",
+            ) from None
         self._check_block(name, chunk, block)
         # keep the most recent chunk of each column (sequential readers hit it)
         self._cache = {k: v for k, v in self._cache.items() if k[0] != name}
@@ -616,7 +751,7 @@ class LabelStore:
                 bad = f"image id outside [0, {self.num_images})"
         elif name == "crop":
             a = np.asarray(block["crop"], dtype=np.float32)
-            if a.size and not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1 + 2 ** -8):
+            if a.size and not (np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1 + 2**-8):
                 bad = "crop box outside [0, 1] (fractions of the source image) or not finite"
         elif name == "flip":
             a = block["flip"]
@@ -626,7 +761,7 @@ class LabelStore:
             a = block["mix_partner"]
             if a.size:
                 cs, rs = self.tables[L.CHUNK_STEP_START], self.record_start
-                sizes = np.diff(rs[cs[chunk]:cs[chunk + 1] + 1])
+                sizes = np.diff(rs[cs[chunk] : cs[chunk + 1] + 1])
                 if a.min() < -1 or np.any(a.astype(np.int64) >= np.repeat(sizes, sizes)):
                     bad = "mix partner outside [-1, records of its step)"
         elif "indices" in block:
@@ -634,8 +769,12 @@ class LabelStore:
             if a.size and (a.min() < 0 or a.max() >= self.num_classes):
                 bad = f"top-k class index outside [0, {self.num_classes})"
         if bad is not None:
-            raise CorruptStoreError(bad, path=self.path, part=self._part(name, chunk),
-                                    hint="the file is damaged or was not written by lplabel; `lplabel verify` lists all")
+            raise CorruptStoreError(
+                bad,
+                path=self.path,
+                part=self._part(name, chunk),
+                hint="the file is damaged or was not written by lplabel; `lplabel verify` lists all",
+            )
 
     def _rows(self, name: str, i: int) -> dict:
         cs = self.tables[L.CHUNK_STEP_START]
@@ -652,7 +791,9 @@ class LabelStore:
             raise IndexError(f"step position {i} outside 0..{self.num_steps - 1}")
         got = {name: self._rows(name, i) for name in columns}
         return StepRecords(
-            index=i, epoch=int(self.step_epoch[i]), step=int(self.step_index[i]),
+            index=i,
+            epoch=int(self.step_epoch[i]),
+            step=int(self.step_index[i]),
             image=got["image"]["image"] if "image" in got else None,
             crop=got["crop"]["crop"] if "crop" in got else None,
             flip=got["flip"]["flip"] if "flip" in got else None,
@@ -672,7 +813,7 @@ class LabelStore:
         return np.flatnonzero(self.step_epoch == epoch)
 
     def iter_steps(self, positions=None, **kw):
-        for i in (range(self.num_steps) if positions is None else positions):
+        for i in range(self.num_steps) if positions is None else positions:
             yield self.step_at(int(i), **kw)
 
     def column_bytes(self, name: str) -> int:

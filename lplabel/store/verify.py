@@ -4,6 +4,7 @@ Opening the store (:class:`LabelStore`) already enforces the structural rules of
 (sizes, counts, types, table ranges; §6-§8) and reading a chunk checks its decoded values; this
 adds what only a full pass can: every chunk decodes, chunks tile their segments exactly, and the
 per-step mix tables are consistent."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -46,8 +47,9 @@ class VerifyReport:
         import dataclasses
 
         facts = dataclasses.asdict(self)
-        facts.update(ok=bool(self.ok), status=self.status, exit_status=self.exit_status,
-                     problems=[str(p) for p in self.problems])
+        facts.update(
+            ok=bool(self.ok), status=self.status, exit_status=self.exit_status, problems=[str(p) for p in self.problems]
+        )
         return facts
 
 
@@ -74,12 +76,16 @@ def _mix_problems(store: LabelStore) -> list:
     lam = store.tables[L.STEP_MIX_LAMBDA]
     bad = np.flatnonzero(((box < 0) | (box > top)).any(axis=1))
     if len(bad):
-        out.append(f"{store.path}: steps/mix_box of step {int(bad[0])} is {box[bad[0]].tolist()}, outside the "
-                   f"{top}x{top} output image ({len(bad)} step(s)) [at steps/mix_box]")
+        out.append(
+            f"{store.path}: steps/mix_box of step {int(bad[0])} is {box[bad[0]].tolist()}, outside the "
+            f"{top}x{top} output image ({len(bad)} step(s)) [at steps/mix_box]"
+        )
     bad = np.flatnonzero(np.isnan(lam) & (box != 0).any(axis=1))
     if len(bad):
-        out.append(f"{store.path}: step {int(bad[0])} is not mixed (mix_lambda NaN) but has CutMix box "
-                   f"{box[bad[0]].tolist()} ({len(bad)} step(s)) [at steps/mix_box]")
+        out.append(
+            f"{store.path}: step {int(bad[0])} is not mixed (mix_lambda NaN) but has CutMix box "
+            f"{box[bad[0]].tolist()} ({len(bad)} step(s)) [at steps/mix_box]"
+        )
     return out
 
 
@@ -136,7 +142,7 @@ def verify_store(path, *, progress=None) -> VerifyReport:
                         report.problems.append(f"{path}: image id outside [0, {N}) [at {part}]")
                 elif name == "mix_partner":
                     a = block["mix_partner"].astype(np.int64)
-                    sizes = np.diff(rs[cs[c]:cs[c + 1] + 1])
+                    sizes = np.diff(rs[cs[c] : cs[c + 1] + 1])
                     limit = np.repeat(sizes, sizes)
                     if a.size and (np.any(a < -1) or np.any(a >= limit)):
                         report.problems.append(f"{path}: mix partner outside its step [at {part}]")

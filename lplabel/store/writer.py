@@ -6,6 +6,7 @@ target and renames it into place only in :meth:`StoreWriter.close`: a crash or k
 leaves a half-written file under the final name, and an existing file there stays untouched
 until the new one is complete.
 """
+
 from __future__ import annotations
 
 import errno
@@ -242,11 +243,27 @@ class StoreWriter:
     ``header_copy`` (:func:`~lplabel.store.writer_options.writer_options`).
     """
 
-    def __init__(self, path, *, num_classes: int, images, batch_size: int, epochs: int,
-                 steps_per_epoch: int | None = None, drop_last: bool = False, augmentation: dict | None = None,
-                 teacher: dict | None = None, seed=None, selection: dict | None = None,
-                 extensions: dict | None = None, labels: LabelColumn | None = None, views: ViewColumns | None = None,
-                 layout: StoreLayout | None = None, overwrite: bool = False, **legacy):
+    def __init__(
+        self,
+        path,
+        *,
+        num_classes: int,
+        images,
+        batch_size: int,
+        epochs: int,
+        steps_per_epoch: int | None = None,
+        drop_last: bool = False,
+        augmentation: dict | None = None,
+        teacher: dict | None = None,
+        seed=None,
+        selection: dict | None = None,
+        extensions: dict | None = None,
+        labels: LabelColumn | None = None,
+        views: ViewColumns | None = None,
+        layout: StoreLayout | None = None,
+        overwrite: bool = False,
+        **legacy,
+    ):
         self.path = Path(path)
         self._f = None
         self._tmp = None
@@ -273,20 +290,34 @@ class StoreWriter:
         self._tables: list = []
 
         # format 1.2 (spec §8): a packed store whose views are derived by lplabel-views-v2
-        self._version = L.FORMAT_VERSION if not self._packed else (
-            L.FORMAT_VERSION_V2_VIEWS if self._regen is not None and self._regen.sampler == SAMPLER_V2
-            else L.FORMAT_VERSION_PACKED)
+        self._version = (
+            L.FORMAT_VERSION
+            if not self._packed
+            else (
+                L.FORMAT_VERSION_V2_VIEWS
+                if self._regen is not None and self._regen.sampler == SAMPLER_V2
+                else L.FORMAT_VERSION_PACKED
+            )
+        )
         self._header_args = dict(
-            num_classes=self.num_classes, images=self.images.header_entry(), epochs=self.epochs,
-            steps_per_epoch=self.steps_per_epoch, batch_size=self.batch_size, drop_last=bool(drop_last),
+            num_classes=self.num_classes,
+            images=self.images.header_entry(),
+            epochs=self.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            batch_size=self.batch_size,
+            drop_last=bool(drop_last),
             augmentation=_json_safe(augmentation or {}),
             teacher=_json_safe({"description": "", "checksum": None, "temperature": 1.0, **(teacher or {})}),
             columns={n: c.pipeline.header_entry() for n, c in self._columns.items()},
-            steps_per_chunk=self.steps_per_chunk, segment_bytes=lay.segment_bytes,
-            seed=_json_safe(seed), selection=_json_safe(selection), extensions=_json_safe(extensions),
+            steps_per_chunk=self.steps_per_chunk,
+            segment_bytes=lay.segment_bytes,
+            seed=_json_safe(seed),
+            selection=_json_safe(selection),
+            extensions=_json_safe(extensions),
             version=self._version,
             # v1 derived views are numpy's streams: name the numpy that checked them (spec §2, `tool`)
-            tool_extra={"numpy": np.__version__} if self._regen is not None and self._regen.sampler == SAMPLER_V1
+            tool_extra={"numpy": np.__version__}
+            if self._regen is not None and self._regen.sampler == SAMPLER_V1
             else None,
         )
         self._check_header()
@@ -304,7 +335,9 @@ class StoreWriter:
         if self.path.is_dir():
             raise OutputExistsError("output is a directory", path=self.path, hint="give a file name ending in .lpl")
         if self.path.exists() and not overwrite:
-            raise OutputExistsError("output exists", path=self.path, hint="choose another name or pass overwrite/--force")
+            raise OutputExistsError(
+                "output exists", path=self.path, hint="choose another name or pass overwrite/--force"
+            )
         if not self.path.parent.exists():
             raise WriterError("output directory does not exist", path=self.path.parent)
 
@@ -315,8 +348,9 @@ class StoreWriter:
         if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
             raise WriterError(f"num_classes must be a positive integer, got {num_classes!r}", path=self.path)
         if batch_size < 1 or epochs < 1 or n_img < 1:
-            raise WriterError(f"batch_size ({batch_size}), epochs ({epochs}) and image count ({n_img}) must be >= 1",
-                              path=self.path)
+            raise WriterError(
+                f"batch_size ({batch_size}), epochs ({epochs}) and image count ({n_img}) must be >= 1", path=self.path
+            )
         if batch_size > 32767:
             raise WriterError(f"batch_size {batch_size} exceeds 32767 (mix partners are int16)", path=self.path)
         self.num_classes = int(num_classes)
@@ -330,15 +364,17 @@ class StoreWriter:
         """The label column's pipeline (the default chain when none is given), and its stage."""
         li, codecs, level = self._input, self.labels.codecs, self.layout.zstd_level
         if codecs is None:
-            codecs = preset_chain("plain", k=li.k if li.is_topk else None, level=level,
-                                  type="none" if li.indices_only else "float16")
+            codecs = preset_chain(
+                "plain", k=li.k if li.is_topk else None, level=level, type="none" if li.indices_only else "float16"
+            )
         try:
             label_pipe = Pipeline(codecs, li.fields(self.num_classes))
         except LplabelError as e:
             raise type(e)(e.message, path=self.path, part="label codecs", hint=e.hint) from None
         if not self._label_stage <= len(label_pipe.array_array):
-            raise WriterError(f"label_stage {self._label_stage} outside 0..{len(label_pipe.array_array)}",
-                              path=self.path)
+            raise WriterError(
+                f"label_stage {self._label_stage} outside 0..{len(label_pipe.array_array)}", path=self.path
+            )
         return label_pipe
 
     def _view_regenerator(self, seed, augmentation, drop_last) -> tuple:
@@ -348,12 +384,19 @@ class StoreWriter:
         n_img = len(self.images)
         try:
             sizes = check_image_sizes(self.views.derived, n_img)
-            regen = ViewRegenerator(seed=_json_safe(seed), augmentation=_json_safe(augmentation or {}),
-                                    num_images=n_img, batch_size=self.batch_size, drop_last=bool(drop_last),
-                                    steps_per_epoch=self.steps_per_epoch, image_sizes=sizes)
+            regen = ViewRegenerator(
+                seed=_json_safe(seed),
+                augmentation=_json_safe(augmentation or {}),
+                num_images=n_img,
+                batch_size=self.batch_size,
+                drop_last=bool(drop_last),
+                steps_per_epoch=self.steps_per_epoch,
+                image_sizes=sizes,
+            )
         except ValueError as e:
-            raise WriterError(f"cannot derive views: {e}", path=self.path,
-                              hint="store the views instead (derived_views=None)") from None
+            raise WriterError(
+                f"cannot derive views: {e}", path=self.path, hint="store the views instead (derived_views=None)"
+            ) from None
         return regen, sizes
 
     def _make_columns(self, label_pipe: Pipeline) -> dict:
@@ -390,8 +433,10 @@ class StoreWriter:
         #: temporaries of killed earlier writers of this output, removed now (spec §7)
         self.stale_removed = clean_stale_temps(self.path)
         for p in self.stale_removed:
-            warnings.warn(LplabelWarning(f"removed {p.name}, a temporary file left by a killed writer of {self.path.name}"),
-                          stacklevel=3)
+            warnings.warn(
+                LplabelWarning(f"removed {p.name}, a temporary file left by a killed writer of {self.path.name}"),
+                stacklevel=3,
+            )
         try:
             self._tmp = temp_path_for(self.path)
         except OSError as e:
@@ -444,37 +489,70 @@ class StoreWriter:
         for name, col in self._columns.items():
             dicts = [c for c in col.pipeline.codecs if c.uses_dictionary]
             if len(dicts) > 1:
-                raise WriterError(f"column {name!r}: at most one zstd codec with a dictionary per column",
-                                  path=self.path)
+                raise WriterError(
+                    f"column {name!r}: at most one zstd codec with a dictionary per column", path=self.path
+                )
             if dicts:
                 data = dicts[0].dictionary_data()
                 if data is None:
-                    raise WriterError(f"column {name!r}: the zstd codec names a dictionary but holds no bytes",
-                                      path=self.path, hint="build it with Zstd.with_dictionary(bytes, level)")
+                    raise WriterError(
+                        f"column {name!r}: the zstd codec names a dictionary but holds no bytes",
+                        path=self.path,
+                        hint="build it with Zstd.with_dictionary(bytes, level)",
+                    )
                 self._reserve(len(data))
-                write_dataset(self._f, dictionary_dataset(name), np.frombuffer(data, np.uint8),
-                              {L.ATTR_CRC: np.uint32(crc32(data))})
+                write_dataset(
+                    self._f,
+                    dictionary_dataset(name),
+                    np.frombuffer(data, np.uint8),
+                    {L.ATTR_CRC: np.uint32(crc32(data))},
+                )
 
     # -- writing -------------------------------------------------------------------------------
-    def write_step(self, epoch: int, step: int, *, image, crop, flip, logits=None, topk_indices=None,
-                   topk_values=None, topk_tail=None, mix_partner=None, mix_lambda: float = math.nan,
-                   mix_box=None, label_block=None) -> None:
+    def write_step(
+        self,
+        epoch: int,
+        step: int,
+        *,
+        image,
+        crop,
+        flip,
+        logits=None,
+        topk_indices=None,
+        topk_values=None,
+        topk_tail=None,
+        mix_partner=None,
+        mix_lambda: float = math.nan,
+        mix_box=None,
+        label_block=None,
+    ) -> None:
         """Append one step: B views (image id, crop box, flip, mix partner) and their labels."""
         if self._closed:
             raise WriterError("write_step on a closed writer", path=self.path)
         where = f"epoch {epoch}, step {step}"
         epoch, step = int(epoch), int(step)
         if not (0 <= epoch < self.epochs and 0 <= step < self.steps_per_epoch):
-            raise WriterError(f"(epoch, step) = ({epoch}, {step}) outside the schedule of {self.epochs} epochs x "
-                              f"{self.steps_per_epoch} steps", path=self.path, part=where)
+            raise WriterError(
+                f"(epoch, step) = ({epoch}, {step}) outside the schedule of {self.epochs} epochs x "
+                f"{self.steps_per_epoch} steps",
+                path=self.path,
+                part=where,
+            )
         if (epoch, step) <= self._last_key:
-            raise WriterError(f"steps must be written in increasing (epoch, step) order; ({epoch}, {step}) comes "
-                              f"after {self._last_key}", path=self.path, part=where)
+            raise WriterError(
+                f"steps must be written in increasing (epoch, step) order; ({epoch}, {step}) comes "
+                f"after {self._last_key}",
+                path=self.path,
+                part=where,
+            )
         image = np.asarray(image)
         b = image.shape[0] if image.ndim == 1 else -1
         if not 1 <= b <= self.batch_size:
-            raise WriterError(f"image ids must be a 1-D array of 1..{self.batch_size} entries, got shape {image.shape}",
-                              path=self.path, part=where)
+            raise WriterError(
+                f"image ids must be a 1-D array of 1..{self.batch_size} entries, got shape {image.shape}",
+                path=self.path,
+                part=where,
+            )
         if image.min() < 0 or image.max() >= len(self.images):
             raise WriterError(f"image ids must lie in [0, {len(self.images)})", path=self.path, part=where)
         crop = np.asarray(crop)
@@ -487,17 +565,23 @@ class StoreWriter:
             mix_partner = np.full(b, -1, dtype=np.int16)
         mix_partner = np.asarray(mix_partner)
         if mix_partner.shape != (b,) or (b and (mix_partner.min() < -1 or mix_partner.max() >= b)):
-            raise WriterError(f"mix_partner must have shape ({b},) with values in [-1, {b})", path=self.path, part=where)
+            raise WriterError(
+                f"mix_partner must have shape ({b},) with values in [-1, {b})", path=self.path, part=where
+            )
         lam = float(mix_lambda)
         if not (math.isnan(lam) or 0.0 <= lam <= 1.0):
-            raise WriterError(f"mix_lambda must be NaN (not mixed) or in [0, 1], got {lam!r}", path=self.path,
-                              part=where)
+            raise WriterError(
+                f"mix_lambda must be NaN (not mixed) or in [0, 1], got {lam!r}", path=self.path, part=where
+            )
         box = np.zeros(4, np.int16) if mix_box is None else np.asarray(mix_box)
         size = (self._header_args["augmentation"] or {}).get("output_size")
         top = size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else np.iinfo(np.int16).max
         if box.shape != (4,) or np.any(box < 0) or np.any(box > top):
-            raise WriterError(f"mix_box must be 4 integers (row0, col0, row1, col1) in 0..{top} (the output image)",
-                              path=self.path, part=where)
+            raise WriterError(
+                f"mix_box must be 4 integers (row0, col0, row1, col1) in 0..{top} (the output image)",
+                path=self.path,
+                part=where,
+            )
         if self._regen is not None:
             self._check_derived(epoch, step, image, crop, flip, mix_partner, mix_lambda, box, where)
         if self._label_stage:
@@ -505,8 +589,9 @@ class StoreWriter:
                 raise WriterError("this writer takes label_block (label_stage > 0)", path=self.path, part=where)
             label = {k: np.asarray(v) for k, v in label_block.items()}
             try:
-                self._columns["label"].pipeline.check_block(label, b, spec=self._columns["label"].pipeline.stage_spec(
-                    self._label_stage))
+                self._columns["label"].pipeline.check_block(
+                    label, b, spec=self._columns["label"].pipeline.stage_spec(self._label_stage)
+                )
             except LplabelError as e:
                 raise WriterError(e.message, path=self.path, part=where) from None
         else:
@@ -532,13 +617,21 @@ class StoreWriter:
     def _check_derived(self, epoch, step, image, crop, flip, mix_partner, mix_lambda, box, where) -> None:
         """Refuse views that readers would not regenerate bit for bit (derived view columns)."""
         try:
-            given = StepViews(image=image, crop=np.asarray(crop, dtype=np.float32), flip=flip,
-                              mix_partner=mix_partner, mix_lambda=mix_lambda, mix_box=box)
+            given = StepViews(
+                image=image,
+                crop=np.asarray(crop, dtype=np.float32),
+                flip=flip,
+                mix_partner=mix_partner,
+                mix_lambda=mix_lambda,
+                mix_box=box,
+            )
         except (TypeError, ValueError) as e:
-            raise WriterError(f"views cannot be compared with the derived ones ({e})", path=self.path,
-                              part=where) from None
-        if not np.array_equal(np.asarray(image).astype(np.int64), given.image) or \
-                not np.array_equal(np.asarray(mix_partner).astype(np.int64), given.mix_partner):
+            raise WriterError(
+                f"views cannot be compared with the derived ones ({e})", path=self.path, part=where
+            ) from None
+        if not np.array_equal(np.asarray(image).astype(np.int64), given.image) or not np.array_equal(
+            np.asarray(mix_partner).astype(np.int64), given.mix_partner
+        ):
             bad = "image or mix_partner (values do not fit int32/int16)"
         else:
             try:  # v2: the views that follow from the given λ (λ itself is stored, never regenerated)
@@ -546,10 +639,14 @@ class StoreWriter:
             except ValueError as e:
                 bad = f"mix_lambda ({e})"
         if bad is not None:
-            raise WriterError(f"the views differ from the ones the view sampler regenerates (first in {bad}); "
-                              "a store with derived views cannot hold them", path=self.path, part=where,
-                              hint="write views drawn by lplabel.views (same seed, policy and image sizes), "
-                                   "or store the views (derived_views=None)")
+            raise WriterError(
+                f"the views differ from the ones the view sampler regenerates (first in {bad}); "
+                "a store with derived views cannot hold them",
+                path=self.path,
+                part=where,
+                hint="write views drawn by lplabel.views (same seed, policy and image sizes), "
+                "or store the views (derived_views=None)",
+            )
 
     def _label_block(self, b, logits, topk_indices, topk_values, where, topk_tail=None):
         li = self._input
@@ -558,34 +655,47 @@ class StoreWriter:
                 raise WriterError("this store takes dense logits (label_input='logits')", path=self.path, part=where)
             logits = np.asarray(logits)
             if logits.shape != (b, self.num_classes):
-                raise WriterError(f"logits must have shape ({b}, {self.num_classes}), got {logits.shape}",
-                                  path=self.path, part=where,
-                                  hint="the teacher's output width must equal num_classes")
+                raise WriterError(
+                    f"logits must have shape ({b}, {self.num_classes}), got {logits.shape}",
+                    path=self.path,
+                    part=where,
+                    hint="the teacher's output width must equal num_classes",
+                )
             return {"logits": logits}
         if li.indices_only:
             if topk_indices is None or topk_values is not None or topk_tail is not None or logits is not None:
-                raise WriterError("this store takes topk_indices alone (label_input=('topk', k, 'indices'))",
-                                  path=self.path, part=where)
+                raise WriterError(
+                    "this store takes topk_indices alone (label_input=('topk', k, 'indices'))",
+                    path=self.path,
+                    part=where,
+                )
             idx = np.asarray(topk_indices)
             if idx.shape != (b, li.k):
-                raise WriterError(f"top-k indices must have shape ({b}, {li.k}), got {idx.shape}",
-                                  path=self.path, part=where)
+                raise WriterError(
+                    f"top-k indices must have shape ({b}, {li.k}), got {idx.shape}", path=self.path, part=where
+                )
             if idx.size and (idx.min() < 0 or idx.max() >= self.num_classes):
-                raise WriterError(f"top-k class indices must lie in [0, {self.num_classes})", path=self.path,
-                                  part=where)
+                raise WriterError(
+                    f"top-k class indices must lie in [0, {self.num_classes})", path=self.path, part=where
+                )
             return {"indices": idx}
         if topk_indices is None or topk_values is None or logits is not None:
-            raise WriterError("this store takes topk_indices and topk_values (label_input=('topk', k))",
-                              path=self.path, part=where)
+            raise WriterError(
+                "this store takes topk_indices and topk_values (label_input=('topk', k))", path=self.path, part=where
+            )
         idx, val = np.asarray(topk_indices), np.asarray(topk_values)
         if idx.shape != (b, li.k) or val.shape != (b, li.k):
-            raise WriterError(f"top-k arrays must have shape ({b}, {li.k}), got {idx.shape} and {val.shape}",
-                              path=self.path, part=where)
+            raise WriterError(
+                f"top-k arrays must have shape ({b}, {li.k}), got {idx.shape} and {val.shape}",
+                path=self.path,
+                part=where,
+            )
         if idx.size and (idx.min() < 0 or idx.max() >= self.num_classes):
             raise WriterError(f"top-k class indices must lie in [0, {self.num_classes})", path=self.path, part=where)
         if li.tail != (topk_tail is not None):
-            raise WriterError("topk_tail must be given exactly when label_input is ('topk', k, 'tail')",
-                              path=self.path, part=where)
+            raise WriterError(
+                "topk_tail must be given exactly when label_input is ('topk', k, 'tail')", path=self.path, part=where
+            )
         if topk_tail is not None:
             tail = np.asarray(topk_tail)
             if tail.shape != (b,):
@@ -605,8 +715,12 @@ class StoreWriter:
             try:
                 col.add_chunk(block, self._label_stage if name == "label" else 0)
             except LplabelError as e:
-                raise CodecError(f"cannot encode column {name!r}: {e.message}", path=self.path,
-                                 part=f"steps {len(self._steps['epoch']) - len(self._pending)}..", hint=e.hint) from None
+                raise CodecError(
+                    f"cannot encode column {name!r}: {e.message}",
+                    path=self.path,
+                    part=f"steps {len(self._steps['epoch']) - len(self._pending)}..",
+                    hint=e.hint,
+                ) from None
             col.flush(self._f, reserve=self._reserve)
         self._chunk_step_start.append(len(self._steps["epoch"]))
         self._pending = []

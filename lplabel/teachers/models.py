@@ -12,6 +12,7 @@ wrapper.
 Factories are plain functions taking keyword arguments, so they can be named in a teacher spec,
 e.g. ``lplabel.models:convnet{"num_classes": 10, "in_channels": 1, "width": 64}``.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -50,9 +51,7 @@ class Normalized(nn.Module):
 
 def is_normalized_state_dict(state: dict) -> bool:
     """Whether a state dict was taken from a :class:`Normalized` wrapper."""
-    return "normalize_mean" in state and "normalize_std" in state and any(
-        k.startswith("net.") for k in state
-    )
+    return "normalize_mean" in state and "normalize_std" in state and any(k.startswith("net.") for k in state)
 
 
 def input_normalization(module: nn.Module):
@@ -161,9 +160,7 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
         if stride != 1 or cin != cout:
-            self.shortcut: nn.Module = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
-            )
+            self.shortcut: nn.Module = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
         else:
             self.shortcut = nn.Identity()
 
@@ -196,7 +193,7 @@ class ResNetSmall(nn.Module):
         stages: list[nn.Module] = []
         cin = width
         for i, n in enumerate(blocks):
-            cout = width * (2 ** i)
+            cout = width * (2**i)
             for j in range(n):
                 stages.append(BasicBlock(cin, cout, 2 if (j == 0 and i > 0) else 1))
                 cin = cout

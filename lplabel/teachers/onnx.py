@@ -25,6 +25,7 @@ state dict to hash. The header description always names the file and its sha256.
 
 onnxruntime is an optional dependency (extra ``onnx``: ``pip install 'lplabel[onnx]'``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -89,26 +90,34 @@ class OnnxTeacher(nn.Module):
         require_onnxruntime(f"the ONNX teacher {os.fspath(path)}")
         p = Path(path)
         if not p.is_file():
-            raise OnnxTeacherError(f"ONNX teacher file not found: {p}",
-                                   hint="pass an existing .onnx file (lplabel export-teacher writes one)")
+            raise OnnxTeacherError(
+                f"ONNX teacher file not found: {p}",
+                hint="pass an existing .onnx file (lplabel export-teacher writes one)",
+            )
         self.path = p
         self.file_sha256 = file_sha256(p)
         try:
             sess = self._session("cpu", 1)
         except Exception as e:  # noqa: BLE001 - any failure of onnxruntime's parser becomes one line
-            raise OnnxTeacherError(f"cannot read ONNX teacher {p}: {_first_line(e)}",
-                                   hint="re-export it with lplabel export-teacher") from None
+            raise OnnxTeacherError(
+                f"cannot read ONNX teacher {p}: {_first_line(e)}", hint="re-export it with lplabel export-teacher"
+            ) from None
         ins, outs = sess.get_inputs(), sess.get_outputs()
         if len(ins) != 1 or len(ins[0].shape) != 4:
-            raise OnnxTeacherError(f"ONNX teacher {p} must take one 4-D input [batch, channels, height, width]; "
-                                   f"it takes {[(i.name, i.shape) for i in ins]}",
-                                   hint="export a single-input image classifier")
+            raise OnnxTeacherError(
+                f"ONNX teacher {p} must take one 4-D input [batch, channels, height, width]; "
+                f"it takes {[(i.name, i.shape) for i in ins]}",
+                hint="export a single-input image classifier",
+            )
         if len(outs) < 1 or len(outs[0].shape) != 2:
-            raise OnnxTeacherError(f"ONNX teacher {p} must return logits [batch, classes] as its first output; "
-                                   f"it returns {[(o.name, o.shape) for o in outs]}")
+            raise OnnxTeacherError(
+                f"ONNX teacher {p} must return logits [batch, classes] as its first output; "
+                f"it returns {[(o.name, o.shape) for o in outs]}"
+            )
         if ins[0].type != "tensor(float)":
-            raise OnnxTeacherError(f"ONNX teacher {p} takes {ins[0].type}, not float32 pixels",
-                                   hint="export it with a float32 input")
+            raise OnnxTeacherError(
+                f"ONNX teacher {p} takes {ins[0].type}, not float32 pixels", hint="export it with a float32 input"
+            )
         self.input_name, self.output_name = ins[0].name, outs[0].name
         self.input_shape = list(ins[0].shape)
         w = outs[0].shape[1]
@@ -118,8 +127,10 @@ class OnnxTeacher(nn.Module):
         try:
             self.record = json.loads(meta[META_KEY]) if META_KEY in meta else None
         except ValueError:
-            raise OnnxTeacherError(f"ONNX teacher {p}: its {META_KEY} metadata is not JSON",
-                                   hint="re-export it with lplabel export-teacher") from None
+            raise OnnxTeacherError(
+                f"ONNX teacher {p}: its {META_KEY} metadata is not JSON",
+                hint="re-export it with lplabel export-teacher",
+            ) from None
         self._sessions = {("cpu", 1): sess}
         self.register_buffer("_where", torch.zeros(0), persistent=False)  # follows .to(device)
 
@@ -166,7 +177,8 @@ class OnnxTeacher(nn.Module):
             raise OnnxTeacherError(
                 f"the ONNX teacher {self.path.name} cannot run on {device}: this onnxruntime has no "
                 f"CUDA execution provider (it has {', '.join(ort.get_available_providers())})",
-                hint="pip install onnxruntime-gpu, or relabel with --device cpu")
+                hint="pip install onnxruntime-gpu, or relabel with --device cpu",
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dev = self._where.device
@@ -177,10 +189,15 @@ class OnnxTeacher(nn.Module):
         if sess is None:
             sess = self._sessions[key] = self._session(kind, threads)
         want = self.input_shape
-        if (x.ndim != 4 or (isinstance(want[1], int) and x.shape[1] != want[1])
-                or any(isinstance(w, int) and w != s for w, s in zip(want[2:], x.shape[2:]))):
-            raise ValueError(f"the ONNX teacher {self.path.name} takes input {want}, got {list(x.shape)}: relabel "
-                             "at its size (--size) or re-export it with lplabel export-teacher --input-size")
+        if (
+            x.ndim != 4
+            or (isinstance(want[1], int) and x.shape[1] != want[1])
+            or any(isinstance(w, int) and w != s for w, s in zip(want[2:], x.shape[2:]))
+        ):
+            raise ValueError(
+                f"the ONNX teacher {self.path.name} takes input {want}, got {list(x.shape)}: relabel "
+                "at its size (--size) or re-export it with lplabel export-teacher --input-size"
+            )
         a = x.detach().to("cpu", torch.float32).contiguous().numpy()
         z = sess.run([self.output_name], {self.input_name: a})[0]
         return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(x.device)
@@ -196,7 +213,8 @@ def load_onnx_teacher(path, norm=None) -> nn.Module:
             raise OnnxTeacherError(
                 f"ONNX teacher {t.path.name} was exported by lplabel with its normalisation inside "
                 f"({json.dumps(t.recorded_normalization)}); --normalize would apply a second one",
-                hint="drop --normalize (or use --normalize auto)")
+                hint="drop --normalize (or use --normalize auto)",
+            )
         from .models import Normalized
 
         wrapped = Normalized(t, norm[0], norm[1]).eval()

@@ -4,6 +4,7 @@ Apart from :mod:`lplabel.teachers.onnx` (which runs ``.onnx`` teachers and is im
 :func:`lplabel.teachers.load_teacher`) because exporting needs :mod:`lplabel.teachers` itself:
 one module each keeps the import graph free of cycles.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,23 @@ from ..errors import TeacherError
 from ..errors import first_line as _first_line
 from .onnx import DEFAULT_TOLERANCE, INPUT_CONVENTION, META_KEY, OPSET, OnnxTeacher, OnnxTeacherError
 
+
 # --------------------------------------------------------------------------------------- export
-def export_teacher(spec: str, out, *, checkpoint=None, normalize=None, random_weights: bool = False,
-                   input_size: int | None = None, channels: int = 3, check_images=None, check_count: int = 8,
-                   tolerance: float = DEFAULT_TOLERANCE, force: bool = False, log=None) -> dict:
+def export_teacher(
+    spec: str,
+    out,
+    *,
+    checkpoint=None,
+    normalize=None,
+    random_weights: bool = False,
+    input_size: int | None = None,
+    channels: int = 3,
+    check_images=None,
+    check_count: int = 8,
+    tolerance: float = DEFAULT_TOLERANCE,
+    force: bool = False,
+    log=None,
+) -> dict:
     """Export the lplabel teacher ``spec`` (any :func:`~lplabel.teachers.load_teacher` spec) to
     ``out`` (ONNX, dynamic batch dimension, normalisation inside, metadata :data:`META_KEY`), then
     run both on ``check_images`` (uint8 [N, H, W, C] real images, resized to the input size) and
@@ -50,16 +64,25 @@ def export_teacher(spec: str, out, *, checkpoint=None, normalize=None, random_we
     if not out.parent.is_dir():
         raise TeacherError(f"output directory does not exist: {out.parent}")
     if check_images is None or len(check_images) == 0:
-        raise TeacherError("export-teacher needs real images to check the export on",
-                           hint="pass --images (an image folder, .npz pack or built-in data set)")
-    model = load_teacher(spec, checkpoint=checkpoint, device="cpu", normalize=normalize,
-                         random_weights=random_weights).eval()
+        raise TeacherError(
+            "export-teacher needs real images to check the export on",
+            hint="pass --images (an image folder, .npz pack or built-in data set)",
+        )
+    model = load_teacher(
+        spec, checkpoint=checkpoint, device="cpu", normalize=normalize, random_weights=random_weights
+    ).eval()
     if input_size is None:
         input_size = int(getattr(model, "input_size", 0) or 32)
     source = spec if checkpoint is None else f"{spec} @ {Path(checkpoint).name}"
-    record = {"source": source, "checksum": teacher_checksum(model), "normalization": input_normalization(model),
-              "input": INPUT_CONVENTION, "input_size": int(input_size), "exporter": "torch.onnx (TorchScript-based)",
-              "torch": torch.__version__}
+    record = {
+        "source": source,
+        "checksum": teacher_checksum(model),
+        "normalization": input_normalization(model),
+        "input": INPUT_CONVENTION,
+        "input_size": int(input_size),
+        "exporter": "torch.onnx (TorchScript-based)",
+        "torch": torch.__version__,
+    }
     x = _check_batch(check_images, int(input_size), channels, check_count)
     fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
     os.close(fd)
@@ -74,15 +97,25 @@ def export_teacher(spec: str, out, *, checkpoint=None, normalize=None, random_we
             raise OnnxTeacherError(f"the exported graph returns {tuple(got.shape)}, PyTorch {tuple(ref.shape)}")
         diff = float((got - ref).abs().max())
         agree = float((got.argmax(1) == ref.argmax(1)).double().mean())
-        facts = {"path": str(out), "source": source, "input_size": int(input_size), "images": int(len(x)),
-                 "num_outputs": int(ref.shape[1]), "max_abs_diff": diff, "max_abs_logit": float(ref.abs().max()),
-                 "top1_agreement": agree, "tolerance": float(tolerance), "checksum": record["checksum"],
-                 "normalization": record["normalization"]}
+        facts = {
+            "path": str(out),
+            "source": source,
+            "input_size": int(input_size),
+            "images": int(len(x)),
+            "num_outputs": int(ref.shape[1]),
+            "max_abs_diff": diff,
+            "max_abs_logit": float(ref.abs().max()),
+            "top1_agreement": agree,
+            "tolerance": float(tolerance),
+            "checksum": record["checksum"],
+            "normalization": record["normalization"],
+        }
         if not diff <= tolerance:
             raise OnnxTeacherError(
                 f"the ONNX export of {source} differs from PyTorch by max |dlogit| {diff:.3g} > tolerance "
                 f"{tolerance:g} on {len(x)} real images (top-1 agreement {100 * agree:.1f}%); nothing written",
-                hint="raise --tolerance if this is rounding, or check the model for train-mode layers")
+                hint="raise --tolerance if this is rounding, or check the model for train-mode layers",
+            )
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)  # mkstemp's 0600 is for the temporary name only
@@ -91,9 +124,11 @@ def export_teacher(spec: str, out, *, checkpoint=None, normalize=None, random_we
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    say(f"{out}: ONNX (opset {OPSET}) of {source}, input [batch, {channels}, {input_size}, {input_size}] "
+    say(
+        f"{out}: ONNX (opset {OPSET}) of {source}, input [batch, {channels}, {input_size}, {input_size}] "
         f"0..255 pixels, {facts['num_outputs']} outputs; ONNX vs PyTorch on {len(x)} real images: max |dlogit| "
-        f"{diff:.3g} (logits up to {facts['max_abs_logit']:.3g}), top-1 agreement {100 * agree:.1f}%")
+        f"{diff:.3g} (logits up to {facts['max_abs_logit']:.3g}), top-1 agreement {100 * agree:.1f}%"
+    )
     return facts
 
 
@@ -109,8 +144,9 @@ def _check_batch(images, size: int, channels: int, count: int) -> torch.Tensor:
         if t.shape[1] != channels:
             t = t.expand(-1, channels, -1, -1) if t.shape[1] == 1 else t[:, :channels]
         if t.shape[-2:] != (size, size):
-            t = torch.nn.functional.interpolate(t, size=(size, size), mode="bicubic",
-                                                align_corners=False).clamp_(0, 255)
+            t = torch.nn.functional.interpolate(t, size=(size, size), mode="bicubic", align_corners=False).clamp_(
+                0, 255
+            )
         out.append(t)
     return torch.cat(out).contiguous()
 
@@ -125,12 +161,21 @@ def _export(model: nn.Module, example: torch.Tensor, path, record: dict) -> None
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
-            torch.onnx.export(model, (example,), path, input_names=["pixels"], output_names=["logits"],
-                              dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
-                              opset_version=OPSET, dynamo=False)
+            torch.onnx.export(
+                model,
+                (example,),
+                path,
+                input_names=["pixels"],
+                output_names=["logits"],
+                dynamic_axes={"pixels": {0: "batch"}, "logits": {0: "batch"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
         except Exception as e:  # noqa: BLE001 - the exporter's failures become one line
-            raise OnnxTeacherError(f"torch.onnx could not export {record['source']}: {_first_line(e)}",
-                                   hint="the model must be traceable (no data-dependent control flow)") from None
+            raise OnnxTeacherError(
+                f"torch.onnx could not export {record['source']}: {_first_line(e)}",
+                hint="the model must be traceable (no data-dependent control flow)",
+            ) from None
     m = onnx.load(path)
     del m.metadata_props[:]
     prop = m.metadata_props.add()

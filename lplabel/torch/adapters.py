@@ -21,6 +21,7 @@ gives silently wrong training (before this option the adapters returned 0..255 p
 ``normalize=None`` to get ``batch.images`` unchanged, or ``"imagenet"``/``(mean, std)`` to choose
 the statistics for a 0..255 or 0..1 batch.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,11 +32,13 @@ import torch
 from .batch import StepBatch
 from .pixels import parse_normalize
 
-ADAPTER_NORMALISED = ("{fn}: batch.images were float32 in 0..255 (the loader was built without normalize=); the legacy "
-                      "loop expects them normalised, so they were normalised here with ImageNet mean/std as the "
-                      "legacy scripts' transforms.Normalize does (before, the adapters returned 0..255). Build the "
-                      "loader with normalize='imagenet' (or (mean, std)) to normalise in the workers, or pass "
-                      "normalize=None here to keep 0..255")
+ADAPTER_NORMALISED = (
+    "{fn}: batch.images were float32 in 0..255 (the loader was built without normalize=); the legacy "
+    "loop expects them normalised, so they were normalised here with ImageNet mean/std as the "
+    "legacy scripts' transforms.Normalize does (before, the adapters returned 0..255). Build the "
+    "loader with normalize='imagenet' (or (mean, std)) to normalise in the workers, or pass "
+    "normalize=None here to keep 0..255"
+)
 
 
 def adapted_images(batch: StepBatch, normalize="auto", fn: str = "the adapter"):
@@ -57,9 +60,11 @@ def adapted_images(batch: StepBatch, normalize="auto", fn: str = "the adapter"):
         normalize = "imagenet"
     norm = parse_normalize(normalize)
     if kind in ("normalized", "custom"):
-        raise ValueError(f"{fn}: batch.images are already {'normalised' if kind == 'normalized' else 'transformed'} "
-                         f"by the loader (batch.pixels={kind!r}); normalising them again would give wrong inputs -- "
-                         "drop normalize= here (or build the loader with normalize='0-255')")
+        raise ValueError(
+            f"{fn}: batch.images are already {'normalised' if kind == 'normalized' else 'transformed'} "
+            f"by the loader (batch.pixels={kind!r}); normalising them again would give wrong inputs -- "
+            "drop normalize= here (or build the loader with normalize='0-255')"
+        )
     if norm.kind == "0-255":
         return x
     if kind == "0-1":
@@ -148,8 +153,15 @@ def lpqld_batch(batch: StepBatch, normalize="auto"):
         raise ValueError("lpqld_batch needs a top-k store; this one keeps dense logits (use legacy_batch)")
     mix_index, lam, bbox = _mix_parts(batch)
     images = adapted_images(batch, normalize, "lpqld_batch")
-    return (images, batch.target, mix_index, lam, bbox,
-            _stored_values(batch.label, batch.label["indices"]), batch.label["indices"].to(torch.int64))
+    return (
+        images,
+        batch.target,
+        mix_index,
+        lam,
+        bbox,
+        _stored_values(batch.label, batch.label["indices"]),
+        batch.label["indices"].to(torch.int64),
+    )
 
 
 def gvbsm_batch(batch: StepBatch, normalize="auto"):
@@ -160,6 +172,8 @@ def gvbsm_batch(batch: StepBatch, normalize="auto"):
     dropped logits do not exist (see :mod:`lplabel.torch.losses`).
     """
     if "logits" not in batch.label:
-        raise ValueError("gvbsm_batch needs dense logits; for a top-k store use "
-                         "mse_gt_loss(out, batch.logit_targets(), batch.target)")
+        raise ValueError(
+            "gvbsm_batch needs dense logits; for a top-k store use "
+            "mse_gt_loss(out, batch.logit_targets(), batch.target)"
+        )
     return adapted_images(batch, normalize, "gvbsm_batch"), batch.target, batch.label["logits"].to(torch.float32)

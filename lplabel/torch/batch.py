@@ -18,6 +18,7 @@ one byte buffer that is pickled by value (one copy through the pipe), and only l
 (rendered images, dense labels of very wide C) take the shared-memory route. On arrival the
 tensors are views into that one buffer.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,9 +67,12 @@ class SparseLabels(NamedTuple):
     num_classes: int
 
     def to(self, device, non_blocking: bool = False) -> "SparseLabels":
-        return SparseLabels(self.indices.to(device, non_blocking=non_blocking),
-                            self.values.to(device, non_blocking=non_blocking),
-                            self.fill.to(device, non_blocking=non_blocking), self.num_classes)
+        return SparseLabels(
+            self.indices.to(device, non_blocking=non_blocking),
+            self.values.to(device, non_blocking=non_blocking),
+            self.fill.to(device, non_blocking=non_blocking),
+            self.num_classes,
+        )
 
     def dense(self) -> torch.Tensor:
         """The same distribution as a dense float32 [B, C] tensor."""
@@ -77,8 +81,9 @@ class SparseLabels(NamedTuple):
         return out.scatter_(1, self.indices, self.values)
 
 
-def sparse_probs(block: dict, num_classes: int, temperature: float, mode: str = "auto",
-                 tail_kind: str = "logsumexp") -> SparseLabels:
+def sparse_probs(
+    block: dict, num_classes: int, temperature: float, mode: str = "auto", tail_kind: str = "logsumexp"
+) -> SparseLabels:
     """:class:`SparseLabels` at ``temperature`` from a top-k label block of tensors.
 
     Modes as :mod:`lplabel.reconstruct`: ``renorm`` (softmax over the k stored logits, LPQLD
@@ -87,15 +92,21 @@ def sparse_probs(block: dict, num_classes: int, temperature: float, mode: str = 
     stored class (``renorm``/``auto``).
     """
     if "indices" not in block:
-        raise ValueError("sparse labels need a top-k store; this store keeps dense logits "
-                         "(use labels='dense', or re-quantize the store with top-k)")
+        raise ValueError(
+            "sparse labels need a top-k store; this store keeps dense logits "
+            "(use labels='dense', or re-quantize the store with top-k)"
+        )
     mode = _resolve_mode(block, mode)
     t = float(temperature)
     idx = block["indices"].to(torch.int64)
     if "values" not in block:  # class indices only
         n, k = idx.shape
-        return SparseLabels(idx, torch.full((n, k), 1.0 / max(k, 1), device=idx.device, dtype=torch.float32),
-                            torch.zeros(n, device=idx.device, dtype=torch.float32), num_classes)
+        return SparseLabels(
+            idx,
+            torch.full((n, k), 1.0 / max(k, 1), device=idx.device, dtype=torch.float32),
+            torch.zeros(n, device=idx.device, dtype=torch.float32),
+            num_classes,
+        )
     v = block["values"].to(torch.float32) / t
     n, k = v.shape
     if mode == "renorm":
@@ -109,8 +120,15 @@ def sparse_probs(block: dict, num_classes: int, temperature: float, mode: str = 
     return SparseLabels(idx, e / z[:, None], ef / z, num_classes)
 
 
-def probs_into(block: dict, out: torch.Tensor, num_classes: int, temperature: float, mode: str = "auto",
-               tail_kind: str = "logsumexp", scratch: torch.Tensor | None = None) -> torch.Tensor:
+def probs_into(
+    block: dict,
+    out: torch.Tensor,
+    num_classes: int,
+    temperature: float,
+    mode: str = "auto",
+    tail_kind: str = "logsumexp",
+    scratch: torch.Tensor | None = None,
+) -> torch.Tensor:
     """:func:`lplabel.reconstruct.probs_torch` written into ``out`` (float32 [n, C]), the same values
     bit for bit, without [n, C] temporaries (large fresh allocations cost page faults on every
     call). ``scratch``: a float32 tensor of ``out``'s shape for dense logits (else allocated)."""
@@ -157,7 +175,7 @@ def _rebuild_batch(state, specs, buf):
     base = torch.frombuffer(buf, dtype=torch.uint8) if len(buf) else None
     for path, dtype, shape, off, n in specs:
         dt = getattr(torch, dtype)
-        t = base[off:off + n].view(dt).reshape(shape) if n else torch.empty(shape, dtype=dt)
+        t = base[off : off + n].view(dt).reshape(shape) if n else torch.empty(shape, dtype=dt)
         _assign(state, path, t)
     return StepBatch(**state)
 
@@ -193,8 +211,9 @@ def _pack(x, path, packed, specs):
     if isinstance(x, dict):
         return {k: _pack(v, path + (k,), packed, specs) for k, v in x.items()}
     if isinstance(x, SparseLabels):
-        return SparseLabels(*(_pack(getattr(x, k), path + (k,), packed, specs) for k in ("indices", "values", "fill")),
-                            x.num_classes)
+        return SparseLabels(
+            *(_pack(getattr(x, k), path + (k,), packed, specs) for k in ("indices", "values", "fill")), x.num_classes
+        )
     return x
 
 
@@ -278,7 +297,7 @@ class StepBatch:
             dst = torch.frombuffer(buf, dtype=torch.uint8)
             for x, (_, _, _, off, n) in zip(packed, specs):
                 if n:
-                    dst[off:off + n].copy_(x.reshape(-1).view(torch.uint8))
+                    dst[off : off + n].copy_(x.reshape(-1).view(torch.uint8))
         return _rebuild_batch, (state, specs, buf)
 
     @property
@@ -317,8 +336,10 @@ class StepBatch:
     def _temp(self, temperature):
         t = self.temperature if temperature is None else float(temperature)
         if not (t > 0 and math.isfinite(t)):
-            raise ValueError(f"no valid temperature for this batch (got {t!r}); give the sampler a temperature "
-                             "schedule or pass temperature=")
+            raise ValueError(
+                f"no valid temperature for this batch (got {t!r}); give the sampler a temperature "
+                "schedule or pass temperature="
+            )
         return t
 
     def dense(self, temperature: float | None = None, mode: str | None = None) -> torch.Tensor:
@@ -355,10 +376,10 @@ class StepBatch:
         if "logits" in self.label:
             return LogitTargets(self.label["logits"].to(torch.float32))
         if "values" not in self.label:
-            raise ReconstructError("logit targets need stored logits; this store keeps class indices only "
-                                   "(topk type 'none')",
-                                   hint="train with kl_div_loss / soft_cross_entropy on batch.dense() or "
-                                        "batch.sparse_probs()")
+            raise ReconstructError(
+                "logit targets need stored logits; this store keeps class indices only (topk type 'none')",
+                hint="train with kl_div_loss / soft_cross_entropy on batch.dense() or batch.sparse_probs()",
+            )
         return LogitTargets(self.label["values"].to(torch.float32), self.label["indices"].to(torch.int64))
 
     def finalize(self, label_format: str | None = None) -> "StepBatch":

@@ -15,6 +15,7 @@ ratio of the teacher temperature", but the code uses it as an *absolute* student
 default; ``relative=True`` implements the README's reading instead (``T_s = t* · T``), which is
 not what LPQLD's published numbers were trained with.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,9 @@ def default_grid(device=None) -> torch.Tensor:
 
 
 @torch.no_grad()
-def temperature_losses(student_logits: torch.Tensor, target, grid: torch.Tensor | None = None,
-                       max_elements: int = 1 << 24) -> torch.Tensor:
+def temperature_losses(
+    student_logits: torch.Tensor, target, grid: torch.Tensor | None = None, max_elements: int = 1 << 24
+) -> torch.Tensor:
     """``KL(p ‖ softmax(z_s / t))`` (batch mean) for every ``t`` in ``grid``; float32 [G].
 
     ``target``: dense probabilities [B, C] or :class:`SparseLabels`. Vectorised over the grid in
@@ -42,14 +44,14 @@ def temperature_losses(student_logits: torch.Tensor, target, grid: torch.Tensor 
     if isinstance(target, SparseLabels):
         idx, v, fill = target.indices.to(z.device), target.values.float().to(z.device), target.fill.float().to(z.device)
         rest = target.num_classes - idx.shape[1]
-        plogp = (torch.special.xlogy(v, v).sum(1) + rest * torch.special.xlogy(fill, fill))
+        plogp = torch.special.xlogy(v, v).sum(1) + rest * torch.special.xlogy(fill, fill)
     else:
         p = target.float().to(z.device)
         plogp = torch.special.xlogy(p, p).sum(1)
     step = max(1, max_elements // max(b * c, 1))
     out = []
     for s in range(0, len(grid), step):
-        g = grid[s:s + step]
+        g = grid[s : s + step]
         log_q = F.log_softmax(z[None] / g[:, None, None], dim=2)  # [g, B, C]
         if isinstance(target, SparseLabels):
             lq_k = log_q.gather(2, idx[None].expand(len(g), -1, -1))
@@ -102,8 +104,9 @@ class CalibratedStudentTemperature:
     def observe(self, student_logits: torch.Tensor, target) -> None:
         """Remember (detached) the latest batch; :meth:`update` calibrates on it."""
         if isinstance(target, SparseLabels):
-            target = SparseLabels(target.indices.detach(), target.values.detach(), target.fill.detach(),
-                                  target.num_classes)
+            target = SparseLabels(
+                target.indices.detach(), target.values.detach(), target.fill.detach(), target.num_classes
+            )
         else:
             target = target.detach()
         self._last = (student_logits.detach(), target)

@@ -23,6 +23,7 @@ images as one uint8 :class:`~lplabel.views.replay.ImageBank` built once in the c
 (forked workers share its pages; spawned workers receive it through shared memory). It is safe
 with any worker count, ``fork``/``spawn``/``forkserver``, and persistent workers.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,15 +47,18 @@ from .group import StepGroup, StepGroupKey, dense_rows
 from .pixels import parse_normalize
 
 #: The warning for a loader that renders images without being told their pixel convention.
-PIXELS_UNSET = ("batch.images are float32 in 0..255 (lplabel's rendering, what its teachers take); a "
-                "torchvision/timm student expects normalised input (transforms.Normalize works on 0..1 pixels). "
-                "Pass normalize='imagenet' (or normalize=(mean, std) with 0..1 statistics) to get normalised "
-                "images from the workers, normalize='0-1' to apply your own Normalize, or normalize='0-255' to keep "
-                "0..255 and silence this warning (docs/loader.md, 'Pixels')")
+PIXELS_UNSET = (
+    "batch.images are float32 in 0..255 (lplabel's rendering, what its teachers take); a "
+    "torchvision/timm student expects normalised input (transforms.Normalize works on 0..1 pixels). "
+    "Pass normalize='imagenet' (or normalize=(mean, std) with 0..1 statistics) to get normalised "
+    "images from the workers, normalize='0-1' to apply your own Normalize, or normalize='0-255' to keep "
+    "0..255 and silence this warning (docs/loader.md, 'Pixels')"
+)
 
 
 def warn_pixels_unset(stacklevel: int = 3) -> None:
     warnings.warn(PIXELS_UNSET, UserWarning, stacklevel=stacklevel)
+
 
 #: Dense probabilities of dense logits are computed in row blocks of at most this many bytes of float32
 #: scratch (the block stays in the core's cache between the widening, the division and the softmax).
@@ -129,24 +133,38 @@ def check_image_set(store: LabelStore, images, keys=None) -> None:
     key_store = hdr.get("keys_sha256")
     fp = hdr.get("fingerprint")
     fp_store = fp.get("value") if isinstance(fp, dict) else None
-    what = ("pass the image set the labels were made for (same images, same order), or relabel these images; "
-            "check_images=False skips this check at your own risk")
+    what = (
+        "pass the image set the labels were made for (same images, same order), or relabel these images; "
+        "check_images=False skips this check at your own risk"
+    )
     legacy = (store.header.get("extensions") or {}).get("legacy")
-    if legacy and key_store is not None and fp_store is None and \
-            key_store == keys_digest([str(i) for i in range(want_n)]):
+    if (
+        legacy
+        and key_store is not None
+        and fp_store is None
+        and key_store == keys_digest([str(i) for i in range(want_n)])
+    ):
         # imported without --images: the store knows its images only as "0".."N-1"
-        what = ("the store was imported without --images, so its image keys are just 0..N-1: re-import it with "
-                "`lplabel import LEGACY_DIR -o OUT.lpl --images DISTILLED_DIR` (the ImageFolder the labels were "
-                "made for); check_images=False skips this check at your own risk")
+        what = (
+            "the store was imported without --images, so its image keys are just 0..N-1: re-import it with "
+            "`lplabel import LEGACY_DIR -o OUT.lpl --images DISTILLED_DIR` (the ImageFolder the labels were "
+            "made for); check_images=False skips this check at your own risk"
+        )
     if n != want_n:
         raise ImageSetMismatchError(
             f"the image set has {n} images, the store's labels are for {want_n} "
             f"(store key digest {_short(key_store)}, given {_short(key_given)})",
-            path=store.path, part="images", hint=what)
+            path=store.path,
+            part="images",
+            hint=what,
+        )
     if fp_store is not None:
         if isinstance(fp, dict) and fp.get("algorithm") not in (None, FINGERPRINT_ALGORITHM):
-            warnings.warn(f"{store.path}: image fingerprint algorithm {fp.get('algorithm')!r} is unknown to this "
-                          "lplabel; only the image count and keys are checked", stacklevel=3)
+            warnings.warn(
+                f"{store.path}: image fingerprint algorithm {fp.get('algorithm')!r} is unknown to this "
+                "lplabel; only the image count and keys are checked",
+                stacklevel=3,
+            )
         else:
             fp_given = iset.fingerprint if iset is not None else fingerprint_images(images)
             if fp_given != fp_store:
@@ -154,13 +172,19 @@ def check_image_set(store: LabelStore, images, keys=None) -> None:
                     f"image fingerprint {fp_given[:16]} differs from the store's {fp_store[:16]} "
                     f"(key digests: given {_short(key_given)}, store {_short(key_store)}; algorithm "
                     f"{FINGERPRINT_ALGORITHM}). Different pixels, a different order, or a re-encoded copy",
-                    path=store.path, part="images", hint=what)
+                    path=store.path,
+                    part="images",
+                    hint=what,
+                )
             return
     if key_given is not None and key_store is not None and key_given != key_store:
         raise ImageSetMismatchError(
             f"image key digest {key_given[:16]} differs from the store's {key_store[:16]} "
             "(the store has no content fingerprint, so keys are compared)",
-            path=store.path, part="images", hint=what)
+            path=store.path,
+            part="images",
+            hint=what,
+        )
 
 
 def _policy_from_header(aug):
@@ -231,9 +255,23 @@ class StepDataset(torch.utils.data.Dataset):
         (:mod:`lplabel.torch.label_sources`); no label chunk is read or decompressed.
     """
 
-    def __init__(self, store, images=None, *, policy=None, labels: str = "dense", temperature=1.0,
-                 mode: str = "auto", render: bool = True, apply_mix: bool = True, transform=None,
-                 check_images: bool = True, cache_configs="auto", normalize=None, read_labels: bool = True):
+    def __init__(
+        self,
+        store,
+        images=None,
+        *,
+        policy=None,
+        labels: str = "dense",
+        temperature=1.0,
+        mode: str = "auto",
+        render: bool = True,
+        apply_mix: bool = True,
+        transform=None,
+        check_images: bool = True,
+        cache_configs="auto",
+        normalize=None,
+        read_labels: bool = True,
+    ):
         if normalize is None and images is not None and transform is None:
             warn_pixels_unset()
         self.normalize = parse_normalize(normalize)
@@ -265,15 +303,22 @@ class StepDataset(torch.utils.data.Dataset):
         self._field_types = {f.name: f.type for f in pipe.decoded_spec}
         self.is_topk = "indices" in self._field_types
         if labels == "sparse" and not self.is_topk:
-            raise ValueError(f"{st.path}: labels='sparse' needs a top-k store; this store keeps dense logits "
-                             "(use labels='dense' or 'raw')")
+            raise ValueError(
+                f"{st.path}: labels='sparse' needs a top-k store; this store keeps dense logits "
+                "(use labels='dense' or 'raw')"
+            )
         if mode in ("tail", "uniform") and self.is_topk and "values" not in self._field_types:
-            raise ReconstructError(f"reconstruction mode {mode!r} needs stored values and a tail summary; this "
-                                   "store keeps class indices only (topk type 'none')", path=st.path,
-                                   hint="use mode 'renorm' or 'auto' (the k stored classes share the mass equally)")
+            raise ReconstructError(
+                f"reconstruction mode {mode!r} needs stored values and a tail summary; this "
+                "store keeps class indices only (topk type 'none')",
+                path=st.path,
+                hint="use mode 'renorm' or 'auto' (the k stored classes share the mass equally)",
+            )
         if mode in ("tail", "uniform") and self.is_topk and "tail" not in self._field_types:
-            raise ValueError(f"{st.path}: reconstruction mode {mode!r} needs a stored tail summary; this store has "
-                             "none (use mode='renorm')")
+            raise ValueError(
+                f"{st.path}: reconstruction mode {mode!r} needs a stored tail summary; this store has "
+                "none (use mode='renorm')"
+            )
 
         if policy is None:
             policy = _policy_from_header(st.header.get("augmentation"))
@@ -287,21 +332,32 @@ class StepDataset(torch.utils.data.Dataset):
 
             if check_images:
                 if isinstance(source, ImageBank):
-                    raise ValueError("an ImageBank carries no fingerprint; pass the ImageSet/arrays, or "
-                                     "check_images=False")
+                    raise ValueError(
+                        "an ImageBank carries no fingerprint; pass the ImageSet/arrays, or check_images=False"
+                    )
                 check_image_set(st, iset if iset is not None else source)
             if policy is None:
                 legacy = (st.header.get("extensions") or {}).get("legacy")
-                how = ("it was imported without --input-size: re-import with `lplabel import ... --input-size N` (the "
-                       "relabel's --input-size), or pass policy=AugmentPolicy(output_size=N, mix=...)") if legacy else \
-                    "pass policy=AugmentPolicy(...) (the relabeler's)"
-                raise ValueError(f"{st.path}: the store's header names no augmentation policy, so views cannot be "
-                                 f"rendered; {how}, or images=None")
+                how = (
+                    (
+                        "it was imported without --input-size: re-import with `lplabel import ... --input-size N` (the "
+                        "relabel's --input-size), or pass policy=AugmentPolicy(output_size=N, mix=...)"
+                    )
+                    if legacy
+                    else "pass policy=AugmentPolicy(...) (the relabeler's)"
+                )
+                raise ValueError(
+                    f"{st.path}: the store's header names no augmentation policy, so views cannot be "
+                    f"rendered; {how}, or images=None"
+                )
             self.bank = source if isinstance(source, ImageBank) else ImageBank(source, "cpu")
             self.normalize.check_channels(self.bank.channels, str(st.path))
             if len(self.bank) != st.num_images:
-                raise ImageSetMismatchError(f"{len(self.bank)} images given, the store's labels are for "
-                                            f"{st.num_images}", path=st.path, part="images")
+                raise ImageSetMismatchError(
+                    f"{len(self.bank)} images given, the store's labels are for {st.num_images}",
+                    path=st.path,
+                    part="images",
+                )
         self.render = bool(render) and self.bank is not None
 
         # step tables as plain lists: indexing them costs ~30 ns instead of numpy's ~100 ns
@@ -316,8 +372,12 @@ class StepDataset(torch.utils.data.Dataset):
         self._lam = st.tables[L.STEP_MIX_LAMBDA].astype(np.float64).tolist()
         self._box = st.tables[L.STEP_MIX_BOX].astype(np.int64)
         self._classes = st.image_classes.astype(np.int64)
-        if policy is not None and policy.mix == "none" and st.num_steps and \
-                not np.all(np.isnan(st.tables[L.STEP_MIX_LAMBDA])):
+        if (
+            policy is not None
+            and policy.mix == "none"
+            and st.num_steps
+            and not np.all(np.isnan(st.tables[L.STEP_MIX_LAMBDA]))
+        ):
             raise ValueError(f"{st.path}: the store has mixed steps but the policy says mix='none'")
 
         self._configs = None
@@ -330,10 +390,14 @@ class StepDataset(torch.utils.data.Dataset):
         if self.read_labels and "label_generator" in (st.header.get("extensions") or {}):
             from .label_sources import LabelSourceWarning
 
-            warnings.warn(f"{st.path}: this store's labels are made by its label generator (spec §12); its label "
-                          "column holds only top-1 class indices, which StepDataset reads here -- use "
-                          "ReplayLoader (it labels the views with the generator) or label_source='column' to "
-                          "mean the column", LabelSourceWarning, stacklevel=2)
+            warnings.warn(
+                f"{st.path}: this store's labels are made by its label generator (spec §12); its label "
+                "column holds only top-1 class indices, which StepDataset reads here -- use "
+                "ReplayLoader (it labels the views with the generator) or label_source='column' to "
+                "mean the column",
+                LabelSourceWarning,
+                stacklevel=2,
+            )
         self._max_views = int(np.diff(rs).max()) if st.num_steps else 0
         self._layouts: dict = {}
         self._pool = None  # a SlabPool set by ReplayLoader (forked workers decode into its slabs)
@@ -369,7 +433,7 @@ class StepDataset(torch.utils.data.Dataset):
         c = self._chunk_of[pos]
         r0 = self._chunk_rec0[c]
         st = self.store
-        return tuple(st.decode_chunk(name, c)[name][a - r0:b - r0] for name in L.CONFIG_COLUMNS)
+        return tuple(st.decode_chunk(name, c)[name][a - r0 : b - r0] for name in L.CONFIG_COLUMNS)
 
     def __len__(self) -> int:
         return self.store.num_steps
@@ -381,8 +445,9 @@ class StepDataset(torch.utils.data.Dataset):
             return StepKey(*key)
         if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
             return StepKey(int(key))
-        raise TypeError("StepDataset keys are stored-step positions, StepKey or StepGroupKey, got "
-                        f"{type(key).__name__}")
+        raise TypeError(
+            f"StepDataset keys are stored-step positions, StepKey or StepGroupKey, got {type(key).__name__}"
+        )
 
     def __getitem__(self, key):
         """One stored step as a :class:`StepBatch` (key: position or :class:`StepKey`), or a run of
@@ -402,8 +467,9 @@ class StepDataset(torch.utils.data.Dataset):
     def _get(self, key):
         if isinstance(key, StepGroupKey):
             return self.group(key)
-        return self.group(StepGroupKey((key.position,), key.epoch, key.slot, key.temperature),
-                          shared=False).batches()[0]
+        return self.group(StepGroupKey((key.position,), key.epoch, key.slot, key.temperature), shared=False).batches()[
+            0
+        ]
 
     # -- groups of steps -------------------------------------------------------------------------
     def _layout(self, g: int, r: int):
@@ -411,9 +477,14 @@ class StepDataset(torch.utils.data.Dataset):
         hit = self._layouts.get((g, r))
         if hit is not None:
             return hit
-        fields = [("image_ids", np.dtype(np.int64), (r,), None), ("crop", np.dtype(np.float32), (r, 4), None),
-                  ("flip", np.dtype(bool), (r,), None), ("mix_partner", np.dtype(np.int64), (r,), None),
-                  ("target", np.dtype(np.int64), (r,), None), ("mix_box", np.dtype(np.int64), (g, 4), None)]
+        fields = [
+            ("image_ids", np.dtype(np.int64), (r,), None),
+            ("crop", np.dtype(np.float32), (r, 4), None),
+            ("flip", np.dtype(bool), (r,), None),
+            ("mix_partner", np.dtype(np.int64), (r,), None),
+            ("target", np.dtype(np.int64), (r,), None),
+            ("mix_box", np.dtype(np.int64), (g, 4), None),
+        ]
         for name, (dt, shape, typ) in self._label_fields.items():
             fields.append((f"label/{name}", dt, (r, *shape), torch.bfloat16 if typ == "bfloat16" else None))
         if self.label_format == "dense":  # computed straight into the item's buffer
@@ -461,8 +532,10 @@ class StepDataset(torch.utils.data.Dataset):
         epoch = int(key.epoch)
         t = self._resolve_temperature(key.temperature, epoch)
         if self.label_format != "raw" and not (t > 0 and math.isfinite(t)):
-            raise ValueError(f"no valid temperature for this batch (got {t!r}); give the sampler a temperature "
-                             "schedule or pass temperature=")
+            raise ValueError(
+                f"no valid temperature for this batch (got {t!r}); give the sampler a temperature "
+                "schedule or pass temperature="
+            )
         rs = self._rs
         sizes = [rs[p + 1] - rs[p] for p in positions]
         g, r = len(positions), sum(sizes)
@@ -480,7 +553,7 @@ class StepDataset(torch.utils.data.Dataset):
             raise
 
     def _build(self, positions, sizes, epoch, slot, t, layout, total, base, pool, slab) -> StepGroup:
-        arrs = {name: base[off:off + n].view(dt).reshape(shape) for name, dt, shape, _, off, n in layout}
+        arrs = {name: base[off : off + n].view(dt).reshape(shape) for name, dt, shape, _, off, n in layout}
         tensors = {}
         for name, _, _, tdt, _, _ in layout:
             tt = torch.from_numpy(arrs[name])
@@ -490,19 +563,40 @@ class StepDataset(torch.utils.data.Dataset):
         if "probs" in tensors and not fused:
             block = {k[6:]: v for k, v in tensors.items() if k.startswith("label/")}
             dense_rows(block, sizes, tensors["probs"], self.store.num_classes, t, self.mode, self.tail_kind)
-        meta = {"positions": positions, "sizes": sizes, "epoch": epoch, "slot": slot, "temperature": t,
-                "stored_epoch": [self._epoch[p] for p in positions], "stored_step": [self._step[p] for p in positions],
-                "mix_lambda": [self._lam[p] for p in positions], "mix_kind": self.mix_kind,
-                "num_classes": self.store.num_classes, "label_format": self.label_format, "recon_mode": self.mode,
-                "tail_kind": self.tail_kind, "pixels": self.pixels}
+        meta = {
+            "positions": positions,
+            "sizes": sizes,
+            "epoch": epoch,
+            "slot": slot,
+            "temperature": t,
+            "stored_epoch": [self._epoch[p] for p in positions],
+            "stored_step": [self._step[p] for p in positions],
+            "mix_lambda": [self._lam[p] for p in positions],
+            "mix_kind": self.mix_kind,
+            "num_classes": self.store.num_classes,
+            "label_format": self.label_format,
+            "recon_mode": self.mode,
+            "tail_kind": self.tail_kind,
+            "pixels": self.pixels,
+        }
         group = StepGroup(meta, tensors)
         if self.render:
             images, o = [], 0
-            ids, crop, flip, partner, box = (tensors[k] for k in ("image_ids", "crop", "flip", "mix_partner",
-                                                                   "mix_box"))
+            ids, crop, flip, partner, box = (
+                tensors[k] for k in ("image_ids", "crop", "flip", "mix_partner", "mix_box")
+            )
             for i, n in enumerate(sizes):
-                images.append(self._render(self.bank, ids[o:o + n], crop[o:o + n], flip[o:o + n],
-                                           partner[o:o + n], meta["mix_lambda"][i], box[i]))
+                images.append(
+                    self._render(
+                        self.bank,
+                        ids[o : o + n],
+                        crop[o : o + n],
+                        flip[o : o + n],
+                        partner[o : o + n],
+                        meta["mix_lambda"][i],
+                        box[i],
+                    )
+                )
                 o += n
             group.per_step["images"] = images
         group.finalize()
@@ -530,7 +624,7 @@ class StepDataset(torch.utils.data.Dataset):
         def fill(o: int, n: int) -> None:
             for a in range(o, o + n, rows):
                 b = min(a + rows, o + n)
-                probs_into({"logits": logits[a:b]}, probs[a:b], c, t, mode, tk, scratch[:b - a])
+                probs_into({"logits": logits[a:b]}, probs[a:b], c, t, mode, tk, scratch[: b - a])
 
         return fill
 
@@ -550,7 +644,7 @@ class StepDataset(torch.utils.data.Dataset):
             for pos, n in zip(positions, sizes):
                 views = self._views(pos)
                 for (dst, _), v in zip(cols, views):
-                    np.copyto(a[dst][o:o + n], v, casting="unsafe")
+                    np.copyto(a[dst][o : o + n], v, casting="unsafe")
                 o += n
         np.take(self._classes, a["image_ids"], out=a["target"])
         np.take(self._box, positions, axis=0, out=a["mix_box"])
@@ -574,7 +668,7 @@ class StepDataset(torch.utils.data.Dataset):
 
     def _read_rows(self, run, dests, label_rows=None) -> None:
         c, lo, hi, o = run
-        self._labels.read(c, lo, hi, {name: d[o:o + hi - lo] for name, d in dests})
+        self._labels.read(c, lo, hi, {name: d[o : o + hi - lo] for name, d in dests})
         if label_rows is not None:
             label_rows(o, hi - lo)
 

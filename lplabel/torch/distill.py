@@ -6,6 +6,7 @@ and writes a new store: the same views, the generator in the header, and a label
 targets' top-1 class indices only -- the smallest label column the format holds (it must hold
 one; spec §12.4 says what it is for).
 """
+
 from __future__ import annotations
 
 import math
@@ -22,13 +23,32 @@ from .generator import GeneratorNet
 def _top1_chain(num_classes: int):
     from ..codecs import label_chain
 
-    return label_chain(k=1, values="none", tail="none", index_coding="none",
-                       index_type="uint8" if num_classes <= 256 else "uint16", level=19)
+    return label_chain(
+        k=1,
+        values="none",
+        tail="none",
+        index_coding="none",
+        index_type="uint8" if num_classes <= 256 else "uint16",
+        level=19,
+    )
 
 
-def distill_generator(store, images, out, *, budget: int, teacher=None, checkpoint=None, epochs: int | None = None,
-                      depth: int = 2, lr: float | None = None, seed: int = 0, device="cpu", force: bool = False,
-                      log=None) -> dict:
+def distill_generator(
+    store,
+    images,
+    out,
+    *,
+    budget: int,
+    teacher=None,
+    checkpoint=None,
+    epochs: int | None = None,
+    depth: int = 2,
+    lr: float | None = None,
+    seed: int = 0,
+    device="cpu",
+    force: bool = False,
+    log=None,
+) -> dict:
     """Train a generator of at most ``budget`` bytes to imitate ``store``'s labels on its views
     and write ``out`` (see the module doc). Returns a report dict.
 
@@ -58,8 +78,11 @@ def distill_generator(store, images, out, *, budget: int, teacher=None, checkpoi
     aug = st.header.get("augmentation") or {}
     size = aug.get("output_size")
     if not isinstance(size, int):
-        raise GeneratorError("the store names no view output size (augmentation.output_size)", path=st.path,
-                             hint="re-import it with --input-size")
+        raise GeneratorError(
+            "the store names no view output size (augmentation.output_size)",
+            path=st.path,
+            hint="re-import it with --input-size",
+        )
     channels = _channels_of(images)
     if channels is not None:  # the budget first: it needs only the store and the images' channels
         choose_for_budget(int(budget), in_channels=channels, input_size=size, num_classes=st.num_classes, depth=depth)
@@ -67,14 +90,25 @@ def distill_generator(store, images, out, *, budget: int, teacher=None, checkpoi
     if teacher is not None:
         source = OnlineTeacher(teacher, checkpoint=checkpoint) if not isinstance(teacher, OnlineTeacher) else teacher
     # the loader checks the images against the store, and binds (checks) the teacher: before any work
-    loader = ReplayLoader(st, images, labels="raw", normalize="0-255", device=dev, seed=seed,
-                          label_source=source if source is not None else "column")
+    loader = ReplayLoader(
+        st,
+        images,
+        labels="raw",
+        normalize="0-255",
+        device=dev,
+        seed=seed,
+        label_source=source if source is not None else "column",
+    )
     channels = loader.dataset.bank.channels
     mean, std = _pixel_stats(loader.dataset.bank)
-    arch = choose_for_budget(int(budget), in_channels=channels, input_size=size, num_classes=st.num_classes,
-                             depth=depth, mean=mean, std=std)
-    say(f"generator: {arch['name']} width {arch['width']} depth {arch['depth']}"
-        + (f" rank {arch['rank']}" if arch["rank"] is not None else "") + f", {num_params(arch):,} parameters")
+    arch = choose_for_budget(
+        int(budget), in_channels=channels, input_size=size, num_classes=st.num_classes, depth=depth, mean=mean, std=std
+    )
+    say(
+        f"generator: {arch['name']} width {arch['width']} depth {arch['depth']}"
+        + (f" rank {arch['rank']}" if arch["rank"] is not None else "")
+        + f", {num_params(arch):,} parameters"
+    )
     n_epochs = int(epochs or st.epochs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
@@ -104,24 +138,49 @@ def distill_generator(store, images, out, *, budget: int, teacher=None, checkpoi
                     kl_sum += float(loss) * len(batch)
                     views += len(batch)
     secs = time.perf_counter() - t0
-    trained = {"targets": "teacher (online)" if source is not None else "stored labels",
-               "teacher_checksum": (st.header.get("teacher") or {}).get("checksum"),
-               "source": Path(st.path).name, "epochs": n_epochs, "steps": n_epochs * len(loader), "loss": "KL at T=1",
-               "lr": lr,
-               "top1_agreement": round(agree / max(views, 1), 6), "kl_t1": round(kl_sum / max(views, 1), 6)}
+    trained = {
+        "targets": "teacher (online)" if source is not None else "stored labels",
+        "teacher_checksum": (st.header.get("teacher") or {}).get("checksum"),
+        "source": Path(st.path).name,
+        "epochs": n_epochs,
+        "steps": n_epochs * len(loader),
+        "loss": "KL at T=1",
+        "lr": lr,
+        "top1_agreement": round(agree / max(views, 1), 6),
+        "kl_t1": round(kl_sum / max(views, 1), 6),
+    }
     entry = encode(arch, net.tensors(), trained=trained)
     nbytes = entry_bytes(entry)
     if nbytes > int(budget):  # cannot happen with the estimate's allowance; refuse rather than exceed
         raise GeneratorError(f"the trained generator takes {nbytes:,} B, above the budget of {int(budget):,} B")
-    say(f"trained {n_epochs} epochs ({trained['steps']} steps) in {secs:.1f} s: top-1 agreement "
-        f"{100 * trained['top1_agreement']:.2f} %, KL {trained['kl_t1']:.4f} on the last pass; {nbytes:,} B")
+    say(
+        f"trained {n_epochs} epochs ({trained['steps']} steps) in {secs:.1f} s: top-1 agreement "
+        f"{100 * trained['top1_agreement']:.2f} %, KL {trained['kl_t1']:.4f} on the last pass; {nbytes:,} B"
+    )
     meta = store_meta(st)
     meta.extensions = {**(meta.extensions or {}), EXTENSION: entry}
     spc = int(st.header["chunking"]["steps_per_chunk"])
-    write_steps(meta, store_steps(st), out, _top1_chain(st.num_classes), selection="keep", steps_per_chunk=spc,
-                force=True, zstd_level=19, total=st.num_steps, desc="write", header_copy=False)
-    return {"path": str(out), "architecture": arch, "parameters": num_params(arch), "bytes": nbytes,
-            "seconds": secs, **trained}
+    write_steps(
+        meta,
+        store_steps(st),
+        out,
+        _top1_chain(st.num_classes),
+        selection="keep",
+        steps_per_chunk=spc,
+        force=True,
+        zstd_level=19,
+        total=st.num_steps,
+        desc="write",
+        header_copy=False,
+    )
+    return {
+        "path": str(out),
+        "architecture": arch,
+        "parameters": num_params(arch),
+        "bytes": nbytes,
+        "seconds": secs,
+        **trained,
+    }
 
 
 def _channels_of(images) -> int | None:

@@ -19,6 +19,7 @@ own :class:`~lplabel.codecs.Pipeline` and the rows are copied.
 Destinations have the loader's transit types: ``indices`` int32 (whatever the stored index
 type), ``bool`` as bool, ``bfloat16`` as its uint16 bits, everything else as decoded.
 """
+
 from __future__ import annotations
 
 import threading
@@ -75,8 +76,9 @@ class LabelRows:
         if shuffle == 1:
             shuffle = None
         # the fused path needs every field's row to hold whole shuffle elements
-        if shuffle is not None and (shuffle not in _UINT or any(
-                (f.items_per_record * storage_dtype(f.type).itemsize) % shuffle for f in stored)):
+        if shuffle is not None and (
+            shuffle not in _UINT or any((f.items_per_record * storage_dtype(f.type).itemsize) % shuffle for f in stored)
+        ):
             fast = False
         self.fast = fast
         self.shuffle = shuffle if fast else None
@@ -136,28 +138,35 @@ class LabelRows:
         if self.zplanes:
             data = self.store.read_chunk_bytes(self.column, chunk)
             try:
-                hit = (None, self.pipeline.array_bytes.planes(data, self.pipeline.stored_spec,
-                                                              self._chunk_records[chunk]))
+                hit = (
+                    None,
+                    self.pipeline.array_bytes.planes(data, self.pipeline.stored_spec, self._chunk_records[chunk]),
+                )
             except LplabelError as e:
-                raise CodecError(e.message, path=self.store.path, part=self.store._part(self.column, chunk),
-                                 hint=e.hint) from None
+                raise CodecError(
+                    e.message, path=self.store.path, part=self.store._part(self.column, chunk), hint=e.hint
+                ) from None
         elif self.fast:
             data = self.store.read_chunk_bytes(self.column, chunk)
             try:
                 for c in reversed(self._rest):
                     data = c.decode(data)
             except LplabelError as e:
-                raise CodecError(e.message, path=self.store.path, part=self.store._part(self.column, chunk),
-                                 hint=e.hint) from None
+                raise CodecError(
+                    e.message, path=self.store.path, part=self.store._part(self.column, chunk), hint=e.hint
+                ) from None
             raw = np.frombuffer(data, dtype=np.uint8)
             n = self._chunk_records[chunk]
             need = n * sum(dt.itemsize * k for _, dt, k, _ in self._stored)
             if raw.size != need:
-                raise CodecError(f"'bytes' codec: chunk holds {raw.size} bytes, the header's layout needs {need} "
-                                 f"for {n} records", path=self.store.path, part=self.store._part(self.column, chunk))
+                raise CodecError(
+                    f"'bytes' codec: chunk holds {raw.size} bytes, the header's layout needs {need} for {n} records",
+                    path=self.store.path,
+                    part=self.store._part(self.column, chunk),
+                )
             if self.shuffle is not None:
                 m = raw.size // self.shuffle
-                hit = (raw, [raw[j * m:(j + 1) * m] for j in range(self.shuffle)])
+                hit = (raw, [raw[j * m : (j + 1) * m] for j in range(self.shuffle)])
             else:
                 hit = (raw, None)
         else:
@@ -188,7 +197,7 @@ class LabelRows:
             rb = k * sdt.itemsize
             dst = dests[name]
             if planes is None:
-                src = raw[pos + a * rb:pos + b * rb].view(sdt).reshape((b - a, *shape))
+                src = raw[pos + a * rb : pos + b * rb].view(sdt).reshape((b - a, *shape))
                 if dst.dtype == bool:
                     src = src.view(bool)
                 np.copyto(dst, src, casting="unsafe")
@@ -199,8 +208,13 @@ class LabelRows:
                     # the same bytes (stored type, bool, or int32 indices stored as int32/uint32):
                     # rebuild the stored elements in place
                     _unshuffle_into(planes, e0, e1, flat.view(np.uint8).view(_UINT[es]))
-                elif flat is not None and sdt.kind == "u" and sdt.itemsize == es and dst.dtype.kind == "i" \
-                        and dst.dtype.itemsize > es:
+                elif (
+                    flat is not None
+                    and sdt.kind == "u"
+                    and sdt.itemsize == es
+                    and dst.dtype.kind == "i"
+                    and dst.dtype.itemsize > es
+                ):
                     # unsigned stored indices widened: the arithmetic fits the wider type
                     _unshuffle_into(planes, e0, e1, flat)
                 else:
@@ -222,7 +236,7 @@ class LabelRows:
             elif flat is not None and flat.dtype.itemsize == es:
                 _unshuffle_into(planes, e0, e1, flat.view(np.uint8).view(_UINT[es]))
             elif flat is not None and sdt.kind == "u" and dst.dtype.kind == "i" and dst.dtype.itemsize > es:
-                _unshuffle_into(planes, e0, e1, flat)   # unsigned stored indices widened (int32)
+                _unshuffle_into(planes, e0, e1, flat)  # unsigned stored indices widened (int32)
             else:
                 tmp = np.empty((e1 - e0) * es, dtype=np.uint8)
                 _unshuffle_into(planes, e0, e1, tmp.view(_UINT[es]))

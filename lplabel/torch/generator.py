@@ -9,6 +9,7 @@ The format side (architecture, weights, checks, budgets) is :mod:`lplabel.genera
   (``ReplayLoader(..., label_source="generator")``, the default for a store that has one);
 * training one: :func:`lplabel.torch.distill.distill_generator`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -100,29 +101,39 @@ class StoredGenerator(LabelSource):
     def bind(self, store, device: torch.device, image_shape: tuple) -> None:
         from ..store import LabelStore
 
-        src = store if self.source is None else (self.source if isinstance(self.source, LabelStore)
-                                                  else LabelStore(self.source))
+        src = (
+            store
+            if self.source is None
+            else (self.source if isinstance(self.source, LabelStore) else LabelStore(self.source))
+        )
         where = "ReplayLoader(label_source=generator)"
         entry = store_generator(src)
         if entry is None:
-            raise LabelSourceMismatchError("the store holds no label generator", path=src.path, part=where,
-                                           hint="write one with `lplabel distill-generator`, or leave label_source "
-                                                "out to read the label column")
+            raise LabelSourceMismatchError(
+                "the store holds no label generator",
+                path=src.path,
+                part=where,
+                hint="write one with `lplabel distill-generator`, or leave label_source out to read the label column",
+            )
         arch, tensors = decode(entry)
         c, s, s2 = (int(v) for v in image_shape)
         problems = []
         if arch["input_size"] != s or s != s2:
-            problems.append(f"it was trained on {arch['input_size']}x{arch['input_size']} views, the store renders "
-                            f"{s}x{s2}")
+            problems.append(
+                f"it was trained on {arch['input_size']}x{arch['input_size']} views, the store renders {s}x{s2}"
+            )
         if arch["in_channels"] != c:
             problems.append(f"it takes {arch['in_channels']} channels, the images have {c}")
         if arch["num_classes"] != int(store.num_classes):
             problems.append(f"it makes {arch['num_classes']} classes, the store's labels have {store.num_classes}")
         if problems:
-            raise LabelSourceMismatchError("the label generator does not fit this store: " + "; ".join(problems),
-                                           path=src.path, part=where,
-                                           hint="use the generator distilled for this store's views "
-                                                "(lplabel distill-generator STORE IMAGES -o OUT.lpl)")
+            raise LabelSourceMismatchError(
+                "the label generator does not fit this store: " + "; ".join(problems),
+                path=src.path,
+                part=where,
+                hint="use the generator distilled for this store's views "
+                "(lplabel distill-generator STORE IMAGES -o OUT.lpl)",
+            )
         self.entry = entry
         self.net = GeneratorNet.from_tensors(arch, tensors).to(device)
         self.checkpoint_bytes = entry_bytes(entry)
@@ -145,6 +156,12 @@ class StoredGenerator(LabelSource):
         tm = self._timer
         secs = tm.total() if tm is not None else 0.0
         calls = tm.calls if tm is not None else 0
-        return {"kind": self.kind, "checkpoint_bytes": self.checkpoint_bytes if self.net is not None else None,
-                "flops_per_view": self.flops_per_view, "calls": calls, "views": tm.views if tm is not None else 0,
-                "seconds": secs, "ms_per_step": 1000.0 * secs / calls if calls else None}
+        return {
+            "kind": self.kind,
+            "checkpoint_bytes": self.checkpoint_bytes if self.net is not None else None,
+            "flops_per_view": self.flops_per_view,
+            "calls": calls,
+            "views": tm.views if tm is not None else 0,
+            "seconds": secs,
+            "ms_per_step": 1000.0 * secs / calls if calls else None,
+        }

@@ -22,6 +22,7 @@ by value as before; spawned workers (which do not inherit the mapping) always do
 claiming worker died before the main process received them (non-persistent workers shut down
 mid-epoch) are reclaimed at the start of the next iteration.
 """
+
 from __future__ import annotations
 
 import math
@@ -152,9 +153,21 @@ class SlabPool:
 
 
 # ---------------------------------------------------------------------------------------- packing
-_TORCH_DTYPES = {str(d).replace("torch.", ""): d for d in (
-    torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16, torch.int8,
-    torch.uint8, torch.bool)}
+_TORCH_DTYPES = {
+    str(d).replace("torch.", ""): d
+    for d in (
+        torch.float64,
+        torch.float32,
+        torch.float16,
+        torch.bfloat16,
+        torch.int64,
+        torch.int32,
+        torch.int16,
+        torch.int8,
+        torch.uint8,
+        torch.bool,
+    )
+}
 
 
 def _dtype_name(t: torch.Tensor) -> str:
@@ -165,17 +178,18 @@ def _view(base: torch.Tensor, dtype: str, shape, off: int, n: int) -> torch.Tens
     dt = _TORCH_DTYPES[dtype]
     if n == 0:
         return torch.empty(shape, dtype=dt)
-    return base[off:off + n].view(dt).view(shape)
+    return base[off : off + n].view(dt).view(shape)
 
 
 def _copy_into(base: torch.Tensor, off: int, t: torch.Tensor) -> None:
     n = t.numel() * t.element_size()
     if n:
-        base[off:off + n].view(t.dtype).view(t.shape).copy_(t)
+        base[off : off + n].view(t.dtype).view(t.shape).copy_(t)
 
 
-def dense_rows(block: dict, sizes, out: torch.Tensor, num_classes: int, temperature: float, mode: str,
-               tail_kind: str) -> torch.Tensor:
+def dense_rows(
+    block: dict, sizes, out: torch.Tensor, num_classes: int, temperature: float, mode: str, tail_kind: str
+) -> torch.Tensor:
     """Dense probabilities of a group's label rows into ``out`` [sum(sizes), C], step by step
     (:func:`~lplabel.torch.batch.probs_into`: the values of ``probs_torch``, small temporaries)."""
     scratch = None
@@ -183,9 +197,10 @@ def dense_rows(block: dict, sizes, out: torch.Tensor, num_classes: int, temperat
         scratch = torch.from_numpy(np.empty((max(sizes), num_classes), dtype=np.float32))
     o = 0
     for n in sizes:
-        part = {k: v[o:o + n] for k, v in block.items()}
-        probs_into(part, out[o:o + n], num_classes, temperature, mode, tail_kind,
-                   None if scratch is None else scratch[:n])
+        part = {k: v[o : o + n] for k, v in block.items()}
+        probs_into(
+            part, out[o : o + n], num_classes, temperature, mode, tail_kind, None if scratch is None else scratch[:n]
+        )
         o += n
     return out
 
@@ -219,8 +234,10 @@ def _rebuild_group(meta, pool_id, slab, slab_bytes, layout, buf, big):
     if slab is not None:
         pool = _POOLS.get(pool_id)
         if pool is None:
-            raise RuntimeError("a StepGroup sent through shared-memory slabs can only be received by the process "
-                               "that created the slab pool")
+            raise RuntimeError(
+                "a StepGroup sent through shared-memory slabs can only be received by the process "
+                "that created the slab pool"
+            )
         views.append((torch.from_numpy(pool.receive(slab, slab_bytes)), layout[0]))
     elif pool_id is not None:
         pool = _POOLS.get(pool_id)
@@ -256,9 +273,9 @@ class StepGroup:
         self.meta = meta
         self.tensors = tensors
         self.per_step = {} if per_step is None else per_step
-        self._pool = None     # worker side: the pool the group was decoded into
-        self._slab = None     # ... the claimed slab
-        self._placed = None   # ... ({name: offset} of the tensors already in it, bytes used)
+        self._pool = None  # worker side: the pool the group was decoded into
+        self._slab = None  # ... the claimed slab
+        self._placed = None  # ... ({name: offset} of the tensors already in it, bytes used)
 
     def __len__(self) -> int:
         return len(self.meta["positions"])
@@ -291,8 +308,9 @@ class StepGroup:
             from torch._utils import ExceptionWrapper
 
             info = torch.utils.data.get_worker_info()
-            return _passthrough, (ExceptionWrapper(where=f"in DataLoader worker process {info.id} while sending "
-                                                         "a StepGroup"),)
+            return _passthrough, (
+                ExceptionWrapper(where=f"in DataLoader worker process {info.id} while sending a StepGroup"),
+            )
 
     def _reduce(self):
         pool, slab, placed = self._pool, self._slab, self._placed
@@ -340,8 +358,15 @@ class StepGroup:
                 _copy_into(tb, off, t.contiguous())
         layout = (slab_layout, [(*spec, off, n) for spec, off, n, _ in packed])
         self._slab = None  # sent: the receiving process frees the slab
-        return _rebuild_group, (self.meta, None if pool is None else pool.id, slab,
-                                pos if slab is not None else 0, layout, buf, big)
+        return _rebuild_group, (
+            self.meta,
+            None if pool is None else pool.id,
+            slab,
+            pos if slab is not None else 0,
+            layout,
+            buf,
+            big,
+        )
 
     # -- moving --------------------------------------------------------------------------------
     def to(self, device, non_blocking: bool = False) -> "StepGroup":
@@ -376,12 +401,17 @@ class StepGroup:
             raise ValueError(f"label format must be one of {LABEL_FORMATS}, got {fmt!r}")
         m["label_format"] = fmt
         t = m["temperature"]
-        if fmt == "raw" or (fmt == "dense" and ("probs" in self.tensors or "probs" in self.per_step)) or \
-                (fmt == "sparse" and ("sparse/values" in self.tensors or "sparse/values" in self.per_step)):
+        if (
+            fmt == "raw"
+            or (fmt == "dense" and ("probs" in self.tensors or "probs" in self.per_step))
+            or (fmt == "sparse" and ("sparse/values" in self.tensors or "sparse/values" in self.per_step))
+        ):
             return self
         if not (t > 0 and math.isfinite(t)):
-            raise ValueError(f"no valid temperature for this batch (got {t!r}); give the sampler a temperature "
-                             "schedule or pass temperature=")
+            raise ValueError(
+                f"no valid temperature for this batch (got {t!r}); give the sampler a temperature "
+                "schedule or pass temperature="
+            )
         c, mode, tk = m["num_classes"], m["recon_mode"], m["tail_kind"]
         block = self.label_block()
         sizes = m["sizes"]
@@ -422,18 +452,37 @@ class StepGroup:
         pos, se, ss, lam = m["positions"], m["stored_epoch"], m["stored_step"], m["mix_lambda"]
         epoch, slot0, temp, c = m["epoch"], m["slot"], m["temperature"], m["num_classes"]
         kind, fmt, mode, tk = m["mix_kind"], m["label_format"], m["recon_mode"], m["tail_kind"]
-        ids, crop, flip, partner, target, box = (per[k] for k in ("image_ids", "crop", "flip", "mix_partner",
-                                                                  "target", "mix_box"))
+        ids, crop, flip, partner, target, box = (
+            per[k] for k in ("image_ids", "crop", "flip", "mix_partner", "target", "mix_box")
+        )
         lab = [per[k] for k in labels]
         out = []
         for i in range(g):
-            out.append(StepBatch(
-                position=pos[i], epoch=epoch, slot=slot0 + i, stored_epoch=se[i], stored_step=ss[i],
-                temperature=temp, image_ids=ids[i], crop=crop[i], flip=flip[i], mix_partner=partner[i],
-                mix_lambda=lam[i], mix_box=box[i], mix_kind=kind, target=target[i],
-                label={n: v[i] for n, v in zip(names, lab)}, num_classes=c, label_format=fmt, recon_mode=mode,
-                tail_kind=tk, images=None if images is None else images[i],
-                probs=None if probs is None else probs[i],
-                sparse=None if sp is None else SparseLabels(sp[0][i], sp[1][i], sp[2][i], c),
-                pixels=m.get("pixels", "0-255")))
+            out.append(
+                StepBatch(
+                    position=pos[i],
+                    epoch=epoch,
+                    slot=slot0 + i,
+                    stored_epoch=se[i],
+                    stored_step=ss[i],
+                    temperature=temp,
+                    image_ids=ids[i],
+                    crop=crop[i],
+                    flip=flip[i],
+                    mix_partner=partner[i],
+                    mix_lambda=lam[i],
+                    mix_box=box[i],
+                    mix_kind=kind,
+                    target=target[i],
+                    label={n: v[i] for n, v in zip(names, lab)},
+                    num_classes=c,
+                    label_format=fmt,
+                    recon_mode=mode,
+                    tail_kind=tk,
+                    images=None if images is None else images[i],
+                    probs=None if probs is None else probs[i],
+                    sparse=None if sp is None else SparseLabels(sp[0][i], sp[1][i], sp[2][i], c),
+                    pixels=m.get("pixels", "0-255"),
+                )
+            )
         return out

@@ -44,6 +44,7 @@ Errors, raised when the loader is built, before any step is read: :class:`Teache
 (the teacher fails on the store's views -- wrong input size or channel count -- or gives a
 number of classes the store's labels do not have).
 """
+
 from __future__ import annotations
 
 import io
@@ -181,18 +182,28 @@ class OnlineTeacher(LabelSource):
 
     kind = "online-teacher"
 
-    def __init__(self, teacher, *, checkpoint=None, precision: str = "store", class_map="store",
-                 channels_last: bool | None = None, check_checksum: bool = True):
+    def __init__(
+        self,
+        teacher,
+        *,
+        checkpoint=None,
+        precision: str = "store",
+        class_map="store",
+        channels_last: bool | None = None,
+        check_checksum: bool = True,
+    ):
         if isinstance(teacher, str):
             from ..teachers import load_teacher
 
             teacher = load_teacher(teacher, checkpoint=checkpoint, device="cpu")
         if not isinstance(teacher, nn.Module):
-            raise TypeError(f"OnlineTeacher needs a torch.nn.Module or a teacher spec string, got "
-                            f"{type(teacher).__name__}")
+            raise TypeError(
+                f"OnlineTeacher needs a torch.nn.Module or a teacher spec string, got {type(teacher).__name__}"
+            )
         if precision not in ("store", "float32", "bfloat16-autocast", "float16-autocast"):
-            raise ValueError(f"precision must be 'store', 'float32', 'bfloat16-autocast' or 'float16-autocast', "
-                             f"got {precision!r}")
+            raise ValueError(
+                f"precision must be 'store', 'float32', 'bfloat16-autocast' or 'float16-autocast', got {precision!r}"
+            )
         self.teacher = teacher
         self.precision = precision
         self.class_map = class_map
@@ -222,15 +233,24 @@ class OnlineTeacher(LabelSource):
         cl = use_channels_last(device, self.channels_last)
         where = "ReplayLoader(label_source=OnlineTeacher)"
         try:
-            self._autocast, _ = amp_settings(device, precision != "float32",
-                                             precision.split("-")[0] if precision != "float32" else "auto")
+            self._autocast, _ = amp_settings(
+                device, precision != "float32", precision.split("-")[0] if precision != "float32" else "auto"
+            )
             self.module = prepare_teacher(self.teacher, device, cl, precision)
         except RelabelError as e:
-            raise TeacherDeviceError(f"the teacher cannot run on {device}: {e.message}", path=path, part=where,
-                                     hint=e.hint or "pass a device the teacher supports") from None
+            raise TeacherDeviceError(
+                f"the teacher cannot run on {device}: {e.message}",
+                path=path,
+                part=where,
+                hint=e.hint or "pass a device the teacher supports",
+            ) from None
         except (RuntimeError, TypeError, ValueError, AssertionError, NotImplementedError) as e:
-            raise TeacherDeviceError(f"the teacher cannot be moved to {device}: {_first_line(e)}", path=path,
-                                     part=where, hint="pass device='cpu', or a teacher built for this device") from None
+            raise TeacherDeviceError(
+                f"the teacher cannot be moved to {device}: {_first_line(e)}",
+                path=path,
+                part=where,
+                hint="pass device='cpu', or a teacher built for this device",
+            ) from None
         self.device = device
         self._channels_last = cl
         self.checkpoint_bytes = state_dict_bytes(self.module)
@@ -246,16 +266,24 @@ class OnlineTeacher(LabelSource):
         except Exception as e:  # noqa: BLE001 - foreign code: every failure becomes one named error
             msg = _first_line(e)
             if any(w in msg.lower() for w in _DEVICE_WORDS):
-                raise TeacherDeviceError(f"the teacher fails on {device}: {msg}", path=path, part=where,
-                                         hint="pass a device the teacher supports (device='cpu')") from None
+                raise TeacherDeviceError(
+                    f"the teacher fails on {device}: {msg}",
+                    path=path,
+                    part=where,
+                    hint="pass a device the teacher supports (device='cpu')",
+                ) from None
             raise LabelSourceMismatchError(
-                f"the teacher fails on the store's views (float32 [B, {c}, {s}, {s2}], 0..255): {msg}", path=path,
-                part=where, hint="use the teacher the store was labelled with (its input size and channels must "
-                                 "fit the store's augmentation output_size)") from None
+                f"the teacher fails on the store's views (float32 [B, {c}, {s}, {s2}], 0..255): {msg}",
+                path=path,
+                part=where,
+                hint="use the teacher the store was labelled with (its input size and channels must "
+                "fit the store's augmentation output_size)",
+            ) from None
         if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[0] != 2:
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-            raise LabelSourceMismatchError(f"the teacher must return logits [batch, classes]; got {shape} for a "
-                                           "batch of 2", path=path, part=where)
+            raise LabelSourceMismatchError(
+                f"the teacher must return logits [batch, classes]; got {shape} for a batch of 2", path=path, part=where
+            )
         width = int(z.shape[1])
         self.output_classes = width
         ncls = int(store.num_classes)
@@ -264,21 +292,31 @@ class OnlineTeacher(LabelSource):
             if len(cmap) != ncls or min(cmap) < 0 or max(cmap) >= width:
                 raise LabelSourceMismatchError(
                     f"the class map has {len(cmap)} entries in [{min(cmap)}, {max(cmap)}]; the store has {ncls} "
-                    f"classes and the teacher {width} outputs", path=path, part=where,
-                    hint="pass class_map= with one teacher output per store class")
+                    f"classes and the teacher {width} outputs",
+                    path=path,
+                    part=where,
+                    hint="pass class_map= with one teacher output per store class",
+                )
             self._class_index = torch.as_tensor(cmap, dtype=torch.int64, device=device)
         elif width != ncls:
             raise LabelSourceMismatchError(
-                f"the teacher gives {width} classes, the store's labels have {ncls}", path=path, part=where,
-                hint="use the store's teacher, or pass class_map= (a list of teacher outputs, one per store class)")
+                f"the teacher gives {width} classes, the store's labels have {ncls}",
+                path=path,
+                part=where,
+                hint="use the store's teacher, or pass class_map= (a list of teacher outputs, one per store class)",
+            )
         t_hdr = (store.header.get("teacher") or {}).get("temperature", 1.0)
         self._divide = float(t_hdr) if isinstance(t_hdr, (int, float)) and t_hdr > 0 and math.isfinite(t_hdr) else 1.0
         if checksum is not None:
             want = (store.header.get("teacher") or {}).get("checksum")
             if isinstance(want, str) and want and want != checksum:
-                warnings.warn(f"{path}: the online teacher's weights ({checksum[:23]}) are not the ones the store was "
-                              f"labelled with ({want[:23]}): its labels are another teacher's, not the store's "
-                              "(check_checksum=False silences this)", LabelSourceWarning, stacklevel=4)
+                warnings.warn(
+                    f"{path}: the online teacher's weights ({checksum[:23]}) are not the ones the store was "
+                    f"labelled with ({want[:23]}): its labels are another teacher's, not the store's "
+                    "(check_checksum=False silences this)",
+                    LabelSourceWarning,
+                    stacklevel=4,
+                )
         self.precision_used = precision
         self.flops_per_view = None if cl else flops_per_view(self.module, x[:1])
         self._timer = _Timer(device)
@@ -319,7 +357,13 @@ class OnlineTeacher(LabelSource):
         tm = self._timer
         secs = tm.total() if tm is not None else 0.0
         calls = tm.calls if tm is not None else 0
-        return {"kind": self.kind, "checkpoint_bytes": self.checkpoint_bytes, "flops_per_view": self.flops_per_view,
-                "precision": getattr(self, "precision_used", None), "calls": calls,
-                "views": tm.views if tm is not None else 0, "seconds": secs,
-                "ms_per_step": 1000.0 * secs / calls if calls else None}
+        return {
+            "kind": self.kind,
+            "checkpoint_bytes": self.checkpoint_bytes,
+            "flops_per_view": self.flops_per_view,
+            "precision": getattr(self, "precision_used", None),
+            "calls": calls,
+            "views": tm.views if tm is not None else 0,
+            "seconds": secs,
+            "ms_per_step": 1000.0 * secs / calls if calls else None,
+        }

@@ -20,6 +20,7 @@ pinned memory); optionally renders images and/or reconstructs labels on the devi
 the workers; counts consumed batches so :meth:`ReplayLoader.state_dict` is exact whatever the
 prefetch depth and grouping; and turns a dead or stuck worker into a :class:`LoaderWorkerError`.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -66,24 +67,34 @@ def _check_device(device) -> torch.device:
     try:
         dev = torch.device("cpu" if device is None else device)
     except (RuntimeError, TypeError, ValueError) as e:
-        raise DeviceUnavailableError(f"device={device!r} is not a device ({e})", part="ReplayLoader(device=)",
-                                     hint="use 'cpu', 'cuda', 'cuda:N' or a torch.device") from None
+        raise DeviceUnavailableError(
+            f"device={device!r} is not a device ({e})",
+            part="ReplayLoader(device=)",
+            hint="use 'cpu', 'cuda', 'cuda:N' or a torch.device",
+        ) from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
             why = "this torch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise DeviceUnavailableError(f"device={device!r}, but {why} (torch {torch.__version__})",
-                                         part="ReplayLoader(device=)",
-                                         hint="pass device='cpu' (or leave it out), or run where a GPU is visible "
-                                              "(check CUDA_VISIBLE_DEVICES and the torch build)")
+            raise DeviceUnavailableError(
+                f"device={device!r}, but {why} (torch {torch.__version__})",
+                part="ReplayLoader(device=)",
+                hint="pass device='cpu' (or leave it out), or run where a GPU is visible "
+                "(check CUDA_VISIBLE_DEVICES and the torch build)",
+            )
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceUnavailableError(f"device={device!r}, but only {torch.cuda.device_count()} CUDA device(s) "
-                                         "are visible", part="ReplayLoader(device=)",
-                                         hint="use cuda:0 .. cuda:N-1 (DDP: cuda:<local rank>)")
+            raise DeviceUnavailableError(
+                f"device={device!r}, but only {torch.cuda.device_count()} CUDA device(s) are visible",
+                part="ReplayLoader(device=)",
+                hint="use cuda:0 .. cuda:N-1 (DDP: cuda:<local rank>)",
+            )
     elif dev.type == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise DeviceUnavailableError(f"device={device!r}, but MPS is not available here", part="ReplayLoader(device=)",
-                                         hint="pass device='cpu'")
+            raise DeviceUnavailableError(
+                f"device={device!r}, but MPS is not available here",
+                part="ReplayLoader(device=)",
+                hint="pass device='cpu'",
+            )
     return dev
 
 
@@ -144,7 +155,7 @@ def _unwrap(e: BaseException):
     if at < 0:
         return None
     err = cls.__new__(cls)
-    LplabelError.__init__(err, msg[at + len(marker):].strip())
+    LplabelError.__init__(err, msg[at + len(marker) :].strip())
     err.worker_traceback = msg
     return err
 
@@ -177,8 +188,13 @@ def _loader_thread_plan(threads, num_workers: int) -> ThreadPlan:
 
         if not os.environ.get("OMP_NUM_THREADS"):
             plan = plan_threads(None)
-            return ThreadPlan(plan.main, plan.worker, plan.cores, plan.load,
-                              "set by the user before the loader was built (torch.set_num_threads)")
+            return ThreadPlan(
+                plan.main,
+                plan.worker,
+                plan.cores,
+                plan.load,
+                "set by the user before the loader was built (torch.set_num_threads)",
+            )
     return plan_threads(threads, workers=num_workers)
 
 
@@ -197,12 +213,15 @@ def as_label_source(source, store=None) -> LabelSource | None:
     if isinstance(source, nn.Module):
         return OnlineTeacher(source)
     if source is None or (isinstance(source, str) and source in ("auto", "column", "generator")):
-        if source == "generator" or (source in (None, "auto") and store is not None
-                                     and store_generator(store) is not None):
+        if source == "generator" or (
+            source in (None, "auto") and store is not None and store_generator(store) is not None
+        ):
             return StoredGenerator()
         return None
-    raise TypeError(f"label_source must be None, 'auto', 'column', 'generator', a LabelSource (OnlineTeacher, "
-                    f"StoredGenerator) or a teacher nn.Module, got {source!r}")
+    raise TypeError(
+        f"label_source must be None, 'auto', 'column', 'generator', a LabelSource (OnlineTeacher, "
+        f"StoredGenerator) or a teacher nn.Module, got {source!r}"
+    )
 
 
 class ReplayLoader:
@@ -258,21 +277,55 @@ class ReplayLoader:
     multiprocessing_context, timeout, worker_init_fn: passed to the DataLoader.
     """
 
-    def __init__(self, store, images=None, *, device=None, labels: str = "dense", labels_on: str | None = None,
-                 render_on: str = "worker", temperature=None, mode: str = "auto", policy=None, apply_mix: bool = True,
-                 transform=None, check_images: bool = True, cache_configs="auto",
-                 reuse: str = "auto", seed=None, steps_per_epoch=None, wrap: bool = True, shuffle: bool = False,
-                 full_steps_only: bool = False, rank=None, world_size=None, uneven: str = "pad", epoch: int = 0,
-                 num_workers: int = 0, persistent_workers: bool = False, pin_memory=None, prefetch_factor=None,
-                 multiprocessing_context=None, timeout: float = 0, worker_init_fn=None,
-                 steps_per_item="auto", shared_memory="auto", prefetch_threads="auto", normalize=None,
-                 threads="auto", label_source=None):
+    def __init__(
+        self,
+        store,
+        images=None,
+        *,
+        device=None,
+        labels: str = "dense",
+        labels_on: str | None = None,
+        render_on: str = "worker",
+        temperature=None,
+        mode: str = "auto",
+        policy=None,
+        apply_mix: bool = True,
+        transform=None,
+        check_images: bool = True,
+        cache_configs="auto",
+        reuse: str = "auto",
+        seed=None,
+        steps_per_epoch=None,
+        wrap: bool = True,
+        shuffle: bool = False,
+        full_steps_only: bool = False,
+        rank=None,
+        world_size=None,
+        uneven: str = "pad",
+        epoch: int = 0,
+        num_workers: int = 0,
+        persistent_workers: bool = False,
+        pin_memory=None,
+        prefetch_factor=None,
+        multiprocessing_context=None,
+        timeout: float = 0,
+        worker_init_fn=None,
+        steps_per_item="auto",
+        shared_memory="auto",
+        prefetch_threads="auto",
+        normalize=None,
+        threads="auto",
+        label_source=None,
+    ):
         if normalize is None and images is not None and transform is None:
             warn_pixels_unset()
             normalize = "0-255"
         self.device = _check_device(device)
-        if not (threads is None or threads == "auto" or (isinstance(threads, int) and not isinstance(threads, bool)
-                                                          and threads >= 1)):
+        if not (
+            threads is None
+            or threads == "auto"
+            or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1)
+        ):
             raise ValueError(f"threads must be 'auto', None or a positive integer, got {threads!r}")
         #: the main process's torch threads during iteration, and why (:class:`lplabel.threads.ThreadPlan`)
         self.thread_plan = _loader_thread_plan(threads, num_workers)
@@ -287,9 +340,11 @@ class ReplayLoader:
         online = self.label_source is not None
         if online:
             if images is None:
-                raise ValueError(f"{store.path}: the labels come from a {self.label_source.kind}, which labels "
-                                 "rendered views: pass the images (images=None serves labels only; "
-                                 "label_source='column' reads the label column)")
+                raise ValueError(
+                    f"{store.path}: the labels come from a {self.label_source.kind}, which labels "
+                    "rendered views: pass the images (images=None serves labels only; "
+                    "label_source='column' reads the label column)"
+                )
             if labels not in ("dense", "raw"):
                 raise ValueError(f"label_source= makes dense logits: labels must be 'dense' or 'raw', got {labels!r}")
             labels_on = "worker"  # nothing to reconstruct after the copy: labels are made on the device
@@ -302,18 +357,26 @@ class ReplayLoader:
         with warnings.catch_warnings():
             if label_source == "column":  # asked for by name: the generator store's column is what is meant
                 warnings.simplefilter("ignore", LabelSourceWarning)
-            self.dataset = StepDataset(store, images, policy=policy,
-                                       labels="raw" if online or labels_on != "worker" else labels,
-                                       temperature=temperature, mode=mode, render=render_on == "worker",
-                                       apply_mix=apply_mix, transform=None if online else transform,
-                                       check_images=check_images, cache_configs=cache_configs,
-                                       normalize="0-255" if online else normalize, read_labels=not online)
+            self.dataset = StepDataset(
+                store,
+                images,
+                policy=policy,
+                labels="raw" if online or labels_on != "worker" else labels,
+                temperature=temperature,
+                mode=mode,
+                render=render_on == "worker",
+                apply_mix=apply_mix,
+                transform=None if online else transform,
+                check_images=check_images,
+                cache_configs=cache_configs,
+                normalize="0-255" if online else normalize,
+                read_labels=not online,
+            )
         if online:
             pol = self.dataset.policy
             self._after[0].check_channels(self.dataset.bank.channels, str(store.path))
             self._pixels = "custom" if transform is not None else self._after[0].kind
-            self.label_source.bind(store, self.device, (self.dataset.bank.channels, pol.output_size,
-                                                        pol.output_size))
+            self.label_source.bind(store, self.device, (self.dataset.bank.channels, pol.output_size, pol.output_size))
         if shared_memory not in ("auto", True, False):
             raise ValueError(f"shared_memory must be 'auto', True or False, got {shared_memory!r}")
         if prefetch_threads == "auto":
@@ -344,10 +407,21 @@ class ReplayLoader:
                 steps_per_item = self._auto_steps("pickled")
         self.dataset._pool = self.pool
         self.dataset._ship_errors = num_workers > 0
-        self.sampler = StepSampler(self.dataset.store, temperature=temperature, reuse=reuse, seed=seed,
-                                   steps_per_epoch=steps_per_epoch, wrap=wrap, shuffle=shuffle,
-                                   full_steps_only=full_steps_only, rank=rank, world_size=world_size,
-                                   uneven=uneven, epoch=epoch, steps_per_item=steps_per_item)
+        self.sampler = StepSampler(
+            self.dataset.store,
+            temperature=temperature,
+            reuse=reuse,
+            seed=seed,
+            steps_per_epoch=steps_per_epoch,
+            wrap=wrap,
+            shuffle=shuffle,
+            full_steps_only=full_steps_only,
+            rank=rank,
+            world_size=world_size,
+            uneven=uneven,
+            epoch=epoch,
+            steps_per_item=steps_per_item,
+        )
         self.steps_per_item = self.sampler.steps_per_item
         self._device_bank = None
         if render_on == "device" and self.dataset.bank is not None:
@@ -355,12 +429,22 @@ class ReplayLoader:
         self.pin_memory = cuda if pin_memory is None else bool(pin_memory)
         kw = {}
         if num_workers > 0:
-            kw.update(persistent_workers=persistent_workers, multiprocessing_context=multiprocessing_context,
-                      timeout=timeout, worker_init_fn=_WorkerInit(worker_init_fn))
+            kw.update(
+                persistent_workers=persistent_workers,
+                multiprocessing_context=multiprocessing_context,
+                timeout=timeout,
+                worker_init_fn=_WorkerInit(worker_init_fn),
+            )
             if prefetch_factor is not None:
                 kw["prefetch_factor"] = prefetch_factor
-        self.dataloader = torch.utils.data.DataLoader(self.dataset, batch_size=None, sampler=_Groups(self.sampler),
-                                                      num_workers=num_workers, pin_memory=self.pin_memory, **kw)
+        self.dataloader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_size=None,
+            sampler=_Groups(self.sampler),
+            num_workers=num_workers,
+            pin_memory=self.pin_memory,
+            **kw,
+        )
         self._consumed = 0
         self._consumed_epoch = self.sampler.epoch
 
@@ -442,10 +526,12 @@ class ReplayLoader:
                     if not (isinstance(e, RuntimeError) and _is_worker_death(e)):
                         raise
                     raise LoaderWorkerError(
-                        f"a DataLoader worker died or stopped answering ({e})", path=self.sampler.path,
+                        f"a DataLoader worker died or stopped answering ({e})",
+                        path=self.sampler.path,
                         part=f"epoch {epoch}",
                         hint="look for the OOM killer (dmesg) or a crash in native code; with many workers raise "
-                             "/dev/shm or lower num_workers / prefetch_factor") from e
+                        "/dev/shm or lower num_workers / prefetch_factor",
+                    ) from e
                 if isinstance(batch, WorkerFailure):
                     _stop_workers(it, self.dataloader)
                     raise_worker_failure(batch)

@@ -27,6 +27,7 @@ Filling the dropped classes with a guess (the tail's log-mean-exp or the smalles
 would pull every dropped logit towards one invented constant; we prefer saying nothing about them.
 Because the mean is over fewer, larger entries, a weight tuned on dense labels may need retuning.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,14 @@ def _cross_terms(log_q: torch.Tensor, target) -> tuple[torch.Tensor, torch.Tenso
     return torch.special.xlogy(p, p).sum(1), (p * log_q).sum(1)
 
 
-def kl_div_loss(student_logits: torch.Tensor, target, temperature: float = 1.0, *, t_squared: bool = False,
-                student_temperature: float | None = None) -> torch.Tensor:
+def kl_div_loss(
+    student_logits: torch.Tensor,
+    target,
+    temperature: float = 1.0,
+    *,
+    t_squared: bool = False,
+    student_temperature: float | None = None,
+) -> torch.Tensor:
     """``KLDivLoss(batchmean)(log_softmax(z_s / T_s), p)``, optionally × T².
 
     ``target``: teacher probabilities at ``temperature`` (dense [B, C] or SparseLabels). With
@@ -79,8 +86,14 @@ def kl_div_loss(student_logits: torch.Tensor, target, temperature: float = 1.0, 
     return loss * (t * t) if t_squared else loss
 
 
-def soft_cross_entropy(student_logits: torch.Tensor, target, temperature: float = 1.0, *,
-                       t_squared: bool = False, student_temperature: float | None = None) -> torch.Tensor:
+def soft_cross_entropy(
+    student_logits: torch.Tensor,
+    target,
+    temperature: float = 1.0,
+    *,
+    t_squared: bool = False,
+    student_temperature: float | None = None,
+) -> torch.Tensor:
     """``−(1/B) Σ_b Σ_c p_c log softmax(z_s / T_s)_c`` (= KL + the teacher's entropy)."""
     t, ts = _temps(temperature, student_temperature)
     _, plogq = _cross_terms(_log_q(student_logits, ts), target)
@@ -102,8 +115,14 @@ def mse_logits_loss(student_logits: torch.Tensor, target) -> torch.Tensor:
     return F.mse_loss(z, target.float())
 
 
-def mse_gt_loss(student_logits: torch.Tensor, logit_target, hard_target: torch.Tensor, *,
-                mse_weight: float = 1.0, ce_weight: float = 0.1) -> torch.Tensor:
+def mse_gt_loss(
+    student_logits: torch.Tensor,
+    logit_target,
+    hard_target: torch.Tensor,
+    *,
+    mse_weight: float = 1.0,
+    ce_weight: float = 0.1,
+) -> torch.Tensor:
     """G-VBSM's ``mse_gt``: ``mse_weight · MSE(z_s, z_t) + ce_weight · CE(z_s, y)``.
 
     ``hard_target``: int64 [B] class of each view's own image (``batch.target``; mixed views keep

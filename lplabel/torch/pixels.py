@@ -17,6 +17,7 @@ rendered, mixed views in the workers, with torchvision's arithmetic (``x / 255``
 The adapters (:mod:`lplabel.torch.adapters`) read ``batch.pixels`` so that they never normalise
 twice.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,10 @@ class Normalize:
 
     def check_channels(self, channels: int, where: str) -> None:
         if self.mean is not None and len(self.mean) not in (1, channels):
-            raise ValueError(f"{where}: normalize={self.name!r} has {len(self.mean)} channel statistics, the images "
-                             f"have {channels} channels -- give one mean/std per channel (or one for all)")
+            raise ValueError(
+                f"{where}: normalize={self.name!r} has {len(self.mean)} channel statistics, the images "
+                f"have {channels} channels -- give one mean/std per channel (or one for all)"
+            )
 
     def __call__(self, imgs: torch.Tensor) -> torch.Tensor:
         if self.kind == "0-255":
@@ -80,12 +83,19 @@ def parse_normalize(spec) -> Normalize:
             std = [float(v) for v in (spec[1] if hasattr(spec[1], "__len__") else [spec[1]])]
         except (TypeError, ValueError):
             mean = std = []
-        if mean and len(mean) == len(std) and all(math.isfinite(v) for v in mean) and \
-                all(math.isfinite(v) and v > 0 for v in std):
+        if (
+            mean
+            and len(mean) == len(std)
+            and all(math.isfinite(v) for v in mean)
+            and all(math.isfinite(v) and v > 0 for v in std)
+        ):
             if max(mean) > 1.5 or max(std) > 1.5:
-                raise ValueError(f"normalize=(mean, std) takes 0..1 statistics as transforms.Normalize does "
-                                 f"(e.g. {IMAGENET_MEAN}, {IMAGENET_STD}); got mean={mean}, std={std}, which look "
-                                 "like 0..255 values -- divide them by 255")
+                raise ValueError(
+                    f"normalize=(mean, std) takes 0..1 statistics as transforms.Normalize does "
+                    f"(e.g. {IMAGENET_MEAN}, {IMAGENET_STD}); got mean={mean}, std={std}, which look "
+                    "like 0..255 values -- divide them by 255"
+                )
             return Normalize("normalized", mean, std, "custom mean/std")
-    raise ValueError(f"normalize must be '0-255', '0-1', 'imagenet' or (mean, std) with one positive std per mean, "
-                     f"got {spec!r}")
+    raise ValueError(
+        f"normalize must be '0-255', '0-1', 'imagenet' or (mean, std) with one positive std per mean, got {spec!r}"
+    )

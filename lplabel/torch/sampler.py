@@ -28,6 +28,7 @@ step not consumed. With worker processes the DataLoader fetches ahead of the tra
 tell ``state_dict`` how far the *loop* got (``consumed=`` or ``after=batch``);
 :class:`~lplabel.torch.ReplayLoader` does that for you.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,11 +50,15 @@ class ResumeStateError(LplabelError):
 
 #: What the method a store comes from trains with, when it is not T = 1: (suggestion, reason).
 _METHOD_TEMPERATURE = {
-    "sre2l": ("temperature=20.0", "SRe2L/CDA labels: train_FKD.py is run with -T 20 for CutMix (its README; the "
-                                  "code default is 3)"),
+    "sre2l": (
+        "temperature=20.0",
+        "SRe2L/CDA labels: train_FKD.py is run with -T 20 for CutMix (its README; the code default is 3)",
+    ),
     "lpld": ("temperature=20.0", "LPLD labels: LPLD trains with T=20"),
-    "lpqld": ("temperature=lpqld_step(offset=1)", "LPQLD labels: LPQLD trains with its dynamic schedule "
-                                                  "max(2, 20 * 0.7^(epoch // 30)) from T=20"),
+    "lpqld": (
+        "temperature=lpqld_step(offset=1)",
+        "LPQLD labels: LPQLD trains with its dynamic schedule max(2, 20 * 0.7^(epoch // 30)) from T=20",
+    ),
 }
 
 
@@ -85,8 +90,12 @@ def resolve_temperature(temperature, store: LabelStore, stacklevel: int = 3):
         import warnings
 
         hint, why = implied
-        warnings.warn(f"{store.path}: the loader's temperature defaults to 1.0, but these are {why} -- pass "
-                      f"{hint} (or temperature=1.0 to keep T=1 and silence this)", UserWarning, stacklevel=stacklevel + 1)
+        warnings.warn(
+            f"{store.path}: the loader's temperature defaults to 1.0, but these are {why} -- pass "
+            f"{hint} (or temperature=1.0 to keep T=1 and silence this)",
+            UserWarning,
+            stacklevel=stacklevel + 1,
+        )
     return 1.0
 
 
@@ -124,14 +133,35 @@ class StepSampler(torch.utils.data.Sampler):
         iterate it for the steps. 1 (default): one :class:`StepKey` per step.
     """
 
-    def __init__(self, store, *, temperature=None, reuse: str = "auto", seed=None, steps_per_epoch=None,
-                 wrap: bool = True, shuffle: bool = False, full_steps_only: bool = False, rank=None,
-                 world_size=None, uneven: str = "pad", epoch: int = 0, steps_per_item: int = 1):
+    def __init__(
+        self,
+        store,
+        *,
+        temperature=None,
+        reuse: str = "auto",
+        seed=None,
+        steps_per_epoch=None,
+        wrap: bool = True,
+        shuffle: bool = False,
+        full_steps_only: bool = False,
+        rank=None,
+        world_size=None,
+        uneven: str = "pad",
+        epoch: int = 0,
+        steps_per_item: int = 1,
+    ):
         st = store if isinstance(store, LabelStore) else LabelStore(store)
         self.store_id = st.store_id
         self.path = str(st.path)
-        self.schedule = ReuseSchedule.for_store(st, reuse=reuse, seed=seed, steps_per_epoch=steps_per_epoch,
-                                                wrap=wrap, shuffle=shuffle, full_steps_only=full_steps_only)
+        self.schedule = ReuseSchedule.for_store(
+            st,
+            reuse=reuse,
+            seed=seed,
+            steps_per_epoch=steps_per_epoch,
+            wrap=wrap,
+            shuffle=shuffle,
+            full_steps_only=full_steps_only,
+        )
         self.temperature = as_temperature(resolve_temperature(temperature, st))
         r, w = default_rank_world()
         self.rank = r if rank is None else int(rank)
@@ -145,14 +175,14 @@ class StepSampler(torch.utils.data.Sampler):
         if isinstance(steps_per_item, bool) or not isinstance(steps_per_item, (int, np.integer)) or steps_per_item < 1:
             raise ValueError(f"steps_per_item must be a positive integer, got {steps_per_item!r}")
         self.steps_per_item = int(steps_per_item)
-        self._start = 0          # first slot of the next iteration of self.epoch (resume)
-        self._yielded = 0        # steps handed out in the current iteration (incl. the resume offset)
-        self._iter_start = 0     # where the current iteration started
-        self._cache = None       # (epoch, share)
+        self._start = 0  # first slot of the next iteration of self.epoch (resume)
+        self._yielded = 0  # steps handed out in the current iteration (incl. the resume offset)
+        self._iter_start = 0  # where the current iteration started
+        self._cache = None  # (epoch, share)
         # True once an iteration of self.epoch has begun (or a loaded state's epoch is complete):
         # the next iteration then serves self.epoch + 1 unless set_epoch/load_state_dict says otherwise
         self._advance = False
-        self._claimed = False    # ReplayLoader began the iteration itself (see begin_iteration)
+        self._claimed = False  # ReplayLoader began the iteration itself (see begin_iteration)
 
     # -- the epoch's share -----------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -209,9 +239,12 @@ class StepSampler(torch.utils.data.Sampler):
             elif self.uneven == "drop":
                 steps = steps[: n - n % w]
                 if len(steps) == 0:
-                    raise ScheduleError(f"epoch {epoch} has {n} steps, fewer than the {w} ranks (uneven='drop')",
-                                        path=self.path, hint="use uneven='pad'")
-            steps = steps[self.rank::w]
+                    raise ScheduleError(
+                        f"epoch {epoch} has {n} steps, fewer than the {w} ranks (uneven='drop')",
+                        path=self.path,
+                        hint="use uneven='pad'",
+                    )
+            steps = steps[self.rank :: w]
         self._cache = (epoch, steps)
         return steps
 
@@ -274,50 +307,76 @@ class StepSampler(torch.utils.data.Sampler):
         n = len(self.share())
         if consumed is None:
             if self.steps_per_item > 1 and self._yielded not in (self._iter_start, n):
-                raise ValueError(f"with steps_per_item={self.steps_per_item} the sampler hands out several steps at "
-                                 "once and cannot know how many of them the loop finished: pass after=batch or "
-                                 "consumed=")
+                raise ValueError(
+                    f"with steps_per_item={self.steps_per_item} the sampler hands out several steps at "
+                    "once and cannot know how many of them the loop finished: pass after=batch or "
+                    "consumed="
+                )
             consumed = self._yielded
         consumed = int(consumed)
         if not 0 <= consumed <= n:
             raise ValueError(f"consumed={consumed} outside 0..{n} (this rank's steps in epoch {self.epoch})")
-        return {"format": STATE_FORMAT, "store_id": self.store_id, "epoch": self.epoch, "consumed": consumed,
-                "epoch_steps": n, "rank": self.rank, "world_size": self.world_size, "uneven": self.uneven,
-                "schedule": self.schedule.describe()}
+        return {
+            "format": STATE_FORMAT,
+            "store_id": self.store_id,
+            "epoch": self.epoch,
+            "consumed": consumed,
+            "epoch_steps": n,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "uneven": self.uneven,
+            "schedule": self.schedule.describe(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a :meth:`state_dict`; the next iteration starts at the first unconsumed step."""
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise ResumeStateError("not an lplabel sampler state", path=self.path,
-                                   hint=f"expected a dict with format {STATE_FORMAT!r} from StepSampler.state_dict()")
+            raise ResumeStateError(
+                "not an lplabel sampler state",
+                path=self.path,
+                hint=f"expected a dict with format {STATE_FORMAT!r} from StepSampler.state_dict()",
+            )
         if state.get("store_id") != self.store_id:
             raise ResumeStateError(
                 f"the resume state belongs to store {state.get('store_id')!r}, this is store {self.store_id!r}",
-                path=self.path, hint="resume with the label store the run started with")
+                path=self.path,
+                hint="resume with the label store the run started with",
+            )
         mine = self.schedule.describe()
         theirs = state.get("schedule", {})
         diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
         if diff:
             raise ResumeStateError(
                 "the resume state was made with a different reuse schedule ("
-                + ", ".join(f"{k}: saved {theirs.get(k)!r}, now {mine.get(k)!r}" for k in diff) + ")",
-                path=self.path, hint="build the sampler with the same reuse/seed/steps_per_epoch options")
+                + ", ".join(f"{k}: saved {theirs.get(k)!r}, now {mine.get(k)!r}" for k in diff)
+                + ")",
+                path=self.path,
+                hint="build the sampler with the same reuse/seed/steps_per_epoch options",
+            )
         for k in ("world_size", "uneven"):
             if state.get(k) != getattr(self, k):
                 raise ResumeStateError(
                     f"the resume state was made with {k}={state.get(k)!r}, this sampler has {getattr(self, k)!r}",
-                    path=self.path, hint="mid-epoch resume needs the same world size; or resume at an epoch boundary "
-                                         "by calling set_epoch() without load_state_dict()")
+                    path=self.path,
+                    hint="mid-epoch resume needs the same world size; or resume at an epoch boundary "
+                    "by calling set_epoch() without load_state_dict()",
+                )
         if state.get("rank") != self.rank:
-            raise ResumeStateError(f"the resume state is rank {state.get('rank')}'s, this is rank {self.rank}",
-                                   path=self.path, hint="save and load one state per rank")
+            raise ResumeStateError(
+                f"the resume state is rank {state.get('rank')}'s, this is rank {self.rank}",
+                path=self.path,
+                hint="save and load one state per rank",
+            )
         self.epoch = int(state["epoch"])
         self._cache = None
         n = len(self.share())
         consumed = int(state["consumed"])
         if not 0 <= consumed <= n or n != state.get("epoch_steps", n):
-            raise ResumeStateError(f"the resume state's position {consumed}/{state.get('epoch_steps')} does not fit "
-                                   f"epoch {self.epoch} ({n} steps on this rank)", path=self.path)
+            raise ResumeStateError(
+                f"the resume state's position {consumed}/{state.get('epoch_steps')} does not fit "
+                f"epoch {self.epoch} ({n} steps on this rank)",
+                path=self.path,
+            )
         self._start = consumed
         self._yielded = consumed
         self._iter_start = consumed

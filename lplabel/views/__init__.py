@@ -64,6 +64,7 @@ The draw order inside a step is part of :data:`VIEW_SAMPLER` (change it, bump th
 4. if mixing: ``lam = rng.beta(α, α)``, ``perm = rng.permutation(B)``, and for CutMix
    ``cy, cx = rng.integers(0, S, size=2)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -177,9 +178,7 @@ class AugmentPolicy:
                 raise ValueError(f"AugmentPolicy.mix_alpha must be a finite number > 0, got {alpha}")
             set_(self, "mix_alpha", alpha)
         if self.resize not in RESIZE_KERNELS:
-            raise ValueError(
-                f"AugmentPolicy.resize must be one of {sorted(RESIZE_KERNELS)}, got {self.resize!r}"
-            )
+            raise ValueError(f"AugmentPolicy.resize must be one of {sorted(RESIZE_KERNELS)}, got {self.resize!r}")
         if self.sampler not in VIEW_SAMPLERS:
             raise ValueError(f"AugmentPolicy.sampler must be one of {VIEW_SAMPLERS}, got {self.sampler!r}")
 
@@ -207,8 +206,17 @@ class AugmentPolicy:
         """Rebuild a policy from :meth:`to_json` output; unknown keys or versions raise ValueError."""
         if not isinstance(obj, dict):
             raise ValueError(f"augment policy must be a JSON object, got {type(obj).__name__}")
-        known = {"sampler", "output_size", "crop_scale", "crop_ratio", "flip_p", "mix",
-                 "mix_alpha", "resize", "resize_kernel"}
+        known = {
+            "sampler",
+            "output_size",
+            "crop_scale",
+            "crop_ratio",
+            "flip_p",
+            "mix",
+            "mix_alpha",
+            "resize",
+            "resize_kernel",
+        }
         unknown = sorted(set(obj) - known)
         if unknown:
             raise ValueError(f"augment policy has unknown keys {unknown}; known: {sorted(known)}")
@@ -284,11 +292,18 @@ def steps_per_epoch(num_images: int, batch_size: int, drop_last: bool = False) -
 def split_order(order: np.ndarray, batch_size: int, drop_last: bool = False) -> list[np.ndarray]:
     """Split one epoch's order into its steps (views of ``order``; the last may be short)."""
     n = steps_per_epoch(len(order), batch_size, drop_last)
-    return [order[s * batch_size:(s + 1) * batch_size] for s in range(n)]
+    return [order[s * batch_size : (s + 1) * batch_size] for s in range(n)]
 
 
-def step_images(seed: int, epoch: int, step: int, num_images: int, batch_size: int,
-                drop_last: bool = False, sampler: str = VIEW_SAMPLER) -> np.ndarray:
+def step_images(
+    seed: int,
+    epoch: int,
+    step: int,
+    num_images: int,
+    batch_size: int,
+    drop_last: bool = False,
+    sampler: str = VIEW_SAMPLER,
+) -> np.ndarray:
     """Image ids (int64) of step ``step`` of epoch ``epoch``: a slice of :func:`epoch_order`."""
     n_steps = steps_per_epoch(num_images, batch_size, drop_last)
     step = _check_count("step", step, 0)
@@ -298,11 +313,12 @@ def step_images(seed: int, epoch: int, step: int, num_images: int, batch_size: i
             f"({num_images} images, batch_size {batch_size}, drop_last={drop_last})"
         )
     order = epoch_order(seed, epoch, num_images, sampler)
-    return order[step * batch_size:(step + 1) * batch_size]
+    return order[step * batch_size : (step + 1) * batch_size]
 
 
-def all_steps(epochs: Iterable[int] | int, num_images: int, batch_size: int,
-              drop_last: bool = False) -> Iterator[tuple[int, int]]:
+def all_steps(
+    epochs: Iterable[int] | int, num_images: int, batch_size: int, drop_last: bool = False
+) -> Iterator[tuple[int, int]]:
     """Every (epoch, step) pair of the given epochs (an int means ``range(epochs)``), in order."""
     if isinstance(epochs, (int, np.integer)):
         epochs = range(int(epochs))
@@ -348,17 +364,18 @@ class StepViews:
 
     def equals(self, other: "StepViews") -> bool:
         """Exact equality of every field (NaN λ equals NaN λ)."""
-        lam_eq = (self.mix_lambda == other.mix_lambda
-                  or (math.isnan(self.mix_lambda) and math.isnan(other.mix_lambda)))
-        return (lam_eq and np.array_equal(self.image, other.image)
-                and np.array_equal(self.crop, other.crop)
-                and np.array_equal(self.flip, other.flip)
-                and np.array_equal(self.mix_partner, other.mix_partner)
-                and np.array_equal(self.mix_box, other.mix_box))
+        lam_eq = self.mix_lambda == other.mix_lambda or (math.isnan(self.mix_lambda) and math.isnan(other.mix_lambda))
+        return (
+            lam_eq
+            and np.array_equal(self.image, other.image)
+            and np.array_equal(self.crop, other.crop)
+            and np.array_equal(self.flip, other.flip)
+            and np.array_equal(self.mix_partner, other.mix_partner)
+            and np.array_equal(self.mix_box, other.mix_box)
+        )
 
 
-def sample_crop_boxes(rng: np.random.Generator, heights, widths,
-                      scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0)):
+def sample_crop_boxes(rng: np.random.Generator, heights, widths, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0)):
     """torchvision's RandomResizedCrop box sampling, vectorised over views.
 
     For each view: up to 10 attempts of ``target = H·W·U(scale)``,
@@ -438,8 +455,9 @@ def _cutmix_box(rng: np.random.Generator, lam: float, size: int) -> np.ndarray:
     return np.array([r0, c0, r1, c1], dtype=np.int16)
 
 
-def sample_step(seed: int, epoch: int, step: int, image_ids, image_sizes,
-                policy: AugmentPolicy, mix_lambda: float | None = None) -> StepViews:
+def sample_step(
+    seed: int, epoch: int, step: int, image_ids, image_sizes, policy: AugmentPolicy, mix_lambda: float | None = None
+) -> StepViews:
     """Sample the views of one step with ``policy.sampler`` (conventions: the module doc).
 
     ``image_ids`` are the step's images (normally :func:`step_images`); ``image_sizes`` is int
@@ -470,11 +488,11 @@ def sample_step(seed: int, epoch: int, step: int, image_ids, image_sizes,
         raise ValueError("image sizes must be at least 1x1")
 
     if policy.sampler == SAMPLER_V2:
-        return _sample_step_v2(_check_u32("seed", seed), _check_u32("epoch", epoch),
-                               _check_u32("step", step), ids, hw, policy, mix_lambda)
+        return _sample_step_v2(
+            _check_u32("seed", seed), _check_u32("epoch", epoch), _check_u32("step", step), ids, hw, policy, mix_lambda
+        )
     rng = step_rng(seed, epoch, step)
-    top, left, h, w, _ = sample_crop_boxes(rng, hw[:, 0], hw[:, 1], policy.crop_scale,
-                                           policy.crop_ratio)
+    top, left, h, w, _ = sample_crop_boxes(rng, hw[:, 0], hw[:, 1], policy.crop_scale, policy.crop_ratio)
     H, W = hw[:, 0].astype(np.float64), hw[:, 1].astype(np.float64)
     crop = np.stack([top / H, left / W, h / H, w / W], axis=1).astype(np.float32)
     flip = rng.random(b) < policy.flip_p
@@ -490,8 +508,7 @@ def sample_step(seed: int, epoch: int, step: int, image_ids, image_sizes,
             box = _cutmix_box(rng, lam, policy.output_size)
         else:
             box = np.zeros(4, dtype=np.int16)
-    return StepViews(image=ids, crop=crop, flip=flip, mix_partner=partner, mix_lambda=lam,
-                     mix_box=box)
+    return StepViews(image=ids, crop=crop, flip=flip, mix_partner=partner, mix_lambda=lam, mix_box=box)
 
 
 def _crop_fractions(top, left, h, w, hw) -> np.ndarray:
@@ -507,24 +524,44 @@ def _sample_step_v2(seed, epoch, step, ids, hw, policy, mix_lambda) -> StepViews
         raise ValueError(f"an unmixed step has mix_lambda NaN, got {float(mix_lambda)!r}")
     lam = math.nan
     if mixed:  # λ is stored, not regenerated: check the given one before drawing anything
-        lam = _v2.check_lambda(_v2.draw_lambda(seed, epoch, step, policy.mix_alpha)
-                               if mix_lambda is None else mix_lambda)
+        lam = _v2.check_lambda(
+            _v2.draw_lambda(seed, epoch, step, policy.mix_alpha) if mix_lambda is None else mix_lambda
+        )
     cutmix = policy.mix == "cutmix" and b > 0
     top, left, h, w, _, flip, partner, centre = _v2.sample_views(
-        seed, epoch, step, hw[:, 0], hw[:, 1], policy.crop_scale, policy.crop_ratio, policy.flip_p, mixed,
-        policy.output_size if cutmix else 0)
+        seed,
+        epoch,
+        step,
+        hw[:, 0],
+        hw[:, 1],
+        policy.crop_scale,
+        policy.crop_ratio,
+        policy.flip_p,
+        mixed,
+        policy.output_size if cutmix else 0,
+    )
     crop = _crop_fractions(top, left, h, w, hw)
     if not mixed:
-        return StepViews(image=ids, crop=crop, flip=flip, mix_partner=np.full(b, -1, dtype=np.int16),
-                         mix_lambda=math.nan, mix_box=np.zeros(4, dtype=np.int16))
+        return StepViews(
+            image=ids,
+            crop=crop,
+            flip=flip,
+            mix_partner=np.full(b, -1, dtype=np.int16),
+            mix_lambda=math.nan,
+            mix_box=np.zeros(4, dtype=np.int16),
+        )
     box = _v2.cutmix_box(lam, policy.output_size, centre) if cutmix else np.zeros(4, dtype=np.int16)
-    return StepViews(image=ids, crop=crop, flip=flip, mix_partner=partner.astype(np.int16), mix_lambda=lam,
-                     mix_box=box)
+    return StepViews(image=ids, crop=crop, flip=flip, mix_partner=partner.astype(np.int16), mix_lambda=lam, mix_box=box)
 
 
-def plan_steps(seed: int, steps: Iterable[tuple[int, int]], image_sizes, batch_size: int,
-               policy: AugmentPolicy, drop_last: bool = False
-               ) -> Iterator[tuple[int, int, StepViews]]:
+def plan_steps(
+    seed: int,
+    steps: Iterable[tuple[int, int]],
+    image_sizes,
+    batch_size: int,
+    policy: AugmentPolicy,
+    drop_last: bool = False,
+) -> Iterator[tuple[int, int, StepViews]]:
     """Yield ``(epoch, step, views)`` for each requested (epoch, step) pair, in the given order.
 
     Each step depends only on ``(seed, epoch, step)``, so any subset (a pruned selection, a
@@ -543,5 +580,5 @@ def plan_steps(seed: int, steps: Iterable[tuple[int, int]], image_sizes, batch_s
             )
         if epoch != cached_epoch:
             order, cached_epoch = epoch_order(seed, epoch, n, policy.sampler), epoch
-        ids = order[step * batch_size:(step + 1) * batch_size]
+        ids = order[step * batch_size : (step + 1) * batch_size]
         yield int(epoch), int(step), sample_step(seed, epoch, step, ids, sizes, policy)

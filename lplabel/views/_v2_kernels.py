@@ -8,6 +8,7 @@ importable (the optional ``rans`` extra brings it); the tests check both forms a
 vectors and against each other. Floating point: numba compiles without fast-math, so every
 ``+ − × ÷ √`` is one IEEE binary64 operation (no fused multiply-add), as the spec requires.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -130,5 +131,7 @@ def flips(b, step, seed, epoch, flip_p):
 
 @njit(cache=True, nogil=True)
 def centre(size, step, seed, epoch):
-    return (np.int64(bounded(np.uint64(size), U0, step, CUT_ROW, seed, epoch)),
-            np.int64(bounded(np.uint64(size), U0, step, CUT_COL, seed, epoch)))
+    return (
+        np.int64(bounded(np.uint64(size), U0, step, CUT_ROW, seed, epoch)),
+        np.int64(bounded(np.uint64(size), U0, step, CUT_COL, seed, epoch)),
+    )

@@ -23,6 +23,7 @@ Resize kernel ``bilinear-grid-v1`` (the policy's ``resize="bilinear"``), exactly
   Views whose pixel box is exactly S×S (no resize) sample pixel centres only; they are copied
   instead, so a crop at the source scale (e.g. the identity) reproduces the source bit-exactly.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -50,8 +51,11 @@ class ImageBank:
             device = images.device if isinstance(images, torch.Tensor) else "cpu"
         device = torch.device(device)
         if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim in (3, 4):
-            stack = torch.as_tensor(images if images.flags.writeable else np.array(images)) \
-                if isinstance(images, np.ndarray) else torch.as_tensor(images)
+            stack = (
+                torch.as_tensor(images if images.flags.writeable else np.array(images))
+                if isinstance(images, np.ndarray)
+                else torch.as_tensor(images)
+            )
             if stack.dtype != torch.uint8:
                 raise TypeError(f"images must be uint8, got {stack.dtype}")
             if stack.ndim == 3:
@@ -143,7 +147,7 @@ def sampling_grid_axes(boxes: np.ndarray, sizes: np.ndarray, flip: np.ndarray, s
     ``g = (2·p + 1)/L − 1`` for source pixel coordinate ``p`` along an axis of length ``L``,
     with ``p`` as in the module doc (flipped views mirror the output columns).
     """
-    top, left, h, w = (boxes[:, k:k + 1].astype(np.float64) for k in range(4))
+    top, left, h, w = (boxes[:, k : k + 1].astype(np.float64) for k in range(4))
     H = sizes[:, 0:1].astype(np.float64)
     W = sizes[:, 1:2].astype(np.float64)
     centres = (np.arange(size, dtype=np.float64) + 0.5) / size  # (y + 0.5) / S
@@ -196,16 +200,16 @@ def render_views(images, views, size, device=None) -> torch.Tensor:
     groups = bank._group_of[ids]
     for g in np.unique(groups):
         sel = np.nonzero(groups == g)[0]
-        res = _render_group(bank._groups[g], bank._local[ids[sel]], boxes[sel], sizes[sel],
-                            flip[sel], size)
+        res = _render_group(bank._groups[g], bank._local[ids[sel]], boxes[sel], sizes[sel], flip[sel], size)
         if len(sel) == b:
             return res
         out.index_copy_(0, torch.from_numpy(sel).to(dev), res)
     return out
 
 
-def _render_group(group: torch.Tensor, local: np.ndarray, boxes: np.ndarray, sizes: np.ndarray,
-                  flip: np.ndarray, size: int) -> torch.Tensor:
+def _render_group(
+    group: torch.Tensor, local: np.ndarray, boxes: np.ndarray, sizes: np.ndarray, flip: np.ndarray, size: int
+) -> torch.Tensor:
     """Render views whose sources all sit in one same-size ``group`` tensor [n, C, H, W] uint8."""
     dev = group.device
     n = len(local)
@@ -223,28 +227,30 @@ def _render_group(group: torch.Tensor, local: np.ndarray, boxes: np.ndarray, siz
             cols = boxes[idx, 1:2] + ar
             cols = np.where(flip[idx, None], cols[:, ::-1], cols)
             src_i = torch.from_numpy(local[idx]).to(dev)
-            res = group[src_i[:, None, None], :, torch.from_numpy(rows).to(dev)[:, :, None],
-                        torch.from_numpy(np.ascontiguousarray(cols)).to(dev)[:, None, :]]
+            res = group[
+                src_i[:, None, None],
+                :,
+                torch.from_numpy(rows).to(dev)[:, :, None],
+                torch.from_numpy(np.ascontiguousarray(cols)).to(dev)[:, None, :],
+            ]
             res = res.permute(0, 3, 1, 2).to(torch.float32).contiguous()  # [m,S,S,C] -> [m,C,S,S]
         else:
             gx, gy = sampling_grid_axes(boxes[idx], sizes[idx], flip[idx], size)
             gx = torch.from_numpy(gx.astype(np.float32)).to(dev)
             gy = torch.from_numpy(gy.astype(np.float32)).to(dev)
             m = len(idx)
-            grid = torch.stack(
-                (gx[:, None, :].expand(m, size, size), gy[:, :, None].expand(m, size, size)), dim=-1
-            )
+            grid = torch.stack((gx[:, None, :].expand(m, size, size), gy[:, :, None].expand(m, size, size)), dim=-1)
             src = group.index_select(0, torch.from_numpy(local[idx]).to(dev)).to(torch.float32)
-            res = F.grid_sample(src, grid, mode="bilinear", padding_mode="border",
-                                align_corners=False)
+            res = F.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
         if len(idx) == n:
             return res
         out.index_copy_(0, torch.from_numpy(idx).to(dev), res)
     return out
 
 
-def apply_mix(batch: torch.Tensor, mix_partner, mix_lambda: float, mix_box, kind: str,
-              inplace: bool = False) -> torch.Tensor:
+def apply_mix(
+    batch: torch.Tensor, mix_partner, mix_lambda: float, mix_box, kind: str, inplace: bool = False
+) -> torch.Tensor:
     """Replay one step's CutMix/MixUp on rendered views ``batch [B, C, S, S]`` (float).
 
     ``kind`` is the policy's mix kind. CutMix: ``out[i][:, r0:r1, c0:c1] = x[partner[i]][:, r0:r1,
@@ -261,8 +267,7 @@ def apply_mix(batch: torch.Tensor, mix_partner, mix_lambda: float, mix_box, kind
     if len(partner_np) != b:
         raise ValueError(f"mix_partner has {len(partner_np)} entries for a batch of {b}")
     if b and (partner_np.min() < 0 or partner_np.max() >= b):
-        raise ValueError(f"mix partners must be in [0, {b}) for {kind}, got "
-                         f"[{partner_np.min()}, {partner_np.max()}]")
+        raise ValueError(f"mix partners must be in [0, {b}) for {kind}, got [{partner_np.min()}, {partner_np.max()}]")
     partner = torch.from_numpy(partner_np).to(batch.device)
     if kind == "cutmix":
         r0, c0, r1, c1 = (int(v) for v in _to_numpy(mix_box).reshape(4))
@@ -281,5 +286,4 @@ def apply_mix(batch: torch.Tensor, mix_partner, mix_lambda: float, mix_box, kind
 def render_step(images, views: StepViews, policy: AugmentPolicy, device=None) -> torch.Tensor:
     """Render a step's views and apply its mix: what the teacher sees and the student trains on."""
     batch = render_views(images, views, policy, device=device)
-    return apply_mix(batch, views.mix_partner, views.mix_lambda, views.mix_box, policy.mix,
-                     inplace=True)
+    return apply_mix(batch, views.mix_partner, views.mix_lambda, views.mix_box, policy.mix, inplace=True)

@@ -23,6 +23,7 @@ numba can be used, :mod:`lplabel.views._v2_kernels` runs the same arithmetic com
 at a time (≈ v1's speed; the numpy form is ~7x slower per step and ~35x per epoch order, measured
 in benchmarks/results/views-v2-2026-12-05.md); :func:`kernels` checks it against this form once.
 """
+
 from __future__ import annotations
 
 import functools
@@ -63,6 +64,7 @@ def kernels():
         if os.environ.get("LPLABEL_VIEWS_NUMPY", "") in ("", "0"):
             try:
                 from . import _v2_kernels as k
+
                 _KERNELS = k if _self_check(k) else False
             except Exception:  # numba missing or unusable: the numpy form is exact too
                 _KERNELS = False
@@ -73,8 +75,12 @@ def _self_check(k) -> bool:
     """Compile the kernels (or load them from numba's cache) and check them once: Philox's first
     known answer, and a small step of odd sizes against the numpy form."""
     u = np.uint64
-    if [int(w) for w in k.philox(u(0), u(0), u(0), u(0), u(0), u(0))] != [0x6627E8D5, 0xE169C58D, 0xBC57AC4C,
-                                                                          0x9B00DBD8]:
+    if [int(w) for w in k.philox(u(0), u(0), u(0), u(0), u(0), u(0))] != [
+        0x6627E8D5,
+        0xE169C58D,
+        0xBC57AC4C,
+        0x9B00DBD8,
+    ]:
         return False
     H = np.array([1, 1, 3000, 64, 500, 7], dtype=np.int64)
     W = np.array([1, 1000, 7, 64, 375, 9], dtype=np.int64)
@@ -94,8 +100,10 @@ def _u64(x) -> np.ndarray:
 #: Per-round key words ((k0 + r·W0) mod 2^32, (k1 + r·W1) mod 2^32) as a [2, 1] column, by key.
 @functools.lru_cache(maxsize=256)
 def _round_keys(k0: int, k1: int) -> tuple:
-    return tuple(np.array([[(k0 + r * PHILOX_W0) & 0xFFFFFFFF], [(k1 + r * PHILOX_W1) & 0xFFFFFFFF]],
-                          dtype=np.uint64) for r in range(PHILOX_ROUNDS))
+    return tuple(
+        np.array([[(k0 + r * PHILOX_W0) & 0xFFFFFFFF], [(k1 + r * PHILOX_W1) & 0xFFFFFFFF]], dtype=np.uint64)
+        for r in range(PHILOX_ROUNDS)
+    )
 
 
 _MULT = np.array([[PHILOX_M0], [PHILOX_M1]], dtype=np.uint64)
@@ -112,22 +120,22 @@ def philox4x32(c0, c1, c2, c3, k0: int, k1: int):
     """
     shape = np.broadcast_shapes(np.shape(c0), np.shape(c1), np.shape(c2), np.shape(c3))
     n = math.prod(shape)
-    a = np.empty((2, n), dtype=np.uint64)   # (c0, c2)
-    b = np.empty((2, n), dtype=np.uint64)   # (c1, c3)
+    a = np.empty((2, n), dtype=np.uint64)  # (c0, c2)
+    b = np.empty((2, n), dtype=np.uint64)  # (c1, c3)
     for plane, src, row in ((a, c0, 0), (b, c1, 0), (a, c2, 1), (b, c3, 1)):
         plane[row] = np.broadcast_to(np.asarray(src, dtype=np.uint64), shape).reshape(-1)
     s32 = np.uint64(32)
     for key in _round_keys(int(k0) & 0xFFFFFFFF, int(k1) & 0xFFFFFFFF):
-        p = a * _MULT                       # (M0·c0, M1·c2)
-        a = (p >> s32)[::-1] ^ b ^ key      # (hi1 ^ c1 ^ k0, hi0 ^ c3 ^ k1)
-        b = (p & _MASK)[::-1]               # (lo1, lo0)
+        p = a * _MULT  # (M0·c0, M1·c2)
+        a = (p >> s32)[::-1] ^ b ^ key  # (hi1 ^ c1 ^ k0, hi0 ^ c3 ^ k1)
+        b = (p & _MASK)[::-1]  # (lo1, lo0)
     return a[0].reshape(shape), b[0].reshape(shape), a[1].reshape(shape), b[1].reshape(shape)
 
 
 def uniform53(r0, r1) -> np.ndarray:
     """The double ``(r0·2^21 + ⌊r1/2^11⌋)·2^-53`` in [0, 1): 53 random bits, exactly."""
     x = (_u64(r0) << np.uint64(21)) | (_u64(r1) >> np.uint64(11))
-    return x.astype(np.float64) * (2.0 ** -53)
+    return x.astype(np.float64) * (2.0**-53)
 
 
 def bounded(n, index, step: int, purpose, key, first_block=None) -> np.ndarray:
@@ -176,8 +184,13 @@ def permutation(n: int, step: int, purpose: int, key, first_block=None) -> np.nd
         return np.arange(n, dtype=np.int64)
     k = kernels()
     if k is not None:
-        return k.permutation(n, np.uint64(step), np.uint64(purpose), np.uint64(int(key[0]) & 0xFFFFFFFF),
-                             np.uint64(int(key[1]) & 0xFFFFFFFF))
+        return k.permutation(
+            n,
+            np.uint64(step),
+            np.uint64(purpose),
+            np.uint64(int(key[0]) & 0xFFFFFFFF),
+            np.uint64(int(key[1]) & 0xFFFFFFFF),
+        )
     i = np.arange(1, n, dtype=np.uint64)
     j = bounded(i + np.uint64(1), i, step, purpose, key, first_block).tolist()  # j[i-1] = j_i
     a = list(range(n))
@@ -222,7 +235,7 @@ def _attempts(todo, js, step, key, area, H, W, lo_s, d, lo_r, table, words=None)
     if words is None:
         words = philox4x32(todo.astype(np.uint64)[:, None], step, CROP, js[None, :], *key)
     r0, r1, r2 = (np.asarray(w).reshape(len(todo), -1) for w in words[:3])
-    target = area[todo][:, None] * (lo_s + d * uniform53(r0, r1))   # three roundings: ×, +, ×
+    target = area[todo][:, None] * (lo_s + d * uniform53(r0, r1))  # three roundings: ×, +, ×
     aspect = aspect_ratios(r2, lo_r, table)
     wf = np.rint(np.sqrt(target * aspect))
     hf = np.rint(np.sqrt(target / aspect))
@@ -233,8 +246,9 @@ def _attempts(todo, js, step, key, area, H, W, lo_s, d, lo_r, table, words=None)
     return any_ok, hf[rows, first], wf[rows, first]
 
 
-def sample_views(seed: int, epoch: int, step: int, heights, widths, scale, ratio, flip_p: float,
-                 mix: bool, cut_size: int = 0):
+def sample_views(
+    seed: int, epoch: int, step: int, heights, widths, scale, ratio, flip_p: float, mix: bool, cut_size: int = 0
+):
     """Everything §11.3 draws for one step of b views (vectorised; λ is not drawn here).
 
     Returns ``(top, left, h, w, fallback, flip, partner, cut_centre)``: int64 [b] boxes, bool [b]
@@ -252,25 +266,36 @@ def sample_views(seed: int, epoch: int, step: int, heights, widths, scale, ratio
         u = lambda v: np.uint64(int(v) & 0xFFFFFFFF)  # noqa: E731
         st, sd, ep = u(step), u(seed), u(epoch)
         lo_s = float(scale[0])
-        top, left, h, w, fb = k.crops(H, W, st, sd, ep, lo_s, float(scale[1]) - lo_s, float(ratio[0]),
-                                      float(ratio[1]), np.asarray(ratio_table(float(ratio[0]), float(ratio[1]))))
+        top, left, h, w, fb = k.crops(
+            H,
+            W,
+            st,
+            sd,
+            ep,
+            lo_s,
+            float(scale[1]) - lo_s,
+            float(ratio[0]),
+            float(ratio[1]),
+            np.asarray(ratio_table(float(ratio[0]), float(ratio[1]))),
+        )
         flip = k.flips(b, st, sd, ep, float(flip_p))
         partner = k.permutation(b, st, np.uint64(PERM), sd, ep) if mix else None
         centre = tuple(int(v) for v in k.centre(int(cut_size), st, sd, ep)) if cut_size else None
         return top, left, h, w, fb, flip, partner, centre
     views = np.arange(b, dtype=np.uint64)
     cut = 2 if cut_size else 0
-    m = b - 1 if mix and b > 1 else 0          # Fisher–Yates positions 1..b-1
-    index = np.concatenate([views, views, views, views, views[1:1 + m], np.zeros(cut, np.uint64)])
-    purpose = np.repeat(np.array([CROP, FLIP, TOP, LEFT, PERM, CUT_ROW, CUT_COL], dtype=np.uint64),
-                        [b, b, b, b, m, cut // 2, cut // 2])
+    m = b - 1 if mix and b > 1 else 0  # Fisher–Yates positions 1..b-1
+    index = np.concatenate([views, views, views, views, views[1 : 1 + m], np.zeros(cut, np.uint64)])
+    purpose = np.repeat(
+        np.array([CROP, FLIP, TOP, LEFT, PERM, CUT_ROW, CUT_COL], dtype=np.uint64), [b, b, b, b, m, cut // 2, cut // 2]
+    )
     words = philox4x32(index, step, purpose, 0, *key)
-    part = lambda lo, hi: tuple(w[lo:hi] for w in words)   # noqa: E731  (block 0 of one purpose)
+    part = lambda lo, hi: tuple(w[lo:hi] for w in words)  # noqa: E731  (block 0 of one purpose)
 
     lo_s, hi_s = float(scale[0]), float(scale[1])
     d = hi_s - lo_s
     lo_r, table = float(ratio[0]), ratio_table(float(ratio[0]), float(ratio[1]))
-    area = (H * W).astype(np.float64)                         # integer product, rounded once
+    area = (H * W).astype(np.float64)  # integer product, rounded once
     h = np.zeros(b, dtype=np.float64)
     w = np.zeros(b, dtype=np.float64)
     found = np.zeros(b, dtype=bool)
@@ -293,8 +318,14 @@ def sample_views(seed: int, epoch: int, step: int, heights, widths, scale, ratio
         fb_w = np.where(wide, np.minimum(np.maximum(np.rint(Hf * float(ratio[1])), 1.0), Wf), Wf)
     h = np.where(found, h, fb_h).astype(np.int64)
     w = np.where(found, w, fb_w).astype(np.int64)
-    pos = bounded(np.concatenate([H - h + 1, W - w + 1]), np.concatenate([views, views]), step,
-                  purpose[2 * b:4 * b], key, part(2 * b, 4 * b))
+    pos = bounded(
+        np.concatenate([H - h + 1, W - w + 1]),
+        np.concatenate([views, views]),
+        step,
+        purpose[2 * b : 4 * b],
+        key,
+        part(2 * b, 4 * b),
+    )
     top = np.where(found, pos[:b], (H - h) // 2)
     left = np.where(found, pos[b:], (W - w) // 2)
 
@@ -303,7 +334,7 @@ def sample_views(seed: int, epoch: int, step: int, heights, widths, scale, ratio
     partner = permutation(b, step, PERM, key, part(4 * b, 4 * b + m)) if mix else None
     centre = None
     if cut_size:
-        cy, cx = bounded(int(cut_size), 0, step, purpose[4 * b + m:], key, part(4 * b + m, 4 * b + m + 2))
+        cy, cx = bounded(int(cut_size), 0, step, purpose[4 * b + m :], key, part(4 * b + m, 4 * b + m + 2))
         centre = (int(cy), int(cx))
     return top, left, h, w, ~found, flip, partner, centre
 

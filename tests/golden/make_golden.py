@@ -10,6 +10,7 @@ files of a released version: add new cases (new codecs, new header fields) as ne
 write only those (``--only``); their entries are merged into ``expected.json`` and every other
 entry is kept as it is. An existing file is never replaced unless ``--overwrite`` is given.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,7 @@ N_IMAGES, NUM_CLASSES, BATCH, EPOCHS = 10, 12, 4, 2
 
 # -- label chains of the cases added after the first release (built from the case's data) --------------
 
+
 def _topk_indices(steps, k):
     return np.concatenate([topk_of(st["logits"], k)[0] for st in steps])
 
@@ -51,8 +53,10 @@ def _trained_dictionary(chain_kw, size=512, samples=64):
     """A zstd-format dictionary trained on chunks of *other* synthetic logits (seeded: reproducible)."""
     pre = Pipeline(label_chain(**chain_kw)[:-1], (Field("logits", "float32", (NUM_CLASSES,)),))
     rng = np.random.default_rng(12345)
-    data = [pre.encode({"logits": (rng.standard_normal((BATCH, NUM_CLASSES)) * 3).astype(np.float32)})
-            for _ in range(samples)]
+    data = [
+        pre.encode({"logits": (rng.standard_normal((BATCH, NUM_CLASSES)) * 3).astype(np.float32)})
+        for _ in range(samples)
+    ]
     out = train_dictionary(data, size=size)
     assert out[:4] == b"\x37\xa4\x30\xec", "expected a trained zstd-format dictionary"
     return out
@@ -112,8 +116,17 @@ def _chain_ties_rans(steps):
     rank = np.empty(NUM_CLASSES, np.int64)
     rank[order] = np.arange(NUM_CLASSES)
     model = learn_model(rank[idx], vals.astype(np.float16), NUM_CLASSES)
-    return with_entry_order(label_chain(k=4, values="fp16", layout="rans", classes=NUM_CLASSES, class_order=order,
-                                        rans_model=model, index_type="int16"))
+    return with_entry_order(
+        label_chain(
+            k=4,
+            values="fp16",
+            layout="rans",
+            classes=NUM_CLASSES,
+            class_order=order,
+            rans_model=model,
+            index_type="int16",
+        )
+    )
 
 
 _BF16_DICT_KW = dict(k=5, values="bf16", index_coding="value-delta", index_type="uint8", level=19)
@@ -124,46 +137,65 @@ CASES = {
     "dense-bf16-nomix-chunk3": dict(codecs=default_label_codecs("dense", type="bfloat16"), mix=False, spc=3),
     "dense-fp32": dict(codecs=default_label_codecs("dense", type="float32"), mix=True, spc=2),
     "topk4-fp16-lse": dict(codecs=default_label_codecs("topk", k=4, tail="logsumexp"), mix=True, spc=1),
-    "topk3-bf16-min-crop16": dict(codecs=default_label_codecs("topk", k=3, type="bfloat16", tail="min"), mix=False,
-                                  spc=2, crop_type="float16"),
+    "topk3-bf16-min-crop16": dict(
+        codecs=default_label_codecs("topk", k=3, type="bfloat16", tail="min"), mix=False, spc=2, crop_type="float16"
+    ),
     # -- codecs added later: quantize, bitpack, sort, delta, classmap, zplanes, zstd dictionaries --
     # topk | quantize(8) | classmap(frequency) | sort(value) | delta(values, descending) | bytes | shuffle | zstd
     "topk4-int8-lse-valuedelta-freqmap": dict(codecs=_chain_int8_freq, mix=True, spc=1),
     # topk | quantize(4) | classmap(cooccurrence) | sort(index) | delta(indices) | bitpack | zplanes; crop planes
-    "topk4-int4-min-indexdelta-cooc-planes": dict(codecs=_chain_int4_cooc, mix=True, spc=2, crop_type="float16",
-                                                  view_codecs={"crop": [ZPlanes(19)]}),
+    "topk4-int4-min-indexdelta-cooc-planes": dict(
+        codecs=_chain_int4_cooc, mix=True, spc=2, crop_type="float16", view_codecs={"crop": [ZPlanes(19)]}
+    ),
     # topk(bf16, uint8 indices) | sort(value) | delta(bfloat16 values) | bytes | shuffle | zstd + trained dictionary
     "topk5-bf16-valuedelta-u8-zdict": dict(
         codecs=lambda steps: label_chain(**_BF16_DICT_KW, dictionary=_trained_dictionary(_BF16_DICT_KW)),
-        mix=False, spc=1),
+        mix=False,
+        spc=1,
+    ),
     # topk(fp16) | bytes | shuffle | zstd + raw-content dictionary; image column with its own raw dictionary
     "topk3-fp16-rawdict": dict(
         codecs=lambda steps: label_chain(k=3, values="fp16", index_coding="none", dictionary=_raw_dictionary(1)),
-        mix=True, spc=2,
-        view_codecs={"image": [Bytes(), Shuffle(4), Zstd.with_dictionary(_raw_dictionary(2), 19)]}),
+        mix=True,
+        spc=2,
+        view_codecs={"image": [Bytes(), Shuffle(4), Zstd.with_dictionary(_raw_dictionary(2), 19)]},
+    ),
     # top-6 input with a logsumexp tail merged into top-4 | sort(index) | delta(int16 indices) | ... fp32 values
     "topk6in-topk4-fp32-lse-i16-indexdelta": dict(
         codecs=label_chain(k=4, values="fp32", tail="logsumexp", index_coding="index-delta", index_type="int16"),
-        mix=True, spc=1, label_input=("topk", 6, "tail")),
+        mix=True,
+        spc=1,
+        label_input=("topk", 6, "tail"),
+    ),
     # dense | quantize(8) | zplanes, every view column as byte planes
-    "dense-int8-planes": dict(codecs=label_chain(values="int8", layout="planes", level=19), mix=True, spc=3,
-                              view_codecs={c: [ZPlanes(19)] for c in ("image", "crop", "flip", "mix_partner")}),
+    "dense-int8-planes": dict(
+        codecs=label_chain(values="int8", layout="planes", level=19),
+        mix=True,
+        spc=3,
+        view_codecs={c: [ZPlanes(19)] for c in ("image", "crop", "flip", "mix_partner")},
+    ),
     # dense | quantize(4, float32 scale) | bitpack(logits) | bytes | shuffle | zstd
     "dense-int4-f32scale": dict(codecs=label_chain(values="int4", scale_type="float32"), mix=False, spc=2),
     # derived view columns (spec §1.4): views of the lplabel-views-v1 sampler, not stored; images/size
     "topk4-fp16-derived-views": dict(codecs=default_label_codecs("topk", k=4), mix=True, spc=2, derived=True),
     # -- format 1.1: packed tables (spec §1.5; every earlier case is format 1.0) --
-    "packed-topk4-fp16-derived-views": dict(codecs=default_label_codecs("topk", k=4), mix=True, spc=2, derived=True,
-                                            packed=True),
+    "packed-topk4-fp16-derived-views": dict(
+        codecs=default_label_codecs("topk", k=4), mix=True, spc=2, derived=True, packed=True
+    ),
     # -- format 1.2: view columns derived by lplabel-views-v2 (spec §11.3: Philox, no numpy streams) --
-    "packed-topk4-fp16-derived-views-v2": dict(codecs=default_label_codecs("topk", k=4), mix=True, spc=2,
-                                               derived=True, packed=True, sampler="lplabel-views-v2"),
+    "packed-topk4-fp16-derived-views-v2": dict(
+        codecs=default_label_codecs("topk", k=4), mix=True, spc=2, derived=True, packed=True, sampler="lplabel-views-v2"
+    ),
     "packed-topk3-fp16-rawdict": dict(
         codecs=lambda steps: label_chain(k=3, values="fp16", index_coding="none", dictionary=_raw_dictionary(1)),
-        mix=True, spc=2, packed=True,
-        view_codecs={"image": [Bytes(), Shuffle(4), Zstd.with_dictionary(_raw_dictionary(2), 19)]}),
-    "packed-dense-bf16-nomix-chunk3": dict(codecs=default_label_codecs("dense", type="bfloat16"), mix=False, spc=3,
-                                           packed=True),
+        mix=True,
+        spc=2,
+        packed=True,
+        view_codecs={"image": [Bytes(), Shuffle(4), Zstd.with_dictionary(_raw_dictionary(2), 19)]},
+    ),
+    "packed-dense-bf16-nomix-chunk3": dict(
+        codecs=default_label_codecs("dense", type="bfloat16"), mix=False, spc=3, packed=True
+    ),
     # -- format 1.1: topk type "none", class indices only (spec §3.5) --
     # topk(k=2, none, uint8) | classmap(cooccurrence) | sort(index) | delta(indices) | zplanes
     "packed-topk2-none-cooc-indexdelta-planes": dict(codecs=_chain_none_cooc, mix=True, spc=2, packed=True),
@@ -172,16 +204,22 @@ CASES = {
     "packed-topk3-fp16-cooc-rans": dict(codecs=_chain_rans, mix=True, spc=2, packed=True),
     # -- entryorder (spec §3.19): top-4 input with ties listed against the class order (as legacy
     # LPQLD files), kept through sort/rans; rans with order: true carries the shifts --
-    "packed-topk4in-fp16-ties-entryorder-rans": dict(codecs=_chain_ties_rans, mix=True, spc=2, packed=True,
-                                                     label_input=("topk", 4), ties=True),
+    "packed-topk4in-fp16-ties-entryorder-rans": dict(
+        codecs=_chain_ties_rans, mix=True, spc=2, packed=True, label_input=("topk", 4), ties=True
+    ),
 }
 
 #: Image sizes and policy of the derived-views case (its views are drawn by lplabel.views).
 DERIVED_SIZES = np.array([[8 + 3 * i, 20 - i] for i in range(N_IMAGES)], dtype=np.int32)
 
 #: Cases of the first release: their files and expected.json entries are frozen.
-FIRST_RELEASE = ("dense-fp16-cutmix", "dense-bf16-nomix-chunk3", "dense-fp32", "topk4-fp16-lse",
-                 "topk3-bf16-min-crop16")
+FIRST_RELEASE = (
+    "dense-fp16-cutmix",
+    "dense-bf16-nomix-chunk3",
+    "dense-fp32",
+    "topk4-fp16-lse",
+    "topk3-bf16-min-crop16",
+)
 
 
 def stored_label(label: dict, types: dict) -> dict:
@@ -217,25 +255,44 @@ def case_steps(name, spec) -> list:
         from lplabel.views import AugmentPolicy, plan_steps
 
         pairs = [(e, s) for e in range(EPOCHS) for s in range(3) if (e, s) != (1, 1)]
-        for e, s, v in plan_steps(7, pairs, DERIVED_SIZES, BATCH,
-                                  AugmentPolicy(output_size=8, mix="cutmix",
-                                                sampler=spec.get("sampler", "lplabel-views-v1"))):
+        for e, s, v in plan_steps(
+            7,
+            pairs,
+            DERIVED_SIZES,
+            BATCH,
+            AugmentPolicy(output_size=8, mix="cutmix", sampler=spec.get("sampler", "lplabel-views-v1")),
+        ):
             z = (rng.standard_normal((len(v), NUM_CLASSES)) * 3).astype(np.float32)
-            steps.append(dict(epoch=e, step=s, image=v.image, crop=v.crop, flip=v.flip, logits=z,
-                              mix_partner=v.mix_partner, mix_lambda=v.mix_lambda, mix_box=v.mix_box))
+            steps.append(
+                dict(
+                    epoch=e,
+                    step=s,
+                    image=v.image,
+                    crop=v.crop,
+                    flip=v.flip,
+                    logits=z,
+                    mix_partner=v.mix_partner,
+                    mix_lambda=v.mix_lambda,
+                    mix_box=v.mix_box,
+                )
+            )
         return steps
     for e in range(EPOCHS):
         order = rng.permutation(N_IMAGES)
         for s in range(3):
             if (e, s) == (1, 1):
                 continue  # a pruned step
-            ids = order[s * BATCH:(s + 1) * BATCH]
+            ids = order[s * BATCH : (s + 1) * BATCH]
             k = len(ids)
             z = (rng.standard_normal((k, NUM_CLASSES)) * 3).astype(np.float32)
-            kw = dict(mix_partner=rng.permutation(k), mix_lambda=float(rng.beta(1, 1)),
-                      mix_box=rng.integers(0, 8, 4)) if spec["mix"] else dict(mix_lambda=math.nan)
-            steps.append(dict(epoch=e, step=s, image=ids, crop=rng.random((k, 4)), flip=rng.random(k) < 0.5,
-                              logits=z, **kw))
+            kw = (
+                dict(mix_partner=rng.permutation(k), mix_lambda=float(rng.beta(1, 1)), mix_box=rng.integers(0, 8, 4))
+                if spec["mix"]
+                else dict(mix_lambda=math.nan)
+            )
+            steps.append(
+                dict(epoch=e, step=s, image=ids, crop=rng.random((k, 4)), flip=rng.random(k) < 0.5, logits=z, **kw)
+            )
     return steps
 
 
@@ -254,8 +311,12 @@ def write_case(name, spec, out: Path):
     steps = case_steps(name, spec)
     codecs = spec["codecs"](steps) if callable(spec["codecs"]) else spec["codecs"]
     label_input = spec.get("label_input", "logits")
-    images = ImageIndex([f"class{i % 3}/img{i}.png" for i in range(N_IMAGES)], np.arange(N_IMAGES) % 3, "0" * 64,
-                        ["class0", "class1", "class2"])
+    images = ImageIndex(
+        [f"class{i % 3}/img{i}.png" for i in range(N_IMAGES)],
+        np.arange(N_IMAGES) % 3,
+        "0" * 64,
+        ["class0", "class1", "class2"],
+    )
     extra = {} if label_input == "logits" else {"label_input": label_input}
     if "view_codecs" in spec:
         extra["view_codecs"] = spec["view_codecs"]
@@ -263,18 +324,37 @@ def write_case(name, spec, out: Path):
     if spec.get("derived"):
         from lplabel.views import AugmentPolicy
 
-        augmentation = AugmentPolicy(output_size=8, mix="cutmix",
-                                     sampler=spec.get("sampler", "lplabel-views-v1")).to_json()
+        augmentation = AugmentPolicy(
+            output_size=8, mix="cutmix", sampler=spec.get("sampler", "lplabel-views-v1")
+        ).to_json()
         extra["derived_views"] = DERIVED_SIZES
-    with StoreWriter(out, num_classes=NUM_CLASSES, images=images, batch_size=BATCH, epochs=EPOCHS,
-                     label_codecs=codecs, steps_per_chunk=spec["spc"], crop_type=spec.get("crop_type", "float32"),
-                     augmentation=augmentation,
-                     teacher={"description": "golden synthetic teacher", "checksum": None, "temperature": 1.0},
-                     seed=7, overwrite=True, packed_tables=spec.get("packed", False), **extra) as w:
+    with StoreWriter(
+        out,
+        num_classes=NUM_CLASSES,
+        images=images,
+        batch_size=BATCH,
+        epochs=EPOCHS,
+        label_codecs=codecs,
+        steps_per_chunk=spec["spc"],
+        crop_type=spec.get("crop_type", "float32"),
+        augmentation=augmentation,
+        teacher={"description": "golden synthetic teacher", "checksum": None, "temperature": 1.0},
+        seed=7,
+        overwrite=True,
+        packed_tables=spec.get("packed", False),
+        **extra,
+    ) as w:
         for st in steps:
             mix = {k: st[k] for k in ("mix_partner", "mix_lambda", "mix_box") if k in st}
-            w.write_step(st["epoch"], st["step"], image=st["image"], crop=st["crop"], flip=st["flip"],
-                         **_label_kwargs(st, label_input, spec.get("ties", False)), **mix)
+            w.write_step(
+                st["epoch"],
+                st["step"],
+                image=st["image"],
+                crop=st["crop"],
+                flip=st["flip"],
+                **_label_kwargs(st, label_input, spec.get("ties", False)),
+                **mix,
+            )
 
 
 def expected_entry(name, path: Path) -> dict:
@@ -282,13 +362,15 @@ def expected_entry(name, path: Path) -> dict:
         entry = {
             "records": s.num_records,
             "steps": [[st.epoch, st.step, step_digest(st, label_types(s))] for st in s.iter_steps()],
-            "first_label": {k: np.asarray(v[0]).tolist()
-                            for k, v in stored_label(s.step_at(0).label, label_types(s)).items()},
+            "first_label": {
+                k: np.asarray(v[0]).tolist() for k, v in stored_label(s.step_at(0).label, label_types(s)).items()
+            },
             "label_codecs": s.header["columns"]["label"]["codecs"],
         }
         if name not in FIRST_RELEASE:  # later cases also pin the view columns' chains
-            entry["column_codecs"] = {c: s.header["columns"][c]["codecs"]
-                                      for c in ("image", "crop", "flip", "mix_partner")}
+            entry["column_codecs"] = {
+                c: s.header["columns"][c]["codecs"] for c in ("image", "crop", "flip", "mix_partner")
+            }
         if s.format_version != (1, 0):  # cases of later minor versions pin it
             entry["format_version"] = list(s.format_version)
     return entry

@@ -10,6 +10,7 @@ records the weights' CRC-32 and sha256, the generator's logits on fixed inputs, 
 ``lplabel info`` counts; tests/test_generator.py reads it with the current code forever.
 The file is written once and committed; never regenerate it (add a new case instead).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,11 +50,11 @@ def reference_logits(arch, tensors, x):
         out = np.zeros((n, w.shape[0], hh, ww))
         for dy in range(3):
             for dx in range(3):
-                out += np.einsum("nchw,oc->nohw", p[:, :, dy:dy + hh, dx:dx + ww], w[:, :, dy, dx])
+                out += np.einsum("nchw,oc->nohw", p[:, :, dy : dy + hh, dx : dx + ww], w[:, :, dy, dx])
         h = np.maximum(out + b[None, :, None, None], 0.0)
         if i < arch["depth"] - 1 and h.shape[2] >= 2 and h.shape[3] >= 2:
             h2, w2 = h.shape[2] // 2, h.shape[3] // 2
-            h = h[:, :, :2 * h2, :2 * w2].reshape(n, -1, h2, 2, w2, 2).mean((3, 5))
+            h = h[:, :, : 2 * h2, : 2 * w2].reshape(n, -1, h2, 2, w2, 2).mean((3, 5))
     g = arch["grid"]
     n, c, hh, ww = h.shape
     pooled = np.zeros((n, c, g, g))
@@ -65,8 +66,9 @@ def reference_logits(arch, tensors, x):
     f = pooled.reshape(n, -1)
     if arch["rank"] is None:
         return f @ tensors["head.weight"].astype(np.float64).T + tensors["head.bias"]
-    return (f @ tensors["head_a.weight"].astype(np.float64).T) @ tensors["head_b.weight"].astype(np.float64).T \
-        + tensors["head_b.bias"]
+    return (f @ tensors["head_a.weight"].astype(np.float64).T) @ tensors["head_b.weight"].astype(
+        np.float64
+    ).T + tensors["head_b.bias"]
 
 
 def main(argv=None) -> int:
@@ -78,26 +80,60 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(2026)
     imgs = rng.integers(0, 256, (N, 8, 8, 3), dtype=np.uint8)
     iset = ImageSet(imgs, np.arange(N) % C, [f"class{i % C}/img{i}.png" for i in range(N)])
-    arch = make_architecture(in_channels=3, input_size=S, num_classes=C, width=4, depth=2, rank=3,
-                             mean=[120.0, 125.0, 130.0], std=[60.0, 62.0, 64.0])
+    arch = make_architecture(
+        in_channels=3,
+        input_size=S,
+        num_classes=C,
+        width=4,
+        depth=2,
+        rank=3,
+        mean=[120.0, 125.0, 130.0],
+        std=[60.0, 62.0, 64.0],
+    )
     tensors = {n: (rng.standard_normal(s) * 0.5).astype(np.float32) for n, s in tensor_layout(arch)}
     entry = encode(arch, tensors, trained={"targets": "none (seeded weights: a golden file)"})
     policy = AugmentPolicy(output_size=S, mix="cutmix")
     spe = steps_per_epoch(N, B, False)
     codecs = label_chain(k=1, values="none", tail="none", index_coding="none", index_type="uint8", level=19)
-    with StoreWriter(out, num_classes=C, images=iset, batch_size=B, epochs=E, augmentation=policy.to_json(), seed=9,
-                     label_codecs=codecs, steps_per_chunk=2, overwrite=True, header_copy=False,
-                     extensions={"label_generator": entry}) as w:
+    with StoreWriter(
+        out,
+        num_classes=C,
+        images=iset,
+        batch_size=B,
+        epochs=E,
+        augmentation=policy.to_json(),
+        seed=9,
+        label_codecs=codecs,
+        steps_per_chunk=2,
+        overwrite=True,
+        header_copy=False,
+        extensions={"label_generator": entry},
+    ) as w:
         lr = np.random.default_rng(5)
         for e, s, v in plan_steps(9, [(e, s) for e in range(E) for s in range(spe)], iset.sizes(), B, policy, False):
             z = (lr.standard_normal((len(v), C)) * 3).astype(np.float32)
-            w.write_step(e, s, image=v.image, crop=v.crop, flip=v.flip, mix_partner=v.mix_partner,
-                         mix_lambda=v.mix_lambda, mix_box=v.mix_box, logits=z)
+            w.write_step(
+                e,
+                s,
+                image=v.image,
+                crop=v.crop,
+                flip=v.flip,
+                mix_partner=v.mix_partner,
+                mix_lambda=v.mix_lambda,
+                mix_box=v.mix_box,
+                logits=z,
+            )
     a, t = decode(entry, C)
     raw = b"".join(np.asarray(t[n], "<f4").astype("<f2").tobytes() for n, _ in tensor_layout(a))
-    expected = {NAME: {"crc32": entry["crc32"], "weights_sha256": hashlib.sha256(raw).hexdigest(),
-                       "nbytes": entry["nbytes"], "architecture": arch,
-                       "logits": reference_logits(a, t, inputs()).round(6).tolist()}}
+    expected = {
+        NAME: {
+            "crc32": entry["crc32"],
+            "weights_sha256": hashlib.sha256(raw).hexdigest(),
+            "nbytes": entry["nbytes"],
+            "architecture": arch,
+            "logits": reference_logits(a, t, inputs()).round(6).tolist(),
+        }
+    }
     (HERE / "expected.json").write_text(json.dumps(expected, indent=1) + "\n")
     print(f"wrote {out} and expected.json")
     return 0

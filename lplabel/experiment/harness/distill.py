@@ -18,6 +18,7 @@ Both return an :class:`~lplabel.images.ImageSet` (uint8 [N, H, W, C], grouped by
 ``meta`` records how it was made; :func:`save_distilled` / :func:`load_distilled` keep it in
 an ``.npz`` so a sweep reuses the same images.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,10 +59,21 @@ def _score(teacher, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.log_softmax(z, dim=1).gather(1, target[:, None])[:, 0]
 
 
-def rded_select(train: ImageSet, teacher: torch.nn.Module, ipc: int, *, factor: int = 2, crops_per_image: int = 5,
-                crop_scale=(0.5, 1.0), images_per_class: int | None = 300, seed: int = 0, device="cpu",
-                batch_size: int = 512, class_index=None,
-                progress: Callable[[int], None] | None = None) -> ImageSet:
+def rded_select(
+    train: ImageSet,
+    teacher: torch.nn.Module,
+    ipc: int,
+    *,
+    factor: int = 2,
+    crops_per_image: int = 5,
+    crop_scale=(0.5, 1.0),
+    images_per_class: int | None = 300,
+    seed: int = 0,
+    device="cpu",
+    batch_size: int = 512,
+    class_index=None,
+    progress: Callable[[int], None] | None = None,
+) -> ImageSet:
     """RDED-style distilled set (see the module doc).
 
     ``teacher`` takes float32 NCHW 0..255 images (lplabel's convention) and returns logits;
@@ -95,9 +107,11 @@ def rded_select(train: ImageSet, teacher: torch.nn.Module, ipc: int, *, factor: 
         if images_per_class is not None and len(members) > images_per_class:
             members = np.sort(rng.choice(members, int(images_per_class), replace=False))
         if len(members) * crops_per_image < need:
-            raise BenchError(f"class {c} has {len(members)} images x {crops_per_image} crops, fewer than the "
-                             f"{need} patches rded needs for ipc={ipc}",
-                             hint="lower --ipc, or use --selection random")
+            raise BenchError(
+                f"class {c} has {len(members)} images x {crops_per_image} crops, fewer than the "
+                f"{need} patches rded needs for ipc={ipc}",
+                hint="lower --ipc, or use --selection random",
+            )
         m = len(members)
         hs = np.full(m * crops_per_image, H)
         ws = np.full(m * crops_per_image, W)
@@ -126,18 +140,40 @@ def rded_select(train: ImageSet, teacher: torch.nn.Module, ipc: int, *, factor: 
         out_images.append(x.numpy())
         out_classes += [c] * ipc
         out_keys += [f"rded/{c}/{j}" for j in range(ipc)]
-        sources.append(np.stack([src[ranked].astype(np.float64), crop[ranked, 0], crop[ranked, 1], crop[ranked, 2],
-                                 crop[ranked, 3], scores[ranked]], axis=1))
+        sources.append(
+            np.stack(
+                [
+                    src[ranked].astype(np.float64),
+                    crop[ranked, 0],
+                    crop[ranked, 1],
+                    crop[ranked, 2],
+                    crop[ranked, 3],
+                    scores[ranked],
+                ],
+                axis=1,
+            )
+        )
         if progress is not None:
             progress(1)
     images = np.concatenate(out_images) if out_images else np.zeros((0, S, S, C), np.uint8)
-    res = ImageSet(images=np.ascontiguousarray(images), classes=np.asarray(out_classes, np.int64), keys=out_keys,
-                   class_names=list(train.class_names))
+    res = ImageSet(
+        images=np.ascontiguousarray(images),
+        classes=np.asarray(out_classes, np.int64),
+        keys=out_keys,
+        class_names=list(train.class_names),
+    )
     meta = dict(getattr(train, "meta", {}) or {})
     meta.pop("indices", None)
-    meta["distill"] = {"method": "rded", "ipc": ipc, "factor": factor, "crops_per_image": crops_per_image,
-                       "crop_scale": list(map(float, crop_scale)), "images_per_class": images_per_class,
-                       "seed": int(seed), "score": "log p_teacher(true class) of the patch at full size"}
+    meta["distill"] = {
+        "method": "rded",
+        "ipc": ipc,
+        "factor": factor,
+        "crops_per_image": crops_per_image,
+        "crop_scale": list(map(float, crop_scale)),
+        "images_per_class": images_per_class,
+        "seed": int(seed),
+        "score": "log p_teacher(true class) of the patch at full size",
+    }
     meta["patch_sources"] = np.concatenate(sources) if sources else np.zeros((0, 6))
     res.meta = meta  # type: ignore[attr-defined]
     return res
@@ -152,8 +188,12 @@ def save_distilled(imageset: ImageSet, path) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     meta = dict(getattr(imageset, "meta", {}) or {})
-    arrays = {"images": np.asarray(imageset.images), "classes": imageset.classes,
-              "keys": np.asarray(imageset.keys, dtype=str), "class_names": np.asarray(imageset.class_names, dtype=str)}
+    arrays = {
+        "images": np.asarray(imageset.images),
+        "classes": imageset.classes,
+        "keys": np.asarray(imageset.keys, dtype=str),
+        "class_names": np.asarray(imageset.class_names, dtype=str),
+    }
     for k in ("indices", "patch_sources", "in1k_index"):
         if meta.get(k) is not None:
             arrays[f"meta_{k}"] = np.asarray(meta[k])
@@ -173,8 +213,12 @@ def save_distilled(imageset: ImageSet, path) -> Path:
 def load_distilled(path) -> ImageSet:
     """Read a set written by :func:`save_distilled`."""
     with np.load(path, allow_pickle=False) as z:
-        iset = ImageSet(images=np.ascontiguousarray(z["images"]), classes=z["classes"],
-                        keys=[str(k) for k in z["keys"]], class_names=[str(c) for c in z["class_names"]])
+        iset = ImageSet(
+            images=np.ascontiguousarray(z["images"]),
+            classes=z["classes"],
+            keys=[str(k) for k in z["keys"]],
+            class_names=[str(c) for c in z["class_names"]],
+        )
         meta = json.loads(str(z["meta_json"]))
         for k in ("indices", "patch_sources", "in1k_index"):
             if f"meta_{k}" in z.files:

@@ -28,6 +28,7 @@ accuracy the row reports the teacher's compute per training step: forward FLOPs 
 counter; a multiply-add counts 2) and the measured forward time per step, and the student's
 training step time against the ``full`` row's (the cost of labelling in the loop).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -78,8 +79,14 @@ def prepare(bench, settings, cache_key, read_json, write_json) -> None:
             from .settings import BenchError
 
             raise BenchError(f"setting {s.name!r} labels the 'full' store's views; add 'full' to the settings")
-        key = cache_key({"full": full["key"], **source_key(bench, s), "device": bench.r.device.split(":")[0],
-                         "seed": bench.r.config.seed})
+        key = cache_key(
+            {
+                "full": full["key"],
+                **source_key(bench, s),
+                "device": bench.r.device.split(":")[0],
+                "seed": bench.r.config.seed,
+            }
+        )
         meta_p = bench.out / "stores" / f"{s.store_name}.json"
         path = full["path"] if s.family == "online" else bench.out / "stores" / f"{s.store_name}.lpl"
         meta = None if bench.force else read_json(meta_p)
@@ -87,30 +94,53 @@ def prepare(bench, settings, cache_key, read_json, write_json) -> None:
             meta = {"key": key}
             if s.family == "generator":
                 meta["generator"] = _distill(bench, s, full["path"], path)
-            meta["fidelity"] = check_against_store(full["path"], bench.distilled, label_source(bench, s),
-                                                   bench.r.device, other=None if s.family == "online" else path)
+            meta["fidelity"] = check_against_store(
+                full["path"],
+                bench.distilled,
+                label_source(bench, s),
+                bench.r.device,
+                other=None if s.family == "online" else path,
+            )
             write_json(meta_p, meta)
         info = full["info"]
         if s.family == "generator":
             from ...store import store_info
 
             info = store_info(path)
-        bench.stores[s.name] = {"path": path, "info": info, "fidelity": meta["fidelity"], "key": key,
-                                "generator": meta.get("generator")}
+        bench.stores[s.name] = {
+            "path": path,
+            "info": info,
+            "fidelity": meta["fidelity"],
+            "key": key,
+            "generator": meta.get("generator"),
+        }
         f = meta["fidelity"]
-        what = "labels made in the loop from full's views" if s.family == "online" else \
-            f"{info['file_bytes']:,} B, generator {meta['generator']['bytes']:,} B"
-        bench.echo(f"      {s.name:<27} {what}: max |logit delta| vs full {f['max_abs_logit_delta']:.3g} over "
-                   f"{f['steps']} steps, top-1 agreement {100 * f['top1_agreement']:.2f} %")
+        what = (
+            "labels made in the loop from full's views"
+            if s.family == "online"
+            else f"{info['file_bytes']:,} B, generator {meta['generator']['bytes']:,} B"
+        )
+        bench.echo(
+            f"      {s.name:<27} {what}: max |logit delta| vs full {f['max_abs_logit_delta']:.3g} over "
+            f"{f['steps']} steps, top-1 agreement {100 * f['top1_agreement']:.2f} %"
+        )
 
 
 def _distill(bench, s: Setting, full_path, out) -> dict:
     from ...torch.distill import distill_generator
 
     src_epochs = int(bench.stores["full"]["info"]["epochs"])
-    rep = distill_generator(full_path, bench.distilled, out, budget=int(s.budget), epochs=GENERATOR_PASSES * src_epochs,
-                            seed=int(bench.r.config.seed), device=bench.r.device, force=True,
-                            log=lambda m: bench.echo("      " + m))
+    rep = distill_generator(
+        full_path,
+        bench.distilled,
+        out,
+        budget=int(s.budget),
+        epochs=GENERATOR_PASSES * src_epochs,
+        seed=int(bench.r.config.seed),
+        device=bench.r.device,
+        force=True,
+        log=lambda m: bench.echo("      " + m),
+    )
     return {k: rep[k] for k in ("bytes", "parameters", "architecture", "top1_agreement", "kl_t1", "seconds", "steps")}
 
 
@@ -130,8 +160,13 @@ def check_against_store(store, images, source, device="cpu", epoch: int = 0, oth
         agree += int((za.argmax(1) == zb.argmax(1)).sum())
         views += len(a)
         steps += 1
-    return {"max_abs_logit_delta": worst, "top1_agreement": agree / max(views, 1), "steps": steps, "views": views,
-            "epoch": epoch}
+    return {
+        "max_abs_logit_delta": worst,
+        "top1_agreement": agree / max(views, 1),
+        "steps": steps,
+        "views": views,
+        "epoch": epoch,
+    }
 
 
 def _ms_per_step(runs) -> float | None:
@@ -155,15 +190,19 @@ def row(s: Setting, bench, runs: list, baseline: int, default_t: float) -> dict:
     flops = next((x["flops_per_view"] for x in stats if x.get("flops_per_view")), None)
     per_step = info["records"] / info["steps"] if info.get("steps") else None
     ms = [x["ms_per_step"] for x in stats if x.get("ms_per_step")]
-    out.update({
-        "label_source": s.family, "teacher_bytes": teacher_bytes, "views_bytes": views_bytes,
-        "teacher_flops_per_view": flops,
-        "teacher_gflops_per_step": None if flops is None or per_step is None else flops * per_step / 1e9,
-        "teacher_ms_per_step": float(np.mean(ms)) if ms else None,
-        "student_ms_per_step": _ms_per_step(runs),
-        "full_student_ms_per_step": _ms_per_step(bench.runs.get("full", [])),
-        "max_abs_logit_delta": bench.stores[s.name]["fidelity"].get("max_abs_logit_delta"),
-    })
+    out.update(
+        {
+            "label_source": s.family,
+            "teacher_bytes": teacher_bytes,
+            "views_bytes": views_bytes,
+            "teacher_flops_per_view": flops,
+            "teacher_gflops_per_step": None if flops is None or per_step is None else flops * per_step / 1e9,
+            "teacher_ms_per_step": float(np.mean(ms)) if ms else None,
+            "student_ms_per_step": _ms_per_step(runs),
+            "full_student_ms_per_step": _ms_per_step(bench.runs.get("full", [])),
+            "max_abs_logit_delta": bench.stores[s.name]["fidelity"].get("max_abs_logit_delta"),
+        }
+    )
     return out
 
 
@@ -178,17 +217,22 @@ def _generator_row(s: Setting, bench, runs: list, baseline: int, default_t: floa
     flops = next((x["flops_per_view"] for x in stats if x.get("flops_per_view")), None)
     per_step = info["records"] / info["steps"] if info.get("steps") else None
     ms = [x["ms_per_step"] for x in stats if x.get("ms_per_step")]
-    out.update({
-        "label_source": s.family, "budget": s.budget, "generator_bytes": g.get("bytes"),
-        "generator_parameters": g.get("parameters"), "generator_architecture": g.get("architecture"),
-        "generator_fit_top1": (st.get("generator") or {}).get("top1_agreement"),
-        "teacher_flops_per_view": flops,
-        "teacher_gflops_per_step": None if flops is None or per_step is None else flops * per_step / 1e9,
-        "teacher_ms_per_step": float(np.mean(ms)) if ms else None,
-        "student_ms_per_step": _ms_per_step(runs),
-        "full_student_ms_per_step": _ms_per_step(bench.runs.get("full", [])),
-        "max_abs_logit_delta": st["fidelity"].get("max_abs_logit_delta"),
-    })
+    out.update(
+        {
+            "label_source": s.family,
+            "budget": s.budget,
+            "generator_bytes": g.get("bytes"),
+            "generator_parameters": g.get("parameters"),
+            "generator_architecture": g.get("architecture"),
+            "generator_fit_top1": (st.get("generator") or {}).get("top1_agreement"),
+            "teacher_flops_per_view": flops,
+            "teacher_gflops_per_step": None if flops is None or per_step is None else flops * per_step / 1e9,
+            "teacher_ms_per_step": float(np.mean(ms)) if ms else None,
+            "student_ms_per_step": _ms_per_step(runs),
+            "full_student_ms_per_step": _ms_per_step(bench.runs.get("full", [])),
+            "max_abs_logit_delta": st["fidelity"].get("max_abs_logit_delta"),
+        }
+    )
     return out
 
 
@@ -201,41 +245,54 @@ def markdown_lines(rows: list) -> list[str]:
     out = ["## Labels made in the training loop", ""]
     for r in rows:
         if r["label_source"] == "online":
-            parts = [f"`{r['setting']}`: no stored labels; ships the teacher checkpoint "
-                     f"({r['teacher_bytes']:,} B) and the full store's views ({r['views_bytes']:,} B)"]
+            parts = [
+                f"`{r['setting']}`: no stored labels; ships the teacher checkpoint "
+                f"({r['teacher_bytes']:,} B) and the full store's views ({r['views_bytes']:,} B)"
+            ]
             if r.get("teacher_gflops_per_step") is not None:
                 parts.append(f"teacher forward {r['teacher_gflops_per_step']:.3g} GFLOP per training step")
             if r.get("teacher_ms_per_step") is not None:
                 parts.append(f"{r['teacher_ms_per_step']:.2f} ms per step measured")
             if r.get("student_ms_per_step") and r.get("full_student_ms_per_step"):
-                parts.append(f"student step {r['student_ms_per_step']:.2f} ms vs {r['full_student_ms_per_step']:.2f} ms "
-                             f"with stored labels (x{r['student_ms_per_step'] / r['full_student_ms_per_step']:.2f})")
+                parts.append(
+                    f"student step {r['student_ms_per_step']:.2f} ms vs {r['full_student_ms_per_step']:.2f} ms "
+                    f"with stored labels (x{r['student_ms_per_step'] / r['full_student_ms_per_step']:.2f})"
+                )
             if r.get("max_abs_logit_delta") is not None:
-                parts.append(f"its logits differ from the full store's by at most {r['max_abs_logit_delta']:.3g} "
-                             f"(top-1 agreement {100 * r['top1_agreement']:.2f} %, first stored epoch)")
+                parts.append(
+                    f"its logits differ from the full store's by at most {r['max_abs_logit_delta']:.3g} "
+                    f"(top-1 agreement {100 * r['top1_agreement']:.2f} %, first stored epoch)"
+                )
             if r.get("delta") is not None:
-                parts.append(f"student top-1 {r['top1_mean']:.2f} ± {r['top1_std']:.2f} % "
-                             f"({r['delta']:+.2f} vs full, {'within' if r['within_spread'] else 'outside'} its "
-                             "seed spread)")
+                parts.append(
+                    f"student top-1 {r['top1_mean']:.2f} ± {r['top1_std']:.2f} % "
+                    f"({r['delta']:+.2f} vs full, {'within' if r['within_spread'] else 'outside'} its "
+                    "seed spread)"
+                )
             out.append("- " + "; ".join(parts) + ".")
         elif r["label_source"] == "generator":
             a = r.get("generator_architecture") or {}
-            parts = [f"`{r['setting']}`: a {a.get('name', 'generator')} (width {a.get('width')}, depth "
-                     f"{a.get('depth')}" + (f", rank-{a['rank']} head" if a.get("rank") else "") + f", "
-                     f"{r['generator_parameters']:,} parameters, float16) of {r['generator_bytes']:,} B in a "
-                     f"{r['file_bytes']:,} B file (views, generator, top-1 index column; "
-                     f"{100 * r['generator_bytes'] / (r['ratio'] * r['file_bytes']):.2f} % of the dense fp16 "
-                     "labels of the full store)"]
+            parts = [
+                f"`{r['setting']}`: a {a.get('name', 'generator')} (width {a.get('width')}, depth "
+                f"{a.get('depth')}" + (f", rank-{a['rank']} head" if a.get("rank") else "") + f", "
+                f"{r['generator_parameters']:,} parameters, float16) of {r['generator_bytes']:,} B in a "
+                f"{r['file_bytes']:,} B file (views, generator, top-1 index column; "
+                f"{100 * r['generator_bytes'] / (r['ratio'] * r['file_bytes']):.2f} % of the dense fp16 "
+                "labels of the full store)"
+            ]
             if r.get("generator_fit_top1") is not None:
-                parts.append(f"top-1 agreement with the full labels {100 * r['top1_agreement']:.2f} % "
-                             f"(first stored epoch; {100 * r['generator_fit_top1']:.2f} % on its last training pass)")
+                parts.append(
+                    f"top-1 agreement with the full labels {100 * r['top1_agreement']:.2f} % "
+                    f"(first stored epoch; {100 * r['generator_fit_top1']:.2f} % on its last training pass)"
+                )
             if r.get("teacher_gflops_per_step") is not None:
                 parts.append(f"{r['teacher_gflops_per_step']:.3g} GFLOP per training step")
             if r.get("student_ms_per_step") and r.get("full_student_ms_per_step"):
-                parts.append(f"student step {r['student_ms_per_step']:.2f} ms vs {r['full_student_ms_per_step']:.2f} ms "
-                             "with stored labels")
+                parts.append(
+                    f"student step {r['student_ms_per_step']:.2f} ms vs {r['full_student_ms_per_step']:.2f} ms "
+                    "with stored labels"
+                )
             if r.get("delta") is not None:
                 parts.append(f"student top-1 {r['top1_mean']:.2f} ± {r['top1_std']:.2f} % ({r['delta']:+.2f} vs full)")
             out.append("- " + "; ".join(parts) + ".")
     return out + [""]
-

@@ -62,6 +62,7 @@ random ``1/X``.
 :func:`default_settings` picks the sweep for a class count C (top-K values clipped to K < C:
 10/50/100 for C >= 200, 1/2/5 for C = 10).
 """
+
 from __future__ import annotations
 
 import re
@@ -189,8 +190,17 @@ class Setting:
         # LPQLD-style rows keep 16-bit indices as LPQLD stores them
         index_type = "uint8" if (self.family == "lplabel" and num_classes <= 256) else "uint16"
         kw = {"classes": int(num_classes)} if self.layout == "rans" else {}  # rans: the harness learns the model
-        return preset_chain(self.layout, k=self.k, values=self.values, tail=self.tail, index_coding=self.index_coding,
-                            index_type=index_type, level=self.zstd_level, shuffle=self.shuffle, **kw)
+        return preset_chain(
+            self.layout,
+            k=self.k,
+            values=self.values,
+            tail=self.tail,
+            index_coding=self.index_coding,
+            index_type=index_type,
+            level=self.zstd_level,
+            shuffle=self.shuffle,
+            **kw,
+        )
 
 
 def _fmt_keep(keep: float) -> str:
@@ -204,14 +214,18 @@ def _fmt_x(keep: float) -> str:
 
 #: how tables show LPQLD's temperature schedule (its code's "DKR"): T from 20 down to 2 in steps
 DKR_LABEL = "step 20->2"
-DKR_EXPLAINED = ("T 'step 20->2' (-dkr in a name): LPQLD's temperature schedule, called DKR in its code: "
-                 "T = max(2, 20 * 0.7^(e // s)), s = 30 of 300 epochs scaled to the run")
+DKR_EXPLAINED = (
+    "T 'step 20->2' (-dkr in a name): LPQLD's temperature schedule, called DKR in its code: "
+    "T = max(2, 20 * 0.7^(e // s)), s = 30 of 300 epochs scaled to the run"
+)
 
-_GRAMMAR = ("full | lpld-keep1in<X> | lpqld-k<K>[-keep1in<X>] | "
-            "lpl-k<K>-<fp16|bf16|fp32|int8|int4>[-tail|-min][-keep1in<X>] | lpl-k<K>-none[-keep1in<X>] | "
-            "lpl-dense-<values>[-keep1in<X>] | online-teacher | generator-<bytes>[k|m]; keep1in<X> keeps a random "
-            "1/X of the steps (pruning, not the size ratio); optional -T<t> or -dkr, and -entropy or -margin on pruned "
-            "settings; -rans on lpqld names")
+_GRAMMAR = (
+    "full | lpld-keep1in<X> | lpqld-k<K>[-keep1in<X>] | "
+    "lpl-k<K>-<fp16|bf16|fp32|int8|int4>[-tail|-min][-keep1in<X>] | lpl-k<K>-none[-keep1in<X>] | "
+    "lpl-dense-<values>[-keep1in<X>] | online-teacher | generator-<bytes>[k|m]; keep1in<X> keeps a random "
+    "1/X of the steps (pruning, not the size ratio); optional -T<t> or -dkr, and -entropy or -margin on pruned "
+    "settings; -rans on lpqld names"
+)
 
 
 def _modifiers(toks: list, bad) -> tuple:
@@ -276,9 +290,19 @@ def _lplabel_setting(toks: list, keep, temperature, bad) -> Setting:
         raise bad("values 'none' keeps the class indices of top-k labels (lpl-k<K>-none...)")
     if values == "none" and tail != "none":
         raise bad("a tail summary needs stored values; 'none' keeps class indices only")
-    return Setting(name="", family="lplabel", keep=1.0 if keep is None else keep, reuse="lpqld", k=k,
-                   values=values, tail=tail, index_coding="index-delta" if (k is not None and k > 1) else "none",
-                   zstd_level=19, layout="planes", temperature=temperature)
+    return Setting(
+        name="",
+        family="lplabel",
+        keep=1.0 if keep is None else keep,
+        reuse="lpqld",
+        k=k,
+        values=values,
+        tail=tail,
+        index_coding="index-delta" if (k is not None and k > 1) else "none",
+        zstd_level=19,
+        layout="planes",
+        temperature=temperature,
+    )
 
 
 def parse_setting(name: str, num_classes: int | None = None) -> Setting:
@@ -319,9 +343,18 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
         s = Setting(name="online-teacher", family="online", keep=1.0, reuse="epochs", temperature=temperature)
     elif head == "lpqld" and len(toks) == 2 and re.fullmatch(r"k\d+", toks[1]):
         k = int(toks[1][1:])
-        s = Setting(name="", family="lpqld", keep=0.1 if keep is None else keep, reuse="lpqld", k=k,
-                    values="fp16", index_coding="none", zstd_level=3,
-                    temperature="dkr" if temperature is None else temperature, mode="renorm")
+        s = Setting(
+            name="",
+            family="lpqld",
+            keep=0.1 if keep is None else keep,
+            reuse="lpqld",
+            k=k,
+            values="fp16",
+            index_coding="none",
+            zstd_level=3,
+            temperature="dkr" if temperature is None else temperature,
+            mode="renorm",
+        )
     elif head == "lpl" and len(toks) >= 3:
         s = _lplabel_setting(toks, keep, temperature, bad)
     else:
@@ -334,8 +367,9 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
         if s.k < 1:
             raise bad("k must be >= 1")
         if num_classes is not None and s.k >= num_classes:
-            raise UnknownSettingError(f"setting {raw!r}: top-{s.k} needs k < number of classes ({num_classes})",
-                                      hint="pick a smaller k")
+            raise UnknownSettingError(
+                f"setting {raw!r}: top-{s.k} needs k < number of classes ({num_classes})", hint="pick a smaller k"
+            )
     if rans:
         if s.family != "lpqld":
             raise bad("-rans stores LPQLD's own content losslessly: it follows an lpqld-k<K>... name")
@@ -422,14 +456,27 @@ def default_setting_names(num_classes: int) -> list[str]:
     names = ["full", "lpld-keep1in10", "lpld-keep1in40", "lpld-keep1in100", "lpld-keep1in200"]
     names += [f"lpqld-k{k}-keep1in10" for k in ks] + [f"lpqld-k{small_k}-keep1in40", f"lpqld-k{small_k}-keep1in100"]
     if num_classes <= 20:
-        names += ["lpl-k3-bf16-tail-keep1in40", "lpl-k2-bf16-tail-keep1in40", "lpl-k2-bf16-tail-keep1in60",
-                  "lpl-k2-bf16-tail-keep1in70", "lpl-k2-bf16-tail-keep1in80", "lpl-k2-bf16-tail-keep1in100",
-                  "lpl-k2-bf16-tail-keep1in200", "lpl-k1-bf16-keep1in40", "lpl-k1-none-keep1in25",
-                  "lpl-k1-none-keep1in40"]
+        names += [
+            "lpl-k3-bf16-tail-keep1in40",
+            "lpl-k2-bf16-tail-keep1in40",
+            "lpl-k2-bf16-tail-keep1in60",
+            "lpl-k2-bf16-tail-keep1in70",
+            "lpl-k2-bf16-tail-keep1in80",
+            "lpl-k2-bf16-tail-keep1in100",
+            "lpl-k2-bf16-tail-keep1in200",
+            "lpl-k1-bf16-keep1in40",
+            "lpl-k1-none-keep1in25",
+            "lpl-k1-none-keep1in40",
+        ]
     else:
         k = ks[0]
-        names += [f"lpl-k{k}-int8-tail-keep1in10", f"lpl-k{k}-int8-tail-keep1in40", f"lpl-k{k}-int4-min-keep1in40",
-                  f"lpl-k{k}-int4-min-keep1in100", f"lpl-k{ks[1]}-int4-min-keep1in40"]
+        names += [
+            f"lpl-k{k}-int8-tail-keep1in10",
+            f"lpl-k{k}-int8-tail-keep1in40",
+            f"lpl-k{k}-int4-min-keep1in40",
+            f"lpl-k{k}-int4-min-keep1in100",
+            f"lpl-k{ks[1]}-int4-min-keep1in40",
+        ]
     return names
 
 

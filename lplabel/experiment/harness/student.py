@@ -22,6 +22,7 @@ trains on the same views at 32 px.
 Everything that differs between rows of a sweep is the label store (and, for LPQLD-style rows,
 the temperature schedule); images, teacher, recipe and seeds are shared.
 """
+
 from __future__ import annotations
 
 import math
@@ -151,8 +152,15 @@ def build_student(recipe: StudentRecipe, num_classes: int, images: ImageSet, siz
 
 
 @torch.no_grad()
-def evaluate_student(model: torch.nn.Module, test: ImageSet, device, batch_size: int = 512,
-                     class_index=None, amp: bool = False, image_size: int | None = None) -> float:
+def evaluate_student(
+    model: torch.nn.Module,
+    test: ImageSet,
+    device,
+    batch_size: int = 512,
+    class_index=None,
+    amp: bool = False,
+    image_size: int | None = None,
+) -> float:
     """Top-1 accuracy on ``test`` (labelled images). With ``class_index``, class ``c`` of the test
     set is output ``class_index[c]`` and the argmax is over those outputs only. ``image_size``:
     test images resized to it first (:func:`downscale`), as the student's training views were."""
@@ -166,7 +174,7 @@ def evaluate_student(model: torch.nn.Module, test: ImageSet, device, batch_size:
     model.eval()
     correct = 0
     for a in range(0, len(x), batch_size):
-        xb = x[a:a + batch_size].to(device).float()
+        xb = x[a : a + batch_size].to(device).float()
         if image_size is not None:
             xb = downscale(xb, image_size)
         xb = network_input(xb)
@@ -174,7 +182,7 @@ def evaluate_student(model: torch.nn.Module, test: ImageSet, device, batch_size:
             z = model(xb).float()
         if ci is not None:
             z = z.index_select(1, ci)
-        correct += int((z.argmax(1).cpu() == y[a:a + batch_size]).sum())
+        correct += int((z.argmax(1).cpu() == y[a : a + batch_size]).sum())
     return correct / max(1, len(x))
 
 
@@ -187,9 +195,20 @@ def _autocast(device, amp: bool):
     return contextlib.nullcontext()
 
 
-def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe, *, seed: int = 0, device="cpu",
-                  temperature=None, class_index=None, progress: bool | None = None, desc: str = "student",
-                  label_source=None) -> dict:
+def train_student(
+    store,
+    images: ImageSet,
+    test: ImageSet,
+    recipe: StudentRecipe,
+    *,
+    seed: int = 0,
+    device="cpu",
+    temperature=None,
+    class_index=None,
+    progress: bool | None = None,
+    desc: str = "student",
+    label_source=None,
+) -> dict:
     """Train one student from ``store`` on ``images`` and evaluate it on ``test``.
 
     ``temperature``: the setting's (None = the recipe's constant T, a number, or ``"dkr"``).
@@ -220,25 +239,38 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
     view_size = int(st.header["augmentation"]["output_size"])
     size = view_size if recipe.image_size is None else int(recipe.image_size)
     if size > view_size:
-        raise ValueError(f"StudentRecipe.image_size {size} is larger than the store's {view_size}-px views; "
-                         "students train on the views as rendered or downscaled, never upscaled")
+        raise ValueError(
+            f"StudentRecipe.image_size {size} is larger than the store's {view_size}-px views; "
+            "students train on the views as rendered or downscaled, never upscaled"
+        )
     model = network_module(build_student(recipe, st.num_classes, images, size, seed), dev)
     cuda = dev.type == "cuda"
     # the student is wrapped in models.Normalized (0..255 in); a smaller student gets each rendered,
     # mixed view downscaled (the loader's transform runs after mixing)
-    loader = ReplayLoader(st, images, device=dev, temperature=sched, seed=int(seed), labels="dense",
-                          render_on="device" if cuda else "worker", num_workers=int(recipe.num_workers),
-                          persistent_workers=recipe.num_workers > 0, label_source=label_source, normalize="0-255",
-                          transform=_Downscale(size) if size != view_size else None)
+    loader = ReplayLoader(
+        st,
+        images,
+        device=dev,
+        temperature=sched,
+        seed=int(seed),
+        labels="dense",
+        render_on="device" if cuda else "worker",
+        num_workers=int(recipe.num_workers),
+        persistent_workers=recipe.num_workers > 0,
+        label_source=label_source,
+        normalize="0-255",
+        transform=_Downscale(size) if size != view_size else None,
+    )
     decay, no_decay = [], []
     for p in model.parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=recipe.lr,
+    )
     sch = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 * (1.0 + math.cos(math.pi * e / epochs)))
     show = sys.stderr.isatty() if progress is None else bool(progress)
-    bar = tqdm(range(epochs), desc=desc, unit="ep", file=sys.stderr, disable=not show, leave=False,
-               dynamic_ncols=True)
+    bar = tqdm(range(epochs), desc=desc, unit="ep", file=sys.stderr, disable=not show, leave=False, dynamic_ncols=True)
     t0 = time.perf_counter()
     steps = 0
     left_out = 0
@@ -267,14 +299,24 @@ def train_student(store, images: ImageSet, test: ImageSet, recipe: StudentRecipe
             bar.set_postfix(loss=f"{last:.4f}", T=f"{sched(epoch):g}")
     bar.close()
     train_s = time.perf_counter() - t0
-    top1 = evaluate_student(model, test, dev, recipe.eval_batch, class_index, recipe.amp,
-                            image_size=size if size != view_size else None)
+    top1 = evaluate_student(
+        model, test, dev, recipe.eval_batch, class_index, recipe.amp, image_size=size if size != view_size else None
+    )
     if not math.isfinite(last):
         last = None
-    res = {"top1": top1, "seed": int(seed), "epochs": epochs, "steps": steps, "final_loss": last,
-           "seconds": round(time.perf_counter() - t0, 3), "train_seconds": round(train_s, 3),
-           "temperature": repr(sched), "student_checksum": teacher_checksum(model), "image_size": size,
-           **({"label_classes": "evaluated", "views_without_label": left_out} if restrict is not None else {})}
+    res = {
+        "top1": top1,
+        "seed": int(seed),
+        "epochs": epochs,
+        "steps": steps,
+        "final_loss": last,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "train_seconds": round(train_s, 3),
+        "temperature": repr(sched),
+        "student_checksum": teacher_checksum(model),
+        "image_size": size,
+        **({"label_classes": "evaluated", "views_without_label": left_out} if restrict is not None else {}),
+    }
     if loader.label_source is not None:
         res["label_source"] = loader.label_source.stats()
     return res

