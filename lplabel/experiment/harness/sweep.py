@@ -1167,7 +1167,7 @@ class Bench:
                         st["path"],
                         self.distilled,
                         self.test,
-                        replace(r.recipe, epochs=r.epochs),
+                        replace(r.recipe, epochs=r.recipe.epochs or r.epochs),  # students may cycle the stored epochs
                         seed=seed,
                         device=r.device,
                         temperature=s.temperature,
