@@ -512,3 +512,20 @@ def test_relabel_cli_prints_progress_lines_to_a_log(tmp_path, teacher_files):
     assert prog[-1].endswith("done")
     code, text = run(args + ["--force", "--no-progress"], env={"LPLABEL_PROGRESS_INTERVAL": "0"})
     assert code == 0 and not [ln for ln in text.splitlines() if ln.startswith("relabel: ")]
+
+
+def test_views_near_chance_after_a_passed_whole_image_check_blames_the_views_not_the_input():
+    """A 1000-class teacher that recognises whole images (35 %) but is near chance on small, mixed
+    crops (8 %) has the right input: the warning says the views are hard, not "normalise"."""
+    from lplabel.relabel.check import AccuracyCheck
+
+    whole = AccuracyCheck(what="images", correct=90, total=256, num_classes=1000, top_share=0.05)
+    views = AccuracyCheck(what="views", correct=83, total=1000, num_classes=1000, top_share=0.04, whole=whole)
+    assert not whole.suspicious and views.near_chance and views.suspicious  # still a loud warning
+    msg = views.message()
+    assert msg.startswith("WARNING: teacher top-1 on the views' own classes: 8.3% of 1,000")
+    assert "35.2% on 256 whole images" in msg and "--crop-scale" in msg and "--normalize" not in msg
+    # without a passed whole-image check (none, or itself near chance) the input range stays the suspect
+    for other in (None, AccuracyCheck(what="images", correct=1, total=256, num_classes=1000)):
+        views.whole = other
+        assert "--normalize" in views.message()

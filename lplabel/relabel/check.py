@@ -62,6 +62,10 @@ class AccuracyCheck:
     class_names: tuple = ()
     #: the largest share of one class among the true classes (to tell a collapse from a skewed set)
     true_top_share: float = 0.0
+    #: the before-run check on whole images, when there was one: a teacher that passes it but is near
+    #: chance on the views has the right input and finds the views hard (small crops, mixing), which
+    #: the warning then says instead of blaming the input range
+    whole: "AccuracyCheck | None" = None
 
     @property
     def accuracy(self) -> float:
@@ -103,6 +107,13 @@ class AccuracyCheck:
             f"teacher top-1 on the {self.what}' own classes: {100 * self.accuracy:.1f}% of {self.total:,} "
             f"(chance {100 * self.chance:.1f}%)"
         )
+        if self.near_chance and not self.collapsed and self.whole is not None and not self.whole.suspicious:
+            return (
+                "WARNING: " + s + f" -- near chance on the views, although it scored {100 * self.whole.accuracy:.1f}% "
+                f"on {self.whole.total:,} whole images: its input is right, but these crops and mixes are hard for it "
+                "and its labels of them are flat. A milder --crop-scale (e.g. 0.5 1.0) or --mix none gives sharper "
+                "labels"
+            )
         if self.suspicious:
             why = "near chance" if self.near_chance else "one class for most of them"
             s = (

@@ -430,6 +430,8 @@ def _run(images, teacher, out, cfg: RelabelConfig, env: _Env) -> RelabelReport:
     _compute_share(report, job, todo, images, runner, accuracy, env, created)
     if accuracy is not None:  # only for a run that computed all its views
         report.view_check = accuracy.result()
+        if report.view_check is not None:
+            report.view_check.whole = before
         if report.view_check is not None and dist.is_main:
             report.view_check.report(say)
     return _merge_parts(report, job, env)
