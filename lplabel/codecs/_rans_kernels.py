@@ -405,6 +405,35 @@ E_DIGIT = -5  # an entry order digit is out of range
 
 
 @njit(cache=True, nogil=True)
+def _bucket_tied(start, length, r, cnt, cols):
+    """Bucket record ``r``'s tied columns (run length > 1) by run start into ``cols`` (runs by
+    increasing start = decreasing value, each bucket in increasing column order: a stable counting
+    sort); afterwards ``cnt[a]`` is the end of bucket ``a``. False (nothing written) when the record
+    has no ties. One owner, so the digit encoder and decoder cannot walk the runs differently."""
+    k = start.shape[1]
+    tied = False
+    for c in range(k):
+        if length[r, c] > 1:
+            tied = True
+            break
+    if not tied:
+        return False
+    for a in range(k + 1):
+        cnt[a] = 0
+    for c in range(k):
+        if length[r, c] > 1:
+            cnt[start[r, c] + 1] += 1
+    for a in range(k):
+        cnt[a + 1] += cnt[a]
+    for c in range(k):
+        if length[r, c] > 1:
+            a = start[r, c]
+            cols[cnt[a]] = c
+            cnt[a] += 1
+    return True
+
+
+@njit(cache=True, nogil=True)
 def decode_order_digits(bits, start, length, out):
     """The ``order: true`` part, mode 0 (see ``rans.encode_order``): Lehmer digits of every run of
     tied entries, LSB-first, into ``out`` [n, k] (zeros in, each entry's rank within its run out).
@@ -420,27 +449,8 @@ def decode_order_digits(bits, start, length, out):
     free = np.empty(k, np.int64)
     pos = 0
     for r in range(n):
-        tied = False
-        for c in range(k):
-            if length[r, c] > 1:
-                tied = True
-                break
-        if not tied:
+        if not _bucket_tied(start, length, r, cnt, cols):
             continue
-        # the tied columns bucketed by run start (runs by increasing start = decreasing value),
-        # each bucket in increasing column order (a stable counting sort)
-        for a in range(k + 1):
-            cnt[a] = 0
-        for c in range(k):
-            if length[r, c] > 1:
-                cnt[start[r, c] + 1] += 1
-        for a in range(k):
-            cnt[a + 1] += cnt[a]
-        for c in range(k):
-            if length[r, c] > 1:
-                a = start[r, c]
-                cols[cnt[a]] = c
-                cnt[a] += 1
         # cnt[a] is now the end of bucket a; bucket a begins where bucket a-1 ended
         b0 = 0
         for a in range(k):
@@ -486,25 +496,8 @@ def encode_order_digits(start, length, shift, out):
     cols = np.empty(k, np.int64)
     pos = 0
     for r in range(n):
-        tied = False
-        for c in range(k):
-            if length[r, c] > 1:
-                tied = True
-                break
-        if not tied:
+        if not _bucket_tied(start, length, r, cnt, cols):
             continue
-        for a in range(k + 1):
-            cnt[a] = 0
-        for c in range(k):
-            if length[r, c] > 1:
-                cnt[start[r, c] + 1] += 1
-        for a in range(k):
-            cnt[a + 1] += cnt[a]
-        for c in range(k):
-            if length[r, c] > 1:
-                a = start[r, c]
-                cols[cnt[a]] = c
-                cnt[a] += 1
         b0 = 0
         for a in range(k):
             b1 = cnt[a]
