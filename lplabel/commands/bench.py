@@ -39,7 +39,15 @@ def bench():
     "--epochs",
     type=int,
     default=None,
-    help="Relabel epochs = student training epochs [default: 300 (tiny-imagenet 100); --quick: fewer].",
+    help="Relabel (stored) epochs; students train as many unless --student-epochs is given [default: 300 "
+    "(tiny-imagenet 100; --preset cpu 30, its students 100); --quick: fewer].",
+)
+@click.option(
+    "--student-epochs",
+    type=click.IntRange(1),
+    default=None,
+    help="Student training epochs; more than the stored epochs cycles them (epoch e reads stored epoch "
+    "e mod E) [default: --epochs if given, else the preset's (--preset cpu: 100), else the relabel epochs].",
 )
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda or auto (cuda when available).")
 @click.option(
@@ -66,7 +74,7 @@ def bench():
     metavar="NAME",
     help="Named defaults below your options: cpu (tiny-imagenet, the 1000-class experiment in about an "
     "hour on 2 cores: a fixed 100 of the 200 classes at IPC 10, the ONNX EfficientNet-Lite0 teacher at "
-    "224 px, 30 epochs, 2 seeds of ConvNet-3 students at 32 px) or gpu (one H100/H200: 200 classes, "
+    "224 px with crops of 0.5-1, 30 stored epochs, 2 seeds of ConvNet-3 students at 32 px trained 100 epochs) or gpu (one H100/H200: 200 classes, "
     "300 epochs, bf16 Lite0, ResNet-18-style students at 64 px); lplabel/experiment/harness/sweep.py PRESETS.",
 )
 @click.option(
@@ -127,6 +135,7 @@ def accuracy(
     selection,
     seeds,
     epochs,
+    student_epochs,
     device,
     out,
     settings,
@@ -162,6 +171,7 @@ def accuracy(
         selection=selection,
         seeds=seeds,
         epochs=epochs,
+        student_epochs=student_epochs,
         device=device,
         out=out,
         settings=settings,
