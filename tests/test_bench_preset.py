@@ -67,10 +67,19 @@ def test_cpu_preset_defaults_and_explicit_options_win(tmp_path):
     assert r.teacher["kind"] == "onnx" and not r.relabel["amp"]
     assert r.recipe.model == "convnet" and r.recipe.model_kwargs == {"width": 64, "depth": 3}
     assert r.num_classes == 1000
+    # students cycle the 30 stored epochs for 100 (the pilot's lever), views cropped 0.5-1
+    assert r.recipe.epochs == 100 and r.relabel["crop_scale"] == [0.5, 1.0]
     e = resolve_config(
         BenchConfig(dataset="tiny-imagenet", preset="cpu", device="cpu", epochs=5, seeds=1, out=str(tmp_path / "o"))
     )
     assert (e.ipc, e.epochs, e.seeds) == (10, 5, [0])
+    assert e.recipe.epochs is None  # an explicit --epochs shortens the students too
+    s = resolve_config(
+        BenchConfig(
+            dataset="tiny-imagenet", preset="cpu", device="cpu", epochs=5, student_epochs=12, out=str(tmp_path / "o")
+        )
+    )
+    assert (s.epochs, s.recipe.epochs) == (5, 12)
     assert not (tmp_path / "o").exists()
 
 
@@ -308,3 +317,17 @@ def test_report_only_reports_the_students_in_out_and_names_the_missing(tmp_path)
     assert not (tmp_path / "o" / "runs" / "full" / "seed1.json").exists()
     md = (tmp_path / "o" / "results.md").read_text()
     assert "(1 seed)" in md and "Not trained (the report was written with --report-only): full seed 1" in md
+
+
+def test_student_epochs_resolve_and_bad_values_are_named(tmp_path):
+    pytest.importorskip("sklearn")
+    base = dict(dataset="digits", device="cpu", out=str(tmp_path / "o"))
+    assert resolve_config(BenchConfig(**base)).recipe.epochs is None  # the relabel epochs
+    r = resolve_config(BenchConfig(**base, epochs=4, student_epochs=9))
+    assert (r.epochs, r.recipe.epochs) == (4, 9)
+    with pytest.raises(BenchError, match="--student-epochs must be >= 1"):
+        resolve_config(BenchConfig(**base, student_epochs=0))
+    r = CliRunner().invoke(
+        main, ["bench", "accuracy", "--dataset", "digits", "--student-epochs", "0", "--out", str(tmp_path / "o")]
+    )
+    assert r.exit_code == 2 and "--student-epochs" in r.output and not (tmp_path / "o").exists()
