@@ -138,7 +138,7 @@ def fmt_lplabel(
         from lplabel.codecs import _compiled
 
         saved = dict(_compiled._FOUND)
-        _compiled._FOUND.update({"_entryorder_kernels": None, "_row_kernels": None})
+        _compiled._FOUND.update(dict.fromkeys(_compiled.MODULES))
         try:
             return fmt_lplabel(c, work, repeat, layout, lpqld_dir, tie_order)
         finally:
