@@ -265,28 +265,38 @@ def same_blocks(a, b) -> bool:
     return list(a) == list(b) and all(a[f].dtype == b[f].dtype and bits(a[f]) == bits(b[f]) for f in a)
 
 
-def chain_variant(idx, c, k, index_type, with_map):
+def chain_variant(idx, c, k, index_type, with_map, tie_order=True):
     chain = planes_chain(idx, c, k)
     chain[0] = TopK(k, type="float16", index_type=index_type)
-    return chain if with_map else [x for x in chain if x.name != "classmap"]
+    drop = ("classmap",) * (not with_map) + ("entryorder",) * (not tie_order)
+    return [x for x in chain if x.name not in drop]
 
 
-@pytest.mark.parametrize("k,grid", [(1, None), (3, 0.5), (10, 0.25), (37, None), (100, 0.25), (256, 0.5)])
+@pytest.mark.parametrize("k,grid", [(1, None), (3, 0.5), (10, 0.25), (37, None), (100, 0.25), (256, 0.5), (300, 0.5)])
 @pytest.mark.parametrize("index_type", ["uint16", "int16"])
 @pytest.mark.parametrize("with_map", [True, False])
-def test_fused_decode_matches_codec_by_codec_and_numpy(k, grid, index_type, with_map, monkeypatch):
+@pytest.mark.parametrize("tie_order", [True, False])
+def test_fused_decode_matches_codec_by_codec_and_numpy(k, grid, index_type, with_map, tie_order, monkeypatch):
+    """The fused pass gives what decoding codec by codec gives (compiled loops, and numpy), bit
+    for bit: with and without the class map and the tie order (``entryorder``: imports of LPQLD
+    files; without it, what the relabeler and ``quantize`` write), signed and unsigned indices."""
     c, n = 1000, 70
     idx, val = lpqld_topk(n, c, k, seed=k + 3, grid=grid)
     val[0, : min(k, 4)] = np.array([0.0, -0.0, -1.5, np.inf], np.float16)[: min(k, 4)]  # signs, zeros, inf
     p = Pipeline(
-        chain_variant(idx, c, k, index_type, with_map),
+        chain_variant(idx, c, k, index_type, with_map, tie_order),
         (Field("indices", "int64", (k,)), Field("values", "float32", (k,))),
     )
-    assert fused_decoder(p) is not None
+    assert (fused_decoder(p) is not None) == (k <= 256 or not tie_order)  # the rank counts up to 256
     data = p.encode({"indices": idx.astype(np.int64), "values": val.astype(np.float32)})
     fused, compiled, ref = decode_three_ways(p, data, n, monkeypatch)
     assert same_blocks(fused, ref) and same_blocks(compiled, ref)
-    assert np.array_equal(fused["indices"], idx) and bits(fused["values"]) == bits(val)
+    if tie_order:  # LPQLD's order exactly
+        assert np.array_equal(fused["indices"], idx) and bits(fused["values"]) == bits(val)
+    else:  # the same (index, value) pairs, in class order
+        a, b = np.argsort(idx, 1, kind="stable"), np.argsort(fused["indices"], 1, kind="stable")
+        assert np.array_equal(np.take_along_axis(idx, a, 1), np.take_along_axis(fused["indices"], b, 1))
+        assert bits(np.take_along_axis(val, a, 1)) == bits(np.take_along_axis(fused["values"], b, 1))
 
 
 def corrupt_chunk(p, idx, val, edit):
@@ -338,8 +348,15 @@ def test_fused_decoder_takes_only_its_chain():
     idx, _ = lpqld_topk(8, 1000, 10, seed=0, grid=None)
     spec = (Field("indices", "int64", (10,)), Field("values", "float32", (10,)))
     assert fused_decoder(Pipeline(planes_chain(idx, 1000, 10), spec)) is not None
+    order = learn_class_order(idx, 1000)  # without the tie order too (quantize --index-coding index-delta)
+    assert fused_decoder(
+        Pipeline(label_chain(k=10, layout="planes", index_coding="index-delta", class_order=order), spec)
+    )
+    spec300 = (Field("indices", "int64", (300,)), Field("values", "float32", (300,)))
+    assert fused_decoder(Pipeline(label_chain(k=300, layout="planes", index_coding="index-delta"), spec300))
     others = [
-        label_chain(k=10, layout="planes", class_order=learn_class_order(idx, 1000)),  # no entryorder
+        label_chain(k=10, layout="planes"),  # value-delta (the relabeler's default): codec by codec
+        label_chain(k=10, layout="planes", values="int8", index_coding="index-delta"),
         [TopK(10, tail="logsumexp"), eo.EntryOrder(), Sort("index"), Delta("indices", "ascending"), ZPlanes(3)],
         [TopK(10, type="bfloat16"), eo.EntryOrder(), Sort("index"), Delta("indices", "ascending"), ZPlanes(3)],
         [TopK(10), eo.EntryOrder(), Sort("value"), Delta("values", "descending"), ZPlanes(3)],

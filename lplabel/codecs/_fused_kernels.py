@@ -34,16 +34,16 @@ def decode_topk_planes(ilo, ihi, vlo, vhi, shift, k, signed, table, key, cnt, ou
 
     ``ilo``/``ihi``: the low/high byte planes of the index gaps (``delta`` ascending, in
     ``sort``'s class order); ``vlo``/``vhi``: the value planes; ``shift``: ``entryorder``'s
-    ``entry_shift`` plane. ``signed``: the index type is int16 (delta's keys are offset binary),
+    ``entry_shift`` plane (empty: the chain has no ``entryorder``; entries stay in class order). ``signed``: the index type is int16 (delta's keys are offset binary),
     else uint16. ``table``: the class map's order as uint16 bits (``order[rank]``; empty: no class map).
     ``key``, ``cnt``: :func:`key_buffers` (k <= 256, ``_entryorder_kernels.PAIRWISE_MAX``).
 
     Per record, exactly as the codecs do it one after the other: the running sum of the gaps modulo
     2^16 gives the order keys of the stored indices (``delta``); the key with its top bit flipped
     (int16) or as is (uint16) is the stored index, a class rank that must lie in 0..C-1 and maps to
-    ``table[rank]`` (``classmap``); the entry then goes to position ``(run start + shift) mod k``
-    where the run start is the number of the record's values with a larger order key
-    (``entryorder``), and the positions must be a permutation of 0..k-1.
+    ``table[rank]`` (``classmap``); with ``entryorder``, the entry then goes to position
+    ``(run start + shift) mod k`` where the run start is the number of the record's values with a
+    larger order key, and the positions must be a permutation of 0..k-1.
     """
     n = ilo.shape[0] // k
     flip = 0x8000 if signed else 0
@@ -53,6 +53,7 @@ def decode_topk_planes(ilo, ihi, vlo, vhi, shift, k, signed, table, key, cnt, ou
     seen = np.zeros(k, np.int64)  # record stamp (r + 1) of the last entry put at each position
     pos = np.empty(k, np.int64)
     val = np.empty(k, np.uint16)
+    tie_order = shift.shape[0] > 0
     bad = 0
     # Every index below is made unsigned (np.uint64) where numba cannot see that it is >= 0:
     # a signed index costs a negative-index fix-up on each access, about half of these loops'
@@ -63,22 +64,26 @@ def decode_topk_planes(ilo, ihi, vlo, vhi, shift, k, signed, table, key, cnt, ou
             u = np.uint64(b + j)
             v = np.int64(vlo[u]) | (np.int64(vhi[u]) << 8)
             val[j] = v
-            key[j] = signed_key(v, 0x8000)
-        pairwise_ranks(key, cnt, k)
-        wrap = False
-        for j in range(k):  # vectorised: position = run start + shift
-            f = np.int64(cnt[j]) + np.int64(shift[np.uint64(b + j)])
-            wrap |= f >= k
-            pos[j] = f
-        if wrap:  # only a corrupt shift (>= k - run start) wraps: as the reference, modulo k
+            key[j] = signed_key(v, 0x8000)  # (not needed without entryorder: cheap, and one loop)
+        if tie_order:
+            pairwise_ranks(key, cnt, k)
+            wrap = False
+            for j in range(k):  # vectorised: position = run start + shift
+                f = np.int64(cnt[j]) + np.int64(shift[np.uint64(b + j)])
+                wrap |= f >= k
+                pos[j] = f
+            if wrap:  # only a corrupt shift (>= k - run start) wraps: as the reference, modulo k
+                for j in range(k):
+                    pos[j] %= k
+        else:
             for j in range(k):
-                pos[j] %= k
+                pos[j] = j
         acc = np.int64(0)
         stamp = r + 1
         for j in range(k):  # serial: the running sum, the class map, the scatter
             u = np.uint64(b + j)
             g = np.uint64(pos[j])
-            if seen[g] == stamp:
+            if seen[g] == stamp:  # (never without entryorder: pos[j] = j)
                 bad |= E_PERM
             seen[g] = stamp
             acc += np.int64(ilo[u]) | (np.int64(ihi[u]) << 8)

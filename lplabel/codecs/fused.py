@@ -1,8 +1,9 @@
 """One-pass decode of the default lossless top-k layout, when numba is there.
 
-The layout ``lplabel encode`` / ``quantize`` / the relabeler write for fp16 top-k labels with
-LPQLD's tie order kept is the chain ``topk | entryorder | [classmap] | sort(index) |
-delta(indices, ascending) | zplanes`` (spec/FORMAT.md; 16-bit indices, float16 values, no tail).
+The layout ``lplabel encode`` / ``quantize`` / the relabeler write for fp16 top-k labels is the
+chain ``topk | [entryorder] | [classmap] | sort(index) | delta(indices, ascending) | zplanes``
+(spec/FORMAT.md; 16-bit indices, float16 values, no tail; ``entryorder`` where LPQLD's order among
+tied values is kept, i.e. imports of legacy files).
 :meth:`Pipeline.decode <lplabel.codecs.pipeline.Pipeline.decode>` asks :func:`fused_decoder` once
 per chain; for that chain it gets a decoder that takes zstd's byte planes and runs every
 array->array step in one compiled pass per record (:mod:`._fused_kernels`), writing each entry
@@ -24,6 +25,7 @@ from ._compiled import compiled
 from .abc import Field
 
 _INDEX_TYPES = ("uint16", "int16")
+_NO_SHIFT = np.zeros(0, np.uint8)
 
 
 def _kernels():
@@ -34,9 +36,10 @@ def _kernels():
 class FusedTopKPlanes:
     """Decoder of one chain (see the module doc); built by :func:`fused_decoder`."""
 
-    def __init__(self, pipeline, k: int, index_type: str, classmap):
+    def __init__(self, pipeline, k: int, index_type: str, classmap, tie_order: bool):
         self.pipeline = pipeline
         self.k = k
+        self.tie_order = tie_order
         self.index_type = index_type
         self.classmap = classmap
         dt = np.dtype(index_type)  # the class map's order as the stored index type's bits
@@ -56,7 +59,9 @@ class FusedTopKPlanes:
         them (entries in their input order), or the same :class:`CodecError`. Only when
         :meth:`ready`."""
         kern = _kernels()
-        (ilo, ihi), (vlo, vhi), (shift,) = self.zplanes.planes(data, self.stored_spec, n)
+        planes = self.zplanes.planes(data, self.stored_spec, n)
+        (ilo, ihi), (vlo, vhi) = planes[:2]
+        shift = planes[2][0] if self.tie_order else _NO_SHIFT
         k = self.k
         idx = np.empty((n, k), np.dtype(self.index_type))
         val = np.empty((n, k), np.float16)
@@ -76,9 +81,10 @@ def fused_decoder(pipeline) -> FusedTopKPlanes | None:
     """A one-pass decoder for ``pipeline`` when it is the default lossless top-k chain (see the
     module doc), else None (decode codec by codec). It runs only where :meth:`~FusedTopKPlanes.ready`."""
     names = [c.name for c in pipeline.array_array]
-    if names[:2] != ["topk", "entryorder"] or pipeline.bytes_bytes or pipeline.array_bytes.name != "zplanes":
+    if names[:1] != ["topk"] or pipeline.bytes_bytes or pipeline.array_bytes.name != "zplanes":
         return None
-    rest = pipeline.array_array[2:]
+    tie_order = names[1:2] == ["entryorder"]
+    rest = pipeline.array_array[1 + tie_order :]
     classmap = None
     if rest and rest[0].name == "classmap":
         classmap, rest = rest[0], rest[1:]
@@ -88,14 +94,14 @@ def fused_decoder(pipeline) -> FusedTopKPlanes | None:
         return None
     topk = pipeline.array_array[0]
     k = topk.k
-    if topk.tail != "none" or topk.type != "float16" or topk.index_type not in _INDEX_TYPES or k > 256:
+    if topk.tail != "none" or topk.type != "float16" or topk.index_type not in _INDEX_TYPES:
         return None
-    stored = (
-        Field("indices", "uint16", (k,)),
-        Field("values", "float16", (k,)),
-        Field("entry_shift", "uint8", (k,)),
-    )
+    if tie_order and k > 256:  # the rank counts pairs up to 256 (entryorder's kernels sort above)
+        return None
+    stored = (Field("indices", "uint16", (k,)), Field("values", "float16", (k,)))
+    if tie_order:
+        stored += (Field("entry_shift", "uint8", (k,)),)
     decoded = (Field("indices", topk.index_type, (k,)), Field("values", "float16", (k,)))
     if tuple(pipeline.stored_spec) != stored or tuple(pipeline.decoded_spec) != decoded:
         return None
-    return FusedTopKPlanes(pipeline, k, topk.index_type, classmap)
+    return FusedTopKPlanes(pipeline, k, topk.index_type, classmap, tie_order)
