@@ -29,14 +29,16 @@ def key_buffers(k: int) -> tuple:
 @njit(cache=True, nogil=True)
 def decode_topk_planes(ilo, ihi, vlo, vhi, shift, k, signed, table, key, cnt, out_idx, out_val):
     """Decode n = ``len(ilo) // k`` records into ``out_idx`` and ``out_val`` (both [n * k] uint16:
-    the stored bits of the index type and of the float16 values, record after record); returns a bit set of
-    ``E_RANK`` / ``E_PERM`` (0: the chunk is sound; on an error the outputs are garbage).
+    the stored bits of the index type and of the float16 values, record after record); returns a
+    bit set of ``E_RANK`` / ``E_PERM`` (0: the chunk is sound; on an error the outputs are garbage).
 
     ``ilo``/``ihi``: the low/high byte planes of the index gaps (``delta`` ascending, in
     ``sort``'s class order); ``vlo``/``vhi``: the value planes; ``shift``: ``entryorder``'s
-    ``entry_shift`` plane (empty: the chain has no ``entryorder``; entries stay in class order). ``signed``: the index type is int16 (delta's keys are offset binary),
-    else uint16. ``table``: the class map's order as uint16 bits (``order[rank]``; empty: no class map).
-    ``key``, ``cnt``: :func:`key_buffers` (k <= 256, ``_entryorder_kernels.PAIRWISE_MAX``).
+    ``entry_shift`` plane (empty: the chain has no ``entryorder``; entries stay in class order).
+    ``signed``: the index type is int16 (delta's keys are offset binary), else uint16. ``table``:
+    the class map's order as uint16 bits (``order[rank]``; empty: no class map). ``key``, ``cnt``:
+    :func:`key_buffers` (k <= 256, ``_entryorder_kernels.PAIRWISE_MAX``; unused without
+    ``entryorder``).
 
     Per record, exactly as the codecs do it one after the other: the running sum of the gaps modulo
     2^16 gives the order keys of the stored indices (``delta``); the key with its top bit flipped
@@ -50,22 +52,22 @@ def decode_topk_planes(ilo, ihi, vlo, vhi, shift, k, signed, table, key, cnt, ou
     nc = table.shape[0]
     top = nc - 1
     mapped = nc > 0
-    seen = np.zeros(k, np.int64)  # record stamp (r + 1) of the last entry put at each position
-    pos = np.empty(k, np.int64)
-    val = np.empty(k, np.uint16)
     tie_order = shift.shape[0] > 0
+    pos = np.arange(k)  # where each entry goes in its record (in class order without entryorder)
+    hit = np.zeros(k, np.uint8)  # positions written, for the permutation check
+    val = np.empty(k, np.uint16)
     bad = 0
     # Every index below is made unsigned (np.uint64) where numba cannot see that it is >= 0:
     # a signed index costs a negative-index fix-up on each access, about half of these loops'
     # instructions (a per-record slice avoids it too, but its reference counting cost ~30 ns).
     for r in range(n):
         b = r * k
-        for j in range(k):  # vectorised: the values' bits and their order keys
+        for j in range(k):  # vectorised: the values' bits
             u = np.uint64(b + j)
-            v = np.int64(vlo[u]) | (np.int64(vhi[u]) << 8)
-            val[j] = v
-            key[j] = signed_key(v, 0x8000)  # (not needed without entryorder: cheap, and one loop)
+            val[j] = np.int64(vlo[u]) | (np.int64(vhi[u]) << 8)
         if tie_order:
+            for j in range(k):  # vectorised: their order keys
+                key[j] = signed_key(np.int64(val[j]), 0x8000)
             pairwise_ranks(key, cnt, k)
             wrap = False
             for j in range(k):  # vectorised: position = run start + shift
@@ -75,17 +77,17 @@ def decode_topk_planes(ilo, ihi, vlo, vhi, shift, k, signed, table, key, cnt, ou
             if wrap:  # only a corrupt shift (>= k - run start) wraps: as the reference, modulo k
                 for j in range(k):
                     pos[j] %= k
-        else:
-            for j in range(k):
-                pos[j] = j
+            for j in range(k):  # k positions written once each: a permutation
+                hit[np.uint64(pos[j])] = 1
+            m = 0
+            for j in range(k):  # vectorised
+                m += hit[j]
+                hit[j] = 0
+            if m != k:
+                bad |= E_PERM
         acc = np.int64(0)
-        stamp = r + 1
         for j in range(k):  # serial: the running sum, the class map, the scatter
             u = np.uint64(b + j)
-            g = np.uint64(pos[j])
-            if seen[g] == stamp:  # (never without entryorder: pos[j] = j)
-                bad |= E_PERM
-            seen[g] = stamp
             acc += np.int64(ilo[u]) | (np.int64(ihi[u]) << 8)
             x = (acc & 0xFFFF) ^ flip  # the stored index's bits
             if mapped:
@@ -94,7 +96,7 @@ def decode_topk_planes(ilo, ihi, vlo, vhi, shift, k, signed, table, key, cnt, ou
                     bad |= E_RANK
                     rank = 0
                 x = table[np.uint64(rank)]
-            f = np.uint64(b) + g
+            f = np.uint64(b + pos[j])
             out_idx[f] = x
             out_val[f] = val[j]
     return bad
