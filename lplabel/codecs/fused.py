@@ -42,9 +42,13 @@ class FusedTopKPlanes:
         self.tie_order = tie_order
         self.index_type = index_type
         self.classmap = classmap
-        dt = np.dtype(index_type)  # the class map's order as the stored index type's bits
-        order = classmap.order if classmap is not None else np.zeros(0, np.int64)
-        self.table = np.ascontiguousarray(order.astype(dt).view(np.uint16))
+        # stored index bits -> decoded index bits, for every 16-bit pattern (the kernel looks up
+        # without a branch and checks the largest pattern against ``classes`` once per record)
+        self.table = np.arange(65536, dtype=np.uint16)
+        self.classes = 65536
+        if classmap is not None:
+            self.classes = classmap.classes
+            self.table[: classmap.classes] = classmap.order.astype(np.dtype(index_type)).view(np.uint16)
         self.zplanes = pipeline.array_bytes
         self.stored_spec = pipeline.stored_spec
 
@@ -67,7 +71,7 @@ class FusedTopKPlanes:
         val = np.empty((n, k), np.float16)
         key, cnt = kern.key_buffers(k)
         bad = kern.decode_topk_planes(
-            ilo, ihi, vlo, vhi, shift, k, self.index_type == "int16", self.table, key, cnt,
+            ilo, ihi, vlo, vhi, shift, k, self.index_type == "int16", self.table, self.classes, key, cnt,
             idx.reshape(-1).view(np.uint16), val.reshape(-1).view(np.uint16),
         )  # fmt: skip
         if bad & kern.E_RANK:  # classmap decodes before entryorder: its error comes first
@@ -96,6 +100,8 @@ def fused_decoder(pipeline) -> FusedTopKPlanes | None:
     k = topk.k
     if topk.tail != "none" or topk.type != "float16" or topk.index_type not in _INDEX_TYPES:
         return None
+    if classmap is not None and topk.index_type == "int16" and classmap.classes > 32768:
+        return None  # (cannot be written: int16 indices hold classes below 32768)
     if tie_order and k > 256:  # the rank counts pairs up to 256 (entryorder's kernels sort above)
         return None
     stored = (Field("indices", "uint16", (k,)), Field("values", "float16", (k,)))
