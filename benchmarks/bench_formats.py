@@ -12,9 +12,10 @@ Rows (a missing optional package gives a "not installed" row, never a crash):
 * lplabel, the default lossless layout (``planes``: sorted entries, index gaps in a learnt class
   order, byte planes, zstd) and ``rans`` (context models + rANS), 8 steps per chunk -- the chain
   ``lplabel encode DIR [--layout rans]`` builds, written with ``StoreWriter`` (LPQLD's order among
-  tied values kept, as the general formats keep it); ``planes`` without that tie order; and the
-  default layout with the numpy code of entryorder/delta/classmap instead of their compiled loops
-  (an install without numba; every install before those loops were compiled);
+  tied values kept, as the general formats keep it; decoded in the one compiled pass of
+  ``lplabel.codecs.fused``); ``planes`` without that tie order; the default layout decoded codec
+  by codec with each codec's compiled loops (before the fused pass); and codec by codec with the
+  numpy code of entryorder/delta/classmap (an install without numba);
 * HDF5 + hdf5plugin Blosc2 (zstd, bitshuffle), chunks of 800 records;
 * zarr v3 (Blosc zstd + bitshuffle), chunks of 800 records;
 * Parquet via pyarrow (zstd, fixed-size lists, BYTE_STREAM_SPLIT on the values), row groups of 800;
@@ -128,17 +129,26 @@ class Content:
 
 
 def fmt_lplabel(
-    c: Content, work: Path, repeat: int, layout: str, lpqld_dir: Path, tie_order: bool = True, kernels: bool = True
+    c: Content,
+    work: Path,
+    repeat: int,
+    layout: str,
+    lpqld_dir: Path,
+    tie_order: bool = True,
+    kernels: bool = True,
+    fused: bool = True,
 ) -> dict:
     """``tie_order=False``: the chain without its ``entryorder`` codec, i.e. the same (index, value)
     pairs per record without LPQLD's order among tied values (what training needs).
-    ``kernels=False``: entryorder, delta and classmap run their numpy reference code (what an
-    install without numba runs, and what every install ran before they were compiled)."""
-    if not kernels:
+    ``fused=False``: decoded codec by codec (each codec's compiled loops) instead of in the one
+    pass of ``lplabel.codecs.fused`` (what every install ran before it).
+    ``kernels=False``: entryorder, delta and classmap run their numpy reference code, codec by codec
+    (what an install without numba runs)."""
+    if not (kernels and fused):
         from lplabel.codecs import _compiled
 
         saved = dict(_compiled._FOUND)
-        _compiled._FOUND.update({"_entryorder_kernels": None, "_row_kernels": None})
+        _compiled._FOUND.update(dict.fromkeys(_compiled.MODULES if not kernels else ("_fused_kernels",)))
         try:
             return fmt_lplabel(c, work, repeat, layout, lpqld_dir, tie_order)
         finally:
@@ -447,7 +457,11 @@ FORMATS = [
     ("lplabel rans", lambda c, w, r, src: fmt_lplabel(c, w, r, "rans", src)),
     ("lplabel planes without LPQLD's tie order", lambda c, w, r, src: fmt_lplabel(c, w, r, "planes", src, False)),
     (
-        "lplabel default (planes), numpy loops (before this change; no numba)",
+        "lplabel default (planes), codec by codec (before the fused pass)",
+        lambda c, w, r, src: fmt_lplabel(c, w, r, "planes", src, fused=False),
+    ),
+    (
+        "lplabel default (planes), numpy loops (no numba)",
         lambda c, w, r, src: fmt_lplabel(c, w, r, "planes", src, kernels=False),
     ),
     ("HDF5 + Blosc2 zstd bitshuffle", lambda c, w, r, src: fmt_hdf5_blosc2(c, w, r)),

@@ -64,7 +64,7 @@ def _before(make):
 
     real, saved = FR.ZPlanes, dict(_compiled._FOUND)
     FR.ZPlanes = _NotZPlanes
-    _compiled._FOUND.update({"_entryorder_kernels": None, "_row_kernels": None})
+    _compiled._FOUND.update(dict.fromkeys(_compiled.MODULES))
     try:
         lo = make()
         next(iter(lo))

@@ -18,10 +18,13 @@ import lplabel.codecs.entryorder as eo  # noqa: E402
 from lplabel import open_store  # noqa: E402
 from lplabel.codecs import Field, Pipeline  # noqa: E402
 from lplabel.codecs.classmap import ClassMap, encode_order, learn_class_order  # noqa: E402
+from lplabel.codecs.bytes import Bytes  # noqa: E402
 from lplabel.codecs.delta import Delta  # noqa: E402
+from lplabel.codecs.fused import fused_decoder  # noqa: E402
 from lplabel.codecs.sort import Sort  # noqa: E402
 from lplabel.codecs.topk import TopK  # noqa: E402
 from lplabel.codecs.zplanes import ZPlanes  # noqa: E402
+from lplabel.codecs.zstd import Zstd  # noqa: E402
 from lplabel.errors import CodecError  # noqa: E402
 from lplabel.interop import synth  # noqa: E402
 from tests.test_golden import EXPECTED, HERE  # noqa: E402
@@ -29,7 +32,7 @@ from tests.test_golden import EXPECTED, HERE  # noqa: E402
 
 def no_numba(monkeypatch):
     """The path of an install without numba: every codec finds no compiled loops."""
-    monkeypatch.setattr(_compiled, "_FOUND", {"_entryorder_kernels": None, "_row_kernels": None})
+    monkeypatch.setattr(_compiled, "_FOUND", dict.fromkeys(_compiled.MODULES))
 
 
 def lpqld_topk(n: int, c: int, k: int, seed: int, grid: float | None):
@@ -230,3 +233,135 @@ def test_rans_encoder_rewrites_golden_chunks_byte_for_byte(name):
             data = bytes(s.read_chunk_bytes("label", i))
             n = len(s.decode_chunk("label", i)["indices"])
             assert p.encode(p.decode(data, n, stop=stage), start=stage) == data
+
+
+# -- the one-pass decode of the default lossless top-k layout (lplabel.codecs.fused) ----------------
+
+
+def codec_by_codec(monkeypatch, compiled: bool):
+    """Hide the fused pass (and, ``compiled=False``, every compiled loop: the numpy reference)."""
+    monkeypatch.setattr(_compiled, "_FOUND", dict(_compiled._FOUND))
+    _compiled._FOUND.update(dict.fromkeys(_compiled.MODULES if not compiled else ("_fused_kernels",)))
+
+
+def decode_three_ways(p, data, n, monkeypatch):
+    """The chunk decoded by the fused pass, codec by codec compiled, and by the numpy reference:
+    each a block or the CodecError's message."""
+    got = []
+    for hide in (None, True, False):
+        with monkeypatch.context() as m:
+            if hide is not None:
+                codec_by_codec(m, compiled=hide)
+            try:
+                got.append(p.decode(data, n))
+            except CodecError as e:
+                got.append(e.message)
+    return got
+
+
+def same_blocks(a, b) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    return list(a) == list(b) and all(a[f].dtype == b[f].dtype and bits(a[f]) == bits(b[f]) for f in a)
+
+
+def chain_variant(idx, c, k, index_type, with_map, tie_order=True):
+    chain = planes_chain(idx, c, k)
+    chain[0] = TopK(k, type="float16", index_type=index_type)
+    drop = ("classmap",) * (not with_map) + ("entryorder",) * (not tie_order)
+    return [x for x in chain if x.name not in drop]
+
+
+@pytest.mark.parametrize("k,grid", [(1, None), (3, 0.5), (10, 0.25), (37, None), (100, 0.25), (256, 0.5), (300, 0.5)])
+@pytest.mark.parametrize("index_type", ["uint16", "int16"])
+@pytest.mark.parametrize("with_map", [True, False])
+@pytest.mark.parametrize("tie_order", [True, False])
+def test_fused_decode_matches_codec_by_codec_and_numpy(k, grid, index_type, with_map, tie_order, monkeypatch):
+    """The fused pass gives what decoding codec by codec gives (compiled loops, and numpy), bit
+    for bit: with and without the class map and the tie order (``entryorder``: imports of LPQLD
+    files; without it, what the relabeler and ``quantize`` write), signed and unsigned indices."""
+    c, n = 1000, 70
+    idx, val = lpqld_topk(n, c, k, seed=k + 3, grid=grid)
+    val[0, : min(k, 4)] = np.array([0.0, -0.0, -1.5, np.inf], np.float16)[: min(k, 4)]  # signs, zeros, inf
+    p = Pipeline(
+        chain_variant(idx, c, k, index_type, with_map, tie_order),
+        (Field("indices", "int64", (k,)), Field("values", "float32", (k,))),
+    )
+    assert (fused_decoder(p) is not None) == (k <= 256 or not tie_order)  # the rank counts up to 256
+    data = p.encode({"indices": idx.astype(np.int64), "values": val.astype(np.float32)})
+    fused, compiled, ref = decode_three_ways(p, data, n, monkeypatch)
+    assert same_blocks(fused, ref) and same_blocks(compiled, ref)
+    if tie_order:  # LPQLD's order exactly
+        assert np.array_equal(fused["indices"], idx) and bits(fused["values"]) == bits(val)
+    else:  # the same (index, value) pairs, in class order
+        a, b = np.argsort(idx, 1, kind="stable"), np.argsort(fused["indices"], 1, kind="stable")
+        assert np.array_equal(np.take_along_axis(idx, a, 1), np.take_along_axis(fused["indices"], b, 1))
+        assert bits(np.take_along_axis(val, a, 1)) == bits(np.take_along_axis(fused["values"], b, 1))
+
+
+def corrupt_chunk(p, idx, val, edit):
+    """A chunk written from the stored block after ``edit(block)`` (what a damaged or hostile
+    writer could store; the CRC would match)."""
+    block = p.encode_arrays({"indices": idx.astype(np.int64), "values": val.astype(np.float32)})
+    edit(block)
+    return p.array_bytes.encode(block, p.stored_spec)
+
+
+@pytest.mark.parametrize("index_type", ["uint16", "int16"])
+def test_fused_decode_corrupt_chunks_fail_as_codec_by_codec(index_type, monkeypatch):
+    """Shifts that repeat a position, a class rank outside the map (both: the class map's error
+    first, as codec by codec), and shifts >= k that still give a permutation modulo k (accepted,
+    as the reference accepts them): the three paths agree on each."""
+    c, n, k = 300, 12, 10
+    idx, val = lpqld_topk(n, c, k, seed=1, grid=None)
+    p = Pipeline(
+        chain_variant(idx, c, k, index_type, True), (Field("indices", "int64", (k,)), Field("values", "float32", (k,)))
+    )
+
+    def dup(b):
+        b["entry_shift"][5, :2] = [1, 1]
+
+    def rank(b):
+        b["indices"][4, 3] += 700  # a gap past the last class rank
+
+    def both(b):
+        dup(b)
+        rank(b)
+
+    def wrap(b):  # no ties in record 2: adding k to every shift keeps each position (mod k)
+        b["entry_shift"][2] += k
+
+    assert (np.diff(np.sort(val[2].astype(np.float32))) != 0).all()
+    for edit, want in ((dup, "permutation"), (rank, "outside 0..299"), (both, "outside 0..299"), (wrap, None)):
+        got = decode_three_ways(p, corrupt_chunk(p, idx, val, edit), n, monkeypatch)
+        assert same_blocks(got[0], got[2]) and same_blocks(got[1], got[2]), edit.__name__
+        if want is None:
+            assert np.array_equal(got[0]["indices"], idx)
+        else:
+            assert want in got[0]
+
+
+def test_fused_decoder_takes_only_its_chain():
+    """The default lossless layouts get the fused pass; anything else decodes codec by codec."""
+    from lplabel.codecs.chains import label_chain
+
+    idx, _ = lpqld_topk(8, 1000, 10, seed=0, grid=None)
+    spec = (Field("indices", "int64", (10,)), Field("values", "float32", (10,)))
+    assert fused_decoder(Pipeline(planes_chain(idx, 1000, 10), spec)) is not None
+    order = learn_class_order(idx, 1000)  # without the tie order too (quantize --index-coding index-delta)
+    assert fused_decoder(
+        Pipeline(label_chain(k=10, layout="planes", index_coding="index-delta", class_order=order), spec)
+    )
+    spec300 = (Field("indices", "int64", (300,)), Field("values", "float32", (300,)))
+    assert fused_decoder(Pipeline(label_chain(k=300, layout="planes", index_coding="index-delta"), spec300))
+    others = [
+        label_chain(k=10, layout="planes"),  # value-delta (the relabeler's default): codec by codec
+        label_chain(k=10, layout="planes", values="int8", index_coding="index-delta"),
+        [TopK(10, tail="logsumexp"), eo.EntryOrder(), Sort("index"), Delta("indices", "ascending"), ZPlanes(3)],
+        [TopK(10, type="bfloat16"), eo.EntryOrder(), Sort("index"), Delta("indices", "ascending"), ZPlanes(3)],
+        [TopK(10), eo.EntryOrder(), Sort("value"), Delta("values", "descending"), ZPlanes(3)],
+        planes_chain(idx, 1000, 10)[:-1] + [Bytes(), Zstd(3)],
+    ]
+    for chain in others:
+        s = (*spec, Field("tail", "float32")) if chain[0].tail != "none" else spec
+        assert fused_decoder(Pipeline(chain, s)) is None, Pipeline(chain, s).describe()

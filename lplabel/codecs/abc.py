@@ -17,10 +17,10 @@ and choose how to reconstruct (see :mod:`lplabel.reconstruct`).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 
 from ..dtypes import check_type, storage_dtype
 from ..errors import CodecConfigError, CodecError, NoValuesError
@@ -42,7 +42,8 @@ class Field:
 
     @property
     def items_per_record(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) if self.shape else 1
+        # math.prod, not np.prod: readers ask for every chunk, and np.prod of a tuple takes ~4 µs
+        return math.prod(self.shape)
 
     @property
     def bits_per_item(self) -> int:

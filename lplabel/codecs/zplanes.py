@@ -57,12 +57,13 @@ class ZPlanes(ArrayBytesCodec):
             raise CodecConfigError(f"zplanes: level must be an integer in -7..22, got {level!r}")
         self.level = level
         self._c = None
+        self._layouts: dict = {}  # spec -> its planes' layout (see planes)
 
     def get_config(self):
         return {"level": self.level}
 
     def __getstate__(self):
-        return {"level": self.level, "_c": None}
+        return {"level": self.level, "_c": None, "_layouts": {}}
 
     def encode(self, block, spec) -> bytes:
         if self._c is None:
@@ -91,7 +92,10 @@ class ZPlanes(ArrayBytesCodec):
         reader that rebuilds rows straight into its own arrays (the loader's fast path) starts
         here instead of from :meth:`decode`'s interleaved copy."""
         buf = bytes(data) if not isinstance(data, bytes) else data
-        P = sum(storage_dtype(f.type).itemsize for f in spec)
+        lay = self._layouts.get(spec)
+        if lay is None:  # per field: its element size, items per record (asked for every chunk: kept)
+            lay = self._layouts[spec] = tuple((storage_dtype(f.type).itemsize, f.items_per_record) for f in spec)
+        P = sum(es for es, _ in lay)
         if len(buf) < 4 * P:
             raise CodecError(f"zplanes: chunk of {len(buf)} bytes is shorter than its plane table ({4 * P} bytes)")
         sizes = struct.unpack_from(f"<{P}I", buf, 0)
@@ -99,9 +103,8 @@ class ZPlanes(ArrayBytesCodec):
             raise CodecError(f"zplanes: plane sizes add up to {4 * P + sum(sizes)} bytes, the chunk holds {len(buf)}")
         dec = _decompressor()
         out, pos, p = [], 4 * P, 0
-        for f in spec:
-            es = storage_dtype(f.type).itemsize
-            m = n * f.items_per_record
+        for es, items in lay:
+            m = n * items
             field = []
             for _ in range(es):
                 plane = bounded_decompress(dec, buf[pos : pos + sizes[p]], m, f"zplanes: plane {p}")
