@@ -536,3 +536,16 @@ def test_encoder_writes_the_words_of_the_spec(n, classes, k, scale):
         data = codec._encode({"indices": idx, **({"values": v} if values else {})})
         words = np.frombuffer(data, "<u2", count=int.from_bytes(data[:4], "little"), offset=4)
         assert np.array_equal(words, _reference_words(codec, idx.astype(int), v))
+
+
+def test_entry_order_mode_0_only_when_the_shifts_rank_each_run():
+    """Mode 0 stores ranks within runs of tied values; shifts that are no such ranks (one beyond its
+    run, or two entries of a run sharing one) take mode 1, and both come back exactly."""
+    from lplabel.codecs.rans import decode_order, encode_order
+
+    vals = np.array([[2.0, 1.0, 1.0, 0.5]] * 4, np.float16).view(np.uint16)  # a run of two at 1..2
+    shifts = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 2, 0, 0]], np.uint8)
+    for rows, mode in (([0, 1], 0), ([0, 2], 1), ([1, 3], 1)):
+        data = encode_order(vals[rows], shifts[rows])
+        assert data[0] == mode
+        assert np.array_equal(decode_order(data, vals[rows], np.dtype(np.uint8), 2, 4), shifts[rows])

@@ -551,3 +551,24 @@ def encode_order_digits(start, length, shift, out):
                     pos += 1
             b0 = b1
     return pos
+
+
+@njit(cache=True, nogil=True)
+def shifts_rank_runs(start, length, shift):
+    """Can mode 0 of the entry order code ``shift`` [n, k]: is every entry's shift below its run
+    length, and ``start + shift`` a permutation of 0..k-1 in every record (the input was sorted by
+    decreasing value)? One pass; numpy needed a sort of [n, k] for the permutation test."""
+    n, k = start.shape
+    seen = np.zeros(k, np.int64)
+    for r in range(n):
+        for j in range(k):
+            seen[j] = 0
+        for j in range(k):
+            s = np.int64(shift[r, j])
+            if s >= length[r, j]:
+                return False
+            seen[start[r, j] + s] += 1  # < k: start + length <= k for a run
+        for j in range(k):
+            if seen[j] != 1:
+                return False
+    return True
