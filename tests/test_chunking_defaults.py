@@ -105,4 +105,4 @@ def test_help_and_docs_state_the_default(cmd):
     assert re.match(rf"--steps-per-chunk [^-]*?[Dd]efault:? {TRAINING_STEPS_PER_CHUNK}\b", opt), opt[:300]
     docs = " ".join((Path(__file__).resolve().parents[1] / "docs" / "loader.md").read_text().split())
     assert f"{TRAINING_STEPS_PER_CHUNK} steps per chunk for stores read in stored order" in docs
-    assert f"`--steps-per-chunk N` overrides it" in docs
+    assert "`--steps-per-chunk N` overrides it" in docs
