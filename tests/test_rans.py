@@ -549,3 +549,26 @@ def test_entry_order_mode_0_only_when_the_shifts_rank_each_run():
         data = encode_order(vals[rows], shifts[rows])
         assert data[0] == mode
         assert np.array_equal(decode_order(data, vals[rows], np.dtype(np.uint8), 2, 4), shifts[rows])
+
+
+@pytest.mark.parametrize("k, grid", [(1, None), (10, 0.25), (100, 0.25), (100, None), (300, 0.5)])
+def test_tie_runs_are_entryorders_run_starts_and_lengths(k, grid):
+    """The entry order part counts a tied entry's run start and every run length itself (a table of
+    the values' codes instead of a rank of every entry); they are exactly ``entryorder``'s, with
+    signed zeros, NaNs, infinities and subnormals among the values."""
+    from lplabel.codecs.entryorder import run_lengths, run_starts
+    from lplabel.codecs.rans import _tie_runs
+
+    rng = np.random.default_rng(k)
+    z = rng.standard_normal((200, k)) * 3
+    if grid:
+        z = np.round(z / grid) * grid
+    v = z.astype(np.float16)
+    v[0, : min(k, 4)] = np.array([0.0, -0.0, 0.0, -0.0], np.float16)[: min(k, 4)]
+    v[1, : min(k, 5)] = np.array([np.nan, np.inf, -np.inf, np.nan, 6e-8], np.float16)[: min(k, 5)]
+    start, length = _tie_runs(v)
+    ref_start = run_starts(v, "float16", compiled=False)
+    ref_length = run_lengths(ref_start, compiled=False)
+    assert np.array_equal(length, ref_length) and (length > 1).any() == (k > 1)
+    tied = length > 1
+    assert np.array_equal(start[tied], ref_start[tied]) and (start[~tied] == -1).all()

@@ -554,10 +554,55 @@ def encode_order_digits(start, length, shift, out):
 
 
 @njit(cache=True, nogil=True)
+def tie_runs(m, start, length):
+    """The runs of tied values of every record, from the values' order-preserving codes ``m``
+    (uint16 [n, k], :func:`~lplabel.codecs.rans.monotone`): ``length[r, j]`` = how many entries of
+    record r share entry j's value; for a tied entry (length >= 2) ``start[r, j]`` = how many
+    entries have a larger value (its run start, as ``entryorder.run_starts`` counts it: codes are
+    distinct per bit pattern, in value order); -1 for an entry without ties (no part of the entry
+    order needs it).
+
+    Why not ``entryorder.run_starts`` (a rank of every entry, k^2 vectorised compares) and
+    ``run_lengths``: only tied entries need a start -- a few per record -- and most records of
+    small k hold none. One pass counts each value's entries in a table indexed by its code (entries
+    of another record are told apart by a stamp, so the table is never cleared); a tied value's
+    start is then counted once, in one pass over its record."""
+    n, k = m.shape
+    stamp = np.zeros(65536, np.int32)
+    cnt = np.empty(65536, np.int64)
+    first = np.empty(65536, np.int64)
+    for r in range(n):
+        tag = r + 1
+        for j in range(k):
+            u = np.int64(m[r, j])
+            if stamp[u] != tag:
+                stamp[u] = tag
+                cnt[u] = 1
+                first[u] = -1
+            else:
+                cnt[u] += 1
+        for j in range(k):
+            u = np.int64(m[r, j])
+            c = cnt[u]
+            length[r, j] = c
+            if c < 2:
+                start[r, j] = -1
+            elif first[u] >= 0:
+                start[r, j] = first[u]
+            else:
+                a = 0
+                for i in range(k):
+                    a += np.int64(m[r, i]) > u
+                first[u] = a
+                start[r, j] = a
+
+
+@njit(cache=True, nogil=True)
 def shifts_rank_runs(start, length, shift):
     """Can mode 0 of the entry order code ``shift`` [n, k]: is every entry's shift below its run
-    length, and ``start + shift`` a permutation of 0..k-1 in every record (the input was sorted by
-    decreasing value)? One pass; numpy needed a sort of [n, k] for the permutation test."""
+    length (0 without ties), and are the shifts of each run of tied entries a permutation of
+    0..m-1 (the input was sorted by decreasing value)? ``start``, ``length``: :func:`tie_runs`.
+    One pass; numpy needed a sort of [n, k] for the permutation test."""
     n, k = start.shape
     seen = np.zeros(k, np.int64)
     for r in range(n):
@@ -567,8 +612,9 @@ def shifts_rank_runs(start, length, shift):
             s = np.int64(shift[r, j])
             if s >= length[r, j]:
                 return False
-            seen[start[r, j] + s] += 1  # < k: start + length <= k for a run
+            if length[r, j] > 1:
+                seen[start[r, j] + s] += 1  # < k: start + length <= k for a run
         for j in range(k):
-            if seen[j] != 1:
+            if seen[j] > 1:
                 return False
     return True

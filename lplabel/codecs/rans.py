@@ -120,12 +120,15 @@ def unmonotone(m: np.ndarray) -> np.ndarray:
 
 
 def _tie_runs(values16: np.ndarray):
-    """Per record (row), its runs of >= 2 equal values in decreasing value, each as the columns of
-    its entries in increasing column (class) order; plus every entry's run start and length."""
-    from .entryorder import run_lengths, run_starts
-
-    start = run_starts(values16, "float16")
-    length = run_lengths(start)
+    """Per record (row) of fp16 values (or their uint16 bits), the run start of every tied entry
+    (-1 for the others) and every entry's run length, int64 [n, k] each (see
+    :func:`~lplabel.codecs._rans_kernels.tie_runs`; the same starts and lengths as
+    :func:`~lplabel.codecs.entryorder.run_starts` / ``run_lengths`` give tied entries: tested)."""
+    m = monotone(np.ascontiguousarray(values16).view(np.uint16))
+    start = np.empty(m.shape, np.int64)
+    length = np.empty(m.shape, np.int64)
+    if m.size:
+        _kernels().tie_runs(m, start, length)
     return start, length
 
 
@@ -142,8 +145,6 @@ def encode_order(values16: np.ndarray, shift: np.ndarray) -> bytes:
     """
     kern = _kernels()
     start, length = _tie_runs(values16)
-    start = np.ascontiguousarray(start, dtype=np.int64)
-    length = np.ascontiguousarray(length, dtype=np.int64)
     s = np.ascontiguousarray(shift)
     n, k = s.shape
     if not kern.shifts_rank_runs(start, length, s):
@@ -170,12 +171,7 @@ def decode_order(data: bytes, values16: np.ndarray, dtype, n: int, k: int) -> np
         raise CodecError(f"rans: corrupt chunk: unknown entry order mode {data[0]}")
     start, length = _tie_runs(np.asarray(values16))
     out = np.zeros((n, k), np.int64)
-    pos = _kernels().decode_order_digits(
-        np.frombuffer(data, np.uint8, offset=1),
-        np.ascontiguousarray(start, dtype=np.int64),
-        np.ascontiguousarray(length, dtype=np.int64),
-        out,
-    )
+    pos = _kernels().decode_order_digits(np.frombuffer(data, np.uint8, offset=1), start, length, out)
     if pos < 0:
         raise CodecError("rans: corrupt chunk: an entry order digit is out of range")
     if (pos + 7) // 8 != len(data) - 1:
