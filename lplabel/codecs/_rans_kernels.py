@@ -60,9 +60,11 @@ def _put_pair(x, mem, q, c, pairs, out, o):
 
 
 @njit(cache=True, nogil=True)
-def encode(idx, d, base, has_values, pairs, hfreq, hcum, bfreq, bcum):
-    """rANS words (uint16, decoding order) of a chunk. ``idx`` [n, k] sorted ascending, distinct;
-    ``d`` [n, k] high-byte deltas and ``base`` [n] (ignored without values).
+def encode(idx, m, has_values, pairs, hfreq, hcum, bfreq, bcum):
+    """rANS words (uint16, decoding order) of a chunk. ``idx`` [n, k] sorted ascending, distinct
+    (:func:`check_indices`); ``m`` [n, k] the values' order-preserving codes (uint16, ignored
+    without values): a record's base is the smallest high byte ``m >> 8``, its deltas the high
+    bytes minus the base.
 
     rANS codes last-in first-out, so the decisions are generated here directly in reverse decoding
     order -- groups from the last, and within a group the deltas (entries and lanes backwards, an
@@ -80,65 +82,72 @@ def encode(idx, d, base, has_values, pairs, hfreq, hcum, bfreq, bcum):
     out = np.empty(cap, np.uint16)
     npos = len(pairs) // 5 + 2  # positions 0..2U-1 (U pairs), + position -1 and one past the end
     mem = np.zeros((LANES, npos), np.uint8)
+    base = np.empty(LANES, np.int64)
+    dv = np.empty((LANES, k), np.int64)
     fv = np.empty((LANES, k), np.int64)
     sv = np.empty((LANES, k), np.int64)
     o = 0
     x0 = x1 = x2 = x3 = np.int64(LOW)
     g = ((n - 1) // LANES) * LANES
     while g >= 0:
-        m = min(LANES, n - g)
+        gm = min(LANES, n - g)
         if has_values:
-            for q in range(m):  # each entry's (frequency, start) in its context
+            for q in range(gm):  # each entry's delta and (frequency, start) in its context
                 r = g + q
+                b = np.int64(255)
+                for i in range(k):
+                    b = min(b, np.int64(m[r, i]) >> 8)
+                base[q] = b
                 prev = CTX_FIRST
                 for i in range(k):
-                    v = d[r, i]
+                    v = (np.int64(m[r, i]) >> 8) - b
+                    dv[q, i] = v
                     sy = min(v, ESCAPE)
                     fv[q, i] = hfreq[prev, sy]
                     sv[q, i] = hcum[prev, sy]
                     prev = min(v, 15)
             for i in range(k - 1, -1, -1):
-                if m > 3:
-                    v = d[g + 3, i]
+                if gm > 3:
+                    v = dv[3, i]
                     if v >= ESCAPE:
                         x3, o = _put(x3, np.int64(16), (v - ESCAPE) * 16, out, o)
                     x3, o = _put(x3, np.int64(fv[3, i]), np.int64(sv[3, i]), out, o)
-                if m > 2:
-                    v = d[g + 2, i]
+                if gm > 2:
+                    v = dv[2, i]
                     if v >= ESCAPE:
                         x2, o = _put(x2, np.int64(16), (v - ESCAPE) * 16, out, o)
                     x2, o = _put(x2, np.int64(fv[2, i]), np.int64(sv[2, i]), out, o)
-                if m > 1:
-                    v = d[g + 1, i]
+                if gm > 1:
+                    v = dv[1, i]
                     if v >= ESCAPE:
                         x1, o = _put(x1, np.int64(16), (v - ESCAPE) * 16, out, o)
                     x1, o = _put(x1, np.int64(fv[1, i]), np.int64(sv[1, i]), out, o)
-                v = d[g, i]
+                v = dv[0, i]
                 if v >= ESCAPE:
                     x0, o = _put(x0, np.int64(16), (v - ESCAPE) * 16, out, o)
                 x0, o = _put(x0, np.int64(fv[0, i]), np.int64(sv[0, i]), out, o)
-            if m > 3:
-                b = base[g + 3]
+            if gm > 3:
+                b = base[3]
                 x3, o = _put(x3, np.int64(bfreq[b]), np.int64(bcum[b]), out, o)
-            if m > 2:
-                b = base[g + 2]
+            if gm > 2:
+                b = base[2]
                 x2, o = _put(x2, np.int64(bfreq[b]), np.int64(bcum[b]), out, o)
-            if m > 1:
-                b = base[g + 1]
+            if gm > 1:
+                b = base[1]
                 x1, o = _put(x1, np.int64(bfreq[b]), np.int64(bcum[b]), out, o)
-            b = base[g]
+            b = base[0]
             x0, o = _put(x0, np.int64(bfreq[b]), np.int64(bcum[b]), out, o)
         # membership: lane q takes a pair decision at every even c <= its record's last class
         l0 = l1 = l2 = l3 = np.int64(-1)
-        for q in range(m):
+        for q in range(gm):
             for j in range(k):
                 mem[q, idx[g + q, j] + 1] = 1
         l0 = np.int64(idx[g, k - 1])
-        if m > 1:
+        if gm > 1:
             l1 = np.int64(idx[g + 1, k - 1])
-        if m > 2:
+        if gm > 2:
             l2 = np.int64(idx[g + 2, k - 1])
-        if m > 3:
+        if gm > 3:
             l3 = np.int64(idx[g + 3, k - 1])
         top = max(max(l0, l1), max(l2, l3))
         c = top - (top & 1)
@@ -152,7 +161,7 @@ def encode(idx, d, base, has_values, pairs, hfreq, hcum, bfreq, bcum):
             if c <= l0:
                 x0, o = _put_pair(x0, mem, 0, c, pairs, out, o)
             c -= 2
-        for q in range(m):
+        for q in range(gm):
             for j in range(k):
                 mem[q, idx[g + q, j] + 1] = 0
         g -= LANES
@@ -161,6 +170,22 @@ def encode(idx, d, base, has_values, pairs, hfreq, hcum, bfreq, bcum):
         out[o + 1] = np.uint16(x >> 16)
         o += 2
     return out[:o][::-1].copy()
+
+
+@njit(cache=True, nogil=True)
+def check_indices(idx, classes):
+    """0 when every record's indices are increasing and in 0..classes-1, 1 when one is out of
+    range, 2 when a record's are not increasing (equal or decreasing neighbours). Branch-free
+    (the flags are or-ed over each record), so the compiler vectorises it."""
+    n, k = idx.shape
+    out_of_range = False
+    unordered = False
+    for r in range(n):
+        for j in range(k):
+            out_of_range |= (idx[r, j] < 0) | (idx[r, j] >= classes)
+        for j in range(1, k):
+            unordered |= idx[r, j] <= idx[r, j - 1]
+    return 1 if out_of_range else (2 if unordered else 0)
 
 
 @njit(cache=True, nogil=True)

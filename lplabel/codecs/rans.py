@@ -398,21 +398,19 @@ class Rans(ArrayBytesCodec):
         n, k = idx.shape
         if n == 0:
             return struct.pack("<I", 0)
-        if idx.min() < 0 or idx.max() >= self.classes:
+        bad = kern.check_indices(idx, self.classes)
+        if bad == 1:
             raise CodecError(f"rans: class index out of 0..{self.classes - 1}")
-        if k > 1 and not (np.diff(idx, axis=1) > 0).all():
+        if bad == 2:
             raise CodecError(
                 "rans: each record's indices must be increasing and distinct", hint="put 'sort' by index before 'rans'"
             )
         if self.values:
             m = monotone(np.asarray(block["values"], dtype=np.float16).view(np.uint16))
-            hi = (m >> 8).astype(np.int64)
-            base = np.ascontiguousarray(hi.min(1))
-            d = np.ascontiguousarray(hi - base[:, None])
             lo = (m & 0xFF).astype(np.uint8).tobytes()
-        else:  # placeholders of the compiled signature; index-only chunks never read them
-            base, d, lo = np.zeros(1, np.int64), np.zeros((1, 1), np.int64), b""
-        words = kern.encode(idx, d, base, self.values, self._pairs, self._hfreq, self._hcum, self._bfreq, self._bcum)
+        else:  # a placeholder of the compiled signature; index-only chunks never read it
+            m, lo = np.zeros((1, 1), np.uint16), b""
+        words = kern.encode(idx, m, self.values, self._pairs, self._hfreq, self._hcum, self._bfreq, self._bcum)
         return struct.pack("<I", len(words)) + words.astype("<u2").tobytes() + lo
 
     def decode(self, data, spec, n: int) -> dict:
