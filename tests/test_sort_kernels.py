@@ -66,3 +66,14 @@ def test_compiled_sort_of_an_empty_block_and_of_index_only_labels():
         block = {"indices": np.random.default_rng(n).permutation(20)[: 4 * n].reshape(n, 4).astype(np.uint16)}
         fast, ref = _both(block, spec)
         assert np.array_equal(fast["indices"], ref["indices"]) and fast["indices"].shape == (n, 4)
+
+
+def test_scratch_starts_on_a_vector_boundary():
+    """The compare loop's scratch starts on a 64-byte boundary whatever numpy hands out (unaligned
+    int16 scratch ran the loop 2x slower), and is zeroed."""
+    from lplabel.codecs._sort_kernels import aligned_zeros
+
+    for n in (32, 64, 128, 256):
+        for _ in range(8):
+            a = aligned_zeros(n)
+            assert a.ctypes.data % 64 == 0 and a.shape == (n,) and a.dtype == np.int16 and not a.any()

@@ -38,10 +38,18 @@ def index_ranks(idx) -> np.ndarray:
     n, k = idx.shape
     out = np.empty((n, k), np.int64)
     kp = (k + 31) // 32 * 32
-    key = np.zeros(kp, np.int16)
     offset = 1 << 15 if idx.dtype.kind == "u" else 0
-    _ranks(idx, k <= PAIRWISE_MAX and idx.dtype.itemsize <= 2, offset, key, np.zeros_like(key), out)
+    _ranks(idx, k <= PAIRWISE_MAX and idx.dtype.itemsize <= 2, offset, aligned_zeros(kp), aligned_zeros(kp), out)
     return out
+
+
+def aligned_zeros(n: int) -> np.ndarray:
+    """``n`` int16 zeros starting on a 64-byte boundary. The compare loop reads whole vectors of
+    the keys and counts; numpy's small arrays start on 16-byte boundaries, and when one is not
+    32-byte aligned the loop ran 2x slower (measured at k = 100: 0.82 against 0.41 ms a chunk)."""
+    raw = np.zeros(n + 32, np.int16)
+    skip = (-raw.ctypes.data % 64) // 2
+    return raw[skip : skip + n]
 
 
 @njit(cache=True, nogil=True)
