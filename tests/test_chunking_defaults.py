@@ -93,3 +93,16 @@ def test_import_writes_training_chunks(tmp_path):
     one = tmp_path / "imp1.lpl"
     run("import", d, "-o", one, "--num-classes", 100, "--steps-per-chunk", 1)
     assert chunking(one) == (1, n_steps, n_steps)
+
+
+@pytest.mark.parametrize("cmd", ["import", "relabel", "encode", "quantize", "prune"])
+def test_help_and_docs_state_the_default(cmd):
+    """What ``--help`` and docs/loader.md tell a user is the number the commands use."""
+    import re
+
+    text = " ".join(CliRunner().invoke(main, [cmd, "--help"], terminal_width=200).output.split())
+    opt = text[text.index("--steps-per-chunk") :]
+    assert re.match(rf"--steps-per-chunk [^-]*?[Dd]efault:? {TRAINING_STEPS_PER_CHUNK}\b", opt), opt[:300]
+    docs = " ".join((Path(__file__).resolve().parents[1] / "docs" / "loader.md").read_text().split())
+    assert f"{TRAINING_STEPS_PER_CHUNK} steps per chunk for stores read in stored order" in docs
+    assert "`--steps-per-chunk N` overrides it" in docs

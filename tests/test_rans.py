@@ -474,3 +474,101 @@ def test_tie_order_digits_round_trip_and_refuse_bad_digits():
         decode_order(b"\x00\x03", three, np.dtype(np.uint8), 1, 3)
     with pytest.raises(CodecError, match="entry order part holds"):
         decode_order(b"\x00\x01\x00", three, np.dtype(np.uint8), 1, 3)
+
+
+def _reference_words(codec, idx, val):
+    """The rANS words of a chunk, step by step as spec/FORMAT.md §3.18 writes them: every decision
+    (frequency, start, lane) collected in decoding order, then coded backwards (plain Python)."""
+    n, k = idx.shape
+    pairs = codec._pairs.astype(int)
+    if val is not None:
+        m = monotone(val.view(np.uint16)).astype(int) >> 8
+        base = m.min(1)
+        d = m - base[:, None]
+    dec = []
+    for g in range(0, n, 4):
+        lanes = range(g, min(g + 4, n))
+        stored = {r: set(idx[r].tolist()) for r in lanes}
+        c = 0
+        while any(c <= idx[r, -1] for r in lanes):
+            for q, r in enumerate(lanes):
+                if c <= idx[r, -1]:
+                    t = 5 * (c + int(c - 1 in stored[r])) + 2 * int(c in stored[r]) + int(c + 1 in stored[r])
+                    dec.append((pairs[t + 1] - pairs[t], pairs[t], q))
+            c += 2
+        if val is None:
+            continue
+        for q, r in enumerate(lanes):
+            dec.append((int(codec._bfreq[base[r]]), int(codec._bcum[base[r]]), q))
+        for i in range(k):
+            for q, r in enumerate(lanes):
+                ctx = 16 if i == 0 else min(d[r, i - 1], 15)
+                s = min(d[r, i], 63)
+                dec.append((int(codec._hfreq[ctx, s]), int(codec._hcum[ctx, s]), q))
+                if s == 63:
+                    dec.append((16, 16 * (d[r, i] - 63), q))
+    x, out = [1 << 16] * 4, []
+    for f, start, q in reversed(dec):
+        if x[q] >= f << 20:
+            out.append(x[q] & 0xFFFF)
+            x[q] >>= 16
+        x[q] = ((x[q] // f) << 12) + x[q] % f + start
+    for q in (3, 2, 1, 0):
+        out += [x[q] & 0xFFFF, x[q] >> 16]
+    return np.array(out[::-1], np.uint16)
+
+
+@pytest.mark.parametrize("n, classes, k, scale", [(1, 301, 5, 1.0), (7, 302, 12, 400.0), (30, 300, 40, 1.0)])
+def test_encoder_writes_the_words_of_the_spec(n, classes, k, scale):
+    """The compiled encoder (decisions generated backwards and coded as they come) writes exactly
+    the words of the spec's collect-then-code description: partial lane groups, odd class counts,
+    escapes, index-only labels."""
+    rng = np.random.default_rng(n)
+    z = realistic_logits(rng, n, classes) * scale
+    z[:, classes - 1] += 50  # the last position (paired with the padding one when C is odd)
+    idx, val = topk_of(z, k)
+    order = np.argsort(idx, axis=1)
+    idx = np.take_along_axis(idx, order, 1).astype(np.uint16)
+    val = np.take_along_axis(val, order, 1).astype(np.float16)
+    for values in (True, False):
+        v = val if values else None
+        codec = Rans.learn(idx[: max(1, n // 2)], v if v is None else v[: max(1, n // 2)], classes)
+        data = codec._encode({"indices": idx, **({"values": v} if values else {})})
+        words = np.frombuffer(data, "<u2", count=int.from_bytes(data[:4], "little"), offset=4)
+        assert np.array_equal(words, _reference_words(codec, idx.astype(int), v))
+
+
+def test_entry_order_mode_0_only_when_the_shifts_rank_each_run():
+    """Mode 0 stores ranks within runs of tied values; shifts that are no such ranks (one beyond its
+    run, or two entries of a run sharing one) take mode 1, and both come back exactly."""
+    from lplabel.codecs.rans import decode_order, encode_order
+
+    vals = np.array([[2.0, 1.0, 1.0, 0.5]] * 4, np.float16).view(np.uint16)  # a run of two at 1..2
+    shifts = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 0], [0, 2, 0, 0]], np.uint8)
+    for rows, mode in (([0, 1], 0), ([0, 2], 1), ([1, 3], 1)):
+        data = encode_order(vals[rows], shifts[rows])
+        assert data[0] == mode
+        assert np.array_equal(decode_order(data, vals[rows], np.dtype(np.uint8), 2, 4), shifts[rows])
+
+
+@pytest.mark.parametrize("k, grid", [(1, None), (10, 0.25), (100, 0.25), (100, None), (300, 0.5)])
+def test_tie_runs_are_entryorders_run_starts_and_lengths(k, grid):
+    """The entry order part counts a tied entry's run start and every run length itself (a table of
+    the values' codes instead of a rank of every entry); they are exactly ``entryorder``'s, with
+    signed zeros, NaNs, infinities and subnormals among the values."""
+    from lplabel.codecs.entryorder import run_lengths, run_starts
+    from lplabel.codecs.rans import _tie_runs
+
+    rng = np.random.default_rng(k)
+    z = rng.standard_normal((200, k)) * 3
+    if grid:
+        z = np.round(z / grid) * grid
+    v = z.astype(np.float16)
+    v[0, : min(k, 4)] = np.array([0.0, -0.0, 0.0, -0.0], np.float16)[: min(k, 4)]
+    v[1, : min(k, 5)] = np.array([np.nan, np.inf, -np.inf, np.nan, 6e-8], np.float16)[: min(k, 5)]
+    start, length = _tie_runs(v)
+    ref_start = run_starts(v, "float16", compiled=False)
+    ref_length = run_lengths(ref_start, compiled=False)
+    assert np.array_equal(length, ref_length) and (length > 1).any() == (k > 1)
+    tied = length > 1
+    assert np.array_equal(start[tied], ref_start[tied]) and (start[~tied] == -1).all()

@@ -160,6 +160,18 @@ def test_keep_computes_and_stores_only_the_kept_steps(tmp_path, reference, digit
         np.testing.assert_array_equal(r.crop, f.crop)
 
 
+def test_default_chunking_is_what_training_reads(tmp_path, reference, digits, teacher):
+    """Without ``steps_per_chunk`` a full store gets the steps a training item reads together, a
+    pruned one (read in random order) one step per chunk (``default_steps_per_chunk``)."""
+    from lplabel.selection.schedule import TRAINING_STEPS_PER_CHUNK
+
+    full = open_store(reference)
+    assert full.header["chunking"]["steps_per_chunk"] == TRAINING_STEPS_PER_CHUNK
+    assert len(full.chunks["label"]) == -(-full.num_steps // TRAINING_STEPS_PER_CHUNK)
+    pruned = open_store(relabel(digits, teacher, tmp_path / "p.lpl", **BASE, keep=0.4, keep_seed=3))
+    assert pruned.header["chunking"]["steps_per_chunk"] == 1 and len(pruned.chunks["label"]) == pruned.num_steps
+
+
 def test_keep_by_epoch_and_order(tmp_path, digits, teacher):
     s = open_store(
         relabel(digits, teacher, tmp_path / "e.lpl", **BASE, keep=0.34, keep_unit="epoch", keep_metric="order")

@@ -1,8 +1,9 @@
 """Optional compiled loops: a kernel module of this package when numba can be used, else None.
 
 numba is an optional dependency (the ``rans`` extra). Codecs whose numpy code is the reference
-(``entryorder``, ``delta``, ``classmap``, and the one-pass decode of :mod:`.fused`) ask here for
-their compiled loops and fall back to numpy (codec by codec) when there are none; the results are identical either way (tests/test_entryorder_kernels.py).
+(``entryorder``, ``delta``, ``classmap``, ``sort``, and the one-pass decode of :mod:`.fused`) ask here
+for their compiled loops and fall back to numpy (codec by codec) when there are none; the results are
+identical either way (tests/test_entryorder_kernels.py, tests/test_sort_kernels.py).
 """
 
 from __future__ import annotations

@@ -37,98 +37,155 @@ E_STATE = -3  # final states are not the initial ones, or words are left over
 E_RANGE = -4  # a value's high byte came out above 255
 
 
-@njit(cache=True, nogil=True)
-def _decisions(idx, d, base, has_values, pairs, hfreq, hcum, bfreq, bcum, ff, ss, lane):
-    """(frequency, start, lane) of every decision of a chunk, in decoding order; returns how many."""
-    n, k = idx.shape
-    t = 0
-    js = np.zeros(LANES, np.int64)
-    prev = np.zeros(LANES, np.int64)
-    for g in range(0, n, LANES):
-        m = min(LANES, n - g)
-        js[:] = 0
-        prev[:] = 0
-        c = 0
-        active = m
-        while active > 0:  # membership: positions (c, c + 1) of every lane still short of k classes
-            for q in range(m):
-                j = js[q]
-                if j >= k:
-                    continue
-                r = g + q
-                b0 = 0
-                if idx[r, j] == c:
-                    b0 = 1
-                    j += 1
-                b1 = 0
-                if j < k and idx[r, j] == c + 1:
-                    b1 = 1
-                    j += 1
-                t0 = 5 * (c + prev[q]) + 2 * b0 + b1
-                ff[t] = pairs[t0 + 1] - pairs[t0]
-                ss[t] = pairs[t0]
-                lane[t] = q
-                t += 1
-                prev[q] = b1
-                js[q] = j
-                if j == k:
-                    active -= 1
-            c += 2
-        if not has_values:
-            continue
-        for q in range(m):
-            b = base[g + q]
-            ff[t] = bfreq[b]
-            ss[t] = bcum[b]
-            lane[t] = q
-            t += 1
-        for i in range(k):
-            for q in range(m):
-                r = g + q
-                v = d[r, i]
-                ctx = CTX_FIRST if i == 0 else min(d[r, i - 1], 15)
-                s = v if v < ESCAPE else ESCAPE
-                ff[t] = hfreq[ctx, s]
-                ss[t] = hcum[ctx, s]
-                lane[t] = q
-                t += 1
-                if s == ESCAPE:
-                    ff[t] = 16
-                    ss[t] = (v - ESCAPE) * 16
-                    lane[t] = q
-                    t += 1
-    return t
+@njit(cache=True, nogil=True, inline="always")
+def _put(x, f, start, out, o):
+    """Code one decision (frequency ``f``, start ``start``) into state ``x`` (int64 in [2^16, 2^32)),
+    emitting at most one word into ``out[o]``; returns the new state and word count. (A float64
+    reciprocal instead of the division measured no faster.)"""
+    e = np.int64(x >= (f << 20))  # renormalise without a branch (taken about half the time)
+    out[o] = np.uint16(x & 0xFFFF)
+    o += e
+    x >>= e << 4
+    q = x // f
+    return (q << PREC) + (x - q * f) + start, o
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_pair(x, mem, q, c, pairs, out, o):
+    """Code (backwards) lane ``q``'s membership decision for positions (c, c + 1): ``mem[q, p + 1]``
+    is 1 when position p of the lane's record is stored (``mem[q, 0]`` = 0 stands for position -1)."""
+    t = 5 * (c + np.int64(mem[q, c])) + 2 * np.int64(mem[q, c + 1]) + np.int64(mem[q, c + 2])
+    st = np.int64(pairs[t])
+    return _put(x, np.int64(pairs[t + 1]) - st, st, out, o)
 
 
 @njit(cache=True, nogil=True)
-def encode(idx, d, base, has_values, pairs, hfreq, hcum, bfreq, bcum):
-    """rANS words (uint16, decoding order) of a chunk. ``idx`` [n, k] sorted ascending, distinct;
-    ``d`` [n, k] high-byte deltas and ``base`` [n] (ignored without values)."""
+def encode(idx, m, has_values, pairs, hfreq, hcum, bfreq, bcum):
+    """rANS words (uint16, decoding order) of a chunk. ``idx`` [n, k] sorted ascending, distinct
+    (:func:`check_indices`); ``m`` [n, k] the values' order-preserving codes (uint16, ignored
+    without values): a record's base is the smallest high byte ``m >> 8``, its deltas the high
+    bytes minus the base.
+
+    rANS codes last-in first-out, so the decisions are generated here directly in reverse decoding
+    order -- groups from the last, and within a group the deltas (entries and lanes backwards, an
+    escape payload before its symbol), the bases, then the membership pairs from each lane's last
+    pair down to position 0 -- and coded as they come, the four lanes' states in registers (no
+    list of decisions: that list, 3 x 8 bytes a decision, cost as much as the coding itself). A
+    lane's membership context comes from a 0/1 map of its record's stored positions (no
+    branches); a group's delta frequencies are looked up in a first pass over each record (in the
+    coding loop, the lookup through the previous delta's context made the values ~4x slower,
+    measured). Bit-identical to collecting the decisions first (tests/test_rans.py)."""
     n, k = idx.shape
-    cap = 0
+    cap = 2 * LANES + 2
     for r in range(n):
         cap += idx[r, k - 1] // 2 + 1 + (2 * k + 1 if has_values else 0)
-    ff = np.empty(cap, np.int64)
-    ss = np.empty(cap, np.int64)
-    lane = np.empty(cap, np.int64)
-    t = _decisions(idx, d, base, has_values, pairs, hfreq, hcum, bfreq, bcum, ff, ss, lane)
-    out = np.empty(t + 2 * LANES + 2, np.uint16)
+    out = np.empty(cap, np.uint16)
+    npos = len(pairs) // 5 + 2  # positions 0..2U-1 (U pairs), + position -1 and one past the end
+    mem = np.zeros((LANES, npos), np.uint8)
+    base = np.empty(LANES, np.int64)
+    dv = np.empty((LANES, k), np.int64)
+    fv = np.empty((LANES, k), np.int64)
+    sv = np.empty((LANES, k), np.int64)
     o = 0
-    xs = np.full(LANES, np.uint64(LOW), np.uint64)
-    for i in range(t - 1, -1, -1):
-        f = np.uint64(ff[i])
-        q = lane[i]
-        x = xs[q]
-        while x >= (f << np.uint64(20)):
-            out[o] = np.uint16(x & np.uint64(0xFFFF))
-            o += 1
-            x >>= np.uint64(16)
-        xs[q] = ((x // f) << np.uint64(PREC)) + (x % f) + np.uint64(ss[i])
-    for q in range(LANES - 1, -1, -1):
-        out[o] = np.uint16(xs[q] & np.uint64(0xFFFF))
-        out[o + 1] = np.uint16(xs[q] >> np.uint64(16))
+    x0 = x1 = x2 = x3 = np.int64(LOW)
+    g = ((n - 1) // LANES) * LANES
+    while g >= 0:
+        gm = min(LANES, n - g)
+        if has_values:
+            for q in range(gm):  # each entry's delta and (frequency, start) in its context
+                r = g + q
+                b = np.int64(255)
+                for i in range(k):
+                    b = min(b, np.int64(m[r, i]) >> 8)
+                base[q] = b
+                prev = CTX_FIRST
+                for i in range(k):
+                    v = (np.int64(m[r, i]) >> 8) - b
+                    dv[q, i] = v
+                    sy = min(v, ESCAPE)
+                    fv[q, i] = hfreq[prev, sy]
+                    sv[q, i] = hcum[prev, sy]
+                    prev = min(v, 15)
+            for i in range(k - 1, -1, -1):
+                if gm > 3:
+                    v = dv[3, i]
+                    if v >= ESCAPE:
+                        x3, o = _put(x3, np.int64(16), (v - ESCAPE) * 16, out, o)
+                    x3, o = _put(x3, np.int64(fv[3, i]), np.int64(sv[3, i]), out, o)
+                if gm > 2:
+                    v = dv[2, i]
+                    if v >= ESCAPE:
+                        x2, o = _put(x2, np.int64(16), (v - ESCAPE) * 16, out, o)
+                    x2, o = _put(x2, np.int64(fv[2, i]), np.int64(sv[2, i]), out, o)
+                if gm > 1:
+                    v = dv[1, i]
+                    if v >= ESCAPE:
+                        x1, o = _put(x1, np.int64(16), (v - ESCAPE) * 16, out, o)
+                    x1, o = _put(x1, np.int64(fv[1, i]), np.int64(sv[1, i]), out, o)
+                v = dv[0, i]
+                if v >= ESCAPE:
+                    x0, o = _put(x0, np.int64(16), (v - ESCAPE) * 16, out, o)
+                x0, o = _put(x0, np.int64(fv[0, i]), np.int64(sv[0, i]), out, o)
+            if gm > 3:
+                b = base[3]
+                x3, o = _put(x3, np.int64(bfreq[b]), np.int64(bcum[b]), out, o)
+            if gm > 2:
+                b = base[2]
+                x2, o = _put(x2, np.int64(bfreq[b]), np.int64(bcum[b]), out, o)
+            if gm > 1:
+                b = base[1]
+                x1, o = _put(x1, np.int64(bfreq[b]), np.int64(bcum[b]), out, o)
+            b = base[0]
+            x0, o = _put(x0, np.int64(bfreq[b]), np.int64(bcum[b]), out, o)
+        # membership: lane q takes a pair decision at every even c <= its record's last class
+        l0 = l1 = l2 = l3 = np.int64(-1)
+        for q in range(gm):
+            for j in range(k):
+                mem[q, idx[g + q, j] + 1] = 1
+        l0 = np.int64(idx[g, k - 1])
+        if gm > 1:
+            l1 = np.int64(idx[g + 1, k - 1])
+        if gm > 2:
+            l2 = np.int64(idx[g + 2, k - 1])
+        if gm > 3:
+            l3 = np.int64(idx[g + 3, k - 1])
+        top = max(max(l0, l1), max(l2, l3))
+        c = top - (top & 1)
+        while c >= 0:
+            if c <= l3:
+                x3, o = _put_pair(x3, mem, 3, c, pairs, out, o)
+            if c <= l2:
+                x2, o = _put_pair(x2, mem, 2, c, pairs, out, o)
+            if c <= l1:
+                x1, o = _put_pair(x1, mem, 1, c, pairs, out, o)
+            if c <= l0:
+                x0, o = _put_pair(x0, mem, 0, c, pairs, out, o)
+            c -= 2
+        for q in range(gm):
+            for j in range(k):
+                mem[q, idx[g + q, j] + 1] = 0
+        g -= LANES
+    for x in (x3, x2, x1, x0):
+        out[o] = np.uint16(x & 0xFFFF)
+        out[o + 1] = np.uint16(x >> 16)
         o += 2
     return out[:o][::-1].copy()
+
+
+@njit(cache=True, nogil=True)
+def check_indices(idx, classes):
+    """0 when every record's indices are increasing and in 0..classes-1, 1 when one is out of
+    range, 2 when a record's are not increasing (equal or decreasing neighbours). Branch-free
+    (the flags are or-ed over each record), so the compiler vectorises it."""
+    n, k = idx.shape
+    out_of_range = False
+    unordered = False
+    for r in range(n):
+        for j in range(k):
+            out_of_range |= (idx[r, j] < 0) | (idx[r, j] >= classes)
+        for j in range(1, k):
+            unordered |= idx[r, j] <= idx[r, j - 1]
+    return 1 if out_of_range else (2 if unordered else 0)
 
 
 @njit(cache=True, nogil=True)
@@ -519,3 +576,70 @@ def encode_order_digits(start, length, shift, out):
                     pos += 1
             b0 = b1
     return pos
+
+
+@njit(cache=True, nogil=True)
+def tie_runs(m, start, length):
+    """The runs of tied values of every record, from the values' order-preserving codes ``m``
+    (uint16 [n, k], :func:`~lplabel.codecs.rans.monotone`): ``length[r, j]`` = how many entries of
+    record r share entry j's value; for a tied entry (length >= 2) ``start[r, j]`` = how many
+    entries have a larger value (its run start, as ``entryorder.run_starts`` counts it: codes are
+    distinct per bit pattern, in value order); -1 for an entry without ties (no part of the entry
+    order needs it).
+
+    Why not ``entryorder.run_starts`` (a rank of every entry, k^2 vectorised compares) and
+    ``run_lengths``: only tied entries need a start -- a few per record -- and most records of
+    small k hold none. One pass counts each value's entries in a table indexed by its code (entries
+    of another record are told apart by a stamp, so the table is never cleared); a tied value's
+    start is then counted once, in one pass over its record."""
+    n, k = m.shape
+    stamp = np.zeros(65536, np.int32)
+    cnt = np.empty(65536, np.int64)
+    first = np.empty(65536, np.int64)
+    for r in range(n):
+        tag = r + 1
+        for j in range(k):
+            u = np.int64(m[r, j])
+            if stamp[u] != tag:
+                stamp[u] = tag
+                cnt[u] = 1
+                first[u] = -1
+            else:
+                cnt[u] += 1
+        for j in range(k):
+            u = np.int64(m[r, j])
+            c = cnt[u]
+            length[r, j] = c
+            if c < 2:
+                start[r, j] = -1
+            elif first[u] >= 0:
+                start[r, j] = first[u]
+            else:
+                a = 0
+                for i in range(k):
+                    a += np.int64(m[r, i]) > u
+                first[u] = a
+                start[r, j] = a
+
+
+@njit(cache=True, nogil=True)
+def shifts_rank_runs(start, length, shift):
+    """Can mode 0 of the entry order code ``shift`` [n, k]: is every entry's shift below its run
+    length (0 without ties), and are the shifts of each run of tied entries a permutation of
+    0..m-1 (the input was sorted by decreasing value)? ``start``, ``length``: :func:`tie_runs`.
+    One pass; numpy needed a sort of [n, k] for the permutation test."""
+    n, k = start.shape
+    seen = np.zeros(k, np.int64)
+    for r in range(n):
+        for j in range(k):
+            seen[j] = 0
+        for j in range(k):
+            s = np.int64(shift[r, j])
+            if s >= length[r, j]:
+                return False
+            if length[r, j] > 1:
+                seen[start[r, j] + s] += 1  # < k: start + length <= k for a run
+        for j in range(k):
+            if seen[j] > 1:
+                return False
+    return True

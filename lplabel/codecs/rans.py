@@ -120,12 +120,15 @@ def unmonotone(m: np.ndarray) -> np.ndarray:
 
 
 def _tie_runs(values16: np.ndarray):
-    """Per record (row), its runs of >= 2 equal values in decreasing value, each as the columns of
-    its entries in increasing column (class) order; plus every entry's run start and length."""
-    from .entryorder import run_lengths, run_starts
-
-    start = run_starts(values16, "float16")
-    length = run_lengths(start)
+    """Per record (row) of fp16 values (or their uint16 bits), the run start of every tied entry
+    (-1 for the others) and every entry's run length, int64 [n, k] each (see
+    :func:`~lplabel.codecs._rans_kernels.tie_runs`; the same starts and lengths as
+    :func:`~lplabel.codecs.entryorder.run_starts` / ``run_lengths`` give tied entries: tested)."""
+    m = monotone(np.ascontiguousarray(values16).view(np.uint16))
+    start = np.empty(m.shape, np.int64)
+    length = np.empty(m.shape, np.int64)
+    if m.size:
+        _kernels().tie_runs(m, start, length)
     return start, length
 
 
@@ -140,20 +143,14 @@ def encode_order(values16: np.ndarray, shift: np.ndarray) -> bytes:
     byte zero-padded). Mode 1 (one byte 1, then one zstd frame): the whole field, for any other
     input order.
     """
+    kern = _kernels()
     start, length = _tie_runs(values16)
-    s = shift.astype(np.int64)
+    s = np.ascontiguousarray(shift)
     n, k = s.shape
-    target = start + s
-    ok = (s < length).all() and (np.sort(target, axis=1) == np.arange(k)).all()
-    if not ok:
+    if not kern.shifts_rank_runs(start, length, s):
         return b"\x01" + zstandard.ZstdCompressor(level=19, write_content_size=True).compress(shift.tobytes())
     out = np.zeros(2 * n * k + 1, np.uint8)  # at most 16 bits a digit
-    pos = _kernels().encode_order_digits(
-        np.ascontiguousarray(start, dtype=np.int64),
-        np.ascontiguousarray(length, dtype=np.int64),
-        np.ascontiguousarray(s),
-        out,
-    )
+    pos = kern.encode_order_digits(start, length, s, out)
     return b"\x00" + out[: (pos + 7) // 8].tobytes()
 
 
@@ -174,12 +171,7 @@ def decode_order(data: bytes, values16: np.ndarray, dtype, n: int, k: int) -> np
         raise CodecError(f"rans: corrupt chunk: unknown entry order mode {data[0]}")
     start, length = _tie_runs(np.asarray(values16))
     out = np.zeros((n, k), np.int64)
-    pos = _kernels().decode_order_digits(
-        np.frombuffer(data, np.uint8, offset=1),
-        np.ascontiguousarray(start, dtype=np.int64),
-        np.ascontiguousarray(length, dtype=np.int64),
-        out,
-    )
+    pos = _kernels().decode_order_digits(np.frombuffer(data, np.uint8, offset=1), start, length, out)
     if pos < 0:
         raise CodecError("rans: corrupt chunk: an entry order digit is out of range")
     if (pos + 7) // 8 != len(data) - 1:
@@ -406,21 +398,19 @@ class Rans(ArrayBytesCodec):
         n, k = idx.shape
         if n == 0:
             return struct.pack("<I", 0)
-        if idx.min() < 0 or idx.max() >= self.classes:
+        bad = kern.check_indices(idx, self.classes)
+        if bad == 1:
             raise CodecError(f"rans: class index out of 0..{self.classes - 1}")
-        if k > 1 and not (np.diff(idx, axis=1) > 0).all():
+        if bad == 2:
             raise CodecError(
                 "rans: each record's indices must be increasing and distinct", hint="put 'sort' by index before 'rans'"
             )
         if self.values:
             m = monotone(np.asarray(block["values"], dtype=np.float16).view(np.uint16))
-            hi = (m >> 8).astype(np.int64)
-            base = np.ascontiguousarray(hi.min(1))
-            d = np.ascontiguousarray(hi - base[:, None])
             lo = (m & 0xFF).astype(np.uint8).tobytes()
-        else:  # placeholders of the compiled signature; index-only chunks never read them
-            base, d, lo = np.zeros(1, np.int64), np.zeros((1, 1), np.int64), b""
-        words = kern.encode(idx, d, base, self.values, self._pairs, self._hfreq, self._hcum, self._bfreq, self._bcum)
+        else:  # a placeholder of the compiled signature; index-only chunks never read it
+            m, lo = np.zeros((1, 1), np.uint16), b""
+        words = kern.encode(idx, m, self.values, self._pairs, self._hfreq, self._hcum, self._bfreq, self._bcum)
         return struct.pack("<I", len(words)) + words.astype("<u2").tobytes() + lo
 
     def decode(self, data, spec, n: int) -> dict:
