@@ -307,6 +307,14 @@ def test_distill_pools_large_views_to_the_resolution(digits):
     for b in ReplayLoader(out, digits["images"], labels="raw", normalize="0-255"):
         assert b.images.shape[-1] == 8  # the loader renders the store's views; the generator pools them
         assert torch.equal(b.label["logits"], net(b.images).detach())
+    # a given (width, rank) instead of the chooser's: checked against the budget before any work
+    rep = distill_generator(
+        digits["store"], digits["images"], digits["tmp"] / "gen-s.lpl", budget=8000, epochs=1, shape=(4, 6)
+    )
+    assert (rep["architecture"]["width"], rep["architecture"]["rank"]) == (4, 6) and rep["bytes"] <= 8000
+    with pytest.raises(GeneratorBudgetError, match="width 64, rank None takes about"):
+        distill_generator(digits["store"], digits["images"], digits["tmp"] / "no.lpl", budget=8000, shape=(64, None))
+    assert not (digits["tmp"] / "no.lpl").exists()
     # the default on 8-px views: no pooling (min(8, 32)), convnet-lite-v1
     rep = distill_generator(digits["store"], digits["images"], digits["tmp"] / "gen-d.lpl", budget=4000, epochs=1)
     assert rep["architecture"]["name"] == "convnet-lite-v1" and rep["resolution"] == 8

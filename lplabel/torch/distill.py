@@ -16,7 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..generator import EXTENSION, GeneratorError, choose_for_budget, encode, entry_bytes, num_params
+from ..generator import (
+    EXTENSION,
+    GeneratorBudgetError,
+    GeneratorError,
+    choose_for_budget,
+    encode,
+    entry_bytes,
+    estimate_bytes,
+    make_architecture,
+    num_params,
+)
 from .generator import GeneratorNet
 
 #: the side a generator sees by default: views larger than this are average-pooled to it inside
@@ -68,6 +78,7 @@ def distill_generator(
     force: bool = False,
     log=None,
     resolution: int | None = None,
+    shape: tuple | None = None,
 ) -> dict:
     """Train a generator of at most ``budget`` bytes to imitate ``store``'s labels on its views
     and write ``out`` (see the module doc). Returns a report dict.
@@ -79,7 +90,10 @@ def distill_generator(
     store's schedule (default: the store's epochs, every stored view once). ``resolution``: the
     side the generator average-pools each view to before its convolutions (``convnet-lite-v2``;
     None: :func:`default_resolution`, ``min(view size, 32)``; the view size itself: no pooling,
-    ``convnet-lite-v1``). Every check runs before any training: the resolution, the budget
+    ``convnet-lite-v1``). ``shape``: ``(width, rank)`` (rank None: a full head) to train that
+    network instead of the one :func:`~lplabel.generator.choose_for_budget` picks (it must fit the
+    budget too): for measuring the frontier between width and head rank at a budget. Every check
+    runs before any training: the resolution, the budget
     (:class:`~lplabel.generator.GeneratorBudgetError`), the images against the store, the teacher
     against the store's views and classes, the output path.
     """
@@ -113,16 +127,32 @@ def distill_generator(
             path=st.path,
             hint=f"give a resolution in 1..{size} (the views are pooled down to it, never up)",
         )
-    channels = _channels_of(images)
-    if channels is not None:  # the budget first: it needs only the store and the images' channels
-        choose_for_budget(
-            int(budget),
+
+    def pick(channels, mean=None, std=None) -> dict:
+        kw = dict(
             in_channels=channels,
             input_size=size,
             num_classes=st.num_classes,
             depth=depth,
+            mean=mean,
+            std=std,
             resolution=res,
         )
+        if shape is None:
+            return choose_for_budget(int(budget), **kw)
+        width, rank = shape
+        arch = make_architecture(width=int(width), rank=None if rank is None else int(rank), **kw)
+        need = estimate_bytes(arch)
+        if need > int(budget):
+            raise GeneratorBudgetError(
+                f"a generator of width {width}, rank {rank} takes about {need:,} B, above the budget of {int(budget):,} B",
+                hint="give a larger --budget or a smaller shape",
+            )
+        return arch
+
+    channels = _channels_of(images)
+    if channels is not None:  # the budget first: it needs only the store and the images' channels
+        pick(channels)
     source = None
     if teacher is not None:
         source = OnlineTeacher(teacher, checkpoint=checkpoint) if not isinstance(teacher, OnlineTeacher) else teacher
@@ -138,16 +168,7 @@ def distill_generator(
     )
     channels = loader.dataset.bank.channels
     mean, std = _pixel_stats(loader.dataset.bank)
-    arch = choose_for_budget(
-        int(budget),
-        in_channels=channels,
-        input_size=size,
-        num_classes=st.num_classes,
-        depth=depth,
-        mean=mean,
-        std=std,
-        resolution=res,
-    )
+    arch = pick(channels, mean, std)
     say(
         f"generator: {arch['name']} width {arch['width']} depth {arch['depth']}"
         + (f" rank {arch['rank']}" if arch["rank"] is not None else "")
