@@ -21,6 +21,16 @@ pooling between them), average pooling to a small grid (at most 4 × 4), and a l
 the whole task. Weights are stored as float16 (half the bytes of float32; the labels it makes are
 float32).
 
+``convnet-lite-v2`` is the same network behind one more step: the view (side ``input_size``,
+what the store renders) is average-pooled to ``resolution`` px before the first convolution.
+The views of a 1000-class store are rendered at the teacher's 224 px, while the students of
+lplabel's CPU experiments train on them at 32 px; a generator convolving 224-px views costs
+(224/32)^2 = 49x the compute of one at 32 px, in every training step of every student, for
+labels a generator this small cannot resolve finer than its students do anyway. lplabel writes
+``convnet-lite-v1`` whenever ``resolution`` equals ``input_size`` (the two are then the same
+network), so such files stay readable by readers that predate v2; a reader without v2 refuses a
+v2 generator by its architecture name.
+
 Bytes that count: everything needed to make the labels that is not shipped with the images or
 the student -- the whole extension entry as it sits in the header (architecture, tensor list,
 base64 weights, checksums, training facts): :func:`entry_bytes`.
@@ -36,9 +46,11 @@ import numpy as np
 
 from .errors import HeaderError, LplabelError
 
-#: the header extension's name, and the one architecture this version defines
+#: the header extension's name, and the architectures this version defines (spec §12.2)
 EXTENSION = "label_generator"
 ARCHITECTURE = "convnet-lite-v1"
+ARCHITECTURE_V2 = "convnet-lite-v2"
+ARCHITECTURES = (ARCHITECTURE, ARCHITECTURE_V2)
 VERSION = 1
 DTYPES = ("float16", "float32")
 #: widths :func:`choose_for_budget` tries, largest first
@@ -59,6 +71,8 @@ _ENTRY_KEYS = {
     "trained",
 }
 _ARCH_KEYS = {"name", "in_channels", "input_size", "width", "depth", "grid", "rank", "num_classes", "mean", "std"}
+#: the keys of each architecture (v2: v1's and ``resolution``, the side the view is pooled to)
+_ARCH_KEYS_BY_NAME = {ARCHITECTURE: _ARCH_KEYS, ARCHITECTURE_V2: _ARCH_KEYS | {"resolution"}}
 
 
 class GeneratorError(LplabelError):
@@ -92,6 +106,11 @@ def num_params(arch: dict) -> int:
     return int(sum(int(np.prod(s)) for _, s in tensor_layout(arch)))
 
 
+def resolution_of(arch: dict) -> int:
+    """The side the convolutions see: ``resolution`` (v2), else the view side ``input_size``."""
+    return int(arch.get("resolution", arch["input_size"]))
+
+
 def make_architecture(
     *,
     in_channels: int,
@@ -103,15 +122,20 @@ def make_architecture(
     rank: int | None = None,
     mean=None,
     std=None,
+    resolution: int | None = None,
 ) -> dict:
     """An architecture description (checked). ``mean``/``std``: per-channel input statistics in
-    pixel units (0..255); default 127.5 / 64."""
+    pixel units (0..255); default 127.5 / 64. ``resolution``: the side the ``input_size`` views
+    are average-pooled to before the convolutions (``convnet-lite-v2``); None or ``input_size``:
+    none (``convnet-lite-v1``, readable by every reader of the extension)."""
     mean = [127.5] * int(in_channels) if mean is None else [float(v) for v in mean]
     std = [64.0] * int(in_channels) if std is None else [float(v) for v in std]
+    pooled = resolution is not None and int(resolution) != int(input_size)
+    side = int(resolution) if pooled else int(input_size)
     if grid is None:
-        grid = default_grid(int(input_size), int(depth))
+        grid = default_grid(side, int(depth))
     arch = {
-        "name": ARCHITECTURE,
+        "name": ARCHITECTURE_V2 if pooled else ARCHITECTURE,
         "in_channels": int(in_channels),
         "input_size": int(input_size),
         "width": int(width),
@@ -122,19 +146,26 @@ def make_architecture(
         "mean": mean,
         "std": std,
     }
+    if pooled:
+        arch["resolution"] = side
     check_architecture(arch)
     return arch
 
 
 def check_architecture(arch, num_classes: int | None = None, where: str = EXTENSION) -> None:
     """Refuse an architecture description a reader cannot build exactly (HeaderError)."""
-    if not isinstance(arch, dict) or set(arch) != _ARCH_KEYS:
-        raise HeaderError(f"{where}.architecture must be an object with exactly the keys {sorted(_ARCH_KEYS)}")
-    if arch["name"] != ARCHITECTURE:
+    if not isinstance(arch, dict):
+        raise HeaderError(f"{where}.architecture must be an object (spec §12.2)")
+    name = arch.get("name")
+    if not isinstance(name, str) or name not in _ARCH_KEYS_BY_NAME:
         raise HeaderError(
-            f"{where}: unknown generator architecture {arch['name']!r} (this lplabel knows {ARCHITECTURE!r})",
+            f"{where}: unknown generator architecture {name!r} (this lplabel knows "
+            f"{', '.join(repr(a) for a in ARCHITECTURES)})",
             hint="upgrade lplabel",
         )
+    keys = _ARCH_KEYS_BY_NAME[name]
+    if set(arch) != keys:
+        raise HeaderError(f"{where}.architecture ({name}) must have exactly the keys {sorted(keys)}")
     for k, lo, hi in (
         ("in_channels", 1, 64),
         ("input_size", 1, 1 << 15),
@@ -146,6 +177,12 @@ def check_architecture(arch, num_classes: int | None = None, where: str = EXTENS
         v = arch[k]
         if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
             raise HeaderError(f"{where}.architecture.{k} must be an integer in {lo}..{hi}, got {v!r}")
+    if name == ARCHITECTURE_V2:
+        v = arch["resolution"]
+        if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= arch["input_size"]:
+            raise HeaderError(
+                f"{where}.architecture.resolution must be an integer in 1..input_size ({arch['input_size']}), got {v!r}"
+            )
     r = arch["rank"]
     if r is not None and (not isinstance(r, int) or isinstance(r, bool) or not 1 <= r <= MAX_WIDTH):
         raise HeaderError(f"{where}.architecture.rank must be null or an integer in 1..{MAX_WIDTH}, got {r!r}")
@@ -294,10 +331,12 @@ def choose_for_budget(
     mean=None,
     std=None,
     dtype: str = "float16",
+    resolution: int | None = None,
 ) -> dict:
-    """The largest ``convnet-lite-v1`` (by width; a low-rank head when it is smaller than the full
-    one) whose entry fits in ``budget`` bytes. Raises :class:`GeneratorBudgetError` naming the
-    smallest generator's bytes when none fits."""
+    """The largest generator (by width; a low-rank head when it is smaller than the full one)
+    whose entry fits in ``budget`` bytes: ``convnet-lite-v1``, or ``convnet-lite-v2`` when
+    ``resolution`` pools the views first (:func:`make_architecture`). Raises
+    :class:`GeneratorBudgetError` naming the smallest generator's bytes when none fits."""
     smallest = None
     for width in WIDTHS:
         cands = []
@@ -311,6 +350,7 @@ def choose_for_budget(
                 rank=rank,
                 mean=mean,
                 std=std,
+                resolution=resolution,
             )
             if rank is not None and num_params(arch) >= num_params(dict(arch, rank=None)):
                 continue
@@ -323,7 +363,7 @@ def choose_for_budget(
             return (full or [max(fits, key=lambda x: x[1]["rank"])])[0][1]
     raise GeneratorBudgetError(
         f"a budget of {budget:,} B is smaller than the smallest generator "
-        f"({smallest:,} B: {ARCHITECTURE}, width {WIDTHS[-1]}, depth {depth}, "
+        f"({smallest:,} B: convnet-lite, width {WIDTHS[-1]}, depth {depth}, "
         f"{num_classes} classes)",
         hint=f"give --budget {smallest} or more",
     )
@@ -339,8 +379,9 @@ def summary(entry: dict) -> dict:
     agree = tr.get("top1_agreement")
     text = (
         f"{a['name']} width {a['width']} depth {a['depth']} {head}, {n:,} parameters {entry['dtype']}, "
-        f"{b:,} B in the header; input {a['in_channels']}x{a['input_size']}x{a['input_size']}, "
-        f"{a['num_classes']} classes"
+        f"{b:,} B in the header; input {a['in_channels']}x{a['input_size']}x{a['input_size']}"
+        + (f" pooled to {a['resolution']}x{a['resolution']}" if "resolution" in a else "")
+        + f", {a['num_classes']} classes"
         + (f"; top-1 agreement with its targets {100 * agree:.1f} %" if isinstance(agree, (int, float)) else "")
         + "; the loader labels views with it (label_source='generator')"
     )

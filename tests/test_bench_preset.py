@@ -233,6 +233,52 @@ def test_cpu_preset_runs_end_to_end_at_toy_size(tmp_path):
     assert [r["top1_per_seed"] for r in again["rows"]] == [r["top1_per_seed"] for r in res["rows"]]
 
 
+def test_cpu_preset_label_source_rows_at_toy_size(tmp_path):
+    """The 1000-class rows of issue 16 on the real data and the real ONNX Lite0: a generator that
+    pools the 224-px views to the students' 32 px (convnet-lite-v2), and an online-teacher row
+    whose checkpoint is the .onnx file, its FLOPs counted from the graph, not trained (the
+    preset's default) with the reason in the row."""
+    if _real_root() is None:
+        pytest.skip("the Tiny-ImageNet files are not here")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from lplabel.experiment.harness import run_bench
+    from lplabel.store import open_store
+
+    out = tmp_path / "o"
+    cfg = BenchConfig(
+        dataset="tiny-imagenet",
+        preset="cpu",
+        device="cpu",
+        out=str(out),
+        ipc=1,
+        epochs=2,
+        seeds=1,
+        classes=2,
+        test_limit=2,
+        progress=False,
+        settings="full,generator-60k,online-teacher",
+    )
+    said = []
+    res = run_bench(cfg, echo=said.append)
+    by = {r["setting"]: r for r in res["rows"]}
+    g, on = by["generator-60000"], by["online-teacher"]
+    with open_store(out / "stores" / "generator-60000.lpl") as st:
+        arch = st.header["extensions"]["label_generator"]["architecture"]
+        assert st.header["augmentation"]["output_size"] == 224
+    assert arch["name"] == "convnet-lite-v2" and arch["input_size"] == 224 and arch["resolution"] == 32
+    assert g["generator_resolution"] == 32 and g["generator_bytes"] <= 60_000 and g["n_seeds"] == 1
+    onnx = out / "teacher" / "efficientnet-lite0-224.onnx"
+    assert onnx.stat().st_size <= on["teacher_bytes"] < onnx.stat().st_size + 4096
+    assert on["file_bytes"] == on["teacher_bytes"] + on["views_bytes"] and on["label_bytes"] == 0
+    assert 0.6e9 < on["source_flops_per_view"] < 1.0e9  # EfficientNet-Lite0 at 224 px: ~0.4 G multiply-adds
+    assert on["source_ms_per_step"] > 0 and on["source_ms_measured_in"] == "check"
+    assert on["n_seeds"] == 0 and "the teacher runs in every student step" in on["not_trained"]
+    assert on["max_abs_logit_delta"] < 0.01 and on["top1_agreement"] == 1.0  # the store's labels, to fp16
+    assert not (out / "runs" / "online-teacher").exists()
+    assert any("online-teacher" in s and "not trained" in s for s in said)
+
+
 # ------------------------------------------------------------ the GPU preset and its device check
 def test_gpu_preset_defaults(tmp_path):
     if _real_root() is None:

@@ -41,25 +41,30 @@ from relabel_helpers import one_torch_thread  # noqa: F401  (autouse fixture)
 GOLDEN = Path(__file__).resolve().parent / "golden" / "generator"
 EXPECTED = json.loads((GOLDEN / "expected.json").read_text())
 NAME = "packed-top1-none-generator-v1"
+NAME_V2 = "packed-top1-none-generator-v2"  # convnet-lite-v2: 16-px views pooled to 6 px
+GOLDEN_NAMES = (NAME, NAME_V2)
 
 
-def _golden_images():
+def _golden_images(name=NAME):
     from lplabel import ImageSet
 
-    rng = np.random.default_rng(2026)  # as tests/golden/make_golden_generator.py draws them
+    # as tests/golden/make_golden_generator.py draws them
+    rng = np.random.default_rng(2026 if name == NAME else 2027)
     imgs = rng.integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
     return ImageSet(imgs, np.arange(12) % 5, [f"class{i % 5}/img{i}.png" for i in range(12)])
 
 
-def _inputs():
+def _inputs(name=NAME):
+    side = EXPECTED[name]["architecture"]["input_size"]
     rng = np.random.default_rng(77)
-    return rng.integers(0, 256, (3, 3, 8, 8)).astype(np.float32)
+    return rng.integers(0, 256, (3, 3, side, side)).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------ golden
-def test_golden_generator_reads_back():
-    path = GOLDEN / f"{NAME}.lpl"
-    exp = EXPECTED[NAME]
+@pytest.mark.parametrize("name", GOLDEN_NAMES)
+def test_golden_generator_reads_back(name):
+    path = GOLDEN / f"{name}.lpl"
+    exp = EXPECTED[name]
     assert verify_store(path).ok
     with open_store(path) as s:
         entry = s.header["extensions"]["label_generator"]
@@ -69,16 +74,33 @@ def test_golden_generator_reads_back():
     raw = b"".join(np.asarray(tensors[n], "<f4").astype("<f2").tobytes() for n, _ in tensor_layout(arch))
     assert hashlib.sha256(raw).hexdigest() == exp["weights_sha256"] and len(raw) == exp["nbytes"]
     # the torch forward equals the spec's, computed independently in float64 when the file was written
-    z = GeneratorNet.from_tensors(arch, tensors)(torch.from_numpy(_inputs())).detach().numpy()
+    z = GeneratorNet.from_tensors(arch, tensors)(torch.from_numpy(_inputs(name))).detach().numpy()
     np.testing.assert_allclose(z, np.asarray(exp["logits"]), atol=2e-4)
     info = store_info(path)
     assert info["bytes_by_field"]["label_generator"] == info["label_generator"]["bytes"] == entry_bytes(entry)
     assert sum(info["bytes_by_field"].values()) == info["file_bytes"]
 
 
-def test_golden_generator_labels_the_loader_by_default():
-    path = GOLDEN / f"{NAME}.lpl"
-    images = _golden_images()
+def test_golden_v2_pools_the_view_before_its_convolutions():
+    """convnet-lite-v2 is v1 run on the view average-pooled to ``resolution`` (spec §12.2)."""
+    with open_store(GOLDEN / f"{NAME_V2}.lpl") as s:
+        arch, tensors = decode(s.header["extensions"]["label_generator"], s.num_classes)
+        assert s.header["augmentation"]["output_size"] == arch["input_size"] == 16
+    assert arch["name"] == "convnet-lite-v2" and arch["resolution"] == 6
+    v1 = {k: v for k, v in arch.items() if k != "resolution"}
+    v1.update(name="convnet-lite-v1", input_size=6)
+    x = torch.from_numpy(_inputs(NAME_V2))
+    z2 = GeneratorNet.from_tensors(arch, tensors)(x)
+    z1 = GeneratorNet.from_tensors(v1, tensors)(torch.nn.functional.adaptive_avg_pool2d(x, 6))
+    assert torch.equal(z1, z2)
+    text = store_info(GOLDEN / f"{NAME_V2}.lpl")["label_generator"]["text"]
+    assert "input 3x16x16 pooled to 6x6" in text
+
+
+@pytest.mark.parametrize("name", GOLDEN_NAMES)
+def test_golden_generator_labels_the_loader_by_default(name):
+    path = GOLDEN / f"{name}.lpl"
+    images = _golden_images(name)
     gen = list(ReplayLoader(path, images, labels="raw", normalize="0-255"))
     col = list(ReplayLoader(path, images, labels="raw", normalize="0-255", label_source="column"))
     with open_store(path) as s:
@@ -97,6 +119,16 @@ def test_a_reader_without_the_extension_refuses_it(monkeypatch):
     monkeypatch.setattr(header, "KNOWN_EXTENSIONS", frozenset({"packed_tables"}))
     with pytest.raises(UnsupportedExtensionError, match="label_generator"):
         open_store(GOLDEN / f"{NAME}.lpl")
+
+
+def test_a_reader_that_knows_only_v1_refuses_v2_by_name(monkeypatch):
+    from lplabel import generator
+
+    monkeypatch.setattr(generator, "_ARCH_KEYS_BY_NAME", {"convnet-lite-v1": generator._ARCH_KEYS})
+    monkeypatch.setattr(generator, "ARCHITECTURES", ("convnet-lite-v1",))
+    with pytest.raises(HeaderError, match="unknown generator architecture 'convnet-lite-v2'.*upgrade lplabel"):
+        open_store(GOLDEN / f"{NAME_V2}.lpl")
+    assert open_store(GOLDEN / f"{NAME}.lpl").header["extensions"]["label_generator"]  # v1 still reads
 
 
 # ------------------------------------------------------------------------------------ format
@@ -153,6 +185,22 @@ def _write(tmp_path, entry, name="x.lpl"):
     return tmp_path / name
 
 
+def test_v2_only_when_it_pools():
+    assert _arch()["name"] == "convnet-lite-v1" and "resolution" not in _arch()
+    assert _arch(resolution=8) == _arch()  # pooling to the view's own side is v1: every reader reads it
+    a = _arch(input_size=224, resolution=32, depth=2)
+    assert a["name"] == "convnet-lite-v2" and a["resolution"] == 32 and a["grid"] == 4
+    assert tensor_layout(a) == tensor_layout(_arch(input_size=32, depth=2))  # the same tensors as v1 at 32 px
+    with pytest.raises(HeaderError, match=r"resolution must be an integer in 1..input_size \(8\), got 9"):
+        _arch(resolution=9)
+    bad = dict(a)
+    del bad["resolution"]
+    with pytest.raises(HeaderError, match=r"\(convnet-lite-v2\) must have exactly the keys"):
+        encode(bad, {})
+    with pytest.raises(HeaderError, match=r"\(convnet-lite-v1\) must have exactly the keys"):
+        encode(dict(_arch(), resolution=4), {})
+
+
 def test_bad_entries_are_refused_by_name(tmp_path):
     arch = _arch(in_channels=3)
     good = encode(arch, {n: np.zeros(s, np.float32) for n, s in tensor_layout(arch)})
@@ -182,6 +230,11 @@ def test_budget_choice():
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
     big = choose_for_budget(300_000, in_channels=3, input_size=64, num_classes=1000)
     assert big["rank"] is not None  # 1000 classes: a low-rank head where a full one does not fit
+    # 224-px views pooled to 32: v2, and the same size of network as at 32 px (the pooling has no weights)
+    pooled = choose_for_budget(600_000, in_channels=3, input_size=224, num_classes=1000, resolution=32)
+    at32 = choose_for_budget(600_000, in_channels=3, input_size=32, num_classes=1000)
+    assert pooled["name"] == "convnet-lite-v2" and pooled["resolution"] == 32
+    assert num_params(pooled) == num_params(at32) and estimate_bytes(pooled) <= 600_000
 
 
 # ------------------------------------------------------------------------------------ training
@@ -239,6 +292,34 @@ def test_distill_writes_a_store_whose_generator_labels_the_views(digits):
         assert torch.equal(c.label["indices"][:, 0].long(), a.label["logits"].argmax(1))
 
 
+def test_distill_pools_large_views_to_the_resolution(digits):
+    """``resolution`` below the view size: a convnet-lite-v2 that labels the full-size views."""
+    out = digits["tmp"] / "gen-pooled.lpl"
+    lines = []
+    rep = distill_generator(
+        digits["store"], digits["images"], out, budget=8000, epochs=EPOCHS, resolution=4, log=lines.append
+    )
+    assert rep["architecture"]["name"] == "convnet-lite-v2" and rep["resolution"] == 4
+    assert rep["network_seconds"] is not None and 0 < rep["network_seconds"] <= rep["seconds"]
+    assert any("8-px views pooled to 4 px" in x for x in lines)
+    assert verify_store(out).ok
+    net = GeneratorNet.from_tensors(*decode(open_store(out).header["extensions"]["label_generator"]))
+    for b in ReplayLoader(out, digits["images"], labels="raw", normalize="0-255"):
+        assert b.images.shape[-1] == 8  # the loader renders the store's views; the generator pools them
+        assert torch.equal(b.label["logits"], net(b.images).detach())
+    # a given (width, rank) instead of the chooser's: checked against the budget before any work
+    rep = distill_generator(
+        digits["store"], digits["images"], digits["tmp"] / "gen-s.lpl", budget=8000, epochs=1, shape=(4, 6)
+    )
+    assert (rep["architecture"]["width"], rep["architecture"]["rank"]) == (4, 6) and rep["bytes"] <= 8000
+    with pytest.raises(GeneratorBudgetError, match="width 64, rank None takes about"):
+        distill_generator(digits["store"], digits["images"], digits["tmp"] / "no.lpl", budget=8000, shape=(64, None))
+    assert not (digits["tmp"] / "no.lpl").exists()
+    # the default on 8-px views: no pooling (min(8, 32)), convnet-lite-v1
+    rep = distill_generator(digits["store"], digits["images"], digits["tmp"] / "gen-d.lpl", budget=4000, epochs=1)
+    assert rep["architecture"]["name"] == "convnet-lite-v1" and rep["resolution"] == 8
+
+
 def test_distill_from_the_teacher_online(digits):
     rep = distill_generator(
         digits["store"],
@@ -254,6 +335,10 @@ def test_generator_errors_before_any_work(digits):
     out = digits["tmp"] / "never.lpl"
     with pytest.raises(GeneratorBudgetError):
         distill_generator(digits["store"], digits["images"], out, budget=900)
+    from lplabel.generator import GeneratorError
+
+    with pytest.raises(GeneratorError, match="resolution of 9 px does not fit the store's 8-px views"):
+        distill_generator(digits["store"], digits["images"], out, budget=8000, resolution=9)
     assert not out.exists()
     # the golden generator (3 channels, 5 classes) on the digits store (1 channel, 10 classes)
     with pytest.raises(LabelSourceMismatchError, match="takes 3 channels, the images have 1; it makes 5 classes"):
@@ -307,6 +392,13 @@ def test_cli(digits, tmp_path, monkeypatch):
     assert "wrote g.lpl" in r.output and (tmp_path / "g.lpl").is_file()
     r = CliRunner().invoke(main, ["info", "g.lpl"])
     assert "label generator convnet-lite-v1" in r.output and "label_generator" in r.output
+    args = ["distill-generator", "all.lpl", "digits:train", "-o", "p.lpl", "--budget", "6000", "--epochs", "1"]
+    r = CliRunner().invoke(main, [*args, "--resolution", "4"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["info", "p.lpl"])
+    assert "label generator convnet-lite-v2" in r.output and "pooled to 4x4" in r.output
+    r = CliRunner().invoke(main, [*args, "--resolution", "9", "--force"])
+    assert r.exit_code == 2 and "does not fit the store's 8-px views" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(main, ["distill-generator", "all.lpl", "digits:test", "-o", "h.lpl", "--budget", "6000"])
     assert r.exit_code == 2 and "the image set has" in r.output
 

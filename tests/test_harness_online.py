@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import json
+
 import pytest
 import torch
 
@@ -17,6 +21,11 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def _csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 def test_online_teacher_grammar():
@@ -60,13 +69,40 @@ def test_online_teacher_row(tmp_path):
     assert on["n_seeds"] == 2 and on["top1_mean"] > 20.0
     # the recommendation names a store to rebuild, never the loop's teacher
     assert (res.get("recommendation") or {}).get("setting") != "online-teacher"
+    assert on["student_step_ratio"] == pytest.approx(on["student_ms_per_step"] / on["full_student_ms_per_step"])
+    assert on["source_ms_measured_in"] == "students" and on["not_trained"] is None
     md = (tmp_path / "b" / "results.md").read_text()
     assert "## Labels made in the training loop" in md and f"{on['teacher_bytes']:,} B" in md
-    # a rerun reuses the cached check and students
+    # the CSV carries the row's costs
+    csv_rows = {r["setting"]: r for r in _csv(tmp_path / "b" / "results.csv")}
+    c = csv_rows["online-teacher"]
+    assert c["label_source"] == "online" and int(c["teacher_bytes"]) == on["teacher_bytes"]
+    assert float(c["source_gflops_per_step"]) > 0 and float(c["student_step_ratio"]) > 0
+    assert csv_rows["full"]["label_source"] == "" and csv_rows["full"]["teacher_bytes"] == ""
+    # the row's own record: full's store record is left alone (it was overwritten once)
+    assert (tmp_path / "b" / "stores" / "online-teacher.json").is_file()
+    assert "info" in json.loads((tmp_path / "b" / "stores" / "full.json").read_text())
+    # a rerun reuses the cached stores, check and students
     lines2 = []
     again = run_bench(cfg, echo=lines2.append)
     assert {r["setting"]: r["top1_per_seed"] for r in again["rows"]} == {n: r["top1_per_seed"] for n, r in rows.items()}
     assert sum("(cached)" in s for s in lines2 if "online-teacher" in s) >= 2
+    assert any("full" in s and "(cached)" in s and "records" in s for s in lines2)
+    # without its students: the bytes and the teacher's compute, measured in the check, and why
+    lines3 = []
+    res3 = run_bench(dataclasses.replace(cfg, online_students=False), echo=lines3.append)
+    nt = {r["setting"]: r for r in res3["rows"]}["online-teacher"]
+    assert (
+        nt["n_seeds"] == 0 and nt["top1_mean"] is None and "the teacher runs in every student step" in nt["not_trained"]
+    )
+    assert nt["teacher_bytes"] == on["teacher_bytes"] and nt["file_bytes"] == on["file_bytes"]
+    assert nt["source_ms_measured_in"] == "check" and nt["source_ms_per_step"] > 0 and nt["source_gflops_per_step"] > 0
+    assert any("online-teacher" in s and "not trained:" in s for s in lines3)
+    assert "students not trained: the teacher runs" in (tmp_path / "b" / "results.md").read_text()
+    assert {r["setting"]: r for r in _csv(tmp_path / "b" / "results.csv")}["online-teacher"]["not_trained"]
+    from lplabel.experiment.harness.report import plot
+
+    assert plot(res3, tmp_path / "p.png")["not_trained"] == ["online-teacher"]  # its bytes drawn, no point
 
 
 def test_generator_grammar():
@@ -103,3 +139,12 @@ def test_generator_row(tmp_path):
     assert 0.0 <= g["top1_agreement"] <= 1.0 and g["teacher_gflops_per_step"] > 0
     assert g["n_seeds"] == 2 and g["top1_mean"] is not None
     assert any(line.startswith("- `generator-8000`: a convnet-lite-v1") for line in res["label_sources_md"])
+    assert g["generator_resolution"] == 8 and g["generator_train_seconds"] > 0  # 8-px digits: nothing pooled
+    c = {r["setting"]: r for r in _csv(tmp_path / "b" / "results.csv")}["generator-8000"]
+    assert int(c["generator_bytes"]) == g["generator_bytes"] and int(c["generator_parameters"]) > 0
+    assert float(c["source_flops_per_view"]) > 0 and float(c["source_ms_per_step"]) > 0 and c["budget"] == "8000"
+    # on the accuracy-vs-bytes plot with the stored rows
+    from lplabel.experiment.harness.report import plot
+
+    placed = plot(res, tmp_path / "p.png")["file_bytes"]
+    assert "generator-8000" in [t for t, _ in placed["placed"]] + placed["unplaced"]

@@ -186,6 +186,33 @@ def test_online_stats(setup):
     assert st["flops_per_view"] > 0
 
 
+def test_online_onnx_teacher_ships_its_file_and_counts_its_graph(setup):
+    """An ONNX teacher (the 1000-class preset's) has no state dict: its checkpoint is the .onnx file,
+    its FLOPs are counted from the graph -- the same count torch gives for the module it came from."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from lplabel.teachers.onnx import OnnxTeacher, onnx_flops_per_view
+    from lplabel.teachers.onnx_export import export_teacher
+
+    teacher = setup["teacher"]
+    ck = setup["tmp"] / "t.pt"
+    torch.save(teacher.state_dict(), ck)
+    path = setup["tmp"] / "t.onnx"
+    export_teacher(teacher.factory_spec, path, checkpoint=ck, channels=1, input_size=8, check_images=setup["images"])
+    src = OnlineTeacher(OnnxTeacher(path))
+    got = _epochs(ReplayLoader(setup["stores"]["float32"], setup["images"], normalize="0-255", label_source=src), 1)
+    want = _epochs(ReplayLoader(setup["stores"]["float32"], setup["images"], normalize="0-255"), 1)
+    for a, b in zip(got, want):  # onnxruntime's float32 against the eager teacher's stored float32
+        assert (a.label["logits"] - b.label["logits"]).abs().max() < 1e-3
+    st = src.stats()
+    assert path.stat().st_size <= st["checkpoint_bytes"] < path.stat().st_size + 2048
+    eager = OnlineTeacher(teacher)
+    ReplayLoader(setup["stores"]["float32"], setup["images"], normalize="0-255", label_source=eager)
+    assert st["flops_per_view"] == pytest.approx(eager.flops_per_view, rel=1e-6)  # both: conv + linear, 2 per MAC
+    assert st["calls"] == 3 and st["ms_per_step"] > 0
+    assert onnx_flops_per_view(setup["tmp"] / "missing.onnx", (1, 8, 8)) is None  # informative: never raises
+
+
 # ------------------------------------------------------------------------------------ bad input
 def test_class_count_mismatch(setup):
     from relabel_helpers import TinyTeacher

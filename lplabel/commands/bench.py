@@ -128,6 +128,13 @@ def bench():
     help="Train no student: write the report from the students already in --out (an interrupted run; "
     "rows say how many seeds they have).",
 )
+@click.option(
+    "--online-students/--no-online-students",
+    default=None,
+    help="Train the online-teacher row's students; without them the row reports its bytes and the "
+    "teacher's compute per step only [default: yes; --preset cpu: no, the 224-px teacher in every "
+    "student step costs about 20 minutes per student on a CPU core].",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bars [default: when stderr is a terminal].")
 def accuracy(
     dataset,
@@ -154,6 +161,7 @@ def accuracy(
     classes,
     test_limit,
     report_only,
+    online_students,
 ):
     """Measure storage against student accuracy on real data.
 
@@ -190,6 +198,7 @@ def accuracy(
         classes=classes,
         test_limit=test_limit,
         report_only=report_only,
+        online_students=online_students,
     )
     resolved = resolve_config(cfg)  # every check before any work
     command = "lplabel " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None

@@ -24,7 +24,7 @@ from ._common import register
     required=True,
     metavar="BYTES",
     help="Most bytes the generator may take in the file (its whole header entry); the largest "
-    "convnet-lite-v1 that fits is trained.",
+    "generator that fits is trained.",
 )
 @click.option(
     "--teacher",
@@ -41,6 +41,15 @@ from ._common import register
 )
 @click.option("--depth", type=click.IntRange(1, 8), default=2, show_default=True, help="3x3 convolutions.")
 @click.option(
+    "--resolution",
+    type=click.IntRange(1),
+    default=None,
+    metavar="PX",
+    help="The side each view is average-pooled to inside the generator, before its convolutions "
+    "(convnet-lite-v2; the view size: no pooling, convnet-lite-v1) [default: min(view size, 32): "
+    "the side small students train at; compute grows with its square].",
+)
+@click.option(
     "--lr",
     type=click.FloatRange(0, min_open=True),
     default=None,
@@ -56,13 +65,14 @@ from ._common import register
 )
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 def distill_generator_cmd(
-    store, images, out, budget, teacher, checkpoint, epochs, depth, lr, seed, device, data_root, force
+    store, images, out, budget, teacher, checkpoint, epochs, depth, resolution, lr, seed, device, data_root, force
 ):
     """Train a label generator to imitate STORE's labels on its views and store it (HeLlO's idea).
 
     IMAGES are the distilled images STORE was labelled from (ImageFolder, .npz pack or built-in
     NAME:SPLIT; checked against STORE's fingerprint). The generator is a compact network
-    (spec/FORMAT.md §12, convnet-lite-v1) of at most --budget bytes, trained with KL at T=1 on
+    (spec/FORMAT.md §12, convnet-lite-v1, or -v2 when it pools the views to --resolution px
+    first) of at most --budget bytes, trained with KL at T=1 on
     every view of STORE; OUTPUT holds STORE's views, the generator (must_understand) and, as its
     label column, the targets' top-1 class indices. The loader labels OUTPUT's views with the
     generator (label_source='generator', its default for such a store). `lplabel info OUTPUT`
@@ -84,6 +94,7 @@ def distill_generator_cmd(
         checkpoint=checkpoint,
         epochs=epochs,
         depth=depth,
+        resolution=resolution,
         lr=lr,
         seed=seed,
         device=device,

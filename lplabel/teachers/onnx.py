@@ -203,6 +203,48 @@ class OnnxTeacher(nn.Module):
         return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(x.device)
 
 
+def onnx_flops_per_view(path, input_shape) -> float | None:
+    """Forward FLOPs per view of an ONNX graph (a multiply-add counts 2, as torch's flop counter):
+    every ``Conv``, ``Gemm`` and ``MatMul`` with its weight in the file. The output shapes come
+    from one run of a copy of the graph on a single view of ``input_shape`` ``[C, H, W]`` (the
+    exported graphs' padding is computed at run time, so static shape inference cannot see
+    them). Informative only: None when ``onnx`` is not installed or the graph cannot be read
+    this way."""
+    try:
+        import onnx
+        import onnxruntime as ort
+
+        m = onnx.load(os.fspath(path))
+        weights = {i.name: list(i.dims) for i in m.graph.initializer}
+        ops = [n for n in m.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and n.input[1] in weights]
+        if not ops:
+            return None
+        have = {o.name for o in m.graph.output}
+        for n in ops:
+            if n.output[0] not in have:
+                m.graph.output.append(onnx.helper.make_empty_tensor_value_info(n.output[0]))
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.intra_op_num_threads = 1
+        sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        x = np.full((1, *[int(v) for v in input_shape]), 127.0, np.float32)
+        outs = sess.run([n.output[0] for n in ops], {sess.get_inputs()[0].name: x})
+    except Exception:  # noqa: BLE001 - counting is informative only
+        return None
+    total = 0
+    for n, out in zip(ops, outs):
+        w = weights[n.input[1]]
+        if n.op_type == "Conv":  # each output element: C_in / groups x kernel multiply-adds
+            k = int(np.prod(w[1:]))
+        elif n.op_type == "Gemm":
+            trans_b = any(a.name == "transB" and a.i for a in n.attribute)
+            k = w[1] if trans_b else w[0]
+        else:
+            k = w[-2]
+        total += 2 * int(np.asarray(out).size) * int(k)
+    return float(total)
+
+
 def load_onnx_teacher(path, norm=None) -> nn.Module:
     """An :class:`OnnxTeacher`; ``norm`` (``load_teacher``'s ``normalize`` parsed: None/False for
     none, or (mean, std)) wraps it in :class:`~lplabel.teachers.models.Normalized` (refused for a file exported by lplabel, whose graph

@@ -16,8 +16,37 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..generator import EXTENSION, GeneratorError, choose_for_budget, encode, entry_bytes, num_params
+from ..generator import (
+    EXTENSION,
+    GeneratorBudgetError,
+    GeneratorError,
+    choose_for_budget,
+    encode,
+    entry_bytes,
+    estimate_bytes,
+    make_architecture,
+    num_params,
+)
 from .generator import GeneratorNet
+
+#: the side a generator sees by default: views larger than this are average-pooled to it inside
+#: the generator (``convnet-lite-v2``; see :func:`default_resolution`)
+DEFAULT_RESOLUTION = 32
+
+
+def default_resolution(view_size: int) -> int:
+    """The generator's input resolution when none is asked for: ``min(view_size, 32)``.
+
+    Why 32: the generator's compute grows with the square of the side it convolves, and it runs
+    in every training step of every student and three times over every stored view while it is
+    trained. The label it imitates depends on the whole view, but a network of 4-600 KB cannot
+    use detail finer than its students do, and the students it serves here train at 32 px (the
+    CPU preset's ConvNets on 224-px views; CIFAR-10 and the digits are 32 and 8 px already, so
+    their generators are unchanged). On 224-px views 32 px is 49x less compute than convolving
+    the view as rendered; pass the students' side (the harness does: the recipe's
+    ``image_size``) or a larger one when the labels need more detail.
+    """
+    return min(int(view_size), DEFAULT_RESOLUTION)
 
 
 def _top1_chain(num_classes: int):
@@ -48,6 +77,8 @@ def distill_generator(
     device="cpu",
     force: bool = False,
     log=None,
+    resolution: int | None = None,
+    shape: tuple | None = None,
 ) -> dict:
     """Train a generator of at most ``budget`` bytes to imitate ``store``'s labels on its views
     and write ``out`` (see the module doc). Returns a report dict.
@@ -56,9 +87,15 @@ def distill_generator(
     the store's views instead of the stored labels. ``lr``: Adam's learning rate (cosine decay);
     None: ``min(1e-2, 0.1 / width)`` -- measured on CIFAR-10 (quick profile), a width-32 generator
     fit 38 % top-1 agreement at 1e-2 and 61 % at 3e-3, while widths <= 16 fit best at 1e-2. ``epochs``: training epochs through the
-    store's schedule (default: the store's epochs, every stored view once). Every check runs
-    before any training: the budget (:class:`~lplabel.generator.GeneratorBudgetError`), the
-    images against the store, the teacher against the store's views and classes, the output path.
+    store's schedule (default: the store's epochs, every stored view once). ``resolution``: the
+    side the generator average-pools each view to before its convolutions (``convnet-lite-v2``;
+    None: :func:`default_resolution`, ``min(view size, 32)``; the view size itself: no pooling,
+    ``convnet-lite-v1``). ``shape``: ``(width, rank)`` (rank None: a full head) to train that
+    network instead of the one :func:`~lplabel.generator.choose_for_budget` picks (it must fit the
+    budget too): for measuring the frontier between width and head rank at a budget. Every check
+    runs before any training: the resolution, the budget
+    (:class:`~lplabel.generator.GeneratorBudgetError`), the images against the store, the teacher
+    against the store's views and classes, the output path.
     """
     from ..errors import OutputExistsError
     from ..recode import store_meta, store_steps, write_steps
@@ -83,9 +120,39 @@ def distill_generator(
             path=st.path,
             hint="re-import it with --input-size",
         )
+    res = default_resolution(size) if resolution is None else int(resolution)
+    if not 1 <= res <= size:
+        raise GeneratorError(
+            f"a generator input resolution of {res} px does not fit the store's {size}-px views",
+            path=st.path,
+            hint=f"give a resolution in 1..{size} (the views are pooled down to it, never up)",
+        )
+
+    def pick(channels, mean=None, std=None) -> dict:
+        kw = dict(
+            in_channels=channels,
+            input_size=size,
+            num_classes=st.num_classes,
+            depth=depth,
+            mean=mean,
+            std=std,
+            resolution=res,
+        )
+        if shape is None:
+            return choose_for_budget(int(budget), **kw)
+        width, rank = shape
+        arch = make_architecture(width=int(width), rank=None if rank is None else int(rank), **kw)
+        need = estimate_bytes(arch)
+        if need > int(budget):
+            raise GeneratorBudgetError(
+                f"a generator of width {width}, rank {rank} takes about {need:,} B, above the budget of {int(budget):,} B",
+                hint="give a larger --budget or a smaller shape",
+            )
+        return arch
+
     channels = _channels_of(images)
     if channels is not None:  # the budget first: it needs only the store and the images' channels
-        choose_for_budget(int(budget), in_channels=channels, input_size=size, num_classes=st.num_classes, depth=depth)
+        pick(channels)
     source = None
     if teacher is not None:
         source = OnlineTeacher(teacher, checkpoint=checkpoint) if not isinstance(teacher, OnlineTeacher) else teacher
@@ -101,12 +168,11 @@ def distill_generator(
     )
     channels = loader.dataset.bank.channels
     mean, std = _pixel_stats(loader.dataset.bank)
-    arch = choose_for_budget(
-        int(budget), in_channels=channels, input_size=size, num_classes=st.num_classes, depth=depth, mean=mean, std=std
-    )
+    arch = pick(channels, mean, std)
     say(
         f"generator: {arch['name']} width {arch['width']} depth {arch['depth']}"
         + (f" rank {arch['rank']}" if arch["rank"] is not None else "")
+        + (f", {size}-px views pooled to {res} px" if res != size else "")
         + f", {num_params(arch):,} parameters"
     )
     n_epochs = int(epochs or st.epochs)
@@ -120,11 +186,13 @@ def distill_generator(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1.0 + math.cos(math.pi * min(i, total) / total)))
     t0 = time.perf_counter()
     agree = kl_sum = views = 0
+    net_secs = 0.0  # the generator's own forward, backward and update (the rest: reading and rendering)
     for e in range(n_epochs):
         loader.set_epoch(e)
         last = e == n_epochs - 1
         net.train()
         for batch in loader:
+            t1 = time.perf_counter()
             p = batch.dense(1.0)
             z = net(batch.images)
             loss = kl_div_loss(z, p, 1.0)
@@ -132,6 +200,8 @@ def distill_generator(
             loss.backward()
             opt.step()
             sched.step()
+            if dev.type != "cuda":  # on a GPU the steps are asynchronous: only the total is measured
+                net_secs += time.perf_counter() - t1
             if last:  # the fit on the last pass (the views it will label)
                 with torch.no_grad():
                     agree += int((z.argmax(1) == p.argmax(1)).sum())
@@ -154,7 +224,9 @@ def distill_generator(
     if nbytes > int(budget):  # cannot happen with the estimate's allowance; refuse rather than exceed
         raise GeneratorError(f"the trained generator takes {nbytes:,} B, above the budget of {int(budget):,} B")
     say(
-        f"trained {n_epochs} epochs ({trained['steps']} steps) in {secs:.1f} s: top-1 agreement "
+        f"trained {n_epochs} epochs ({trained['steps']} steps) in {secs:.1f} s"
+        + (f" ({net_secs:.1f} s in the generator)" if dev.type != "cuda" else "")
+        + ": top-1 agreement "
         f"{100 * trained['top1_agreement']:.2f} %, KL {trained['kl_t1']:.4f} on the last pass; {nbytes:,} B"
     )
     meta = store_meta(st)
@@ -179,6 +251,8 @@ def distill_generator(
         "parameters": num_params(arch),
         "bytes": nbytes,
         "seconds": secs,
+        "network_seconds": net_secs if dev.type != "cuda" else None,
+        "resolution": res,
         **trained,
     }
 

@@ -3,7 +3,8 @@
 The format side (architecture, weights, checks, budgets) is :mod:`lplabel.generator`
 (spec/FORMAT.md §12). Here:
 
-* :class:`GeneratorNet` -- ``convnet-lite-v1`` as a torch module, exactly the forward of spec §12.2;
+* :class:`GeneratorNet` -- ``convnet-lite-v1`` / ``-v2`` as a torch module, exactly the forward of
+  spec §12.2 (v2 first average-pools the view to ``resolution`` px);
 * :class:`StoredGenerator` -- a :class:`~lplabel.torch.label_sources.LabelSource`: the loader
   labels each step's rendered, mixed views with the store's generator
   (``ReplayLoader(..., label_source="generator")``, the default for a store that has one);
@@ -16,19 +17,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..generator import EXTENSION, decode, entry_bytes
+from ..generator import EXTENSION, decode, entry_bytes, resolution_of
 from .label_sources import LabelSource, LabelSourceMismatchError, _Timer, flops_per_view
 
 
 class GeneratorNet(nn.Module):
     """``convnet-lite-v1`` (spec §12.2): normalise, ``depth`` × (3×3 conv, ReLU, 2×2 average pool
     between convolutions), adaptive average pooling to ``grid`` × ``grid``, flatten, linear (or
-    low-rank) head. Input float32 [B, C, S, S]
-    in 0..255; output float32 logits [B, classes]."""
+    low-rank) head. ``convnet-lite-v2`` (§12.2): the same after adaptive average pooling of the
+    view to ``resolution`` × ``resolution``. Input float32 [B, C, S, S] in 0..255 (S =
+    ``input_size``); output float32 logits [B, classes]."""
 
     def __init__(self, arch: dict):
         super().__init__()
         self.arch = dict(arch)
+        #: v2: the side the view is pooled to before the convolutions (None: v1, no pooling)
+        self.resolution = resolution_of(arch) if "resolution" in arch else None
         c, w, d, r, n, g = (arch[k] for k in ("in_channels", "width", "depth", "rank", "num_classes", "grid"))
         self.convs = nn.ModuleList(nn.Conv2d(c if i == 0 else w, w, 3, padding=1) for i in range(d))
         if r is None:
@@ -40,6 +44,8 @@ class GeneratorNet(nn.Module):
         self.register_buffer("std", torch.tensor(arch["std"], dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resolution is not None and (x.shape[-1] != self.resolution or x.shape[-2] != self.resolution):
+            x = nn.functional.adaptive_avg_pool2d(x, self.resolution)
         x = (x - self.mean) / self.std
         last = len(self.convs) - 1
         for i, conv in enumerate(self.convs):

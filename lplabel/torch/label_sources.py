@@ -89,9 +89,20 @@ def state_dict_bytes(module: nn.Module) -> int:
     return buf.tell()
 
 
+def checkpoint_bytes(module: nn.Module) -> int:
+    """What shipping the teacher costs: :func:`state_dict_bytes`, plus the file of every ONNX
+    teacher inside it (an :class:`~lplabel.teachers.onnx.OnnxTeacher` holds its weights in its
+    ``.onnx`` file, not in a state dict: the file is the checkpoint)."""
+    from ..teachers.onnx import OnnxTeacher
+
+    files = {m.path.resolve() for m in module.modules() if isinstance(m, OnnxTeacher)}
+    return state_dict_bytes(module) + sum(p.stat().st_size for p in files)
+
+
 def flops_per_view(module: nn.Module, x: torch.Tensor) -> float | None:
     """Forward FLOPs per view (torch's flop counter, multiply-add = 2), or None when it cannot
-    count (TorchScript, ONNX)."""
+    count (TorchScript, ONNX; :class:`OnlineTeacher` counts a lone ONNX teacher's graph with
+    :func:`lplabel.teachers.onnx.onnx_flops_per_view`)."""
     try:
         from torch.utils.flop_counter import FlopCounterMode
 
@@ -253,7 +264,7 @@ class OnlineTeacher(LabelSource):
             ) from None
         self.device = device
         self._channels_last = cl
-        self.checkpoint_bytes = state_dict_bytes(self.module)
+        self.checkpoint_bytes = checkpoint_bytes(self.module)
         checksum = None
         if self.check_checksum:
             from ..teachers import teacher_checksum
@@ -319,6 +330,12 @@ class OnlineTeacher(LabelSource):
                 )
         self.precision_used = precision
         self.flops_per_view = None if cl else flops_per_view(self.module, x[:1])
+        if self.flops_per_view is None:  # an ONNX teacher: torch cannot see inside onnxruntime
+            from ..teachers.onnx import OnnxTeacher, onnx_flops_per_view
+
+            onnx = [m for m in self.module.modules() if isinstance(m, OnnxTeacher)]
+            if len(onnx) == 1:
+                self.flops_per_view = onnx_flops_per_view(onnx[0].path, (c, s, s2))
         self._timer = _Timer(device)
 
     def _resolve_class_map(self, store):

@@ -18,7 +18,11 @@ from the ``full`` store's labels on its views (:func:`lplabel.torch.distill.dist
 :data:`GENERATOR_PASSES` passes over the stored epochs) into its own store (the same views, the
 generator in the header, the top-1 class indices as label column; spec §12); students train on
 the generator's labels of those views. Its bytes are that whole file (the generator's own bytes,
-its parameters and FLOPs are reported beside them).
+its parameters and FLOPs are reported beside them). The generator sees the views at the
+students' side (:func:`generator_resolution`): views rendered larger (the 1000-class presets
+relabel at 224 px for 32- or 64-px students) are average-pooled to it inside the generator
+(``convnet-lite-v2``), so that training it and running it in every student step cost what a
+network of the students' input costs, not 49x that.
 
 Byte accounting of ``online-teacher`` (what a user must ship, besides the images and the
 student, to reproduce the labels): the teacher checkpoint (``torch.save`` of its state dict,
@@ -58,12 +62,32 @@ def label_source(bench, s: Setting):
     return OnlineTeacher(bench.teacher)
 
 
+def generator_resolution(bench) -> tuple[int, int]:
+    """``(view side, generator resolution)`` of a sweep's generators: the students' side (the
+    recipe's ``image_size``) when set, else :func:`~lplabel.torch.distill.default_resolution` of
+    the ``full`` store's view side."""
+    from ...store import LabelStore
+    from ...torch.distill import default_resolution
+
+    st = LabelStore(bench.stores["full"]["path"])
+    try:
+        view = int(st.header["augmentation"]["output_size"])
+    finally:
+        st.close()
+    want = bench.r.recipe.image_size
+    return view, min(view, int(want)) if want else default_resolution(view)
+
+
 def source_key(bench, s: Setting) -> dict:
     """What a source row's cached results depend on beyond the ``full`` store (``{}`` for stored rows)."""
     if not is_label_source(s):
         return {}
     if s.family == "generator":
-        return {"label_source": s.family, "budget": s.budget, "passes": GENERATOR_PASSES, "format": 2}
+        key = {"label_source": s.family, "budget": s.budget, "passes": GENERATOR_PASSES, "format": 2}
+        view, res = generator_resolution(bench)
+        if res != view:  # a pooling generator (convnet-lite-v2); unpooled rows keep their keys
+            key["resolution"] = res
+        return key
     return {"label_source": s.family, "teacher": bench.teacher_key}
 
 
@@ -87,20 +111,24 @@ def prepare(bench, settings, cache_key, read_json, write_json) -> None:
                 "seed": bench.r.config.seed,
             }
         )
-        meta_p = bench.out / "stores" / f"{s.store_name}.json"
+        # the row's own record (an online row has no store of its own: never full's record)
+        meta_p = bench.out / "stores" / f"{s.name}.json"
         path = full["path"] if s.family == "online" else bench.out / "stores" / f"{s.store_name}.lpl"
         meta = None if bench.force else read_json(meta_p)
-        if meta is None or meta.get("key") != key or not path.is_file():
+        if meta is None or meta.get("key") != key or not path.is_file() or "source" not in meta:
             meta = {"key": key}
             if s.family == "generator":
                 meta["generator"] = _distill(bench, s, full["path"], path)
+            src = label_source(bench, s)
             meta["fidelity"] = check_against_store(
                 full["path"],
                 bench.distilled,
-                label_source(bench, s),
+                src,
                 bench.r.device,
                 other=None if s.family == "online" else path,
             )
+            # its costs measured on that epoch: the row's accounting even when no student trains
+            meta["source"] = src.stats()
             write_json(meta_p, meta)
         info = full["info"]
         if s.family == "generator":
@@ -113,6 +141,7 @@ def prepare(bench, settings, cache_key, read_json, write_json) -> None:
             "fidelity": meta["fidelity"],
             "key": key,
             "generator": meta.get("generator"),
+            "source": meta.get("source"),
         }
         f = meta["fidelity"]
         what = (
@@ -126,6 +155,27 @@ def prepare(bench, settings, cache_key, read_json, write_json) -> None:
         )
 
 
+def not_trained_reason(bench, s: Setting) -> str | None:
+    """Why the students of ``s`` are not trained (None: they are). Only an ``online-teacher``
+    row of a run with ``online_students`` off (the ``cpu`` preset's default): its row still
+    reports the teacher's bytes and its compute, measured in stage 5's check, with the teacher
+    time the students would have cost estimated from it."""
+    if s.family != "online" or bench.r.online_students:
+        return None
+    info = bench.stores["full"]["info"]
+    ms = (bench.stores[s.name].get("source") or {}).get("ms_per_step")
+    epochs = int(bench.r.recipe.epochs or bench.r.epochs)
+    steps = int(round(epochs * int(info["steps"]) / max(int(info["epochs"]), 1)))
+    est = (
+        f"its forward took {ms:.0f} ms per step on the first stored epoch, so about "
+        f"{ms * steps / 60000:.0f} min of teacher forward per student ({steps:,} steps) on "
+        f"{bench.r.device}; "
+        if ms
+        else ""
+    )
+    return f"the teacher runs in every student step: {est}the row reports its bytes and compute only (--online-students trains them)"
+
+
 def _distill(bench, s: Setting, full_path, out) -> dict:
     from ...torch.distill import distill_generator
 
@@ -135,13 +185,15 @@ def _distill(bench, s: Setting, full_path, out) -> dict:
         bench.distilled,
         out,
         budget=int(s.budget),
+        resolution=generator_resolution(bench)[1],
         epochs=GENERATOR_PASSES * src_epochs,
         seed=int(bench.r.config.seed),
         device=bench.r.device,
         force=True,
         log=lambda m: bench.echo("      " + m),
     )
-    return {k: rep[k] for k in ("bytes", "parameters", "architecture", "top1_agreement", "kl_t1", "seconds", "steps")}
+    keys = ("bytes", "parameters", "architecture", "top1_agreement", "kl_t1", "seconds", "network_seconds", "steps")
+    return {k: rep.get(k) for k in keys}
 
 
 def check_against_store(store, images, source, device="cpu", epoch: int = 0, other=None) -> dict:
@@ -174,6 +226,37 @@ def _ms_per_step(runs) -> float | None:
     return float(np.mean(v)) if v else None
 
 
+def _costs(bench, s: Setting, runs: list, info: dict) -> dict:
+    """The source's compute next to the accuracy: FLOPs per view and per step, the source's
+    forward time per step (in the students' training when they trained, else in stage 5's check
+    on the first stored epoch: ``source_ms_measured_in`` says which), and the student's step time
+    against the ``full`` row's (``student_step_ratio``)."""
+    stats = [r.get("label_source") or {} for r in runs]
+    check = bench.stores[s.name].get("source") or {}
+    flops = next((x["flops_per_view"] for x in [*stats, check] if x.get("flops_per_view")), None)
+    per_step = info["records"] / info["steps"] if info.get("steps") else None
+    ms = [x["ms_per_step"] for x in stats if x.get("ms_per_step")]
+    where = "students" if ms else "check" if check.get("ms_per_step") else None
+    ms_step = float(np.mean(ms)) if ms else check.get("ms_per_step")
+    gflops = None if flops is None or per_step is None else flops * per_step / 1e9
+    student, full = _ms_per_step(runs), _ms_per_step(bench.runs.get("full", []))
+    return {
+        "label_source": s.family,
+        "source_flops_per_view": flops,
+        "source_gflops_per_step": gflops,
+        "source_ms_per_step": ms_step,
+        "source_ms_measured_in": where,
+        "student_ms_per_step": student,
+        "full_student_ms_per_step": full,
+        "student_step_ratio": student / full if student and full else None,
+        "max_abs_logit_delta": bench.stores[s.name]["fidelity"].get("max_abs_logit_delta"),
+        # the names these columns had first (kept: results files and tests read them)
+        "teacher_flops_per_view": flops,
+        "teacher_gflops_per_step": gflops,
+        "teacher_ms_per_step": ms_step,
+    }
+
+
 def row(s: Setting, bench, runs: list, baseline: int, default_t: float) -> dict:
     """The table row of a label-source setting (see the module doc for the bytes)."""
     from .report import summarize
@@ -183,26 +266,13 @@ def row(s: Setting, bench, runs: list, baseline: int, default_t: float) -> dict:
     full = bench.stores["full"]
     info = dict(full["info"])
     stats = [r.get("label_source") or {} for r in runs]
-    teacher_bytes = next((int(x["checkpoint_bytes"]) for x in stats if x.get("checkpoint_bytes")), 0)
+    check = bench.stores[s.name].get("source") or {}
+    teacher_bytes = next((int(x["checkpoint_bytes"]) for x in [*stats, check] if x.get("checkpoint_bytes")), 0)
     views_bytes = int(info["file_bytes"]) - int(info["label_payload_bytes"])
     info.update(file_bytes=views_bytes + teacher_bytes, label_payload_bytes=0)
     out = summarize(s, info, bench.stores[s.name]["fidelity"], runs, baseline, default_t)
-    flops = next((x["flops_per_view"] for x in stats if x.get("flops_per_view")), None)
-    per_step = info["records"] / info["steps"] if info.get("steps") else None
-    ms = [x["ms_per_step"] for x in stats if x.get("ms_per_step")]
-    out.update(
-        {
-            "label_source": s.family,
-            "teacher_bytes": teacher_bytes,
-            "views_bytes": views_bytes,
-            "teacher_flops_per_view": flops,
-            "teacher_gflops_per_step": None if flops is None or per_step is None else flops * per_step / 1e9,
-            "teacher_ms_per_step": float(np.mean(ms)) if ms else None,
-            "student_ms_per_step": _ms_per_step(runs),
-            "full_student_ms_per_step": _ms_per_step(bench.runs.get("full", [])),
-            "max_abs_logit_delta": bench.stores[s.name]["fidelity"].get("max_abs_logit_delta"),
-        }
-    )
+    out.update({"teacher_bytes": teacher_bytes, "views_bytes": views_bytes, **_costs(bench, s, runs, info)})
+    out["not_trained"] = (getattr(bench, "not_trained", None) or {}).get(s.name)
     return out
 
 
@@ -213,24 +283,18 @@ def _generator_row(s: Setting, bench, runs: list, baseline: int, default_t: floa
     info = st["info"]  # the generator's store: every byte of the file counts
     out = summarize(s, info, st["fidelity"], runs, baseline, default_t)
     g = info.get("label_generator") or {}
-    stats = [r.get("label_source") or {} for r in runs]
-    flops = next((x["flops_per_view"] for x in stats if x.get("flops_per_view")), None)
-    per_step = info["records"] / info["steps"] if info.get("steps") else None
-    ms = [x["ms_per_step"] for x in stats if x.get("ms_per_step")]
+    made = st.get("generator") or {}
+    arch = g.get("architecture") or {}
     out.update(
         {
-            "label_source": s.family,
             "budget": s.budget,
             "generator_bytes": g.get("bytes"),
             "generator_parameters": g.get("parameters"),
-            "generator_architecture": g.get("architecture"),
-            "generator_fit_top1": (st.get("generator") or {}).get("top1_agreement"),
-            "teacher_flops_per_view": flops,
-            "teacher_gflops_per_step": None if flops is None or per_step is None else flops * per_step / 1e9,
-            "teacher_ms_per_step": float(np.mean(ms)) if ms else None,
-            "student_ms_per_step": _ms_per_step(runs),
-            "full_student_ms_per_step": _ms_per_step(bench.runs.get("full", [])),
-            "max_abs_logit_delta": st["fidelity"].get("max_abs_logit_delta"),
+            "generator_architecture": arch,
+            "generator_resolution": arch.get("resolution", arch.get("input_size")),
+            "generator_fit_top1": made.get("top1_agreement"),
+            "generator_train_seconds": made.get("seconds"),
+            **_costs(bench, s, runs, info),
         }
     )
     return out
@@ -249,10 +313,11 @@ def markdown_lines(rows: list) -> list[str]:
                 f"`{r['setting']}`: no stored labels; ships the teacher checkpoint "
                 f"({r['teacher_bytes']:,} B) and the full store's views ({r['views_bytes']:,} B)"
             ]
-            if r.get("teacher_gflops_per_step") is not None:
-                parts.append(f"teacher forward {r['teacher_gflops_per_step']:.3g} GFLOP per training step")
-            if r.get("teacher_ms_per_step") is not None:
-                parts.append(f"{r['teacher_ms_per_step']:.2f} ms per step measured")
+            if r.get("source_gflops_per_step") is not None:
+                parts.append(f"teacher forward {r['source_gflops_per_step']:.3g} GFLOP per training step")
+            if r.get("source_ms_per_step") is not None:
+                where = " (in the first stored epoch's check)" if r.get("source_ms_measured_in") == "check" else ""
+                parts.append(f"{r['source_ms_per_step']:.2f} ms per step measured{where}")
             if r.get("student_ms_per_step") and r.get("full_student_ms_per_step"):
                 parts.append(
                     f"student step {r['student_ms_per_step']:.2f} ms vs {r['full_student_ms_per_step']:.2f} ms "
@@ -269,12 +334,17 @@ def markdown_lines(rows: list) -> list[str]:
                     f"({r['delta']:+.2f} vs full, {'within' if r['within_spread'] else 'outside'} its "
                     "seed spread)"
                 )
+            if r.get("not_trained"):
+                parts.append(f"students not trained: {r['not_trained']}")
             out.append("- " + "; ".join(parts) + ".")
         elif r["label_source"] == "generator":
             a = r.get("generator_architecture") or {}
             parts = [
                 f"`{r['setting']}`: a {a.get('name', 'generator')} (width {a.get('width')}, depth "
-                f"{a.get('depth')}" + (f", rank-{a['rank']} head" if a.get("rank") else "") + f", "
+                f"{a.get('depth')}"
+                + (f", rank-{a['rank']} head" if a.get("rank") else "")
+                + (f", views pooled to {a['resolution']} px" if a.get("resolution") else "")
+                + ", "
                 f"{r['generator_parameters']:,} parameters, float16) of {r['generator_bytes']:,} B in a "
                 f"{r['file_bytes']:,} B file (views, generator, top-1 index column; "
                 f"{100 * r['generator_bytes'] / (r['ratio'] * r['file_bytes']):.2f} % of the dense fp16 "
@@ -285,12 +355,16 @@ def markdown_lines(rows: list) -> list[str]:
                     f"top-1 agreement with the full labels {100 * r['top1_agreement']:.2f} % "
                     f"(first stored epoch; {100 * r['generator_fit_top1']:.2f} % on its last training pass)"
                 )
-            if r.get("teacher_gflops_per_step") is not None:
-                parts.append(f"{r['teacher_gflops_per_step']:.3g} GFLOP per training step")
+            if r.get("generator_train_seconds") is not None:
+                parts.append(f"trained in {r['generator_train_seconds']:.0f} s")
+            if r.get("source_gflops_per_step") is not None:
+                parts.append(f"{r['source_gflops_per_step']:.3g} GFLOP per training step")
+            if r.get("source_ms_per_step") is not None:
+                parts.append(f"{r['source_ms_per_step']:.2f} ms per step measured")
             if r.get("student_ms_per_step") and r.get("full_student_ms_per_step"):
                 parts.append(
                     f"student step {r['student_ms_per_step']:.2f} ms vs {r['full_student_ms_per_step']:.2f} ms "
-                    "with stored labels"
+                    f"with stored labels (x{r['student_step_ratio']:.2f})"
                 )
             if r.get("delta") is not None:
                 parts.append(f"student top-1 {r['top1_mean']:.2f} ± {r['top1_std']:.2f} % ({r['delta']:+.2f} vs full)")

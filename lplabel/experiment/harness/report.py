@@ -66,6 +66,24 @@ CSV_COLUMNS = [
     "lpqld_files_bytes",
     "lpqld_du_bytes",
     "lossless_of",
+    # label-source rows (harness/online.py): what makes the labels in the loop, and its cost
+    "label_source",
+    "budget",
+    "generator_bytes",
+    "generator_parameters",
+    "generator_resolution",
+    "generator_fit_top1",
+    "generator_train_seconds",
+    "teacher_bytes",
+    "views_bytes",
+    "source_flops_per_view",
+    "source_gflops_per_step",
+    "source_ms_per_step",
+    "student_ms_per_step",
+    "full_student_ms_per_step",
+    "student_step_ratio",
+    "max_abs_logit_delta",
+    "not_trained",
 ]
 
 
@@ -437,6 +455,8 @@ def _bytes(n) -> str:
 
 
 def _acc(r) -> str:
+    if r.get("not_trained"):
+        return "not trained"
     if r["top1_mean"] is None:
         return "-"
     if r.get("n_seeds") == 1:  # no spread to show: say so rather than print ± 0.00
@@ -956,7 +976,9 @@ def plot(res: dict, path: Path) -> dict:
         (axes[1], "payload_bytes", "payload (without the fixed header + container)", 0),
     )
     for ax, col, title, floor in panels:
-        xs_all = [r[col] for r in rows if r.get(col)]
+        xs_all = [r[col] for r in rows if r.get(col)] + [
+            r[col] for r in res["rows"] if r.get("not_trained") and r.get(col)
+        ]
         lo = min(xs_all + [base / 500, floor or base]) / 1.6
         hi = max(xs_all + [base]) * 1.6
         ax.set_xscale("log")
@@ -1056,6 +1078,26 @@ def plot(res: dict, path: Path) -> dict:
             if len(front) > 1:
                 ax.plot([r[col] for r in front], [r["top1_mean"] for r in front], color=color, lw=1, alpha=0.5)
             items += [(r[col], r["top1_mean"], point_label(r), color) for r in fr]
+        # rows with bytes but no students (an online teacher too costly to train with here): their
+        # size as a dotted line, since they have no accuracy to place
+        for r in res["rows"]:
+            if r.get("not_trained") and r.get(col):
+                color = FAMILY_STYLE.get(r["family"], ("0.4", "o"))[0]
+                ax.axvline(r[col], color=color, ls=":", lw=1.2)
+                ax.annotate(
+                    f"{point_label(r)}: not trained",
+                    (r[col], 0.0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(-2, 4),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=color,
+                    rotation=90,
+                    va="bottom",
+                    ha="right",
+                )
+                if col == "file_bytes":
+                    out.setdefault("not_trained", []).append(r["setting"])
         ax.set_xlabel(f"bytes ({title}), log scale")
         ax.grid(True, which="both", alpha=0.3)
         if ref is not None:

@@ -177,6 +177,10 @@ CPU_SETTINGS = (
 #:   classes (as the teacher is scored); the peers' recipe (KL at T = 4, AdamW 1e-3, cosine),
 #:   2 seeds, 100 epochs cycling the 30 stored ones (1,600 optimiser steps for a full-label
 #:   student, ~275 s on one quiet core).
+#: * ``online-teacher`` (when asked for): its bytes and compute are reported (the ONNX file, the
+#:   forward time per step measured on the first stored epoch), but its students are not trained
+#:   (``online_students``: False; ``--online-students`` trains them): the 224-px teacher labels
+#:   ~80 views/s on one core, about 20 minutes of teacher forward per 1,600-step student.
 #:
 #: Why 100 student epochs and crops of 0.5-1: the first run (crops 0.08-1, students 30 epochs =
 #: 480 steps, ``benchmarks/results/accuracy-tiny-imagenet-cpu-2026-12-05.md``) left full-label
@@ -201,6 +205,7 @@ PRESETS = {
         "relabel": {"size": 224, "amp": False, "crop_scale": [0.5, 1.0]},
         "recipe": {"model": "convnet", "model_kwargs": {"width": 64, "depth": 3}, "image_size": 32, "epochs": 100},
         "settings": CPU_SETTINGS,
+        "online_students": False,
     },
 }
 PRESETS["gpu"] = {
@@ -243,6 +248,7 @@ class BenchConfig:
     student_epochs: int | None = None  # student training epochs (default: --epochs if given, else the preset's)
     report_only: bool = False  # train no student: report the ones already in --out (an interrupted run)
     test_limit: int | None = None  # test images per class (default: the profile's, else all)
+    online_students: bool | None = None  # train online-teacher students (default: the preset's, else yes)
 
 
 @dataclass
@@ -265,6 +271,7 @@ class Resolved:
     train_limit: int | None
     test_limit: int | None = None
     classes: list[int] | None = None  # the fixed class subset (indices into the data set's classes)
+    online_students: bool = True  # False: online-teacher rows report their costs, no accuracy
 
 
 def _canonical_dataset(name: str) -> str:
@@ -418,6 +425,11 @@ def resolve_config(config: BenchConfig) -> Resolved:
         train_limit=train_limit,
         test_limit=test_limit,
         classes=classes,
+        online_students=bool(
+            config.online_students
+            if config.online_students is not None
+            else (preset or {}).get("online_students", True)
+        ),
     )
 
 
@@ -1149,12 +1161,19 @@ class Bench:
         t0 = time.perf_counter()
         # seed by seed over the settings: an interrupted run already holds one student per setting
         self.missing_runs: list[str] = []
+        self.not_trained: dict = {}
         for s in r.settings:
             self.runs[s.name] = []
+            why = online.not_trained_reason(self, s)
+            if why is not None:
+                self.not_trained[s.name] = why
+                self.echo(f"      {s.name:<27} not trained: {why}")
         for seed in r.seeds:
             for s in r.settings:
                 st = self.stores[s.name]
                 done += 1
+                if s.name in self.not_trained:
+                    continue
                 if s.twin is not None:  # the same labels (checked): the twin's students, not retrained
                     same = (st.get("legacy") or {}).get("labels_identical") or {}
                     if not same.get("identical"):
