@@ -218,3 +218,34 @@ def test_recommended_row_rebuilds_with_the_printed_cli_commands(tmp_path, monkey
     assert (tmp_path / "lpl-k2-bf16-tail-keep1in4.lpl").stat().st_size == (
         tmp_path / "b" / "stores" / "lpl-k2-bf16-tail-keep1in4.lpl"
     ).stat().st_size
+
+
+def test_jobs_train_the_same_students_in_worker_processes(tmp_path):
+    """--jobs 2: the students train in two spawned processes and are the very students one process
+    trains one at a time (same top-1, same trained weights), cached the same way."""
+    settings = "full,lpqld-k2,lpl-k2-bf16-tail-keep1in10"
+    one = run_bench(_config(tmp_path / "one", settings=settings, jobs=1), echo=lambda s: None)
+    lines = []
+    two = run_bench(_config(tmp_path / "two", settings=settings, jobs=2), echo=lines.append)
+    assert any("2 at a time in worker processes (--jobs 2)" in s for s in lines)
+    assert sum("top-1" in s and "(cached)" not in s for s in lines) >= 6  # 3 settings x 2 seeds, as each finished
+    for a, b in zip(one["rows"], two["rows"]):
+        assert a["setting"] == b["setting"] and a["top1_per_seed"] == b["top1_per_seed"]
+    for name in ("full", "lpqld-k2-keep1in10"):
+        for seed in (0, 1):
+            ra = json.loads((tmp_path / "one" / "runs" / name / f"seed{seed}.json").read_text())
+            rb = json.loads((tmp_path / "two" / "runs" / name / f"seed{seed}.json").read_text())
+            assert ra["student_checksum"] == rb["student_checksum"] and ra["key"] == rb["key"]
+
+
+def test_jobs_are_checked_before_work():
+    from lplabel.experiment.harness.settings import BenchError
+    from lplabel.experiment.harness.sweep import _jobs
+
+    with pytest.raises(BenchError, match="--jobs must be >= 1"):
+        _jobs(BenchConfig(jobs=0), None, "cpu")
+    with pytest.raises(BenchError, match="CPU worker processes only, not on cuda"):
+        _jobs(BenchConfig(jobs=2), None, "cuda")
+    assert _jobs(BenchConfig(), {"jobs": 2}, "cuda") == 1  # a preset's default never sends a GPU run to workers
+    assert _jobs(BenchConfig(), {"jobs": 64}, "cpu") <= (__import__("os").cpu_count() or 1)
+    assert _jobs(BenchConfig(), None, "cpu") == 1

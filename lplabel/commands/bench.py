@@ -121,6 +121,13 @@ def bench():
     default=None,
     help="torch intra-op threads [default: 1 on the CPU, torch's default on a GPU].",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(1),
+    default=None,
+    help="Students trained at once, each in its own worker process with --threads torch threads; the "
+    "same students as one at a time [default: 1; --preset cpu: 2 (at most the CPU's cores)]. CPU only.",
+)
 @click.option("--force", is_flag=True, help="Recompute everything (ignore the cache in --out).")
 @click.option(
     "--report-only",
@@ -155,6 +162,7 @@ def accuracy(
     seed,
     data_root,
     threads,
+    jobs,
     force,
     progress,
     teacher,
@@ -193,6 +201,7 @@ def accuracy(
         data_root=data_root,
         progress=progress,
         threads=threads,
+        jobs=jobs,
         preset=preset,
         teacher=teacher,
         classes=classes,

@@ -206,6 +206,7 @@ PRESETS = {
         "recipe": {"model": "convnet", "model_kwargs": {"width": 64, "depth": 3}, "image_size": 32, "epochs": 100},
         "settings": CPU_SETTINGS,
         "online_students": False,
+        "jobs": 2,
     },
 }
 PRESETS["gpu"] = {
@@ -249,6 +250,7 @@ class BenchConfig:
     report_only: bool = False  # train no student: report the ones already in --out (an interrupted run)
     test_limit: int | None = None  # test images per class (default: the profile's, else all)
     online_students: bool | None = None  # train online-teacher students (default: the preset's, else yes)
+    jobs: int | None = None  # students trained at once in worker processes (default: the preset's on a CPU, else 1)
 
 
 @dataclass
@@ -272,6 +274,7 @@ class Resolved:
     test_limit: int | None = None
     classes: list[int] | None = None  # the fixed class subset (indices into the data set's classes)
     online_students: bool = True  # False: online-teacher rows report their costs, no accuracy
+    jobs: int = 1  # students trained at once, each in its own worker process (CPU only)
 
 
 def _canonical_dataset(name: str) -> str:
@@ -430,6 +433,7 @@ def resolve_config(config: BenchConfig) -> Resolved:
             if config.online_students is not None
             else (preset or {}).get("online_students", True)
         ),
+        jobs=_jobs(config, preset, device),
     )
 
 
@@ -496,6 +500,23 @@ def _check_onnx_teacher(teacher: dict, path, num_classes: int) -> None:
             f"{teacher['input_size']} px",
             hint=f"export it with --input-size {teacher['input_size']}",
         )
+
+
+def _jobs(config: BenchConfig, preset: dict | None, device: str) -> int:
+    """Students trained at once (``--jobs``): the user's; else the preset's on a CPU (never more
+    than its cores); else 1. Worker processes are a CPU tool: a GPU trains one student at a time."""
+    if config.jobs is not None:
+        if int(config.jobs) < 1:
+            raise BenchError(f"--jobs must be >= 1, got {config.jobs}")
+        if int(config.jobs) > 1 and device != "cpu":
+            raise BenchError(
+                f"--jobs {config.jobs}: students train side by side in CPU worker processes only, not on {device}",
+                hint="leave --jobs out (1) on a GPU, or add --device cpu",
+            )
+        return int(config.jobs)
+    if device != "cpu":
+        return 1
+    return max(1, min(int((preset or {}).get("jobs", 1)), os.cpu_count() or 1))
 
 
 def _student_epochs(config: BenchConfig, user_epochs: int | None, recipe_epochs: int | None) -> int | None:
@@ -1151,82 +1172,130 @@ class Bench:
 
     # 6 ---------------------------------------------------------------------------------------
     def train_students(self):
-        from .student import train_student
-
         r = self.r
-        runs_dir = self.out / "runs"
         self.runs: dict = {}
-        total = len(r.settings) * len(r.seeds)
-        done = 0
-        t0 = time.perf_counter()
-        # seed by seed over the settings: an interrupted run already holds one student per setting
         self.missing_runs: list[str] = []
         self.not_trained: dict = {}
+        t0 = time.perf_counter()
         for s in r.settings:
             self.runs[s.name] = []
             why = online.not_trained_reason(self, s)
             if why is not None:
                 self.not_trained[s.name] = why
                 self.echo(f"      {s.name:<27} not trained: {why}")
+        found, todo = self._plan_students()
+        self._train_planned(todo, found)
+        # seed by seed over the settings (the order of the report); a twin shares its twin's students
         for seed in r.seeds:
             for s in r.settings:
-                st = self.stores[s.name]
-                done += 1
-                if s.name in self.not_trained:
-                    continue
-                if s.twin is not None:  # the same labels (checked): the twin's students, not retrained
-                    same = (st.get("legacy") or {}).get("labels_identical") or {}
-                    if not same.get("identical"):
-                        raise BenchError(
-                            f"{s.name}: its labels differ from {s.twin}'s ({same.get('first_difference')})"
-                            "; lplabel's lossless re-coding is broken",
-                            hint="report this as a bug",
-                        )
+                if s.twin is not None and s.name not in self.not_trained:
+                    self._check_twin(s)
                     twin_runs = [x for x in self.runs[s.twin] if x["seed"] == seed]
                     self.runs[s.name] += [{**x, "same_labels_as": s.twin} for x in twin_runs]
-                    continue
-                p = runs_dir / s.name / f"seed{seed}.json"
-                key = cache_key(
-                    {
-                        "store": st["key"],
-                        "recipe": r.recipe.to_json(),
-                        "seed": seed,
-                        "epochs": r.epochs,
-                        "temperature": s.temperature,
-                        "device": r.device.split(":")[0],
-                        "distilled": self.distilled_key,
-                        **online.source_key(self, s),
-                    }
-                )
-                res = None if self.force else _read_json(p)
-                if res is not None and res.get("key") == key:
-                    tag = "cached"
-                elif r.config.report_only:
-                    self.echo(f"      [{done:>3}/{total}] {s.name:<27} seed {seed}: not trained (--report-only)")
-                    self.missing_runs.append(f"{s.name} seed {seed}")
-                    continue
-                else:
-                    res = train_student(
-                        st["path"],
-                        self.distilled,
-                        self.test,
-                        replace(r.recipe, epochs=r.recipe.epochs or r.epochs),  # students may cycle the stored epochs
-                        seed=seed,
-                        device=r.device,
-                        temperature=s.temperature,
-                        class_index=self.class_index,
-                        progress=self.progress,
-                        desc=f"{s.name} s{seed}",
-                        label_source=online.label_source(self, s),
-                    )
-                    res["key"] = key
-                    _write_json(p, res)
-                    tag = f"{res['seconds']:.1f} s"
-                self.runs[s.name].append(res)
-                self.echo(
-                    f"      [{done:>3}/{total}] {s.name:<27} seed {seed}: top-1 {100 * res['top1']:6.2f} %  ({tag})"
-                )
+                elif (s.name, seed) in found:
+                    self.runs[s.name].append(found[(s.name, seed)])
         self.timings["students"] = time.perf_counter() - t0
+
+    def _check_twin(self, s) -> None:
+        same = (self.stores[s.name].get("legacy") or {}).get("labels_identical") or {}
+        if not same.get("identical"):
+            raise BenchError(
+                f"{s.name}: its labels differ from {s.twin}'s ({same.get('first_difference')})"
+                "; lplabel's lossless re-coding is broken",
+                hint="report this as a bug",
+            )
+
+    def _student_key(self, s, seed: int) -> str:
+        r = self.r
+        return cache_key(
+            {
+                "store": self.stores[s.name]["key"],
+                "recipe": r.recipe.to_json(),
+                "seed": seed,
+                "epochs": r.epochs,
+                "temperature": s.temperature,
+                "device": r.device.split(":")[0],
+                "distilled": self.distilled_key,
+                **online.source_key(self, s),
+            }
+        )
+
+    def _plan_students(self) -> tuple[dict, list]:
+        """The students already in --out (``{(setting, seed): result}``) and those to train, in
+        the report's order: seed by seed over the settings, so that an interrupted run already
+        holds one student of every setting."""
+        r = self.r
+        found: dict = {}
+        todo: list = []
+        for seed in r.seeds:
+            for s in r.settings:
+                if s.name in self.not_trained or s.twin is not None:
+                    continue
+                key = self._student_key(s, seed)
+                res = None if self.force else _read_json(self.out / "runs" / s.name / f"seed{seed}.json")
+                if res is not None and res.get("key") == key:
+                    found[(s.name, seed)] = res
+                    self.echo(f"      {s.name:<27} seed {seed}: top-1 {100 * res['top1']:6.2f} %  (cached)")
+                elif r.config.report_only:
+                    self.echo(f"      {s.name:<27} seed {seed}: not trained (--report-only)")
+                    self.missing_runs.append(f"{s.name} seed {seed}")
+                else:
+                    todo.append((s, seed, key))
+        return found, todo
+
+    def _train_planned(self, todo: list, found: dict) -> None:
+        """Train the planned students: ``r.jobs`` at a time in worker processes (:mod:`.parallel`)
+        where more than one is asked for, else here; rows with a live label source always here."""
+        from .parallel import StudentJob, train_parallel
+        from .student import train_student
+
+        r = self.r
+        done = [0]
+
+        def finish(s, seed, key, res) -> None:
+            res["key"] = key
+            _write_json(self.out / "runs" / s.name / f"seed{seed}.json", res)
+            found[(s.name, seed)] = res
+            done[0] += 1
+            self.echo(
+                f"      [{done[0]:>3}/{len(todo)}] {s.name:<27} seed {seed}: top-1 {100 * res['top1']:6.2f} %"
+                f"  ({res['seconds']:.1f} s)"
+            )
+
+        kwargs = {
+            "images": self.distilled,
+            "test": self.test,
+            "recipe": replace(r.recipe, epochs=r.recipe.epochs or r.epochs),  # students may cycle the stored epochs
+            "device": r.device,
+            "class_index": self.class_index,
+        }
+        here = [t for t in todo if r.jobs <= 1 or online.is_label_source(t[0])]
+        away = [t for t in todo if t not in here]
+        if away:
+            self.echo(f"      training {len(away)} students {r.jobs} at a time in worker processes (--jobs {r.jobs})")
+            by_job = {}
+            jobs = []
+            for s, seed, key in away:
+                job = StudentJob(
+                    s.name,
+                    seed,
+                    str(self.stores[s.name]["path"]),
+                    {**kwargs, "temperature": s.temperature, "desc": f"{s.name} s{seed}"},
+                )
+                by_job[id(job)] = (s, seed, key)
+                jobs.append(job)
+            train_parallel(jobs, r.jobs, int(r.config.threads or 1), lambda job, res: finish(*by_job[id(job)], res))
+        for s, seed, key in here:
+            res = train_student(
+                self.stores[s.name]["path"],
+                seed=seed,
+                temperature=s.temperature,
+                progress=self.progress,
+                desc=f"{s.name} s{seed}",
+                label_source=online.label_source(self, s),
+                **kwargs,
+            )
+            finish(s, seed, key, res)
 
     # 7 ---------------------------------------------------------------------------------------
     def _legacy_columns(self, rows: list[dict]) -> None:
