@@ -176,7 +176,8 @@ CPU_SETTINGS = (
 #:   top-k and tail are used as stored -- and scored with the argmax over the 100 evaluated
 #:   classes (as the teacher is scored); the peers' recipe (KL at T = 4, AdamW 1e-3, cosine),
 #:   2 seeds, 100 epochs cycling the 30 stored ones (1,600 optimiser steps for a full-label
-#:   student, ~275 s on one quiet core).
+#:   student, ~275 s on one quiet core), two students at a time in worker processes (``jobs``:
+#:   the 26 students of the 13 trained settings are most of the hour).
 #: * ``online-teacher`` (when asked for): its bytes and compute are reported (the ONNX file, the
 #:   forward time per step measured on the first stored epoch), but its students are not trained
 #:   (``online_students``: False; ``--online-students`` trains them): the 224-px teacher labels
