@@ -72,9 +72,10 @@ def bench():
     "--preset",
     default=None,
     metavar="NAME",
-    help="Named defaults below your options: cpu (tiny-imagenet, the 1000-class experiment in about an "
-    "hour on 2 cores: a fixed 100 of the 200 classes at IPC 10, the ONNX EfficientNet-Lite0 teacher at "
-    "224 px with crops of 0.5-1, 30 stored epochs, 2 seeds of ConvNet-3 students at 32 px trained 100 epochs) or gpu (one H100/H200: 200 classes, "
+    help="Named defaults below your options: cpu (tiny-imagenet, the 1000-class experiment in about 70 "
+    "minutes on 2 cores: a fixed 100 of the 200 classes at IPC 10, the ONNX EfficientNet-Lite0 teacher at "
+    "224 px with crops of 0.5-1, 30 stored epochs, 2 seeds of ConvNet-3 students at 32 px trained 100 "
+    "epochs, 2 at a time) or gpu (one H100/H200: 200 classes, "
     "300 epochs, bf16 Lite0, ResNet-18-style students at 64 px); lplabel/experiment/harness/sweep.py PRESETS.",
 )
 @click.option(

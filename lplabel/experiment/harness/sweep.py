@@ -158,7 +158,8 @@ CPU_SETTINGS = (
 
 #: Named presets (``--preset``): defaults for a data set, below the user's explicit options.
 #:
-#: ``cpu`` (issue 18): the 1000-class experiment sized for about an hour on 2 quiet cores.
+#: ``cpu`` (issue 18): the 1000-class experiment sized for about 70 minutes on 2 quiet cores
+#: (``benchmarks/results/accuracy-tiny-imagenet-cpu-2026-12-05b.md``).
 #:
 #: * classes: a fixed subset of 100 of Tiny-ImageNet's 200 (every other one in the sorted WordNet
 #:   order), 10 random real images each (1,000 images), evaluated on all 50 validation images of
@@ -177,7 +178,7 @@ CPU_SETTINGS = (
 #:   classes (as the teacher is scored); the peers' recipe (KL at T = 4, AdamW 1e-3, cosine),
 #:   2 seeds, 100 epochs cycling the 30 stored ones (1,600 optimiser steps for a full-label
 #:   student, ~275 s on one quiet core), two students at a time in worker processes (``jobs``:
-#:   the 26 students of the 13 trained settings are most of the hour).
+#:   the 26 students of the 13 trained settings, ~300 s each, are most of the time).
 #: * ``online-teacher`` (when asked for): its bytes and compute are reported (the ONNX file, the
 #:   forward time per step measured on the first stored epoch), but its students are not trained
 #:   (``online_students``: False; ``--online-students`` trains them): the 224-px teacher labels
