@@ -37,7 +37,6 @@ import argparse  # noqa: E402
 import datetime as _dt  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -194,14 +193,13 @@ def merge_best(results: list) -> dict:
 
 def render(new: dict, old: dict | None, cmd: str, rev: str | None, repeat: int, rounds: int) -> str:
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    from lplabel.testing import cpu_name
+    from lplabel.testing import describe_machine
 
     mb = 1e6
     lines = [
         f"# lplabel encode speed, stage by stage ({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores (2-core AMD EPYC VM, no GPU, shared with other jobs; "
-        f"threads pinned to 1), Python {platform.python_version()}, tree {head.stdout.strip()}"
+        f"Machine: {describe_machine()} (threads pinned to 1), tree {head.stdout.strip()}"
         + (f", baseline {rev}" if rev else "")
         + ".",
         f"Command: `{cmd}`",

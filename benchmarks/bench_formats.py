@@ -41,7 +41,6 @@ for _v in ("OMP_NUM_THREADS", "BLOSC_NTHREADS", "NUMBA_NUM_THREADS", "MKL_NUM_TH
 
 import argparse  # noqa: E402
 import datetime as _dt  # noqa: E402
-import platform  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -62,7 +61,7 @@ from lplabel.commands.codec_tools import encode_source  # noqa: E402
 from lplabel.interop import du_bytes  # noqa: E402
 from lplabel.interop.source import LegacySource  # noqa: E402
 from lplabel.recode import view_codecs  # noqa: E402
-from lplabel.testing import cpu_name  # noqa: E402
+from lplabel.testing import describe_machine  # noqa: E402
 
 STEPS_PER_CHUNK = 8
 NOT_INSTALLED = "not installed"
@@ -504,9 +503,7 @@ def render(results: list, cmd: str, repeat: int) -> str:
         f"# lplabel against general-purpose formats, top-k of real logits "
         f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores (2-core AMD EPYC VM, no GPU, shared with other "
-        f"jobs; every library pinned to one thread), Python {platform.python_version()}, tree "
-        f"{ver.stdout.strip()}.",
+        f"Machine: {describe_machine()} (every library pinned to one thread), tree {ver.stdout.strip()}.",
         f"Command: `{cmd}`",
         "",
         "Content: LPQLD's top-k (fp16 values, int16 indices, `torch.topk` on fp32 logits) of EfficientNet-Lite0 "

@@ -25,7 +25,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -41,6 +40,7 @@ import teacher_data  # noqa: E402
 
 from lplabel.interop import du_bytes, export_legacy  # noqa: E402
 from lplabel.interop.compare import compare_dirs  # noqa: E402
+from lplabel.testing import describe_machine  # noqa: E402
 
 N_IMAGES, BATCH, EPOCHS = 500, 100, 4  # 4 x 5 batches x 100 = 2,000 records
 
@@ -195,8 +195,7 @@ def main(argv=None) -> None:
         f"# One command from an LPQLD directory to the smallest lossless store, k = {k} "
         f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (2-core AMD EPYC VM, no GPU, shared with "
-        f"other jobs), Python {platform.python_version()}. Tree: {ver.stdout.strip()}"
+        f"Machine: {describe_machine()}. Tree: {ver.stdout.strip()}"
         + (f"; before = {args.before} (main)" if args.before else "")
         + ".",
         f"Command: `python benchmarks/bench_import_smallest.py --k {k}"

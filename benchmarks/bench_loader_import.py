@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from lplabel import open_store  # noqa: E402
 from lplabel.commands.codec_tools import encode_source  # noqa: E402
 from lplabel.interop import synth  # noqa: E402
 from lplabel.interop.source import LegacySource  # noqa: E402
-from lplabel.testing import cpu_name  # noqa: E402
+from lplabel.testing import describe_machine  # noqa: E402
 from lplabel.torch import ReplayLoader  # noqa: E402
 
 B, C, N_IMAGES = 100, 1000, 4000
@@ -164,8 +163,7 @@ def main(argv=None) -> None:
     lines = [
         f"# Loader on imported stores, labels only ({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores (2-core AMD EPYC VM, no GPU, shared with other jobs), "
-        f"Python {platform.python_version()}, torch {torch.__version__}, tree {ver.stdout.strip()}; load average "
+        f"Machine: {describe_machine()}, tree {ver.stdout.strip()}; load average "
         f"{load0} at the start, {_load()} at the end.",
         f"Command: `{cmd.strip()}`",
         "",

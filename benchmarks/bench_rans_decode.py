@@ -20,7 +20,6 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import datetime as _dt  # noqa: E402
-import platform  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -39,7 +38,7 @@ from lplabel.codecs import rans  # noqa: E402
 from lplabel.commands.codec_tools import encode_source  # noqa: E402
 from lplabel.errors import CodecError  # noqa: E402
 from lplabel.interop.source import LegacySource  # noqa: E402
-from lplabel.testing import cpu_name  # noqa: E402
+from lplabel.testing import describe_machine  # noqa: E402
 
 
 def decode_order_python(data: bytes, values16, dtype, n: int, k: int) -> np.ndarray:
@@ -139,8 +138,7 @@ def main(argv=None) -> None:
         f"# `rans` decode: where the time goes, tie-order digits before/after "
         f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores (2-core AMD EPYC VM, no GPU, shared with other jobs), "
-        f"Python {platform.python_version()}, tree {ver.stdout.strip()} (+ working tree).",
+        f"Machine: {describe_machine()}, tree {ver.stdout.strip()} (+ working tree).",
         f"Command: `{cmd.strip()}`",
         "",
         f"Content: LPQLD MR-k files of {S * B:,} real records (EfficientNet-Lite0, C = 1,000), "

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -43,7 +41,7 @@ from lplabel import StoreWriter  # noqa: E402
 from lplabel.relabel.core import _topk_canonical  # noqa: E402
 from lplabel.relabel.labels import build_label_chain, part_chain  # noqa: E402
 from lplabel.relabel.writer_thread import WriterThread  # noqa: E402
-from lplabel.testing import cpu_name  # noqa: E402
+from lplabel.testing import describe_machine  # noqa: E402
 
 TARGET = 20_000
 
@@ -152,8 +150,7 @@ def main(argv=None) -> None:
         f"# Relabeler writer thread against a 20,000 views/s teacher, simulated "
         f"({_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores (2-core AMD EPYC VM, no GPU, shared with other jobs), "
-        f"Python {platform.python_version()}, tree {ver.stdout.strip()}.",
+        f"Machine: {describe_machine()}, tree {ver.stdout.strip()}.",
         f"Command: `{cmd.strip()}`",
         "",
         f"{args.steps} steps of 100 real EfficientNet-Lite0 views (C = 1,000) submitted to `WriterThread` as fast "

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -46,6 +45,7 @@ sys.path.insert(0, str(REPO))
 from lplabel import StoreWriter, store_info  # noqa: E402
 from lplabel.codecs import preset_chain  # noqa: E402
 from lplabel.views import SAMPLER_V1, SAMPLER_V2, AugmentPolicy, epoch_order, plan_steps, sample_step  # noqa: E402
+from lplabel.testing import describe_machine  # noqa: E402
 
 
 def relabel_pair(name, iset, teacher, classes, size, batch, epochs, k, out_dir, log):
@@ -441,8 +441,7 @@ def main(argv=None):
     lines = [
         f"# View samplers v1 vs v2 ({date})",
         "",
-        f"Machine: {platform.machine()} 2-core AMD EPYC VM, no GPU, torch {torch.__version__}, numpy "
-        f"{np.__version__}. Command: `PYTHONPATH=. python benchmarks/bench_views.py"
+        f"Machine: {describe_machine()}. Command: `PYTHONPATH=. python benchmarks/bench_views.py"
         f"{' --quick' if a.quick else ''}`.",
         "",
         "Derived stores (spec §1.4) of the same images, teacher, policy (RandomResizedCrop 0.08-1, flip, "
@@ -506,8 +505,7 @@ def tiny_seeds_main(a, torch):
     lines = [
         f"# View samplers v1 vs v2 on Tiny-ImageNet, {len(seeds)} seeds each ({date})",
         "",
-        f"Machine: {platform.machine()} 2-core AMD EPYC VM shared with other jobs, no GPU, torch "
-        f"{torch.__version__}, numpy {np.__version__}. Command: `PYTHONPATH=. python "
+        f"Machine: {describe_machine()}. Command: `PYTHONPATH=. python "
         f"benchmarks/bench_views.py {argv}` ({took / 60:.0f} min).",
         "",
         f"Tiny-ImageNet training images, {a.tiny_ipc} per class ({len(tiny):,} images, 64 px), {a.tiny_epochs} "
