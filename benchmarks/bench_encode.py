@@ -40,7 +40,6 @@ import json  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -51,13 +50,7 @@ STEPS_PER_CHUNK = 8
 TIMES = 10  # the larger store holds the content this many times
 
 
-def best(fn, repeat: int) -> float:
-    t = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        t = min(t, time.perf_counter() - t0)
-    return t
+from timing import best  # noqa: E402
 
 
 def measure(ks, layouts, repeat: int, work: Path) -> dict:

@@ -22,7 +22,6 @@ for _v in ("OMP_NUM_THREADS", "BLOSC_NTHREADS", "NUMBA_NUM_THREADS", "MKL_NUM_TH
 import argparse  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 import zlib  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -39,13 +38,7 @@ from lplabel.interop.source import LegacySource  # noqa: E402
 from lplabel.store import layout as L  # noqa: E402
 
 
-def best(fn, repeat: int) -> float:
-    t = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        t = min(t, time.perf_counter() - t0)
-    return t
+from timing import best  # noqa: E402
 
 
 def profile(d: dict, k: int, work: Path, repeat: int) -> tuple:

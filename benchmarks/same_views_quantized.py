@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -47,6 +46,7 @@ def main() -> int:
     from lplabel.experiment.harness import BenchConfig, resolve_config
     from lplabel.experiment.harness.sweep import Bench
     from lplabel.experiment.harness.student import train_student
+    from lplabel.testing import describe_machine
 
     torch.set_num_threads(1)
     r = resolve_config(BenchConfig(dataset="tiny-imagenet", preset="cpu", device="cpu", out=str(args.out)))
@@ -89,11 +89,10 @@ def main() -> int:
     cmp = subprocess.run([*lpl, "compare", str(src), str(dst)], capture_output=True, text=True, check=True).stdout
 
     recipe = replace(r.recipe, epochs=r.recipe.epochs or r.epochs)
-    quantized = {}
-    for seed in range(args.seeds):
-        t0 = time.perf_counter()
-        res = train_student(
-            dst,
+
+    def student(path, seed: int) -> dict:
+        return train_student(
+            path,
             bench.distilled,
             bench.test,
             recipe,
@@ -103,38 +102,31 @@ def main() -> int:
             class_index=bench.class_index,
             progress=False,
         )
-        quantized[seed] = res["top1"]
-        print(f"seed {seed}: int{args.bits} {100 * res['top1']:.2f} % ({time.perf_counter() - t0:.0f} s)", flush=True)
-    rows = []
+
+    quantized = {}
+    for seed in range(args.seeds):
+        t0 = time.perf_counter()
+        quantized[seed] = student(dst, seed)["top1"]
+        print(
+            f"seed {seed}: int{args.bits} {100 * quantized[seed]:.2f} % ({time.perf_counter() - t0:.0f} s)", flush=True
+        )
+    rows = []  # (seed, the LPQLD row's top-1, the quantized store's top-1)
     for seed in range(args.seeds):
         # the LPQLD row's student from the sweep's cache; a sweep still running may write it soon
         cached = args.out / "runs" / args.source / f"seed{seed}.json"
         deadline = time.monotonic() + args.wait
         while not cached.is_file() and time.monotonic() < deadline:
             time.sleep(15)
-        if cached.is_file():
-            ref = json.loads(cached.read_text())
-        else:
-            ref = train_student(
-                src,
-                bench.distilled,
-                bench.test,
-                recipe,
-                seed=seed,
-                device="cpu",
-                temperature="dkr",
-                class_index=bench.class_index,
-                progress=False,
-            )
-        rows.append((seed, ref["top1"], quantized[seed], 0.0))
+        ref = json.loads(cached.read_text()) if cached.is_file() else student(src, seed)
+        rows.append((seed, ref["top1"], quantized[seed]))
         print(f"seed {seed}: {args.source} {100 * ref['top1']:.2f} %, int{args.bits} {100 * quantized[seed]:.2f} %")
 
     b_src, b_dst = src.stat().st_size, dst.stat().st_size
     lines = [
         f"# Same views, values quantized: `{args.source}` against its int{args.bits} re-encoding",
         "",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {platform.processor() or platform.machine()},"
-        f" torch {torch.__version__}, one thread per process",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; machine: {describe_machine()},"
+        " one thread per process",
         f"- command: `python benchmarks/same_views_quantized.py {args.out} --source {args.source} --bits {args.bits}"
         f" --seeds {args.seeds}`",
         f"- students: the sweep's recipe ({recipe.model}, {recipe.epochs} epochs, LPQLD's DKR temperature schedule),"
@@ -145,11 +137,11 @@ def main() -> int:
         + " | mean |",
         "|---|---:|---:|" + "---:|" * (len(rows) + 1),
         f"| `{args.source}` (fp16 values) | {b_src:,} | 1.00 | "
-        + " | ".join(f"{100 * a:.2f}" for _, a, _, _ in rows)
-        + f" | {100 * sum(a for _, a, _, _ in rows) / len(rows):.2f} |",
+        + " | ".join(f"{100 * a:.2f}" for _, a, _ in rows)
+        + f" | {100 * sum(a for _, a, _ in rows) / len(rows):.2f} |",
         f"| int{args.bits} values, no tail, same views | {b_dst:,} | {b_src / b_dst:.2f} | "
-        + " | ".join(f"{100 * b:.2f}" for _, _, b, _ in rows)
-        + f" | {100 * sum(b for _, _, b, _ in rows) / len(rows):.2f} |",
+        + " | ".join(f"{100 * b:.2f}" for _, _, b in rows)
+        + f" | {100 * sum(b for _, _, b in rows) / len(rows):.2f} |",
         "",
         "`lplabel compare` of the two stores:",
         "",

@@ -24,6 +24,16 @@ def _real_root():
     return root if (root / "tiny-imagenet-jpeg" / "train100.npz").is_file() else None
 
 
+def _toy_cpu_preset(out, **kw) -> BenchConfig:
+    """``--preset cpu`` on the real data and the real ONNX Lite0, shrunk to seconds by ``kw``;
+    skips where the Tiny-ImageNet files or onnxruntime/onnx are missing."""
+    if _real_root() is None:
+        pytest.skip("the Tiny-ImageNet files are not here")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    return BenchConfig(dataset="tiny-imagenet", preset="cpu", device="cpu", out=str(out), progress=False, **kw)
+
+
 def test_unknown_preset_and_wrong_dataset_are_named(tmp_path):
     with pytest.raises(BenchError, match="unknown preset 'gpu-huge'.*choose one of cpu"):
         resolve_config(BenchConfig(dataset="tiny-imagenet", preset="gpu-huge", device="cpu", out=str(tmp_path / "o")))
@@ -171,26 +181,18 @@ def test_cpu_preset_runs_end_to_end_at_toy_size(tmp_path):
     """The preset's whole path on the real data and the real Lite0 teacher, at a toy size: the
     ONNX export into OUT (cached on a rerun), 224-px relabel, 32-px students, the LPQLD files and
     their lossless rANS re-coding with its label check, and the C = 1,000 targets."""
-    if _real_root() is None:
-        pytest.skip("the Tiny-ImageNet files are not here")
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
     pytest.importorskip("numba")
     from lplabel.experiment.harness import run_bench
     from lplabel.store import open_store
 
     out = tmp_path / "o"
-    cfg = BenchConfig(
-        dataset="tiny-imagenet",
-        preset="cpu",
-        device="cpu",
-        out=str(out),
+    cfg = _toy_cpu_preset(
+        out,
         ipc=2,
         epochs=2,
         seeds=2,
         classes=3,
         test_limit=4,
-        progress=False,
         settings="full,lpqld-k10-keep1in2-rans,lpl-k10-int8-tail-keep1in2,lpld-keep1in2",
     )
     said = []
@@ -238,25 +240,17 @@ def test_cpu_preset_label_source_rows_at_toy_size(tmp_path):
     pools the 224-px views to the students' 32 px (convnet-lite-v2), and an online-teacher row
     whose checkpoint is the .onnx file, its FLOPs counted from the graph, not trained (the
     preset's default) with the reason in the row."""
-    if _real_root() is None:
-        pytest.skip("the Tiny-ImageNet files are not here")
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
     from lplabel.experiment.harness import run_bench
     from lplabel.store import open_store
 
     out = tmp_path / "o"
-    cfg = BenchConfig(
-        dataset="tiny-imagenet",
-        preset="cpu",
-        device="cpu",
-        out=str(out),
+    cfg = _toy_cpu_preset(
+        out,
         ipc=1,
         epochs=2,
         seeds=1,
         classes=2,
         test_limit=2,
-        progress=False,
         settings="full,generator-60k,online-teacher",
     )
     said = []
@@ -333,25 +327,17 @@ def test_device_check_script_runs_at_toy_size_on_the_cpu(tmp_path):
 
 def test_report_only_reports_the_students_in_out_and_names_the_missing(tmp_path):
     """--report-only (an interrupted run): no student is trained; rows hold the seeds that exist."""
-    if _real_root() is None:
-        pytest.skip("the Tiny-ImageNet files are not here")
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
     from dataclasses import replace
 
     from lplabel.experiment.harness import run_bench
 
-    cfg = BenchConfig(
-        dataset="tiny-imagenet",
-        preset="cpu",
-        device="cpu",
-        out=str(tmp_path / "o"),
+    cfg = _toy_cpu_preset(
+        tmp_path / "o",
         ipc=1,
         epochs=1,
         seeds=1,
         classes=2,
         test_limit=2,
-        progress=False,
         settings="full,lpld-keep1in2",
     )
     first = run_bench(cfg, echo=lambda s: None)

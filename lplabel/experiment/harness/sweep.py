@@ -1271,22 +1271,26 @@ class Bench:
             "device": r.device,
             "class_index": self.class_index,
         }
-        here = [t for t in todo if r.jobs <= 1 or online.is_label_source(t[0])]
-        away = [t for t in todo if t not in here]
+        here, away = [], {}  # away: (setting name, seed) -> the planned student, for the workers
+        for t in todo:
+            if r.jobs <= 1 or online.is_label_source(t[0]):
+                here.append(t)
+            else:
+                away[(t[0].name, t[1])] = t
         if away:
             self.echo(f"      training {len(away)} students {r.jobs} at a time in worker processes (--jobs {r.jobs})")
-            by_job = {}
-            jobs = []
-            for s, seed, key in away:
-                job = StudentJob(
+            jobs = [
+                StudentJob(
                     s.name,
                     seed,
                     str(self.stores[s.name]["path"]),
                     {**kwargs, "temperature": s.temperature, "desc": f"{s.name} s{seed}"},
                 )
-                by_job[id(job)] = (s, seed, key)
-                jobs.append(job)
-            train_parallel(jobs, r.jobs, int(r.config.threads or 1), lambda job, res: finish(*by_job[id(job)], res))
+                for s, seed, _ in away.values()
+            ]
+            train_parallel(
+                jobs, r.jobs, int(r.config.threads or 1), lambda job, res: finish(*away[(job.name, job.seed)], res)
+            )
         for s, seed, key in here:
             res = train_student(
                 self.stores[s.name]["path"],
