@@ -6,7 +6,8 @@ Tiny-ImageNet views, C = 1,000, LPQLD's top-k, imported with ``lplabel encode DI
 check around it) is timed alone on every label chunk, best of ``--repeat``; the stages are run in
 the chain's order on the previous stage's real output, and the whole ``decode_chunk`` is timed too
 (the stages' sum differs from it by Python overhead and cache effects), codec by codec (the
-compiled loops of each codec) and in the one fused pass of :mod:`lplabel.codecs.fused`. MB/s are dense-equivalent
+compiled loops of each codec), in the one fused pass of :mod:`lplabel.codecs.fused`, and as the
+loader reads it (``entry_order=False``: the pairs, the tie order not restored). MB/s are dense-equivalent
 fp16 (records x C x 2 bytes) per second, as in ``bench_formats.py``::
 
     python benchmarks/profile_planes_decode.py [--ks 10,50,100] [--repeat 15]
@@ -93,6 +94,12 @@ def profile(d: dict, k: int, work: Path, repeat: int) -> tuple:
         if fz is not None and fz.ready():
             add("fused pass (zplanes + every array->array step)", lambda: fz.decode(data, n))
             add("whole decode_chunk, fused", whole)
+
+            def pairs():
+                st._cache = {}
+                st.decode_chunk("label", i, entry_order=False)
+
+            add("whole decode_chunk, fused, pairs only (the loader's read)", pairs)
         del planes
     stages["join planes"] -= stages["zstd (planes)"]
     if "fused pass (zplanes + every array->array step)" in stages:
@@ -100,6 +107,8 @@ def profile(d: dict, k: int, work: Path, repeat: int) -> tuple:
             stages.pop("fused pass (zplanes + every array->array step)") - stages["zstd (planes)"]
         )
         stages["whole decode_chunk, fused"] = stages.pop("whole decode_chunk, fused")
+        key = "whole decode_chunk, fused, pairs only (the loader's read)"
+        stages[key] = stages.pop(key)
     st.close()
     return records, dense, stages, pipe.describe()
 

@@ -365,3 +365,105 @@ def test_fused_decoder_takes_only_its_chain():
     for chain in others:
         s = (*spec, Field("tail", "float32")) if chain[0].tail != "none" else spec
         assert fused_decoder(Pipeline(chain, s)) is None, Pipeline(chain, s).describe()
+
+
+# -- reading the pairs without their order (the loader: Pipeline.decode(entry_order=False)) --------
+
+
+def decode_three_ways_unordered(p, data, n, monkeypatch):
+    """As :func:`decode_three_ways`, with ``entry_order=False``."""
+    got = []
+    for hide in (None, True, False):
+        with monkeypatch.context() as m:
+            if hide is not None:
+                codec_by_codec(m, compiled=hide)
+            try:
+                got.append(p.decode(data, n, entry_order=False))
+            except CodecError as e:
+                got.append(e.message)
+    return got
+
+
+def same_pairs(idx, val, got) -> bool:
+    """Each record holds the same (index, value bits) pairs, whatever their order."""
+    a, b = np.argsort(idx, 1, kind="stable"), np.argsort(got["indices"], 1, kind="stable")
+    return np.array_equal(np.take_along_axis(idx, a, 1), np.take_along_axis(got["indices"], b, 1)) and bits(
+        np.take_along_axis(val, a, 1)
+    ) == bits(np.take_along_axis(got["values"], b, 1))
+
+
+@pytest.mark.parametrize("k,grid", [(1, None), (10, 0.25), (37, None), (100, 0.25), (300, 0.5)])
+@pytest.mark.parametrize("index_type", ["uint16", "int16"])
+@pytest.mark.parametrize("with_map", [True, False])
+def test_reading_pairs_skips_the_tie_order_and_keeps_every_pair(k, grid, index_type, with_map, monkeypatch):
+    """``entry_order=False`` on a chain with ``entryorder``: the same pairs per record, in class
+    order, no ``entry_shift`` field; the fused pass, codec by codec and numpy agree bit for bit, and
+    give exactly what the same content stored without any tie order decodes to."""
+    c, n = 1000, 70
+    idx, val = lpqld_topk(n, c, k, seed=k + 11, grid=grid)
+    spec = (Field("indices", "int64", (k,)), Field("values", "float32", (k,)))
+    block = {"indices": idx.astype(np.int64), "values": val.astype(np.float32)}
+    p = Pipeline(chain_variant(idx, c, k, index_type, with_map), spec)
+    data = p.encode(block)
+    fused, compiled, ref = decode_three_ways_unordered(p, data, n, monkeypatch)
+    assert list(ref) == ["indices", "values"]
+    assert same_blocks(fused, ref) and same_blocks(compiled, ref)
+    assert same_pairs(idx, val, ref)
+    plain = Pipeline(chain_variant(idx, c, k, index_type, with_map, tie_order=False), spec)
+    assert same_blocks(plain.decode(plain.encode(block), n), ref)
+    assert same_blocks(plain.decode(plain.encode(block), n, entry_order=False), ref)  # no entryorder: no change
+    exact = p.decode(data, n)  # the default still restores LPQLD's order
+    assert np.array_equal(exact["indices"], idx) and bits(exact["values"]) == bits(val)
+
+
+def test_reading_pairs_still_refuses_out_of_range_classes(monkeypatch):
+    """Skipping the tie order skips only its permutation check: a stored class rank outside the
+    class map is the same named error on every path; repeated shifts (which only reorder entries)
+    go unnoticed there, and are still refused by the exact read."""
+    c, n, k = 300, 12, 10
+    idx, val = lpqld_topk(n, c, k, seed=1, grid=None)
+    spec = (Field("indices", "int64", (k,)), Field("values", "float32", (k,)))
+    p = Pipeline(chain_variant(idx, c, k, "int16", True), spec)
+
+    def rank(b):
+        b["indices"][4, 3] += 700
+
+    def dup(b):
+        b["entry_shift"][5, :2] = [1, 1]
+
+    got = decode_three_ways_unordered(p, corrupt_chunk(p, idx, val, rank), n, monkeypatch)
+    assert all(isinstance(g, str) and "outside 0..299" in g for g in got)
+    data = corrupt_chunk(p, idx, val, dup)
+    got = decode_three_ways_unordered(p, data, n, monkeypatch)
+    assert all(same_pairs(idx, val, g) for g in got)
+    with pytest.raises(CodecError, match="permutation"):
+        p.decode(data, n)
+
+
+def test_store_and_loader_read_pairs_of_an_imported_lpqld_store(tmp_path):
+    """A store imported from LPQLD files (`lplabel encode DIR`: tie order kept): ``decode_chunk``
+    gives LPQLD's order by default and the pairs in class order with ``entry_order=False``; the
+    loader's rows (:class:`LabelRows`) are those pairs."""
+    from lplabel.commands.codec_tools import encode_source
+    from lplabel.interop.source import LegacySource
+    from lplabel.store import layout as L
+    from lplabel.torch.fastread import LabelRows
+
+    src = synth.write_batches(
+        tmp_path / "lpqld", "lpqld", num_images=40, batch_size=10, epochs=2, num_classes=100, k=10, seed=3
+    )
+    path = tmp_path / "s.lpl"
+    encode_source(LegacySource(src, "lpqld", num_classes=100), path, layout="planes", steps_per_chunk=3, force=True)
+    st = open_store(path)
+    assert [c["name"] for c in st.header["columns"]["label"]["codecs"]][:2] == ["topk", "entryorder"]
+    rows = LabelRows(st, "label")
+    cs, rs = st.tables[L.CHUNK_STEP_START], st.record_start
+    for chunk in range(len(st.chunks["label"])):
+        exact = st.decode_chunk("label", chunk)
+        pairs = st.decode_chunk("label", chunk, entry_order=False)
+        assert same_pairs(exact["indices"], exact["values"], pairs)
+        m = int(rs[cs[chunk + 1]] - rs[cs[chunk]])
+        dests = {name: np.empty((m, *shape), dt) for name, (dt, shape, _) in rows.fields.items()}
+        rows.read(chunk, 0, m, dests)
+        assert np.array_equal(dests["indices"], pairs["indices"]) and bits(dests["values"]) == bits(pairs["values"])
+    st.close()

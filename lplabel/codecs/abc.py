@@ -159,6 +159,12 @@ class ArrayArrayCodec(Codec):
     #: an approximation (quantize dequantizes). A copy of a store (prune, re-chunk) keeps the block
     #: encoded from the first such codec on (:attr:`~lplabel.codecs.pipeline.Pipeline.stored_stage`).
     reencode_exact: ClassVar[bool] = True
+    #: Does ``decode`` only put each record's entries back in their input order (and drop the
+    #: fields ``encode`` added)? True for ``entryorder``. A reader that needs each record's
+    #: (index, value) pairs but not their order -- training: a soft label is a set of pairs --
+    #: may skip such a decode (``Pipeline.decode(entry_order=False)``): the pairs are the same,
+    #: in the order of the later codecs (spec/FORMAT.md §3.19).
+    order_only: ClassVar[bool] = False
 
     def resolve(self, spec: Spec) -> Spec:
         """Spec of this codec's output given its input spec; raises CodecChainError if unfit."""

@@ -22,7 +22,9 @@ shift in 0..m-1 within its run of m equal values (0 without ties).
 Decoding: ``entry_shift`` travels with its entry through every later codec (``sort`` permutes
 all [k] fields alike), so the decoder recomputes each entry's run start a from the decoded values
 and puts it back at ``f = (a + shift) mod k``; shifts that do not give a permutation are a
-corrupt chunk.
+corrupt chunk. A reader that wants the pairs and not their order (the loader: training never
+needs it) skips this decode (``order_only``; ``Pipeline.decode(entry_order=False)``) and gets the
+same pairs in the later codecs' order -- the rank below is most of the chain's decode time.
 
 Speed: the run starts are a rank of each record's values. The loops are compiled with numba
 (:mod:`._entryorder_kernels`, the optional ``rans`` extra) when it is installed -- about 7x the
@@ -113,6 +115,7 @@ def run_lengths(start: np.ndarray, compiled: bool = True) -> np.ndarray:
 @register_codec
 class EntryOrder(ArrayArrayCodec):
     name = "entryorder"
+    order_only = True  # its decode only restores the entries' input order (a loader may skip it)
 
     def resolve(self, spec):
         idx, val = spec_field(spec, "indices"), spec_field(spec, "values")

@@ -41,6 +41,8 @@ class FusedTopKPlanes:
         self.k = k
         self.tie_order = tie_order
         self.index_type = index_type
+        self.index_dtype = np.dtype(index_type)
+        self.signed = index_type == "int16"
         self.classmap = classmap
         # stored index bits -> decoded index bits, for every 16-bit pattern (the kernel looks up
         # without a branch and checks the largest pattern against ``classes`` once per record)
@@ -58,22 +60,30 @@ class FusedTopKPlanes:
         that hiding the kernels (tests, the benchmark's rows) takes effect at once."""
         return _kernels() is not None
 
-    def decode(self, data, n: int) -> dict:
+    def decode(self, data, n: int, entry_order: bool = True) -> dict:
         """The chunk's ``indices`` and ``values`` [n, k], exactly as decoding codec by codec gives
-        them (entries in their input order), or the same :class:`CodecError`. Only when
-        :meth:`ready`."""
+        them (entries in their input order; with ``entry_order=False`` in class order, the
+        ``entryorder`` step skipped and its plane not even decompressed), or the same
+        :class:`CodecError`. Only when :meth:`ready`."""
         kern = _kernels()
-        planes = self.zplanes.planes(data, self.stored_spec, n)
+        keep = self.tie_order and entry_order
+        planes = self.zplanes.planes(data, self.stored_spec, n, fields=None if keep else 2)
         (ilo, ihi), (vlo, vhi) = planes[:2]
-        shift = planes[2][0] if self.tie_order else _NO_SHIFT
+        shift = planes[2][0] if keep else _NO_SHIFT
         k = self.k
-        idx = np.empty((n, k), np.dtype(self.index_type))
+        idx = np.empty((n, k), self.index_dtype)
         val = np.empty((n, k), np.float16)
-        key, cnt = kern.key_buffers(k)
-        bad = kern.decode_topk_planes(
-            ilo, ihi, vlo, vhi, shift, k, self.index_type == "int16", self.table, self.classes, key, cnt,
-            idx.reshape(-1).view(np.uint16), val.reshape(-1).view(np.uint16),
-        )  # fmt: skip
+        if keep:
+            key, cnt = kern.key_buffers(k)
+            bad = kern.decode_topk_planes(
+                ilo, ihi, vlo, vhi, shift, k, self.signed, self.table, self.classes, key, cnt,
+                idx.reshape(-1).view(np.uint16), val.reshape(-1).view(np.uint16),
+            )  # fmt: skip
+        else:
+            bad = kern.decode_topk_planes_unordered(
+                ilo, ihi, vlo, vhi, k, self.signed, self.table, self.classes,
+                idx.reshape(-1).view(np.uint16), val.reshape(-1).view(np.uint16),
+            )  # fmt: skip
         if bad & kern.E_RANK:  # classmap decodes before entryorder: its error comes first
             raise CodecError(f"classmap: a stored rank lies outside 0..{self.classmap.classes - 1}")
         if bad & kern.E_PERM:

@@ -152,9 +152,16 @@ class Pipeline:
         layout = n * per
         return layout if self.array_bytes.name == "bytes" else 2 * layout + (64 << 10)
 
-    def decode(self, data, n: int, stop: int = 0) -> dict:
+    def decode(self, data, n: int, stop: int = 0, entry_order: bool = True) -> dict:
         """Decode a chunk of ``n`` records; ``stop > 0`` leaves the first ``stop`` array->array
         codecs un-decoded (the block is then at stage ``stop``, see :attr:`stored_stage`).
+
+        ``entry_order=False``: the caller needs each record's (index, value) pairs, not their order
+        (a loader feeding training). Codecs whose decode only restores the entries' input order
+        (``order_only``: ``entryorder``) are skipped and the fields they added dropped; every pair is
+        the same, entries in the order the later codecs leave them (class order). Other chains
+        decode exactly as with ``True``.
+
         The default lossless top-k chain decodes in one compiled pass when it can (:mod:`.fused`:
         the same result as codec by codec, faster)."""
         if stop == 0:
@@ -162,13 +169,18 @@ class Pipeline:
             if fused is False:  # recognised once per chain
                 fused = self._fused = fused_decoder(self)
             if fused is not None and fused.ready():
-                return fused.decode(data, n)
+                return fused.decode(data, n, entry_order=entry_order)
         cap = self.max_serialized_bytes(n)
         for c in reversed(self.bytes_bytes):
             data = c.decode(data, max_size=cap) if c.bounded_decode else c.decode(data)
         block = self.array_bytes.decode(data, self._specs[-1], n)
         for i in range(len(self.array_array) - 1, stop - 1, -1):
-            block = self.array_array[i].decode(block, self._specs[i])
+            codec = self.array_array[i]
+            if codec.order_only and not entry_order:
+                keep = [f.name for f in self._specs[i]]  # the fields before it: drop what it added
+                block = {name: block[name] for name in keep}
+                continue
+            block = codec.decode(block, self._specs[i])
         return block
 
     def check_block(self, block: dict, n: int, where: str = "", spec: Spec | None = None) -> None:

@@ -86,11 +86,13 @@ class ZPlanes(ArrayBytesCodec):
             out[f.name] = a.view(bool) if f.type == "bool" else a
         return out
 
-    def planes(self, data, spec, n: int) -> list:
+    def planes(self, data, spec, n: int, fields: int | None = None) -> list:
         """The decompressed byte planes of a chunk, checked: per field of ``spec``, a list of its
         ``itemsize`` planes (uint8 arrays of ``n * items_per_record`` bytes, byte 0 first). A
         reader that rebuilds rows straight into its own arrays (the loader's fast path) starts
-        here instead of from :meth:`decode`'s interleaved copy."""
+        here instead of from :meth:`decode`'s interleaved copy. ``fields``: decompress only the
+        first ``fields`` fields' planes (a reader that drops the rest; the plane table is checked
+        whole either way)."""
         buf = bytes(data) if not isinstance(data, bytes) else data
         lay = self._layouts.get(spec)
         if lay is None:  # per field: its element size, items per record (asked for every chunk: kept)
@@ -103,7 +105,7 @@ class ZPlanes(ArrayBytesCodec):
             raise CodecError(f"zplanes: plane sizes add up to {4 * P + sum(sizes)} bytes, the chunk holds {len(buf)}")
         dec = _decompressor()
         out, pos, p = [], 4 * P, 0
-        for es, items in lay:
+        for es, items in lay[:fields]:
             m = n * items
             field = []
             for _ in range(es):

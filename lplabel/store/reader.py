@@ -702,8 +702,13 @@ class LabelStore:
             )
         return data
 
-    def decode_chunk(self, name: str, chunk: int) -> dict:
-        key = (name, chunk)
+    def decode_chunk(self, name: str, chunk: int, entry_order: bool = True) -> dict:
+        """Chunk ``chunk`` of column ``name`` decoded and checked against the header (read,
+        CRC-32, size limits, value ranges). ``entry_order=False``: each record's top-k pairs without
+        their stored order (see :meth:`Pipeline.decode <lplabel.codecs.pipeline.Pipeline.decode>`;
+        what the loader asks for: training needs the pairs only). The most recent chunk of each
+        column is kept."""
+        key = (name, chunk, entry_order)
         hit = self._cache.get(key)
         if hit is not None:
             return hit
@@ -722,7 +727,7 @@ class LabelStore:
                 hint="the file is damaged or hostile",
             )
         try:
-            block = pipe.decode(data, n)
+            block = pipe.decode(data, n, entry_order=entry_order)
         except LplabelError as e:  # keep the class when the codec cannot run here (a missing dependency)
             cls = CodecUnavailableError if isinstance(e, CodecUnavailableError) else CodecError
             raise cls(e.message, path=self.path, part=self._part(name, chunk), hint=e.hint) from None

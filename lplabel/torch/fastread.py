@@ -14,7 +14,10 @@ uint16 arithmetic, about 3x faster than the codec's plane-by-plane strided copy)
 ``lplabel encode`` writes for dense labels, and for top-k labels whose chain keeps the stored
 order): its byte planes are decompressed once per chunk and each field's rows are rebuilt from
 its own planes. Every other chain (quantize, delta, bitpack, entryorder, ...) is decoded by its
-own :class:`~lplabel.codecs.Pipeline` and the rows are copied.
+own :class:`~lplabel.codecs.Pipeline` and the rows are copied -- with ``entry_order=False``: a
+record's top-k entries come in class order, not in the order an imported legacy file listed them
+(``entryorder``'s decode, most of the decode time of such a chain, is skipped; the pairs are the
+same, and a soft label is the set of its pairs).
 
 Destinations have the loader's transit types: ``indices`` int32 (whatever the stored index
 type), ``bool`` as bool, ``bfloat16`` as its uint16 bits, everything else as decoded.
@@ -111,7 +114,7 @@ class LabelRows:
         types = {f.name: f for f in self.pipeline.decoded_spec}
         probe = None
         if self._chunk_records:
-            probe = self.store.decode_chunk(self.column, 0)
+            probe = self.store.decode_chunk(self.column, 0, entry_order=False)
         for name, f in types.items():
             if probe is not None and name in probe:
                 dt = np.asarray(probe[name]).dtype
@@ -169,8 +172,8 @@ class LabelRows:
                 hit = (raw, [raw[j * m : (j + 1) * m] for j in range(self.shuffle)])
             else:
                 hit = (raw, None)
-        else:
-            hit = self.store.decode_chunk(self.column, chunk)
+        else:  # the pairs, not their order: training needs no tie order (spec §3.19)
+            hit = self.store.decode_chunk(self.column, chunk, entry_order=False)
         if len(cache) >= 2:
             cache.pop(next(iter(cache)))
         cache[chunk] = hit
