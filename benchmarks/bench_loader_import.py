@@ -9,8 +9,10 @@ pipeline path; the issue measured 14.8x there. This benchmark times, interleaved
 
 * the legacy loader: one ``torch.load`` per step of the LPLD (dense fp16) / LPQLD (top-100) files;
 * lplabel ``ReplayLoader`` on the store ``lplabel encode DIR`` writes from those files, as this
-  tree's loader reads it (zplanes fast path; compiled entryorder/delta/classmap loops) and as the
-  loader before read it (generic pipeline decode, numpy loops);
+  tree's loader reads it (zplanes fast path; top-k: each record's pairs, the tie order not restored,
+  in the one compiled pass of ``lplabel.codecs.fused``), as the loader before read it (generic
+  pipeline decode, numpy loops) and, for top-k, with the tie order restored on every read (the
+  loader before it read pairs only);
 * for dense content, lplabel on a ``StoreWriter`` store with its default chain, 1 step per chunk
   (the configuration of docs/loader.md's figure).
 
@@ -74,6 +76,26 @@ def _before(make):
     return lo
 
 
+def _exact_order(make):
+    """The loader as it read top-k before reading pairs only (issue 17): every chunk decoded with
+    LPQLD's tie order restored (``decode_chunk(..., entry_order=True)``); its workers are forked
+    while the store's reader does so, and persistent workers keep that state."""
+    from lplabel.store.reader import LabelStore
+
+    real = LabelStore.decode_chunk
+
+    def exact(self, name, chunk, entry_order=True):
+        return real(self, name, chunk, True)
+
+    LabelStore.decode_chunk = exact
+    try:
+        lo = make()
+        next(iter(lo))
+    finally:
+        LabelStore.decode_chunk = real
+    return lo
+
+
 def _load() -> str:
     try:
         return " / ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -122,6 +144,8 @@ def run(content: str, steps: int, repeats: int, work: Path, log=print) -> list:
         "imported": lambda: ours(imp),
         "imported, before": lambda: _before(lambda: ours(imp)),
     }
+    if content != "dense":
+        makers["imported, exact order"] = lambda: _exact_order(lambda: ours(imp))
     if content == "dense":
         BL.B = B  # bench_loader's content helpers at this batch size
         _, pairs, views, _, _ = BL.build_content(steps, 1000)
@@ -134,6 +158,8 @@ def run(content: str, steps: int, repeats: int, work: Path, log=print) -> list:
         "legacy": "legacy `torch.load` per step",
         "imported": f"`lplabel encode DIR` store ({chain}; {steps / chunks:.0f} steps/chunk), loader default",
         "imported, before": "the same store, the loader before this change (generic decode, numpy loops)",
+        "imported, exact order": "the same store, LPQLD's tie order restored on every read (the loader before "
+        "it read pairs only)",
         "storewriter": "`StoreWriter` default dense chain, 1 step/chunk (docs/loader.md's configuration)",
     }
     for k, t in best.items():

@@ -116,6 +116,25 @@ def test_generator_grammar():
         parse_setting("generator-lots", 10)
 
 
+def test_generator_grammar_shape_and_passes():
+    """``-w<W>r<R>`` names the network, ``-passes<P>`` the training length; both are in the store's
+    name and cache key, and a plain ``generator-<budget>`` keeps its key (no shape, no passes)."""
+    s = parse_setting("generator-440k-w96r24-passes10-T4", 1000)
+    assert (s.budget, s.shape, s.shape_tuple, s.passes) == (440_000, "w96r24", (96, 24), 10)
+    assert s.store_name == "generator-440000-w96r24-passes10" and parse_setting(canonical_name(s), 1000) == s
+    assert parse_setting("generator-60k-w8rfull", 1000).shape_tuple == (8, None)
+    plain = parse_setting("generator-8k", 10).store_json()
+    assert "passes" not in plain and "shape" not in plain
+    for bad, why in (
+        ("generator-8k-passes0", "1 to 1000"),
+        ("generator-8k-w0r4", "width and a head rank"),
+        ("generator-8k-passes3-w8r4", "not in the grammar"),
+        ("generator-8k-w8", "not in the grammar"),
+    ):
+        with pytest.raises(UnknownSettingError, match=why):
+            parse_setting(bad, 10)
+
+
 def test_generator_row(tmp_path):
     from lplabel import open_store
 
@@ -148,3 +167,28 @@ def test_generator_row(tmp_path):
 
     placed = plot(res, tmp_path / "p.png")["file_bytes"]
     assert "generator-8000" in [t for t, _ in placed["placed"]] + placed["unplaced"]
+
+
+def test_generator_row_with_a_named_shape_and_passes(tmp_path):
+    """``generator-8k-w4r2-passes2``: the row's generator is that network, trained twice the store's
+    epochs; a shape above the budget is the budget's named error."""
+    from lplabel.generator import GeneratorBudgetError
+
+    cfg = BenchConfig(
+        out=str(tmp_path / "b"),
+        epochs=2,
+        seeds=1,
+        teacher_epochs=2,
+        device="cpu",
+        progress=False,
+        settings="full,generator-8k-w4r2-passes2",
+    )
+    res = run_bench(cfg, echo=lambda s: None)
+    g = {r["setting"]: r for r in res["rows"]}["generator-8000-w4r2-passes2"]
+    meta = json.loads((tmp_path / "b" / "stores" / "generator-8000-w4r2-passes2.json").read_text())
+    arch = meta["generator"]["architecture"]
+    assert (arch["width"], arch["rank"]) == (4, 2) and g["n_seeds"] == 1
+    assert meta["key"] and meta["generator"]["steps"] > 0
+    big = dataclasses.replace(cfg, settings="full,generator-8k-w512r64")
+    with pytest.raises(GeneratorBudgetError, match="above the budget"):
+        run_bench(big, echo=lambda s: None)

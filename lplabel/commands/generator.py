@@ -55,6 +55,14 @@ from ._common import register
     default=None,
     help="Adam's learning rate [default: min(0.01, 0.1 / width)].",
 )
+@click.option(
+    "--shape",
+    default=None,
+    metavar="WxR",
+    help="Train this network instead of the largest that fits: width W and head rank R ('full': a "
+    "full head), e.g. 96x24; it must fit --budget. For measuring a budget's frontier: at many "
+    "classes the default spends the budget on width and leaves a low-rank head.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option(
@@ -65,7 +73,21 @@ from ._common import register
 )
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 def distill_generator_cmd(
-    store, images, out, budget, teacher, checkpoint, epochs, depth, resolution, lr, seed, device, data_root, force
+    store,
+    images,
+    out,
+    budget,
+    teacher,
+    checkpoint,
+    epochs,
+    depth,
+    resolution,
+    lr,
+    shape,
+    seed,
+    device,
+    data_root,
+    force,
 ):
     """Train a label generator to imitate STORE's labels on its views and store it (HeLlO's idea).
 
@@ -80,6 +102,11 @@ def distill_generator_cmd(
     """
     from ..deps import require
 
+    if shape is not None:  # nonsense is a usage error before anything is loaded
+        w, _, r = shape.lower().partition("x")
+        if not (w.isdigit() and (r.isdigit() or r == "full") and int(w) >= 1 and (r == "full" or int(r) >= 1)):
+            raise click.BadParameter(f"{shape!r} is not WxR (e.g. 96x24 or 8xfull)", param_hint="--shape")
+        shape = (int(w), None if r == "full" else int(r))
     require("torch", "lplabel distill-generator")  # before any work
     from ..relabel import load_images
     from ..torch.distill import distill_generator
@@ -96,6 +123,7 @@ def distill_generator_cmd(
         depth=depth,
         resolution=resolution,
         lr=lr,
+        shape=shape,
         seed=seed,
         device=device,
         force=force,

@@ -45,6 +45,11 @@ SOURCE_FAMILIES = ("online", "generator")
 GENERATOR_PASSES = 3
 
 
+def generator_passes(s: Setting) -> int:
+    """Passes over the stored epochs a ``generator-<budget>[-passes<P>]`` row trains its generator for."""
+    return int(s.passes or GENERATOR_PASSES)
+
+
 def is_label_source(s: Setting) -> bool:
     return s.family in SOURCE_FAMILIES
 
@@ -83,7 +88,9 @@ def source_key(bench, s: Setting) -> dict:
     if not is_label_source(s):
         return {}
     if s.family == "generator":
-        key = {"label_source": s.family, "budget": s.budget, "passes": GENERATOR_PASSES, "format": 2}
+        key = {"label_source": s.family, "budget": s.budget, "passes": generator_passes(s), "format": 2}
+        if s.shape:  # a network named in the setting (else the chooser's: keys stay as they were)
+            key["shape"] = s.shape
         view, res = generator_resolution(bench)
         if res != view:  # a pooling generator (convnet-lite-v2); unpooled rows keep their keys
             key["resolution"] = res
@@ -186,7 +193,8 @@ def _distill(bench, s: Setting, full_path, out) -> dict:
         out,
         budget=int(s.budget),
         resolution=generator_resolution(bench)[1],
-        epochs=GENERATOR_PASSES * src_epochs,
+        epochs=generator_passes(s) * src_epochs,
+        shape=s.shape_tuple,
         seed=int(bench.r.config.seed),
         device=bench.r.device,
         force=True,

@@ -51,6 +51,12 @@ records``). Names written ``-<X>x`` (lplabel 0.1.0, e.g. ``lpld-40x``) are still
     trained on the full store's labels and stored in the file (spec §12,
     :func:`lplabel.torch.distill.distill_generator`); students train on its labels of the same
     views. Its bytes are the whole file (views, the generator, the top-1 index column).
+    ``-w<W>r<R>`` (``r`` a head rank or ``full``): train that network (width W, head rank R)
+    instead of the one :func:`~lplabel.generator.choose_for_budget` picks (it must fit the
+    budget); ``-passes<P>``: train it for P passes over the stored epochs instead of the harness's
+    default (:data:`~lplabel.experiment.harness.online.GENERATOR_PASSES`). Both measure the
+    frontier of a budget: at C = 1,000 the chooser spends a budget on width and leaves a low-rank
+    head, and a short training underfits (``generator-440k-w96r24-passes10``).
 
 Optional suffixes on any name: ``-T<t>`` (constant temperature ``t``) or ``-dkr`` (LPQLD's
 schedule) override the temperature; ``-keep<f>`` (a fraction) is the same as ``-keep1in<1/f>``;
@@ -111,6 +117,8 @@ class Setting:
     mode: str = "auto"
     metric: str = "random"
     budget: int | None = None  # generator-<budget>: the generator's byte budget
+    passes: int | None = None  # generator-<budget>-passes<P>: training passes (None: the harness's default)
+    shape: str | None = None  # generator-<budget>-w<W>r<R>: "w<W>r<R>" (None: the chooser's network)
 
     @property
     def pruned(self) -> bool:
@@ -134,7 +142,7 @@ class Setting:
         if self.family == "online":  # labels from the teacher, views from the full store
             return "full"
         if self.family == "generator":
-            return f"generator-{self.budget}"
+            return _generator_base(self)
         default_t = "dkr" if self.family == "lpqld" else None
         return canonical_name(replace(self, temperature=default_t))
 
@@ -143,8 +151,9 @@ class Setting:
         d = self.to_json()
         for k in ("name", "temperature", "mode"):
             d.pop(k)
-        if d.get("budget") is None:  # the keys of every other setting stay as they were
-            d.pop("budget", None)
+        for key in ("budget", "passes", "shape"):  # the keys of every other setting stay as they were
+            if d.get(key) is None:
+                d.pop(key, None)
         return d
 
     def describe(self) -> str:
@@ -152,7 +161,10 @@ class Setting:
         if self.family == "online":
             return "teacher run in the training loop (no stored labels)"
         if self.family == "generator":
-            return f"label generator (<= {self.budget:,} B) in the file (spec §12) + top-1 index column"
+            extra = (f", width {self.shape_tuple[0]} rank {self.shape_tuple[1] or 'full'}" if self.shape else "") + (
+                f", {self.passes} training passes" if self.passes else ""
+            )
+            return f"label generator (<= {self.budget:,} B{extra}) in the file (spec §12) + top-1 index column"
         rep = "dense" if self.k is None else f"top-{self.k}"
         if self.values == "none":
             parts = [f"{rep} {'index' if self.k == 1 else 'indices'} only"]
@@ -179,6 +191,14 @@ class Setting:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    @property
+    def shape_tuple(self) -> tuple | None:
+        """``(width, rank)`` of ``-w<W>r<R>`` (rank None: a full head), or None."""
+        if not self.shape:
+            return None
+        m = re.fullmatch(r"w(\d+)r(\d+|full)", self.shape)
+        return int(m.group(1)), None if m.group(2) == "full" else int(m.group(2))
 
     def label_codecs(self, num_classes: int) -> list:
         """The label codec chain of this setting's store."""
@@ -222,7 +242,7 @@ DKR_EXPLAINED = (
 _GRAMMAR = (
     "full | lpld-keep1in<X> | lpqld-k<K>[-keep1in<X>] | "
     "lpl-k<K>-<fp16|bf16|fp32|int8|int4>[-tail|-min][-keep1in<X>] | lpl-k<K>-none[-keep1in<X>] | "
-    "lpl-dense-<values>[-keep1in<X>] | online-teacher | generator-<bytes>[k|m]; keep1in<X> keeps a random "
+    "lpl-dense-<values>[-keep1in<X>] | online-teacher | generator-<bytes>[k|m][-w<W>r<R>][-passes<P>]; keep1in<X> keeps a random "
     "1/X of the steps (pruning, not the size ratio); optional -T<t> or -dkr, and -entropy or -margin on pruned "
     "settings; -rans on lpqld names"
 )
@@ -329,14 +349,38 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
         if keep is None:
             raise bad("say how much to prune, e.g. lpld-keep1in10 or lpld-keep1in40")
         s = Setting(name="", family="lpld", keep=keep, reuse="lpld", temperature=temperature)
-    elif head == "generator" and len(toks) == 2 and re.fullmatch(r"\d+(?:\.\d+)?[km]?", toks[1]):
+    elif (
+        head == "generator"
+        and 2 <= len(toks) <= 4
+        and re.fullmatch(r"\d+(?:\.\d+)?[km]?", toks[1])
+        and [re.sub(r"\d+", "#", t) for t in toks[2:]]
+        in ([], ["passes#"], ["w#r#"], ["w#rfull"], ["w#r#", "passes#"], ["w#rfull", "passes#"])
+    ):
         if keep is not None or metric is not None:
             raise bad("a generator labels every view of the full store: no pruning")
         num = toks[1].rstrip("km")
         budget = int(round(float(num) * {"k": 1000, "m": 1000_000}.get(toks[1][-1], 1)))
         if budget < 1:
             raise bad("the budget must be at least 1 byte")
-        s = Setting(name="", family="generator", keep=1.0, reuse="epochs", temperature=temperature, budget=budget)
+        passes = next((int(t[len("passes") :]) for t in toks[2:] if t.startswith("passes")), None)
+        if passes is not None and not 1 <= passes <= 1000:
+            raise bad("-passes<P> takes 1 to 1000 training passes over the stored epochs")
+        shape = next((t for t in toks[2:] if t.startswith("w")), None)
+        if shape is not None:
+            w, r = shape[1:].split("r")
+            if not 1 <= int(w) <= 4096 or (r != "full" and not 1 <= int(r) <= 4096):
+                raise bad("-w<W>r<R> takes a width and a head rank in 1..4096 (or rfull: a full head)")
+            shape = f"w{int(w)}r{r if r == 'full' else int(r)}"
+        s = Setting(
+            name="",
+            family="generator",
+            keep=1.0,
+            reuse="epochs",
+            temperature=temperature,
+            budget=budget,
+            passes=passes,
+            shape=shape,
+        )
     elif head == "online" and toks == ["online", "teacher"]:
         if keep is not None or metric is not None:
             raise bad("online-teacher labels every view of the full store: no pruning")
@@ -380,6 +424,10 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
     return s
 
 
+def _generator_base(s: Setting) -> str:
+    return f"generator-{s.budget}" + (f"-{s.shape}" if s.shape else "") + (f"-passes{s.passes}" if s.passes else "")
+
+
 def canonical_name(s: Setting) -> str:
     """The grammar name of a setting (parse_setting(canonical_name(s)) == s)."""
     if s.family == "reference":
@@ -387,7 +435,7 @@ def canonical_name(s: Setting) -> str:
     elif s.family == "online":
         base = "online-teacher"
     elif s.family == "generator":
-        base = f"generator-{s.budget}"
+        base = _generator_base(s)
     elif s.family == "lpld":
         base = "lpld"
     elif s.family == "lpqld":
