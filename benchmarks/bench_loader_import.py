@@ -157,7 +157,7 @@ def run(content: str, steps: int, repeats: int, work: Path, log=print) -> list:
     names = {
         "legacy": "legacy `torch.load` per step",
         "imported": f"`lplabel encode DIR` store ({chain}; {steps / chunks:.0f} steps/chunk), loader default",
-        "imported, before": "the same store, the loader before this change (generic decode, numpy loops)",
+        "imported, before": "the same store, generic decode with numpy loops (no zplanes fast path, no numba)",
         "imported, exact order": "the same store, LPQLD's tie order restored on every read (the loader before "
         "it read pairs only)",
         "storewriter": "`StoreWriter` default dense chain, 1 step/chunk (docs/loader.md's configuration)",
