@@ -87,6 +87,18 @@ CSV_COLUMNS = [
 ]
 
 
+def rc_epochs(res: dict, c: dict) -> int:
+    """The students' training epochs: the recipe's (``--student-epochs`` or a preset's, which may
+    cycle the stored epochs), else the stored epochs."""
+    return int((res.get("recipe") or {}).get("epochs") or c["epochs"])
+
+
+def _student_epochs(rc: dict, c: dict) -> str:
+    """The student line's epochs: the students' own, and the stored epochs they cycle when they differ."""
+    n = int(rc.get("epochs") or c["epochs"])
+    return f"{n} epochs" + (f" (cycling the {c['epochs']} stored epochs)" if n != int(c["epochs"]) else "")
+
+
 def summarize(s: Setting, info: dict, fidelity: dict | None, runs: list, baseline: int, default_t: float) -> dict:
     """One table row from a setting, its store's ``store_info`` and its students' results."""
     f = info["bytes_by_field"]
@@ -789,7 +801,7 @@ def markdown_report(res: dict) -> str:
     rc = res["recipe"]
     lines.append(
         f"- student: {rc['model']} {json.dumps(rc['model_kwargs'])}, AdamW lr {rc['lr']:g} wd "
-        f"{rc['weight_decay']:g}, cosine per epoch, KL at T (no T²), {c['epochs']} epochs, "
+        f"{rc['weight_decay']:g}, cosine per epoch, KL at T (no T²), {_student_epochs(rc, c)}, "
         f"seeds {c['seeds']}; top-1 on {f['data']['test_images']:,} real test images"
         + (
             f" (the first {f['data']['test_limit_per_class']} of each class)"
@@ -1108,7 +1120,8 @@ def plot(res: dict, path: Path) -> dict:
     c = res["config"]["resolved"]
     fig.suptitle(
         f"lplabel: label storage vs student accuracy -- {c['dataset']} IPC {c['ipc']} "
-        f"({res['facts']['distilled']['selection']}), {c['epochs']} epochs, {len(c['seeds'])} seeds\n"
+        f"({res['facts']['distilled']['selection']}), {c['epochs']} stored epochs, "
+        f"students {rc_epochs(res, c)} epochs, {len(c['seeds'])} seeds\n"
         "labels: setting name without its family prefix; 1/X = keep1in<X> (a random 1/X of the steps); "
         "x smaller = than dense fp16 of the nominal records",
         fontsize=10,
