@@ -171,7 +171,7 @@ def test_generator_row(tmp_path):
 
 def test_generator_row_with_a_named_shape_and_passes(tmp_path):
     """``generator-8k-w4r2-passes2``: the row's generator is that network, trained twice the store's
-    epochs; a shape above the budget is the budget's named error."""
+    epochs; a shape above the budget is the budget's named error, before any work."""
     from lplabel.generator import GeneratorBudgetError
 
     cfg = BenchConfig(
@@ -189,6 +189,8 @@ def test_generator_row_with_a_named_shape_and_passes(tmp_path):
     arch = meta["generator"]["architecture"]
     assert (arch["width"], arch["rank"]) == (4, 2) and g["n_seeds"] == 1
     assert meta["key"] and meta["generator"]["steps"] > 0
-    big = dataclasses.replace(cfg, settings="full,generator-8k-w512r64")
-    with pytest.raises(GeneratorBudgetError, match="above the budget"):
-        run_bench(big, echo=lambda s: None)
+    big = dataclasses.replace(cfg, out=str(tmp_path / "c"), settings="full,generator-8k-w512r64")
+    said = []
+    with pytest.raises(GeneratorBudgetError, match="'generator-8000-w512r64'.*above the budget"):
+        run_bench(big, echo=said.append)
+    assert not any("[2/7]" in line for line in said)  # refused once the data is loaded, before the teacher

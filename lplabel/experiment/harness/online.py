@@ -98,6 +98,41 @@ def source_key(bench, s: Setting) -> dict:
     return {"label_source": s.family, "teacher": bench.teacher_key}
 
 
+def check_shapes(bench) -> None:
+    """Before any work (called once the data is loaded): a ``generator-<budget>-w<W>r<R>`` row whose
+    network does not fit its budget is :class:`~lplabel.generator.GeneratorBudgetError` now, not
+    after the teacher and the relabelling. The views' side is the relabel size (else the images'),
+    their channels the images', the resolution :func:`generator_resolution`'s rule."""
+    from ...generator import GeneratorBudgetError, estimate_bytes, make_architecture
+    from ...torch.distill import default_resolution
+
+    rows = [s for s in bench.r.settings if s.family == "generator" and s.shape]
+    if not rows:
+        return
+    first = np.asarray(bench.train.images[0])
+    channels = 1 if first.ndim == 2 else int(first.shape[-1])
+    view = int(bench.r.relabel.get("size") or first.shape[0])
+    want = bench.r.recipe.image_size
+    res = min(view, int(want)) if want else default_resolution(view)
+    for s in rows:
+        width, rank = s.shape_tuple
+        arch = make_architecture(
+            in_channels=channels,
+            input_size=view,
+            num_classes=bench.r.num_classes,
+            width=width,
+            rank=rank,
+            resolution=res,
+        )
+        need = estimate_bytes(arch)
+        if need > int(s.budget):
+            raise GeneratorBudgetError(
+                f"setting {s.name!r}: a generator of width {width}, rank {rank or 'full'} takes about "
+                f"{need:,} B, above the budget of {int(s.budget):,} B",
+                hint="give a larger budget or a smaller -w<W>r<R>",
+            )
+
+
 def prepare(bench, settings, cache_key, read_json, write_json) -> None:
     """Stage 5 for the label-source rows: point them at the ``full`` store and check the labels
     they make against it on the first stored epoch (cached beside the stores with the sweep's

@@ -1464,6 +1464,7 @@ def _run(r: Resolved, echo, command) -> dict:
     )
     b.stage(1, n, "data")
     b.load_data()
+    online.check_shapes(b)  # a named generator network above its budget: refused before any work
     b.stage(2, n, "teacher")
     b.get_teacher()
     b.stage(3, n, f"distilled set ({r.config.selection})")
