@@ -237,6 +237,21 @@ def test_budget_choice():
     assert num_params(pooled) == num_params(at32) and estimate_bytes(pooled) <= 600_000
 
 
+def test_budget_choice_gives_many_classes_a_head_of_rank_16():
+    """From 128 classes on the chooser keeps the head rank >= 16 when any such generator fits (a
+    narrower network if need be; the measured rank-4 heads at C = 1,000 starved), and falls back to
+    the widest network otherwise; fewer classes keep the old rule."""
+    kw = dict(in_channels=3, input_size=224, num_classes=1000, resolution=32)
+    picks = {b: (a["width"], a["rank"]) for b in (60_000, 440_000, 600_000) for a in [choose_for_budget(b, **kw)]}
+    assert picks == {60_000: (12, 16), 440_000: (96, 24), 600_000: (128, 16)}
+    for b in (60_000, 440_000, 600_000):
+        assert estimate_bytes(choose_for_budget(b, **kw)) <= b
+    tiny = choose_for_budget(20_000, **kw)  # no rank-16 head fits 20 KB: the widest that does
+    assert tiny["rank"] < 16 and estimate_bytes(tiny) <= 20_000
+    few = choose_for_budget(440_000, in_channels=3, input_size=224, num_classes=100, resolution=32)
+    assert few["rank"] is None or few["rank"] < few["width"]  # below 128 classes: ranks below the width
+
+
 # ------------------------------------------------------------------------------------ training
 EPOCHS = 4
 

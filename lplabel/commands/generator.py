@@ -59,9 +59,10 @@ from ._common import register
     "--shape",
     default=None,
     metavar="WxR",
-    help="Train this network instead of the largest that fits: width W and head rank R ('full': a "
-    "full head), e.g. 96x24; it must fit --budget. For measuring a budget's frontier: at many "
-    "classes the default spends the budget on width and leaves a low-rank head.",
+    help="Train this network instead of the one chosen for --budget: width W and head rank R "
+    "('full': a full head), e.g. 96x24; it must fit --budget. For measuring a budget's frontier "
+    "(the default: the widest network that fits, with a head of rank >= 16 from 128 classes on "
+    "when one fits).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")

@@ -89,8 +89,13 @@ def source_key(bench, s: Setting) -> dict:
         return {}
     if s.family == "generator":
         key = {"label_source": s.family, "budget": s.budget, "passes": generator_passes(s), "format": 2}
-        if s.shape:  # a network named in the setting (else the chooser's: keys stay as they were)
+        if s.shape:  # a network named in the setting
             key["shape"] = s.shape
+        else:
+            from ...generator import MANY_CLASSES
+
+            if int(bench.r.num_classes) >= MANY_CLASSES:  # the chooser's many-class rule (head rank >= 16)
+                key["chooser"] = 2
         view, res = generator_resolution(bench)
         if res != view:  # a pooling generator (convnet-lite-v2); unpooled rows keep their keys
             key["resolution"] = res

@@ -55,8 +55,7 @@ records``). Names written ``-<X>x`` (lplabel 0.1.0, e.g. ``lpld-40x``) are still
     instead of the one :func:`~lplabel.generator.choose_for_budget` picks (it must fit the
     budget); ``-passes<P>``: train it for P passes over the stored epochs instead of the harness's
     default (:data:`~lplabel.experiment.harness.online.GENERATOR_PASSES`). Both measure the
-    frontier of a budget: at C = 1,000 the chooser spends a budget on width and leaves a low-rank
-    head, and a short training underfits (``generator-440k-w96r24-passes10``).
+    frontier of a budget (``generator-440k-w96r24-passes10``).
 
 Optional suffixes on any name: ``-T<t>`` (constant temperature ``t``) or ``-dkr`` (LPQLD's
 schedule) override the temperature; ``-keep<f>`` (a fraction) is the same as ``-keep1in<1/f>``;
