@@ -21,6 +21,7 @@ from ..generator import (
     GeneratorBudgetError,
     GeneratorError,
     choose_for_budget,
+    default_passes,
     encode,
     entry_bytes,
     estimate_bytes,
@@ -87,7 +88,8 @@ def distill_generator(
     the store's views instead of the stored labels. ``lr``: Adam's learning rate (cosine decay);
     None: ``min(1e-2, 0.1 / width)`` -- measured on CIFAR-10 (quick profile), a width-32 generator
     fit 38 % top-1 agreement at 1e-2 and 61 % at 3e-3, while widths <= 16 fit best at 1e-2. ``epochs``: training epochs through the
-    store's schedule (default: the store's epochs, every stored view once). ``resolution``: the
+    store's schedule (default: :func:`~lplabel.generator.default_passes` passes over the store's
+    epochs -- 3, and 10 from 128 classes on). ``resolution``: the
     side the generator average-pools each view to before its convolutions (``convnet-lite-v2``;
     None: :func:`default_resolution`, ``min(view size, 32)``; the view size itself: no pooling,
     ``convnet-lite-v1``). ``shape``: ``(width, rank)`` (rank None: a full head) to train that
@@ -175,7 +177,7 @@ def distill_generator(
         + (f", {size}-px views pooled to {res} px" if res != size else "")
         + f", {num_params(arch):,} parameters"
     )
-    n_epochs = int(epochs or st.epochs)
+    n_epochs = int(epochs or default_passes(st.num_classes) * st.epochs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         net = GeneratorNet(arch).to(dev)

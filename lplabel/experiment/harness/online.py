@@ -15,7 +15,7 @@ This module owns everything such a row needs, so :mod:`~lplabel.experiment.harne
 
 ``generator-<budget>``: :func:`prepare` distills a label generator of at most ``budget`` bytes
 from the ``full`` store's labels on its views (:func:`lplabel.torch.distill.distill_generator`,
-:data:`GENERATOR_PASSES` passes over the stored epochs) into its own store (the same views, the
+:func:`generator_passes` passes over the stored epochs) into its own store (the same views, the
 generator in the header, the top-1 class indices as label column; spec §12); students train on
 the generator's labels of those views. Its bytes are that whole file (the generator's own bytes,
 its parameters and FLOPs are reported beside them). The generator sees the views at the
@@ -41,13 +41,14 @@ from .settings import Setting
 
 #: setting families whose labels come from a label source, not from a derived store
 SOURCE_FAMILIES = ("online", "generator")
-#: passes over the full store's stored epochs a generator is trained for
-GENERATOR_PASSES = 3
 
 
-def generator_passes(s: Setting) -> int:
-    """Passes over the stored epochs a ``generator-<budget>[-passes<P>]`` row trains its generator for."""
-    return int(s.passes or GENERATOR_PASSES)
+def generator_passes(s: Setting, num_classes: int) -> int:
+    """Passes over the stored epochs a ``generator-<budget>[-passes<P>]`` row trains its generator
+    for: P, else :func:`lplabel.generator.default_passes` (3; 10 from 128 classes on)."""
+    from ...generator import default_passes
+
+    return int(s.passes or default_passes(num_classes))
 
 
 def is_label_source(s: Setting) -> bool:
@@ -88,7 +89,12 @@ def source_key(bench, s: Setting) -> dict:
     if not is_label_source(s):
         return {}
     if s.family == "generator":
-        key = {"label_source": s.family, "budget": s.budget, "passes": generator_passes(s), "format": 2}
+        key = {
+            "label_source": s.family,
+            "budget": s.budget,
+            "passes": generator_passes(s, bench.r.num_classes),
+            "format": 2,
+        }
         if s.shape:  # a network named in the setting
             key["shape"] = s.shape
         else:
@@ -233,7 +239,7 @@ def _distill(bench, s: Setting, full_path, out) -> dict:
         out,
         budget=int(s.budget),
         resolution=generator_resolution(bench)[1],
-        epochs=generator_passes(s) * src_epochs,
+        epochs=generator_passes(s, bench.r.num_classes) * src_epochs,
         shape=s.shape_tuple,
         seed=int(bench.r.config.seed),
         device=bench.r.device,

@@ -54,7 +54,7 @@ records``). Names written ``-<X>x`` (lplabel 0.1.0, e.g. ``lpld-40x``) are still
     ``-w<W>r<R>`` (``r`` a head rank or ``full``): train that network (width W, head rank R)
     instead of the one :func:`~lplabel.generator.choose_for_budget` picks (it must fit the
     budget); ``-passes<P>``: train it for P passes over the stored epochs instead of the harness's
-    default (:data:`~lplabel.experiment.harness.online.GENERATOR_PASSES`). Both measure the
+    default (:func:`lplabel.generator.default_passes`: 3, and 10 from 128 classes on). Both measure the
     frontier of a budget (``generator-440k-w96r24-passes10``).
 
 Optional suffixes on any name: ``-T<t>`` (constant temperature ``t``) or ``-dkr`` (LPQLD's
