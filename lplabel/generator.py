@@ -67,7 +67,7 @@ def default_passes(num_classes: int) -> int:
     """Passes over a store's stored epochs a generator trains for when none is asked: 3, and 10 from
     :data:`MANY_CLASSES` classes on. Measured at C = 1,000 (benchmarks/results/
     accuracy-tiny-imagenet-cpu-2026-12-05c.md; 440 KB, width 96, rank 24): 3 passes matched the
-    teacher's top-1 on 9.6 % of the views and trained students to 4.5 %, 10 passes 15.8 % and
+    teacher's top-1 on 9.6 % of the views and trained students to 4.6 %, 10 passes 15.8 % and
     8.7 % (full labels 5.95 %). Few-class generators fit in 3 (digits: 96.2 % at 40 KB against
     96.5 % with full labels)."""
     return 10 if int(num_classes) >= MANY_CLASSES else 3
