@@ -136,10 +136,15 @@ class SlabPool:
     def reclaim(self) -> int:
         """Free slabs claimed by processes that no longer exist and not held here (main side)."""
         n = 0
-        for k in np.flatnonzero(self._state).tolist():
+        # a snapshot: workers claim and free slabs while this runs, and numpy's nonzero on the live
+        # shared array raises when the count changes under it (seen: "number of non-zero array
+        # elements changed during function execution", the training loop's next epoch crashed)
+        for k in np.flatnonzero(self._state.copy()).tolist():
             if k in self._live:
                 continue
             pid = int(self._state[k])
+            if pid == 0:  # freed since the snapshot
+                continue
             try:
                 os.kill(pid, 0)
                 continue
