@@ -410,6 +410,21 @@ def choose_for_budget(
     )
 
 
+def shape_for_budget(budget: int, width: int, rank: int | None, **arch) -> dict:
+    """The architecture of a named network (width, head rank; None: a full head) with ``arch``'s
+    other fields (:func:`make_architecture`), or :class:`GeneratorBudgetError` when its entry
+    would not fit in ``budget`` bytes. The check of ``distill-generator --shape`` and of the
+    harness's ``generator-<budget>-w<W>r<R>`` rows (before any work)."""
+    a = make_architecture(width=int(width), rank=None if rank is None else int(rank), **arch)
+    need = estimate_bytes(a)
+    if need > int(budget):
+        raise GeneratorBudgetError(
+            f"a generator of width {width}, rank {rank} takes about {need:,} B, above the budget of {int(budget):,} B",
+            hint="give a larger --budget or a smaller shape",
+        )
+    return a
+
+
 def summary(entry: dict) -> dict:
     """What ``lplabel info`` says about a stored generator (``label_generator`` key)."""
     a = entry["architecture"]

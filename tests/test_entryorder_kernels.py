@@ -244,16 +244,16 @@ def codec_by_codec(monkeypatch, compiled: bool):
     _compiled._FOUND.update(dict.fromkeys(_compiled.MODULES if not compiled else ("_fused_kernels",)))
 
 
-def decode_three_ways(p, data, n, monkeypatch):
-    """The chunk decoded by the fused pass, codec by codec compiled, and by the numpy reference:
-    each a block or the CodecError's message."""
+def decode_three_ways(p, data, n, monkeypatch, entry_order=True):
+    """The chunk decoded by the fused pass, codec by codec compiled, and by the numpy reference
+    (``entry_order``: as :meth:`Pipeline.decode`'s): each a block or the CodecError's message."""
     got = []
     for hide in (None, True, False):
         with monkeypatch.context() as m:
             if hide is not None:
                 codec_by_codec(m, compiled=hide)
             try:
-                got.append(p.decode(data, n))
+                got.append(p.decode(data, n, entry_order=entry_order))
             except CodecError as e:
                 got.append(e.message)
     return got
@@ -370,20 +370,6 @@ def test_fused_decoder_takes_only_its_chain():
 # -- reading the pairs without their order (the loader: Pipeline.decode(entry_order=False)) --------
 
 
-def decode_three_ways_unordered(p, data, n, monkeypatch):
-    """As :func:`decode_three_ways`, with ``entry_order=False``."""
-    got = []
-    for hide in (None, True, False):
-        with monkeypatch.context() as m:
-            if hide is not None:
-                codec_by_codec(m, compiled=hide)
-            try:
-                got.append(p.decode(data, n, entry_order=False))
-            except CodecError as e:
-                got.append(e.message)
-    return got
-
-
 def same_pairs(idx, val, got) -> bool:
     """Each record holds the same (index, value bits) pairs, whatever their order."""
     a, b = np.argsort(idx, 1, kind="stable"), np.argsort(got["indices"], 1, kind="stable")
@@ -405,7 +391,7 @@ def test_reading_pairs_skips_the_tie_order_and_keeps_every_pair(k, grid, index_t
     block = {"indices": idx.astype(np.int64), "values": val.astype(np.float32)}
     p = Pipeline(chain_variant(idx, c, k, index_type, with_map), spec)
     data = p.encode(block)
-    fused, compiled, ref = decode_three_ways_unordered(p, data, n, monkeypatch)
+    fused, compiled, ref = decode_three_ways(p, data, n, monkeypatch, entry_order=False)
     assert list(ref) == ["indices", "values"]
     assert same_blocks(fused, ref) and same_blocks(compiled, ref)
     assert same_pairs(idx, val, ref)
@@ -431,10 +417,10 @@ def test_reading_pairs_still_refuses_out_of_range_classes(monkeypatch):
     def dup(b):
         b["entry_shift"][5, :2] = [1, 1]
 
-    got = decode_three_ways_unordered(p, corrupt_chunk(p, idx, val, rank), n, monkeypatch)
+    got = decode_three_ways(p, corrupt_chunk(p, idx, val, rank), n, monkeypatch, entry_order=False)
     assert all(isinstance(g, str) and "outside 0..299" in g for g in got)
     data = corrupt_chunk(p, idx, val, dup)
-    got = decode_three_ways_unordered(p, data, n, monkeypatch)
+    got = decode_three_ways(p, data, n, monkeypatch, entry_order=False)
     assert all(same_pairs(idx, val, g) for g in got)
     with pytest.raises(CodecError, match="permutation"):
         p.decode(data, n)

@@ -135,18 +135,17 @@ def test_generator_grammar_shape_and_passes():
             parse_setting(bad, 10)
 
 
+def _digits(out, settings: str, epochs: int, seeds: int) -> BenchConfig:
+    """A small digits sweep on the CPU (a 2-epoch teacher, no progress bars)."""
+    return BenchConfig(
+        out=str(out), epochs=epochs, seeds=seeds, teacher_epochs=2, device="cpu", progress=False, settings=settings
+    )
+
+
 def test_generator_row(tmp_path):
     from lplabel import open_store
 
-    cfg = BenchConfig(
-        out=str(tmp_path / "b"),
-        epochs=4,
-        seeds=2,
-        teacher_epochs=2,
-        device="cpu",
-        progress=False,
-        settings="full,generator-8k",
-    )
+    cfg = _digits(tmp_path / "b", "full,generator-8k", epochs=4, seeds=2)
     res = run_bench(cfg, echo=lambda s: None)
     rows = {r["setting"]: r for r in res["rows"]}
     full, g = rows["full"], rows["generator-8000"]
@@ -174,15 +173,7 @@ def test_generator_row_with_a_named_shape_and_passes(tmp_path):
     epochs; a shape above the budget is the budget's named error, before any work."""
     from lplabel.generator import GeneratorBudgetError
 
-    cfg = BenchConfig(
-        out=str(tmp_path / "b"),
-        epochs=2,
-        seeds=1,
-        teacher_epochs=2,
-        device="cpu",
-        progress=False,
-        settings="full,generator-8k-w4r2-passes2",
-    )
+    cfg = _digits(tmp_path / "b", "full,generator-8k-w4r2-passes2", epochs=2, seeds=1)
     res = run_bench(cfg, echo=lambda s: None)
     g = {r["setting"]: r for r in res["rows"]}["generator-8000-w4r2-passes2"]
     meta = json.loads((tmp_path / "b" / "stores" / "generator-8000-w4r2-passes2.json").read_text())

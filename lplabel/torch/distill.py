@@ -18,14 +18,12 @@ import torch
 
 from ..generator import (
     EXTENSION,
-    GeneratorBudgetError,
     GeneratorError,
     choose_for_budget,
     default_passes,
     encode,
     entry_bytes,
-    estimate_bytes,
-    make_architecture,
+    shape_for_budget,
     num_params,
 )
 from .generator import GeneratorNet
@@ -142,15 +140,7 @@ def distill_generator(
         )
         if shape is None:
             return choose_for_budget(int(budget), **kw)
-        width, rank = shape
-        arch = make_architecture(width=int(width), rank=None if rank is None else int(rank), **kw)
-        need = estimate_bytes(arch)
-        if need > int(budget):
-            raise GeneratorBudgetError(
-                f"a generator of width {width}, rank {rank} takes about {need:,} B, above the budget of {int(budget):,} B",
-                hint="give a larger --budget or a smaller shape",
-            )
-        return arch
+        return shape_for_budget(int(budget), *shape, **kw)
 
     channels = _channels_of(images)
     if channels is not None:  # the budget first: it needs only the store and the images' channels

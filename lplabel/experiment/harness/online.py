@@ -73,15 +73,21 @@ def generator_resolution(bench) -> tuple[int, int]:
     recipe's ``image_size``) when set, else :func:`~lplabel.torch.distill.default_resolution` of
     the ``full`` store's view side."""
     from ...store import LabelStore
-    from ...torch.distill import default_resolution
 
     st = LabelStore(bench.stores["full"]["path"])
     try:
         view = int(st.header["augmentation"]["output_size"])
     finally:
         st.close()
+    return view, _resolution(bench, view)
+
+
+def _resolution(bench, view: int) -> int:
+    """The side a sweep's generators pool ``view``-px views to (see :func:`generator_resolution`)."""
+    from ...torch.distill import default_resolution
+
     want = bench.r.recipe.image_size
-    return view, min(view, int(want)) if want else default_resolution(view)
+    return min(view, int(want)) if want else default_resolution(view)
 
 
 def source_key(bench, s: Setting) -> dict:
@@ -114,8 +120,7 @@ def check_shapes(bench) -> None:
     network does not fit its budget is :class:`~lplabel.generator.GeneratorBudgetError` now, not
     after the teacher and the relabelling. The views' side is the relabel size (else the images'),
     their channels the images', the resolution :func:`generator_resolution`'s rule."""
-    from ...generator import GeneratorBudgetError, estimate_bytes, make_architecture
-    from ...torch.distill import default_resolution
+    from ...generator import GeneratorBudgetError, shape_for_budget
 
     rows = [s for s in bench.r.settings if s.family == "generator" and s.shape]
     if not rows:
@@ -123,25 +128,16 @@ def check_shapes(bench) -> None:
     first = np.asarray(bench.train.images[0])
     channels = 1 if first.ndim == 2 else int(first.shape[-1])
     view = int(bench.r.relabel.get("size") or first.shape[0])
-    want = bench.r.recipe.image_size
-    res = min(view, int(want)) if want else default_resolution(view)
+    arch = dict(
+        in_channels=channels, input_size=view, num_classes=bench.r.num_classes, resolution=_resolution(bench, view)
+    )
     for s in rows:
-        width, rank = s.shape_tuple
-        arch = make_architecture(
-            in_channels=channels,
-            input_size=view,
-            num_classes=bench.r.num_classes,
-            width=width,
-            rank=rank,
-            resolution=res,
-        )
-        need = estimate_bytes(arch)
-        if need > int(s.budget):
+        try:
+            shape_for_budget(s.budget, *s.shape_tuple, **arch)
+        except GeneratorBudgetError as e:
             raise GeneratorBudgetError(
-                f"setting {s.name!r}: a generator of width {width}, rank {rank or 'full'} takes about "
-                f"{need:,} B, above the budget of {int(s.budget):,} B",
-                hint="give a larger budget or a smaller -w<W>r<R>",
-            )
+                f"setting {s.name!r}: {e.message}", hint="give a larger budget or a smaller -w<W>r<R>"
+            ) from None
 
 
 def prepare(bench, settings, cache_key, read_json, write_json) -> None:

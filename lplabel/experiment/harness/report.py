@@ -87,15 +87,15 @@ CSV_COLUMNS = [
 ]
 
 
-def rc_epochs(res: dict, c: dict) -> int:
-    """The students' training epochs: the recipe's (``--student-epochs`` or a preset's, which may
-    cycle the stored epochs), else the stored epochs."""
-    return int((res.get("recipe") or {}).get("epochs") or c["epochs"])
+def student_epochs(rc: dict | None, c: dict) -> int:
+    """The students' training epochs: the recipe's ``rc`` (``--student-epochs`` or a preset's, which
+    may cycle the stored epochs), else the stored epochs of the resolved config ``c``."""
+    return int((rc or {}).get("epochs") or c["epochs"])
 
 
-def _student_epochs(rc: dict, c: dict) -> str:
-    """The student line's epochs: the students' own, and the stored epochs they cycle when they differ."""
-    n = int(rc.get("epochs") or c["epochs"])
+def _student_epochs_text(rc: dict, c: dict) -> str:
+    """The student line's epochs, and the stored epochs they cycle when they differ."""
+    n = student_epochs(rc, c)
     return f"{n} epochs" + (f" (cycling the {c['epochs']} stored epochs)" if n != int(c["epochs"]) else "")
 
 
@@ -801,7 +801,7 @@ def markdown_report(res: dict) -> str:
     rc = res["recipe"]
     lines.append(
         f"- student: {rc['model']} {json.dumps(rc['model_kwargs'])}, AdamW lr {rc['lr']:g} wd "
-        f"{rc['weight_decay']:g}, cosine per epoch, KL at T (no T²), {_student_epochs(rc, c)}, "
+        f"{rc['weight_decay']:g}, cosine per epoch, KL at T (no T²), {_student_epochs_text(rc, c)}, "
         f"seeds {c['seeds']}; top-1 on {f['data']['test_images']:,} real test images"
         + (
             f" (the first {f['data']['test_limit_per_class']} of each class)"
@@ -1121,7 +1121,7 @@ def plot(res: dict, path: Path) -> dict:
     fig.suptitle(
         f"lplabel: label storage vs student accuracy -- {c['dataset']} IPC {c['ipc']} "
         f"({res['facts']['distilled']['selection']}), {c['epochs']} stored epochs, "
-        f"students {rc_epochs(res, c)} epochs, {len(c['seeds'])} seeds\n"
+        f"students {student_epochs(res.get('recipe'), c)} epochs, {len(c['seeds'])} seeds\n"
         "labels: setting name without its family prefix; 1/X = keep1in<X> (a random 1/X of the steps); "
         "x smaller = than dense fp16 of the nominal records",
         fontsize=10,

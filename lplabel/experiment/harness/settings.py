@@ -194,10 +194,7 @@ class Setting:
     @property
     def shape_tuple(self) -> tuple | None:
         """``(width, rank)`` of ``-w<W>r<R>`` (rank None: a full head), or None."""
-        if not self.shape:
-            return None
-        m = re.fullmatch(r"w(\d+)r(\d+|full)", self.shape)
-        return int(m.group(1)), None if m.group(2) == "full" else int(m.group(2))
+        return _shape_of(self.shape) if self.shape else None
 
     def label_codecs(self, num_classes: int) -> list:
         """The label codec chain of this setting's store."""
@@ -366,10 +363,10 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
             raise bad("-passes<P> takes 1 to 1000 training passes over the stored epochs")
         shape = next((t for t in toks[2:] if t.startswith("w")), None)
         if shape is not None:
-            w, r = shape[1:].split("r")
-            if not 1 <= int(w) <= 4096 or (r != "full" and not 1 <= int(r) <= 4096):
+            w, r = _shape_of(shape)
+            if not 1 <= w <= 4096 or (r is not None and not 1 <= r <= 4096):
                 raise bad("-w<W>r<R> takes a width and a head rank in 1..4096 (or rfull: a full head)")
-            shape = f"w{int(w)}r{r if r == 'full' else int(r)}"
+            shape = f"w{w}r{'full' if r is None else r}"
         s = Setting(
             name="",
             family="generator",
@@ -421,6 +418,12 @@ def parse_setting(name: str, num_classes: int | None = None) -> Setting:
     if num_classes is not None and s.family not in ("online", "generator"):
         check_chain(s, num_classes)
     return s
+
+
+def _shape_of(text: str) -> tuple:
+    """``(width, rank)`` of a ``w<W>r<R>`` token (rank None for ``rfull``)."""
+    m = re.fullmatch(r"w(\d+)r(\d+|full)", text)
+    return int(m.group(1)), None if m.group(2) == "full" else int(m.group(2))
 
 
 def _generator_base(s: Setting) -> str:
